@@ -1,0 +1,92 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "runvoy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "runvoyd", targets: ["runvoyd"]),
+        .executable(name: "runvoyctl", targets: ["runvoyctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .target(name: "CRunvoyPosix"),
+        .target(
+            name: "RunvoyKit",
+            dependencies: ["CRunvoyPosix"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "RunvoyConfig",
+            dependencies: [
+                "RunvoyKit",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "runvoyd",
+            dependencies: [
+                "CSystemd",
+                "CRunvoyPosix",
+                "RunvoyKit",
+                "RunvoyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "runvoyctl",
+            dependencies: [
+                "RunvoyKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RunvoyKitTests",
+            dependencies: [
+                "RunvoyKit",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "RunvoyConfigTests",
+            dependencies: ["RunvoyConfig"]
+        ),
+        .testTarget(
+            name: "runvoydTests",
+            dependencies: [
+                "runvoyd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["RunvoyKit", "runvoyd", "runvoyctl"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
