@@ -1,0 +1,60 @@
+#ifndef RUNVOY_POSIX_H
+#define RUNVOY_POSIX_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/// Where in the child the spawn failed; reported with errno through the status pipe.
+enum runvoy_spawn_stage {
+    RUNVOY_STAGE_NONE = 0,
+    RUNVOY_STAGE_SETSID = 1,
+    RUNVOY_STAGE_SETGROUPS = 2,
+    RUNVOY_STAGE_SETGID = 3,
+    RUNVOY_STAGE_SETUID = 4,
+    RUNVOY_STAGE_CHDIR = 5,
+    RUNVOY_STAGE_DUP = 6,
+    RUNVOY_STAGE_GATE = 7,
+    RUNVOY_STAGE_EXEC = 8,
+    RUNVOY_STAGE_FORK = 9,
+};
+
+struct runvoy_spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int change_identity;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// The child blocks reading one byte from this fd before execve; EOF without a byte aborts the spawn.
+    int gate_fd;
+    /// Close-on-exec write end: the child writes {stage, errno} here when anything fails.
+    int status_fd;
+};
+
+/// Forks a child that resets signals, starts a new session, drops to the requested identity,
+/// wires stdio, waits on the gate and execs. Returns the pid, or -1 with errno set when fork fails.
+pid_t runvoy_spawn(const struct runvoy_spawn_request *request);
+
+/// pidfd_open(2); -1 with errno on failure.
+int runvoy_pidfd_open(pid_t pid);
+
+/// waitid(P_PIDFD, ...) blocking; fills exit code or signal. Returns 0 or -1 with errno.
+int runvoy_pidfd_wait(int pidfd, int *exited, int *status);
+
+/// pidfd_send_signal(2).
+int runvoy_pidfd_send_signal(int pidfd, int sig);
+
+/// Grows a pipe's buffer (F_SETPIPE_SZ); returns the new size or -1.
+int runvoy_set_pipe_size(int fd, int size);
+
+/// The peer credentials of a connected Unix socket (SO_PEERCRED).
+int runvoy_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+
+#endif

@@ -1,0 +1,145 @@
+/// Parameters of `exec`.
+public struct ExecParams: Codable, Sendable, Equatable {
+    /// The command and its arguments. `argv[0]` is looked up in the executor's PATH unless it contains a slash.
+    public var argv: [String]
+    /// The executor to run on; the default executor when absent.
+    public var executor: String?
+    /// Extra environment variables; each name must be allowed by the executor's `allow_env`.
+    public var env: [String: String]?
+    /// Timeout in milliseconds; the executor's default when absent, never more than its maximum.
+    public var timeoutMs: Int64?
+    /// Reply with the execution id at once and stream nothing.
+    public var detach: Bool?
+    /// Kill the command's process group if this connection closes before it ends.
+    public var killOnDisconnect: Bool?
+    /// Whether the client will send standard input with `stdin` requests. When false the command reads /dev/null.
+    public var stdin: Bool?
+
+    public init(
+        argv: [String], executor: String? = nil, env: [String: String]? = nil, timeoutMs: Int64? = nil,
+        detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil
+    ) {
+        self.argv = argv
+        self.executor = executor
+        self.env = env
+        self.timeoutMs = timeoutMs
+        self.detach = detach
+        self.killOnDisconnect = killOnDisconnect
+        self.stdin = stdin
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case argv, executor, env, detach, stdin
+        case timeoutMs = "timeout_ms"
+        case killOnDisconnect = "kill_on_disconnect"
+    }
+}
+
+/// The `started` event of `exec`.
+public struct StartedEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var executionId: String
+    public var executor: String
+    public var runAs: String
+    public var pid: Int32
+
+    public init(id: RequestID?, executionId: String, executor: String, runAs: String, pid: Int32) {
+        self.id = id
+        self.event = "started"
+        self.executionId = executionId
+        self.executor = executor
+        self.runAs = runAs
+        self.pid = pid
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, executor, pid
+        case executionId = "execution_id"
+        case runAs = "run_as"
+    }
+}
+
+/// The `exit` event of `exec`: the last frame of an execution.
+public struct ExitEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var executionId: String
+    /// The exit code when the command exited normally.
+    public var exitCode: Int32?
+    /// The signal number when a signal ended the command.
+    public var signal: Int32?
+    /// Whether the daemon ended the command because its timeout expired.
+    public var timedOut: Bool
+    public var durationUsec: Int64
+
+    public init(
+        id: RequestID?, executionId: String, exitCode: Int32?, signal: Int32?, timedOut: Bool, durationUsec: Int64
+    ) {
+        self.id = id
+        self.event = "exit"
+        self.executionId = executionId
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.durationUsec = durationUsec
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, signal
+        case executionId = "execution_id"
+        case exitCode = "exit_code"
+        case timedOut = "timed_out"
+        case durationUsec = "duration_usec"
+    }
+}
+
+/// Result of a detached `exec`.
+public struct DetachedResult: Codable, Sendable, Equatable {
+    public var executionId: String
+    public var pid: Int32
+
+    public init(executionId: String, pid: Int32) {
+        self.executionId = executionId
+        self.pid = pid
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pid
+        case executionId = "execution_id"
+    }
+}
+
+/// Parameters of `stdin`.
+public struct StdinParams: Codable, Sendable, Equatable {
+    /// Base64 bytes to write to the command's standard input.
+    public var data: String?
+    /// Close the command's standard input after `data`, if any.
+    public var eof: Bool?
+
+    public init(data: String?, eof: Bool?) {
+        self.data = data
+        self.eof = eof
+    }
+}
+
+/// Parameters of `signal`.
+public struct SignalParams: Codable, Sendable, Equatable {
+    /// A signal name (`INT`, `SIGTERM`) or number.
+    public var signal: String
+
+    public init(signal: String) {
+        self.signal = signal
+    }
+}
+
+/// Result of `signal`.
+public struct SignalResult: Codable, Sendable, Equatable {
+    public var signal: Int32
+    public var delivered: Bool
+
+    public init(signal: Int32, delivered: Bool) {
+        self.signal = signal
+        self.delivered = delivered
+    }
+}

@@ -1,0 +1,13 @@
+/// The methods of protocol v1.
+public enum Method: String, Sendable, CaseIterable {
+    /// Version negotiation: reports the daemon version and the protocol versions it speaks.
+    case hello
+    /// What the daemon sees of the caller.
+    case whoami
+    /// Start a command on an executor and stream its output.
+    case exec
+    /// Bytes for, or the end of, the standard input of the execution started on this connection.
+    case stdin
+    /// Send a signal to the process group of the execution started on this connection.
+    case signal
+}

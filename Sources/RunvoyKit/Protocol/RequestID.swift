@@ -1,0 +1,37 @@
+/// The `id` of a request: a JSON string or integer, echoed verbatim in every reply and event.
+public enum RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
+    case string(String)
+    case number(Int64)
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int64.self) {
+            self = .number(number)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let value): value
+        case .number(let value): String(value)
+        }
+    }
+
+    /// The id as a JSON literal, for frames built by hand.
+    public var jsonLiteral: String {
+        switch self {
+        case .number(let value): return String(value)
+        case .string(let value): return JSONText.quoted(value)
+        }
+    }
+}

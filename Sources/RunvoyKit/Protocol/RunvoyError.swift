@@ -1,0 +1,52 @@
+/// An error as it travels on the wire: a stable machine `code` and a human `message`.
+public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// A stable, machine-readable error code. New codes may be added; existing ones never change meaning.
+    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The frame's length header exceeds the receiver's maximum.
+        public static let frameTooLarge = Code(rawValue: "frame_too_large")
+        /// The frame is not a JSON object, or a field is missing or has the wrong type.
+        public static let badRequest = Code(rawValue: "bad_request")
+        /// The method is not known to this daemon.
+        public static let unknownMethod = Code(rawValue: "unknown_method")
+        /// The request's `v` is not a protocol version the daemon speaks.
+        public static let unsupportedVersion = Code(rawValue: "unsupported_version")
+        /// The caller may not do this.
+        public static let permissionDenied = Code(rawValue: "permission_denied")
+        /// No executor has the requested name.
+        public static let noSuchExecutor = Code(rawValue: "no_such_executor")
+        /// The executor does not accept this command.
+        public static let commandNotAllowed = Code(rawValue: "command_not_allowed")
+        /// The command could not be started.
+        public static let spawnFailed = Code(rawValue: "spawn_failed")
+        /// The audit record could not be written, so nothing was done.
+        public static let auditUnavailable = Code(rawValue: "audit_unavailable")
+        /// The connection or execution ran out of time.
+        public static let timeout = Code(rawValue: "timeout")
+        /// The daemon is at a configured limit (connections, executions) or shutting down.
+        public static let busy = Code(rawValue: "busy")
+        /// The request is valid but refers to something that is not in a state to accept it.
+        public static let invalidState = Code(rawValue: "invalid_state")
+        /// A request parameter has an acceptable type but an unacceptable value.
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// Something failed inside the daemon.
+        public static let internalError = Code(rawValue: "internal")
+    }
+
+    public var code: Code
+    public var message: String
+    /// A finer machine-readable reason for some codes: for `spawn_failed`, `not_found` (exit 127 in a shell),
+    /// `not_executable`, `working_directory`, `identity` or `exec`.
+    public var reason: String?
+
+    public init(_ code: Code, _ message: String, reason: String? = nil) {
+        self.code = code
+        self.message = message
+        self.reason = reason
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}

@@ -1,0 +1,41 @@
+/// Result of `whoami`: the caller as the daemon sees it, from the kernel's peer credentials.
+public struct WhoamiResult: Codable, Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var pid: Int32
+    /// User name from the user database, or nil when the uid has no entry.
+    public var user: String?
+    /// Primary group name, or nil when the gid has no entry.
+    public var group: String?
+    /// Names of every group the user belongs to.
+    public var groups: [String]
+    /// Whether the caller is an administrator (root).
+    public var admin: Bool
+    /// Whether the daemon holds a pidfd for the caller (SO_PEERPIDFD).
+    public var pidfd: Bool
+    /// Executors the caller may use.
+    public var executors: [String]
+    /// The executor used when none is named.
+    public var defaultExecutor: String?
+
+    public init(
+        uid: UInt32, gid: UInt32, pid: Int32, user: String?, group: String?, groups: [String], admin: Bool,
+        pidfd: Bool, executors: [String], defaultExecutor: String?
+    ) {
+        self.uid = uid
+        self.gid = gid
+        self.pid = pid
+        self.user = user
+        self.group = group
+        self.groups = groups
+        self.admin = admin
+        self.pidfd = pidfd
+        self.executors = executors
+        self.defaultExecutor = defaultExecutor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case uid, gid, pid, user, group, groups, admin, pidfd, executors
+        case defaultExecutor = "default_executor"
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Glibc
+import RunvoyKit
+
+/// `runvoyctl exec`: run a command on an executor and relay its output, input, signals and exit status.
+struct ExecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run a command on an executor.",
+        discussion: """
+            Output arrives on your stdout and stderr as the command writes it; your stdin is forwarded; Ctrl-C \
+            and SIGTERM are forwarded to the command's process group. runvoyctl exits with the command's status, \
+            128+N when signal N killed it, 124 when its timeout expired, 125 when runvoyd refused or failed, \
+            126 when the command could not be executed and 127 when it was not found.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Executor to run on (default: the daemon's default).", valueName: "name"))
+    var executor: String?
+
+    @Option(name: .long, help: ArgumentHelp("Pass an environment variable the executor allows (repeatable).", valueName: "K=V"))
+    var env: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Stop the command after this long (e.g. 30s, 5m, 1h30m).", valueName: "duration"))
+    var timeout: String?
+
+    @Flag(name: [.short, .long], help: "Start the command, print its execution id and return at once.")
+    var detach = false
+
+    @Flag(name: .long, help: "Kill the command if this client disconnects before it ends.")
+    var killOnDisconnect = false
+
+    @Flag(name: [.short, .long], help: "Do not print the execution id to stderr.")
+    var quiet = false
+
+    @Flag(name: [.customShort("n"), .long], help: "Do not forward stdin; the command reads /dev/null.")
+    var noStdin = false
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    var argv: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    func validate() throws {
+        if argv.isEmpty { throw ValidationError("name a command to run: runvoyctl exec -- CMD [ARGS...]") }
+        for item in env where !item.contains("=") || item.hasPrefix("=") {
+            throw ValidationError("--env takes NAME=VALUE, not '\(item)'")
+        }
+        if let timeout, DurationParser.parse(timeout) == nil {
+            throw ValidationError("--timeout takes a duration such as 30s, 5m or 1h30m, not '\(timeout)'")
+        }
+    }
+
+    func run() throws {
+        var environment: [String: String] = [:]
+        for item in env {
+            let split = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            environment[String(split[0])] = split.count > 1 ? String(split[1]) : ""
+        }
+        var timeoutMs: Int64?
+        if let timeout, let duration = DurationParser.parse(timeout) {
+            let (seconds, attoseconds) = duration.components
+            timeoutMs = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        }
+        let params = ExecParams(
+            argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
+            detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach))
+        let status: Int32
+        do {
+            let session = try ExecSession(socketPath: global.socketPath, quiet: quiet)
+            status = try session.run(params)
+        } catch let error as ClientError {
+            complain(error.description)
+            throw ExitCode(CtlExit.code(for: error))
+        }
+        throw ExitCode(status)
+    }
+}

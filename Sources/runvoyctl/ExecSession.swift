@@ -1,0 +1,260 @@
+import Glibc
+import RunvoyKit
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The write end of the self-pipe the signal handler writes to. Set once before handlers are installed and
+/// only read afterwards, from the handler, which may touch nothing but this value.
+nonisolated(unsafe) private var signalPipeWriteFD: Int32 = -1
+
+/// One `exec` exchange: a poll loop over the socket, stdin and forwarded signals.
+///
+/// The socket is non-blocking and outgoing frames are queued, so runvoyctl always keeps reading output
+/// while it forwards stdin: neither side can block the other into a deadlock.
+final class ExecSession {
+    private let socket: UnixSocket
+    private let reader = FrameReader(maxFrameBytes: 64 << 20)
+    private let quiet: Bool
+    private var pending: [UInt8] = []
+    private var pendingOffset = 0
+    private var nextID: Int64 = 2
+    private let execID = RequestID.number(1)
+    private var stdinOpen = false
+    private var stdoutBroken = false
+    private var executionID: String?
+    private var decodeBuffer: [UInt8] = []
+    private let signalRead: Int32
+
+    /// Stop reading stdin while this much is queued for the socket.
+    private static let pendingLimit = 1 << 20
+    private static let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    init(socketPath: String, quiet: Bool) throws(ClientError) {
+        socket = try UnixSocket(connectingTo: socketPath)
+        self.quiet = quiet
+        var fds: [Int32] = [-1, -1]
+        guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else {
+            throw ClientError(.io, "pipe: \(String(cString: strerror(errno)))")
+        }
+        signalRead = fds[0]
+        signalPipeWriteFD = fds[1]
+    }
+
+    /// Runs the exchange and returns runvoyctl's exit status.
+    func run(_ params: ExecParams) throws(ClientError) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        enqueue(Request(id: execID, method: .exec, params: params))
+        _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
+        for sig in Self.forwarded {
+            signal(sig) { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(signalPipeWriteFD, &byte, 1)
+            }
+        }
+        let wantsStdin = params.stdin ?? false
+        var startedStdin = false
+
+        while true {
+            if !startedStdin, executionID != nil, wantsStdin {
+                startedStdin = true
+                stdinOpen = true
+            }
+            var fds = [
+                pollfd(fd: socket.fd, events: Int16(POLLIN) | (hasPending ? Int16(POLLOUT) : 0), revents: 0),
+                pollfd(fd: signalRead, events: Int16(POLLIN), revents: 0),
+            ]
+            let pollStdin = stdinOpen && pending.count - pendingOffset < Self.pendingLimit
+            if pollStdin { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ClientError(.io, "poll: \(String(cString: strerror(errno)))")
+            }
+            if fds[1].revents != 0 { forwardSignals() }
+            if fds[0].revents & Int16(POLLOUT) != 0 { try flush() }
+            if fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+                let received = try socket.receive(into: reader)
+                if let status = try processFrames() { return status }
+                if received == 0 {
+                    let what = executionID.map { "; execution \($0) may still be running" } ?? ""
+                    throw ClientError(.connectionLost, "runvoyd closed the connection\(what)")
+                }
+            }
+            if pollStdin, fds.count > 2, fds[2].revents != 0 { try readStdin() }
+        }
+    }
+
+    private var hasPending: Bool { pendingOffset < pending.count }
+
+    private func enqueue<P: Codable & Sendable>(_ request: Request<P>) {
+        guard let bytes = try? Frame.encode(request) else { return }
+        if pendingOffset > 0 && pendingOffset == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingOffset = 0
+        }
+        pending.append(contentsOf: bytes)
+    }
+
+    private func flush() throws(ClientError) {
+        while hasPending {
+            let n = pending.withUnsafeBytes { raw in
+                send(socket.fd, raw.baseAddress! + pendingOffset, raw.count - pendingOffset, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return }
+                throw ClientError(.connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
+            }
+            pendingOffset += n
+        }
+        pending.removeAll(keepingCapacity: true)
+        pendingOffset = 0
+    }
+
+    private func makeID() -> RequestID {
+        defer { nextID += 1 }
+        return .number(nextID)
+    }
+
+    private func readStdin() throws(ClientError) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR || errno == EAGAIN { return }
+        }
+        if n <= 0 {
+            stdinOpen = false
+            enqueue(Request(id: makeID(), method: .stdin, params: StdinParams(data: nil, eof: true)))
+        } else {
+            enqueue(Request(id: makeID(), method: .stdin, params: StdinParams(data: Base64.encode(buffer.prefix(n)), eof: nil)))
+        }
+        try flush()
+    }
+
+    private func forwardSignals() {
+        var byte: UInt8 = 0
+        while read(signalRead, &byte, 1) == 1 {
+            let name: String
+            switch Int32(byte) {
+            case SIGINT: name = "INT"
+            case SIGTERM: name = "TERM"
+            case SIGHUP: name = "HUP"
+            case SIGQUIT: name = "QUIT"
+            default: name = String(byte)
+            }
+            enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: name)))
+        }
+        try? flush()
+    }
+
+    /// Handles every complete frame; returns the exit status once the exchange is over.
+    private func processFrames() throws(ClientError) -> Int32? {
+        var outcome: Int32?
+        var failure: ClientError?
+        do {
+            try reader.forEachFrame { payload in
+                guard outcome == nil, failure == nil else { return }
+                if let fast = OutputFrame.parseFast(payload) {
+                    writeOutput(fast.stream, UnsafeRawBufferPointer(rebasing: payload[fast.base64]))
+                    return
+                }
+                do {
+                    outcome = try handleGeneral(payload)
+                } catch let error as ClientError {
+                    failure = error
+                }
+            }
+        } catch let error as RunvoyError {
+            throw ClientError(.protocolViolation, "runvoyd sent an oversized frame: \(error.message)")
+        } catch {
+            throw ClientError(.protocolViolation, "\(error)")
+        }
+        if let failure { throw failure }
+        return outcome
+    }
+
+    private func handleGeneral(_ payload: UnsafeRawBufferPointer) throws -> Int32? {
+        let head: FrameHead
+        do {
+            head = try Frame.decode(FrameHead.self, from: payload)
+        } catch {
+            throw ClientError(.protocolViolation, "unreadable frame from runvoyd: \(error)")
+        }
+        if let error = head.error {
+            if head.id == execID || head.id == nil { throw ClientError(remote: error) }
+            complain(error.description)
+            return nil
+        }
+        switch head.event {
+        case "output":
+            struct Output: Decodable {
+                var stream: OutputStreamKind
+                var data: String
+            }
+            let output = try Frame.decode(Output.self, from: payload)
+            var data = output.data
+            data.withUTF8 { writeOutput(output.stream, UnsafeRawBufferPointer($0)) }
+        case "started":
+            let started = try Frame.decode(StartedEvent.self, from: payload)
+            executionID = started.executionId
+            if !quiet {
+                complain("execution \(started.executionId) on executor '\(started.executor)' as \(started.runAs)")
+            }
+        case "exit":
+            let exit = try Frame.decode(ExitEvent.self, from: payload)
+            if exit.timedOut {
+                complain("execution \(exit.executionId) timed out and was stopped")
+                return CtlExit.timedOut
+            }
+            if let code = exit.exitCode { return code }
+            return 128 + (exit.signal ?? 0)
+        case nil:
+            if head.id == execID {
+                struct Detached: Decodable { var result: DetachedResult }
+                let detached = try Frame.decode(Detached.self, from: payload)
+                print(detached.result.executionId)
+                return 0
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    private func writeOutput(_ stream: OutputStreamKind, _ base64: UnsafeRawBufferPointer) {
+        let needed = Base64.maxDecodedLength(base64.count)
+        if decodeBuffer.count < needed { decodeBuffer = [UInt8](repeating: 0, count: needed) }
+        decodeBuffer.withUnsafeMutableBytes { destination in
+            guard let count = Base64.decode(base64, into: destination) else {
+                complain("runvoyd sent output that is not valid base64; dropped")
+                return
+            }
+            let fd: Int32 = stream == .stdout ? 1 : 2
+            if fd == 1 && stdoutBroken { return }
+            var offset = 0
+            while offset < count {
+                let n = write(fd, destination.baseAddress! + offset, count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN {
+                        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        _ = poll(&pfd, 1, -1)
+                        continue
+                    }
+                    if errno == EPIPE && fd == 1 {
+                        // Whoever read our stdout is gone: the command gets SIGPIPE, as in a local pipeline.
+                        stdoutBroken = true
+                        enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: "PIPE")))
+                        try? flush()
+                    }
+                    return
+                }
+                offset += n
+            }
+        }
+    }
+}

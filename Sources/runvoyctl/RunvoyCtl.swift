@@ -1,0 +1,58 @@
+import ArgumentParser
+import Glibc
+import RunvoyKit
+
+/// The runvoyctl command line.
+@main
+struct RunvoyCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runvoyctl",
+        abstract: "Run commands through runvoyd on this host, with credentials you never hold.",
+        discussion: """
+            The daemon identifies you from the kernel; there is nothing to log in to. The socket is \
+            \(RunvoyProtocol.defaultSocketPath) unless --socket or RUNVOY_SOCKET says otherwise.
+            """,
+        version: RunvoyProtocol.softwareVersion,
+        subcommands: [ExecCommand.self, WhoamiCommand.self, VersionCommand.self]
+    )
+}
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The daemon's socket (default: $RUNVOY_SOCKET or \(RunvoyProtocol.defaultSocketPath)).", valueName: "path"))
+    var socket: String?
+
+    var socketPath: String {
+        if let socket { return socket }
+        if let env = getenv("RUNVOY_SOCKET"), env[0] != 0 { return String(cString: env) }
+        return RunvoyProtocol.defaultSocketPath
+    }
+}
+
+/// Writes a runvoyctl message to stderr.
+func complain(_ message: String) {
+    var bytes = Array("runvoyctl: \(message)\n".utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Exit statuses of runvoyctl itself, beside the command's own.
+enum CtlExit {
+    /// runvoyctl or the daemon refused or failed (like `env` and `docker run`).
+    static let failure: Int32 = 125
+    /// The command was found but could not be executed.
+    static let cannotExecute: Int32 = 126
+    /// The command was not found.
+    static let notFound: Int32 = 127
+    /// The command's timeout expired (like `timeout`).
+    static let timedOut: Int32 = 124
+
+    static func code(for error: ClientError) -> Int32 {
+        guard let remote = error.remote else { return failure }
+        if remote.code == .spawnFailed {
+            return remote.reason == "not_found" ? notFound : cannotExecute
+        }
+        return failure
+    }
+}

@@ -1,0 +1,54 @@
+/// One audit record: a decision, an execution's start or end, or a change to the daemon's configuration.
+struct AuditEvent: Sendable {
+    /// The kinds of record, each with a fixed journal MESSAGE_ID (see packaging/systemd/runvoyd.catalog).
+    enum Kind: String, Sendable, CaseIterable {
+        case decision
+        case executionStarted = "execution_started"
+        case executionFinished = "execution_finished"
+        case daemonStarted = "daemon_started"
+        case daemonStopping = "daemon_stopping"
+        case configReloaded = "config_reloaded"
+        case configRejected = "config_rejected"
+
+        /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
+        var messageID: String {
+            switch self {
+            case .decision: "787f0a272bf243ed98b3018cc90a184e"
+            case .executionStarted: "1d048f66969c4a758be0048c50380029"
+            case .executionFinished: "e8390f8c07ed424c9272b23a12e6357f"
+            case .daemonStarted: "cd740a772e90431f99e29d0ec34dea66"
+            case .daemonStopping: "b10de4b05d2b4a6d8ba19f7ac43549c2"
+            case .configReloaded: "1a58a1d24d0f423d8ccb5c57b2a74873"
+            case .configRejected: "722a7af473324b1e808d0966d85db679"
+            }
+        }
+    }
+
+    var kind: Kind
+    var message: String
+    /// Syslog priority: 4 warning for denials and failures, 5 notice for decisions and executions, 6 info otherwise.
+    var priority: Int
+    /// `RUNVOY_*` fields, without the prefix.
+    var fields: [(String, String)]
+
+    init(_ kind: Kind, priority: Int = 5, message: String, fields: [(String, String)] = []) {
+        self.kind = kind
+        self.message = message
+        self.priority = priority
+        self.fields = fields
+    }
+
+    /// The complete journal entry.
+    var journalFields: [(String, String)] {
+        var all: [(String, String)] = [
+            ("MESSAGE", message),
+            ("MESSAGE_ID", kind.messageID),
+            ("PRIORITY", String(priority)),
+            ("SYSLOG_IDENTIFIER", "runvoyd"),
+            ("RUNVOY_EVENT", kind.rawValue),
+        ]
+        all.reserveCapacity(all.count + fields.count)
+        for (name, value) in fields { all.append(("RUNVOY_" + name, value)) }
+        return all
+    }
+}

@@ -1,0 +1,196 @@
+import Glibc
+import NIOCore
+import RunvoyKit
+import Synchronization
+
+/// One running command: its identity, its process group, its live output routing, and its end.
+final class Execution: Sendable {
+    let id: String
+    let requestID: RequestID?
+    let caller: Caller
+    let executorName: String
+    let runAs: String
+    let argv: [String]
+    let path: String
+    let pid: pid_t
+    let killOnDisconnect: Bool
+    let timeout: Duration?
+    let killGrace: Duration
+    let started: ContinuousClock.Instant
+    let hasStdin: Bool
+
+    private struct State: ~Copyable {
+        var sink: (any OutputSink)?
+        var stdin: (any Channel)?
+        var timedOut = false
+        var terminating = false
+        var leaderExited = false
+        var result: ExitEvent?
+        var waiters: [CheckedContinuation<ExitEvent, Never>] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(
+        id: String, requestID: RequestID?, caller: Caller, executorName: String, runAs: String, argv: [String],
+        path: String, pid: pid_t, killOnDisconnect: Bool, timeout: Duration?, killGrace: Duration,
+        sink: (any OutputSink)?, stdin: (any Channel)?
+    ) {
+        self.id = id
+        self.requestID = requestID
+        self.caller = caller
+        self.executorName = executorName
+        self.runAs = runAs
+        self.argv = argv
+        self.path = path
+        self.pid = pid
+        self.killOnDisconnect = killOnDisconnect
+        self.timeout = timeout
+        self.killGrace = killGrace
+        self.started = .now
+        self.hasStdin = stdin != nil
+        self.state = Mutex(State(sink: sink, stdin: stdin))
+    }
+
+    /// Whether the command has ended and its `exit` event is known.
+    var isFinished: Bool { state.withLock { $0.result != nil } }
+
+    /// Suspends until the execution has ended.
+    @discardableResult
+    func waitFinished() async -> ExitEvent {
+        await withCheckedContinuation { continuation in
+            let result = state.withLock { state -> ExitEvent? in
+                if let result = state.result { return result }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let result { continuation.resume(returning: result) }
+        }
+    }
+
+    /// Sends `signal` to the command's process group. Returns false once the command has ended.
+    @discardableResult
+    func signal(_ signal: Int32) -> Bool {
+        let ended = state.withLock { $0.result != nil }
+        guard !ended else { return false }
+        return kill(-pid, signal) == 0
+    }
+
+    /// SIGTERM to the process group, then SIGKILL after the kill grace if anything is left.
+    func terminate(timedOut: Bool = false) {
+        let first = state.withLock { state -> Bool in
+            if timedOut { state.timedOut = true }
+            defer { state.terminating = true }
+            return !state.terminating
+        }
+        guard first else { return }
+        signal(SIGTERM)
+        let grace = killGrace
+        Task { [self] in
+            try? await Task.sleep(for: grace)
+            if !isFinished { signal(SIGKILL) }
+        }
+    }
+
+    /// The connection that started the execution went away: stop routing output to it, and kill the
+    /// command if the client asked for that.
+    func clientGone() {
+        state.withLock { $0.sink = nil }
+        if killOnDisconnect { terminate() }
+    }
+
+    /// Writes bytes to the command's standard input, waiting while the pipe is full. Bytes for a command that
+    /// closed its input are dropped, as a shell pipeline would.
+    func writeStdin(_ bytes: ByteBuffer) async throws(RunvoyError) {
+        guard hasStdin else {
+            throw RunvoyError(.invalidState, "execution \(id) was started without standard input")
+        }
+        guard let channel = state.withLock({ $0.stdin }) else { return }
+        do {
+            try await channel.writeAndFlush(bytes).get()
+        } catch {
+            state.withLock { $0.stdin = nil }
+            try? await channel.close().get()
+        }
+    }
+
+    /// Closes the command's standard input.
+    func closeStdin() async {
+        guard let channel = state.withLock({ state -> (any Channel)? in
+            defer { state.stdin = nil }
+            return state.stdin
+        }) else { return }
+        try? await channel.close().get()
+    }
+
+    /// Pumps output until the command and every process holding its pipes are done, then finishes.
+    /// `drainGrace` bounds how long output is still read after the command itself exited.
+    func run(
+        stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>, pidfd: Int32,
+        drainGrace: Duration, finish: @Sendable (Execution, ExitEvent) async -> Void
+    ) async {
+        let timer: Task<Void, Never>? = timeout.map { timeout in
+            Task { [self] in
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                terminate(timedOut: true)
+            }
+        }
+        async let pumps: Void = withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.pump(stdout, .stdout) }
+            group.addTask { await self.pump(stderr, .stderr) }
+        }
+        let status = await Reaper.shared.wait(pidfd: pidfd)
+        close(pidfd)
+        state.withLock { $0.leaderExited = true }
+        timer?.cancel()
+        let closer = Task {
+            guard (try? await Task.sleep(for: drainGrace)) != nil else { return }
+            stdout.channel.close(promise: nil)
+            stderr.channel.close(promise: nil)
+        }
+        await pumps
+        closer.cancel()
+        await closeStdin()
+
+        let elapsed = ContinuousClock.now - started
+        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        var exitCode: Int32?
+        var signal: Int32?
+        switch status {
+        case .exited(let code): exitCode = code
+        case .signaled(let number): signal = number
+        }
+        let timedOut = state.withLock { $0.timedOut }
+        let event = ExitEvent(
+            id: requestID, executionId: id, exitCode: exitCode, signal: signal, timedOut: timedOut,
+            durationUsec: micros)
+        await finish(self, event)
+        if let sink = state.withLock({ $0.sink }) {
+            try? await sink.exit(event)
+        }
+        let waiters = state.withLock { state -> [CheckedContinuation<ExitEvent, Never>] in
+            state.result = event
+            state.sink = nil
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: event) }
+    }
+
+    private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
+        do {
+            try await channel.executeThenClose { inbound in
+                for try await chunk in inbound {
+                    guard let sink = state.withLock({ $0.sink }) else { continue }
+                    do {
+                        try await sink.output(stream, chunk)
+                    } catch {
+                        clientGone()
+                    }
+                }
+            }
+        } catch {
+            // A read error ends this stream; the exit status still comes from the reaper.
+        }
+    }
+}

@@ -1,0 +1,343 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import RunvoyConfig
+import RunvoyKit
+import Synchronization
+
+/// Starts executions after the policy and audit checks, keeps the set of running ones, and drains them at shutdown.
+final class ExecutionManager: Sendable {
+    private struct State: ~Copyable {
+        var running: [String: Execution] = [:]
+        var shuttingDown = false
+        var started = 0
+    }
+
+    private let state = Mutex(State())
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    /// Called whenever the number of running executions changes (for sd_notify STATUS=).
+    private let onChange: @Sendable (Int) -> Void
+    /// How long output is still read after a command exited while something else holds its pipes.
+    let drainGrace: Duration
+
+    init(group: any EventLoopGroup, logger: Logger, drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void) {
+        self.group = group
+        self.logger = logger
+        self.drainGrace = drainGrace
+        self.onChange = onChange
+    }
+
+    var runningCount: Int { state.withLock { $0.running.count } }
+    var startedCount: Int { state.withLock { $0.started } }
+
+    /// Authorizes, audits and starts `params` for `caller`. Every refusal is audited and thrown as a wire error.
+    /// `onStarted` runs after the command is allowed, audited and spawned, before it runs and before any output.
+    func start(
+        _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
+        onStarted: @Sendable (Execution) async throws -> Void
+    ) async throws(RunvoyError) -> Execution {
+        let audit = AuditLog(failClosed: config.audit.failClosed, logger: logger)
+        let argv = params.argv
+        let executorName = params.executor ?? config.defaultExecutorName
+        var fields: [(String, String)] = [
+            ("REQUEST_ID", requestID?.description ?? ""),
+            ("CALLER_UID", String(caller.uid)),
+            ("CALLER_GID", String(caller.gid)),
+            ("CALLER_USER", caller.displayName),
+            ("CALLER_PID", String(caller.pid)),
+            ("EXECUTOR", executorName),
+            ("ARGV", Self.jsonArray(argv)),
+        ]
+        if let env = params.env, !env.isEmpty {
+            fields.append(("ENV_KEYS", env.keys.sorted().joined(separator: ",")))
+        }
+
+        func deny(_ error: RunvoyError) -> RunvoyError {
+            var denial = fields
+            denial.append(("DECISION", "deny"))
+            denial.append(("REASON", "\(error.code.rawValue): \(error.message)"))
+            let record = AuditEvent(
+                .decision, priority: 4,
+                message: "denied \(caller.displayName) (uid \(caller.uid)) exec on '\(executorName)': \(error.message)",
+                fields: denial)
+            // A denial stands whether or not its record is written.
+            audit.recordBestEffort(record)
+            return error
+        }
+
+        guard !argv.isEmpty, !argv[0].isEmpty else {
+            throw deny(RunvoyError(.badRequest, "argv must name a command"))
+        }
+        guard let executor = config.executor(named: executorName) else {
+            throw deny(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
+        }
+        let workingDirectory = executor.workingDirectory
+        let resolved = CommandResolver.resolve(
+            argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory)
+        let decision = Authorizer.decide(
+            caller: caller, executor: executor, argv: argv, resolvedPath: resolved, adminContact: config.adminContact)
+        if let error = decision.error { throw deny(error) }
+
+        var environment = executor.environment
+        for (key, value) in params.env ?? [:] {
+            guard executor.allowsEnv(key) else {
+                throw deny(RunvoyError(.permissionDenied, "executor '\(executor.name)' does not accept --env \(key)"))
+            }
+            environment[key] = value
+        }
+        var timeout = executor.defaultTimeout
+        if let requested = params.timeoutMs {
+            guard requested > 0 else {
+                throw deny(RunvoyError(.invalidArgument, "timeout must be positive"))
+            }
+            let duration = Duration.milliseconds(requested)
+            if let maximum = executor.maxTimeout, duration > maximum {
+                throw deny(
+                    RunvoyError(
+                        .invalidArgument,
+                        "timeout \(DurationParser.format(duration)) exceeds executor '\(executor.name)' maximum of \(DurationParser.format(maximum))"
+                    ))
+            }
+            timeout = duration
+        }
+        guard let path = resolved else {
+            throw deny(
+                RunvoyError(.spawnFailed, "command not found on executor '\(executor.name)': \(argv[0])", reason: "not_found"))
+        }
+        let identity: SpawnRequest.Identity?
+        let runAs: String
+        do throws(RunvoyError) {
+            (identity, runAs) = try Self.resolveIdentity(executor)
+        } catch {
+            throw deny(error)
+        }
+        let admitted = state.withLock { state -> RunvoyError? in
+            if state.shuttingDown { return RunvoyError(.busy, "runvoyd is shutting down") }
+            if state.running.count >= config.limits.maxExecutions {
+                return RunvoyError(.busy, "runvoyd is at its limit of \(config.limits.maxExecutions) running executions")
+            }
+            return nil
+        }
+        if let admitted { throw deny(admitted) }
+
+        let id = ExecutionID.make(milliseconds: Self.nowMilliseconds())
+        fields.insert(("EXECUTION_ID", id), at: 0)
+        fields.append(("RUN_AS", runAs))
+        fields.append(("COMMAND_PATH", path))
+        fields.append(("CWD", workingDirectory))
+        if let timeout { fields.append(("TIMEOUT_USEC", String(Self.micros(timeout)))) }
+
+        var allowed = fields
+        allowed.append(("DECISION", "allow"))
+        allowed.append(("REASON", decision.reason))
+        try audit.record(
+            AuditEvent(
+                .decision,
+                message: "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
+                fields: allowed))
+
+        let wantsStdin = params.stdin ?? false && !(params.detach ?? false)
+        let spawned = try Spawner.spawn(
+            SpawnRequest(
+                path: path, argv: argv, environment: environment, workingDirectory: workingDirectory,
+                identity: identity, stdinPipe: wantsStdin))
+
+        var startFields = fields
+        startFields.append(("PID", String(spawned.pid)))
+        do throws(RunvoyError) {
+            try audit.record(
+                AuditEvent(
+                    .executionStarted,
+                    message: "execution \(id) started for \(caller.displayName) on '\(executor.name)' as \(runAs), pid \(spawned.pid)",
+                    fields: startFields))
+        } catch {
+            Spawner.abort(spawned)
+            Self.closeAll(spawned)
+            throw error
+        }
+
+        let channels: (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?)
+        do {
+            channels = try await attachPipes(spawned)
+        } catch {
+            Spawner.abort(spawned)
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionFinished, priority: 4, message: "execution \(id) did not start: \(error)",
+                    fields: fields + [("REASON", "pipes: \(error)")]))
+            throw RunvoyError(.spawnFailed, "cannot set up the command's pipes: \(error)", reason: "resources")
+        }
+
+        do throws(RunvoyError) {
+            try Spawner.release(spawned)
+        } catch {
+            channels.0.channel.close(promise: nil)
+            channels.1.channel.close(promise: nil)
+            channels.2?.close(promise: nil)
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionFinished, priority: 4, message: "execution \(id) failed to start: \(error.message)",
+                    fields: fields + [("REASON", "spawn_failed: \(error.message)")]))
+            throw error
+        }
+
+        let execution = Execution(
+            id: id, requestID: requestID, caller: caller, executorName: executor.name, runAs: runAs, argv: argv,
+            path: path, pid: spawned.pid, killOnDisconnect: params.killOnDisconnect ?? false, timeout: timeout,
+            killGrace: config.killGrace, sink: sink, stdin: channels.2)
+        let count = state.withLock { state -> Int in
+            state.running[id] = execution
+            state.started += 1
+            return state.running.count
+        }
+        onChange(count)
+        do {
+            try await onStarted(execution)
+        } catch {
+            execution.clientGone()
+        }
+        let finishFields = fields
+        let pidfd = spawned.pidfd
+        let drainGrace = drainGrace
+        Task {
+            await execution.run(stdout: channels.0, stderr: channels.1, pidfd: pidfd, drainGrace: drainGrace) {
+                execution, event in
+                self.finished(execution, event, fields: finishFields, audit: audit)
+            }
+        }
+        return execution
+    }
+
+    private func finished(_ execution: Execution, _ event: ExitEvent, fields: [(String, String)], audit: AuditLog) {
+        var record = fields
+        record.append(("PID", String(execution.pid)))
+        var outcome: String
+        if let code = event.exitCode {
+            record.append(("EXIT_STATUS", String(code)))
+            outcome = "exited with status \(code)"
+        } else {
+            outcome = "killed by signal \(event.signal ?? 0)"
+        }
+        if let signal = event.signal { record.append(("SIGNAL", String(signal))) }
+        if event.timedOut {
+            record.append(("TIMED_OUT", "1"))
+            outcome += " after timing out"
+        }
+        record.append(("DURATION_USEC", String(event.durationUsec)))
+        audit.recordBestEffort(
+            AuditEvent(
+                .executionFinished, priority: event.exitCode == 0 ? 6 : 5,
+                message: "execution \(execution.id) \(outcome)", fields: record))
+        let count = state.withLock { state -> Int in
+            state.running.removeValue(forKey: execution.id)
+            return state.running.count
+        }
+        onChange(count)
+    }
+
+    /// Stops admitting executions, lets running ones finish for `grace`, then terminates their process groups
+    /// (SIGTERM, SIGKILL after `killGrace`) and waits for them to be reaped.
+    func shutdown(grace: Duration, killGrace: Duration) async {
+        let running = state.withLock { state -> [Execution] in
+            state.shuttingDown = true
+            return Array(state.running.values)
+        }
+        guard !running.isEmpty else { return }
+        logger.notice("waiting for running executions", metadata: ["count": "\(running.count)", "grace": "\(grace)"])
+        let drained = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for execution in running { await execution.waitFinished() }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if drained { return }
+        let left = state.withLock { Array($0.running.values) }
+        logger.warning("terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
+        for execution in left { execution.terminate() }
+        for execution in left { await execution.waitFinished() }
+    }
+
+    private func attachPipes(
+        _ spawned: SpawnedProcess
+    ) async throws -> (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?) {
+        func reader(_ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
+            try await NIOPipeBootstrap(group: group)
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 262_144))
+                .takingOwnershipOfDescriptor(input: fd) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, Never>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+                    }
+                }
+        }
+        let out = try await reader(spawned.stdoutFD)
+        let err = try await reader(spawned.stderrFD)
+        var input: (any Channel)?
+        if let fd = spawned.stdinFD {
+            input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: fd).get()
+        }
+        return (out, err, input)
+    }
+
+    private static func closeAll(_ spawned: SpawnedProcess) {
+        close(spawned.pidfd)
+        close(spawned.stdoutFD)
+        close(spawned.stderrFD)
+        if let fd = spawned.stdinFD { close(fd) }
+    }
+
+    /// Looks up the executor's run-as user and group now, so a changed user database takes effect at once.
+    static func resolveIdentity(_ executor: ExecutorConfig) throws(RunvoyError) -> (SpawnRequest.Identity?, String) {
+        guard let user = UserDatabase.user(named: executor.runAs.user) else {
+            throw RunvoyError(
+                .spawnFailed, "executor '\(executor.name)' runs as user '\(executor.runAs.user)', who does not exist",
+                reason: "identity")
+        }
+        var gid = user.gid
+        if let groupName = executor.runAs.group {
+            guard let found = UserDatabase.groupID(named: groupName) else {
+                throw RunvoyError(
+                    .spawnFailed, "executor '\(executor.name)' runs as group '\(groupName)', which does not exist",
+                    reason: "identity")
+            }
+            gid = found
+        }
+        let label = "\(user.name):\(UserDatabase.groupName(gid: gid) ?? String(gid))"
+        if geteuid() != 0 {
+            // An unprivileged daemon (development) can only run commands as itself.
+            guard user.uid == geteuid() else {
+                throw RunvoyError(
+                    .spawnFailed, "runvoyd is not running as root and cannot run commands as '\(user.name)'",
+                    reason: "identity")
+            }
+            return (nil, label)
+        }
+        var groups = UserDatabase.groupIDs(user: user.name, primary: gid)
+        if !groups.contains(gid) { groups.insert(gid, at: 0) }
+        return (SpawnRequest.Identity(uid: user.uid, gid: gid, groups: groups), label)
+    }
+
+    static func jsonArray(_ strings: [String]) -> String {
+        "[" + strings.map(JSONText.quoted).joined(separator: ",") + "]"
+    }
+
+    static func nowMilliseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
+    }
+
+    static func micros(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+    }
+}

@@ -1,0 +1,69 @@
+import CRunvoyPosix
+import Foundation
+import Glibc
+import Synchronization
+
+/// Waits for child processes through their pidfds on one dedicated thread, so no async task blocks in `waitid`
+/// and no other code's children are reaped by accident.
+final class Reaper: Sendable {
+    static let shared = Reaper()
+
+    private struct State: ~Copyable {
+        var waiters: [Int32: CheckedContinuation<ExitStatus, Never>] = [:]
+        var started = false
+    }
+
+    private let state = Mutex(State())
+    /// An eventfd the registering side writes to, so the poll loop picks up new pidfds.
+    private let wakeFD: Int32
+
+    private init() {
+        wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
+        precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
+    }
+
+    /// Suspends until the process behind `pidfd` exits; reaps it. The caller keeps ownership of `pidfd`.
+    func wait(pidfd: Int32) async -> ExitStatus {
+        await withCheckedContinuation { continuation in
+            let start = state.withLock { state -> Bool in
+                state.waiters[pidfd] = continuation
+                defer { state.started = true }
+                return !state.started
+            }
+            if start {
+                let thread = Thread { [self] in self.loop() }
+                thread.name = "runvoyd-reaper"
+                thread.start()
+            }
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    private func loop() {
+        while true {
+            let fds = state.withLock { Array($0.waiters.keys) }
+            var pollfds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+            for fd in fds { pollfds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&pollfds, nfds_t(pollfds.count), -1)
+            if n < 0 { continue }
+            if pollfds[0].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+            }
+            for entry in pollfds.dropFirst() where entry.revents != 0 {
+                var exited: Int32 = 0
+                var status: Int32 = 0
+                let status2: ExitStatus
+                if runvoy_pidfd_wait(entry.fd, &exited, &status) == 0 {
+                    status2 = exited != 0 ? .exited(status) : .signaled(status)
+                } else {
+                    // Already reaped or not our child: report it as lost rather than hang its execution.
+                    status2 = .signaled(SIGKILL)
+                }
+                let continuation = state.withLock { $0.waiters.removeValue(forKey: entry.fd) }
+                continuation?.resume(returning: status2)
+            }
+        }
+    }
+}

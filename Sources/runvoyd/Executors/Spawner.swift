@@ -1,0 +1,186 @@
+import CRunvoyPosix
+import Glibc
+import RunvoyKit
+
+/// What to start: a resolved program, its argv and environment, and the identity to run it as.
+struct SpawnRequest: Sendable {
+    struct Identity: Sendable {
+        var uid: uid_t
+        var gid: gid_t
+        var groups: [gid_t]
+    }
+
+    var path: String
+    var argv: [String]
+    var environment: [String: String]
+    var workingDirectory: String
+    /// nil keeps the daemon's identity (a daemon that is not root can only run commands as itself).
+    var identity: Identity?
+    /// Whether the command reads a pipe the daemon feeds; otherwise /dev/null.
+    var stdinPipe: Bool
+}
+
+/// A forked child held at its gate: it has its identity and stdio, and waits for `release` before exec.
+struct SpawnedProcess: Sendable {
+    var pid: pid_t
+    var pidfd: Int32
+    var stdinFD: Int32?
+    var stdoutFD: Int32
+    var stderrFD: Int32
+    fileprivate var gateFD: Int32
+    fileprivate var statusFD: Int32
+}
+
+/// Starts commands with `fork` and a C child path that only makes async-signal-safe calls.
+enum Spawner {
+    /// Pipes for output are grown to this size: fewer wake-ups, and the throughput the protocol needs.
+    static let pipeSize: Int32 = 1 << 20
+
+    static func spawn(_ request: SpawnRequest) throws(RunvoyError) -> SpawnedProcess {
+        var opened: [Int32] = []
+        func closeAll() { for fd in opened { close(fd) } }
+        func makePipe() throws(RunvoyError) -> (read: Int32, write: Int32) {
+            var fds: [Int32] = [-1, -1]
+            guard pipe2(&fds, O_CLOEXEC) == 0 else {
+                let message = String(cString: strerror(errno))
+                closeAll()
+                throw RunvoyError(.spawnFailed, "cannot create a pipe: \(message)", reason: "resources")
+            }
+            opened.append(contentsOf: fds)
+            return (fds[0], fds[1])
+        }
+        let stdout = try makePipe()
+        let stderr = try makePipe()
+        let gate = try makePipe()
+        let status = try makePipe()
+        var stdin: (read: Int32, write: Int32)
+        if request.stdinPipe {
+            stdin = try makePipe()
+        } else {
+            let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                closeAll()
+                throw RunvoyError(.spawnFailed, "cannot open /dev/null: \(String(cString: strerror(errno)))")
+            }
+            opened.append(fd)
+            stdin = (fd, -1)
+        }
+        _ = runvoy_set_pipe_size(stdout.write, pipeSize)
+        _ = runvoy_set_pipe_size(stderr.write, pipeSize)
+
+        let argv = CStringArray(request.argv)
+        let envp = CStringArray(request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+        let groups = request.identity?.groups ?? []
+        let pid: pid_t = request.path.withCString { path in
+            request.workingDirectory.withCString { cwd in
+                groups.withUnsafeBufferPointer { groupsBuffer in
+                    var spec = runvoy_spawn_request(
+                        path: path, argv: argv.pointers, envp: envp.pointers, cwd: cwd,
+                        change_identity: request.identity == nil ? 0 : 1,
+                        uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
+                        groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
+                        stdin_fd: stdin.read, stdout_fd: stdout.write, stderr_fd: stderr.write,
+                        gate_fd: gate.read, status_fd: status.write)
+                    return runvoy_spawn(&spec)
+                }
+            }
+        }
+        if pid < 0 {
+            let message = String(cString: strerror(errno))
+            closeAll()
+            throw RunvoyError(.spawnFailed, "cannot fork: \(message)", reason: "resources")
+        }
+        // The child has its copies now; the parent keeps only its own ends.
+        close(stdin.read)
+        close(stdout.write)
+        close(stderr.write)
+        close(gate.read)
+        close(status.write)
+        let pidfd = runvoy_pidfd_open(pid)
+        if pidfd < 0 {
+            close(gate.write)
+            var ignored: Int32 = 0
+            waitpid(pid, &ignored, 0)
+            for fd in [stdout.read, stderr.read, status.read] { close(fd) }
+            if stdin.write >= 0 { close(stdin.write) }
+            throw RunvoyError(.spawnFailed, "pidfd_open: \(String(cString: strerror(errno)))", reason: "resources")
+        }
+        return SpawnedProcess(
+            pid: pid, pidfd: pidfd, stdinFD: stdin.write >= 0 ? stdin.write : nil, stdoutFD: stdout.read,
+            stderrFD: stderr.read, gateFD: gate.write, statusFD: status.read)
+    }
+
+    /// Lets the child exec. Throws `spawn_failed` when any step in the child failed; the child is then reaped
+    /// and every descriptor of the process closed.
+    static func release(_ process: SpawnedProcess) throws(RunvoyError) {
+        var go: UInt8 = 1
+        _ = write(process.gateFD, &go, 1)
+        close(process.gateFD)
+        try collectStatus(process)
+    }
+
+    /// Stops a child at its gate without running anything, and reaps it.
+    static func abort(_ process: SpawnedProcess) {
+        close(process.gateFD)
+        _ = try? collectStatus(process)
+    }
+
+    private static func collectStatus(_ process: SpawnedProcess) throws(RunvoyError) {
+        var report: (Int32, Int32) = (0, 0)
+        var received = 0
+        withUnsafeMutableBytes(of: &report) { raw in
+            while received < raw.count {
+                let n = read(process.statusFD, raw.baseAddress! + received, raw.count - received)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                received += n
+            }
+        }
+        close(process.statusFD)
+        guard received > 0 else { return }
+        // The child failed before exec and exits 127; reap it now.
+        var exited: Int32 = 0
+        var status: Int32 = 0
+        _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
+        close(process.pidfd)
+        close(process.stdoutFD)
+        close(process.stderrFD)
+        if let fd = process.stdinFD { close(fd) }
+        throw describe(stage: report.0, errno: report.1)
+    }
+
+    static func describe(stage: Int32, errno code: Int32) -> RunvoyError {
+        let text = String(cString: strerror(code))
+        switch UInt32(stage) {
+        case RUNVOY_STAGE_EXEC.rawValue:
+            let reason = code == ENOENT ? "not_found" : "not_executable"
+            return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: reason)
+        case RUNVOY_STAGE_CHDIR.rawValue:
+            return RunvoyError(.spawnFailed, "cannot enter the working directory: \(text)", reason: "working_directory")
+        case RUNVOY_STAGE_SETGROUPS.rawValue, RUNVOY_STAGE_SETGID.rawValue, RUNVOY_STAGE_SETUID.rawValue:
+            return RunvoyError(.spawnFailed, "cannot switch to the run-as identity: \(text)", reason: "identity")
+        case RUNVOY_STAGE_GATE.rawValue:
+            return RunvoyError(.spawnFailed, "the execution was cancelled before it started", reason: "cancelled")
+        default:
+            return RunvoyError(.spawnFailed, "cannot start the command (stage \(stage)): \(text)", reason: "exec")
+        }
+    }
+}
+
+/// A NULL-terminated array of C strings that lives as long as this value.
+private final class CStringArray {
+    let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let count: Int
+
+    init(_ strings: [String]) {
+        count = strings.count
+        pointers = .allocate(capacity: strings.count + 1)
+        for (index, string) in strings.enumerated() { pointers[index] = strdup(string) }
+        pointers[strings.count] = nil
+    }
+
+    deinit {
+        for index in 0..<count { free(pointers[index]) }
+        pointers.deallocate()
+    }
+}

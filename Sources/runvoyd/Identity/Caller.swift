@@ -1,0 +1,35 @@
+import Glibc
+
+/// Who is on the other end of a connection, as the kernel reports it (SO_PEERCRED) and NSS names it.
+struct Caller: Sendable, Equatable {
+    var uid: uid_t
+    var gid: gid_t
+    var pid: pid_t
+    /// The user name, or nil when the uid has no entry in the user database.
+    var userName: String?
+    var groupName: String?
+    /// Names of all the user's groups (primary and supplementary) from the group database.
+    var groupNames: [String]
+    /// Whether the kernel gave a pidfd for the peer (SO_PEERPIDFD).
+    var hasPidfd: Bool
+
+    /// Root is always an administrator.
+    var isAdmin: Bool { uid == 0 }
+
+    /// The user name, or `#uid` when the database has none.
+    var displayName: String { userName ?? "#\(uid)" }
+
+    /// Resolves names for kernel-reported credentials.
+    static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, hasPidfd: Bool) -> Caller {
+        let user = UserDatabase.user(uid: uid)
+        var groupNames: [String] = []
+        if let user {
+            groupNames = UserDatabase.groupIDs(user: user.name, primary: gid).compactMap { UserDatabase.groupName(gid: $0) }
+        } else if let name = UserDatabase.groupName(gid: gid) {
+            groupNames = [name]
+        }
+        return Caller(
+            uid: uid, gid: gid, pid: pid, userName: user?.name, groupName: UserDatabase.groupName(gid: gid),
+            groupNames: groupNames, hasPidfd: hasPidfd)
+    }
+}

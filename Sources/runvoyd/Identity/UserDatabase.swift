@@ -1,0 +1,84 @@
+import Glibc
+
+/// Lookups in the user and group databases through NSS (`getpwnam_r`, `getgrnam_r`, `getgrouplist`).
+enum UserDatabase {
+    struct User: Sendable, Equatable {
+        var name: String
+        var uid: uid_t
+        var gid: gid_t
+        var home: String
+        var shell: String
+    }
+
+    static func user(named name: String) -> User? {
+        withPasswd { pwd, buffer, result in getpwnam_r(name, &pwd, buffer.baseAddress, buffer.count, &result) }
+    }
+
+    static func user(uid: uid_t) -> User? {
+        withPasswd { pwd, buffer, result in getpwuid_r(uid, &pwd, buffer.baseAddress, buffer.count, &result) }
+    }
+
+    static func groupID(named name: String) -> gid_t? {
+        withGroup { grp, buffer, result in getgrnam_r(name, &grp, buffer.baseAddress, buffer.count, &result) }?.gid
+    }
+
+    static func groupName(gid: gid_t) -> String? {
+        withGroup { grp, buffer, result in getgrgid_r(gid, &grp, buffer.baseAddress, buffer.count, &result) }?.name
+    }
+
+    /// Every group `user` is in: its primary group and its supplementary groups.
+    static func groupIDs(user: String, primary: gid_t) -> [gid_t] {
+        var count: Int32 = 32
+        while true {
+            var groups = [gid_t](repeating: 0, count: Int(count))
+            var n = count
+            if getgrouplist(user, primary, &groups, &n) >= 0 {
+                return Array(groups.prefix(Int(n)))
+            }
+            if n <= count { n = count * 2 }
+            count = n
+        }
+    }
+
+    private static func withPasswd(
+        _ body: (inout passwd, UnsafeMutableBufferPointer<CChar>, inout UnsafeMutablePointer<passwd>?) -> Int32
+    ) -> User? {
+        var size = 1024
+        while size <= 1 << 20 {
+            var pwd = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            let buffer = UnsafeMutableBufferPointer<CChar>.allocate(capacity: size)
+            defer { buffer.deallocate() }
+            let rc = body(&pwd, buffer, &result)
+            if rc == ERANGE {
+                size *= 4
+                continue
+            }
+            guard rc == 0, result != nil else { return nil }
+            return User(
+                name: String(cString: pwd.pw_name), uid: pwd.pw_uid, gid: pwd.pw_gid,
+                home: String(cString: pwd.pw_dir), shell: String(cString: pwd.pw_shell))
+        }
+        return nil
+    }
+
+    private static func withGroup(
+        _ body: (inout group, UnsafeMutableBufferPointer<CChar>, inout UnsafeMutablePointer<group>?) -> Int32
+    ) -> (name: String, gid: gid_t)? {
+        var size = 4096
+        while size <= 1 << 22 {
+            var grp = group()
+            var result: UnsafeMutablePointer<group>?
+            let buffer = UnsafeMutableBufferPointer<CChar>.allocate(capacity: size)
+            defer { buffer.deallocate() }
+            let rc = body(&grp, buffer, &result)
+            if rc == ERANGE {
+                size *= 4
+                continue
+            }
+            guard rc == 0, result != nil else { return nil }
+            return (String(cString: grp.gr_name), grp.gr_gid)
+        }
+        return nil
+    }
+}

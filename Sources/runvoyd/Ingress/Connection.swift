@@ -1,0 +1,218 @@
+import Glibc
+import Logging
+import NIOCore
+import RunvoyConfig
+import RunvoyKit
+
+/// Serves one client connection: decodes requests, answers them, and streams executions started on it.
+struct Connection {
+    let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let caller: Caller
+    let activity: ConnectionTimeoutHandler.Activity
+    let context: ServerContext
+
+    func run() async {
+        let logger = context.logger
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil)
+                var attached: Execution?
+                do {
+                    for try await frame in inbound {
+                        if let execution = try await handle(frame, outbound: outbound, sink: sink, attached: attached) {
+                            attached = execution
+                        }
+                    }
+                } catch let error as FrameDecoder.FrameTooLarge {
+                    try? await sink.send(Reply<NoParams>(id: nil, error: error.wireError))
+                    logger.warning(
+                        "closing connection: oversized frame",
+                        metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)", "length": "\(error.length)"])
+                    attached?.clientGone()
+                    return
+                } catch is FrameDecoder.TruncatedFrame {
+                    logger.debug("connection closed in the middle of a frame", metadata: ["uid": "\(caller.uid)"])
+                }
+                // End of input: a client that half-closed still gets the rest of its execution's output.
+                if let execution = attached, !execution.isFinished {
+                    if execution.killOnDisconnect { execution.clientGone() }
+                    await execution.waitFinished()
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)", "uid": "\(caller.uid)"])
+        }
+    }
+
+    /// Handles one request frame. Returns an execution that is now attached to this connection.
+    private func handle(
+        _ frame: ByteBuffer, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, sink: ConnectionSink,
+        attached: Execution?
+    ) async throws -> Execution? {
+        let envelope: RequestEnvelope
+        do {
+            envelope = try frame.withUnsafeReadableBytes { try Frame.decode(RequestEnvelope.self, from: $0) }
+        } catch {
+            try await sink.send(
+                Reply<NoParams>(id: nil, error: RunvoyError(.badRequest, "the frame is not a JSON object: \(Self.brief(error))")))
+            return nil
+        }
+        let id = envelope.id
+        func fail(_ error: RunvoyError) async throws {
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+        }
+        guard let version = envelope.v else {
+            try await fail(RunvoyError(.badRequest, "the request has no \"v\" (protocol version)"))
+            return nil
+        }
+        guard RunvoyProtocol.supportedVersions.contains(version) else {
+            try await fail(
+                RunvoyError(
+                    .unsupportedVersion,
+                    "protocol version \(version) is not supported; this daemon speaks \(RunvoyProtocol.supportedVersions)"))
+            return nil
+        }
+        guard let id else {
+            try await fail(RunvoyError(.badRequest, "the request has no \"id\""))
+            return nil
+        }
+        guard let name = envelope.method else {
+            try await fail(RunvoyError(.badRequest, "the request has no \"method\""))
+            return nil
+        }
+        guard let method = Method(rawValue: name) else {
+            try await fail(RunvoyError(.unknownMethod, "unknown method '\(name)'"))
+            return nil
+        }
+        func params<P: Decodable & Sendable>(_ type: P.Type) async throws -> P? {
+            do {
+                return try frame.withUnsafeReadableBytes { try Frame.decode(ParamsContainer<P>.self, from: $0) }.params
+            } catch {
+                try await fail(RunvoyError(.badRequest, "bad params for '\(name)': \(Self.brief(error))"))
+                throw Skip()
+            }
+        }
+        do {
+            switch method {
+            case .hello:
+                let result = HelloResult(
+                    daemon: "runvoyd", version: RunvoyProtocol.softwareVersion, protocols: RunvoyProtocol.supportedVersions,
+                    maxFrameBytes: context.config.current.limits.maxFrameBytes)
+                try await sink.send(Reply(id: id, result: result))
+            case .whoami:
+                let config = context.config.current
+                let usable = config.executors.filter { Authorizer.mayUse(caller, $0) }.map(\.name)
+                let result = WhoamiResult(
+                    uid: caller.uid, gid: caller.gid, pid: caller.pid, user: caller.userName, group: caller.groupName,
+                    groups: caller.groupNames, admin: caller.isAdmin, pidfd: caller.hasPidfd, executors: usable,
+                    defaultExecutor: usable.contains(config.defaultExecutorName) ? config.defaultExecutorName : nil)
+                try await sink.send(Reply(id: id, result: result))
+            case .exec:
+                guard let request = try await params(ExecParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "exec needs params with argv"))
+                    return nil
+                }
+                if let attached, !attached.isFinished {
+                    try await fail(
+                        RunvoyError(.invalidState, "execution \(attached.id) is still attached to this connection"))
+                    return nil
+                }
+                return try await exec(request, id: id, outbound: outbound)
+            case .stdin:
+                guard let request = try await params(StdinParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "stdin needs params with data or eof"))
+                    return nil
+                }
+                guard let attached else {
+                    try await fail(RunvoyError(.invalidState, "no execution is attached to this connection"))
+                    return nil
+                }
+                if let data = request.data {
+                    guard let bytes = Base64.decode(data) else {
+                        try await fail(RunvoyError(.badRequest, "stdin data is not valid base64"))
+                        return nil
+                    }
+                    var buffer = channel.channel.allocator.buffer(capacity: bytes.count)
+                    buffer.writeBytes(bytes)
+                    do {
+                        try await attached.writeStdin(buffer)
+                    } catch {
+                        try await fail(error)
+                    }
+                }
+                if request.eof == true { await attached.closeStdin() }
+            case .signal:
+                guard let request = try await params(SignalParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "signal needs params with a signal"))
+                    return nil
+                }
+                guard let number = SignalName.parse(request.signal) else {
+                    try await fail(RunvoyError(.invalidArgument, "unknown signal '\(request.signal)'"))
+                    return nil
+                }
+                guard let attached else {
+                    try await fail(RunvoyError(.invalidState, "no execution is attached to this connection"))
+                    return nil
+                }
+                let delivered = attached.signal(number)
+                try await sink.send(Reply(id: id, result: SignalResult(signal: number, delivered: delivered)))
+            }
+        } catch is Skip {
+            return nil
+        }
+        return nil
+    }
+
+    private func exec(
+        _ request: ExecParams, id: RequestID, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws -> Execution? {
+        let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: id)
+        let detach = request.detach ?? false
+        let config = context.config.current
+        activity.attach()
+        do {
+            let execution = try await context.executions.start(
+                request, requestID: id, caller: caller, config: config, sink: detach ? nil : sink
+            ) { execution in
+                try await sink.send(
+                    StartedEvent(
+                        id: id, executionId: execution.id, executor: execution.executorName, runAs: execution.runAs,
+                        pid: execution.pid))
+            }
+            if detach {
+                activity.detach()
+                try await sink.send(Reply(id: id, result: DetachedResult(executionId: execution.id, pid: execution.pid)))
+                return nil
+            }
+            let activity = activity
+            Task {
+                await execution.waitFinished()
+                activity.detach()
+            }
+            return execution
+        } catch let error as RunvoyError {
+            activity.detach()
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return nil
+        } catch {
+            activity.detach()
+            throw error
+        }
+    }
+
+    private struct Skip: Error {}
+
+    static func brief(_ error: any Error) -> String {
+        if let decoding = error as? DecodingError {
+            switch decoding {
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context),
+                .dataCorrupted(let context):
+                let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+                return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+            @unknown default:
+                return "\(error)"
+            }
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,113 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RunvoyKit
+import ServiceLifecycle
+import Synchronization
+
+/// Accepts connections on the daemon's Unix socket and serves each one, until graceful shutdown.
+struct RunvoyServer: Service {
+    let listening: ListeningSocket
+    let context: ServerContext
+    let group: any EventLoopGroup
+    let notifier: SystemdNotifier
+    let connections = Connections()
+
+    /// Live connection count, for the connection limit and STATUS=.
+    final class Connections: Sendable {
+        private let count = Mutex(0)
+        func open() -> Int { count.withLock { $0 += 1; return $0 } }
+        func closed() { count.withLock { $0 -= 1 } }
+        var current: Int { count.withLock { $0 } }
+    }
+
+    /// An accepted connection, set up on its event loop before any byte is read.
+    struct Accepted: Sendable {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        let caller: Caller
+        let activity: ConnectionTimeoutHandler.Activity
+    }
+
+    func run() async throws {
+        let logger = context.logger
+        let config = context.config
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
+            PeerCredentials.read(from: channel).flatMapThrowing { caller in
+                let limits = config.current.limits
+                let activity = ConnectionTimeoutHandler.Activity()
+                let timeout = TimeAmount.nanoseconds(
+                    limits.idleTimeout.components.seconds * 1_000_000_000 + limits.idleTimeout.components.attoseconds
+                        / 1_000_000_000)
+                try channel.pipeline.syncOperations.addHandler(
+                    ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes)))
+                try channel.pipeline.syncOperations.addHandler(
+                    ConnectionTimeoutHandler(timeout: timeout, activity: activity))
+                let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: channel,
+                    configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+                return Accepted(channel: wrapped, caller: caller, activity: activity)
+            }
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+        let server: NIOAsyncChannel<Accepted, Never>
+        switch listening {
+        case .inherited(let fd):
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+            logger.info("serving on the socket passed by systemd")
+        case .path(let path):
+            server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
+            try ListeningSocket.applyPermissions(path: path, settings: config.current.socket)
+            logger.info("serving", metadata: ["socket": "\(path)"])
+        }
+        notifier.ready(status: statusLine())
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { tasks in
+                do {
+                    try await server.executeThenClose { inbound in
+                        for try await accepted in inbound {
+                            tasks.addTask { await serve(accepted) }
+                        }
+                    }
+                } catch {
+                    logger.debug("accept loop ended", metadata: ["error": "\(error)"])
+                }
+                notifier.stopping(status: "stopping: \(context.executions.runningCount) executions running")
+                let current = config.current
+                await context.executions.shutdown(grace: current.shutdownGrace, killGrace: current.killGrace)
+                tasks.cancelAll()
+            }
+        } onGracefulShutdown: {
+            logger.notice("shutting down: no longer accepting connections")
+            server.channel.close(promise: nil)
+        }
+        if case .path(let path) = listening { unlink(path) }
+    }
+
+    private func serve(_ accepted: Accepted) async {
+        let count = connections.open()
+        defer {
+            connections.closed()
+            notifier.status(statusLine())
+        }
+        let limit = context.config.current.limits.maxConnections
+        if count > limit {
+            try? await accepted.channel.executeThenClose { _, outbound in
+                let error = RunvoyError(.busy, "runvoyd is at its limit of \(limit) connections; try again later")
+                var buffer = accepted.channel.channel.allocator.buffer(capacity: 128)
+                buffer.writeBytes(try Frame.encode(Reply<NoParams>(id: nil, error: error)))
+                try await outbound.write(buffer)
+            }
+            return
+        }
+        await Connection(channel: accepted.channel, caller: accepted.caller, activity: accepted.activity, context: context)
+            .run()
+    }
+
+    func statusLine() -> String {
+        "serving; \(context.executions.runningCount) executions running, \(context.executions.startedCount) started, \(connections.current) connections"
+    }
+}

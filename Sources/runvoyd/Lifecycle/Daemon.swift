@@ -1,0 +1,118 @@
+import Glibc
+import Logging
+import NIOPosix
+import RunvoyConfig
+import RunvoyKit
+import ServiceLifecycle
+
+/// Builds the daemon's parts from a configuration and runs them until SIGTERM or SIGINT.
+struct Daemon {
+    let config: DaemonConfig
+    /// The file to reload on SIGHUP; nil for the embedded development configuration.
+    let configPath: String?
+
+    func run() async throws {
+        let logger = Logger(label: "runvoyd")
+        let notifier = SystemdNotifier()
+        Self.prepareProcess()
+
+        if !config.audit.failClosed {
+            logger.critical(
+                "AUDIT IS NOT FAIL-CLOSED (audit.fail_closed: false): executions run even when the journal refuses their records. Development only."
+            )
+            Self.shout(
+                "runvoyd: WARNING: audit is not fail-closed; executions run even when the audit record cannot be written. Development only."
+            )
+        }
+        if !Journal.isAvailable {
+            logger.warning("no journal socket at \(Journal.socketPath): audit records cannot be written")
+            if config.audit.failClosed {
+                Self.shout(
+                    "runvoyd: WARNING: no journal at \(Journal.socketPath); every execution will be refused with audit_unavailable"
+                )
+            }
+        }
+        for warning in config.warnings { logger.warning("\(warning.description)") }
+        try Self.makeStateDirectory(config.stateDirectory)
+
+        let listening: ListeningSocket
+        if let fd = try ListeningSocket.fromSystemd() {
+            listening = .inherited(fd)
+        } else {
+            try ListeningSocket.prepare(path: config.socket.path)
+            listening = .path(config.socket.path)
+        }
+
+        let store = ConfigStore(config)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let server = ServerHolder()
+        let executions = ExecutionManager(group: group, logger: logger) { _ in
+            if let server = server.value { notifier.status(server.statusLine()) }
+        }
+        let context = ServerContext(config: store, executions: executions, logger: logger)
+        let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
+        server.value = runvoyServer
+
+        AuditLog(failClosed: false, logger: logger).recordBestEffort(
+            AuditEvent(
+                .daemonStarted, priority: 6,
+                message: "runvoyd \(RunvoyProtocol.softwareVersion) started (configuration digest \(config.digest))",
+                fields: [
+                    ("CONFIG_PATH", configPath ?? "(embedded)"), ("CONFIG_DIGEST", config.digest),
+                    ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
+                    ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
+                ]))
+
+        var services: [any Service] = []
+        if let interval = notifier.watchdogInterval {
+            services.append(WatchdogService(interval: interval, notifier: notifier))
+        }
+        services.append(ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger))
+        services.append(runvoyServer)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        AuditLog(failClosed: false, logger: logger).recordBestEffort(
+            AuditEvent(.daemonStopping, priority: 6, message: "runvoyd stopped", fields: []))
+    }
+
+    /// Lets the execution manager reach the server's status line once both exist.
+    final class ServerHolder: @unchecked Sendable {
+        // Written once before any connection is accepted, read afterwards only: no concurrent mutation.
+        var value: RunvoyServer?
+    }
+
+    /// Makes sure fds 0-2 are open (so pipes never land there), raises the descriptor limit for many
+    /// connections, and sets the umask commands inherit.
+    static func prepareProcess() {
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 {
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 && null != fd {
+                dup2(null, fd)
+                close(null)
+            }
+        }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        umask(0o022)
+    }
+
+    static func makeStateDirectory(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw ListeningSocket.SetupError(
+                    description: "cannot create state directory \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    static func shout(_ line: String) {
+        var bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}

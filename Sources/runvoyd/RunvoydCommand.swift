@@ -1,0 +1,115 @@
+import ArgumentParser
+import Glibc
+import Logging
+import RunvoyConfig
+import RunvoyKit
+
+/// The runvoyd daemon's command line.
+@main
+struct RunvoydCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runvoyd",
+        abstract: "Run infrastructure commands for the people on this host without sharing credentials.",
+        discussion: """
+            runvoyd listens on a Unix socket (or the socket systemd passes), identifies each caller from the \
+            kernel (SO_PEERCRED), checks the executor's rules, writes an audit record to the journal, and runs \
+            the command as the executor's user, streaming its output back to runvoyctl.
+
+            SIGTERM or SIGINT: stop accepting, let executions finish within shutdown_grace, then end them.
+            SIGHUP: reload the configuration; an invalid one is rejected and the old one stays.
+            """,
+        version: RunvoyProtocol.softwareVersion
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Configuration file.", valueName: "path"))
+    var config: String?
+
+    @Flag(name: .long, help: "Validate the configuration, print every problem with file, line and key, and exit.")
+    var checkConfig = false
+
+    @Flag(
+        name: .long,
+        help: "Development mode: use the embedded default configuration (socket and state under --state-root).")
+    var dev = false
+
+    @Option(name: .long, help: ArgumentHelp("State root for --dev.", valueName: "dir"))
+    var stateRoot: String = ".runvoy"
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    static let defaultConfigPath = "/etc/runvoy/runvoyd.yaml"
+
+    func validate() throws {
+        if dev && config != nil { throw ValidationError("--dev uses the embedded configuration; do not combine it with --config") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown log level '\(logLevel)'") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let useJournal = Journal.isAvailable && getenv("RUNVOYD_LOG_STDERR") == nil
+        LoggingSystem.bootstrap { label in
+            if useJournal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+
+        let loaded: DaemonConfig
+        let path: String?
+        if dev {
+            let root = Self.absolute(stateRoot)
+            let user = UserDatabase.user(uid: geteuid())
+            let userName: String
+            let groupName: String
+            if geteuid() == 0 {
+                userName = "nobody"
+                groupName = UserDatabase.groupName(gid: UserDatabase.user(named: "nobody")?.gid ?? 65534) ?? "nogroup"
+            } else {
+                userName = user?.name ?? String(geteuid())
+                groupName = UserDatabase.groupName(gid: getegid()) ?? String(getegid())
+            }
+            loaded = ConfigLoader.embeddedDefault(stateRoot: root, runAsUser: userName, runAsGroup: groupName)
+            path = nil
+        } else {
+            let file = config ?? Self.defaultConfigPath
+            do {
+                loaded = try ConfigLoader.load(path: file)
+            } catch {
+                Daemon.shout(error.description)
+                if checkConfig { throw ExitCode(1) }
+                if config == nil && access(file, F_OK) != 0 {
+                    Daemon.shout("runvoyd: no configuration at \(file); pass --config PATH, or --dev for the embedded development configuration")
+                }
+                throw ExitCode(78)  // EX_CONFIG
+            }
+            path = file
+        }
+        if checkConfig {
+            for warning in loaded.warnings { print(warning.description) }
+            print("\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', digest \(loaded.digest))")
+            return
+        }
+        if dev {
+            Daemon.shout("runvoyd: development mode; socket \(loaded.socket.path)")
+            Daemon.shout("runvoyd: try: RUNVOY_SOCKET=\(loaded.socket.path) runvoyctl exec -- id")
+        }
+        do {
+            try await Daemon(config: loaded, configPath: path).run()
+        } catch let error as ListeningSocket.SetupError {
+            Daemon.shout("runvoyd: \(error.description)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        return String(cString: buffer) + "/" + path
+    }
+}

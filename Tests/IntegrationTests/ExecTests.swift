@@ -1,0 +1,268 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `runvoyctl exec` against a real runvoyd: output, exit statuses, stdin, environment, signals, timeouts.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class ExecTests {
+    let daemon: DaemonFixture
+
+    init() throws {
+        daemon = try DaemonFixture()
+    }
+
+    deinit {
+        daemon.stop()
+    }
+
+    @Test func separatesStdoutAndStderr() throws {
+        let out = try daemon.ctl(["exec", "--quiet", "--", "sh", "-c", "echo out; echo err >&2"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "out\n")
+        #expect(out.stderrText == "err\n")
+    }
+
+    @Test func printsTheExecutionIDToStderrUnlessQuiet() throws {
+        let out = try daemon.ctl(["exec", "--", "true"])
+        #expect(out.status == 0)
+        #expect(out.stderrText.contains("runvoyctl: execution "))
+        #expect(out.stdout.isEmpty)
+    }
+
+    @Test(arguments: [0, 1, 7, 255])
+    func passesTheExitStatusThrough(code: Int) throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "exit \(code)"])
+        #expect(out.status == Int32(code))
+    }
+
+    @Test func reportsDeathBySignalAs128PlusN() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "kill -TERM $$"])
+        #expect(out.status == 128 + SIGTERM)
+    }
+
+    @Test func runsAsTheExecutorsUserInANewSession() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "id -un; id -gn; ps -o sid= -p $$; echo $$"])
+        #expect(out.status == 0)
+        let lines = out.stdoutText.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(lines.count == 4)
+        #expect(lines.first == "nobody")
+        #expect(lines.dropFirst().first == "nogroup")
+        // setsid: the command's shell leads its own session.
+        #expect(lines.dropFirst(2).first == lines.dropFirst(3).first)
+    }
+
+    @Test func rootExecutorRunsAsRoot() throws {
+        let out = try daemon.ctl(["exec", "-q", "-e", "root", "--", "id", "-u"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "0\n")
+    }
+
+    @Test func environmentIsOnlyWhatTheExecutorSetsPlusAllowedKeys() throws {
+        let out = try daemon.ctl(["exec", "-q", "--env", "LANG=C.UTF-8", "--env", "TF_VAR_region=eu", "--", "env"])
+        #expect(out.status == 0)
+        let lines = Set(out.stdoutText.split(separator: "\n").map(String.init))
+        #expect(
+            lines == [
+                "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "RUNVOY_TEST=yes", "LANG=C.UTF-8", "TF_VAR_region=eu",
+            ])
+    }
+
+    @Test func refusesEnvironmentKeysTheExecutorDoesNotAllow() throws {
+        let out = try daemon.ctl(["exec", "-q", "--env", "LD_PRELOAD=/tmp/x.so", "--", "true"])
+        #expect(out.status == 125)
+        #expect(out.stderrText.contains("LD_PRELOAD"))
+        #expect(out.stderrText.contains("permission_denied"))
+    }
+
+    @Test func forwardsStdinIncludingEOF() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "hello\nworld\n".write(toFile: dir + "/in", atomically: true, encoding: .utf8)
+        let out = try daemon.ctl(["exec", "-q", "--", "tr", "a-z", "A-Z"], stdinPath: dir + "/in")
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "HELLO\nWORLD\n")
+    }
+
+    @Test func noStdinGivesDevNull() throws {
+        let out = try daemon.ctl(["exec", "-q", "-n", "--", "wc", "-c"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+
+    @Test func fiftyMebibytesOfRandomBytesArriveByteExact() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/random"
+        let made = try Harness.run(["/usr/bin/head", "-c", "52428800", "/dev/urandom"])
+        try made.stdout.write(to: URL(fileURLWithPath: input))
+        #expect(made.stdout.count == 52_428_800)
+        let out = try daemon.ctl(["exec", "-q", "--", "cat"], stdinPath: input, timeout: 300)
+        #expect(out.status == 0)
+        #expect(out.stdout.count == 52_428_800)
+        let expected = try Harness.run(["/usr/bin/sha256sum", input]).stdoutText.prefix(64)
+        try out.stdout.write(to: URL(fileURLWithPath: dir + "/copy"))
+        let actual = try Harness.run(["/usr/bin/sha256sum", dir + "/copy"]).stdoutText.prefix(64)
+        #expect(expected == actual)
+    }
+
+    @Test func binaryOutputOnBothStreams() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "printf '\\000\\377\\n\\001'; printf '\\376\\000' >&2"])
+        #expect(out.status == 0)
+        #expect(Array(out.stdout) == [0, 255, 10, 1])
+        #expect(Array(out.stderr) == [254, 0])
+    }
+
+    @Test func commandNotFoundExits127() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "no-such-command-runvoy"])
+        #expect(out.status == 127)
+        #expect(out.stderrText.contains("not found"))
+    }
+
+    @Test func timeoutStopsTheCommandAndSaysSo() throws {
+        let start = Date()
+        let out = try daemon.ctl(["exec", "--timeout", "1s", "--", "sleep", "30"])
+        #expect(out.status == 124)
+        #expect(out.stderrText.contains("timed out"))
+        #expect(Date().timeIntervalSince(start) < 20)
+        let id = try #require(Self.executionID(out.stderrText))
+        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        #expect(finished.first?["RUNVOY_TIMED_OUT"] == "1")
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
+    }
+
+    @Test func timeoutAboveTheExecutorMaximumIsRefused() throws {
+        let out = try daemon.ctl(["exec", "--timeout", "2h", "--", "true"])
+        #expect(out.status == 125)
+        #expect(out.stderrText.contains("invalid_argument"))
+    }
+
+    @Test func ctrlCIsForwardedToTheProcessGroup() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
+        process.arguments = ["exec", "--socket", daemon.socketPath, "--", "sh", "-c", "sleep 30; echo not-interrupted"]
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        var stderr = ""
+        while Date() < deadline {
+            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
+            if stderr.contains("execution ") { break }
+            usleep(10_000)
+        }
+        let id = try #require(Self.executionID(stderr))
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 128 + SIGINT)
+        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGINT))
+    }
+
+    @Test func detachReturnsTheIDAtOnceAndTheCommandRunsOn() throws {
+        let out = try daemon.ctl(["exec", "--detach", "--", "sh", "-c", "sleep 1"])
+        #expect(out.status == 0)
+        let id = out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 26)
+        let finished = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+        #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "0")
+    }
+
+    @Test func aClientThatDisconnectsDoesNotKillItsCommand() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
+        process.arguments = ["exec", "--socket", daemon.socketPath, "--", "sh", "-c", "sleep 1; exit 3"]
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var stderr = ""
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !stderr.contains("execution ") {
+            usleep(10_000)
+            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
+        }
+        let id = try #require(Self.executionID(stderr))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let finished = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+        #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "3")
+    }
+
+    @Test func killOnDisconnectKillsTheCommand() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
+        process.arguments = ["exec", "--socket", daemon.socketPath, "--kill-on-disconnect", "--", "sleep", "30"]
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var stderr = ""
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !stderr.contains("execution ") {
+            usleep(10_000)
+            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
+        }
+        let id = try #require(Self.executionID(stderr))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let finished = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
+    }
+
+    @Test func brokenStdoutPipeGivesTheCommandSIGPIPE() throws {
+        let out = try Harness.run([
+            "/bin/sh", "-c", "\"$0\" exec --socket \"$1\" -q -- yes | head -n 3", Harness.runvoyctl, daemon.socketPath,
+        ], timeout: 30)
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "y\ny\ny\n")
+    }
+
+    @Test func unprivilegedCallerRunsOnTheDefaultExecutor() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "id", "-un"], asUser: "nobody")
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "nobody\n")
+    }
+
+    @Test func daemonNotRunningIsSaidPlainly() throws {
+        let out = try Harness.run([Harness.runvoyctl, "exec", "--socket", "/tmp/no-such-runvoyd.sock", "--", "true"])
+        #expect(out.status == 125)
+        #expect(out.stderrText.contains("runvoyd is not running at /tmp/no-such-runvoyd.sock"))
+    }
+
+    @Test func whoamiReportsTheKernelIdentity() throws {
+        let root = try daemon.ctl(["whoami"])
+        #expect(root.status == 0)
+        #expect(root.stdoutText.contains("uid=0(root)"))
+        #expect(root.stdoutText.contains("admin: yes"))
+        let nobody = try daemon.ctl(["whoami", "--json"], asUser: "nobody")
+        #expect(nobody.status == 0)
+        let object = try JSONSerialization.jsonObject(with: nobody.stdout) as? [String: Any]
+        #expect(object?["uid"] as? Int == 65534)
+        #expect(object?["user"] as? String == "nobody")
+        #expect(object?["admin"] as? Bool == false)
+        let executors = object?["executors"] as? [String] ?? []
+        #expect(executors.contains("default"))
+        #expect(!executors.contains("root"))
+        #expect(!executors.contains("staff"))
+    }
+
+    static func executionID(_ stderr: String) -> String? {
+        guard let range = stderr.range(of: "execution ") else { return nil }
+        let id = stderr[range.upperBound...].prefix(26)
+        return id.count == 26 ? String(id) : nil
+    }
+}

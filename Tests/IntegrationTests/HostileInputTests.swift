@@ -1,0 +1,139 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Garbage, oversized, truncated and idle input gets a specific error or a close, and never disturbs other clients.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class HostileInputTests {
+    let daemon: DaemonFixture
+
+    init() throws {
+        Harness.raiseDescriptorLimit()
+        daemon = try DaemonFixture(config: { DaemonFixture.standardConfig(directory: $0, idleTimeout: "2s") })
+    }
+
+    deinit {
+        daemon.stop()
+    }
+
+    private func wellBehavedClientWorks() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "echo", "still serving"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "still serving\n")
+    }
+
+    @Test func helloReportsVersions() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(#"{"v":1,"id":1,"method":"hello","params":{"versions":[1]}}"#)
+        let reply = try #require(try connection.readFrame())
+        let result = try #require(reply["result"] as? [String: Any])
+        #expect(result["daemon"] as? String == "runvoyd")
+        #expect(result["protocols"] as? [Int] == [1])
+        #expect(result["max_frame_bytes"] as? Int == 1_048_576)
+    }
+
+    @Test func aTwoGibibyteHeaderIsRejectedAtOnce() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.send([0x80, 0x00, 0x00, 0x00])
+        let reply = try #require(try connection.readFrame())
+        let error = try #require(reply["error"] as? [String: Any])
+        #expect(error["code"] as? String == "frame_too_large")
+        #expect(connection.readsEOF())
+        try wellBehavedClientWorks()
+    }
+
+    @Test func garbageBytesAreAnsweredAndClosed() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let reply = try #require(try connection.readFrame())
+        #expect((reply["error"] as? [String: Any])?["code"] as? String == "frame_too_large")
+        #expect(connection.readsEOF())
+        try wellBehavedClientWorks()
+    }
+
+    @Test func malformedJSONIsABadRequestAndTheConnectionStaysUsable() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame("{not json")
+        let first = try #require(try connection.readFrame())
+        #expect((first["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        try connection.sendFrame(#"[1,2,3]"#)
+        let second = try #require(try connection.readFrame())
+        #expect((second["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        try connection.sendFrame(#"{"v":1,"id":7,"method":"whoami"}"#)
+        let third = try #require(try connection.readFrame())
+        #expect(third["id"] as? Int == 7)
+        #expect((third["result"] as? [String: Any])?["uid"] as? Int == 0)
+    }
+
+    @Test func unknownMethodsAndVersionsGetSpecificErrors() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(#"{"v":1,"id":"a","method":"format_disk"}"#)
+        let unknown = try #require(try connection.readFrame())
+        #expect(unknown["id"] as? String == "a")
+        #expect((unknown["error"] as? [String: Any])?["code"] as? String == "unknown_method")
+        try connection.sendFrame(#"{"v":99,"id":"b","method":"hello"}"#)
+        let version = try #require(try connection.readFrame())
+        #expect(version["id"] as? String == "b")
+        #expect((version["error"] as? [String: Any])?["code"] as? String == "unsupported_version")
+        try connection.sendFrame(#"{"v":1,"id":"c","method":"exec","params":{"argv":"rm -rf /"}}"#)
+        let badParams = try #require(try connection.readFrame())
+        #expect((badParams["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        try connection.sendFrame(#"{"v":1,"id":"d","method":"stdin","params":{"data":"aGk="}}"#)
+        let stdin = try #require(try connection.readFrame())
+        #expect((stdin["error"] as? [String: Any])?["code"] as? String == "invalid_state")
+    }
+
+    @Test func aTruncatedFrameIsDroppedWithoutHarm() throws {
+        do {
+            let connection = try RawConnection(path: daemon.socketPath)
+            try connection.send([0, 0, 0, 100] + Array("{\"v\":1".utf8))
+        }
+        try wellBehavedClientWorks()
+    }
+
+    @Test func idleAndSlowClientsTimeOut() throws {
+        let idle = try RawConnection(path: daemon.socketPath)
+        let slow = try RawConnection(path: daemon.socketPath)
+        // The slow client trickles one frame's bytes; completing no frame counts as idle.
+        for byte in [UInt8](Frame.header(length: 40)) + Array("{\"v\":1".utf8) {
+            try slow.send([byte])
+            usleep(300_000)
+        }
+        let reply = try #require(try idle.readFrame())
+        #expect((reply["error"] as? [String: Any])?["code"] as? String == "timeout")
+        #expect(idle.readsEOF())
+        #expect(slow.readsEOF())
+        try wellBehavedClientWorks()
+    }
+
+    @Test func aThousandIdleConnectionsDoNotStopAWellBehavedClient() throws {
+        var idle: [RawConnection] = []
+        for _ in 0..<1000 { idle.append(try RawConnection(path: daemon.socketPath)) }
+        for _ in 0..<3 { try wellBehavedClientWorks() }
+        #expect(idle.count == 1000)
+        idle.removeAll()
+        try wellBehavedClientWorks()
+    }
+
+    @Test func hostileClientsInParallelWithAWellBehavedOne() async throws {
+        let path = daemon.socketPath
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<200 {
+                    let connection = try RawConnection(path: path)
+                    switch index % 4 {
+                    case 0: try connection.send([0xFF, 0xFF, 0xFF, 0xFF])
+                    case 1: try connection.sendFrame("\u{0}\u{1}garbage")
+                    case 2: try connection.send([0, 0, 1])
+                    default: try connection.sendFrame(#"{"v":1,"id":1,"method":"exec","params":{"argv":[]}}"#)
+                    }
+                }
+            }
+            group.addTask {
+                for _ in 0..<10 { try self.wellBehavedClientWorks() }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Start-up, sd_notify, reload on SIGHUP, graceful SIGTERM, socket takeover and --check-config.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+struct LifecycleTests {
+    @Test func notifiesReadyAndStoppingThroughNotifySocket() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let notify = try NotifySocket(path: dir + "/notify")
+        let daemon = try DaemonFixture(environment: ["NOTIFY_SOCKET": dir + "/notify"], waitForSocket: false)
+        let ready = try notify.waitFor("READY=1")
+        #expect(ready.contains("STATUS=serving"))
+        try daemon.waitForSocket()
+        _ = try daemon.ctl(["exec", "-q", "--", "true"])
+        kill(daemon.process.processIdentifier, SIGTERM)
+        _ = try notify.waitFor("STOPPING=1")
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func reloadOnSIGHUPAddsAnExecutorAndKeepsRunningExecutions() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.stop() }
+        let before = try daemon.ctl(["whoami"])
+        #expect(!before.stdoutText.contains("newcomer"))
+        // A running execution started under the old configuration.
+        let running = Process()
+        running.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
+        running.arguments = ["exec", "--socket", daemon.socketPath, "-q", "--", "sh", "-c", "sleep 2; echo survived"]
+        let outPath = daemon.directory + "/running.out"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        running.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        running.standardInput = FileHandle.nullDevice
+        try running.run()
+        usleep(300_000)
+
+        let extra = """
+              newcomer:
+                run_as: {user: nobody}
+                commands: any
+            """
+        try DaemonFixture.standardConfig(directory: daemon.directory, extra: extra)
+            .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        var after = ""
+        for _ in 0..<100 {
+            after = try daemon.ctl(["whoami"]).stdoutText
+            if after.contains("newcomer") { break }
+            usleep(50_000)
+        }
+        #expect(after.contains("newcomer"))
+        let reloaded = try Harness.journal(["RUNVOY_EVENT=config_reloaded"])
+        #expect(!reloaded.isEmpty)
+
+        running.waitUntilExit()
+        #expect(running.terminationStatus == 0)
+        #expect((try? String(contentsOfFile: outPath, encoding: .utf8)) == "survived\n")
+    }
+
+    @Test func anInvalidReloadIsRejectedAndTheOldConfigurationStays() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.stop() }
+        try "executors:\n  broken:\n    run_as: {user: no-such-user-xyz}\n    commandz: any\n"
+            .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        let rejected = try Harness.journal(["RUNVOY_EVENT=config_rejected", "RUNVOY_CONFIG_PATH=\(daemon.configPath)"])
+        let errors = rejected.last?["RUNVOY_ERRORS"] ?? ""
+        #expect(errors.contains("no-such-user-xyz"))
+        #expect(errors.contains("commandz"))
+        let out = try daemon.ctl(["exec", "-q", "--", "echo", "old config"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "old config\n")
+    }
+
+    @Test func sigtermLetsRunningExecutionsFinishThenExitsZero() throws {
+        let daemon = try DaemonFixture()
+        let running = Process()
+        running.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
+        running.arguments = ["exec", "--socket", daemon.socketPath, "-q", "--", "sh", "-c", "sleep 1; echo finished"]
+        let outPath = daemon.directory + "/running.out"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        running.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        running.standardInput = FileHandle.nullDevice
+        try running.run()
+        usleep(300_000)
+        #expect(daemon.stop() == 0)
+        running.waitUntilExit()
+        #expect(running.terminationStatus == 0)
+        #expect((try? String(contentsOfFile: outPath, encoding: .utf8)) == "finished\n")
+        #expect(access(daemon.socketPath, F_OK) != 0)
+    }
+
+    @Test func sigtermEndsExecutionsThatOutliveTheGracePeriod() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "shutdown_grace: 10s", with: "shutdown_grace: 1s")
+        })
+        let out = try daemon.ctl(["exec", "--detach", "--", "sleep", "60"])
+        let id = out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let start = Date()
+        #expect(daemon.stop() == 0)
+        #expect(Date().timeIntervalSince(start) < 15)
+        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
+    }
+
+    @Test func refusesToStartWhenALiveDaemonHoldsTheSocket() throws {
+        let first = try DaemonFixture()
+        defer { first.stop() }
+        let second = try Harness.run([Harness.runvoyd, "--config", first.configPath], timeout: 30)
+        #expect(second.status != 0)
+        #expect(second.stderrText.contains("already serving"))
+        let still = try first.ctl(["exec", "-q", "--", "echo", "first"])
+        #expect(still.stdoutText == "first\n")
+    }
+
+    @Test func replacesAStaleSocketFile() throws {
+        let first = try DaemonFixture()
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        // SIGKILL leaves the socket file behind.
+        #expect(access(first.socketPath, F_OK) == 0)
+        let second = try DaemonFixture(config: { _ in
+            (try? String(contentsOfFile: first.configPath, encoding: .utf8)) ?? ""
+        })
+        defer { second.stop() }
+        let out = try second.ctl(["exec", "-q", "--", "echo", "replaced"])
+        #expect(out.stdoutText == "replaced\n")
+    }
+
+    @Test func checkConfigNamesFileLineAndKey() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/bad.yaml"
+        try """
+        socket:
+          path: /tmp/x.sock
+        executors:
+          web:
+            run_as: {user: nobody}
+            tiemout: 5m
+            commands: any
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let out = try Harness.run([Harness.runvoyd, "--check-config", "--config", path])
+        #expect(out.status != 0)
+        let text = out.stdoutText + out.stderrText
+        #expect(text.contains("\(path):6"))
+        #expect(text.contains("tiemout"))
+
+        let good = dir + "/good.yaml"
+        try DaemonFixture.standardConfig(directory: dir).write(toFile: good, atomically: true, encoding: .utf8)
+        let ok = try Harness.run([Harness.runvoyd, "--check-config", "--config", good])
+        #expect(ok.status == 0)
+        #expect(ok.stdoutText.contains("OK"))
+    }
+}
+
+/// A datagram socket standing in for systemd's NOTIFY_SOCKET.
+final class NotifySocket {
+    let fd: Int32
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw HarnessError("bind notify socket: \(errno)") }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Reads datagrams until one contains `needle`; returns it.
+    func waitFor(_ needle: String, seconds: Double = 20) throws -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                let message = String(decoding: buffer.prefix(n), as: UTF8.self)
+                if message.contains(needle) { return message }
+            }
+        }
+        throw HarnessError("no \(needle) on NOTIFY_SOCKET within \(seconds) s")
+    }
+}

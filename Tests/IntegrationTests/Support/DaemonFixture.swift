@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+import RunvoyKit
+
+/// A real runvoyd started on a temporary socket with a temporary configuration, stopped with SIGTERM.
+final class DaemonFixture {
+    let directory: String
+    let socketPath: String
+    let configPath: String
+    let process: Process
+    let logPath: String
+
+    /// The standard test configuration: `default` runs as nobody for everyone, `root` runs as root for root only,
+    /// `limited` accepts only a few argv patterns, `staff` admits only the `daemon` user.
+    static func standardConfig(directory: String, extra: String = "", idleTimeout: String = "30s") -> String {
+        """
+        socket:
+          path: \(directory)/runvoyd.sock
+          mode: "0666"
+        state_directory: \(directory)/state
+        admin_contact: "the test suite"
+        limits:
+          max_frame_bytes: 1048576
+          idle_timeout: \(idleTimeout)
+          max_connections: 4096
+        shutdown_grace: 10s
+        kill_grace: 1s
+        audit:
+          fail_closed: true
+        executors:
+          default:
+            default: true
+            run_as: {user: nobody, group: nogroup}
+            environment:
+              PATH: /usr/local/bin:/usr/bin:/bin
+              HOME: /
+              RUNVOY_TEST: "yes"
+            allow_env: [LANG, TF_VAR_*]
+            working_directory: /
+            timeout: 10m
+            max_timeout: 1h
+            allow:
+              users: ["*"]
+            commands: any
+          root:
+            run_as: {user: root}
+            environment:
+              PATH: /usr/bin:/bin
+            commands: any
+          limited:
+            run_as: {user: nobody}
+            environment:
+              PATH: /usr/bin:/bin
+            allow:
+              users: ["*"]
+            commands:
+              - [echo, "*"]
+              - [/usr/bin/id, -u]
+          staff:
+            run_as: {user: nobody}
+            allow:
+              users: [daemon]
+            commands: any
+        \(extra)
+        """
+    }
+
+    init(
+        config: ((String) -> String)? = nil, extraArguments: [String] = [], environment: [String: String] = [:],
+        wrapper: [String] = [], waitForSocket: Bool = true
+    ) throws {
+        directory = try Harness.makeTemporaryDirectory()
+        socketPath = directory + "/runvoyd.sock"
+        configPath = directory + "/runvoyd.yaml"
+        logPath = directory + "/runvoyd.log"
+        let text = (config ?? { DaemonFixture.standardConfig(directory: $0) })(directory)
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+        process = Process()
+        let argv = wrapper + [Harness.runvoyd, "--config", configPath] + extraArguments
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        var env = ProcessInfo.processInfo.environment
+        env["RUNVOYD_LOG_STDERR"] = "1"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        if waitForSocket { try self.waitForSocket() }
+    }
+
+    /// Waits until the daemon answers on its socket.
+    func waitForSocket(seconds: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if !process.isRunning {
+                throw HarnessError("runvoyd exited with \(process.terminationStatus) before serving:\n\(log)")
+            }
+            if let client = try? RunvoyClient(socketPath: socketPath),
+                (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
+            {
+                return
+            }
+            usleep(20_000)
+        }
+        throw HarnessError("runvoyd did not start serving within \(seconds) s:\n\(log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Runs runvoyctl against this daemon, optionally as another user through runuser.
+    func ctl(_ arguments: [String], asUser user: String? = nil, stdinPath: String? = nil, timeout: Double = 120) throws
+        -> Harness.Output
+    {
+        var argv = [Harness.runvoyctl, "--socket", socketPath]
+        // `--socket` belongs to the subcommand: runvoyctl SUBCOMMAND --socket PATH ...
+        argv = [Harness.runvoyctl, arguments[0], "--socket", socketPath] + arguments.dropFirst()
+        if let user { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
+        return try Harness.run(argv, stdinPath: stdinPath, timeout: timeout)
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its exit status.
+    @discardableResult
+    func stop(seconds: Double = 30) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(5000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

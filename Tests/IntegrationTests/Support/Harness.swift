@@ -1,0 +1,116 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Paths and process helpers shared by the integration suites.
+enum Harness {
+    /// The package root, found from this file's location.
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Where the built runvoyd and runvoyctl are: $RUNVOY_BIN_DIR, else .build/debug.
+    static let binDirectory: String = {
+        if let dir = ProcessInfo.processInfo.environment["RUNVOY_BIN_DIR"] { return dir }
+        return packageRoot + "/.build/debug"
+    }()
+
+    static var runvoyd: String { binDirectory + "/runvoyd" }
+    static var runvoyctl: String { binDirectory + "/runvoyctl" }
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    /// Whether a journald is listening (the test script starts a private one when run as root).
+    static var hasJournal: Bool { access("/run/systemd/journal/socket", F_OK) == 0 }
+
+    /// A fresh directory under /tmp that unprivileged users can traverse (sockets live in it).
+    static func makeTemporaryDirectory() throws -> String {
+        var template = Array("/tmp/runvoy-test-XXXXXX".utf8CString)
+        guard let pointer = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+        let path = String(cString: pointer)
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// Raises this process's descriptor limit (the hostile-input tests open a thousand connections).
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
+    /// The result of a finished process.
+    struct Output {
+        var status: Int32
+        var stdout: Data
+        var stderr: Data
+        var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+        var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    }
+
+    /// Runs `argv` to completion with stdin from `stdinPath` (or /dev/null), stdout and stderr to files.
+    /// A process killed by signal N reports 128+N, as a shell does.
+    static func run(
+        _ argv: [String], stdinPath: String? = nil, environment: [String: String]? = nil, timeout: Double = 120
+    ) throws -> Output {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        if let environment { process.environment = environment }
+        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdinPath ?? "/dev/null"))
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                process.terminate()
+                throw HarnessError("\(argv) did not finish within \(timeout) s")
+            }
+            usleep(2000)
+        }
+        let status =
+            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return Output(
+            status: status, stdout: try Data(contentsOf: URL(fileURLWithPath: dir + "/out")),
+            stderr: try Data(contentsOf: URL(fileURLWithPath: dir + "/err")))
+    }
+
+    /// Journal entries matching `matches` (FIELD=value), polled until `until` holds or a few seconds pass,
+    /// since journal writes are asynchronous.
+    static func journal(
+        _ matches: [String], until: ([[String: String]]) -> Bool = { !$0.isEmpty }, seconds: Double = 5
+    ) throws -> [[String: String]] {
+        let deadline = Date().addingTimeInterval(seconds)
+        var entries: [[String: String]] = []
+        repeat {
+            let out = try run(["/usr/bin/journalctl", "--no-pager", "-o", "json"] + matches)
+            entries = out.stdoutText.split(separator: "\n").compactMap { line in
+                guard let data = line.data(using: .utf8),
+                    let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                else { return nil }
+                var entry: [String: String] = [:]
+                for (key, value) in object {
+                    if let string = value as? String { entry[key] = string }
+                }
+                return entry
+            }
+            if until(entries) { return entries }
+            usleep(100_000)
+        } while Date() < deadline
+        return entries
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
