@@ -58,6 +58,7 @@ let package = Package(
         .executableTarget(
             name: "runvoyctl",
             dependencies: [
+                "CRunvoyPosix",
                 "RunvoyKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

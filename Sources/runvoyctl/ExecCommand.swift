@@ -67,10 +67,10 @@ struct ExecCommand: ParsableCommand {
             argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
             detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach))
         let status: Int32
-        do {
+        do throws(ClientError) {
             let session = try ExecSession(socketPath: global.socketPath, quiet: quiet)
             status = try session.run(params)
-        } catch let error as ClientError {
+        } catch {
             complain(error.description)
             throw ExitCode(CtlExit.code(for: error))
         }

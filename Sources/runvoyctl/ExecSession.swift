@@ -1,3 +1,4 @@
+import CRunvoyPosix
 import Glibc
 import RunvoyKit
 
@@ -37,7 +38,7 @@ final class ExecSession {
         socket = try UnixSocket(connectingTo: socketPath)
         self.quiet = quiet
         var fds: [Int32] = [-1, -1]
-        guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else {
+        guard runvoy_pipe_cloexec(&fds, 1) == 0 else {
             throw ClientError(.io, "pipe: \(String(cString: strerror(errno)))")
         }
         signalRead = fds[0]

@@ -18,7 +18,11 @@ final class HostileInputTests {
     }
 
     private func wellBehavedClientWorks() throws {
-        let out = try daemon.ctl(["exec", "-q", "--", "echo", "still serving"])
+        try Self.wellBehavedClientWorks(socket: daemon.socketPath)
+    }
+
+    static func wellBehavedClientWorks(socket: String) throws {
+        let out = try Harness.run([Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "echo", "still serving"])
         #expect(out.status == 0)
         #expect(out.stdoutText == "still serving\n")
     }
@@ -131,7 +135,7 @@ final class HostileInputTests {
                 }
             }
             group.addTask {
-                for _ in 0..<10 { try self.wellBehavedClientWorks() }
+                for _ in 0..<10 { try Self.wellBehavedClientWorks(socket: path) }
             }
             try await group.waitForAll()
         }

@@ -26,7 +26,7 @@ struct FrameReaderTests {
         let splits = Gen.int(in: 0...5000).array(of: 0...40)
         await propertyCheck(count: 300, input: payloads, splits) { payloads, splits in
             let stream = Self.frames(payloads)
-            #expect(try Self.decode(stream, splits: splits) == payloads)
+            #expect((try? Self.decode(stream, splits: splits)) == payloads)
         }
     }
 

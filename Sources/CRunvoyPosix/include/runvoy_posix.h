@@ -54,6 +54,12 @@ int runvoy_pidfd_send_signal(int pidfd, int sig);
 /// Grows a pipe's buffer (F_SETPIPE_SZ); returns the new size or -1.
 int runvoy_set_pipe_size(int fd, int size);
 
+/// pipe2(2) with O_CLOEXEC, plus O_NONBLOCK when `nonblocking` is set.
+int runvoy_pipe_cloexec(int fds[2], int nonblocking);
+
+/// eventfd(2) with EFD_CLOEXEC.
+int runvoy_eventfd(void);
+
 /// The peer credentials of a connected Unix socket (SO_PEERCRED).
 int runvoy_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 

@@ -92,6 +92,18 @@ public struct ExitEvent: Codable, Sendable, Equatable {
         case timedOut = "timed_out"
         case durationUsec = "duration_usec"
     }
+
+    /// Writes `exit_code` and `signal` always, one of them as null, so clients can index both.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(event, forKey: .event)
+        try container.encode(executionId, forKey: .executionId)
+        try container.encode(exitCode, forKey: .exitCode)
+        try container.encode(signal, forKey: .signal)
+        try container.encode(timedOut, forKey: .timedOut)
+        try container.encode(durationUsec, forKey: .durationUsec)
+    }
 }
 
 /// Result of a detached `exec`.

@@ -18,7 +18,7 @@ final class Reaper: Sendable {
     private let wakeFD: Int32
 
     private init() {
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
+        wakeFD = runvoy_eventfd()
         precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
     }
 

@@ -41,7 +41,7 @@ enum Spawner {
         func closeAll() { for fd in opened { close(fd) } }
         func makePipe() throws(RunvoyError) -> (read: Int32, write: Int32) {
             var fds: [Int32] = [-1, -1]
-            guard pipe2(&fds, O_CLOEXEC) == 0 else {
+            guard runvoy_pipe_cloexec(&fds, 0) == 0 else {
                 let message = String(cString: strerror(errno))
                 closeAll()
                 throw RunvoyError(.spawnFailed, "cannot create a pipe: \(message)", reason: "resources")

@@ -11,19 +11,19 @@ enum UserDatabase {
     }
 
     static func user(named name: String) -> User? {
-        withPasswd { pwd, buffer, result in getpwnam_r(name, &pwd, buffer.baseAddress, buffer.count, &result) }
+        withPasswd { pwd, buffer, result in getpwnam_r(name, &pwd, buffer.baseAddress!, buffer.count, &result) }
     }
 
     static func user(uid: uid_t) -> User? {
-        withPasswd { pwd, buffer, result in getpwuid_r(uid, &pwd, buffer.baseAddress, buffer.count, &result) }
+        withPasswd { pwd, buffer, result in getpwuid_r(uid, &pwd, buffer.baseAddress!, buffer.count, &result) }
     }
 
     static func groupID(named name: String) -> gid_t? {
-        withGroup { grp, buffer, result in getgrnam_r(name, &grp, buffer.baseAddress, buffer.count, &result) }?.gid
+        withGroup { grp, buffer, result in getgrnam_r(name, &grp, buffer.baseAddress!, buffer.count, &result) }?.gid
     }
 
     static func groupName(gid: gid_t) -> String? {
-        withGroup { grp, buffer, result in getgrgid_r(gid, &grp, buffer.baseAddress, buffer.count, &result) }?.name
+        withGroup { grp, buffer, result in getgrgid_r(gid, &grp, buffer.baseAddress!, buffer.count, &result) }?.name
     }
 
     /// Every group `user` is in: its primary group and its supplementary groups.

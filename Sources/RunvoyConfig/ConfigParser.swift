@@ -1,0 +1,453 @@
+import RunvoyKit
+import Yams
+
+/// Walks the YAML node tree, so every diagnostic can name its line and key path, and collects all of them.
+final class ConfigParser {
+    let file: String
+    let text: String
+    private(set) var diagnostics: [ConfigDiagnostic] = []
+
+    init(file: String, text: String) {
+        self.file = file
+        self.text = text
+    }
+
+    // MARK: - Diagnostics
+
+    private func report(_ severity: ConfigDiagnostic.Severity, _ node: Node?, _ path: String, _ message: String) {
+        diagnostics.append(
+            ConfigDiagnostic(
+                file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, keyPath: path,
+                message: message, severity: severity))
+    }
+
+    private func error(_ node: Node?, _ path: String, _ message: String) { report(.error, node, path, message) }
+    private func warning(_ node: Node?, _ path: String, _ message: String) { report(.warning, node, path, message) }
+
+    // MARK: - Typed readers
+
+    /// A mapping's entries by key, reporting a wrong type, non-string keys and unknown keys.
+    private func fields(_ node: Node, _ path: String, allowed: [String]) -> [String: (key: Node, value: Node)]? {
+        guard let mapping = node.mapping else {
+            error(node, path, "expected a mapping of keys to values")
+            return nil
+        }
+        var result: [String: (key: Node, value: Node)] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else {
+                error(key, path, "keys must be plain strings")
+                continue
+            }
+            let keyPath = path.isEmpty ? name : "\(path).\(name)"
+            guard allowed.contains(name) else {
+                var message = "unknown key '\(name)'"
+                if let suggestion = Self.closest(name, in: allowed) { message += " (did you mean '\(suggestion)'?)" }
+                error(key, keyPath, message)
+                continue
+            }
+            result[name] = (key, value)
+        }
+        return result
+    }
+
+    private func string(_ node: Node, _ path: String) -> String? {
+        guard let scalar = node.scalar else {
+            error(node, path, "expected a string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    /// A value that must be written as a string: numbers and booleans are refused rather than converted.
+    private func strictString(_ node: Node, _ path: String) -> String? {
+        guard let scalar = node.scalar else {
+            error(node, path, "expected a string")
+            return nil
+        }
+        if scalar.style == .plain {
+            let kind: String? =
+                node.bool != nil ? "boolean" : node.int != nil ? "number" : node.float != nil ? "number" : node.null != nil ? "null" : nil
+            if let kind {
+                error(node, path, "'\(scalar.string)' is read as a \(kind), not a string; quote it")
+                return nil
+            }
+        }
+        return scalar.string
+    }
+
+    private func int(_ node: Node, _ path: String, in range: ClosedRange<Int>) -> Int? {
+        guard node.scalar != nil, let value = node.int else {
+            error(node, path, "expected an integer")
+            return nil
+        }
+        guard range.contains(value) else {
+            error(node, path, "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    private func bool(_ node: Node, _ path: String) -> Bool? {
+        guard node.scalar != nil, let value = node.bool else {
+            error(node, path, "expected true or false")
+            return nil
+        }
+        return value
+    }
+
+    private func duration(_ node: Node, _ path: String) -> Duration? {
+        guard let text = node.scalar?.string, let value = DurationParser.parse(text) else {
+            error(node, path, "expected a duration such as 30s, 5m, 1h30m or 250ms")
+            return nil
+        }
+        return value
+    }
+
+    private func strings(_ node: Node, _ path: String) -> [String]? {
+        guard let sequence = node.sequence else {
+            error(node, path, "expected a list of strings")
+            return nil
+        }
+        var out: [String] = []
+        for (index, item) in sequence.enumerated() {
+            guard let scalar = item.scalar else {
+                error(item, "\(path)[\(index)]", "expected a string")
+                continue
+            }
+            out.append(scalar.string)
+        }
+        return out
+    }
+
+    // MARK: - Document
+
+    func parse() -> DaemonConfig? {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                error(nil, "", "the file is empty; at least one executor is required")
+                return nil
+            }
+            root = node
+        } catch let yamlError as YamlError {
+            reportSyntax(yamlError)
+            return nil
+        } catch {
+            self.error(nil, "", "cannot parse YAML: \(error)")
+            return nil
+        }
+        let topKeys = [
+            "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit", "executors",
+        ]
+        guard let top = fields(root, "", allowed: topKeys) else { return nil }
+
+        var socket = SocketSettings()
+        if let node = top["socket"]?.value, let entries = fields(node, "socket", allowed: ["path", "mode", "group"]) {
+            if let path = entries["path"].flatMap({ string($0.value, "socket.path") }) {
+                if path.hasPrefix("/") {
+                    socket.path = path
+                } else {
+                    error(entries["path"]?.value, "socket.path", "must be an absolute path")
+                }
+            }
+            if let modeNode = entries["mode"]?.value, let text = string(modeNode, "socket.mode") {
+                let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
+                if let mode = UInt32(digits, radix: 8), mode <= 0o777 {
+                    socket.mode = mode
+                } else {
+                    error(modeNode, "socket.mode", "expected octal permission bits such as \"0660\"")
+                }
+            }
+            if let groupNode = entries["group"]?.value, let group = string(groupNode, "socket.group") {
+                if SystemAccounts.groupExists(group) {
+                    socket.group = group
+                } else {
+                    error(groupNode, "socket.group", "unknown group \"\(group)\"")
+                }
+            }
+        }
+
+        var stateDirectory = "/var/lib/runvoy"
+        if let node = top["state_directory"]?.value, let value = string(node, "state_directory") {
+            if value.hasPrefix("/") { stateDirectory = value } else { error(node, "state_directory", "must be an absolute path") }
+        }
+        let adminContact = top["admin_contact"].flatMap { string($0.value, "admin_contact") }
+
+        var limits = Limits()
+        if let node = top["limits"]?.value,
+            let entries = fields(
+                node, "limits", allowed: ["max_frame_bytes", "idle_timeout", "max_connections", "max_executions"])
+        {
+            if let n = entries["max_frame_bytes"].flatMap({ int($0.value, "limits.max_frame_bytes", in: 1024...(64 << 20)) }) {
+                limits.maxFrameBytes = n
+            }
+            if let d = entries["idle_timeout"].flatMap({ duration($0.value, "limits.idle_timeout") }) {
+                if d > .zero { limits.idleTimeout = d } else { error(entries["idle_timeout"]?.value, "limits.idle_timeout", "must be positive") }
+            }
+            if let n = entries["max_connections"].flatMap({ int($0.value, "limits.max_connections", in: 1...1_000_000) }) {
+                limits.maxConnections = n
+            }
+            if let n = entries["max_executions"].flatMap({ int($0.value, "limits.max_executions", in: 1...100_000) }) {
+                limits.maxExecutions = n
+            }
+        }
+        let shutdownGrace = top["shutdown_grace"].flatMap { duration($0.value, "shutdown_grace") } ?? .seconds(30)
+        let killGrace = top["kill_grace"].flatMap { duration($0.value, "kill_grace") } ?? .seconds(5)
+
+        var audit = AuditSettings()
+        if let node = top["audit"]?.value, let entries = fields(node, "audit", allowed: ["fail_closed"]) {
+            if let value = entries["fail_closed"].flatMap({ bool($0.value, "audit.fail_closed") }) {
+                audit.failClosed = value
+            }
+        }
+
+        var executors: [ExecutorConfig] = []
+        if let entry = top["executors"] {
+            if let mapping = entry.value.mapping {
+                for (key, value) in mapping {
+                    guard let name = key.scalar?.string else {
+                        error(key, "executors", "executor names must be strings")
+                        continue
+                    }
+                    if let executor = parseExecutor(name: name, key: key, node: value) { executors.append(executor) }
+                }
+                if mapping.count == 0 { error(entry.value, "executors", "at least one executor is required") }
+            } else {
+                error(entry.value, "executors", "expected a mapping of executor names to definitions")
+            }
+        } else {
+            error(root, "executors", "at least one executor is required")
+        }
+
+        var defaultName = executors.first?.name ?? ""
+        let defaults = executors.filter(\.isDefault)
+        if defaults.count > 1 {
+            for extra in defaults.dropFirst() {
+                report(
+                    .error, nil, "executors.\(extra.name).default",
+                    "only one executor may be the default; '\(defaults[0].name)' already is")
+                diagnostics[diagnostics.count - 1].line = extra.line
+            }
+        } else if defaults.count == 1 {
+            defaultName = defaults[0].name
+        } else if executors.count > 1 {
+            error(top["executors"]?.value, "executors", "mark one executor with `default: true`")
+        }
+
+        return DaemonConfig(
+            socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,
+            killGrace: killGrace, audit: audit, adminContact: adminContact, executors: executors,
+            defaultExecutorName: defaultName, sourcePath: nil, digest: Self.digest(text),
+            warnings: diagnostics.filter { $0.severity == .warning })
+    }
+
+    private func parseExecutor(name: String, key: Node, node: Node) -> ExecutorConfig? {
+        let path = "executors.\(name)"
+        if !Self.isValidExecutorName(name) {
+            error(key, path, "executor names are 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
+        }
+        let allowed = [
+            "default", "description", "run_as", "environment", "allow_env", "working_directory", "timeout",
+            "max_timeout", "allow", "commands",
+        ]
+        guard let entries = fields(node, path, allowed: allowed) else { return nil }
+
+        var runAs: RunAs?
+        if let runAsNode = entries["run_as"]?.value {
+            if let runAsFields = fields(runAsNode, "\(path).run_as", allowed: ["user", "group"]) {
+                if let userNode = runAsFields["user"]?.value, let user = string(userNode, "\(path).run_as.user") {
+                    if !SystemAccounts.userExists(user) { error(userNode, "\(path).run_as.user", "unknown user \"\(user)\"") }
+                    var group: String?
+                    if let groupNode = runAsFields["group"]?.value, let value = string(groupNode, "\(path).run_as.group") {
+                        if !SystemAccounts.groupExists(value) {
+                            error(groupNode, "\(path).run_as.group", "unknown group \"\(value)\"")
+                        }
+                        group = value
+                    }
+                    runAs = RunAs(user: user, group: group)
+                } else if runAsFields["user"] == nil {
+                    error(runAsNode, "\(path).run_as.user", "required: the user commands run as")
+                }
+            }
+        } else {
+            error(node, "\(path).run_as", "required: {user: NAME, group: NAME}")
+        }
+
+        var commands: CommandRule?
+        if let commandsNode = entries["commands"]?.value {
+            commands = parseCommands(commandsNode, "\(path).commands")
+        } else {
+            error(node, "\(path).commands", "required: `any`, or a list of argv patterns such as [terraform, plan, \"*\"]")
+        }
+
+        var executor = ExecutorConfig(
+            name: name, runAs: runAs ?? RunAs(user: "", group: nil), commands: commands ?? .patterns([]),
+            line: key.mark?.line ?? 1)
+        if let value = entries["default"].flatMap({ bool($0.value, "\(path).default") }) { executor.isDefault = value }
+        executor.description = entries["description"].flatMap { string($0.value, "\(path).description") }
+        if let envNode = entries["environment"]?.value {
+            if let mapping = envNode.mapping {
+                for (envKey, envValue) in mapping {
+                    guard let envName = envKey.scalar?.string, Self.isValidEnvName(envName) else {
+                        error(envKey, "\(path).environment", "environment names are letters, digits and '_', not starting with a digit")
+                        continue
+                    }
+                    if let value = strictString(envValue, "\(path).environment.\(envName)") {
+                        executor.environment[envName] = value
+                    }
+                }
+            } else {
+                error(envNode, "\(path).environment", "expected a mapping of NAME: value")
+            }
+        }
+        if let listNode = entries["allow_env"]?.value, let names = strings(listNode, "\(path).allow_env") {
+            for (index, entry) in names.enumerated() {
+                let base = entry.hasSuffix("*") ? String(entry.dropLast()) : entry
+                if (!base.isEmpty || !entry.hasSuffix("*")) && !Self.isValidEnvName(base) && !(entry.hasSuffix("*") && base.isEmpty) {
+                    error(listNode.sequence?[index], "\(path).allow_env[\(index)]", "'\(entry)' is not an environment name or prefix*")
+                }
+            }
+            executor.allowEnv = names
+        }
+        if let cwdNode = entries["working_directory"]?.value, let cwd = string(cwdNode, "\(path).working_directory") {
+            if cwd.hasPrefix("/") {
+                executor.workingDirectory = cwd
+            } else {
+                error(cwdNode, "\(path).working_directory", "must be an absolute path")
+            }
+        }
+        executor.defaultTimeout = entries["timeout"].flatMap { duration($0.value, "\(path).timeout") }
+        executor.maxTimeout = entries["max_timeout"].flatMap { duration($0.value, "\(path).max_timeout") }
+        if let timeout = executor.defaultTimeout, let maximum = executor.maxTimeout, timeout > maximum {
+            error(entries["timeout"]?.value, "\(path).timeout", "\(DurationParser.format(timeout)) exceeds max_timeout \(DurationParser.format(maximum))")
+        }
+        if let allowNode = entries["allow"]?.value, let allowFields = fields(allowNode, "\(path).allow", allowed: ["users", "groups"]) {
+            if let usersNode = allowFields["users"]?.value, let users = strings(usersNode, "\(path).allow.users") {
+                for (index, user) in users.enumerated() where user != "*" && !SystemAccounts.userExists(user) {
+                    warning(usersNode.sequence?[index], "\(path).allow.users[\(index)]", "no user \"\(user)\" exists (yet)")
+                }
+                executor.access.users = users
+            }
+            if let groupsNode = allowFields["groups"]?.value, let groups = strings(groupsNode, "\(path).allow.groups") {
+                for (index, group) in groups.enumerated() where !SystemAccounts.groupExists(group) {
+                    warning(groupsNode.sequence?[index], "\(path).allow.groups[\(index)]", "no group \"\(group)\" exists (yet)")
+                }
+                executor.access.groups = groups
+            }
+        }
+        return runAs == nil || commands == nil ? nil : executor
+    }
+
+    private func parseCommands(_ node: Node, _ path: String) -> CommandRule? {
+        if let scalar = node.scalar {
+            if scalar.string == "any" { return .any }
+            error(node, path, "expected `any` or a list of argv patterns")
+            return nil
+        }
+        guard let sequence = node.sequence else {
+            error(node, path, "expected `any` or a list of argv patterns")
+            return nil
+        }
+        var patterns: [ArgvPattern] = []
+        var ok = true
+        for (index, item) in sequence.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let elements = item.sequence, elements.count > 0 else {
+                error(item, itemPath, "each pattern is a non-empty list of arguments, e.g. [systemctl, restart, nginx]")
+                ok = false
+                continue
+            }
+            var words: [String] = []
+            var trailing = false
+            for (position, element) in elements.enumerated() {
+                guard let word = element.scalar?.string else {
+                    error(element, itemPath, "pattern elements must be strings")
+                    ok = false
+                    continue
+                }
+                if word == "*" {
+                    if position != elements.count - 1 {
+                        error(element, itemPath, "\"*\" is only allowed as the last element (any remaining arguments)")
+                        ok = false
+                    } else if position == 0 {
+                        error(element, itemPath, "a pattern must name its command before \"*\"")
+                        ok = false
+                    } else {
+                        trailing = true
+                    }
+                    continue
+                }
+                words.append(word)
+            }
+            patterns.append(ArgvPattern(elements: words, allowsTrailingArguments: trailing, line: item.mark?.line ?? 1))
+        }
+        return ok ? .patterns(patterns) : nil
+    }
+
+    private func reportSyntax(_ yamlError: YamlError) {
+        switch yamlError {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            diagnostics.append(
+                ConfigDiagnostic(
+                    file: file, line: mark.line, column: mark.column, keyPath: "", message: "YAML syntax: \(problem)",
+                    severity: .error))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            diagnostics.append(
+                ConfigDiagnostic(
+                    file: file, line: context.mark.line, column: context.mark.column, keyPath: "",
+                    message: "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", "))",
+                    severity: .error))
+        default:
+            error(nil, "", "cannot parse YAML: \(yamlError)")
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func isValidExecutorName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...64).contains(bytes.count) else { return false }
+        func lowerOrDigit(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) }
+        return lowerOrDigit(bytes[0]) && bytes.allSatisfy { lowerOrDigit($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
+    }
+
+    static func isValidEnvName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        return bytes.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+    }
+
+    /// The allowed key nearest to a misspelt one, if it is close enough to be a likely typo.
+    static func closest(_ word: String, in candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(word, $0)) }.min { $0.1 < $1.1 }
+        guard let (candidate, distance) = scored, distance <= max(2, word.count / 3) else { return nil }
+        return candidate
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
+    /// 64-bit FNV-1a of the source text.
+    static func digest(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

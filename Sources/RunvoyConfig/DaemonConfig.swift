@@ -1,0 +1,68 @@
+/// The daemon's whole configuration: one immutable snapshot, loaded and validated at start and on each reload.
+public struct DaemonConfig: Sendable, Equatable {
+    public var socket: SocketSettings
+    public var stateDirectory: String
+    public var limits: Limits
+    /// On SIGTERM, how long running executions get to finish.
+    public var shutdownGrace: Duration
+    /// After SIGTERM to a command, how long until SIGKILL.
+    public var killGrace: Duration
+    public var audit: AuditSettings
+    /// Who to ask for access; shown in denials.
+    public var adminContact: String?
+    /// Executors in file order.
+    public var executors: [ExecutorConfig]
+    /// The executor used when a request names none.
+    public var defaultExecutorName: String
+    /// The file this was loaded from; nil for the embedded configuration.
+    public var sourcePath: String?
+    /// A stable digest of the source text (64-bit FNV-1a, 16 hex digits), recorded in the audit trail.
+    public var digest: String
+    /// Problems that do not stop the configuration from loading.
+    public var warnings: [ConfigDiagnostic]
+
+    public func executor(named name: String) -> ExecutorConfig? {
+        executors.first { $0.name == name }
+    }
+
+    /// The default executor. A validated configuration always has one.
+    public var defaultExecutor: ExecutorConfig {
+        executor(named: defaultExecutorName) ?? executors[0]
+    }
+
+    public static func == (lhs: DaemonConfig, rhs: DaemonConfig) -> Bool {
+        lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
+            && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
+            && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
+            && lhs.defaultExecutorName == rhs.defaultExecutorName
+    }
+}
+
+/// Where and how the daemon listens.
+public struct SocketSettings: Sendable, Equatable {
+    public var path: String = "/run/runvoy/runvoyd.sock"
+    /// Permission bits of the socket file.
+    public var mode: UInt32 = 0o660
+    /// Group that owns the socket file.
+    public var group: String?
+
+    public init() {}
+}
+
+/// Resource limits that protect the daemon from hostile or runaway clients.
+public struct Limits: Sendable, Equatable {
+    public var maxFrameBytes: Int = 1 << 20
+    public var idleTimeout: Duration = .seconds(30)
+    public var maxConnections: Int = 4096
+    public var maxExecutions: Int = 256
+
+    public init() {}
+}
+
+/// How the audit trail behaves when the journal refuses a record.
+public struct AuditSettings: Sendable, Equatable {
+    /// Refuse to run anything whose audit record cannot be written.
+    public var failClosed: Bool = true
+
+    public init() {}
+}

@@ -1,0 +1,66 @@
+/// A named execution environment: who commands run as, with what environment, for whom, and which commands.
+public struct ExecutorConfig: Sendable, Equatable {
+    public var name: String
+    public var isDefault: Bool = false
+    public var description: String?
+    public var runAs: RunAs
+    /// The command's whole environment.
+    public var environment: [String: String] = [:]
+    /// Names a caller may add with `--env`; an entry ending in `*` is a prefix.
+    public var allowEnv: [String] = []
+    public var workingDirectory: String = "/"
+    public var defaultTimeout: Duration?
+    public var maxTimeout: Duration?
+    public var access: AccessList = AccessList()
+    public var commands: CommandRule
+    /// Line of the executor's key in the file.
+    public var line: Int
+
+    public init(name: String, runAs: RunAs, commands: CommandRule, line: Int) {
+        self.name = name
+        self.runAs = runAs
+        self.commands = commands
+        self.line = line
+    }
+
+    /// Whether a caller may pass environment variable `name`.
+    public func allowsEnv(_ name: String) -> Bool {
+        allowEnv.contains { entry in
+            entry.hasSuffix("*") ? name.hasPrefix(entry.dropLast()) : entry == name
+        }
+    }
+}
+
+/// The identity commands run as.
+public struct RunAs: Sendable, Equatable {
+    public var user: String
+    /// nil: the user's primary group.
+    public var group: String?
+
+    public init(user: String, group: String?) {
+        self.user = user
+        self.group = group
+    }
+}
+
+/// Who may use an executor (besides root, who always may).
+public struct AccessList: Sendable, Equatable {
+    /// User names; `*` admits every user.
+    public var users: [String] = []
+    public var groups: [String] = []
+
+    public init(users: [String] = [], groups: [String] = []) {
+        self.users = users
+        self.groups = groups
+    }
+
+    public func admits(userName: String, groupNames: [String]) -> Bool {
+        users.contains("*") || users.contains(userName) || groupNames.contains { groups.contains($0) }
+    }
+}
+
+/// Which commands an executor accepts.
+public enum CommandRule: Sendable, Equatable {
+    case any
+    case patterns([ArgvPattern])
+}

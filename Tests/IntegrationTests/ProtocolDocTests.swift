@@ -1,0 +1,30 @@
+import Foundation
+import Testing
+
+/// docs/PROTOCOL.md is the contract: the Python client printed there, written from the page alone, must work.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+struct ProtocolDocTests {
+    static func pythonClient() throws -> String {
+        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/PROTOCOL.md", encoding: .utf8)
+        guard let start = doc.range(of: "```python\n"),
+            let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex)
+        else { throw HarnessError("docs/PROTOCOL.md has no python block") }
+        return String(doc[start.upperBound..<end.lowerBound])
+    }
+
+    @Test func thePythonClientFromTheDocsRunsACommand() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.stop() }
+        let script = try Self.pythonClient()
+            .replacingOccurrences(of: "/run/runvoy/runvoyd.sock", with: daemon.socketPath)
+        let path = daemon.directory + "/client.py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let out = try Harness.run(["/usr/bin/env", "python3", path])
+        #expect(out.status == 0, "stderr: \(out.stderrText)")
+        #expect(out.stdoutText.hasPrefix("uid=65534(nobody)"))
+
+        let failing = script.replacingOccurrences(of: #"["id"]"#, with: #"["sh", "-c", "exit 9"]"#)
+        try failing.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Harness.run(["/usr/bin/env", "python3", path]).status == 9)
+    }
+}
