@@ -50,6 +50,11 @@ final class ExecSession {
         signal(SIGPIPE, SIG_IGN)
         enqueue(Request(id: execID, method: .exec, params: params))
         _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
+        // A parent may have started us with these signals blocked; they must reach the handler to be forwarded.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in Self.forwarded { sigaddset(&unblock, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for sig in Self.forwarded {
             signal(sig) { number in
                 var byte = UInt8(truncatingIfNeeded: number)

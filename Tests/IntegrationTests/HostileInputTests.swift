@@ -100,8 +100,9 @@ final class HostileInputTests {
         let idle = try RawConnection(path: daemon.socketPath)
         let slow = try RawConnection(path: daemon.socketPath)
         // The slow client trickles one frame's bytes; completing no frame counts as idle.
+        // The daemon may close it while it is still trickling; a failed send is part of the expected outcome.
         for byte in [UInt8](Frame.header(length: 40)) + Array("{\"v\":1".utf8) {
-            try slow.send([byte])
+            guard (try? slow.send([byte])) != nil else { break }
             usleep(300_000)
         }
         let reply = try #require(try idle.readFrame())

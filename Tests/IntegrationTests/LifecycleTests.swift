@@ -122,9 +122,9 @@ struct LifecycleTests {
         first.process.waitUntilExit()
         // SIGKILL leaves the socket file behind.
         #expect(access(first.socketPath, F_OK) == 0)
-        let second = try DaemonFixture(config: { _ in
-            (try? String(contentsOfFile: first.configPath, encoding: .utf8)) ?? ""
-        })
+        let second = try DaemonFixture(
+            config: { _ in (try? String(contentsOfFile: first.configPath, encoding: .utf8)) ?? "" },
+            socketPath: first.socketPath)
         defer { second.stop() }
         let out = try second.ctl(["exec", "-q", "--", "echo", "replaced"])
         #expect(out.stdoutText == "replaced\n")

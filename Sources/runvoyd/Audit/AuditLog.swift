@@ -15,6 +15,8 @@ struct AuditLog: Sendable {
     func record(_ event: AuditEvent) throws(RunvoyError) {
         let fields = event.journalFields
         do {
+            // libsystemd reports success when the journal socket does not exist; a missing socket is a failure here.
+            guard Journal.isAvailable else { throw JournalError(errno: ENOENT) }
             try Journal.send(fields)
         } catch {
             if failClosed {

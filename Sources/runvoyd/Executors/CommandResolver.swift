@@ -9,7 +9,8 @@ enum CommandResolver {
     static func resolve(_ name: String, searchPath: String?, workingDirectory: String) -> String? {
         if name.isEmpty { return nil }
         if name.contains("/") {
-            let path = name.hasPrefix("/") ? name : workingDirectory + "/" + name
+            let base = workingDirectory.hasSuffix("/") ? workingDirectory : workingDirectory + "/"
+            let path = name.hasPrefix("/") ? name : base + name
             return isExecutableFile(path) ? path : nil
         }
         for directory in (searchPath ?? defaultSearchPath).split(separator: ":", omittingEmptySubsequences: true)

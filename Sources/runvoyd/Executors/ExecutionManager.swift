@@ -246,20 +246,11 @@ final class ExecutionManager: Sendable {
         }
         guard !running.isEmpty else { return }
         logger.notice("waiting for running executions", metadata: ["count": "\(running.count)", "grace": "\(grace)"])
-        let drained = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for execution in running { await execution.waitFinished() }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: grace)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        let deadline = ContinuousClock.now + grace
+        while runningCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
         }
-        if drained { return }
+        if runningCount == 0 { return }
         let left = state.withLock { Array($0.running.values) }
         logger.warning("terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
         for execution in left { execution.terminate() }

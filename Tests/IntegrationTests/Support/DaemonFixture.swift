@@ -67,10 +67,10 @@ final class DaemonFixture {
 
     init(
         config: ((String) -> String)? = nil, extraArguments: [String] = [], environment: [String: String] = [:],
-        wrapper: [String] = [], waitForSocket: Bool = true
+        wrapper: [String] = [], waitForSocket: Bool = true, socketPath: String? = nil
     ) throws {
         directory = try Harness.makeTemporaryDirectory()
-        socketPath = directory + "/runvoyd.sock"
+        self.socketPath = socketPath ?? directory + "/runvoyd.sock"
         configPath = directory + "/runvoyd.yaml"
         logPath = directory + "/runvoyd.log"
         let text = (config ?? { DaemonFixture.standardConfig(directory: $0) })(directory)

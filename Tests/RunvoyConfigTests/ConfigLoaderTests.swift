@@ -1,0 +1,284 @@
+import RunvoyConfig
+import RunvoyKit
+import Testing
+
+struct ConfigLoaderTests {
+    static let example = """
+        # runvoyd configuration
+        socket:
+          path: /run/runvoy/runvoyd.sock
+          mode: "0660"
+          group: nogroup
+        state_directory: /var/lib/runvoy
+        admin_contact: "ops@example.com"
+        limits:
+          max_frame_bytes: 1048576
+          idle_timeout: 30s
+          max_connections: 4096
+          max_executions: 256
+        shutdown_grace: 30s
+        kill_grace: 5s
+        audit:
+          fail_closed: true
+        executors:
+          default:
+            default: true
+            description: Unprivileged sandbox
+            run_as: {user: nobody, group: nogroup}
+            environment:
+              PATH: /usr/local/bin:/usr/bin:/bin
+              HOME: /
+            allow_env: [LANG, TF_VAR_*]
+            working_directory: /
+            timeout: 1h
+            max_timeout: 24h
+            allow:
+              users: ["*"]
+            commands: any
+          deploy:
+            run_as: {user: root}
+            allow: {users: [root], groups: [nogroup]}
+            commands:
+              - [terraform, plan, "*"]
+              - [/usr/bin/systemctl, restart, nginx]
+        """
+
+    static func diagnostics(_ yaml: String) -> [ConfigDiagnostic] {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
+            return []
+        } catch {
+            return error.diagnostics
+        }
+    }
+
+    static func minimal(_ executorBody: String) -> String {
+        "executors:\n  web:\n" + executorBody
+    }
+
+    @Test func theDocumentedExampleParses() throws {
+        let config = try ConfigLoader.parse(yaml: Self.example, file: "example.yaml")
+        #expect(config.socket.path == "/run/runvoy/runvoyd.sock")
+        #expect(config.socket.mode == 0o660)
+        #expect(config.socket.group == "nogroup")
+        #expect(config.limits.maxFrameBytes == 1_048_576)
+        #expect(config.limits.idleTimeout == .seconds(30))
+        #expect(config.shutdownGrace == .seconds(30))
+        #expect(config.killGrace == .seconds(5))
+        #expect(config.audit.failClosed)
+        #expect(config.adminContact == "ops@example.com")
+        #expect(config.executors.map(\.name) == ["default", "deploy"])
+        #expect(config.defaultExecutorName == "default")
+        let sandbox = config.defaultExecutor
+        #expect(sandbox.runAs == RunAs(user: "nobody", group: "nogroup"))
+        #expect(sandbox.environment == ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/"])
+        #expect(sandbox.defaultTimeout == .seconds(3600))
+        #expect(sandbox.maxTimeout == .seconds(86400))
+        #expect(sandbox.commands == .any)
+        #expect(sandbox.line == 18)
+        let deploy = try #require(config.executor(named: "deploy"))
+        #expect(deploy.runAs == RunAs(user: "root", group: nil))
+        #expect(deploy.access == AccessList(users: ["root"], groups: ["nogroup"]))
+        guard case .patterns(let patterns) = deploy.commands else {
+            Issue.record("expected patterns")
+            return
+        }
+        #expect(patterns.count == 2)
+        #expect(patterns[0] == ArgvPattern(elements: ["terraform", "plan"], allowsTrailingArguments: true, line: 36))
+        #expect(config.digest.count == 16)
+    }
+
+    @Test func theEmbeddedDefaultParses() {
+        let config = ConfigLoader.embeddedDefault(stateRoot: "/tmp/x", runAsUser: "nobody", runAsGroup: "nogroup")
+        #expect(config.socket.path == "/tmp/x/runvoyd.sock")
+        #expect(config.stateDirectory == "/tmp/x/state")
+        #expect(!config.audit.failClosed)
+        #expect(config.defaultExecutor.runAs == RunAs(user: "nobody", group: "nogroup"))
+        #expect(config.defaultExecutor.access.admits(userName: "anyone", groupNames: []))
+    }
+
+    @Test func unknownKeysAreErrorsWithASuggestion() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    tiemout: 5m\n    commands: any\n"))
+        #expect(found.count == 1)
+        #expect(found.first?.line == 4)
+        #expect(found.first?.keyPath == "executors.web.tiemout")
+        #expect(found.first?.message.contains("did you mean 'timeout'") == true)
+        #expect(found.first?.description.hasPrefix("test.yaml:4:") == true)
+    }
+
+    @Test func wrongTypesAreErrors() {
+        let found = Self.diagnostics("limits:\n  max_connections: lots\nexecutors:\n  web:\n    run_as: {user: nobody}\n    commands: any\n")
+        #expect(found.map(\.keyPath) == ["limits.max_connections"])
+        #expect(found.first?.line == 2)
+    }
+
+    @Test func unknownUsersAndGroupsAreErrors() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: no-such-user-xyz, group: no-such-group-xyz}\n    commands: any\n"))
+        #expect(Set(found.map(\.keyPath)) == ["executors.web.run_as.user", "executors.web.run_as.group"])
+        #expect(found.allSatisfy { $0.line == 3 })
+    }
+
+    @Test func unknownUsersInAllowListsAreOnlyWarnings() throws {
+        let config = try ConfigLoader.parse(
+            yaml: Self.minimal("    run_as: {user: nobody}\n    allow: {users: [ghost-user-xyz]}\n    commands: any\n"),
+            file: "test.yaml")
+        #expect(config.warnings.count == 1)
+        #expect(config.warnings.first?.severity == .warning)
+        #expect(config.warnings.first?.keyPath == "executors.web.allow.users[0]")
+    }
+
+    @Test func relativeWorkingDirectoryIsAnError() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    working_directory: srv\n    commands: any\n"))
+        #expect(found.map(\.keyPath) == ["executors.web.working_directory"])
+        #expect(found.first?.line == 4)
+    }
+
+    @Test func timeoutAboveMaximumIsAnError() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    timeout: 2h\n    max_timeout: 1h\n    commands: any\n"))
+        #expect(found.map(\.keyPath) == ["executors.web.timeout"])
+    }
+
+    @Test func twoDefaultsAreAnError() {
+        let yaml = """
+            executors:
+              a:
+                default: true
+                run_as: {user: nobody}
+                commands: any
+              b:
+                default: true
+                run_as: {user: nobody}
+                commands: any
+            """
+        let found = Self.diagnostics(yaml)
+        #expect(found.map(\.keyPath) == ["executors.b.default"])
+        #expect(found.first?.line == 6)
+    }
+
+    @Test func severalExecutorsNeedADefault() {
+        let yaml = "executors:\n  a:\n    run_as: {user: nobody}\n    commands: any\n  b:\n    run_as: {user: nobody}\n    commands: any\n"
+        #expect(Self.diagnostics(yaml).first?.message.contains("default: true") == true)
+    }
+
+    @Test func noExecutorsIsAnError() {
+        #expect(Self.diagnostics("socket:\n  path: /tmp/s\n").map(\.keyPath) == ["executors"])
+        #expect(Self.diagnostics("").count == 1)
+    }
+
+    @Test func starOnlyAtTheEndOfAPattern() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    commands:\n      - [git, \"*\", push]\n"))
+        #expect(found.map(\.keyPath) == ["executors.web.commands[0]"])
+        #expect(found.first?.line == 5)
+    }
+
+    @Test func yamlSyntaxErrorsCarryTheirLine() {
+        let found = Self.diagnostics("executors:\n  web:\n    run_as: {user: nobody\n    commands: any\n")
+        #expect(found.count == 1)
+        #expect(found.first?.message.hasPrefix("YAML syntax") == true)
+        #expect((found.first?.line ?? 0) >= 3)
+    }
+
+    @Test func duplicateKeysAreErrors() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    commands: any\n    commands: any\n"))
+        #expect(found.first?.message.contains("duplicate key") == true)
+    }
+
+    @Test func unquotedNumbersInTheEnvironmentAreRefused() {
+        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    environment: {PORT: 8080, DEBUG: \"true\"}\n    commands: any\n"))
+        #expect(found.map(\.keyPath) == ["executors.web.environment.PORT"])
+        #expect(found.first?.message.contains("quote it") == true)
+    }
+
+    @Test func everyErrorIsReportedNotJustTheFirst() {
+        let yaml = """
+            limits:
+              idle_timeout: soon
+            executors:
+              web:
+                run_as: {user: no-such-user-xyz}
+                working_directory: relative
+                commands: [[]]
+            """
+        let found = Self.diagnostics(yaml)
+        #expect(
+            Set(found.map(\.keyPath)) == [
+                "limits.idle_timeout", "executors.web.run_as.user", "executors.web.working_directory",
+                "executors.web.commands[0]",
+            ])
+    }
+
+    @Test func unreadableFilesAreReported() {
+        do {
+            _ = try ConfigLoader.load(path: "/nonexistent/runvoyd.yaml")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("/nonexistent/runvoyd.yaml"))
+            #expect(error.description.contains("cannot read"))
+        }
+    }
+}
+
+struct ArgvPatternTests {
+    let trailing = ArgvPattern(elements: ["terraform", "plan"], allowsTrailingArguments: true, line: 1)
+    let exact = ArgvPattern(elements: ["/usr/bin/systemctl", "restart", "nginx"], allowsTrailingArguments: false, line: 2)
+
+    @Test func trailingStarAcceptsAnyRemainingArguments() {
+        #expect(trailing.matches(argv: ["terraform", "plan"], resolvedPath: nil))
+        #expect(trailing.matches(argv: ["terraform", "plan", "-out", "x"], resolvedPath: nil))
+        #expect(!trailing.matches(argv: ["terraform"], resolvedPath: nil))
+        #expect(!trailing.matches(argv: ["terraform", "apply"], resolvedPath: nil))
+    }
+
+    @Test func exactPatternsNeedEveryArgument() {
+        #expect(exact.matches(argv: ["/usr/bin/systemctl", "restart", "nginx"], resolvedPath: nil))
+        #expect(!exact.matches(argv: ["/usr/bin/systemctl", "restart", "nginx", "x"], resolvedPath: nil))
+        #expect(!exact.matches(argv: ["/usr/bin/systemctl", "restart"], resolvedPath: nil))
+    }
+
+    @Test func theResolvedPathMatchesTheFirstElement() {
+        #expect(exact.matches(argv: ["systemctl", "restart", "nginx"], resolvedPath: "/usr/bin/systemctl"))
+        #expect(!exact.matches(argv: ["systemctl", "restart", "nginx"], resolvedPath: "/tmp/systemctl"))
+    }
+}
+
+struct AllowListTests {
+    @Test func allowEnvTakesNamesAndPrefixes() throws {
+        let config = try ConfigLoader.parse(
+            yaml: ConfigLoaderTests.minimal("    run_as: {user: nobody}\n    allow_env: [LANG, TF_VAR_*]\n    commands: any\n"),
+            file: "t")
+        let executor = config.defaultExecutor
+        #expect(executor.allowsEnv("LANG"))
+        #expect(executor.allowsEnv("TF_VAR_region"))
+        #expect(!executor.allowsEnv("LANGUAGE"))
+        #expect(!executor.allowsEnv("LD_PRELOAD"))
+    }
+
+    @Test func accessListsAdmitUsersGroupsAndEveryone() {
+        #expect(AccessList(users: ["alice"]).admits(userName: "alice", groupNames: []))
+        #expect(!AccessList(users: ["alice"]).admits(userName: "bob", groupNames: ["alice"]))
+        #expect(AccessList(groups: ["ops"]).admits(userName: "bob", groupNames: ["bob", "ops"]))
+        #expect(AccessList(users: ["*"]).admits(userName: "anyone", groupNames: []))
+        #expect(!AccessList().admits(userName: "root", groupNames: ["root"]))
+    }
+}
+
+struct DurationParserTests {
+    @Test(arguments: [
+        ("250ms", Duration.milliseconds(250)), ("30s", .seconds(30)), ("5m", .seconds(300)), ("1h", .seconds(3600)),
+        ("1h30m", .seconds(5400)), ("2d", .seconds(172_800)), ("1.5s", .milliseconds(1500)), ("45", .seconds(45)),
+    ])
+    func parses(text: String, expected: Duration) {
+        #expect(DurationParser.parse(text) == expected)
+    }
+
+    @Test(arguments: ["", "-5s", "5x", "s", "1h1h", "30m1h", "1e99", "abc", "5 m"])
+    func rejects(text: String) {
+        #expect(DurationParser.parse(text) == nil)
+    }
+
+    @Test(arguments: ["250ms", "30s", "1m30s", "2h", "1d1h1m1s"])
+    func roundTrips(text: String) throws {
+        let duration = try #require(DurationParser.parse(text))
+        #expect(DurationParser.format(duration) == text)
+    }
+}
