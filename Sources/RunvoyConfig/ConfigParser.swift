@@ -66,7 +66,9 @@ final class ConfigParser {
         }
         if scalar.style == .plain {
             let kind: String? =
-                node.bool != nil ? "boolean" : node.int != nil ? "number" : node.float != nil ? "number" : node.null != nil ? "null" : nil
+                node.bool != nil
+                ? "boolean"
+                : node.int != nil ? "number" : node.float != nil ? "number" : node.null != nil ? "null" : nil
             if let kind {
                 error(node, path, "'\(scalar.string)' is read as a \(kind), not a string; quote it")
                 return nil
@@ -137,7 +139,8 @@ final class ConfigParser {
             return nil
         }
         let topKeys = [
-            "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit", "executors",
+            "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit",
+            "executors",
         ]
         guard let top = fields(root, "", allowed: topKeys) else { return nil }
 
@@ -169,7 +172,11 @@ final class ConfigParser {
 
         var stateDirectory = "/var/lib/runvoy"
         if let node = top["state_directory"]?.value, let value = string(node, "state_directory") {
-            if value.hasPrefix("/") { stateDirectory = value } else { error(node, "state_directory", "must be an absolute path") }
+            if value.hasPrefix("/") {
+                stateDirectory = value
+            } else {
+                error(node, "state_directory", "must be an absolute path")
+            }
         }
         let adminContact = top["admin_contact"].flatMap { string($0.value, "admin_contact") }
 
@@ -178,13 +185,20 @@ final class ConfigParser {
             let entries = fields(
                 node, "limits", allowed: ["max_frame_bytes", "idle_timeout", "max_connections", "max_executions"])
         {
-            if let n = entries["max_frame_bytes"].flatMap({ int($0.value, "limits.max_frame_bytes", in: 1024...(64 << 20)) }) {
+            if let n = entries["max_frame_bytes"].flatMap({
+                int($0.value, "limits.max_frame_bytes", in: 1024...(64 << 20))
+            }) {
                 limits.maxFrameBytes = n
             }
             if let d = entries["idle_timeout"].flatMap({ duration($0.value, "limits.idle_timeout") }) {
-                if d > .zero { limits.idleTimeout = d } else { error(entries["idle_timeout"]?.value, "limits.idle_timeout", "must be positive") }
+                if d > .zero {
+                    limits.idleTimeout = d
+                } else {
+                    error(entries["idle_timeout"]?.value, "limits.idle_timeout", "must be positive")
+                }
             }
-            if let n = entries["max_connections"].flatMap({ int($0.value, "limits.max_connections", in: 1...1_000_000) }) {
+            if let n = entries["max_connections"].flatMap({ int($0.value, "limits.max_connections", in: 1...1_000_000) }
+            ) {
                 limits.maxConnections = n
             }
             if let n = entries["max_executions"].flatMap({ int($0.value, "limits.max_executions", in: 1...100_000) }) {
@@ -244,7 +258,9 @@ final class ConfigParser {
     private func parseExecutor(name: String, key: Node, node: Node) -> ExecutorConfig? {
         let path = "executors.\(name)"
         if !Self.isValidExecutorName(name) {
-            error(key, path, "executor names are 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
+            error(
+                key, path,
+                "executor names are 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
         }
         let allowed = [
             "default", "description", "run_as", "environment", "allow_env", "working_directory", "timeout",
@@ -256,9 +272,13 @@ final class ConfigParser {
         if let runAsNode = entries["run_as"]?.value {
             if let runAsFields = fields(runAsNode, "\(path).run_as", allowed: ["user", "group"]) {
                 if let userNode = runAsFields["user"]?.value, let user = string(userNode, "\(path).run_as.user") {
-                    if !SystemAccounts.userExists(user) { error(userNode, "\(path).run_as.user", "unknown user \"\(user)\"") }
+                    if !SystemAccounts.userExists(user) {
+                        error(userNode, "\(path).run_as.user", "unknown user \"\(user)\"")
+                    }
                     var group: String?
-                    if let groupNode = runAsFields["group"]?.value, let value = string(groupNode, "\(path).run_as.group") {
+                    if let groupNode = runAsFields["group"]?.value,
+                        let value = string(groupNode, "\(path).run_as.group")
+                    {
                         if !SystemAccounts.groupExists(value) {
                             error(groupNode, "\(path).run_as.group", "unknown group \"\(value)\"")
                         }
@@ -277,7 +297,9 @@ final class ConfigParser {
         if let commandsNode = entries["commands"]?.value {
             commands = parseCommands(commandsNode, "\(path).commands")
         } else {
-            error(node, "\(path).commands", "required: `any`, or a list of argv patterns such as [terraform, plan, \"*\"]")
+            error(
+                node, "\(path).commands", "required: `any`, or a list of argv patterns such as [terraform, plan, \"*\"]"
+            )
         }
 
         var executor = ExecutorConfig(
@@ -289,7 +311,9 @@ final class ConfigParser {
             if let mapping = envNode.mapping {
                 for (envKey, envValue) in mapping {
                     guard let envName = envKey.scalar?.string, Self.isValidEnvName(envName) else {
-                        error(envKey, "\(path).environment", "environment names are letters, digits and '_', not starting with a digit")
+                        error(
+                            envKey, "\(path).environment",
+                            "environment names are letters, digits and '_', not starting with a digit")
                         continue
                     }
                     if let value = strictString(envValue, "\(path).environment.\(envName)") {
@@ -303,8 +327,12 @@ final class ConfigParser {
         if let listNode = entries["allow_env"]?.value, let names = strings(listNode, "\(path).allow_env") {
             for (index, entry) in names.enumerated() {
                 let base = entry.hasSuffix("*") ? String(entry.dropLast()) : entry
-                if (!base.isEmpty || !entry.hasSuffix("*")) && !Self.isValidEnvName(base) && !(entry.hasSuffix("*") && base.isEmpty) {
-                    error(listNode.sequence?[index], "\(path).allow_env[\(index)]", "'\(entry)' is not an environment name or prefix*")
+                if (!base.isEmpty || !entry.hasSuffix("*")) && !Self.isValidEnvName(base)
+                    && !(entry.hasSuffix("*") && base.isEmpty)
+                {
+                    error(
+                        listNode.sequence?[index], "\(path).allow_env[\(index)]",
+                        "'\(entry)' is not an environment name or prefix*")
                 }
             }
             executor.allowEnv = names
@@ -319,18 +347,25 @@ final class ConfigParser {
         executor.defaultTimeout = entries["timeout"].flatMap { duration($0.value, "\(path).timeout") }
         executor.maxTimeout = entries["max_timeout"].flatMap { duration($0.value, "\(path).max_timeout") }
         if let timeout = executor.defaultTimeout, let maximum = executor.maxTimeout, timeout > maximum {
-            error(entries["timeout"]?.value, "\(path).timeout", "\(DurationParser.format(timeout)) exceeds max_timeout \(DurationParser.format(maximum))")
+            error(
+                entries["timeout"]?.value, "\(path).timeout",
+                "\(DurationParser.format(timeout)) exceeds max_timeout \(DurationParser.format(maximum))")
         }
-        if let allowNode = entries["allow"]?.value, let allowFields = fields(allowNode, "\(path).allow", allowed: ["users", "groups"]) {
+        if let allowNode = entries["allow"]?.value,
+            let allowFields = fields(allowNode, "\(path).allow", allowed: ["users", "groups"])
+        {
             if let usersNode = allowFields["users"]?.value, let users = strings(usersNode, "\(path).allow.users") {
                 for (index, user) in users.enumerated() where user != "*" && !SystemAccounts.userExists(user) {
-                    warning(usersNode.sequence?[index], "\(path).allow.users[\(index)]", "no user \"\(user)\" exists (yet)")
+                    warning(
+                        usersNode.sequence?[index], "\(path).allow.users[\(index)]", "no user \"\(user)\" exists (yet)")
                 }
                 executor.access.users = users
             }
             if let groupsNode = allowFields["groups"]?.value, let groups = strings(groupsNode, "\(path).allow.groups") {
                 for (index, group) in groups.enumerated() where !SystemAccounts.groupExists(group) {
-                    warning(groupsNode.sequence?[index], "\(path).allow.groups[\(index)]", "no group \"\(group)\" exists (yet)")
+                    warning(
+                        groupsNode.sequence?[index], "\(path).allow.groups[\(index)]",
+                        "no group \"\(group)\" exists (yet)")
                 }
                 executor.access.groups = groups
             }
@@ -396,7 +431,8 @@ final class ConfigParser {
             diagnostics.append(
                 ConfigDiagnostic(
                     file: file, line: context.mark.line, column: context.mark.column, keyPath: "",
-                    message: "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", "))",
+                    message:
+                        "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", "))",
                     severity: .error))
         default:
             error(nil, "", "cannot parse YAML: \(yamlError)")
@@ -415,7 +451,9 @@ final class ConfigParser {
     static func isValidEnvName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard let first = bytes.first, !(first >= 0x30 && first <= 0x39) else { return false }
-        return bytes.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+        return bytes.allSatisfy {
+            ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F
+        }
     }
 
     /// The allowed key nearest to a misspelt one, if it is close enough to be a likely typo.
@@ -426,7 +464,8 @@ final class ConfigParser {
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)

@@ -16,13 +16,19 @@ struct ExecCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Executor to run on (default: the daemon's default).", valueName: "name"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("Executor to run on (default: the daemon's default).", valueName: "name"))
     var executor: String?
 
-    @Option(name: .long, help: ArgumentHelp("Pass an environment variable the executor allows (repeatable).", valueName: "K=V"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Pass an environment variable the executor allows (repeatable).", valueName: "K=V"))
     var env: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Stop the command after this long (e.g. 30s, 5m, 1h30m).", valueName: "duration"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Stop the command after this long (e.g. 30s, 5m, 1h30m).", valueName: "duration"))
     var timeout: String?
 
     @Flag(name: [.short, .long], help: "Start the command, print its execution id and return at once.")
@@ -37,7 +43,9 @@ struct ExecCommand: ParsableCommand {
     @Flag(name: [.customShort("n"), .long], help: "Do not forward stdin; the command reads /dev/null.")
     var noStdin = false
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
     var argv: [String] { command.first == "--" ? Array(command.dropFirst()) : command }

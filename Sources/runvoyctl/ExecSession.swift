@@ -3,9 +3,9 @@ import Glibc
 import RunvoyKit
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The write end of the self-pipe the signal handler writes to. Set once before handlers are installed and
@@ -113,7 +113,8 @@ final class ExecSession {
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN { return }
-                throw ClientError(.connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
+                throw ClientError(
+                    .connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
             }
             pendingOffset += n
         }
@@ -136,7 +137,9 @@ final class ExecSession {
             stdinOpen = false
             enqueue(Request(id: makeID(), method: .stdin, params: StdinParams(data: nil, eof: true)))
         } else {
-            enqueue(Request(id: makeID(), method: .stdin, params: StdinParams(data: Base64.encode(buffer.prefix(n)), eof: nil)))
+            enqueue(
+                Request(
+                    id: makeID(), method: .stdin, params: StdinParams(data: Base64.encode(buffer.prefix(n)), eof: nil)))
         }
         try flush()
     }

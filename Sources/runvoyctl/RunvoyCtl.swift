@@ -21,7 +21,8 @@ struct RunvoyCtl: ParsableCommand {
 struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: ArgumentHelp("The daemon's socket (default: $RUNVOY_SOCKET or \(RunvoyProtocol.defaultSocketPath)).", valueName: "path"))
+        help: ArgumentHelp(
+            "The daemon's socket (default: $RUNVOY_SOCKET or \(RunvoyProtocol.defaultSocketPath)).", valueName: "path"))
     var socket: String?
 
     var socketPath: String {

@@ -9,13 +9,19 @@ struct VersionCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        print("runvoyctl \(RunvoyProtocol.softwareVersion) (protocol \(RunvoyProtocol.supportedVersions.map(String.init).joined(separator: ",")))")
+        print(
+            "runvoyctl \(RunvoyProtocol.softwareVersion) (protocol \(RunvoyProtocol.supportedVersions.map(String.init).joined(separator: ",")))"
+        )
         do throws(ClientError) {
             let client = try RunvoyClient(socketPath: global.socketPath)
             let hello = try client.call(
-                .hello, params: HelloParams(client: "runvoyctl/\(RunvoyProtocol.softwareVersion)", versions: RunvoyProtocol.supportedVersions),
+                .hello,
+                params: HelloParams(
+                    client: "runvoyctl/\(RunvoyProtocol.softwareVersion)", versions: RunvoyProtocol.supportedVersions),
                 result: HelloResult.self)
-            print("\(hello.daemon) \(hello.version) (protocol \(hello.protocols.map(String.init).joined(separator: ",")), max frame \(hello.maxFrameBytes) bytes)")
+            print(
+                "\(hello.daemon) \(hello.version) (protocol \(hello.protocols.map(String.init).joined(separator: ",")), max frame \(hello.maxFrameBytes) bytes)"
+            )
         } catch {
             complain(error.description)
             throw ExitCode(CtlExit.code(for: error))

@@ -2,9 +2,9 @@ import ArgumentParser
 import RunvoyKit
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// `runvoyctl whoami`: what the daemon sees of you.
@@ -27,7 +27,9 @@ struct WhoamiCommand: ParsableCommand {
                 print(String(decoding: try encoder.encode(me), as: UTF8.self))
                 return
             }
-            print("uid=\(me.uid)(\(me.user ?? "?")) gid=\(me.gid)(\(me.group ?? "?")) groups=\(me.groups.joined(separator: ",")) pid=\(me.pid)")
+            print(
+                "uid=\(me.uid)(\(me.user ?? "?")) gid=\(me.gid)(\(me.group ?? "?")) groups=\(me.groups.joined(separator: ",")) pid=\(me.pid)"
+            )
             print("admin: \(me.admin ? "yes" : "no")")
             print("peer pidfd: \(me.pidfd ? "yes" : "no")")
             let executors = me.executors.map { $0 == me.defaultExecutor ? "\($0) (default)" : $0 }

@@ -35,13 +35,16 @@ struct RunvoydCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("State root for --dev.", valueName: "dir"))
     var stateRoot: String = ".runvoy"
 
-    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    @Option(
+        name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
     static let defaultConfigPath = "/etc/runvoy/runvoyd.yaml"
 
     func validate() throws {
-        if dev && config != nil { throw ValidationError("--dev uses the embedded configuration; do not combine it with --config") }
+        if dev && config != nil {
+            throw ValidationError("--dev uses the embedded configuration; do not combine it with --config")
+        }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown log level '\(logLevel)'") }
     }
 
@@ -83,7 +86,9 @@ struct RunvoydCommand: AsyncParsableCommand {
                 Daemon.shout(error.description)
                 if checkConfig { throw ExitCode(1) }
                 if config == nil && access(file, F_OK) != 0 {
-                    Daemon.shout("runvoyd: no configuration at \(file); pass --config PATH, or --dev for the embedded development configuration")
+                    Daemon.shout(
+                        "runvoyd: no configuration at \(file); pass --config PATH, or --dev for the embedded development configuration"
+                    )
                 }
                 throw ExitCode(78)  // EX_CONFIG
             }
@@ -91,7 +96,9 @@ struct RunvoydCommand: AsyncParsableCommand {
         }
         if checkConfig {
             for warning in loaded.warnings { print(warning.description) }
-            print("\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', digest \(loaded.digest))")
+            print(
+                "\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', digest \(loaded.digest))"
+            )
             return
         }
         if dev {

@@ -106,7 +106,9 @@ final class ExecTests {
     }
 
     @Test func binaryOutputOnBothStreams() throws {
-        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "printf '\\000\\377\\n\\001'; printf '\\376\\000' >&2"])
+        let out = try daemon.ctl([
+            "exec", "-q", "--", "sh", "-c", "printf '\\000\\377\\n\\001'; printf '\\376\\000' >&2",
+        ])
         #expect(out.status == 0)
         #expect(Array(out.stdout) == [0, 255, 10, 1])
         #expect(Array(out.stderr) == [254, 0])
@@ -224,9 +226,11 @@ final class ExecTests {
     }
 
     @Test func brokenStdoutPipeGivesTheCommandSIGPIPE() throws {
-        let out = try Harness.run([
-            "/bin/sh", "-c", "\"$0\" exec --socket \"$1\" -q -- yes | head -n 3", Harness.runvoyctl, daemon.socketPath,
-        ], timeout: 30)
+        let out = try Harness.run(
+            [
+                "/bin/sh", "-c", "\"$0\" exec --socket \"$1\" -q -- yes | head -n 3", Harness.runvoyctl,
+                daemon.socketPath,
+            ], timeout: 30)
         #expect(out.status == 0)
         #expect(out.stdoutText == "y\ny\ny\n")
     }

@@ -107,13 +107,15 @@ struct ConfigLoaderTests {
     }
 
     @Test func wrongTypesAreErrors() {
-        let found = Self.diagnostics("limits:\n  max_connections: lots\nexecutors:\n  web:\n    run_as: {user: nobody}\n    commands: any\n")
+        let found = Self.diagnostics(
+            "limits:\n  max_connections: lots\nexecutors:\n  web:\n    run_as: {user: nobody}\n    commands: any\n")
         #expect(found.map(\.keyPath) == ["limits.max_connections"])
         #expect(found.first?.line == 2)
     }
 
     @Test func unknownUsersAndGroupsAreErrors() {
-        let found = Self.diagnostics(Self.minimal("    run_as: {user: no-such-user-xyz, group: no-such-group-xyz}\n    commands: any\n"))
+        let found = Self.diagnostics(
+            Self.minimal("    run_as: {user: no-such-user-xyz, group: no-such-group-xyz}\n    commands: any\n"))
         #expect(Set(found.map(\.keyPath)) == ["executors.web.run_as.user", "executors.web.run_as.group"])
         #expect(found.allSatisfy { $0.line == 3 })
     }
@@ -128,13 +130,15 @@ struct ConfigLoaderTests {
     }
 
     @Test func relativeWorkingDirectoryIsAnError() {
-        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    working_directory: srv\n    commands: any\n"))
+        let found = Self.diagnostics(
+            Self.minimal("    run_as: {user: nobody}\n    working_directory: srv\n    commands: any\n"))
         #expect(found.map(\.keyPath) == ["executors.web.working_directory"])
         #expect(found.first?.line == 4)
     }
 
     @Test func timeoutAboveMaximumIsAnError() {
-        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    timeout: 2h\n    max_timeout: 1h\n    commands: any\n"))
+        let found = Self.diagnostics(
+            Self.minimal("    run_as: {user: nobody}\n    timeout: 2h\n    max_timeout: 1h\n    commands: any\n"))
         #expect(found.map(\.keyPath) == ["executors.web.timeout"])
     }
 
@@ -156,7 +160,8 @@ struct ConfigLoaderTests {
     }
 
     @Test func severalExecutorsNeedADefault() {
-        let yaml = "executors:\n  a:\n    run_as: {user: nobody}\n    commands: any\n  b:\n    run_as: {user: nobody}\n    commands: any\n"
+        let yaml =
+            "executors:\n  a:\n    run_as: {user: nobody}\n    commands: any\n  b:\n    run_as: {user: nobody}\n    commands: any\n"
         #expect(Self.diagnostics(yaml).first?.message.contains("default: true") == true)
     }
 
@@ -166,7 +171,8 @@ struct ConfigLoaderTests {
     }
 
     @Test func starOnlyAtTheEndOfAPattern() {
-        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    commands:\n      - [git, \"*\", push]\n"))
+        let found = Self.diagnostics(
+            Self.minimal("    run_as: {user: nobody}\n    commands:\n      - [git, \"*\", push]\n"))
         #expect(found.map(\.keyPath) == ["executors.web.commands[0]"])
         #expect(found.first?.line == 5)
     }
@@ -184,7 +190,9 @@ struct ConfigLoaderTests {
     }
 
     @Test func unquotedNumbersInTheEnvironmentAreRefused() {
-        let found = Self.diagnostics(Self.minimal("    run_as: {user: nobody}\n    environment: {PORT: 8080, DEBUG: \"true\"}\n    commands: any\n"))
+        let found = Self.diagnostics(
+            Self.minimal(
+                "    run_as: {user: nobody}\n    environment: {PORT: 8080, DEBUG: \"true\"}\n    commands: any\n"))
         #expect(found.map(\.keyPath) == ["executors.web.environment.PORT"])
         #expect(found.first?.message.contains("quote it") == true)
     }
@@ -220,7 +228,8 @@ struct ConfigLoaderTests {
 
 struct ArgvPatternTests {
     let trailing = ArgvPattern(elements: ["terraform", "plan"], allowsTrailingArguments: true, line: 1)
-    let exact = ArgvPattern(elements: ["/usr/bin/systemctl", "restart", "nginx"], allowsTrailingArguments: false, line: 2)
+    let exact = ArgvPattern(
+        elements: ["/usr/bin/systemctl", "restart", "nginx"], allowsTrailingArguments: false, line: 2)
 
     @Test func trailingStarAcceptsAnyRemainingArguments() {
         #expect(trailing.matches(argv: ["terraform", "plan"], resolvedPath: nil))
@@ -244,7 +253,8 @@ struct ArgvPatternTests {
 struct AllowListTests {
     @Test func allowEnvTakesNamesAndPrefixes() throws {
         let config = try ConfigLoader.parse(
-            yaml: ConfigLoaderTests.minimal("    run_as: {user: nobody}\n    allow_env: [LANG, TF_VAR_*]\n    commands: any\n"),
+            yaml: ConfigLoaderTests.minimal(
+                "    run_as: {user: nobody}\n    allow_env: [LANG, TF_VAR_*]\n    commands: any\n"),
             file: "t")
         let executor = config.defaultExecutor
         #expect(executor.allowsEnv("LANG"))

@@ -7,7 +7,8 @@ struct MessageTests {
     @Test func execRequestEncodesWithSnakeCaseKeys() throws {
         let request = Request(
             id: .number(3), method: .exec,
-            params: ExecParams(argv: ["terraform", "plan"], executor: "deploy", timeoutMs: 5000, killOnDisconnect: true))
+            params: ExecParams(
+                argv: ["terraform", "plan"], executor: "deploy", timeoutMs: 5000, killOnDisconnect: true))
         let object = try JSONSerialization.jsonObject(with: Data(try Frame.payload(request))) as? [String: Any]
         #expect(object?["v"] as? Int == 1)
         #expect(object?["id"] as? Int == 3)
@@ -43,9 +44,12 @@ struct MessageTests {
         await propertyCheck(count: 200, input: Gen<UInt8>.value().array(of: 0...500), ids) { bytes, id in
             for stream in [OutputStreamKind.stdout, .stderr] {
                 let idLiteral = Array(id.jsonLiteral.utf8)
-                var frame = [UInt8](repeating: 0, count: 4 + OutputFrame.payloadLength(idLiteral: idLiteral, count: bytes.count))
+                var frame = [UInt8](
+                    repeating: 0, count: 4 + OutputFrame.payloadLength(idLiteral: idLiteral, count: bytes.count))
                 let written = bytes.withUnsafeBytes { data in
-                    frame.withUnsafeMutableBytes { OutputFrame.writeFrame(stream: stream, idLiteral: idLiteral, data: data, into: $0) }
+                    frame.withUnsafeMutableBytes {
+                        OutputFrame.writeFrame(stream: stream, idLiteral: idLiteral, data: data, into: $0)
+                    }
                 }
                 #expect(written == frame.count)
                 let payload = Array(frame.dropFirst(4))

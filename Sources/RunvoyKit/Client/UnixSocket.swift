@@ -14,7 +14,8 @@ public final class UnixSocket {
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard path.utf8.count < capacity else {
             close(fd)
-            throw ClientError(.io, "socket path is too long (\(path.utf8.count) bytes, at most \(capacity - 1)): \(path)")
+            throw ClientError(
+                .io, "socket path is too long (\(path.utf8.count) bytes, at most \(capacity - 1)): \(path)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: path.utf8)
@@ -30,9 +31,12 @@ public final class UnixSocket {
             close(fd)
             switch err {
             case ENOENT, ECONNREFUSED:
-                throw ClientError(.daemonNotRunning, "runvoyd is not running at \(path) (\(String(cString: strerror(err))))")
+                throw ClientError(
+                    .daemonNotRunning, "runvoyd is not running at \(path) (\(String(cString: strerror(err))))")
             case EACCES, EPERM:
-                throw ClientError(.socketPermission, "no permission to connect to \(path): ask an administrator for access to the runvoyd socket")
+                throw ClientError(
+                    .socketPermission,
+                    "no permission to connect to \(path): ask an administrator for access to the runvoyd socket")
             default:
                 throw ClientError(.io, "connect to \(path): \(String(cString: strerror(err)))")
             }
@@ -54,7 +58,8 @@ public final class UnixSocket {
                     _ = poll(&pfd, 1, -1)
                     continue
                 }
-                throw ClientError(.connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
+                throw ClientError(
+                    .connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
             }
             offset += n
         }

@@ -28,7 +28,9 @@ public enum OutputFrame {
         destination[3] = UInt8(truncatingIfNeeded: length)
         var offset = 4
         func put(_ bytes: [UInt8]) {
-            bytes.withUnsafeBytes { destination.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            bytes.withUnsafeBytes {
+                destination.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+            }
             offset += bytes.count
         }
         put(stream == .stdout ? prefixOut : prefixErr)
@@ -68,7 +70,9 @@ public enum OutputFrame {
             }
             index += 1
         } else {
-            while index < bytes.count, bytes[index] == UInt8(ascii: "-") || (bytes[index] >= 0x30 && bytes[index] <= 0x39) {
+            while index < bytes.count,
+                bytes[index] == UInt8(ascii: "-") || (bytes[index] >= 0x30 && bytes[index] <= 0x39)
+            {
                 index += 1
             }
         }

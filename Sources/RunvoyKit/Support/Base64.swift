@@ -1,6 +1,7 @@
 /// Standard base64 (RFC 4648, with padding) over raw buffers, for output frames on the hot path.
 public enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     private static let decodeTable: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
@@ -14,7 +15,8 @@ public enum Base64 {
 
     /// Encodes `source` into `destination`, which must hold `encodedLength(source.count)` bytes.
     /// Returns the number of bytes written.
-    public static func encode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int {
+    public static func encode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int
+    {
         precondition(destination.count >= encodedLength(source.count))
         guard source.count > 0 else { return 0 }
         return alphabet.withUnsafeBufferPointer { table in
@@ -63,7 +65,8 @@ public enum Base64 {
 
     /// Decodes `source` into `destination` (at least `maxDecodedLength(source.count)` bytes).
     /// Returns the number of bytes written, or nil when `source` is not valid padded base64.
-    public static func decode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int? {
+    public static func decode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int?
+    {
         guard source.count % 4 == 0 else { return nil }
         guard source.count > 0 else { return 0 }
         precondition(destination.count >= maxDecodedLength(source.count))

@@ -8,7 +8,8 @@ public enum DurationParser {
         let trimmed = text.trimmingSpaces
         guard !trimmed.isEmpty else { return nil }
         if let seconds = Double(trimmed) {
-            return seconds >= 0 && seconds.isFinite && seconds < 1e10 ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
+            return seconds >= 0 && seconds.isFinite && seconds < 1e10
+                ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
         }
         var total = 0.0
         var rest = Substring(trimmed)

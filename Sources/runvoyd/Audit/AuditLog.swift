@@ -20,7 +20,9 @@ struct AuditLog: Sendable {
             try Journal.send(fields)
         } catch {
             if failClosed {
-                logger.error("audit record could not be written; refusing", metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
+                logger.error(
+                    "audit record could not be written; refusing",
+                    metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
                 throw RunvoyError(.auditUnavailable, "the audit trail cannot be written (\(error)); nothing was done")
             }
             Self.writeFallback(fields)
@@ -32,7 +34,8 @@ struct AuditLog: Sendable {
         do {
             try Journal.send(event.journalFields)
         } catch {
-            logger.error("audit record could not be written", metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
+            logger.error(
+                "audit record could not be written", metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
             Self.writeFallback(event.journalFields)
         }
     }

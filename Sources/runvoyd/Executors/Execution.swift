@@ -116,10 +116,12 @@ final class Execution: Sendable {
 
     /// Closes the command's standard input.
     func closeStdin() async {
-        guard let channel = state.withLock({ state -> (any Channel)? in
-            defer { state.stdin = nil }
-            return state.stdin
-        }) else { return }
+        guard
+            let channel = state.withLock({ state -> (any Channel)? in
+                defer { state.stdin = nil }
+                return state.stdin
+            })
+        else { return }
         try? await channel.close().get()
     }
 

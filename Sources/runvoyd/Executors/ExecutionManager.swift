@@ -22,7 +22,10 @@ final class ExecutionManager: Sendable {
     /// How long output is still read after a command exited while something else holds its pipes.
     let drainGrace: Duration
 
-    init(group: any EventLoopGroup, logger: Logger, drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void) {
+    init(
+        group: any EventLoopGroup, logger: Logger, drainGrace: Duration = .seconds(2),
+        onChange: @escaping @Sendable (Int) -> Void
+    ) {
         self.group = group
         self.logger = logger
         self.drainGrace = drainGrace
@@ -104,7 +107,8 @@ final class ExecutionManager: Sendable {
         }
         guard let path = resolved else {
             throw deny(
-                RunvoyError(.spawnFailed, "command not found on executor '\(executor.name)': \(argv[0])", reason: "not_found"))
+                RunvoyError(
+                    .spawnFailed, "command not found on executor '\(executor.name)': \(argv[0])", reason: "not_found"))
         }
         let identity: SpawnRequest.Identity?
         let runAs: String
@@ -116,7 +120,8 @@ final class ExecutionManager: Sendable {
         let admitted = state.withLock { state -> RunvoyError? in
             if state.shuttingDown { return RunvoyError(.busy, "runvoyd is shutting down") }
             if state.running.count >= config.limits.maxExecutions {
-                return RunvoyError(.busy, "runvoyd is at its limit of \(config.limits.maxExecutions) running executions")
+                return RunvoyError(
+                    .busy, "runvoyd is at its limit of \(config.limits.maxExecutions) running executions")
             }
             return nil
         }
@@ -135,7 +140,8 @@ final class ExecutionManager: Sendable {
         try audit.record(
             AuditEvent(
                 .decision,
-                message: "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
+                message:
+                    "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
                 fields: allowed))
 
         let wantsStdin = params.stdin ?? false && !(params.detach ?? false)
@@ -150,7 +156,8 @@ final class ExecutionManager: Sendable {
             try audit.record(
                 AuditEvent(
                     .executionStarted,
-                    message: "execution \(id) started for \(caller.displayName) on '\(executor.name)' as \(runAs), pid \(spawned.pid)",
+                    message:
+                        "execution \(id) started for \(caller.displayName) on '\(executor.name)' as \(runAs), pid \(spawned.pid)",
                     fields: startFields))
         } catch {
             Spawner.abort(spawned)
@@ -252,7 +259,8 @@ final class ExecutionManager: Sendable {
         }
         if runningCount == 0 { return }
         let left = state.withLock { Array($0.running.values) }
-        logger.warning("terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
+        logger.warning(
+            "terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
         for execution in left { execution.terminate() }
         for execution in left { await execution.waitFinished() }
     }
@@ -262,7 +270,10 @@ final class ExecutionManager: Sendable {
     ) async throws -> (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?) {
         func reader(_ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
             try await NIOPipeBootstrap(group: group)
-                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 262_144))
+                .channelOption(
+                    .recvAllocator,
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 262_144)
+                )
                 .takingOwnershipOfDescriptor(input: fd) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, Never>(

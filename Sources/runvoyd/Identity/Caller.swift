@@ -24,7 +24,9 @@ struct Caller: Sendable, Equatable {
         let user = UserDatabase.user(uid: uid)
         var groupNames: [String] = []
         if let user {
-            groupNames = UserDatabase.groupIDs(user: user.name, primary: gid).compactMap { UserDatabase.groupName(gid: $0) }
+            groupNames = UserDatabase.groupIDs(user: user.name, primary: gid).compactMap {
+                UserDatabase.groupName(gid: $0)
+            }
         } else if let name = UserDatabase.groupName(gid: gid) {
             groupNames = [name]
         }

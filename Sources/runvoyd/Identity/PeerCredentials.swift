@@ -12,16 +12,18 @@ enum PeerCredentials {
         guard let provider = channel as? any SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(PeerCredentialsError())
         }
-        let ucred = provider.unsafeGetSocketOption(
-            level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
-            name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
-        ) as EventLoopFuture<UCred>
+        let ucred =
+            provider.unsafeGetSocketOption(
+                level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
+                name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
+            ) as EventLoopFuture<UCred>
         return ucred.flatMap { cred in
             // SO_PEERPIDFD only exists on newer kernels; a refusal just means no pidfd.
-            let pidfd = provider.unsafeGetSocketOption(
-                level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
-                name: NIOBSDSocket.Option(rawValue: soPeerPidfd)
-            ) as EventLoopFuture<Int32>
+            let pidfd =
+                provider.unsafeGetSocketOption(
+                    level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
+                    name: NIOBSDSocket.Option(rawValue: soPeerPidfd)
+                ) as EventLoopFuture<Int32>
             return pidfd.map { fd -> Bool in
                 if fd >= 0 { close(fd) }
                 return fd >= 0

@@ -54,7 +54,8 @@ struct Connection {
             envelope = try frame.withUnsafeReadableBytes { try Frame.decode(RequestEnvelope.self, from: $0) }
         } catch {
             try await sink.send(
-                Reply<NoParams>(id: nil, error: RunvoyError(.badRequest, "the frame is not a JSON object: \(Self.brief(error))")))
+                Reply<NoParams>(
+                    id: nil, error: RunvoyError(.badRequest, "the frame is not a JSON object: \(Self.brief(error))")))
             return nil
         }
         let id = envelope.id
@@ -69,7 +70,8 @@ struct Connection {
             try await fail(
                 RunvoyError(
                     .unsupportedVersion,
-                    "protocol version \(version) is not supported; this daemon speaks \(RunvoyProtocol.supportedVersions)"))
+                    "protocol version \(version) is not supported; this daemon speaks \(RunvoyProtocol.supportedVersions)"
+                ))
             return nil
         }
         guard let id else {
@@ -96,7 +98,8 @@ struct Connection {
             switch method {
             case .hello:
                 let result = HelloResult(
-                    daemon: "runvoyd", version: RunvoyProtocol.softwareVersion, protocols: RunvoyProtocol.supportedVersions,
+                    daemon: "runvoyd", version: RunvoyProtocol.softwareVersion,
+                    protocols: RunvoyProtocol.supportedVersions,
                     maxFrameBytes: context.config.current.limits.maxFrameBytes)
                 try await sink.send(Reply(id: id, result: result))
             case .whoami:
@@ -181,7 +184,8 @@ struct Connection {
             }
             if detach {
                 activity.detach()
-                try await sink.send(Reply(id: id, result: DetachedResult(executionId: execution.id, pid: execution.pid)))
+                try await sink.send(
+                    Reply(id: id, result: DetachedResult(executionId: execution.id, pid: execution.pid)))
                 return nil
             }
             let activity = activity

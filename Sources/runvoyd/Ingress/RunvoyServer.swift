@@ -16,7 +16,12 @@ struct RunvoyServer: Service {
     /// Live connection count, for the connection limit and STATUS=.
     final class Connections: Sendable {
         private let count = Mutex(0)
-        func open() -> Int { count.withLock { $0 += 1; return $0 } }
+        func open() -> Int {
+            count.withLock {
+                $0 += 1
+                return $0
+            }
+        }
         func closed() { count.withLock { $0 -= 1 } }
         var current: Int { count.withLock { $0 } }
     }
@@ -103,8 +108,10 @@ struct RunvoyServer: Service {
             }
             return
         }
-        await Connection(channel: accepted.channel, caller: accepted.caller, activity: accepted.activity, context: context)
-            .run()
+        await Connection(
+            channel: accepted.channel, caller: accepted.caller, activity: accepted.activity, context: context
+        )
+        .run()
     }
 
     func statusLine() -> String {

@@ -47,7 +47,8 @@ struct ConfigReloader: Service {
                     .configRejected, priority: 3,
                     message: "configuration reload rejected; keeping digest \(old.digest): \(error.description)",
                     fields: [("CONFIG_PATH", path), ("CONFIG_DIGEST", old.digest), ("ERRORS", error.description)]))
-            logger.error("configuration reload rejected; the previous configuration stays in force: \(error.description)")
+            logger.error(
+                "configuration reload rejected; the previous configuration stays in force: \(error.description)")
         }
         notifier.reloaded(status: "serving; configuration digest \(store.current.digest)")
     }

@@ -41,7 +41,8 @@ enum Authorizer {
             }
             return .deny(
                 .commandNotAllowed,
-                "executor '\(executor.name)' does not accept this command; `runvoyctl whoami` lists the executors you may use")
+                "executor '\(executor.name)' does not accept this command; `runvoyctl whoami` lists the executors you may use"
+            )
         }
     }
 }

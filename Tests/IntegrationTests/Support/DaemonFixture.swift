@@ -112,7 +112,9 @@ final class DaemonFixture {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Runs runvoyctl against this daemon, optionally as another user through runuser.
-    func ctl(_ arguments: [String], asUser user: String? = nil, stdinPath: String? = nil, timeout: Double = 120) throws
+    func ctl(
+        _ arguments: [String], asUser user: String? = nil, stdinPath: String? = nil, timeout: Double = 120
+    ) throws
         -> Harness.Output
     {
         var argv = [Harness.runvoyctl, "--socket", socketPath]
