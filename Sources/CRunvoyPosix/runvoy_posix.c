@@ -67,6 +67,13 @@ pid_t runvoy_spawn(const struct runvoy_spawn_request *r) {
     if (move_fd(r->stdin_fd, 0) < 0) child_fail(status, RUNVOY_STAGE_DUP);
     if (move_fd(r->stdout_fd, 1) < 0) child_fail(status, RUNVOY_STAGE_DUP);
     if (move_fd(r->stderr_fd, 2) < 0) child_fail(status, RUNVOY_STAGE_DUP);
+    /* Keep only stdio, the gate (3) and the status pipe (4), and close everything else the daemon had open
+       (client sockets, other children's pipes) before waiting: a child held at its gate must not keep another
+       child's status pipe open, or that child's start would wait for this one. */
+    if (dup3(gate, 3, O_CLOEXEC) < 0 || dup3(status, 4, O_CLOEXEC) < 0) child_fail(status, RUNVOY_STAGE_DUP);
+    gate = 3;
+    status = 4;
+    (void)syscall(SYS_close_range, 5, ~0U, 0);
 
     char go = 0;
     ssize_t n;
@@ -78,9 +85,6 @@ pid_t runvoy_spawn(const struct runvoy_spawn_request *r) {
         child_fail(status, RUNVOY_STAGE_GATE);
     }
     close(gate);
-    /* Everything but stdio and the close-on-exec status pipe goes away at exec. */
-    (void)syscall(SYS_close_range, 3, status - 1, 0);
-    (void)syscall(SYS_close_range, status + 1, ~0U, 0);
 
     execve(r->path, r->argv, r->envp);
     child_fail(status, RUNVOY_STAGE_EXEC);

@@ -139,28 +139,11 @@ final class ExecTests {
     }
 
     @Test func ctrlCIsForwardedToTheProcessGroup() throws {
-        let dir = try Harness.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
-        process.arguments = ["exec", "--socket", daemon.socketPath, "--", "sh", "-c", "sleep 30; echo not-interrupted"]
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        var stderr = ""
-        while Date() < deadline {
-            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
-            if stderr.contains("execution ") { break }
-            usleep(10_000)
-        }
-        let id = try #require(Self.executionID(stderr))
-        kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 128 + SIGINT)
+        let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "sleep 30; echo not-interrupted"])
+        let id = try ctl.executionID()
+        ctl.process.signal(SIGINT)
+        #expect(ctl.process.wait(seconds: 20) == 128 + SIGINT)
+        #expect(!ctl.stdout.contains("not-interrupted"))
         let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGINT))
     }
@@ -176,50 +159,20 @@ final class ExecTests {
     }
 
     @Test func aClientThatDisconnectsDoesNotKillItsCommand() throws {
-        let dir = try Harness.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
-        process.arguments = ["exec", "--socket", daemon.socketPath, "--", "sh", "-c", "sleep 1; exit 3"]
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        var stderr = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && !stderr.contains("execution ") {
-            usleep(10_000)
-            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
-        }
-        let id = try #require(Self.executionID(stderr))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "sleep 1; exit 3"])
+        let id = try ctl.executionID()
+        ctl.process.signal(SIGKILL)
+        ctl.process.wait()
         let finished = try Harness.journal(
             ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
         #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "3")
     }
 
     @Test func killOnDisconnectKillsTheCommand() throws {
-        let dir = try Harness.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
-        process.arguments = ["exec", "--socket", daemon.socketPath, "--kill-on-disconnect", "--", "sleep", "30"]
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        var stderr = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && !stderr.contains("execution ") {
-            usleep(10_000)
-            stderr = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
-        }
-        let id = try #require(Self.executionID(stderr))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        let ctl = try daemon.startCtl(["exec", "--kill-on-disconnect", "--", "sleep", "30"])
+        let id = try ctl.executionID()
+        ctl.process.signal(SIGKILL)
+        ctl.process.wait()
         let finished = try Harness.journal(
             ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))

@@ -15,9 +15,55 @@ struct LifecycleTests {
         #expect(ready.contains("STATUS=serving"))
         try daemon.waitForSocket()
         _ = try daemon.ctl(["exec", "-q", "--", "true"])
-        kill(daemon.process.processIdentifier, SIGTERM)
+        daemon.process.signal(SIGTERM)
         _ = try notify.waitFor("STOPPING=1")
         #expect(daemon.stop() == 0)
+    }
+
+    @Test func feedsTheWatchdogWhenSystemdAsks() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let notify = try NotifySocket(path: dir + "/notify")
+        let daemon = try DaemonFixture(
+            environment: ["NOTIFY_SOCKET": dir + "/notify", "WATCHDOG_USEC": "200000"], waitForSocket: false)
+        defer { daemon.stop() }
+        _ = try notify.waitFor("READY=1")
+        _ = try notify.waitFor("WATCHDOG=1")
+        _ = try notify.waitFor("WATCHDOG=1")
+    }
+
+    @Test func adoptsTheSocketSystemdPasses() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let activated = dir + "/activated.sock"
+        // systemd-socket-activate binds the socket and passes it as LISTEN_FDS=1, as a .socket unit would.
+        let daemon = try DaemonFixture(
+            wrapper: ["/usr/bin/systemd-socket-activate", "-E", "RUNVOYD_LOG_STDERR=1", "-l", activated],
+            waitForSocket: false, socketPath: activated)
+        defer { daemon.stop() }
+        try daemon.waitForSocket()
+        let out = try daemon.ctl(["exec", "-q", "--", "echo", "activated"])
+        #expect(out.status == 0)
+        #expect(out.stdoutText == "activated\n")
+        #expect(daemon.log.contains("socket passed by systemd"))
+    }
+
+    @Test func connectionsBeyondTheLimitAreToldBusy() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "max_connections: 4096", with: "max_connections: 3")
+        })
+        defer { daemon.stop() }
+        let held = try (0..<3).map { _ in try RawConnection(path: daemon.socketPath) }
+        for connection in held {
+            try connection.sendFrame(#"{"v":1,"id":1,"method":"hello"}"#)
+            _ = try connection.readFrame()
+        }
+        let extra = try RawConnection(path: daemon.socketPath)
+        let reply = try #require(try extra.readFrame())
+        #expect((reply["error"] as? [String: Any])?["code"] as? String == "busy")
+        #expect(extra.readsEOF())
+        _ = held
     }
 
     @Test func reloadOnSIGHUPAddsAnExecutorAndKeepsRunningExecutions() throws {
@@ -26,14 +72,7 @@ struct LifecycleTests {
         let before = try daemon.ctl(["whoami"])
         #expect(!before.stdoutText.contains("newcomer"))
         // A running execution started under the old configuration.
-        let running = Process()
-        running.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
-        running.arguments = ["exec", "--socket", daemon.socketPath, "-q", "--", "sh", "-c", "sleep 2; echo survived"]
-        let outPath = daemon.directory + "/running.out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        running.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        running.standardInput = FileHandle.nullDevice
-        try running.run()
+        let running = try daemon.startCtl(["exec", "-q", "--", "sh", "-c", "sleep 2; echo survived"])
         usleep(300_000)
 
         let extra = """
@@ -43,7 +82,7 @@ struct LifecycleTests {
             """
         try DaemonFixture.standardConfig(directory: daemon.directory, extra: extra)
             .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
-        kill(daemon.process.processIdentifier, SIGHUP)
+        daemon.process.signal(SIGHUP)
         var after = ""
         for _ in 0..<100 {
             after = try daemon.ctl(["whoami"]).stdoutText
@@ -54,9 +93,8 @@ struct LifecycleTests {
         let reloaded = try Harness.journal(["RUNVOY_EVENT=config_reloaded"])
         #expect(!reloaded.isEmpty)
 
-        running.waitUntilExit()
-        #expect(running.terminationStatus == 0)
-        #expect((try? String(contentsOfFile: outPath, encoding: .utf8)) == "survived\n")
+        #expect(running.process.wait(seconds: 30) == 0)
+        #expect(running.stdout == "survived\n")
     }
 
     @Test func anInvalidReloadIsRejectedAndTheOldConfigurationStays() throws {
@@ -64,7 +102,7 @@ struct LifecycleTests {
         defer { daemon.stop() }
         try "executors:\n  broken:\n    run_as: {user: no-such-user-xyz}\n    commandz: any\n"
             .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
-        kill(daemon.process.processIdentifier, SIGHUP)
+        daemon.process.signal(SIGHUP)
         let rejected = try Harness.journal(["RUNVOY_EVENT=config_rejected", "RUNVOY_CONFIG_PATH=\(daemon.configPath)"])
         let errors = rejected.last?["RUNVOY_ERRORS"] ?? ""
         #expect(errors.contains("no-such-user-xyz"))
@@ -76,19 +114,11 @@ struct LifecycleTests {
 
     @Test func sigtermLetsRunningExecutionsFinishThenExitsZero() throws {
         let daemon = try DaemonFixture()
-        let running = Process()
-        running.executableURL = URL(fileURLWithPath: Harness.runvoyctl)
-        running.arguments = ["exec", "--socket", daemon.socketPath, "-q", "--", "sh", "-c", "sleep 1; echo finished"]
-        let outPath = daemon.directory + "/running.out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        running.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        running.standardInput = FileHandle.nullDevice
-        try running.run()
+        let running = try daemon.startCtl(["exec", "-q", "--", "sh", "-c", "sleep 1; echo finished"])
         usleep(300_000)
         #expect(daemon.stop() == 0)
-        running.waitUntilExit()
-        #expect(running.terminationStatus == 0)
-        #expect((try? String(contentsOfFile: outPath, encoding: .utf8)) == "finished\n")
+        #expect(running.process.wait(seconds: 30) == 0)
+        #expect(running.stdout == "finished\n")
         #expect(access(daemon.socketPath, F_OK) != 0)
     }
 
@@ -118,8 +148,8 @@ struct LifecycleTests {
 
     @Test func replacesAStaleSocketFile() throws {
         let first = try DaemonFixture()
-        kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
+        first.process.signal(SIGKILL)
+        first.process.wait()
         // SIGKILL leaves the socket file behind.
         #expect(access(first.socketPath, F_OK) == 0)
         let second = try DaemonFixture(

@@ -7,7 +7,7 @@ final class DaemonFixture {
     let directory: String
     let socketPath: String
     let configPath: String
-    let process: Process
+    let process: ChildProcess
     let logPath: String
 
     /// The standard test configuration: `default` runs as nobody for everyone, `root` runs as root for root only,
@@ -75,20 +75,11 @@ final class DaemonFixture {
         logPath = directory + "/runvoyd.log"
         let text = (config ?? { DaemonFixture.standardConfig(directory: $0) })(directory)
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
-        process = Process()
         let argv = wrapper + [Harness.runvoyd, "--config", configPath] + extraArguments
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["RUNVOYD_LOG_STDERR"] = "1"
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess(argv, environment: env, stdoutPath: logPath, stderrPath: logPath + ".err")
         if waitForSocket { try self.waitForSocket() }
     }
 
@@ -96,8 +87,8 @@ final class DaemonFixture {
     func waitForSocket(seconds: Double = 20) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if !process.isRunning {
-                throw HarnessError("runvoyd exited with \(process.terminationStatus) before serving:\n\(log)")
+            if let status = process.status {
+                throw HarnessError("runvoyd exited with \(status) before serving:\n\(log)")
             }
             if let client = try? RunvoyClient(socketPath: socketPath),
                 (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
@@ -109,7 +100,10 @@ final class DaemonFixture {
         throw HarnessError("runvoyd did not start serving within \(seconds) s:\n\(log)")
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String {
+        ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")
+            + ((try? String(contentsOfFile: logPath + ".err", encoding: .utf8)) ?? "")
+    }
 
     /// Runs runvoyctl against this daemon, optionally as another user through runuser.
     func ctl(
@@ -124,24 +118,51 @@ final class DaemonFixture {
         return try Harness.run(argv, stdinPath: stdinPath, timeout: timeout)
     }
 
+    /// A runvoyctl running in the background against this daemon, with its output in files.
+    struct BackgroundCtl {
+        let process: ChildProcess
+        let stdoutPath: String
+        let stderrPath: String
+
+        var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+        /// Waits until runvoyctl has printed the execution id, and returns it.
+        func executionID(seconds: Double = 20) throws -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let id = ExecTests.executionID(stderr) { return id }
+                usleep(10_000)
+            }
+            throw HarnessError("runvoyctl printed no execution id within \(seconds) s; stderr: \(stderr)")
+        }
+    }
+
+    private var backgroundCount = 0
+
+    /// Starts `runvoyctl SUBCOMMAND --socket PATH ARGS...` without waiting for it.
+    func startCtl(_ arguments: [String]) throws -> BackgroundCtl {
+        backgroundCount += 1
+        let base = "\(directory)/ctl-\(backgroundCount)"
+        let argv = [Harness.runvoyctl, arguments[0], "--socket", socketPath] + arguments.dropFirst()
+        let process = try ChildProcess(argv, stdoutPath: base + ".out", stderrPath: base + ".err")
+        return BackgroundCtl(process: process, stdoutPath: base + ".out", stderrPath: base + ".err")
+    }
+
     /// Sends SIGTERM and waits for the daemon to exit; returns its exit status.
     @discardableResult
     func stop(seconds: Double = 30) -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(5000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return -1
-        }
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        if let status = process.wait(seconds: seconds) { return status }
+        process.signal(SIGKILL)
+        process.wait()
+        return -1
     }
 
     deinit {
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            process.wait()
         }
         try? FileManager.default.removeItem(atPath: directory)
     }

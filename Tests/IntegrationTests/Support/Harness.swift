@@ -59,29 +59,39 @@ enum Harness {
     ) throws -> Output {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        if let environment { process.environment = environment }
-        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdinPath ?? "/dev/null"))
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/out"))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/err"))
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline {
-                process.terminate()
-                throw HarnessError("\(argv) did not finish within \(timeout) s")
-            }
-            usleep(2000)
+        let child = try ChildProcess(
+            argv, environment: environment, stdinPath: stdinPath, stdoutPath: dir + "/out", stderrPath: dir + "/err")
+        guard let status = child.wait(seconds: timeout) else {
+            let stacks = backtraces(of: child.pid)
+            child.signal(SIGKILL)
+            child.wait()
+            throw HarnessError("\(argv) did not finish within \(timeout) s\n\(stacks)")
         }
-        let status =
-            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         return Output(
             status: status, stdout: try Data(contentsOf: URL(fileURLWithPath: dir + "/out")),
             stderr: try Data(contentsOf: URL(fileURLWithPath: dir + "/err")))
+    }
+
+    /// Backtraces of a hung process and of every runvoyd, to explain a time-out.
+    static func backtraces(of pid: Int32) -> String {
+        var report = ""
+        var targets = [String(pid)]
+        if let pgrep = try? ChildProcess(["/usr/bin/pgrep", "-x", "runvoyd"], stdoutPath: "/tmp/runvoy-pgrep.txt"),
+            pgrep.wait(seconds: 10) != nil,
+            let list = try? String(contentsOfFile: "/tmp/runvoy-pgrep.txt", encoding: .utf8)
+        {
+            targets += list.split(separator: "\n").map(String.init)
+        }
+        for target in targets {
+            let path = "/tmp/runvoy-gdb-\(target).txt"
+            guard
+                let gdb = try? ChildProcess(
+                    ["/usr/bin/gdb", "-p", target, "-batch", "-ex", "thread apply all bt 30"], stdoutPath: path)
+            else { continue }
+            if gdb.wait(seconds: 60) == nil { gdb.signal(SIGKILL) }
+            report += "== backtrace of \(target)\n\((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")\n"
+        }
+        return report
     }
 
     /// Journal entries matching `matches` (FIELD=value), polled until `until` holds or a few seconds pass,
