@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -15,13 +16,6 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
-
-static void child_fail(int status_fd, int stage) {
-    int report[2] = {stage, errno};
-    ssize_t ignored = write(status_fd, report, sizeof(report));
-    (void)ignored;
-    _exit(127);
-}
 
 static int move_fd(int from, int to) {
     if (from == to) {
@@ -35,14 +29,10 @@ static int move_fd(int from, int to) {
     return 0;
 }
 
-pid_t runvoy_spawn(const struct runvoy_spawn_request *r) {
-    pid_t pid = fork();
-    if (pid != 0) {
-        return pid;
-    }
-    /* Child: only async-signal-safe calls from here on. */
-    sigset_t all;
-    sigemptyset(&all);
+/* Runs in the vfork child, on the parent's stack and memory: only system calls, and the only memory it writes
+   is the `failure` record the parent reads after the child has gone. */
+static void child_main(const struct runvoy_spawn_request *r, volatile struct runvoy_spawn_result *failure,
+                       const sigset_t *empty) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
@@ -50,45 +40,62 @@ pid_t runvoy_spawn(const struct runvoy_spawn_request *r) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         (void)sigaction(sig, &dfl, NULL);
     }
-    (void)sigprocmask(SIG_SETMASK, &all, NULL);
+    (void)sigprocmask(SIG_SETMASK, empty, NULL);
 
-    if (setsid() < 0) child_fail(r->status_fd, RUNVOY_STAGE_SETSID);
+    int stage = RUNVOY_STAGE_SETSID;
+    if (setsid() < 0) goto fail;
     if (r->change_identity) {
-        if (setgroups(r->ngroups, r->groups) < 0) child_fail(r->status_fd, RUNVOY_STAGE_SETGROUPS);
-        if (setresgid(r->gid, r->gid, r->gid) < 0) child_fail(r->status_fd, RUNVOY_STAGE_SETGID);
-        if (setresuid(r->uid, r->uid, r->uid) < 0) child_fail(r->status_fd, RUNVOY_STAGE_SETUID);
+        stage = RUNVOY_STAGE_SETGROUPS;
+        if (setgroups(r->ngroups, r->groups) < 0) goto fail;
+        stage = RUNVOY_STAGE_SETGID;
+        if (setresgid(r->gid, r->gid, r->gid) < 0) goto fail;
+        stage = RUNVOY_STAGE_SETUID;
+        if (setresuid(r->uid, r->uid, r->uid) < 0) goto fail;
     }
-    if (chdir(r->cwd) < 0) child_fail(r->status_fd, RUNVOY_STAGE_CHDIR);
-
-    /* Move the gate and status fds out of the way of 0-2 before wiring stdio. */
-    int gate = fcntl(r->gate_fd, F_DUPFD_CLOEXEC, 10);
-    int status = fcntl(r->status_fd, F_DUPFD_CLOEXEC, 10);
-    if (gate < 0 || status < 0) child_fail(r->status_fd, RUNVOY_STAGE_DUP);
-    if (move_fd(r->stdin_fd, 0) < 0) child_fail(status, RUNVOY_STAGE_DUP);
-    if (move_fd(r->stdout_fd, 1) < 0) child_fail(status, RUNVOY_STAGE_DUP);
-    if (move_fd(r->stderr_fd, 2) < 0) child_fail(status, RUNVOY_STAGE_DUP);
-    /* Keep only stdio, the gate (3) and the status pipe (4), and close everything else the daemon had open
-       (client sockets, other children's pipes) before waiting: a child held at its gate must not keep another
-       child's status pipe open, or that child's start would wait for this one. */
-    if (dup3(gate, 3, O_CLOEXEC) < 0 || dup3(status, 4, O_CLOEXEC) < 0) child_fail(status, RUNVOY_STAGE_DUP);
-    gate = 3;
-    status = 4;
-    (void)syscall(SYS_close_range, 5, ~0U, 0);
-
-    char go = 0;
-    ssize_t n;
-    do {
-        n = read(gate, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        errno = ECANCELED;
-        child_fail(status, RUNVOY_STAGE_GATE);
-    }
-    close(gate);
-
+    stage = RUNVOY_STAGE_CHDIR;
+    if (chdir(r->cwd) < 0) goto fail;
+    stage = RUNVOY_STAGE_DUP;
+    if (move_fd(r->stdin_fd, 0) < 0) goto fail;
+    if (move_fd(r->stdout_fd, 1) < 0) goto fail;
+    if (move_fd(r->stderr_fd, 2) < 0) goto fail;
+    /* Nothing but stdio crosses exec: not client sockets, not other executions' pipes. */
+    (void)syscall(SYS_close_range, 3, ~0U, 0);
+    stage = RUNVOY_STAGE_EXEC;
     execve(r->path, r->argv, r->envp);
-    child_fail(status, RUNVOY_STAGE_EXEC);
-    return -1;
+fail:
+    failure->stage = stage;
+    failure->error = errno;
+    _exit(127);
+}
+
+struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
+    volatile struct runvoy_spawn_result result = {0, RUNVOY_STAGE_NONE, 0};
+    sigset_t all, old, empty;
+    sigfillset(&all);
+    sigemptyset(&empty);
+    /* No signal handler of the daemon may run in the child while it shares the daemon's memory. */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        child_main(r, &result, &empty);
+        _exit(127);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    struct runvoy_spawn_result out = {pid, result.stage, result.error};
+    if (pid < 0) {
+        out.pid = -1;
+        out.stage = RUNVOY_STAGE_FORK;
+        out.error = saved;
+        return out;
+    }
+    if (out.stage != RUNVOY_STAGE_NONE) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        out.pid = -1;
+    }
+    return out;
 }
 
 int runvoy_pidfd_open(pid_t pid) {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Where in the child the spawn failed; reported with errno through the status pipe.
+/// Where in the child the spawn failed.
 enum runvoy_spawn_stage {
     RUNVOY_STAGE_NONE = 0,
     RUNVOY_STAGE_SETSID = 1,
@@ -14,7 +14,6 @@ enum runvoy_spawn_stage {
     RUNVOY_STAGE_SETUID = 4,
     RUNVOY_STAGE_CHDIR = 5,
     RUNVOY_STAGE_DUP = 6,
-    RUNVOY_STAGE_GATE = 7,
     RUNVOY_STAGE_EXEC = 8,
     RUNVOY_STAGE_FORK = 9,
 };
@@ -32,15 +31,20 @@ struct runvoy_spawn_request {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
-    /// The child blocks reading one byte from this fd before execve; EOF without a byte aborts the spawn.
-    int gate_fd;
-    /// Close-on-exec write end: the child writes {stage, errno} here when anything fails.
-    int status_fd;
 };
 
-/// Forks a child that resets signals, starts a new session, drops to the requested identity,
-/// wires stdio, waits on the gate and execs. Returns the pid, or -1 with errno set when fork fails.
-pid_t runvoy_spawn(const struct runvoy_spawn_request *request);
+/// The outcome of a spawn: the pid, or the stage and errno at which the child failed before exec.
+struct runvoy_spawn_result {
+    pid_t pid;
+    int stage;
+    int error;
+};
+
+/// Starts a child with vfork semantics (the parent's memory is shared and the caller waits only until the
+/// child has exec'd or failed): the child resets signals, starts a new session, drops to the requested
+/// identity, enters the working directory, wires stdio, closes every other descriptor and execs.
+/// On failure before exec the child has already exited and been reaped, and `stage`/`error` say why.
+struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *request);
 
 /// pidfd_open(2); -1 with errno on failure.
 int runvoy_pidfd_open(pid_t pid);

@@ -1,3 +1,4 @@
+import CRunvoyPosix
 import Glibc
 import Logging
 import NIOCore
@@ -144,24 +145,25 @@ final class ExecutionManager: Sendable {
                     "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
                 fields: allowed))
 
-        let wantsStdin = params.stdin ?? false && !(params.detach ?? false)
-        let spawned = try Spawner.spawn(
-            SpawnRequest(
-                path: path, argv: argv, environment: environment, workingDirectory: workingDirectory,
-                identity: identity, stdinPipe: wantsStdin))
+        // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
+        try audit.record(
+            AuditEvent(
+                .executionStarted,
+                message: "execution \(id) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",
+                fields: fields))
 
-        var startFields = fields
-        startFields.append(("PID", String(spawned.pid)))
+        let wantsStdin = params.stdin ?? false && !(params.detach ?? false)
+        let spawned: SpawnedProcess
         do throws(RunvoyError) {
-            try audit.record(
-                AuditEvent(
-                    .executionStarted,
-                    message:
-                        "execution \(id) started for \(caller.displayName) on '\(executor.name)' as \(runAs), pid \(spawned.pid)",
-                    fields: startFields))
+            spawned = try Spawner.spawn(
+                SpawnRequest(
+                    path: path, argv: argv, environment: environment, workingDirectory: workingDirectory,
+                    identity: identity, stdinPipe: wantsStdin))
         } catch {
-            Spawner.abort(spawned)
-            Self.closeAll(spawned)
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionFinished, priority: 4, message: "execution \(id) failed to start: \(error.message)",
+                    fields: fields + [("REASON", "spawn_failed: \(error.message)")]))
             throw error
         }
 
@@ -169,25 +171,16 @@ final class ExecutionManager: Sendable {
         do {
             channels = try await attachPipes(spawned)
         } catch {
-            Spawner.abort(spawned)
+            kill(-spawned.pid, SIGKILL)
+            var exited: Int32 = 0
+            var status: Int32 = 0
+            _ = runvoy_pidfd_wait(spawned.pidfd, &exited, &status)
+            close(spawned.pidfd)
             audit.recordBestEffort(
                 AuditEvent(
-                    .executionFinished, priority: 4, message: "execution \(id) did not start: \(error)",
-                    fields: fields + [("REASON", "pipes: \(error)")]))
+                    .executionFinished, priority: 4, message: "execution \(id) was killed at start: \(error)",
+                    fields: fields + [("PID", String(spawned.pid)), ("REASON", "pipes: \(error)")]))
             throw RunvoyError(.spawnFailed, "cannot set up the command's pipes: \(error)", reason: "resources")
-        }
-
-        do throws(RunvoyError) {
-            try Spawner.release(spawned)
-        } catch {
-            channels.0.channel.close(promise: nil)
-            channels.1.channel.close(promise: nil)
-            channels.2?.close(promise: nil)
-            audit.recordBestEffort(
-                AuditEvent(
-                    .executionFinished, priority: 4, message: "execution \(id) failed to start: \(error.message)",
-                    fields: fields + [("REASON", "spawn_failed: \(error.message)")]))
-            throw error
         }
 
         let execution = Execution(
@@ -265,10 +258,12 @@ final class ExecutionManager: Sendable {
         for execution in left { await execution.waitFinished() }
     }
 
+    /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed.
     private func attachPipes(
         _ spawned: SpawnedProcess
     ) async throws -> (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?) {
-        func reader(_ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
+        let group = group
+        @Sendable func reader(_ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
             try await NIOPipeBootstrap(group: group)
                 .channelOption(
                     .recvAllocator,
@@ -282,20 +277,46 @@ final class ExecutionManager: Sendable {
                     }
                 }
         }
-        let out = try await reader(spawned.stdoutFD)
-        let err = try await reader(spawned.stderrFD)
-        var input: (any Channel)?
-        if let fd = spawned.stdinFD {
-            input = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: fd).get()
+        @Sendable func writer(_ fd: Int32?) async throws -> (any Channel)? {
+            guard let fd else { return nil }
+            return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: fd).get()
         }
-        return (out, err, input)
+        async let out = Self.settle { try await reader(spawned.stdoutFD) }
+        async let err = Self.settle { try await reader(spawned.stderrFD) }
+        async let input = Self.settle { try await writer(spawned.stdinFD) }
+        let results = (await out, await err, await input)
+        if case .success(let o) = results.0, case .success(let e) = results.1, case .success(let i) = results.2 {
+            return (o, e, i)
+        }
+        // A channel that was created owns its descriptor; close it through NIO, the others directly.
+        var failure: any Error = ChannelError.inappropriateOperationForState
+        switch results.0 {
+        case .success(let channel): try? await channel.channel.close()
+        case .failure(let error):
+            close(spawned.stdoutFD)
+            failure = error
+        }
+        switch results.1 {
+        case .success(let channel): try? await channel.channel.close()
+        case .failure(let error):
+            close(spawned.stderrFD)
+            failure = error
+        }
+        switch results.2 {
+        case .success(let channel): try? await channel?.close()
+        case .failure(let error):
+            if let fd = spawned.stdinFD { close(fd) }
+            failure = error
+        }
+        throw failure
     }
 
-    private static func closeAll(_ spawned: SpawnedProcess) {
-        close(spawned.pidfd)
-        close(spawned.stdoutFD)
-        close(spawned.stderrFD)
-        if let fd = spawned.stdinFD { close(fd) }
+    private static func settle<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Looks up the executor's run-as user and group now, so a changed user database takes effect at once.

@@ -20,18 +20,17 @@ struct SpawnRequest: Sendable {
     var stdinPipe: Bool
 }
 
-/// A forked child held at its gate: it has its identity and stdio, and waits for `release` before exec.
+/// A started command: its pid, a pidfd for it, and the daemon's ends of its pipes.
 struct SpawnedProcess: Sendable {
     var pid: pid_t
     var pidfd: Int32
     var stdinFD: Int32?
     var stdoutFD: Int32
     var stderrFD: Int32
-    fileprivate var gateFD: Int32
-    fileprivate var statusFD: Int32
 }
 
-/// Starts commands with `fork` and a C child path that only makes async-signal-safe calls.
+/// Starts commands with vfork semantics through a C child path that only makes system calls, so starting a
+/// command costs no copy of the daemon's page tables, and returns only once the command has exec'd or failed.
 enum Spawner {
     /// Pipes for output are grown to this size: fewer wake-ups, and the throughput the protocol needs.
     static let pipeSize: Int32 = 1 << 20
@@ -51,8 +50,6 @@ enum Spawner {
         }
         let stdout = try makePipe()
         let stderr = try makePipe()
-        let gate = try makePipe()
-        let status = try makePipe()
         var stdin: (read: Int32, write: Int32)
         if request.stdinPipe {
             stdin = try makePipe()
@@ -71,7 +68,7 @@ enum Spawner {
         let argv = CStringArray(request.argv)
         let envp = CStringArray(request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         let groups = request.identity?.groups ?? []
-        let pid: pid_t = request.path.withCString { path in
+        let result: runvoy_spawn_result = request.path.withCString { path in
             request.workingDirectory.withCString { cwd in
                 groups.withUnsafeBufferPointer { groupsBuffer in
                     var spec = runvoy_spawn_request(
@@ -79,74 +76,33 @@ enum Spawner {
                         change_identity: request.identity == nil ? 0 : 1,
                         uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
                         groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
-                        stdin_fd: stdin.read, stdout_fd: stdout.write, stderr_fd: stderr.write,
-                        gate_fd: gate.read, status_fd: status.write)
+                        stdin_fd: stdin.read, stdout_fd: stdout.write, stderr_fd: stderr.write)
                     return runvoy_spawn(&spec)
                 }
             }
         }
-        if pid < 0 {
-            let message = String(cString: strerror(errno))
-            closeAll()
-            throw RunvoyError(.spawnFailed, "cannot fork: \(message)", reason: "resources")
-        }
-        // The child has its copies now; the parent keeps only its own ends.
+        // The child has exec'd (or failed); the parent keeps only its own ends.
         close(stdin.read)
         close(stdout.write)
         close(stderr.write)
-        close(gate.read)
-        close(status.write)
-        let pidfd = runvoy_pidfd_open(pid)
-        if pidfd < 0 {
-            close(gate.write)
-            var ignored: Int32 = 0
-            waitpid(pid, &ignored, 0)
-            for fd in [stdout.read, stderr.read, status.read] { close(fd) }
+        guard result.pid > 0 else {
+            for fd in [stdout.read, stderr.read] { close(fd) }
             if stdin.write >= 0 { close(stdin.write) }
-            throw RunvoyError(.spawnFailed, "pidfd_open: \(String(cString: strerror(errno)))", reason: "resources")
+            throw describe(stage: result.stage, errno: result.error)
+        }
+        let pidfd = runvoy_pidfd_open(result.pid)
+        if pidfd < 0 {
+            let message = String(cString: strerror(errno))
+            kill(result.pid, SIGKILL)
+            var ignored: Int32 = 0
+            waitpid(result.pid, &ignored, 0)
+            for fd in [stdout.read, stderr.read] { close(fd) }
+            if stdin.write >= 0 { close(stdin.write) }
+            throw RunvoyError(.spawnFailed, "pidfd_open: \(message)", reason: "resources")
         }
         return SpawnedProcess(
-            pid: pid, pidfd: pidfd, stdinFD: stdin.write >= 0 ? stdin.write : nil, stdoutFD: stdout.read,
-            stderrFD: stderr.read, gateFD: gate.write, statusFD: status.read)
-    }
-
-    /// Lets the child exec. Throws `spawn_failed` when any step in the child failed; the child is then reaped
-    /// and every descriptor of the process closed.
-    static func release(_ process: SpawnedProcess) throws(RunvoyError) {
-        var go: UInt8 = 1
-        _ = write(process.gateFD, &go, 1)
-        close(process.gateFD)
-        try collectStatus(process)
-    }
-
-    /// Stops a child at its gate without running anything, and reaps it.
-    static func abort(_ process: SpawnedProcess) {
-        close(process.gateFD)
-        _ = try? collectStatus(process)
-    }
-
-    private static func collectStatus(_ process: SpawnedProcess) throws(RunvoyError) {
-        var report: (Int32, Int32) = (0, 0)
-        var received = 0
-        withUnsafeMutableBytes(of: &report) { raw in
-            while received < raw.count {
-                let n = read(process.statusFD, raw.baseAddress! + received, raw.count - received)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                received += n
-            }
-        }
-        close(process.statusFD)
-        guard received > 0 else { return }
-        // The child failed before exec and exits 127; reap it now.
-        var exited: Int32 = 0
-        var status: Int32 = 0
-        _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
-        close(process.pidfd)
-        close(process.stdoutFD)
-        close(process.stderrFD)
-        if let fd = process.stdinFD { close(fd) }
-        throw describe(stage: report.0, errno: report.1)
+            pid: result.pid, pidfd: pidfd, stdinFD: stdin.write >= 0 ? stdin.write : nil, stdoutFD: stdout.read,
+            stderrFD: stderr.read)
     }
 
     static func describe(stage: Int32, errno code: Int32) -> RunvoyError {
@@ -159,8 +115,8 @@ enum Spawner {
             return RunvoyError(.spawnFailed, "cannot enter the working directory: \(text)", reason: "working_directory")
         case RUNVOY_STAGE_SETGROUPS.rawValue, RUNVOY_STAGE_SETGID.rawValue, RUNVOY_STAGE_SETUID.rawValue:
             return RunvoyError(.spawnFailed, "cannot switch to the run-as identity: \(text)", reason: "identity")
-        case RUNVOY_STAGE_GATE.rawValue:
-            return RunvoyError(.spawnFailed, "the execution was cancelled before it started", reason: "cancelled")
+        case RUNVOY_STAGE_FORK.rawValue:
+            return RunvoyError(.spawnFailed, "cannot fork: \(text)", reason: "resources")
         default:
             return RunvoyError(.spawnFailed, "cannot start the command (stage \(stage)): \(text)", reason: "exec")
         }
