@@ -73,7 +73,8 @@ struct ExecCommand: ParsableCommand {
         }
         let params = ExecParams(
             argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
-            detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach))
+            detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
+            binaryOutput: true)
         let status: Int32
         do throws(ClientError) {
             let session = try ExecSession(socketPath: global.socketPath, quiet: quiet)

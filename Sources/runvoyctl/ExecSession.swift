@@ -48,6 +48,11 @@ final class ExecSession {
     /// Runs the exchange and returns runvoyctl's exit status.
     func run(_ params: ExecParams) throws(ClientError) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        // Bigger buffers mean fewer wake-ups per byte when output streams fast: our socket's receive buffer,
+        // and our stdout when it is a pipe (the reader on the other end wakes less often too).
+        var receiveBuffer: Int32 = 4 << 20
+        setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
+        _ = runvoy_set_pipe_size(1, 1 << 20)
         enqueue(Request(id: execID, method: .exec, params: params))
         _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
         // A parent may have started us with these signals blocked; they must reach the handler to be forwarded.
@@ -165,8 +170,16 @@ final class ExecSession {
         var outcome: Int32?
         var failure: ClientError?
         do {
-            try reader.forEachFrame { payload in
+            try reader.forEachEntry { entry in
                 guard outcome == nil, failure == nil else { return }
+                let payload: UnsafeRawBufferPointer
+                switch entry {
+                case .output(let stream, let bytes):
+                    writeRaw(stream, bytes)
+                    return
+                case .json(let json):
+                    payload = json
+                }
                 if let fast = OutputFrame.parseFast(payload) {
                     writeOutput(fast.stream, UnsafeRawBufferPointer(rebasing: payload[fast.base64]))
                     return
@@ -242,28 +255,33 @@ final class ExecSession {
                 complain("runvoyd sent output that is not valid base64; dropped")
                 return
             }
-            let fd: Int32 = stream == .stdout ? 1 : 2
-            if fd == 1 && stdoutBroken { return }
-            var offset = 0
-            while offset < count {
-                let n = write(fd, destination.baseAddress! + offset, count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN {
-                        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                        _ = poll(&pfd, 1, -1)
-                        continue
-                    }
-                    if errno == EPIPE && fd == 1 {
-                        // Whoever read our stdout is gone: the command gets SIGPIPE, as in a local pipeline.
-                        stdoutBroken = true
-                        enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: "PIPE")))
-                        try? flush()
-                    }
-                    return
+            writeRaw(stream, UnsafeRawBufferPointer(rebasing: destination[..<count]))
+        }
+    }
+
+    private func writeRaw(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer) {
+        let fd: Int32 = stream == .stdout ? 1 : 2
+        if fd == 1 && stdoutBroken { return }
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, base + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN {
+                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&pfd, 1, -1)
+                    continue
                 }
-                offset += n
+                if errno == EPIPE && fd == 1 {
+                    // Whoever read our stdout is gone: the command gets SIGPIPE, as in a local pipeline.
+                    stdoutBroken = true
+                    enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: "PIPE")))
+                    try? flush()
+                }
+                return
             }
+            offset += n
         }
     }
 }

@@ -37,6 +37,34 @@ final class HostileInputTests {
         #expect(result["max_frame_bytes"] as? Int == 1_048_576)
     }
 
+    @Test func binaryOutputFramesCarryRawBytes() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":5,"method":"exec","params":{"argv":["sh","-c","printf 'a\\000b'; printf E >&2"],"binary_output":true}}"#
+        )
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var exit: [String: Any]?
+        while exit == nil, let frame = try connection.readRawFrame() {
+            if frame.binary {
+                if frame.payload[0] == BinaryOutputFrame.stdoutTag {
+                    stdout += frame.payload.dropFirst()
+                } else {
+                    #expect(frame.payload[0] == BinaryOutputFrame.stderrTag)
+                    stderr += frame.payload.dropFirst()
+                }
+                continue
+            }
+            let object = try JSONSerialization.jsonObject(with: Data(frame.payload)) as? [String: Any]
+            #expect(object?["id"] as? Int == 5)
+            #expect(object?["event"] as? String != "output")
+            if object?["event"] as? String == "exit" { exit = object }
+        }
+        #expect(stdout == [0x61, 0, 0x62])
+        #expect(stderr == [0x45])
+        #expect(exit?["exit_code"] as? Int == 0)
+    }
+
     @Test func aTwoGibibyteHeaderIsRejectedAtOnce() throws {
         let connection = try RawConnection(path: daemon.socketPath)
         try connection.send([0x80, 0x00, 0x00, 0x00])

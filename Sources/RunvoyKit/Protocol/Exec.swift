@@ -14,10 +14,12 @@ public struct ExecParams: Codable, Sendable, Equatable {
     public var killOnDisconnect: Bool?
     /// Whether the client will send standard input with `stdin` requests. When false the command reads /dev/null.
     public var stdin: Bool?
+    /// Send output as binary frames (top bit of the length set) instead of base64 `output` events.
+    public var binaryOutput: Bool?
 
     public init(
         argv: [String], executor: String? = nil, env: [String: String]? = nil, timeoutMs: Int64? = nil,
-        detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil
+        detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil, binaryOutput: Bool? = nil
     ) {
         self.argv = argv
         self.executor = executor
@@ -26,12 +28,14 @@ public struct ExecParams: Codable, Sendable, Equatable {
         self.detach = detach
         self.killOnDisconnect = killOnDisconnect
         self.stdin = stdin
+        self.binaryOutput = binaryOutput
     }
 
     enum CodingKeys: String, CodingKey {
         case argv, executor, env, detach, stdin
         case timeoutMs = "timeout_ms"
         case killOnDisconnect = "kill_on_disconnect"
+        case binaryOutput = "binary_output"
     }
 }
 

@@ -36,19 +36,42 @@ public final class FrameReader {
         return n
     }
 
-    /// Calls `body` with each complete payload in order. Throws `frame_too_large` when a header
-    /// announces more than `maxFrameBytes`, before the payload arrives.
+    /// One complete frame: a JSON payload, or a binary output frame (see `BinaryOutputFrame`).
+    public enum Entry {
+        case json(UnsafeRawBufferPointer)
+        case output(OutputStreamKind, UnsafeRawBufferPointer)
+    }
+
+    /// Calls `body` with each complete JSON payload in order. Throws `frame_too_large` when a header
+    /// announces more than `maxFrameBytes`, before the payload arrives, and `bad_request` for a binary frame.
     public func forEachFrame(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try forEachEntry { entry in
+            switch entry {
+            case .json(let payload): try body(payload)
+            case .output: throw RunvoyError(.badRequest, "unexpected binary frame")
+            }
+        }
+    }
+
+    /// Calls `body` with each complete frame in order, JSON or binary output.
+    public func forEachEntry(_ body: (Entry) throws -> Void) throws {
         while end - start >= RunvoyProtocol.headerSize {
-            let length = Int(Frame.length(from: UnsafeRawBufferPointer(rebasing: storage[start..<start + 4])))
-            if length > maxFrameBytes {
+            let header = Frame.length(from: UnsafeRawBufferPointer(rebasing: storage[start..<start + 4]))
+            let binary = header & BinaryOutputFrame.flag != 0
+            let length = Int(header & ~BinaryOutputFrame.flag)
+            if length > maxFrameBytes || (binary && length < 1) {
                 throw RunvoyError(
                     .frameTooLarge, "frame of \(length) bytes exceeds the maximum of \(maxFrameBytes) bytes")
             }
             guard end - start >= 4 + length else { break }
             let payload = UnsafeRawBufferPointer(rebasing: storage[start + 4..<start + 4 + length])
             start += 4 + length
-            try body(payload)
+            if binary {
+                let stream: OutputStreamKind = payload[0] == BinaryOutputFrame.stderrTag ? .stderr : .stdout
+                try body(.output(stream, UnsafeRawBufferPointer(rebasing: payload[1...])))
+            } else {
+                try body(.json(payload))
+            }
         }
         if start == end {
             start = 0

@@ -169,7 +169,9 @@ struct Connection {
     private func exec(
         _ request: ExecParams, id: RequestID, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws -> Execution? {
-        let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: id)
+        let sink = ConnectionSink(
+            outbound: outbound, allocator: channel.channel.allocator, requestID: id,
+            binary: request.binaryOutput ?? false)
         let detach = request.detach ?? false
         let config = context.config.current
         activity.attach()

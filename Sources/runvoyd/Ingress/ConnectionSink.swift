@@ -6,14 +6,27 @@ struct ConnectionSink: OutputSink {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let allocator: ByteBufferAllocator
     let idLiteral: [UInt8]
+    /// Send output as binary frames rather than base64 events (the client asked with `binary_output`).
+    let binary: Bool
 
-    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, requestID: RequestID?) {
+    init(
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, requestID: RequestID?,
+        binary: Bool = false
+    ) {
         self.outbound = outbound
         self.allocator = allocator
         self.idLiteral = Array((requestID?.jsonLiteral ?? "null").utf8)
+        self.binary = binary
     }
 
     func output(_ stream: OutputStreamKind, _ chunk: ByteBuffer) async throws {
+        if binary {
+            // The chunk goes out as read from the pipe: no copy, no encoding.
+            var header = allocator.buffer(capacity: 5)
+            header.writeBytes(BinaryOutputFrame.header(stream: stream, count: chunk.readableBytes))
+            try await outbound.write(contentsOf: [header, chunk])
+            return
+        }
         let size = 4 + OutputFrame.payloadLength(idLiteral: idLiteral, count: chunk.readableBytes)
         var frame = allocator.buffer(capacity: size)
         let idLiteral = idLiteral

@@ -56,7 +56,9 @@ struct RunvoyServer: Service {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 512 * 1024, high: 2048 * 1024))
+            // A large send buffer lets output stream with few wake-ups; the kernel caps it at wmem_max.
+            .childChannelOption(.socketOption(.so_sndbuf), value: 4 << 20)
         let server: NIOAsyncChannel<Accepted, Never>
         switch listening {
         case .inherited(let fd):

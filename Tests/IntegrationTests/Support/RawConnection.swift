@@ -55,6 +55,17 @@ final class RawConnection {
         return try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
     }
 
+    /// Reads one frame as it is: whether the binary flag is set, and the payload bytes.
+    func readRawFrame() throws -> (binary: Bool, payload: [UInt8])? {
+        guard let header = try readExactly(4) else { return nil }
+        let value = header.withUnsafeBytes { Frame.length(from: $0) }
+        let binary = value & BinaryOutputFrame.flag != 0
+        guard let payload = try readExactly(Int(value & ~BinaryOutputFrame.flag)) else {
+            throw HarnessError("stream ended inside a frame")
+        }
+        return (binary, payload)
+    }
+
     /// Reads frames until one carries `id`, collecting the events before it.
     func readReply(id: Int) throws -> [String: Any]? {
         while let frame = try readFrame() {
