@@ -60,29 +60,14 @@ struct ExecCommand: ParsableCommand {
         }
     }
 
+    /// The options as one value, shared with the fast path that skips ArgumentParser.
+    var options: ExecOptions {
+        ExecOptions(
+            socket: global.socket, executor: executor, env: env, timeout: timeout, detach: detach,
+            killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, argv: argv)
+    }
+
     func run() throws {
-        var environment: [String: String] = [:]
-        for item in env {
-            let split = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            environment[String(split[0])] = split.count > 1 ? String(split[1]) : ""
-        }
-        var timeoutMs: Int64?
-        if let timeout, let duration = DurationParser.parse(timeout) {
-            let (seconds, attoseconds) = duration.components
-            timeoutMs = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-        }
-        let params = ExecParams(
-            argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
-            detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
-            binaryOutput: true)
-        let status: Int32
-        do throws(ClientError) {
-            let session = try ExecSession(socketPath: global.socketPath, quiet: quiet)
-            status = try session.run(params)
-        } catch {
-            complain(error.description)
-            throw ExitCode(CtlExit.code(for: error))
-        }
-        throw ExitCode(status)
+        throw ExitCode(options.run())
     }
 }

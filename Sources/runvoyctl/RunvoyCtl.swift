@@ -2,8 +2,18 @@ import ArgumentParser
 import Glibc
 import RunvoyKit
 
-/// The runvoyctl command line.
+/// Entry point: plain `exec` invocations skip ArgumentParser (see `ExecOptions.parseFast`).
 @main
+enum Main {
+    static func main() {
+        if let options = ExecOptions.parseFast(CommandLine.arguments) {
+            exit(options.run())
+        }
+        RunvoyCtl.main()
+    }
+}
+
+/// The runvoyctl command line.
 struct RunvoyCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runvoyctl",

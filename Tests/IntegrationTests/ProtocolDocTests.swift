@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import runvoyctl
+
 /// docs/PROTOCOL.md is the contract: the Python client printed there, written from the page alone, must work.
 @Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
 struct ProtocolDocTests {
@@ -26,5 +28,35 @@ struct ProtocolDocTests {
         let failing = script.replacingOccurrences(of: #"["id"]"#, with: #"["sh", "-c", "exit 9"]"#)
         try failing.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try Harness.run(["/usr/bin/env", "python3", path]).status == 9)
+    }
+}
+
+/// runvoyctl's fast `exec` parser must agree with ArgumentParser wherever it answers.
+struct ExecParsingTests {
+    static let cases: [[String]] = [
+        ["exec", "--", "id"],
+        ["exec", "-q", "-n", "--", "/bin/true"],
+        ["exec", "-e", "deploy", "--env", "A=1", "--env=B=2", "--timeout", "5m", "--", "terraform", "plan", "-x"],
+        [
+            "exec", "--executor=web", "--detach", "--kill-on-disconnect", "--quiet", "--no-stdin", "--", "ls", "--",
+            "-l",
+        ],
+        ["exec", "--socket", "/tmp/s", "ls", "-la"],
+        ["exec", "--socket=/tmp/s", "--timeout=1h30m", "--", "sh", "-c", "exit 3"],
+    ]
+
+    @Test(arguments: cases)
+    func fastParserAgreesWithArgumentParser(arguments: [String]) throws {
+        let fast = try #require(ExecOptions.parseFast(["runvoyctl"] + arguments))
+        let command = try #require(try RunvoyCtl.parseAsRoot(arguments) as? ExecCommand)
+        #expect(fast == command.options)
+    }
+
+    @Test(arguments: [
+        ["exec", "--help"], ["exec", "-qn", "--", "id"], ["exec", "--timeout", "soon", "--", "id"],
+        ["exec", "--env", "NOEQUALS", "--", "id"], ["exec", "--"], ["exec", "--frobnicate", "--", "id"], ["whoami"],
+    ])
+    func fastParserLeavesEverythingElseToArgumentParser(arguments: [String]) {
+        #expect(ExecOptions.parseFast(["runvoyctl"] + arguments) == nil)
     }
 }

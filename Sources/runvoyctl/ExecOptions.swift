@@ -1,0 +1,99 @@
+import Glibc
+import RunvoyKit
+
+/// Everything `runvoyctl exec` was asked to do.
+struct ExecOptions: Equatable {
+    var socket: String?
+    var executor: String?
+    var env: [String] = []
+    var timeout: String?
+    var detach = false
+    var killOnDisconnect = false
+    var quiet = false
+    var noStdin = false
+    var argv: [String] = []
+
+    var socketPath: String {
+        if let socket { return socket }
+        if let env = getenv("RUNVOY_SOCKET"), env[0] != 0 { return String(cString: env) }
+        return RunvoyProtocol.defaultSocketPath
+    }
+
+    /// Runs the exchange and returns runvoyctl's exit status.
+    func run() -> Int32 {
+        var environment: [String: String] = [:]
+        for item in env {
+            let split = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            environment[String(split[0])] = split.count > 1 ? String(split[1]) : ""
+        }
+        var timeoutMs: Int64?
+        if let timeout, let duration = DurationParser.parse(timeout) {
+            let (seconds, attoseconds) = duration.components
+            timeoutMs = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        }
+        let params = ExecParams(
+            argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
+            detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
+            binaryOutput: true)
+        do throws(ClientError) {
+            let session = try ExecSession(socketPath: socketPath, quiet: quiet)
+            return try session.run(params)
+        } catch {
+            complain(error.description)
+            return CtlExit.code(for: error)
+        }
+    }
+
+    /// Parses the plain, valid forms of `runvoyctl exec ...` without ArgumentParser, whose start-up cost is a
+    /// measurable share of a short command's latency. Returns nil for anything else (help, combined short flags,
+    /// unknown options, invalid values), which then goes through ArgumentParser for its full handling and
+    /// messages. The integration tests check that both parsers agree.
+    static func parseFast(_ arguments: [String]) -> ExecOptions? {
+        guard arguments.count >= 3, arguments[1] == "exec" else { return nil }
+        var options = ExecOptions()
+        var index = 2
+        func value(_ name: String, _ argument: String) -> String? {
+            if argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
+            guard argument == name, index + 1 < arguments.count else { return nil }
+            index += 1
+            return arguments[index]
+        }
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" {
+                options.argv = Array(arguments[(index + 1)...])
+                break
+            }
+            if !argument.hasPrefix("-") {
+                options.argv = Array(arguments[index...])
+                break
+            }
+            switch argument {
+            case "-d", "--detach": options.detach = true
+            case "--kill-on-disconnect": options.killOnDisconnect = true
+            case "-q", "--quiet": options.quiet = true
+            case "-n", "--no-stdin": options.noStdin = true
+            case "-e":
+                guard index + 1 < arguments.count else { return nil }
+                index += 1
+                options.executor = arguments[index]
+            default:
+                if let socket = value("--socket", argument) {
+                    options.socket = socket
+                } else if let executor = value("--executor", argument) {
+                    options.executor = executor
+                } else if let item = value("--env", argument) {
+                    guard item.contains("="), !item.hasPrefix("=") else { return nil }
+                    options.env.append(item)
+                } else if let timeout = value("--timeout", argument) {
+                    guard DurationParser.parse(timeout) != nil else { return nil }
+                    options.timeout = timeout
+                } else {
+                    return nil
+                }
+            }
+            index += 1
+        }
+        return options.argv.isEmpty ? nil : options
+    }
+}
