@@ -20,6 +20,17 @@ struct LifecycleTests {
         #expect(daemon.stop() == 0)
     }
 
+    @Test func operationalLogsGoToTheJournal() throws {
+        let daemon = try DaemonFixture(logToJournal: true)
+        defer { daemon.stop() }
+        let entries = try Harness.journal([
+            "SYSLOG_IDENTIFIER=runvoyd", "_PID=\(daemon.process.pid)", "MESSAGE=serving",
+        ])
+        #expect(entries.first?["RUNVOY_SOCKET"] == daemon.socketPath)
+        #expect(entries.first?["PRIORITY"] == "6")
+        #expect(entries.first?["CODE_FILE"] != nil)
+    }
+
     @Test func feedsTheWatchdogWhenSystemdAsks() throws {
         let dir = try Harness.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

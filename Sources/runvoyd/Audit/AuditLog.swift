@@ -32,6 +32,7 @@ struct AuditLog: Sendable {
     /// Writes `event` where a failure cannot stop anything (the end of an execution, shutdown): logged, never thrown.
     func recordBestEffort(_ event: AuditEvent) {
         do {
+            guard Journal.isAvailable else { throw JournalError(errno: ENOENT) }
             try Journal.send(event.journalFields)
         } catch {
             logger.error(

@@ -67,7 +67,7 @@ final class DaemonFixture {
 
     init(
         config: ((String) -> String)? = nil, extraArguments: [String] = [], environment: [String: String] = [:],
-        wrapper: [String] = [], waitForSocket: Bool = true, socketPath: String? = nil
+        wrapper: [String] = [], waitForSocket: Bool = true, socketPath: String? = nil, logToJournal: Bool = false
     ) throws {
         directory = try Harness.makeTemporaryDirectory()
         self.socketPath = socketPath ?? directory + "/runvoyd.sock"
@@ -77,7 +77,7 @@ final class DaemonFixture {
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
         let argv = wrapper + [Harness.runvoyd, "--config", configPath] + extraArguments
         var env = ProcessInfo.processInfo.environment
-        env["RUNVOYD_LOG_STDERR"] = "1"
+        if !logToJournal { env["RUNVOYD_LOG_STDERR"] = "1" }
         for (key, value) in environment { env[key] = value }
         process = try ChildProcess(argv, environment: env, stdoutPath: logPath, stderrPath: logPath + ".err")
         if waitForSocket { try self.waitForSocket() }
