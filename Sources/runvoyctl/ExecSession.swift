@@ -2,12 +2,6 @@ import CRunvoyPosix
 import Glibc
 import RunvoyKit
 
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-
 /// The write end of the self-pipe the signal handler writes to. Set once before handlers are installed and
 /// only read afterwards, from the handler, which may touch nothing but this value.
 nonisolated(unsafe) private var signalPipeWriteFD: Int32 = -1
@@ -23,7 +17,6 @@ final class ExecSession {
     private var pending: [UInt8] = []
     private var pendingOffset = 0
     private var nextID: Int64 = 2
-    private let execID = RequestID.number(1)
     private var stdinOpen = false
     private var stdoutBroken = false
     private var executionID: String?
@@ -53,7 +46,7 @@ final class ExecSession {
         var receiveBuffer: Int32 = 4 << 20
         setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
         _ = runvoy_set_pipe_size(1, 1 << 20)
-        enqueue(Request(id: execID, method: .exec, params: params))
+        enqueue(RequestText.exec(id: 1, params))
         _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
         // A parent may have started us with these signals blocked; they must reach the handler to be forwarded.
         var unblock = sigset_t()
@@ -101,8 +94,7 @@ final class ExecSession {
 
     private var hasPending: Bool { pendingOffset < pending.count }
 
-    private func enqueue<P: Codable & Sendable>(_ request: Request<P>) {
-        guard let bytes = try? Frame.encode(request) else { return }
+    private func enqueue(_ bytes: [UInt8]) {
         if pendingOffset > 0 && pendingOffset == pending.count {
             pending.removeAll(keepingCapacity: true)
             pendingOffset = 0
@@ -127,9 +119,9 @@ final class ExecSession {
         pendingOffset = 0
     }
 
-    private func makeID() -> RequestID {
+    private func makeID() -> Int64 {
         defer { nextID += 1 }
-        return .number(nextID)
+        return nextID
     }
 
     private func readStdin() throws(ClientError) {
@@ -140,11 +132,12 @@ final class ExecSession {
         }
         if n <= 0 {
             stdinOpen = false
-            enqueue(Request(id: makeID(), method: .stdin, params: StdinParams(data: nil, eof: true)))
+            enqueue(RequestText.stdin(id: makeID(), data: nil))
         } else {
             enqueue(
-                Request(
-                    id: makeID(), method: .stdin, params: StdinParams(data: Base64.encode(buffer.prefix(n)), eof: nil)))
+                buffer.withUnsafeBytes {
+                    RequestText.stdin(id: makeID(), data: UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                })
         }
         try flush()
     }
@@ -160,7 +153,7 @@ final class ExecSession {
             case SIGQUIT: name = "QUIT"
             default: name = String(byte)
             }
-            enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: name)))
+            enqueue(RequestText.signal(id: makeID(), name: name))
         }
         try? flush()
     }
@@ -200,45 +193,41 @@ final class ExecSession {
     }
 
     private func handleGeneral(_ payload: UnsafeRawBufferPointer) throws -> Int32? {
-        let head: FrameHead
-        do {
-            head = try Frame.decode(FrameHead.self, from: payload)
-        } catch {
-            throw ClientError(.protocolViolation, "unreadable frame from runvoyd: \(error)")
+        guard let frame = JSONValue.parse(payload), case .object = frame else {
+            throw ClientError(.protocolViolation, "unreadable frame from runvoyd")
         }
-        if let error = head.error {
-            if head.id == execID || head.id == nil { throw ClientError(remote: error) }
-            complain(error.description)
+        let isExec = frame["id"]?.int == 1 || frame["id"]?.isNull ?? true
+        if let error = frame["error"], case .object = error {
+            var remote = RunvoyError(
+                RunvoyError.Code(rawValue: error["code"]?.string ?? "internal"), error["message"]?.string ?? "")
+            remote.reason = error["reason"]?.string
+            if isExec { throw ClientError(remote: remote) }
+            complain(remote.description)
             return nil
         }
-        switch head.event {
+        switch frame["event"]?.string {
         case "output":
-            struct Output: Decodable {
-                var stream: OutputStreamKind
-                var data: String
-            }
-            let output = try Frame.decode(Output.self, from: payload)
-            var data = output.data
-            data.withUTF8 { writeOutput(output.stream, UnsafeRawBufferPointer($0)) }
+            guard let data = frame["data"]?.string, let stream = frame["stream"]?.string.flatMap(OutputStreamKind.init)
+            else { throw ClientError(.protocolViolation, "output event without stream or data") }
+            var text = data
+            text.withUTF8 { writeOutput(stream, UnsafeRawBufferPointer($0)) }
         case "started":
-            let started = try Frame.decode(StartedEvent.self, from: payload)
-            executionID = started.executionId
+            let id = frame["execution_id"]?.string ?? "?"
+            executionID = id
             if !quiet {
-                complain("execution \(started.executionId) on executor '\(started.executor)' as \(started.runAs)")
+                let executor = frame["executor"]?.string ?? "?"
+                complain("execution \(id) on executor '\(executor)' as \(frame["run_as"]?.string ?? "?")")
             }
         case "exit":
-            let exit = try Frame.decode(ExitEvent.self, from: payload)
-            if exit.timedOut {
-                complain("execution \(exit.executionId) timed out and was stopped")
+            if frame["timed_out"]?.bool == true {
+                complain("execution \(frame["execution_id"]?.string ?? "?") timed out and was stopped")
                 return CtlExit.timedOut
             }
-            if let code = exit.exitCode { return code }
-            return 128 + (exit.signal ?? 0)
+            if let code = frame["exit_code"]?.int { return Int32(truncatingIfNeeded: code) }
+            return 128 + Int32(truncatingIfNeeded: frame["signal"]?.int ?? 0)
         case nil:
-            if head.id == execID {
-                struct Detached: Decodable { var result: DetachedResult }
-                let detached = try Frame.decode(Detached.self, from: payload)
-                print(detached.result.executionId)
+            if isExec, let id = frame["result"]?["execution_id"]?.string {
+                print(id)
                 return 0
             }
         default:
@@ -276,7 +265,7 @@ final class ExecSession {
                 if errno == EPIPE && fd == 1 {
                     // Whoever read our stdout is gone: the command gets SIGPIPE, as in a local pipeline.
                     stdoutBroken = true
-                    enqueue(Request(id: makeID(), method: .signal, params: SignalParams(signal: "PIPE")))
+                    enqueue(RequestText.signal(id: makeID(), name: "PIPE"))
                     try? flush()
                 }
                 return

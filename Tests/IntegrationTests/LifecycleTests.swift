@@ -59,6 +59,20 @@ struct LifecycleTests {
         #expect(daemon.log.contains("socket passed by systemd"))
     }
 
+    @Test func executionsBeyondTheLimitAreToldBusy() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "max_connections: 4096", with: "max_connections: 4096\n  max_executions: 1")
+        })
+        defer { daemon.stop() }
+        let first = try daemon.ctl(["exec", "--detach", "--", "sleep", "3"])
+        #expect(first.status == 0)
+        let second = try daemon.ctl(["exec", "--", "true"])
+        #expect(second.status == 125)
+        #expect(second.stderrText.contains("busy"))
+        #expect(second.stderrText.contains("limit of 1 running executions"))
+    }
+
     @Test func connectionsBeyondTheLimitAreToldBusy() throws {
         let daemon = try DaemonFixture(config: {
             DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
