@@ -149,6 +149,43 @@ final class HostileInputTests {
         try wellBehavedClientWorks()
     }
 
+    @Test func aClientThatStopsReadingSlowsOnlyItsOwnCommand() throws {
+        let stalled = try RawConnection(path: daemon.socketPath)
+        try stalled.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":["head","-c","67108864","/dev/zero"],"binary_output":true}}"#
+        )
+        // Read only the started event; 64 MiB then back up into the socket and the pipe.
+        let started = try #require(try stalled.readRawFrame())
+        #expect(!started.binary)
+        usleep(500_000)
+        for _ in 0..<3 { try wellBehavedClientWorks() }
+        // Vanishing without reading: the daemon drops the output and the command runs to its end.
+        let id = try #require(
+            (try JSONSerialization.jsonObject(with: Data(started.payload)) as? [String: Any])?["execution_id"]
+                as? String)
+        stalled.closeNow()
+        let finished = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 20)
+        #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "0")
+    }
+
+    @Test func manyConcurrentExecutionsAllFinish() throws {
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let children = try (0..<24).map { index in
+            try ChildProcess(
+                [
+                    Harness.runvoyctl, "exec", "--socket", daemon.socketPath, "-q", "--", "sh", "-c",
+                    "echo \(index); exit \(index % 5)",
+                ],
+                stdoutPath: "\(dir)/\(index).out")
+        }
+        for (index, child) in children.enumerated() {
+            #expect(child.wait(seconds: 60) == Int32(index % 5))
+            #expect((try? String(contentsOfFile: "\(dir)/\(index).out", encoding: .utf8)) == "\(index)\n")
+        }
+    }
+
     @Test func hostileClientsInParallelWithAWellBehavedOne() async throws {
         let path = daemon.socketPath
         try await withThrowingTaskGroup(of: Void.self) { group in

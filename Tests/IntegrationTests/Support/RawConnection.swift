@@ -28,7 +28,16 @@ final class RawConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(fd) }
+    private var isClosed = false
+
+    deinit { closeNow() }
+
+    /// Closes the socket now, as a client that vanishes would.
+    func closeNow() {
+        guard !isClosed else { return }
+        isClosed = true
+        close(fd)
+    }
 
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
