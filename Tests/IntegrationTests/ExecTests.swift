@@ -138,14 +138,27 @@ final class ExecTests {
         #expect(out.stderrText.contains("invalid_argument"))
     }
 
-    @Test func ctrlCIsForwardedToTheProcessGroup() throws {
+    @Test(arguments: [SIGINT, SIGTERM])
+    func ctrlCAndSIGTERMAreForwardedToTheProcessGroup(signal: Int32) throws {
         let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "sleep 30; echo not-interrupted"])
         let id = try ctl.executionID()
-        ctl.process.signal(SIGINT)
-        #expect(ctl.process.wait(seconds: 20) == 128 + SIGINT)
+        ctl.process.signal(signal)
+        #expect(ctl.process.wait(seconds: 20) == 128 + signal)
         #expect(!ctl.stdout.contains("not-interrupted"))
         let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
-        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGINT))
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(signal))
+    }
+
+    @Test func supplementaryGroupsComeFromTheGroupDatabase() throws {
+        let group = "runvoy-sup-\(getpid())"
+        #expect(try Harness.run(["/usr/sbin/groupadd", group]).status == 0)
+        defer { _ = try? Harness.run(["/usr/sbin/groupdel", group]) }
+        #expect(try Harness.run(["/usr/bin/gpasswd", "-a", "nobody", group]).status == 0)
+        let out = try daemon.ctl(["exec", "-q", "--", "id", "-Gn"])
+        #expect(out.status == 0)
+        let groups = out.stdoutText.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        #expect(groups.contains("nogroup"))
+        #expect(groups.contains(group))
     }
 
     @Test func detachReturnsTheIDAtOnceAndTheCommandRunsOn() throws {
