@@ -27,7 +27,10 @@ final class ExecSession {
     private static let pendingLimit = 1 << 20
     private static let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
+    private let socketPath: String
+
     init(socketPath: String, quiet: Bool) throws(ClientError) {
+        self.socketPath = socketPath
         socket = try UnixSocket(connectingTo: socketPath)
         self.quiet = quiet
         var fds: [Int32] = [-1, -1]
@@ -95,8 +98,9 @@ final class ExecSession {
     private var hasPending: Bool { pendingOffset < pending.count }
 
     private func enqueue(_ bytes: [UInt8]) {
-        if pendingOffset > 0 && pendingOffset == pending.count {
-            pending.removeAll(keepingCapacity: true)
+        if pendingOffset > 0 && (pendingOffset == pending.count || pendingOffset >= 1 << 20) {
+            // Drop what was sent, so the queue stays as small as what is still to send.
+            pending.removeFirst(pendingOffset)
             pendingOffset = 0
         }
         pending.append(contentsOf: bytes)
@@ -153,9 +157,33 @@ final class ExecSession {
             case SIGQUIT: name = "QUIT"
             default: name = String(byte)
             }
+            if let executionID, sendSignalOutOfBand(name, executionID: executionID) { continue }
             enqueue(RequestText.signal(id: makeID(), name: name))
         }
         try? flush()
+    }
+
+    /// Sends a signal on a connection of its own, so it never waits behind input queued on the main one.
+    /// Returns false when that fails; the caller then sends it in band.
+    private func sendSignalOutOfBand(_ name: String, executionID: String) -> Bool {
+        guard let side = try? UnixSocket(connectingTo: socketPath) else { return false }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(side.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard (try? side.sendAll(RequestText.signal(id: 1, name: name, executionID: executionID))) != nil else {
+            return false
+        }
+        let reader = FrameReader(maxFrameBytes: 1 << 20)
+        var delivered = false
+        while !delivered, let n = try? side.receive(into: reader), n > 0 {
+            try? reader.forEachFrame { payload in
+                guard let reply = JSONValue.parse(payload) else { return }
+                if let error = reply["error"], case .object = error {
+                    complain("signal \(name): \(error["message"]?.string ?? "refused")")
+                }
+                delivered = true
+            }
+        }
+        return delivered
     }
 
     /// Handles every complete frame; returns the exit status once the exchange is over.

@@ -72,6 +72,31 @@ final class AuditTests {
         #expect(denials.contains { $0["RUNVOY_ARGV"] == #"["id","-g"]"# })
     }
 
+    @Test func onlyTheStarterOrRootMaySignalAnExecutionByID() throws {
+        let started = try daemon.ctl(["exec", "--detach", "--", "sleep", "30"])
+        let id = started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let request = #"{"v":1,"id":2,"method":"signal","params":{"signal":"TERM","execution_id":"\#(id)"}}"#
+        let script =
+            "import socket,struct,sys,json\n"
+            + "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); b=sys.argv[2].encode()\n"
+            + "s.sendall(struct.pack('>I',len(b))+b); n=struct.unpack('>I',s.recv(4,socket.MSG_WAITALL))[0]\n"
+            + "print(s.recv(n,socket.MSG_WAITALL).decode())\n"
+        let path = daemon.directory + "/signal.py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let other = try Harness.run(
+            ["/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/env", "python3", path, daemon.socketPath, request])
+        #expect(other.stdoutText.contains("permission_denied"))
+        let unknown = try Harness.run([
+            "/usr/bin/env", "python3", path, daemon.socketPath,
+            request.replacingOccurrences(of: id, with: "01aaaaaaaaaaaaaaaaaaaaaaaa"),
+        ])
+        #expect(unknown.stdoutText.contains("invalid_argument"))
+        let root = try Harness.run(["/usr/bin/env", "python3", path, daemon.socketPath, request])
+        #expect(root.stdoutText.contains(#""delivered":true"#))
+        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
+    }
+
     @Test func unknownExecutorIsASpecificError() throws {
         let out = try daemon.ctl(["exec", "-e", "nope", "--", "true"])
         #expect(out.status == 125)

@@ -149,6 +149,28 @@ final class ExecTests {
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(signal))
     }
 
+    @Test func ctrlCIsNotStuckBehindInputTheCommandDoesNotRead() throws {
+        let input = daemon.directory + "/big-input"
+        let made = try Harness.run(["/usr/bin/head", "-c", "20971520", "/dev/zero"])
+        try made.stdout.write(to: URL(fileURLWithPath: input))
+        let base = daemon.directory + "/stuck"
+        let ctl = try ChildProcess(
+            [Harness.runvoyctl, "exec", "--socket", daemon.socketPath, "--", "sleep", "30"], stdinPath: input,
+            stdoutPath: base + ".out", stderrPath: base + ".err")
+        let deadline = Date().addingTimeInterval(20)
+        var stderr = ""
+        while Date() < deadline, ExecTests.executionID(stderr) == nil {
+            usleep(10_000)
+            stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        }
+        #expect(ExecTests.executionID(stderr) != nil)
+        usleep(500_000)  // let input pile up in every buffer on the way
+        let start = Date()
+        ctl.signal(SIGINT)
+        #expect(ctl.wait(seconds: 20) == 128 + SIGINT)
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
     @Test func supplementaryGroupsComeFromTheGroupDatabase() throws {
         let group = "runvoy-sup-\(getpid())"
         #expect(try Harness.run(["/usr/sbin/groupadd", group]).status == 0)

@@ -143,9 +143,18 @@ public struct StdinParams: Codable, Sendable, Equatable {
 public struct SignalParams: Codable, Sendable, Equatable {
     /// A signal name (`INT`, `SIGTERM`) or number.
     public var signal: String
+    /// The execution to signal; the one attached to this connection when absent. Only the caller who started
+    /// it (or root) may signal an execution this way.
+    public var executionId: String?
 
-    public init(signal: String) {
+    public init(signal: String, executionId: String? = nil) {
         self.signal = signal
+        self.executionId = executionId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case signal
+        case executionId = "execution_id"
     }
 }
 

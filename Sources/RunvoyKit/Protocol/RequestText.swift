@@ -37,9 +37,11 @@ public enum RequestText {
         return bytes
     }
 
-    /// `signal` with a signal name.
-    public static func signal(id: Int64, name: String) -> [UInt8] {
-        frame(id: id, method: .signal, params: "{\"signal\":" + JSONText.quoted(name) + "}")
+    /// `signal` with a signal name, for the attached execution or, with `executionID`, any of the caller's.
+    public static func signal(id: Int64, name: String, executionID: String? = nil) -> [UInt8] {
+        var params = "{\"signal\":" + JSONText.quoted(name)
+        if let executionID { params += ",\"execution_id\":" + JSONText.quoted(executionID) }
+        return frame(id: id, method: .signal, params: params + "}")
     }
 
     private static func frame(id: Int64, method: Method, params: String) -> [UInt8] {

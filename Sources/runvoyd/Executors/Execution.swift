@@ -22,6 +22,7 @@ final class Execution: Sendable {
     private struct State: ~Copyable {
         var sink: (any OutputSink)?
         var stdin: (any Channel)?
+        var lastStdinWrite: EventLoopFuture<Void>?
         var timedOut = false
         var terminating = false
         var leaderExited = false
@@ -99,29 +100,37 @@ final class Execution: Sendable {
         if killOnDisconnect { terminate() }
     }
 
-    /// Writes bytes to the command's standard input, waiting while the pipe is full. Bytes for a command that
-    /// closed its input are dropped, as a shell pipeline would.
+    /// Queues bytes for the command's standard input. It returns at once while the input channel holds less than
+    /// its high watermark, so a `signal` request behind some input is still read promptly; past the watermark it
+    /// waits for the write (backpressure to the client). Bytes for a command that closed its input are dropped,
+    /// as a shell pipeline would.
     func writeStdin(_ bytes: ByteBuffer) async throws(RunvoyError) {
         guard hasStdin else {
             throw RunvoyError(.invalidState, "execution \(id) was started without standard input")
         }
         guard let channel = state.withLock({ $0.stdin }) else { return }
-        do {
-            try await channel.writeAndFlush(bytes).get()
-        } catch {
-            state.withLock { $0.stdin = nil }
-            try? await channel.close().get()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(bytes, promise: promise)
+        let write = promise.futureResult
+        state.withLock { $0.lastStdinWrite = write }
+        write.whenFailure { [self] _ in
+            state.withLock { if $0.stdin === channel { $0.stdin = nil } }
+            channel.close(promise: nil)
         }
+        if !channel.isWritable { try? await write.get() }
     }
 
-    /// Closes the command's standard input.
+    /// Closes the command's standard input once everything queued for it is written.
     func closeStdin() async {
-        guard
-            let channel = state.withLock({ state -> (any Channel)? in
-                defer { state.stdin = nil }
-                return state.stdin
-            })
-        else { return }
+        let (channel, last) = state.withLock { state -> ((any Channel)?, EventLoopFuture<Void>?) in
+            defer {
+                state.stdin = nil
+                state.lastStdinWrite = nil
+            }
+            return (state.stdin, state.lastStdinWrite)
+        }
+        guard let channel else { return }
+        try? await last?.get()
         try? await channel.close().get()
     }
 

@@ -34,6 +34,9 @@ final class ExecutionManager: Sendable {
     }
 
     var runningCount: Int { state.withLock { $0.running.count } }
+
+    /// A running execution by id.
+    func running(id: String) -> Execution? { state.withLock { $0.running[id] } }
     var startedCount: Int { state.withLock { $0.started } }
 
     /// Authorizes, audits and starts `params` for `caller`. Every refusal is audited and thrown as a wire error.
@@ -279,7 +282,11 @@ final class ExecutionManager: Sendable {
         }
         @Sendable func writer(_ fd: Int32?) async throws -> (any Channel)? {
             guard let fd else { return nil }
-            return try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(output: fd).get()
+            // Up to 4 MiB of input may wait here, so the connection keeps reading (and sees signals) while the
+            // command is slow to read its input.
+            return try await NIOPipeBootstrap(group: group)
+                .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
+                .takingOwnershipOfDescriptor(output: fd).get()
         }
         async let out = Self.settle { try await reader(spawned.stdoutFD) }
         async let err = Self.settle { try await reader(spawned.stderrFD) }

@@ -153,11 +153,26 @@ struct Connection {
                     try await fail(RunvoyError(.invalidArgument, "unknown signal '\(request.signal)'"))
                     return nil
                 }
-                guard let attached else {
-                    try await fail(RunvoyError(.invalidState, "no execution is attached to this connection"))
-                    return nil
+                let target: Execution
+                if let executionID = request.executionId {
+                    guard let found = context.executions.running(id: executionID) else {
+                        try await fail(RunvoyError(.invalidArgument, "no running execution \(executionID)"))
+                        return nil
+                    }
+                    guard caller.isAdmin || caller.uid == found.caller.uid else {
+                        try await fail(
+                            RunvoyError(.permissionDenied, "execution \(executionID) was started by another user"))
+                        return nil
+                    }
+                    target = found
+                } else {
+                    guard let attached else {
+                        try await fail(RunvoyError(.invalidState, "no execution is attached to this connection"))
+                        return nil
+                    }
+                    target = attached
                 }
-                let delivered = attached.signal(number)
+                let delivered = target.signal(number)
                 try await sink.send(Reply(id: id, result: SignalResult(signal: number, delivered: delivered)))
             }
         } catch is Skip {
