@@ -20,6 +20,24 @@ struct LifecycleTests {
         #expect(daemon.stop() == 0)
     }
 
+    @Test func socketModeAndGroupComeFromTheConfiguration() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "  mode: \"0666\"", with: "  mode: \"0660\"\n  group: nogroup")
+        })
+        defer { daemon.stop() }
+        var info = stat()
+        #expect(stat(daemon.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o660)
+        #expect(info.st_gid == 65534)
+        // nobody's group is nogroup: allowed in. The daemon user is not: refused, and told why.
+        let member = try daemon.ctl(["exec", "-q", "--", "true"], asUser: "nobody")
+        #expect(member.status == 0)
+        let outsider = try daemon.ctl(["exec", "-q", "--", "true"], asUser: "daemon")
+        #expect(outsider.status == 125)
+        #expect(outsider.stderrText.contains("no permission to connect"))
+    }
+
     @Test func operationalLogsGoToTheJournal() throws {
         let daemon = try DaemonFixture(logToJournal: true)
         defer { daemon.stop() }

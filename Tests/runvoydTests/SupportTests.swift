@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import PropertyBased
 import Testing
@@ -77,5 +78,17 @@ struct JournalFieldTests {
         #expect(fields["PRIORITY"] == "4")
         #expect(fields["RUNVOY_DECISION"] == "deny")
         #expect(fields["RUNVOY_EVENT"] == "decision")
+    }
+}
+
+struct JournalCatalogTests {
+    @Test func everyMessageIDHasACatalogEntry() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let catalog = try String(
+            contentsOf: url.appendingPathComponent("packaging/systemd/runvoyd.catalog"), encoding: .utf8)
+        for kind in AuditEvent.Kind.allCases {
+            #expect(catalog.contains("-- \(kind.messageID)\n"), "no catalog entry for \(kind.rawValue)")
+        }
     }
 }
