@@ -54,15 +54,15 @@ final class Reaper: Sendable {
             for entry in pollfds.dropFirst() where entry.revents != 0 {
                 var exited: Int32 = 0
                 var status: Int32 = 0
-                let status2: ExitStatus
+                let outcome: ExitStatus
                 if runvoy_pidfd_wait(entry.fd, &exited, &status) == 0 {
-                    status2 = exited != 0 ? .exited(status) : .signaled(status)
+                    outcome = exited != 0 ? .exited(status) : .signaled(status)
                 } else {
                     // Already reaped or not our child: report it as lost rather than hang its execution.
-                    status2 = .signaled(SIGKILL)
+                    outcome = .signaled(SIGKILL)
                 }
                 let continuation = state.withLock { $0.waiters.removeValue(forKey: entry.fd) }
-                continuation?.resume(returning: status2)
+                continuation?.resume(returning: outcome)
             }
         }
     }

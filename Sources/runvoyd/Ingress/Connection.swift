@@ -17,6 +17,7 @@ struct Connection {
             try await channel.executeThenClose { inbound, outbound in
                 let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil)
                 var attached: Execution?
+                var peerGone = false
                 do {
                     for try await frame in inbound {
                         if let execution = try await handle(frame, outbound: outbound, sink: sink, attached: attached) {
@@ -32,11 +33,16 @@ struct Connection {
                     return
                 } catch is FrameDecoder.TruncatedFrame {
                     logger.debug("connection closed in the middle of a frame", metadata: ["uid": "\(caller.uid)"])
+                    peerGone = true
+                } catch {
+                    logger.debug("connection failed", metadata: ["uid": "\(caller.uid)", "error": "\(error)"])
+                    peerGone = true
                 }
-                // End of input: a client that half-closed still gets the rest of its execution's output.
+                // End of input. A client that only half-closed still gets the rest of its execution's output;
+                // one that is gone gets nothing more, and its command is killed only if it asked for that.
                 if let execution = attached, !execution.isFinished {
-                    if execution.killOnDisconnect { execution.clientGone() }
-                    await execution.waitFinished()
+                    if execution.killOnDisconnect || peerGone { execution.clientGone() }
+                    if !peerGone { await execution.waitFinished() }
                 }
             }
         } catch {
