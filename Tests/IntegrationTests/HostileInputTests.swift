@@ -116,6 +116,20 @@ final class HostileInputTests {
         #expect((stdin["error"] as? [String: Any])?["code"] as? String == "invalid_state")
     }
 
+    @Test func nulBytesAndBadEnvironmentNamesAreRefused() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        for params in [
+            #"{"argv":["echo","a\u0000b"]}"#, #"{"argv":["echo"],"env":{"LANG":"C\u0000X"}}"#,
+            #"{"argv":["echo"],"env":{"TF_VAR_a=b":"x"}}"#, #"{"argv":["echo"],"env":{"":"x"}}"#,
+        ] {
+            try connection.sendFrame(#"{"v":1,"id":1,"method":"exec","params":"# + params + "}")
+            let reply = try #require(try connection.readFrame())
+            #expect((reply["error"] as? [String: Any])?["code"] as? String == "bad_request", "\(params)")
+        }
+        let denials = try Harness.journal(["RUNVOY_EVENT=decision", "RUNVOY_DECISION=deny"], until: { $0.count >= 4 })
+        #expect(denials.contains { $0["RUNVOY_REASON"]?.contains("NUL") == true })
+    }
+
     @Test func aTruncatedFrameIsDroppedWithoutHarm() throws {
         do {
             let connection = try RawConnection(path: daemon.socketPath)

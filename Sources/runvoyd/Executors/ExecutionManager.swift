@@ -77,6 +77,15 @@ final class ExecutionManager: Sendable {
         guard !argv.isEmpty, !argv[0].isEmpty else {
             throw deny(RunvoyError(.badRequest, "argv must name a command"))
         }
+        // exec would cut a string at its first NUL; refuse rather than run something other than what is audited.
+        guard !argv.contains(where: { $0.utf8.contains(0) }) else {
+            throw deny(RunvoyError(.badRequest, "an argument contains a NUL byte"))
+        }
+        for (key, value) in params.env ?? [:] where !Self.isEnvironmentName(key) || value.utf8.contains(0) {
+            throw deny(
+                RunvoyError(
+                    .badRequest, "environment names are letters, digits and '_' (not first), and values have no NUL"))
+        }
         guard let executor = config.executor(named: executorName) else {
             throw deny(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
         }
@@ -355,6 +364,14 @@ final class ExecutionManager: Sendable {
         var groups = UserDatabase.groupIDs(user: user.name, primary: gid)
         if !groups.contains(gid) { groups.insert(gid, at: 0) }
         return (SpawnRequest.Identity(uid: user.uid, gid: gid, groups: groups), label)
+    }
+
+    /// A portable environment variable name: letters, digits and underscores, not starting with a digit.
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(0x30...0x39).contains(first) else { return false }
+        return name.utf8.allSatisfy {
+            ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F
+        }
     }
 
     static func jsonArray(_ strings: [String]) -> String {
