@@ -44,6 +44,16 @@ struct ExecOptions: Equatable {
         }
     }
 
+    /// Whether `runvoyctl exec ...` has `-h`/`--help` among its options (before the command).
+    static func asksForHelp(_ arguments: [String]) -> Bool {
+        guard arguments.count >= 2, arguments[1] == "exec" else { return false }
+        for argument in arguments.dropFirst(2) {
+            if argument == "--" || !argument.hasPrefix("-") { return false }
+            if argument == "-h" || argument == "--help" { return true }
+        }
+        return false
+    }
+
     /// Parses the plain, valid forms of `runvoyctl exec ...` without ArgumentParser, whose start-up cost is a
     /// measurable share of a short command's latency. Returns nil for anything else (help, combined short flags,
     /// unknown options, invalid values), which then goes through ArgumentParser for its full handling and

@@ -6,8 +6,14 @@ import RunvoyKit
 @main
 enum Main {
     static func main() {
-        if let options = ExecOptions.parseFast(CommandLine.arguments) {
+        let arguments = CommandLine.arguments
+        if let options = ExecOptions.parseFast(arguments) {
             exit(options.run())
+        }
+        // `exec` passes everything after its options through as the command, so ask for help explicitly.
+        if ExecOptions.asksForHelp(arguments) {
+            print(RunvoyCtl.helpMessage(for: ExecCommand.self))
+            exit(0)
         }
         RunvoyCtl.main()
     }

@@ -59,4 +59,17 @@ struct ExecParsingTests {
     func fastParserLeavesEverythingElseToArgumentParser(arguments: [String]) {
         #expect(ExecOptions.parseFast(["runvoyctl"] + arguments) == nil)
     }
+
+    @Test func execHelpPrintsHelpInsteadOfRunningIt() throws {
+        for arguments in [["exec", "--help"], ["exec", "-q", "-h"]] {
+            let out = try Harness.run([Harness.runvoyctl] + arguments)
+            #expect(out.status == 0, "\(arguments)")
+            #expect(out.stdoutText.contains("USAGE: runvoyctl exec"), "\(arguments)")
+        }
+        #expect(!ExecOptions.asksForHelp(["runvoyctl", "exec", "--", "grep", "--help"]))
+        #expect(!ExecOptions.asksForHelp(["runvoyctl", "exec", "ls", "-h"]))
+        let bare = try Harness.run([Harness.runvoyctl, "exec"])
+        #expect(bare.status != 0)
+        #expect(bare.stderrText.contains("name a command to run"))
+    }
 }
