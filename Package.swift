@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,6 +41,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "RunvoyStore",
+            dependencies: [
+                "RunvoyKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "runvoyd",
             dependencies: [
@@ -47,6 +56,7 @@ let package = Package(
                 "CRunvoyPosix",
                 "RunvoyKit",
                 "RunvoyConfig",
+                "RunvoyStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -72,6 +82,19 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "RunvoyStoreTests",
+            dependencies: [
+                "RunvoyStore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .executableTarget(
+            name: "StoreBench",
+            dependencies: ["RunvoyStore"],
+            path: "Benchmarks/StoreBench",
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "RunvoyConfigTests",
             dependencies: ["RunvoyConfig"]
         ),
@@ -86,7 +109,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["RunvoyKit", "runvoyd", "runvoyctl"]
+            dependencies: ["RunvoyKit", "RunvoyStore", "runvoyd", "runvoyctl"]
         ),
     ],
     swiftLanguageModes: [.v6]

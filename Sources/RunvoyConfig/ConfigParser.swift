@@ -105,6 +105,34 @@ final class ConfigParser {
         return value
     }
 
+    /// A byte count: an integer, or a number with a unit (`512KiB`, `64MiB`, `10GiB`, `1TiB`; `K`/`M`/`G`/`T`
+    /// and `KB`/`MB`/`GB`/`TB` are read as the same binary units).
+    private func size(_ node: Node, _ path: String, in range: ClosedRange<Int64>) -> Int64? {
+        guard let text = node.scalar?.string, let value = Self.parseSize(text) else {
+            error(node, path, "expected a size such as 64MiB, 10GiB or a number of bytes")
+            return nil
+        }
+        guard range.contains(value) else {
+            error(node, path, "\(value) bytes is outside \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    static func parseSize(_ text: String) -> Int64? {
+        let units: [String: Int64] = [
+            "": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+            "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+        ]
+        let trimmed = text.filter { $0 != " " }
+        let number = trimmed.prefix { $0.isNumber }
+        guard !number.isEmpty, let value = Int64(number),
+            let unit = units[trimmed.dropFirst(number.count).lowercased()]
+        else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : product
+    }
+
     private func strings(_ node: Node, _ path: String) -> [String]? {
         guard let sequence = node.sequence else {
             error(node, path, "expected a list of strings")
@@ -140,7 +168,7 @@ final class ConfigParser {
         }
         let topKeys = [
             "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit",
-            "executors",
+            "history", "executors",
         ]
         guard let top = fields(root, "", allowed: topKeys) else { return nil }
 
@@ -215,6 +243,43 @@ final class ConfigParser {
             }
         }
 
+        var history = HistorySettings()
+        if let node = top["history"]?.value,
+            let entries = fields(
+                node, "history", allowed: ["max_output_bytes", "max_age", "max_total_bytes", "prune_interval"])
+        {
+            if let n = entries["max_output_bytes"].flatMap({
+                size($0.value, "history.max_output_bytes", in: (64 << 10)...(1 << 40))
+            }) {
+                history.maxOutputBytes = n
+            }
+            if let node = entries["max_age"]?.value {
+                if node.scalar?.string == "never" {
+                    history.maxAge = nil
+                } else if let d = duration(node, "history.max_age") {
+                    if d > .zero {
+                        history.maxAge = d
+                    } else {
+                        error(node, "history.max_age", "must be positive, or never")
+                    }
+                }
+            }
+            if let node = entries["max_total_bytes"]?.value {
+                if node.scalar?.string == "unlimited" {
+                    history.maxTotalBytes = nil
+                } else if let n = size(node, "history.max_total_bytes", in: (1 << 20)...(1 << 50)) {
+                    history.maxTotalBytes = n
+                }
+            }
+            if let node = entries["prune_interval"]?.value, let d = duration(node, "history.prune_interval") {
+                if d >= .seconds(1) {
+                    history.pruneInterval = d
+                } else {
+                    error(node, "history.prune_interval", "must be at least 1s")
+                }
+            }
+        }
+
         var executors: [ExecutorConfig] = []
         if let entry = top["executors"] {
             if let mapping = entry.value.mapping {
@@ -248,11 +313,13 @@ final class ConfigParser {
             error(top["executors"]?.value, "executors", "mark one executor with `default: true`")
         }
 
-        return DaemonConfig(
+        var config = DaemonConfig(
             socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,
             killGrace: killGrace, audit: audit, adminContact: adminContact, executors: executors,
             defaultExecutorName: defaultName, sourcePath: nil, digest: Self.digest(text),
             warnings: diagnostics.filter { $0.severity == .warning })
+        config.history = history
+        return config
     }
 
     private func parseExecutor(name: String, key: Node, node: Node) -> ExecutorConfig? {

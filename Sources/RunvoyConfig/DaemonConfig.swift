@@ -8,6 +8,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// After SIGTERM to a command, how long until SIGKILL.
     public var killGrace: Duration
     public var audit: AuditSettings
+    /// The execution history and stored output.
+    public var history: HistorySettings = HistorySettings()
     /// Who to ask for access; shown in denials.
     public var adminContact: String?
     /// Executors in file order.
@@ -33,6 +35,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func == (lhs: DaemonConfig, rhs: DaemonConfig) -> Bool {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
+            && lhs.history == rhs.history
             && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
             && lhs.defaultExecutorName == rhs.defaultExecutorName
     }
@@ -63,6 +66,21 @@ public struct Limits: Sendable, Equatable {
 public struct AuditSettings: Sendable, Equatable {
     /// Refuse to run anything whose audit record cannot be written.
     public var failClosed: Bool = true
+
+    public init() {}
+}
+
+/// The execution history: how much output each execution keeps, and how long and how much is retained.
+public struct HistorySettings: Sendable, Equatable {
+    /// Stored output per execution: past this, the head and the tail are kept with a marker between them.
+    public var maxOutputBytes: Int64 = 64 << 20
+    /// Finished executions older than this are deleted (record and output); nil keeps them forever.
+    public var maxAge: Duration? = .seconds(30 * 86400)
+    /// Stored output of all executions together: past this the oldest finished executions lose their output
+    /// (their records stay); nil sets no limit.
+    public var maxTotalBytes: Int64? = 10 << 30
+    /// How often retention runs (it also runs at start).
+    public var pruneInterval: Duration = .seconds(600)
 
     public init() {}
 }

@@ -29,7 +29,10 @@ struct RunvoyCtl: ParsableCommand {
             \(RunvoyProtocol.defaultSocketPath) unless --socket or RUNVOY_SOCKET says otherwise.
             """,
         version: RunvoyProtocol.softwareVersion,
-        subcommands: [ExecCommand.self, WhoamiCommand.self, VersionCommand.self]
+        subcommands: [
+            ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
+            WhoamiCommand.self, VersionCommand.self,
+        ]
     )
 }
 

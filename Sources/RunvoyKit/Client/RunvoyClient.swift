@@ -37,6 +37,14 @@ public final class RunvoyClient {
     public func call<P: Codable & Sendable, R: Codable & Sendable>(
         _ method: Method, params: P?, result: R.Type
     ) throws(ClientError) -> R {
+        try stream(method, params: params, result: result) { _ in }
+    }
+
+    /// Sends `method` and hands every event frame for it to `onEvent` (its JSON payload) until the final reply
+    /// arrives, whose result is returned or whose error is thrown.
+    public func stream<P: Codable & Sendable, R: Codable & Sendable>(
+        _ method: Method, params: P?, result: R.Type, onEvent: (UnsafeRawBufferPointer) throws -> Void
+    ) throws(ClientError) -> R {
         let id = makeID()
         try send(Request(id: id, method: method, params: params))
         while true {
@@ -46,8 +54,13 @@ public final class RunvoyClient {
                 try reader.forEachFrame { payload in
                     guard reply == nil, failure == nil else { return }
                     do {
-                        let decoded = try Frame.decode(Reply<R>.self, from: payload)
-                        if decoded.id == id || decoded.id == nil { reply = decoded }
+                        let head = try Frame.decode(FrameHead.self, from: payload)
+                        guard head.id == id || head.id == nil else { return }
+                        if head.event != nil {
+                            try onEvent(payload)
+                        } else {
+                            reply = try Frame.decode(Reply<R>.self, from: payload)
+                        }
                     } catch {
                         failure = error
                     }
@@ -55,14 +68,19 @@ public final class RunvoyClient {
             } catch {
                 throw ClientError(.protocolViolation, "\(error)")
             }
-            if let failure { throw ClientError(.protocolViolation, "unreadable reply from runvoyd: \(failure)") }
+            if let failure {
+                if let clientError = failure as? ClientError { throw clientError }
+                throw ClientError(.protocolViolation, "unreadable frame from runvoyd: \(failure)")
+            }
             if let reply {
                 if let error = reply.error { throw ClientError(remote: error) }
                 if let value = reply.result { return value }
                 throw ClientError(.protocolViolation, "reply has neither result nor error")
             }
             let n = try socket.receive(into: reader)
-            if n == 0 { throw ClientError(.connectionLost, "runvoyd closed the connection without replying") }
+            if n == 0 {
+                throw ClientError(.connectionLost, "runvoyd closed the connection before the end of the stream")
+            }
         }
     }
 }

@@ -10,4 +10,12 @@ public enum Method: String, Sendable, CaseIterable {
     case stdin
     /// Send a signal to the process group of the execution started on this connection.
     case signal
+    /// Executions from the history, newest first, with filters.
+    case list
+    /// One execution from the history.
+    case status
+    /// An execution's stored output, optionally followed live until it ends.
+    case logs
+    /// Send a signal (TERM by default) to a running execution by id.
+    case kill
 }

@@ -32,6 +32,10 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let invalidState = Code(rawValue: "invalid_state")
         /// A request parameter has an acceptable type but an unacceptable value.
         public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// No execution has the given id, or the caller may not see it.
+        public static let noSuchExecution = Code(rawValue: "no_such_execution")
+        /// The execution history could not be written, so nothing was started.
+        public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// Something failed inside the daemon.
         public static let internalError = Code(rawValue: "internal")
     }

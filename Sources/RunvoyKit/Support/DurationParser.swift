@@ -47,8 +47,9 @@ public enum DurationParser {
     }
 }
 
-extension String {
-    fileprivate var trimmingSpaces: String {
+extension StringProtocol {
+    /// The text without leading and trailing whitespace.
+    var trimmingSpaces: String {
         var view = Substring(self)
         while view.first?.isWhitespace == true { view.removeFirst() }
         while view.last?.isWhitespace == true { view.removeLast() }

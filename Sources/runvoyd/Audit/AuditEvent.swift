@@ -9,6 +9,8 @@ struct AuditEvent: Sendable {
         case daemonStopping = "daemon_stopping"
         case configReloaded = "config_reloaded"
         case configRejected = "config_rejected"
+        case executionLost = "execution_lost"
+        case executionKill = "execution_kill"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -20,6 +22,8 @@ struct AuditEvent: Sendable {
             case .daemonStopping: "b10de4b05d2b4a6d8ba19f7ac43549c2"
             case .configReloaded: "1a58a1d24d0f423d8ccb5c57b2a74873"
             case .configRejected: "722a7af473324b1e808d0966d85db679"
+            case .executionLost: "7ddf4ba46ed14d34ba0d1941f593f0e6"
+            case .executionKill: "71db77fb25744895a917ce519c3c3ffa"
             }
         }
     }

@@ -1,6 +1,7 @@
 import Glibc
 import NIOCore
 import RunvoyKit
+import RunvoyStore
 import Synchronization
 
 /// One running command: its identity, its process group, its live output routing, and its end.
@@ -18,6 +19,11 @@ final class Execution: Sendable {
     let killGrace: Duration
     let started: ContinuousClock.Instant
     let hasStdin: Bool
+    /// Stores the output as it streams, for `logs` and its followers.
+    let recorder: OutputRecorder
+    /// Wall-clock milliseconds when the execution was accepted and when its process started.
+    let createdAtMs: Int64
+    let startedAtMs: Int64
 
     private struct State: ~Copyable {
         var sink: (any OutputSink)?
@@ -35,8 +41,12 @@ final class Execution: Sendable {
     init(
         id: String, requestID: RequestID?, caller: Caller, executorName: String, runAs: String, argv: [String],
         path: String, pid: pid_t, killOnDisconnect: Bool, timeout: Duration?, killGrace: Duration,
-        sink: (any OutputSink)?, stdin: (any Channel)?
+        sink: (any OutputSink)?, stdin: (any Channel)?, recorder: OutputRecorder, createdAtMs: Int64,
+        startedAtMs: Int64
     ) {
+        self.recorder = recorder
+        self.createdAtMs = createdAtMs
+        self.startedAtMs = startedAtMs
         self.id = id
         self.requestID = requestID
         self.caller = caller
@@ -192,6 +202,7 @@ final class Execution: Sendable {
         do {
             try await channel.executeThenClose { inbound in
                 for try await chunk in inbound {
+                    chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
                     guard let sink = state.withLock({ $0.sink }) else { continue }
                     do {
                         try await sink.output(stream, chunk)

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import RunvoyConfig
 import RunvoyKit
+import RunvoyStore
 import Synchronization
 
 /// Starts executions after the policy and audit checks, keeps the set of running ones, and drains them at shutdown.
@@ -18,17 +19,20 @@ final class ExecutionManager: Sendable {
     private let state = Mutex(State())
     private let group: any EventLoopGroup
     private let logger: Logger
+    /// The durable history every execution is recorded in, with its output.
+    let store: ExecutionStore
     /// Called whenever the number of running executions changes (for sd_notify STATUS=).
     private let onChange: @Sendable (Int) -> Void
     /// How long output is still read after a command exited while something else holds its pipes.
     let drainGrace: Duration
 
     init(
-        group: any EventLoopGroup, logger: Logger, drainGrace: Duration = .seconds(2),
+        group: any EventLoopGroup, logger: Logger, store: ExecutionStore, drainGrace: Duration = .seconds(2),
         onChange: @escaping @Sendable (Int) -> Void
     ) {
         self.group = group
         self.logger = logger
+        self.store = store
         self.drainGrace = drainGrace
         self.onChange = onChange
     }
@@ -140,7 +144,27 @@ final class ExecutionManager: Sendable {
         }
         if let admitted { throw deny(admitted) }
 
-        let id = ExecutionID.make(milliseconds: Self.nowMilliseconds())
+        let createdAtMs = Self.nowMilliseconds()
+        let id = ExecutionID.make(milliseconds: createdAtMs)
+        // The history records the execution before anything is audited or run: what cannot be recorded
+        // does not run.
+        let recorder: OutputRecorder
+        do throws(StoreError) {
+            try store.insert(
+                ExecutionInfo(
+                    executionId: id, status: .running, callerUid: caller.uid, callerUser: caller.displayName,
+                    callerPid: caller.pid, executor: executor.name, runAs: runAs, argv: argv,
+                    workingDirectory: workingDirectory, envKeys: (params.env ?? [:]).keys.sorted(), pid: nil,
+                    exitCode: nil, signal: nil, createdAtMs: Int64(createdAtMs), startedAtMs: nil, finishedAtMs: nil,
+                    durationUsec: nil, stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0,
+                    outputPruned: false, configDigest: config.digest, reason: nil))
+            recorder = try OutputRecorder(
+                directory: store.outputDirectory(id), cap: config.history.maxOutputBytes)
+        } catch {
+            logger.error("cannot record an execution; refusing it", metadata: ["error": "\(error)"])
+            try? store.finish(id, Self.notStarted(reason: "store_unavailable: \(error.message)"))
+            throw deny(RunvoyError(.storeUnavailable, "the execution history cannot be written; nothing was run"))
+        }
         fields.insert(("EXECUTION_ID", id), at: 0)
         fields.append(("RUN_AS", runAs))
         fields.append(("COMMAND_PATH", path))
@@ -150,19 +174,25 @@ final class ExecutionManager: Sendable {
         var allowed = fields
         allowed.append(("DECISION", "allow"))
         allowed.append(("REASON", decision.reason))
-        try audit.record(
-            AuditEvent(
-                .decision,
-                message:
-                    "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
-                fields: allowed))
+        do throws(RunvoyError) {
+            try audit.record(
+                AuditEvent(
+                    .decision,
+                    message:
+                        "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
+                    fields: allowed))
 
-        // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
-        try audit.record(
-            AuditEvent(
-                .executionStarted,
-                message: "execution \(id) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",
-                fields: fields))
+            // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
+            try audit.record(
+                AuditEvent(
+                    .executionStarted,
+                    message: "execution \(id) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",
+                    fields: fields))
+        } catch {
+            recorder.finish()
+            recordNotStarted(id, reason: "\(error.code.rawValue): \(error.message)")
+            throw error
+        }
 
         let wantsStdin = params.stdin ?? false && !(params.detach ?? false)
         let spawned: SpawnedProcess
@@ -176,8 +206,11 @@ final class ExecutionManager: Sendable {
                 AuditEvent(
                     .executionFinished, priority: 4, message: "execution \(id) failed to start: \(error.message)",
                     fields: fields + [("REASON", "spawn_failed: \(error.message)")]))
+            recorder.finish()
+            recordNotStarted(id, reason: "spawn_failed: \(error.message)")
             throw error
         }
+        let startedAtMs = Int64(Self.nowMilliseconds())
 
         let channels: (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?)
         do {
@@ -192,13 +225,17 @@ final class ExecutionManager: Sendable {
                 AuditEvent(
                     .executionFinished, priority: 4, message: "execution \(id) was killed at start: \(error)",
                     fields: fields + [("PID", String(spawned.pid)), ("REASON", "pipes: \(error)")]))
+            recorder.finish()
+            recordNotStarted(id, reason: "pipes: \(error)")
             throw RunvoyError(.spawnFailed, "cannot set up the command's pipes: \(error)", reason: "resources")
         }
 
         let execution = Execution(
             id: id, requestID: requestID, caller: caller, executorName: executor.name, runAs: runAs, argv: argv,
             path: path, pid: spawned.pid, killOnDisconnect: params.killOnDisconnect ?? false, timeout: timeout,
-            killGrace: config.killGrace, sink: sink, stdin: channels.2)
+            killGrace: config.killGrace, sink: sink, stdin: channels.2, recorder: recorder,
+            createdAtMs: Int64(createdAtMs),
+            startedAtMs: startedAtMs)
         let count = state.withLock { state -> Int in
             state.running[id] = execution
             state.started += 1
@@ -238,6 +275,24 @@ final class ExecutionManager: Sendable {
             outcome += " after timing out"
         }
         record.append(("DURATION_USEC", String(event.durationUsec)))
+        execution.recorder.finish()
+        let totals = execution.recorder.totals
+        record.append(("STDOUT_BYTES", String(totals.stdoutBytes)))
+        record.append(("STDERR_BYTES", String(totals.stderrBytes)))
+        let status: ExecutionStatus =
+            event.timedOut ? .timedOut : event.signal != nil ? .killed : event.exitCode == 0 ? .succeeded : .failed
+        do throws(StoreError) {
+            try store.finish(
+                execution.id,
+                ExecutionStore.Outcome(
+                    status: status, pid: execution.pid, exitCode: event.exitCode, signal: event.signal,
+                    startedAtMs: execution.startedAtMs, finishedAtMs: Int64(Self.nowMilliseconds()),
+                    durationUsec: event.durationUsec, totals: totals, reason: nil))
+        } catch {
+            logger.error(
+                "cannot record the end of an execution in the history",
+                metadata: ["execution": "\(execution.id)", "error": "\(error)"])
+        }
         audit.recordBestEffort(
             AuditEvent(
                 .executionFinished, priority: event.exitCode == 0 ? 6 : 5,
@@ -247,6 +302,24 @@ final class ExecutionManager: Sendable {
             return state.running.count
         }
         onChange(count)
+    }
+
+    /// Records in the history that an execution which was allowed never ran.
+    private func recordNotStarted(_ id: String, reason: String) {
+        do throws(StoreError) {
+            try store.finish(id, Self.notStarted(reason: reason))
+        } catch {
+            logger.error(
+                "cannot record a failed start in the history", metadata: ["execution": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    static func notStarted(reason: String) -> ExecutionStore.Outcome {
+        ExecutionStore.Outcome(
+            status: .failed, pid: nil, exitCode: nil, signal: nil, startedAtMs: nil,
+            finishedAtMs: Int64(nowMilliseconds()), durationUsec: nil,
+            totals: .init(stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0, failure: nil),
+            reason: reason)
     }
 
     /// Stops admitting executions, lets running ones finish for `grace`, then terminates their process groups

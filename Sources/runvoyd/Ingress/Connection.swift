@@ -17,12 +17,20 @@ struct Connection {
             try await channel.executeThenClose { inbound, outbound in
                 let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil)
                 var attached: Execution?
+                var streams: [Task<Void, Never>] = []
                 var peerGone = false
+                defer {
+                    // `logs` streams end with the connection unless it was only half-closed (awaited below).
+                    for stream in streams { stream.cancel() }
+                }
                 do {
                     for try await frame in inbound {
-                        if let execution = try await handle(frame, outbound: outbound, sink: sink, attached: attached) {
+                        if let execution = try await handle(
+                            frame, outbound: outbound, sink: sink, attached: attached, streams: &streams)
+                        {
                             attached = execution
                         }
+                        streams.removeAll { $0.isCancelled }
                     }
                 } catch let error as FrameDecoder.FrameTooLarge {
                     try? await sink.send(Reply<NoParams>(id: nil, error: error.wireError))
@@ -44,6 +52,9 @@ struct Connection {
                     if execution.killOnDisconnect || peerGone { execution.clientGone() }
                     if !peerGone { await execution.waitFinished() }
                 }
+                if !peerGone {
+                    for stream in streams { await stream.value }
+                }
             }
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)", "uid": "\(caller.uid)"])
@@ -53,7 +64,7 @@ struct Connection {
     /// Handles one request frame. Returns an execution that is now attached to this connection.
     private func handle(
         _ frame: ByteBuffer, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, sink: ConnectionSink,
-        attached: Execution?
+        attached: Execution?, streams: inout [Task<Void, Never>]
     ) async throws -> Execution? {
         let envelope: RequestEnvelope
         do {
@@ -165,7 +176,7 @@ struct Connection {
                         try await fail(RunvoyError(.invalidArgument, "no running execution \(executionID)"))
                         return nil
                     }
-                    guard caller.isAdmin || caller.uid == found.caller.uid else {
+                    guard Authorizer.mayKill(caller, ownerUid: found.caller.uid) else {
                         try await fail(
                             RunvoyError(.permissionDenied, "execution \(executionID) was started by another user"))
                         return nil
@@ -180,6 +191,28 @@ struct Connection {
                 }
                 let delivered = target.signal(number)
                 try await sink.send(Reply(id: id, result: SignalResult(signal: number, delivered: delivered)))
+            case .list:
+                try await list(try await params(ListParams.self) ?? ListParams(), id: id, sink: sink.replying(to: id))
+            case .status:
+                guard let ref = try await params(ExecutionRef.self) else {
+                    try await fail(RunvoyError(.badRequest, "status needs params with execution_id"))
+                    return nil
+                }
+                try await status(ref, id: id, sink: sink.replying(to: id))
+            case .logs:
+                guard let request = try await params(LogsParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "logs needs params with execution_id"))
+                    return nil
+                }
+                if let stream = try await startLogs(request, id: id, sink: sink.replying(to: id)) {
+                    streams.append(stream)
+                }
+            case .kill:
+                guard let request = try await params(KillParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "kill needs params with execution_id"))
+                    return nil
+                }
+                try await kill(request, id: id, sink: sink.replying(to: id))
             }
         } catch is Skip {
             return nil

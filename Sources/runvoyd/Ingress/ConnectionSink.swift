@@ -38,6 +38,11 @@ struct ConnectionSink: OutputSink {
         try await outbound.write(frame)
     }
 
+    /// The same connection, for the events of request `id`.
+    func replying(to id: RequestID) -> ConnectionSink {
+        ConnectionSink(outbound: outbound, allocator: allocator, requestID: id, binary: binary)
+    }
+
     func exit(_ event: ExitEvent) async throws {
         try await send(event)
     }

@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import RunvoyConfig
 import RunvoyKit
+import RunvoyStore
 import ServiceLifecycle
 
 /// Builds the daemon's parts from a configuration and runs them until SIGTERM or SIGINT.
@@ -34,6 +35,13 @@ struct Daemon {
         }
         for warning in config.warnings { logger.warning("\(warning.description)") }
         try Self.makeStateDirectory(config.stateDirectory)
+        let history: ExecutionStore
+        do throws(StoreError) {
+            history = try ExecutionStore(stateDirectory: config.stateDirectory)
+            try HistoryRecovery.run(store: history, audit: AuditLog(failClosed: false, logger: logger), logger: logger)
+        } catch {
+            throw ListeningSocket.SetupError(description: error.message)
+        }
 
         let listening: ListeningSocket
         if let fd = try ListeningSocket.fromSystemd() {
@@ -46,7 +54,7 @@ struct Daemon {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
         let server = ServerHolder()
-        let executions = ExecutionManager(group: group, logger: logger) { _ in
+        let executions = ExecutionManager(group: group, logger: logger, store: history) { _ in
             if let server = server.value { notifier.status(server.statusLine()) }
         }
         let context = ServerContext(config: store, executions: executions, logger: logger)
@@ -68,6 +76,7 @@ struct Daemon {
             services.append(WatchdogService(interval: interval, notifier: notifier))
         }
         services.append(ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger))
+        services.append(HistoryPruner(store: history, config: store, logger: logger))
         services.append(runvoyServer)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

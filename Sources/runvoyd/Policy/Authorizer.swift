@@ -16,6 +16,22 @@ enum Authorizer {
         }
     }
 
+    /// Whose executions `caller` may see in the history: nil for everyone's (administrators), else the uid whose
+    /// own executions are visible. Used by `list`, `status` and `logs`.
+    static func historyScope(_ caller: Caller) -> UInt32? {
+        caller.isAdmin ? nil : caller.uid
+    }
+
+    /// Whether `caller` may see an execution started by `ownerUid` (its record and its output).
+    static func mayView(_ caller: Caller, ownerUid: UInt32) -> Bool {
+        historyScope(caller).map { $0 == ownerUid } ?? true
+    }
+
+    /// Whether `caller` may signal or kill an execution started by `ownerUid`.
+    static func mayKill(_ caller: Caller, ownerUid: UInt32) -> Bool {
+        caller.isAdmin || caller.uid == ownerUid
+    }
+
     /// Whether `caller` may use `executor` at all. Root always may.
     static func mayUse(_ caller: Caller, _ executor: ExecutorConfig) -> Bool {
         if caller.isAdmin { return true }

@@ -1,0 +1,85 @@
+// Measures the daemon-side cost of `list --limit 50` and `status` with a large history: the store query plus
+// the JSON encoding of the reply, exactly what runvoyd does per request. Prints medians and percentiles.
+//
+//     swift run -c release StoreBench [executions] [iterations]
+
+import Glibc
+import RunvoyKit
+import RunvoyStore
+
+let arguments = CommandLine.arguments
+let count = arguments.count > 1 ? Int(arguments[1]) ?? 10_000 : 10_000
+let iterations = arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000
+
+var template = Array("/tmp/runvoy-store-bench.XXXXXX".utf8CString)
+guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
+let directory = String(cString: made)
+defer { _ = system("rm -rf '\(directory)'") }
+
+let store = try ExecutionStore(stateDirectory: directory)
+let users = ["alice", "bob", "carol", "dave", "erin"]
+let statuses: [ExecutionStatus] = [.succeeded, .succeeded, .succeeded, .failed, .killed, .timedOut]
+var spec = timespec()
+clock_gettime(CLOCK_REALTIME, &spec)
+let now = Int64(spec.tv_sec) * 1000
+var ids: [String] = []
+let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
+var generator = SystemRandomNumberGenerator()
+var infos: [ExecutionInfo] = []
+for index in 0..<count {
+    let id = String((0..<26).map { _ in alphabet[Int(generator.next() as UInt8) % 32] })
+    ids.append(id)
+    let user = users[index % users.count]
+    infos.append(
+        ExecutionInfo(
+            executionId: id, status: statuses[index % statuses.count], callerUid: UInt32(1000 + index % users.count),
+            callerUser: user, callerPid: Int32(10_000 + index), executor: index % 3 == 0 ? "deploy" : "default",
+            runAs: "nobody:nogroup", argv: ["terraform", "plan", "-var", "build=\(index)"],
+            workingDirectory: "/srv/infra", envKeys: ["TF_VAR_region"], pid: Int32(20_000 + index),
+            exitCode: 0, signal: nil, createdAtMs: now - Int64(count - index) * 1000,
+            startedAtMs: now - Int64(count - index) * 1000 + 1, finishedAtMs: now - Int64(count - index) * 1000 + 900,
+            durationUsec: 899_000, stdoutBytes: 4096, stderrBytes: 120, storedBytes: 4216, droppedBytes: 0,
+            outputPruned: false, configDigest: "0123456789abcdef", reason: nil))
+}
+let fillStart = ContinuousClock.now
+try store.insertMany(infos)
+let fillTime = ContinuousClock.now - fillStart
+
+func measure(_ label: String, _ body: () throws -> Int) rethrows {
+    var samples: [Duration] = []
+    samples.reserveCapacity(iterations)
+    var bytes = 0
+    for _ in 0..<iterations {
+        let start = ContinuousClock.now
+        bytes = try body()
+        samples.append(ContinuousClock.now - start)
+    }
+    samples.sort()
+    func ms(_ d: Duration) -> String {
+        let value = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return String(Int(value * 1000)) + " µs"
+    }
+    print(
+        "\(label): median \(ms(samples[samples.count / 2])), p90 \(ms(samples[samples.count * 9 / 10])), "
+            + "p99 \(ms(samples[samples.count * 99 / 100])), reply \(bytes) bytes")
+}
+
+print("history: \(count) executions (filled in \(fillTime)), \(iterations) iterations each")
+try measure("list --limit 50 (root, all users)") {
+    let found = try store.list(ListParams(limit: 50), ownerUid: nil)
+    return try Frame.encode(Reply(id: .number(1), result: ListResult(executions: found))).count
+}
+try measure("list --limit 50 (one user's own)") {
+    let found = try store.list(ListParams(limit: 50), ownerUid: 1002)
+    return try Frame.encode(Reply(id: .number(1), result: ListResult(executions: found))).count
+}
+try measure("list --limit 50 --status failed --executor deploy") {
+    let found = try store.list(ListParams(limit: 50, status: [.failed], executor: "deploy"), ownerUid: nil)
+    return try Frame.encode(Reply(id: .number(1), result: ListResult(executions: found))).count
+}
+var next = 0
+try measure("status ID") {
+    next = (next + 7919) % ids.count
+    let info = try store.get(ids[next])!
+    return try Frame.encode(Reply(id: .number(1), result: info)).count
+}

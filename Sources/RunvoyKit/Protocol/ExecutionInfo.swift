@@ -1,0 +1,119 @@
+/// One execution as `list` and `status` report it. Times are milliseconds since the Unix epoch.
+public struct ExecutionInfo: Codable, Sendable, Equatable {
+    public var executionId: String
+    public var status: ExecutionStatus
+    public var callerUid: UInt32
+    /// The caller's user name, or `#UID` when the user database had none.
+    public var callerUser: String
+    public var callerPid: Int32
+    public var executor: String
+    /// `user:group` the command ran as.
+    public var runAs: String
+    public var argv: [String]
+    public var workingDirectory: String
+    /// Names of the environment variables the caller passed (never their values).
+    public var envKeys: [String]
+    public var pid: Int32?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var createdAtMs: Int64
+    public var startedAtMs: Int64?
+    public var finishedAtMs: Int64?
+    public var durationUsec: Int64?
+    /// Bytes the command wrote to stdout and stderr (all of them, stored or not).
+    public var stdoutBytes: Int64
+    public var stderrBytes: Int64
+    /// Bytes kept in stored output, and bytes left out of it by the per-execution cap.
+    public var storedBytes: Int64
+    public var droppedBytes: Int64
+    /// Whether retention removed the stored output (the record stays).
+    public var outputPruned: Bool
+    /// The digest of the configuration the execution ran under.
+    public var configDigest: String
+    /// Why the execution failed to start or was marked lost, when it did.
+    public var reason: String?
+
+    public init(
+        executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
+        executor: String, runAs: String, argv: [String], workingDirectory: String, envKeys: [String], pid: Int32?,
+        exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
+        durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
+        outputPruned: Bool, configDigest: String, reason: String?
+    ) {
+        self.executionId = executionId
+        self.status = status
+        self.callerUid = callerUid
+        self.callerUser = callerUser
+        self.callerPid = callerPid
+        self.executor = executor
+        self.runAs = runAs
+        self.argv = argv
+        self.workingDirectory = workingDirectory
+        self.envKeys = envKeys
+        self.pid = pid
+        self.exitCode = exitCode
+        self.signal = signal
+        self.createdAtMs = createdAtMs
+        self.startedAtMs = startedAtMs
+        self.finishedAtMs = finishedAtMs
+        self.durationUsec = durationUsec
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.storedBytes = storedBytes
+        self.droppedBytes = droppedBytes
+        self.outputPruned = outputPruned
+        self.configDigest = configDigest
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case status, executor, argv, pid, signal, reason
+        case executionId = "execution_id"
+        case callerUid = "caller_uid"
+        case callerUser = "caller_user"
+        case callerPid = "caller_pid"
+        case runAs = "run_as"
+        case workingDirectory = "working_directory"
+        case envKeys = "env_keys"
+        case exitCode = "exit_code"
+        case createdAtMs = "created_at_ms"
+        case startedAtMs = "started_at_ms"
+        case finishedAtMs = "finished_at_ms"
+        case durationUsec = "duration_usec"
+        case stdoutBytes = "stdout_bytes"
+        case stderrBytes = "stderr_bytes"
+        case storedBytes = "stored_bytes"
+        case droppedBytes = "dropped_bytes"
+        case outputPruned = "output_pruned"
+        case configDigest = "config_digest"
+    }
+
+    /// Writes every member, absent ones as null, so the JSON shape is the same for every execution.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(executionId, forKey: .executionId)
+        try c.encode(status, forKey: .status)
+        try c.encode(callerUid, forKey: .callerUid)
+        try c.encode(callerUser, forKey: .callerUser)
+        try c.encode(callerPid, forKey: .callerPid)
+        try c.encode(executor, forKey: .executor)
+        try c.encode(runAs, forKey: .runAs)
+        try c.encode(argv, forKey: .argv)
+        try c.encode(workingDirectory, forKey: .workingDirectory)
+        try c.encode(envKeys, forKey: .envKeys)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(createdAtMs, forKey: .createdAtMs)
+        try c.encode(startedAtMs, forKey: .startedAtMs)
+        try c.encode(finishedAtMs, forKey: .finishedAtMs)
+        try c.encode(durationUsec, forKey: .durationUsec)
+        try c.encode(stdoutBytes, forKey: .stdoutBytes)
+        try c.encode(stderrBytes, forKey: .stderrBytes)
+        try c.encode(storedBytes, forKey: .storedBytes)
+        try c.encode(droppedBytes, forKey: .droppedBytes)
+        try c.encode(outputPruned, forKey: .outputPruned)
+        try c.encode(configDigest, forKey: .configDigest)
+        try c.encode(reason, forKey: .reason)
+    }
+}

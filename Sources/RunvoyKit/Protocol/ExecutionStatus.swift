@@ -1,0 +1,30 @@
+/// Where an execution is in its life, as `list` and `status` report it.
+public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
+    /// Accepted but not started yet (reserved: this daemon starts executions at once and never reports it).
+    case queued
+    /// The command is running.
+    case running
+    /// The command exited with status 0.
+    case succeeded
+    /// The command exited with a non-zero status, or could not be started.
+    case failed
+    /// A signal ended the command (including `runvoyctl kill`).
+    case killed
+    /// The daemon ended the command because its timeout expired.
+    case timedOut = "timed_out"
+    /// The daemon stopped (crashed, was killed) while the command ran; the command's end is unknown.
+    case lost
+
+    /// Whether the execution has ended.
+    public var isFinal: Bool { self != .queued && self != .running }
+
+    /// Parses a comma-separated list such as `running,failed`. Nil when any name is unknown.
+    public static func parseList(_ text: String) -> [ExecutionStatus]? {
+        var result: [ExecutionStatus] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: true) {
+            guard let status = ExecutionStatus(rawValue: part.trimmingSpaces) else { return nil }
+            result.append(status)
+        }
+        return result.isEmpty ? nil : result
+    }
+}

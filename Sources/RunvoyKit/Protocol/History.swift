@@ -1,0 +1,148 @@
+/// Parameters of `list`. Every filter is optional; results are newest first.
+public struct ListParams: Codable, Sendable, Equatable {
+    /// At most this many executions (default 50, at most 1000).
+    public var limit: Int?
+    /// Only executions in one of these states.
+    public var status: [ExecutionStatus]?
+    /// Only executions started by this user name (or `#UID`).
+    public var user: String?
+    /// Only executions on this executor.
+    public var executor: String?
+    /// Only executions created at or after this time (milliseconds since the epoch).
+    public var sinceMs: Int64?
+
+    public init(
+        limit: Int? = nil, status: [ExecutionStatus]? = nil, user: String? = nil, executor: String? = nil,
+        sinceMs: Int64? = nil
+    ) {
+        self.limit = limit
+        self.status = status
+        self.user = user
+        self.executor = executor
+        self.sinceMs = sinceMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case limit, status, user, executor
+        case sinceMs = "since_ms"
+    }
+
+    /// The default and largest `limit`.
+    public static let defaultLimit = 50
+    public static let maximumLimit = 1000
+}
+
+/// Result of `list`.
+public struct ListResult: Codable, Sendable, Equatable {
+    public var executions: [ExecutionInfo]
+
+    public init(executions: [ExecutionInfo]) { self.executions = executions }
+}
+
+/// Parameters of `status`, `logs` and `kill`: the execution they are about.
+public struct ExecutionRef: Codable, Sendable, Equatable {
+    public var executionId: String
+
+    public init(executionId: String) { self.executionId = executionId }
+
+    enum CodingKeys: String, CodingKey {
+        case executionId = "execution_id"
+    }
+}
+
+/// Parameters of `logs`.
+public struct LogsParams: Codable, Sendable, Equatable {
+    public var executionId: String
+    /// Keep streaming live output until the execution ends (otherwise: what is stored now, then the reply).
+    public var follow: Bool?
+
+    public init(executionId: String, follow: Bool? = nil) {
+        self.executionId = executionId
+        self.follow = follow
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case follow
+        case executionId = "execution_id"
+    }
+}
+
+/// An `output` event of `logs`: one stored chunk, with its time since the execution started.
+public struct LogChunkEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var stream: OutputStreamKind
+    /// Base64 of the chunk's bytes.
+    public var data: String
+    /// Microseconds from the start of the execution to when the chunk was read from the command.
+    public var tUsec: Int64
+
+    public init(id: RequestID?, stream: OutputStreamKind, data: String, tUsec: Int64) {
+        self.id = id
+        self.event = "output"
+        self.stream = stream
+        self.data = data
+        self.tUsec = tUsec
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, stream, data
+        case tUsec = "t_usec"
+    }
+}
+
+/// A `dropped` event of `logs`: this many bytes of output were not stored (the per-execution cap), here.
+public struct DroppedEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var bytes: Int64
+
+    public init(id: RequestID?, bytes: Int64) {
+        self.id = id
+        self.event = "dropped"
+        self.bytes = bytes
+    }
+}
+
+/// Result of `logs`, after the last chunk: the execution as it stands at the end of the stream.
+public struct LogsResult: Codable, Sendable, Equatable {
+    public var execution: ExecutionInfo
+
+    public init(execution: ExecutionInfo) { self.execution = execution }
+}
+
+/// Parameters of `kill`.
+public struct KillParams: Codable, Sendable, Equatable {
+    public var executionId: String
+    /// A signal name or number; TERM when absent.
+    public var signal: String?
+
+    public init(executionId: String, signal: String? = nil) {
+        self.executionId = executionId
+        self.signal = signal
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case signal
+        case executionId = "execution_id"
+    }
+}
+
+/// Result of `kill`.
+public struct KillResult: Codable, Sendable, Equatable {
+    public var executionId: String
+    public var signal: Int32
+    /// Whether the signal reached the process group (false when the command ended meanwhile).
+    public var delivered: Bool
+
+    public init(executionId: String, signal: Int32, delivered: Bool) {
+        self.executionId = executionId
+        self.signal = signal
+        self.delivered = delivered
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case signal, delivered
+        case executionId = "execution_id"
+    }
+}

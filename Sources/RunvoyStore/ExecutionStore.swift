@@ -1,0 +1,350 @@
+import GRDB
+import Glibc
+import RunvoyKit
+
+/// The durable execution history: one SQLite database (WAL mode) under the daemon's state directory, beside
+/// the stored output of each execution.
+///
+/// Calls block the calling thread for the duration of one small transaction (tens of microseconds).
+public final class ExecutionStore: Sendable {
+    /// The SQLite file.
+    public let databasePath: String
+    /// The folder holding one folder of stored output per execution.
+    public let outputRoot: String
+    private let pool: DatabasePool
+
+    /// Opens (creating and migrating when needed) the history under `stateDirectory`.
+    public init(stateDirectory: String) throws(StoreError) {
+        databasePath = stateDirectory + "/history.sqlite"
+        outputRoot = stateDirectory + "/output"
+        do {
+            try PosixFile.makeDirectories(outputRoot)
+        } catch {
+            throw StoreError(.output, "cannot create \(outputRoot): \(error)")
+        }
+        var configuration = Configuration()
+        configuration.label = "runvoy-history"
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // WAL + NORMAL: a crash of the daemon loses nothing committed; only a power cut can lose the last
+            // transactions, and none of these settings can corrupt the database.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: databasePath, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.database, "cannot open the execution history \(databasePath): \(error)")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE executions (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        status TEXT NOT NULL,
+                        caller_uid INTEGER NOT NULL,
+                        caller_user TEXT NOT NULL,
+                        caller_pid INTEGER NOT NULL,
+                        executor TEXT NOT NULL,
+                        run_as TEXT NOT NULL,
+                        argv TEXT NOT NULL,
+                        cwd TEXT NOT NULL,
+                        env_keys TEXT NOT NULL,
+                        pid INTEGER,
+                        exit_code INTEGER,
+                        signal INTEGER,
+                        created_at INTEGER NOT NULL,
+                        started_at INTEGER,
+                        finished_at INTEGER,
+                        duration_usec INTEGER,
+                        stdout_bytes INTEGER NOT NULL DEFAULT 0,
+                        stderr_bytes INTEGER NOT NULL DEFAULT 0,
+                        stored_bytes INTEGER NOT NULL DEFAULT 0,
+                        dropped_bytes INTEGER NOT NULL DEFAULT 0,
+                        output_pruned INTEGER NOT NULL DEFAULT 0,
+                        config_digest TEXT NOT NULL,
+                        reason TEXT
+                    );
+                    CREATE INDEX executions_by_time ON executions(created_at, id);
+                    CREATE INDEX executions_by_caller ON executions(caller_uid, created_at, id);
+                    CREATE INDEX executions_by_status ON executions(status);
+                    """)
+        }
+        return migrator
+    }
+
+    /// The folder of one execution's stored output.
+    public func outputDirectory(_ id: String) -> String { outputRoot + "/" + id }
+
+    /// Records a new execution.
+    public func insert(_ info: ExecutionInfo) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
+                        env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
+                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
+                    Int64(info.callerPid), info.executor, info.runAs, Self.jsonArray(info.argv),
+                    info.workingDirectory, Self.jsonArray(info.envKeys), info.pid.map { Int64($0) },
+                    info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
+                    info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
+                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason,
+                ])
+        }
+    }
+
+    /// How an execution ended.
+    public struct Outcome: Sendable {
+        public var status: ExecutionStatus
+        public var pid: Int32?
+        public var exitCode: Int32?
+        public var signal: Int32?
+        public var startedAtMs: Int64?
+        public var finishedAtMs: Int64
+        public var durationUsec: Int64?
+        public var totals: OutputRecorder.Totals
+        public var reason: String?
+
+        public init(
+            status: ExecutionStatus, pid: Int32?, exitCode: Int32?, signal: Int32?, startedAtMs: Int64?,
+            finishedAtMs: Int64, durationUsec: Int64?, totals: OutputRecorder.Totals, reason: String?
+        ) {
+            self.status = status
+            self.pid = pid
+            self.exitCode = exitCode
+            self.signal = signal
+            self.startedAtMs = startedAtMs
+            self.finishedAtMs = finishedAtMs
+            self.durationUsec = durationUsec
+            self.totals = totals
+            self.reason = reason
+        }
+    }
+
+    /// Records the end of an execution.
+    public func finish(_ id: String, _ outcome: Outcome) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE executions SET status = ?, pid = COALESCE(?, pid), exit_code = ?, signal = ?,
+                        started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
+                        stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    outcome.status.rawValue, outcome.pid.map { Int64($0) }, outcome.exitCode.map { Int64($0) },
+                    outcome.signal.map { Int64($0) }, outcome.startedAtMs, outcome.finishedAtMs, outcome.durationUsec,
+                    outcome.totals.stdoutBytes, outcome.totals.stderrBytes, outcome.totals.storedBytes,
+                    outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, id,
+                ])
+        }
+    }
+
+    /// Records the pid and start time of an execution whose process now exists.
+    public func started(_ id: String, pid: Int32, atMs: Int64) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE executions SET pid = ?, started_at = ? WHERE id = ?",
+                arguments: [Int64(pid), atMs, id])
+        }
+    }
+
+    /// One execution by id.
+    public func get(_ id: String) throws(StoreError) -> ExecutionInfo? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM executions WHERE id = ?", arguments: [id]).map(Self.info)
+        }
+    }
+
+    /// Executions newest first, filtered by `params`; only those of `ownerUid` when it is given.
+    public func list(_ params: ListParams, ownerUid: UInt32?) throws(StoreError) -> [ExecutionInfo] {
+        var clauses: [String] = []
+        var arguments = StatementArguments()
+        if let ownerUid {
+            clauses.append("caller_uid = ?")
+            _ = arguments.append(contentsOf: [Int64(ownerUid)])
+        }
+        if let statuses = params.status, !statuses.isEmpty {
+            clauses.append("status IN (" + statuses.map { _ in "?" }.joined(separator: ",") + ")")
+            _ = arguments.append(contentsOf: StatementArguments(statuses.map(\.rawValue)))
+        }
+        if let user = params.user {
+            clauses.append("caller_user = ?")
+            _ = arguments.append(contentsOf: [user])
+        }
+        if let executor = params.executor {
+            clauses.append("executor = ?")
+            _ = arguments.append(contentsOf: [executor])
+        }
+        if let since = params.sinceMs {
+            clauses.append("created_at >= ?")
+            _ = arguments.append(contentsOf: [since])
+        }
+        let limit = min(max(params.limit ?? ListParams.defaultLimit, 1), ListParams.maximumLimit)
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let sql = "SELECT * FROM executions \(filter) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
+        let finalArguments = arguments
+        return try read { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.info)
+        }
+    }
+
+    /// Executions the previous daemon left running or queued: the ones a restart must mark `lost`.
+    public func unfinished() throws(StoreError) -> [ExecutionInfo] {
+        try read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM executions WHERE status IN ('running', 'queued') ORDER BY created_at"
+            ).map(Self.info)
+        }
+    }
+
+    /// Marks an unfinished execution `lost`, with output totals counted from its files.
+    public func markLost(_ id: String, atMs: Int64, reason: String, totals: OutputRecorder.Totals) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE executions SET status = 'lost', finished_at = ?, reason = ?, stdout_bytes = ?,
+                        stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?
+                    WHERE id = ? AND status IN ('running', 'queued')
+                    """,
+                arguments: [
+                    atMs, reason, totals.stdoutBytes, totals.stderrBytes, totals.storedBytes, totals.droppedBytes, id,
+                ])
+        }
+    }
+
+    /// What a retention pass removed.
+    public struct PruneReport: Sendable, Equatable {
+        /// Executions deleted (record and output) because they were older than the age limit.
+        public var deleted: [String] = []
+        /// Executions whose stored output was removed to bring the total under the size limit.
+        public var outputPruned: [String] = []
+        /// Stored bytes freed.
+        public var freedBytes: Int64 = 0
+    }
+
+    /// Applies retention: deletes finished executions created before `olderThanMs` (record and output), then
+    /// removes the stored output of the oldest finished executions until the total is at most `maxTotalBytes`.
+    /// Running executions are never touched.
+    public func prune(olderThanMs: Int64?, maxTotalBytes: Int64?) throws(StoreError) -> PruneReport {
+        var report = PruneReport()
+        let final = "status NOT IN ('running', 'queued')"
+        try write { db in
+            if let olderThanMs {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT id, stored_bytes FROM executions WHERE \(final) AND created_at < ?",
+                    arguments: [olderThanMs])
+                for row in rows {
+                    report.deleted.append(row["id"])
+                    report.freedBytes += row["stored_bytes"] as Int64
+                }
+                try db.execute(
+                    sql: "DELETE FROM executions WHERE \(final) AND created_at < ?", arguments: [olderThanMs])
+            }
+            if let maxTotalBytes {
+                var total =
+                    try Int64.fetchOne(
+                        db, sql: "SELECT COALESCE(SUM(stored_bytes), 0) FROM executions WHERE output_pruned = 0") ?? 0
+                if total > maxTotalBytes {
+                    let rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id, stored_bytes FROM executions WHERE \(final) AND output_pruned = 0
+                            ORDER BY created_at, id
+                            """)
+                    for row in rows where total > maxTotalBytes {
+                        let id: String = row["id"]
+                        let stored: Int64 = row["stored_bytes"]
+                        try db.execute(
+                            sql: "UPDATE executions SET output_pruned = 1, stored_bytes = 0 WHERE id = ?",
+                            arguments: [id])
+                        report.outputPruned.append(id)
+                        report.freedBytes += stored
+                        total -= stored
+                    }
+                }
+            }
+        }
+        for id in report.deleted + report.outputPruned { PosixFile.removeTree(outputDirectory(id)) }
+        return report
+    }
+
+    /// Removes output folders that no execution in the history owns (left by a crash between a delete and the
+    /// removal of the files). Returns how many were removed.
+    public func removeOrphanedOutput() throws(StoreError) -> Int {
+        let known = try read { db in
+            Set(try String.fetchAll(db, sql: "SELECT id FROM executions WHERE output_pruned = 0"))
+        }
+        var removed = 0
+        for name in PosixFile.list(outputRoot) where !known.contains(name) {
+            PosixFile.removeTree(outputDirectory(name))
+            removed += 1
+        }
+        return removed
+    }
+
+    /// Number of executions in the history.
+    public func count() throws(StoreError) -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM executions") ?? 0 }
+    }
+
+    /// SQLite's own consistency check: `["ok"]` when the database is sound.
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+    }
+
+    /// Runs several inserts in one transaction (benchmarks and tests that need a large history).
+    public func insertMany(_ infos: [ExecutionInfo]) throws(StoreError) {
+        for info in infos { try insert(info) }
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try pool.write(body)
+        } catch {
+            throw StoreError(.database, "cannot write the execution history: \(error)")
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw StoreError(.database, "cannot read the execution history: \(error)")
+        }
+    }
+
+    static func jsonArray(_ strings: [String]) -> String {
+        "[" + strings.map(JSONText.quoted).joined(separator: ",") + "]"
+    }
+
+    static func stringArray(_ json: String) -> [String] {
+        var text = json
+        let value = text.withUTF8 { JSONValue.parse(UnsafeRawBufferPointer($0)) }
+        guard case .array(let items) = value else { return [] }
+        return items.compactMap(\.string)
+    }
+
+    static func info(_ row: Row) -> ExecutionInfo {
+        ExecutionInfo(
+            executionId: row["id"], status: ExecutionStatus(rawValue: row["status"]) ?? .lost,
+            callerUid: UInt32(truncatingIfNeeded: row["caller_uid"] as Int64), callerUser: row["caller_user"],
+            callerPid: Int32(truncatingIfNeeded: row["caller_pid"] as Int64), executor: row["executor"],
+            runAs: row["run_as"], argv: stringArray(row["argv"]), workingDirectory: row["cwd"],
+            envKeys: stringArray(row["env_keys"]), pid: (row["pid"] as Int64?).map { Int32(truncatingIfNeeded: $0) },
+            exitCode: (row["exit_code"] as Int64?).map { Int32(truncatingIfNeeded: $0) },
+            signal: (row["signal"] as Int64?).map { Int32(truncatingIfNeeded: $0) }, createdAtMs: row["created_at"],
+            startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
+            stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
+            droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
+            reason: row["reason"])
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import RunvoyKit
+
+/// `runvoyctl kill ID`: signal a running execution's process group.
+struct KillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kill",
+        abstract: "Send a signal (TERM by default) to a running execution's process group.",
+        discussion: "You may kill your own executions; root may kill any. Every request is audited.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The execution id.", valueName: "id"))
+    var id: String
+
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("Signal name or number (TERM, INT, KILL, HUP, 9…).", valueName: "signal"))
+    var signal: String = "TERM"
+
+    func run() throws {
+        do {
+            let client = try RunvoyClient(socketPath: global.socketPath)
+            let result = try client.call(
+                .kill, params: KillParams(executionId: id, signal: signal), result: KillResult.self)
+            if result.delivered {
+                print("sent signal \(result.signal) to execution \(result.executionId)")
+            } else {
+                complain("execution \(result.executionId) ended before the signal could be sent")
+                throw ExitCode(1)
+            }
+        } catch let error as ClientError {
+            complain(error.description)
+            throw ExitCode(CtlExit.code(for: error))
+        }
+    }
+}

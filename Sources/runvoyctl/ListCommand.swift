@@ -1,0 +1,92 @@
+import ArgumentParser
+import Glibc
+import RunvoyKit
+
+/// `runvoyctl list`: the execution history, newest first.
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List executions, newest first.",
+        discussion: """
+            You see your own executions; root sees everyone's. The table is fitted to the terminal width \
+            (or $COLUMNS); --json prints {"executions": [...]} with the fields documented in docs/PROTOCOL.md.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Show at most this many (1-1000).", valueName: "n"))
+    var limit: Int = ListParams.defaultLimit
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only these states, comma-separated: running, succeeded, failed, killed, timed_out, lost, queued.",
+            valueName: "states"))
+    var status: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Only executions started by this user.", valueName: "user"))
+    var user: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Only executions on this executor.", valueName: "name"))
+    var executor: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Only executions started within this long (e.g. 1h, 2d).", valueName: "duration"))
+    var since: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (1...ListParams.maximumLimit).contains(limit) else {
+            throw ValidationError("--limit must be between 1 and \(ListParams.maximumLimit)")
+        }
+        if let status, ExecutionStatus.parseList(status) == nil {
+            throw ValidationError(
+                "--status takes a comma-separated list of: "
+                    + ExecutionStatus.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let since, DurationParser.parse(since) == nil {
+            throw ValidationError("--since takes a duration such as 30m, 1h or 2d")
+        }
+    }
+
+    func run() throws {
+        var params = ListParams(limit: limit, user: user, executor: executor)
+        if let status { params.status = ExecutionStatus.parseList(status) }
+        if let since, let duration = DurationParser.parse(since) {
+            params.sinceMs = nowMilliseconds() - duration.components.seconds * 1000
+        }
+        do {
+            let client = try RunvoyClient(socketPath: global.socketPath)
+            let result = try client.call(.list, params: params, result: ListResult.self)
+            if json {
+                print(try HistoryFormat.json(result))
+                return
+            }
+            let rows = result.executions.map { info in
+                [
+                    info.executionId, info.status.rawValue, info.callerUser, info.executor,
+                    HistoryFormat.localTime(ms: info.createdAtMs), HistoryFormat.duration(usec: info.durationUsec),
+                    HistoryFormat.exit(info), HistoryFormat.command(info.argv),
+                ]
+            }
+            print(
+                HistoryFormat.table(
+                    ["ID", "STATUS", "USER", "EXECUTOR", "CREATED", "DURATION", "EXIT", "COMMAND"], rows,
+                    width: HistoryFormat.terminalWidth()),
+                terminator: "")
+        } catch let error as ClientError {
+            complain(error.description)
+            throw ExitCode(CtlExit.code(for: error))
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the epoch.
+func nowMilliseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+}

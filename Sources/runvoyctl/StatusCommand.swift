@@ -1,0 +1,59 @@
+import ArgumentParser
+import RunvoyKit
+
+/// `runvoyctl status ID`: one execution from the history.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show one execution: who ran what, where, how it ended and its output size.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The execution id (from exec, list or the journal).", valueName: "id"))
+    var id: String
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        do {
+            let client = try RunvoyClient(socketPath: global.socketPath)
+            let info = try client.call(.status, params: ExecutionRef(executionId: id), result: ExecutionInfo.self)
+            if json {
+                print(try HistoryFormat.json(info))
+                return
+            }
+            print(Self.describe(info), terminator: "")
+        } catch let error as ClientError {
+            complain(error.description)
+            throw ExitCode(CtlExit.code(for: error))
+        }
+    }
+
+    static func describe(_ info: ExecutionInfo) -> String {
+        var lines: [(String, String)] = [
+            ("execution", info.executionId),
+            ("status", info.status.rawValue),
+            ("command", HistoryFormat.command(info.argv)),
+            ("executor", info.executor),
+            ("run as", info.runAs),
+            ("directory", info.workingDirectory),
+            ("caller", "\(info.callerUser) (uid \(info.callerUid), pid \(info.callerPid))"),
+        ]
+        if !info.envKeys.isEmpty { lines.append(("env keys", info.envKeys.joined(separator: ", "))) }
+        if let pid = info.pid { lines.append(("pid", String(pid))) }
+        lines.append(("created", HistoryFormat.localTime(ms: info.createdAtMs)))
+        if let started = info.startedAtMs { lines.append(("started", HistoryFormat.localTime(ms: started))) }
+        if let finished = info.finishedAtMs { lines.append(("finished", HistoryFormat.localTime(ms: finished))) }
+        if info.durationUsec != nil { lines.append(("duration", HistoryFormat.duration(usec: info.durationUsec))) }
+        if let code = info.exitCode { lines.append(("exit status", String(code))) }
+        if let signal = info.signal { lines.append(("signal", String(signal))) }
+        var output = "\(HistoryFormat.bytes(info.stdoutBytes)) stdout, \(HistoryFormat.bytes(info.stderrBytes)) stderr"
+        if info.droppedBytes > 0 { output += "; \(HistoryFormat.bytes(info.droppedBytes)) not stored (cap)" }
+        if info.outputPruned { output += "; stored output removed by retention" }
+        lines.append(("output", output))
+        if let reason = info.reason { lines.append(("reason", reason)) }
+        lines.append(("config", info.configDigest))
+        let width = lines.map(\.0.count).max() ?? 0
+        return lines.map { $0.0 + ":" + String(repeating: " ", count: width - $0.0.count + 1) + $0.1 + "\n" }.joined()
+    }
+}

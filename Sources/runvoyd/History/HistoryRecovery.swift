@@ -1,0 +1,47 @@
+import Logging
+import RunvoyKit
+import RunvoyStore
+
+/// At start, before anything is served: marks the executions a previous daemon left running as `lost`, each
+/// with an audit record, and removes output folders no execution owns.
+enum HistoryRecovery {
+    static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
+        let unfinished = try store.unfinished()
+        let now = Int64(ExecutionManager.nowMilliseconds())
+        for info in unfinished {
+            let reader = OutputLogReader(directory: store.outputDirectory(info.executionId))
+            var totals = OutputRecorder.Totals(
+                stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0, failure: nil)
+            if reader.exists {
+                do throws(StoreError) {
+                    let counted = try reader.totals()
+                    totals = .init(
+                        stdoutBytes: counted.stdout, stderrBytes: counted.stderr, storedBytes: counted.stored,
+                        droppedBytes: counted.dropped, failure: nil)
+                } catch {
+                    logger.warning(
+                        "stored output of a lost execution is unreadable",
+                        metadata: ["execution": "\(info.executionId)", "error": "\(error)"])
+                }
+            }
+            let reason = "runvoyd stopped while the execution was running"
+            try store.markLost(info.executionId, atMs: now, reason: reason, totals: totals)
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionLost, priority: 4,
+                    message: "execution \(info.executionId) was lost: \(reason)",
+                    fields: [
+                        ("EXECUTION_ID", info.executionId), ("CALLER_UID", String(info.callerUid)),
+                        ("CALLER_USER", info.callerUser), ("CALLER_PID", String(info.callerPid)),
+                        ("EXECUTOR", info.executor), ("RUN_AS", info.runAs),
+                        ("ARGV", ExecutionManager.jsonArray(info.argv)), ("REASON", reason),
+                        ("STDOUT_BYTES", String(totals.stdoutBytes)), ("STDERR_BYTES", String(totals.stderrBytes)),
+                    ]))
+        }
+        if !unfinished.isEmpty {
+            logger.warning("marked executions lost after an unclean stop", metadata: ["count": "\(unfinished.count)"])
+        }
+        let orphans = try store.removeOrphanedOutput()
+        if orphans > 0 { logger.notice("removed orphaned stored output", metadata: ["count": "\(orphans)"]) }
+    }
+}

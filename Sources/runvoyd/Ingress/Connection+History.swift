@@ -1,0 +1,200 @@
+import Logging
+import NIOCore
+import RunvoyKit
+import RunvoyStore
+
+/// The history methods: `list`, `status`, `logs` and `kill`.
+extension Connection {
+    func list(_ params: ListParams, id: RequestID, sink: ConnectionSink) async throws {
+        var params = params
+        if let limit = params.limit, !(1...ListParams.maximumLimit).contains(limit) {
+            try await sink.send(
+                Reply<NoParams>(
+                    id: id,
+                    error: RunvoyError(.invalidArgument, "limit must be between 1 and \(ListParams.maximumLimit)")))
+            return
+        }
+        params.limit = params.limit ?? ListParams.defaultLimit
+        let found: [ExecutionInfo]
+        do throws(RunvoyError) {
+            found = try history { store throws(StoreError) in
+                try store.list(params, ownerUid: Authorizer.historyScope(caller))
+            }
+        } catch {
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: ListResult(executions: found.map(withLiveState))))
+    }
+
+    func status(_ ref: ExecutionRef, id: RequestID, sink: ConnectionSink) async throws {
+        let info: ExecutionInfo
+        do throws(RunvoyError) {
+            info = try visibleExecution(ref.executionId)
+        } catch {
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: withLiveState(info)))
+    }
+
+    /// Checks the request and starts streaming in a task of its own, so the connection keeps reading (and
+    /// notices a client that goes away). Returns nil when the request was refused.
+    func startLogs(_ params: LogsParams, id: RequestID, sink: ConnectionSink) async throws -> Task<Void, Never>? {
+        let info: ExecutionInfo
+        do throws(RunvoyError) {
+            info = try visibleExecution(params.executionId)
+            if info.outputPruned {
+                throw RunvoyError(
+                    .invalidState, "the stored output of execution \(info.executionId) was removed by retention")
+            }
+        } catch {
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return nil
+        }
+        let follow = params.follow ?? false
+        let store = context.executions.store
+        let live = context.executions.running(id: info.executionId)
+        let activity = activity
+        activity.attach()
+        return Task {
+            defer { activity.detach() }
+            do {
+                if let live {
+                    let follower = live.recorder.follow()
+                    defer { follower.close() }
+                    if follow {
+                        while let entries = try await follower.next() {
+                            try await send(entries, id: id, sink: sink)
+                        }
+                    } else {
+                        try await sendStored(
+                            live.recorder.reader, upTo: live.recorder.committed, id: id, sink: sink)
+                    }
+                } else {
+                    let reader = OutputLogReader(directory: store.outputDirectory(info.executionId))
+                    if reader.exists { try await sendStored(reader, upTo: nil, id: id, sink: sink) }
+                }
+                let final = (try? store.get(info.executionId)).flatMap { $0 } ?? info
+                try await sink.send(Reply(id: id, result: LogsResult(execution: withLiveState(final))))
+            } catch let error as StoreError {
+                context.logger.error(
+                    "cannot read stored output", metadata: ["execution": "\(info.executionId)", "error": "\(error)"])
+                try? await sink.send(
+                    Reply<NoParams>(
+                        id: id,
+                        error: RunvoyError(
+                            .internalError, "the stored output of execution \(info.executionId) cannot be read")))
+            } catch {
+                // The client went away; nothing more to send.
+            }
+        }
+    }
+
+    func kill(_ params: KillParams, id: RequestID, sink: ConnectionSink) async throws {
+        let audit = AuditLog(failClosed: false, logger: context.logger)
+        var fields: [(String, String)] = [
+            ("EXECUTION_ID", params.executionId), ("CALLER_UID", String(caller.uid)),
+            ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
+            ("SIGNAL", params.signal ?? "TERM"),
+        ]
+        let result: KillResult
+        do throws(RunvoyError) {
+            guard let number = SignalName.parse(params.signal ?? "TERM") else {
+                throw RunvoyError(.invalidArgument, "unknown signal '\(params.signal ?? "")'")
+            }
+            guard let execution = context.executions.running(id: params.executionId) else {
+                let info = try visibleExecution(params.executionId)
+                throw RunvoyError(
+                    .invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))")
+            }
+            fields.append(("OWNER_UID", String(execution.caller.uid)))
+            guard Authorizer.mayKill(caller, ownerUid: execution.caller.uid) else {
+                throw RunvoyError(.permissionDenied, "execution \(execution.id) was started by another user")
+            }
+            let delivered = execution.signal(number)
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionKill,
+                    message:
+                        "\(caller.displayName) (uid \(caller.uid)) sent signal \(number) to execution \(execution.id)",
+                    fields: fields + [("DECISION", "allow"), ("REASON", delivered ? "delivered" : "already ended")]))
+            result = KillResult(executionId: execution.id, signal: number, delivered: delivered)
+        } catch {
+            if error.code == .permissionDenied || error.code == .noSuchExecution {
+                audit.recordBestEffort(
+                    AuditEvent(
+                        .executionKill, priority: 4,
+                        message:
+                            "refused \(caller.displayName) (uid \(caller.uid)) kill of \(params.executionId): \(error.message)",
+                        fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+            }
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: result))
+    }
+
+    // MARK: - Helpers
+
+    /// The execution's record, when it exists and the caller may see it.
+    func visibleExecution(_ executionID: String) throws(RunvoyError) -> ExecutionInfo {
+        guard ExecutionID.isValid(executionID) else {
+            throw RunvoyError(.invalidArgument, "'\(executionID)' is not an execution id (26 characters of base32)")
+        }
+        let found = try history { store throws(StoreError) in try store.get(executionID) }
+        guard let info = found else {
+            throw RunvoyError(.noSuchExecution, "no execution \(executionID)")
+        }
+        guard Authorizer.mayView(caller, ownerUid: info.callerUid) else {
+            throw RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
+        }
+        return info
+    }
+
+    /// Fills in what only the running execution knows yet: its pid, start time and output so far.
+    func withLiveState(_ info: ExecutionInfo) -> ExecutionInfo {
+        guard info.status == .running, let live = context.executions.running(id: info.executionId) else { return info }
+        var info = info
+        let totals = live.recorder.totals
+        info.pid = live.pid
+        info.startedAtMs = live.startedAtMs
+        info.stdoutBytes = totals.stdoutBytes
+        info.stderrBytes = totals.stderrBytes
+        info.storedBytes = totals.storedBytes
+        info.droppedBytes = totals.droppedBytes
+        return info
+    }
+
+    private func history<T>(_ body: (ExecutionStore) throws(StoreError) -> T) throws(RunvoyError) -> T {
+        do {
+            return try body(context.executions.store)
+        } catch {
+            context.logger.error("execution history unavailable", metadata: ["error": "\(error)"])
+            throw RunvoyError(.internalError, "the execution history cannot be read")
+        }
+    }
+
+    private func sendStored(
+        _ reader: OutputLogReader, upTo limit: OutputPosition?, id: RequestID, sink: ConnectionSink
+    ) async throws {
+        var position = OutputPosition.start
+        while true {
+            let (entries, next) = try reader.read(from: position, upTo: limit)
+            if entries.isEmpty && next == position { return }
+            position = next
+            try await send(entries, id: id, sink: sink)
+        }
+    }
+
+    private func send(_ entries: [OutputEntry], id: RequestID, sink: ConnectionSink) async throws {
+        for entry in entries {
+            switch entry {
+            case .chunk(let stream, let bytes, let tUsec):
+                try await sink.send(LogChunkEvent(id: id, stream: stream, data: Base64.encode(bytes), tUsec: tUsec))
+            case .dropped(let count):
+                try await sink.send(DroppedEvent(id: id, bytes: count))
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Glibc
+import RunvoyKit
+import Testing
+
+@testable import RunvoyStore
+
+struct ExecutionStoreTests {
+    static func info(
+        _ id: String, uid: UInt32 = 1000, user: String = "alice", executor: String = "default",
+        status: ExecutionStatus = .succeeded, createdAtMs: Int64, stored: Int64 = 0
+    ) -> ExecutionInfo {
+        ExecutionInfo(
+            executionId: id, status: status, callerUid: uid, callerUser: user, callerPid: 42, executor: executor,
+            runAs: "nobody:nogroup", argv: ["echo", "it's \"quoted\"", "ünï"], workingDirectory: "/",
+            envKeys: ["LANG"], pid: nil, exitCode: status == .succeeded ? 0 : nil, signal: nil,
+            createdAtMs: createdAtMs, startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: stored,
+            stderrBytes: 0, storedBytes: stored, droppedBytes: 0, outputPruned: false, configDigest: "abc",
+            reason: nil)
+    }
+
+    static func id(_ n: Int) -> String {
+        let digits = String(n)
+        return String(repeating: "0", count: 26 - digits.count) + digits
+    }
+
+    @Test func recordsRoundTripAndListIsNewestFirstWithFilters() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        for n in 0..<30 {
+            try store.insert(
+                Self.info(
+                    Self.id(n), uid: n % 2 == 0 ? 1000 : 1001, user: n % 2 == 0 ? "alice" : "bob",
+                    executor: n % 3 == 0 ? "deploy" : "default", status: n % 5 == 0 ? .failed : .succeeded,
+                    createdAtMs: 1_000_000 + Int64(n)))
+        }
+        #expect(
+            try store.get(Self.id(7))
+                == Self.info(
+                    Self.id(7), uid: 1001, user: "bob", executor: "default", createdAtMs: 1_000_007))
+        #expect(try store.get(Self.id(99)) == nil)
+
+        let all = try store.list(ListParams(limit: 10), ownerUid: nil)
+        #expect(all.map(\.executionId) == (20..<30).reversed().map(Self.id))
+        let mine = try store.list(ListParams(limit: 100), ownerUid: 1001)
+        #expect(mine.count == 15 && mine.allSatisfy { $0.callerUid == 1001 })
+        let failedDeploy = try store.list(ListParams(status: [.failed], executor: "deploy"), ownerUid: nil)
+        #expect(failedDeploy.map(\.executionId) == [Self.id(15), Self.id(0)])
+        let byUser = try store.list(ListParams(user: "alice", sinceMs: 1_000_020), ownerUid: nil)
+        #expect(byUser.map(\.executionId) == [28, 26, 24, 22, 20].map(Self.id))
+        #expect(try store.integrityCheck() == ["ok"])
+    }
+
+    @Test func finishRecordsTheOutcomeAndUnfinishedOnesCanBeMarkedLost() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        try store.insert(Self.info(Self.id(1), status: .running, createdAtMs: 10))
+        try store.insert(Self.info(Self.id(2), status: .running, createdAtMs: 20))
+        try store.finish(
+            Self.id(1),
+            .init(
+                status: .killed, pid: 77, exitCode: nil, signal: 15, startedAtMs: 11, finishedAtMs: 30,
+                durationUsec: 19_000, totals: .init(stdoutBytes: 5, stderrBytes: 6, storedBytes: 11), reason: nil))
+        let finished = try #require(try store.get(Self.id(1)))
+        #expect(finished.status == .killed && finished.signal == 15 && finished.pid == 77)
+        #expect(finished.stdoutBytes == 5 && finished.stderrBytes == 6 && finished.durationUsec == 19_000)
+
+        #expect(try store.unfinished().map(\.executionId) == [Self.id(2)])
+        try store.markLost(Self.id(2), atMs: 40, reason: "gone", totals: .init(stdoutBytes: 3, storedBytes: 3))
+        let lost = try #require(try store.get(Self.id(2)))
+        #expect(lost.status == .lost && lost.reason == "gone" && lost.stdoutBytes == 3 && lost.finishedAtMs == 40)
+        #expect(try store.unfinished().isEmpty)
+        // A finished execution is never marked lost.
+        try store.markLost(Self.id(1), atMs: 50, reason: "no", totals: .init())
+        #expect(try store.get(Self.id(1))?.status == .killed)
+    }
+
+    @Test func retentionDeletesOldFinishedExecutionsThenTrimsOutputButNeverTouchesRunningOnes() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        for n in 0..<10 {
+            let status: ExecutionStatus = n == 1 || n == 6 ? .running : .succeeded
+            try store.insert(Self.info(Self.id(n), status: status, createdAtMs: Int64(n) * 100, stored: 1000))
+            let recorder = try OutputRecorder(directory: store.outputDirectory(Self.id(n)), cap: 1 << 20)
+            [UInt8](repeating: 1, count: 1000).withUnsafeBytes { recorder.append(.stdout, $0) }
+            recorder.finish()
+        }
+        // Age: executions created before 300 go (0 and 2), running 1 stays.
+        var report = try store.prune(olderThanMs: 300, maxTotalBytes: nil)
+        #expect(report.deleted.sorted() == [Self.id(0), Self.id(2)])
+        #expect(try store.get(Self.id(1))?.status == .running)
+        #expect(access(store.outputDirectory(Self.id(0)), F_OK) != 0)
+        #expect(access(store.outputDirectory(Self.id(1)) + "/head", F_OK) == 0)
+
+        // Size: 8 executions x 1000 bytes; keep at most 5000 → the oldest finished lose their output.
+        report = try store.prune(olderThanMs: nil, maxTotalBytes: 5000)
+        #expect(report.outputPruned == [Self.id(3), Self.id(4), Self.id(5)])
+        let pruned = try #require(try store.get(Self.id(3)))
+        #expect(pruned.outputPruned && pruned.storedBytes == 0)
+        #expect(access(store.outputDirectory(Self.id(3)), F_OK) != 0)
+        #expect(try store.get(Self.id(6))?.outputPruned == false)
+        #expect(try store.count() == 8)
+    }
+
+    @Test func orphanedOutputFoldersAreRemoved() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        try store.insert(Self.info(Self.id(1), createdAtMs: 1))
+        for id in [Self.id(1), Self.id(2)] {
+            let recorder = try OutputRecorder(directory: store.outputDirectory(id), cap: 1 << 20)
+            recorder.finish()
+        }
+        #expect(try store.removeOrphanedOutput() == 1)
+        #expect(access(store.outputDirectory(Self.id(1)), F_OK) == 0)
+        #expect(access(store.outputDirectory(Self.id(2)), F_OK) != 0)
+    }
+
+    @Test func anUnopenableDatabaseIsAClearError() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let fd = open(directory.path + "/history.sqlite", O_WRONLY | O_CREAT, 0o600)
+        _ = Array("this is not a database, it is a text file long enough to be read".utf8).withUnsafeBytes {
+            write(fd, $0.baseAddress, $0.count)
+        }
+        close(fd)
+        let error = #expect(throws: StoreError.self) { try ExecutionStore(stateDirectory: directory.path) }
+        #expect(error?.code == .database)
+        #expect(error?.message.contains("history.sqlite") == true)
+    }
+}

@@ -1,0 +1,172 @@
+import Glibc
+import PropertyBased
+import RunvoyKit
+import Testing
+
+@testable import RunvoyStore
+
+struct OutputRecorderTests {
+    struct Chunk: Equatable, Sendable {
+        var stream: OutputStreamKind
+        var bytes: [UInt8]
+    }
+
+    static let chunkGen = zip(Gen.bool, Gen<UInt8>.value().array(of: 1...300)).map { isErr, bytes in
+        Chunk(stream: isErr ? .stderr : .stdout, bytes: bytes)
+    }
+
+    static func chunks(of entries: [OutputEntry]) -> [Chunk] {
+        entries.compactMap {
+            if case .chunk(let stream, let bytes, _) = $0 { return Chunk(stream: stream, bytes: bytes) }
+            return nil
+        }
+    }
+
+    /// Follows a recording to its end, reading at most `batch` bytes at a time.
+    static func drain(_ follower: OutputFollower, batch: Int) async throws -> [OutputEntry] {
+        var entries: [OutputEntry] = []
+        while let next = try await follower.next(maxBytes: batch) { entries += next }
+        follower.close()
+        return entries
+    }
+
+    @Test func aFollowerAttachingAtAnyPointSeesTheExactStreamWithoutGapOrDuplicate() async {
+        let input = (Self.chunkGen.array(of: 0...40), Gen.int(in: 0...40), Gen.int(in: 1...2000))
+        await propertyCheck(count: 120, input: input.0, input.1, input.2) { chunks, attachAt, batch in
+            let directory = TemporaryDirectory()
+            defer { directory.remove() }
+            let recorder = try! OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
+            let before = min(attachAt, chunks.count)
+            for chunk in chunks[..<before] { chunk.bytes.withUnsafeBytes { recorder.append(chunk.stream, $0) } }
+            let follower = recorder.follow()
+            let rest = Array(chunks[before...])
+            let producer = Task {
+                for chunk in rest {
+                    chunk.bytes.withUnsafeBytes { recorder.append(chunk.stream, $0) }
+                    await Task.yield()
+                }
+                recorder.finish()
+            }
+            let seen = try? await Self.drain(follower, batch: batch)
+            await producer.value
+            #expect(seen.map(Self.chunks) == chunks)
+            // Stored output read back afterwards is the same stream.
+            #expect((try? recorder.reader.readAll()).map(Self.chunks) == chunks)
+        }
+    }
+
+    @Test func severalFollowersAtOnceEachSeeEverything() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
+        let chunks = (0..<500).map { Chunk(stream: $0 % 3 == 0 ? .stderr : .stdout, bytes: Array("line \($0)\n".utf8)) }
+        let followers = (0..<4).map { _ in recorder.follow() }
+        let producer = Task {
+            for chunk in chunks {
+                chunk.bytes.withUnsafeBytes { recorder.append(chunk.stream, $0) }
+                if chunk.bytes.count % 2 == 0 { await Task.yield() }
+            }
+            recorder.finish()
+        }
+        try await withThrowingTaskGroup(of: [Chunk].self) { group in
+            for (index, follower) in followers.enumerated() {
+                nonisolated(unsafe) let follower = follower
+                group.addTask { Self.chunks(of: try await Self.drain(follower, batch: 64 << index)) }
+            }
+            for try await seen in group { #expect(seen == chunks) }
+        }
+        await producer.value
+    }
+
+    @Test func theCapKeepsHeadAndTailWithADroppedMarker() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let cap: Int64 = 64 << 10
+        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: cap)
+        var stream: [UInt8] = []
+        for index in 0..<2000 {
+            let bytes = Array("chunk \(index) ".utf8) + [UInt8](repeating: UInt8(index % 251), count: 200)
+            stream += bytes
+            bytes.withUnsafeBytes { recorder.append(.stdout, $0) }
+        }
+        recorder.finish()
+        let totals = recorder.totals
+        #expect(totals.stdoutBytes == Int64(stream.count))
+        #expect(totals.storedBytes + totals.droppedBytes == Int64(stream.count))
+        #expect(totals.storedBytes <= cap + 2 * 300)
+        #expect(totals.droppedBytes > 0)
+
+        let entries = try recorder.reader.readAll()
+        let markers = entries.compactMap { if case .dropped(let n) = $0 { return n } else { return nil } }
+        #expect(markers == [totals.droppedBytes])
+        let markerIndex = entries.firstIndex { if case .dropped = $0 { return true } else { return false } }!
+        let head = Self.chunks(of: Array(entries[..<markerIndex])).flatMap(\.bytes)
+        let tail = Self.chunks(of: Array(entries[(markerIndex + 1)...])).flatMap(\.bytes)
+        #expect(Array(stream.prefix(head.count)) == head)
+        #expect(Array(stream.suffix(tail.count)) == tail)
+        #expect(Int64(head.count + tail.count) == totals.storedBytes)
+        #expect(head.count >= Int(cap / 2))
+        #expect(tail.count >= Int(cap / 4))
+    }
+
+    @Test func aSlowFollowerKeepsTheSegmentItReadsUntilItMovesOn() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: 64 << 10)
+        let follower = recorder.follow()
+        var stream: [UInt8] = []
+        func write(_ count: Int) {
+            for index in 0..<count {
+                let bytes = [UInt8](repeating: UInt8(index % 256), count: 1000)
+                stream += bytes
+                bytes.withUnsafeBytes { recorder.append(.stdout, $0) }
+            }
+        }
+        // The follower reads part of the head, then the writer fills the head and three tail segments.
+        write(10)
+        var seen = try await follower.next(maxBytes: 5000) ?? []
+        write(100)
+        recorder.finish()
+        while let more = try await follower.next(maxBytes: 5000) { seen += more }
+        follower.close()
+        let bytes = Self.chunks(of: seen).flatMap(\.bytes)
+        let dropped = seen.compactMap { if case .dropped(let n) = $0 { return n } else { return nil } }.reduce(0, +)
+        // Held-back segments (at most OutputLogWriter.maximumPending) mean the follower lost less than storage.
+        #expect(Int64(bytes.count) + dropped == Int64(stream.count))
+        #expect(dropped <= recorder.totals.droppedBytes)
+        #expect(Array(stream.prefix(bytes.count - 0).prefix(20_000)) == Array(bytes.prefix(20_000)))
+    }
+
+    @Test func aRecordCutShortByACrashIsIgnoredAndEarlierOutputStaysReadable() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/x"
+        let recorder = try OutputRecorder(directory: path, cap: 64 << 20)
+        for text in ["one\n", "two\n", "three\n"] { Array(text.utf8).withUnsafeBytes { recorder.append(.stdout, $0) } }
+        recorder.finish()
+        // Simulate a crash in the middle of a write: a header announcing 100 bytes, only 10 of them present.
+        let fd = open(path + "/head", O_WRONLY | O_APPEND)
+        let torn = OutputLogFormat.recordHeader(.stderr, length: 100, tUsec: 5) + [UInt8](repeating: 65, count: 10)
+        _ = torn.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let entries = try OutputLogReader(directory: path).readAll()
+        #expect(
+            Self.chunks(of: entries).map { String(decoding: $0.bytes, as: UTF8.self) } == ["one\n", "two\n", "three\n"])
+        let totals = try OutputLogReader(directory: path).totals()
+        #expect(totals.stdout == 14 && totals.stderr == 0)
+    }
+
+    @Test func garbageInASegmentIsReportedAsCorruptNotReturnedAsOutput() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/x"
+        let recorder = try OutputRecorder(directory: path, cap: 64 << 20)
+        Array("fine\n".utf8).withUnsafeBytes { recorder.append(.stdout, $0) }
+        recorder.finish()
+        let fd = open(path + "/head", O_WRONLY | O_APPEND)
+        let garbage: [UInt8] = [9] + [UInt8](repeating: 0, count: 20)
+        _ = garbage.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        #expect(throws: StoreError.self) { try OutputLogReader(directory: path).readAll() }
+    }
+}
