@@ -35,12 +35,14 @@ public struct OutputLogReader: Sendable {
             do {
                 segmentSize = try PosixFile.size(segmentFD)
                 let header = try PosixFile.read(segmentFD, at: 0, count: OutputLogFormat.segmentHeaderSize)
-                guard header.count == OutputLogFormat.segmentHeaderSize,
-                    Array(header.prefix(8)) == OutputLogFormat.magic
-                else {
+                guard Array(header.prefix(8)) == Array(OutputLogFormat.magic.prefix(header.count)) else {
                     throw StoreError(.corrupt, "stored output in \(directory) has a bad segment header")
                 }
-                let start = OutputLogFormat.readBigEndian(Int64.self, header[8..<16])
+                // A segment whose header was cut short by a crash right after it was created holds nothing.
+                let complete = header.count == OutputLogFormat.segmentHeaderSize
+                if !complete { segmentSize = 0 }
+                let start =
+                    complete ? OutputLogFormat.readBigEndian(Int64.self, header[8..<16]) : position.streamOffset
                 if segment != position.segment {
                     if start > position.streamOffset { entries.append(.dropped(start - position.streamOffset)) }
                     position = OutputPosition(

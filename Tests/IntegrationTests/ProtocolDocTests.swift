@@ -6,12 +6,35 @@ import Testing
 /// docs/PROTOCOL.md is the contract: the Python client printed there, written from the page alone, must work.
 @Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
 struct ProtocolDocTests {
-    static func pythonClient() throws -> String {
+    /// The `index`th Python block of docs/PROTOCOL.md.
+    static func pythonClient(_ index: Int = 0) throws -> String {
         let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/PROTOCOL.md", encoding: .utf8)
-        guard let start = doc.range(of: "```python\n"),
-            let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex)
-        else { throw HarnessError("docs/PROTOCOL.md has no python block") }
-        return String(doc[start.upperBound..<end.lowerBound])
+        var from = doc.startIndex
+        for block in 0...index {
+            guard let start = doc.range(of: "```python\n", range: from..<doc.endIndex),
+                let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex)
+            else { throw HarnessError("docs/PROTOCOL.md has no python block \(index)") }
+            if block == index { return String(doc[start.upperBound..<end.lowerBound]) }
+            from = end.upperBound
+        }
+        throw HarnessError("unreachable")
+    }
+
+    @Test func theHistoryClientFromTheDocsFollowsTheNewestExecution() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.stop() }
+        let script = try Self.pythonClient(1)
+            .replacingOccurrences(of: "/run/runvoy/runvoyd.sock", with: daemon.socketPath)
+        let path = daemon.directory + "/history.py"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let started = try daemon.ctl(
+            ["exec", "--detach", "--", "sh", "-c", "echo first; sleep 0.5; echo second; echo err >&2"])
+        #expect(started.status == 0)
+        let out = try Harness.run(["/usr/bin/env", "python3", path])
+        #expect(out.status == 0, "stderr: \(out.stderrText)")
+        #expect(out.stdoutText == "first\nsecond\n")
+        #expect(out.stderrText.hasSuffix("err\n"))
+        #expect(out.stderrText.contains("running sh -c") || out.stderrText.contains("succeeded sh -c"))
     }
 
     @Test func thePythonClientFromTheDocsRunsACommand() throws {

@@ -156,6 +156,34 @@ struct OutputRecorderTests {
         #expect(totals.stdout == 14 && totals.stderr == 0)
     }
 
+    @Test func aSegmentCutShortRightAfterItWasCreatedEndsTheOutputCleanly() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/x"
+        let recorder = try OutputRecorder(directory: path, cap: 64 << 10)
+        var stream: [UInt8] = []
+        for index in 0..<50 {
+            let bytes = [UInt8](repeating: UInt8(index), count: 1000)
+            stream += bytes
+            bytes.withUnsafeBytes { recorder.append(.stdout, $0) }
+        }
+        recorder.finish()
+        let segments = PosixFile.list(path).compactMap(OutputLogFormat.segmentIndex)
+        let next = OutputLogFormat.segmentName(segments.max()! + 1)
+        for headerBytes in [0, 5, 12] {
+            // The daemon died between creating the next segment and finishing its 16-byte header.
+            let fd = open(path + "/" + next, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            let partial = Array(OutputLogFormat.segmentHeader(startOffset: 50_000).prefix(headerBytes))
+            _ = partial.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            let entries = try OutputLogReader(directory: path).readAll()
+            let bytes = Self.chunks(of: entries).flatMap(\.bytes)
+            #expect(Array(stream.suffix(bytes.count - 32_000)) == Array(bytes.suffix(bytes.count - 32_000)))
+            let totals = try OutputLogReader(directory: path).totals()
+            #expect(totals.stored == recorder.totals.storedBytes)
+        }
+    }
+
     @Test func garbageInASegmentIsReportedAsCorruptNotReturnedAsOutput() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

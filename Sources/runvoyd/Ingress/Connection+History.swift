@@ -67,6 +67,8 @@ extension Connection {
                         while let entries = try await follower.next() {
                             try await send(entries, id: id, sink: sink)
                         }
+                        // The output has ended; the reply reports the execution once its end is recorded.
+                        await live.waitFinished()
                     } else {
                         try await sendStored(
                             live.recorder.reader, upTo: live.recorder.committed, id: id, sink: sink)
