@@ -2,19 +2,25 @@
 // the JSON encoding of the reply, exactly what runvoyd does per request. Prints medians and percentiles.
 //
 //     swift run -c release StoreBench [executions] [iterations]
+//     swift run -c release StoreBench fill STATE_DIRECTORY [executions]   # a history for scripts/bench
 
 import Glibc
 import RunvoyKit
 import RunvoyStore
 
-let arguments = CommandLine.arguments
-let count = arguments.count > 1 ? Int(arguments[1]) ?? 10_000 : 10_000
-let iterations = arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000
+var arguments = Array(CommandLine.arguments.dropFirst())
+var fillOnly: String?
+if arguments.first == "fill", arguments.count >= 2 {
+    fillOnly = arguments[1]
+    arguments.removeFirst(2)
+}
+let count = arguments.count > 0 ? Int(arguments[0]) ?? 10_000 : 10_000
+let iterations = arguments.count > 1 ? Int(arguments[1]) ?? 2000 : 2000
 
 var template = Array("/tmp/runvoy-store-bench.XXXXXX".utf8CString)
 guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
-let directory = String(cString: made)
-defer { _ = system("rm -rf '\(directory)'") }
+let directory = fillOnly ?? String(cString: made)
+defer { if fillOnly == nil { _ = system("rm -rf '\(directory)'") } }
 
 let store = try ExecutionStore(stateDirectory: directory)
 let users = ["alice", "bob", "carol", "dave", "erin"]
@@ -44,6 +50,10 @@ for index in 0..<count {
 let fillStart = ContinuousClock.now
 try store.insertMany(infos)
 let fillTime = ContinuousClock.now - fillStart
+if fillOnly != nil {
+    print("filled \(directory) with \(count) executions in \(fillTime); newest \(ids.last ?? "")")
+    exit(0)
+}
 
 func measure(_ label: String, _ body: () throws -> Int) rethrows {
     var samples: [Duration] = []
@@ -82,4 +92,29 @@ try measure("status ID") {
     next = (next + 7919) % ids.count
     let info = try store.get(ids[next])!
     return try Frame.encode(Reply(id: .number(1), result: info)).count
+}
+
+// The history's share of every `exec`: one insert and one finish (a command without output creates no file).
+var execIndex = 0
+@MainActor func bookkeeping(output: [UInt8]?) throws -> Int {
+    execIndex += 1
+    var info = infos[execIndex % infos.count]
+    info.executionId = "zz" + String(repeating: "0", count: 24 - String(execIndex).count) + String(execIndex)
+    info.status = .running
+    try store.insert(info)
+    let recorder = store.makeRecorder(info.executionId, cap: 64 << 20)
+    output?.withUnsafeBytes { recorder.append(.stdout, $0) }
+    recorder.finish()
+    try store.finish(
+        info.executionId,
+        .init(
+            status: .succeeded, pid: 1, exitCode: 0, signal: nil, startedAtMs: 1, finishedAtMs: 2, durationUsec: 1,
+            totals: recorder.totals, reason: nil))
+    return 0
+}
+store.spares.refill()
+usleep(100_000)
+try measure("exec bookkeeping, no output (insert + finish)") { try bookkeeping(output: nil) }
+try measure("exec bookkeeping, one line of output (+ output folder)") {
+    try bookkeeping(output: Array("hello\n".utf8))
 }

@@ -11,12 +11,17 @@ public final class ExecutionStore: Sendable {
     public let databasePath: String
     /// The folder holding one folder of stored output per execution.
     public let outputRoot: String
+    /// Output folders made ahead of time (see `makeRecorder`).
+    public let spares: OutputSpares
     private let pool: DatabasePool
+    /// A connection of its own for checkpoints, so their fsync never holds up the writer.
+    private let checkpointer: DatabaseQueue
 
     /// Opens (creating and migrating when needed) the history under `stateDirectory`.
     public init(stateDirectory: String) throws(StoreError) {
         databasePath = stateDirectory + "/history.sqlite"
         outputRoot = stateDirectory + "/output"
+        spares = OutputSpares(root: outputRoot)
         do {
             try PosixFile.makeDirectories(outputRoot)
         } catch {
@@ -29,10 +34,13 @@ public final class ExecutionStore: Sendable {
             // WAL + NORMAL: a crash of the daemon loses nothing committed; only a power cut can lose the last
             // transactions, and none of these settings can corrupt the database.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Checkpoints (which fsync) run from `checkpoint()` in the background, never inside an `exec`.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             pool = try DatabasePool(path: databasePath, configuration: configuration)
             try Self.migrator.migrate(pool)
+            checkpointer = try DatabaseQueue(path: databasePath, configuration: configuration)
         } catch {
             throw StoreError(.database, "cannot open the execution history \(databasePath): \(error)")
         }
@@ -71,7 +79,6 @@ public final class ExecutionStore: Sendable {
                     );
                     CREATE INDEX executions_by_time ON executions(created_at, id);
                     CREATE INDEX executions_by_caller ON executions(caller_uid, created_at, id);
-                    CREATE INDEX executions_by_status ON executions(status);
                     """)
         }
         return migrator
@@ -80,16 +87,22 @@ public final class ExecutionStore: Sendable {
     /// The folder of one execution's stored output.
     public func outputDirectory(_ id: String) -> String { outputRoot + "/" + id }
 
+    /// A recorder for an execution's output, drawing on the spare folders.
+    public func makeRecorder(_ id: String, cap: Int64) -> OutputRecorder {
+        OutputRecorder(directory: outputDirectory(id), cap: cap, spares: spares)
+    }
+
     /// Records a new execution.
     public func insert(_ info: ExecutionInfo) throws(StoreError) {
         try write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                         env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
                         stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
                     Int64(info.callerPid), info.executor, info.runAs, Self.jsonArray(info.argv),
@@ -132,13 +145,14 @@ public final class ExecutionStore: Sendable {
     /// Records the end of an execution.
     public func finish(_ id: String, _ outcome: Outcome) throws(StoreError) {
         try write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE executions SET status = ?, pid = COALESCE(?, pid), exit_code = ?, signal = ?,
                         started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
                         stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?
                     WHERE id = ?
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     outcome.status.rawValue, outcome.pid.map { Int64($0) }, outcome.exitCode.map { Int64($0) },
                     outcome.signal.map { Int64($0) }, outcome.startedAtMs, outcome.finishedAtMs, outcome.durationUsec,
@@ -278,7 +292,8 @@ public final class ExecutionStore: Sendable {
     }
 
     /// Removes output folders that no execution in the history owns (left by a crash between a delete and the
-    /// removal of the files). Returns how many were removed.
+    /// removal of the files, or spare folders of an earlier run). Call it before `spares.refill()`. Returns how
+    /// many were removed.
     public func removeOrphanedOutput() throws(StoreError) -> Int {
         let known = try read { db in
             Set(try String.fetchAll(db, sql: "SELECT id FROM executions WHERE output_pruned = 0"))
@@ -289,6 +304,16 @@ public final class ExecutionStore: Sendable {
             removed += 1
         }
         return removed
+    }
+
+    /// Copies committed transactions from the write-ahead log into the database file (and fsyncs it), on a
+    /// connection of its own. Call it regularly from the background: writers never checkpoint themselves.
+    public func checkpoint() throws(StoreError) {
+        do {
+            try checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        } catch {
+            throw StoreError(.database, "cannot checkpoint the execution history: \(error)")
+        }
     }
 
     /// Number of executions in the history.

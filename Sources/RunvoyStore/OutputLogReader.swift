@@ -64,12 +64,11 @@ public struct OutputLogReader: Sendable {
             return try open(next)
         }
 
+        if let limit, position >= limit { return ([], position) }
         var opened = try open(position.segment)
         if !opened && position.segment > 0 { opened = try advance() }
-        guard opened else {
-            if position.segment == 0 { throw StoreError(.output, "no stored output in \(directory)") }
-            return ([], position)
-        }
+        // No head: the execution printed nothing (the folder is created with the first chunk).
+        guard opened else { return ([], position) }
 
         while payload < maxBytes {
             if let limit, position >= limit { break }

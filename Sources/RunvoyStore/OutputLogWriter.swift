@@ -33,6 +33,14 @@ final class OutputLogWriter: @unchecked Sendable {
         fd = try Self.createSegment(directory: directory, index: 0, startOffset: 0)
     }
 
+    /// Takes over a head segment that already exists at `directory`/head, open as `headFD`, header written.
+    init(directory: String, headFD: Int32, cap: Int64) {
+        self.directory = directory
+        self.headLimit = max(1, cap / 2)
+        self.segmentLimit = max(1, cap / 4)
+        fd = headFD
+    }
+
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
     /// Where the next record will go: everything before it is complete on disk.
@@ -86,7 +94,7 @@ final class OutputLogWriter: @unchecked Sendable {
         retained[next] = 0
     }
 
-    private static func createSegment(directory: String, index: Int, startOffset: Int64) throws(SystemError) -> Int32 {
+    static func createSegment(directory: String, index: Int, startOffset: Int64) throws(SystemError) -> Int32 {
         let path = directory + "/" + OutputLogFormat.segmentName(index)
         let fd = try PosixFile.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, mode: 0o600)
         do {

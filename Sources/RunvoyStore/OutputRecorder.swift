@@ -1,3 +1,4 @@
+import Glibc
 import RunvoyKit
 import Synchronization
 
@@ -30,7 +31,9 @@ public final class OutputRecorder: Sendable {
     }
 
     private struct State: ~Copyable {
-        var writer: OutputLogWriter
+        /// Created with the first chunk: creating files is slow on some file systems, and most short commands
+        /// print little or nothing, so an execution without output costs no file at all.
+        var writer: OutputLogWriter?
         var failure: String?
         var stdoutBytes: Int64 = 0
         var stderrBytes: Int64 = 0
@@ -42,22 +45,23 @@ public final class OutputRecorder: Sendable {
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
 
         var oldestInUse: Int? { followers.values.min() }
+
+        mutating func collect() { writer?.collect(oldestInUse: oldestInUse) }
     }
 
     public let reader: OutputLogReader
+    private let cap: Int64
+    private let spares: OutputSpares?
     private let state: Mutex<State>
     private let started: ContinuousClock.Instant
 
-    /// Creates the execution's output directory. `cap` is the stored-output budget in bytes.
-    public init(directory: String, cap: Int64) throws(StoreError) {
-        let writer: OutputLogWriter
-        do {
-            writer = try OutputLogWriter(directory: directory, cap: cap)
-        } catch {
-            throw StoreError(.output, "cannot create stored output in \(directory): \(error)")
-        }
+    /// A recorder for output stored in `directory` (created with the first chunk, from `spares` when one is
+    /// ready). `cap` is the stored-output budget in bytes.
+    public init(directory: String, cap: Int64, spares: OutputSpares? = nil) {
         self.reader = OutputLogReader(directory: directory)
-        self.state = Mutex(State(writer: writer))
+        self.cap = cap
+        self.spares = spares
+        self.state = Mutex(State())
         self.started = .now
     }
 
@@ -74,12 +78,14 @@ public final class OutputRecorder: Sendable {
             }
             guard state.failure == nil, !state.finished else { return [] }
             do {
-                try state.writer.append(stream, bytes, tUsec: tUsec)
-                state.committed = state.writer.committed
-                state.writer.collect(oldestInUse: state.oldestInUse)
+                if state.writer == nil { state.writer = try makeWriter() }
+                let writer = state.writer!
+                try writer.append(stream, bytes, tUsec: tUsec)
+                state.committed = writer.committed
+                state.collect()
             } catch {
-                state.failure = "\(error)"
-                state.writer.close()
+                state.failure = "cannot store output in \(reader.directory): \(error)"
+                state.writer?.close()
             }
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
@@ -87,12 +93,23 @@ public final class OutputRecorder: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    private func makeWriter() throws(SystemError) -> OutputLogWriter {
+        if let spare = spares?.take() {
+            if rename(spare.path, reader.directory) == 0 {
+                return OutputLogWriter(directory: reader.directory, headFD: spare.headFD, cap: cap)
+            }
+            close(spare.headFD)
+            PosixFile.removeTree(spare.path)
+        }
+        return try OutputLogWriter(directory: reader.directory, cap: cap)
+    }
+
     /// Closes the files once the command's output has ended and wakes every follower.
     public func finish() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.finished = true
-            state.writer.close()
-            state.writer.collect(oldestInUse: state.oldestInUse)
+            state.writer?.close()
+            state.collect()
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
@@ -101,7 +118,7 @@ public final class OutputRecorder: Sendable {
 
     public var totals: Totals {
         state.withLock { state in
-            let stored = state.writer.storedBytes
+            let stored = state.writer?.storedBytes ?? 0
             return Totals(
                 stdoutBytes: state.stdoutBytes, stderrBytes: state.stderrBytes, storedBytes: stored,
                 droppedBytes: state.stdoutBytes + state.stderrBytes - stored, failure: state.failure)
@@ -129,14 +146,14 @@ public final class OutputRecorder: Sendable {
         state.withLock { state in
             guard state.followers[id] != nil, state.followers[id] != segment else { return }
             state.followers[id] = segment
-            state.writer.collect(oldestInUse: state.oldestInUse)
+            state.collect()
         }
     }
 
     func leave(_ id: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.followers[id] = nil
-            state.writer.collect(oldestInUse: state.oldestInUse)
+            state.collect()
             return state.waiters.removeValue(forKey: id)
         }
         waiter?.resume()

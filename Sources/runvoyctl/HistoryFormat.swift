@@ -81,9 +81,21 @@ enum HistoryFormat {
         return nil
     }
 
-    /// Lays out rows in columns; the last column is cut (with …) so each line fits `width`.
-    static func table(_ header: [String], _ rows: [[String]], width: Int?) -> String {
-        let all = [header] + rows
+    /// Lays out rows in columns; the last column is cut (with …) so each line fits `width`. When even that is
+    /// not enough, the columns in `dropOrder` (indices) are left out, first ones first.
+    static func table(_ header: [String], _ rows: [[String]], width: Int?, dropOrder: [Int] = []) -> String {
+        var all = [header] + rows
+        if let width {
+            var dropped: [Int] = []
+            func fixedWidth() -> Int {
+                header.indices.dropLast().filter { !dropped.contains($0) }.reduce(0) { total, column in
+                    total + (all.map { $0[column].count }.max() ?? 0) + 2
+                }
+            }
+            for column in dropOrder where fixedWidth() + 12 > width { dropped.append(column) }
+            all = all.map { row in row.enumerated().filter { !dropped.contains($0.offset) }.map(\.element) }
+        }
+        let header = all[0]
         var widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         if let width {
             let fixed = widths.dropLast().reduce(0) { $0 + $1 + 2 }

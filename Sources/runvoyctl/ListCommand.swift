@@ -75,7 +75,7 @@ struct ListCommand: ParsableCommand {
             print(
                 HistoryFormat.table(
                     ["ID", "STATUS", "USER", "EXECUTOR", "CREATED", "DURATION", "EXIT", "COMMAND"], rows,
-                    width: HistoryFormat.terminalWidth()),
+                    width: HistoryFormat.terminalWidth(), dropOrder: [5, 4, 3, 2]),
                 terminator: "")
         } catch let error as ClientError {
             complain(error.description)

@@ -292,3 +292,50 @@ struct DurationParserTests {
         #expect(DurationParser.format(duration) == text)
     }
 }
+
+/// The `history` section.
+extension ConfigLoaderTests {
+    @Test func historyDefaultsAndSettings() throws {
+        let defaults = try ConfigLoader.parse(
+            yaml: Self.minimal("    run_as: {user: nobody}\n    commands: any\n"), file: "t")
+        #expect(defaults.history.maxOutputBytes == 64 << 20)
+        #expect(defaults.history.maxAge == .seconds(30 * 86400))
+        #expect(defaults.history.maxTotalBytes == 10 << 30)
+        #expect(defaults.history.pruneInterval == .seconds(600))
+
+        let yaml = """
+            history:
+              max_output_bytes: 512KiB
+              max_age: never
+              max_total_bytes: unlimited
+              prune_interval: 30s
+            """ + "\n" + Self.minimal("    run_as: {user: nobody}\n    commands: any\n")
+        let config = try ConfigLoader.parse(yaml: yaml, file: "t")
+        #expect(config.history.maxOutputBytes == 512 << 10)
+        #expect(config.history.maxAge == nil)
+        #expect(config.history.maxTotalBytes == nil)
+        #expect(config.history.pruneInterval == .seconds(30))
+
+        let sized = try ConfigLoader.parse(
+            yaml: "history:\n  max_output_bytes: 1048576\n  max_total_bytes: 2G\n  max_age: 2d\n"
+                + Self.minimal("    run_as: {user: nobody}\n    commands: any\n"), file: "t")
+        #expect(sized.history.maxOutputBytes == 1 << 20)
+        #expect(sized.history.maxTotalBytes == 2 << 30)
+        #expect(sized.history.maxAge == .seconds(2 * 86400))
+    }
+
+    @Test(arguments: [
+        ("max_output_bytes: lots", "history.max_output_bytes", "expected a size"),
+        ("max_output_bytes: 1KiB", "history.max_output_bytes", "is outside"),
+        ("max_total_bytes: 12XB", "history.max_total_bytes", "expected a size"),
+        ("max_age: 0s", "history.max_age", "must be positive"),
+        ("max_age: forever", "history.max_age", "expected a duration"),
+        ("prune_interval: 100ms", "history.prune_interval", "at least 1s"),
+        ("max_outptu_bytes: 1MiB", "history.max_outptu_bytes", "did you mean 'max_output_bytes'"),
+    ])
+    func badHistorySettingsAreReportedWithTheirKey(line: String, key: String, message: String) {
+        let yaml = "history:\n  \(line)\n" + Self.minimal("    run_as: {user: nobody}\n    commands: any\n")
+        let found = Self.diagnostics(yaml)
+        #expect(found.contains { $0.keyPath == key && $0.message.contains(message) && $0.line == 2 }, "\(found)")
+    }
+}

@@ -83,7 +83,7 @@ struct ExecutionStoreTests {
         for n in 0..<10 {
             let status: ExecutionStatus = n == 1 || n == 6 ? .running : .succeeded
             try store.insert(Self.info(Self.id(n), status: status, createdAtMs: Int64(n) * 100, stored: 1000))
-            let recorder = try OutputRecorder(directory: store.outputDirectory(Self.id(n)), cap: 1 << 20)
+            let recorder = OutputRecorder(directory: store.outputDirectory(Self.id(n)), cap: 1 << 20)
             [UInt8](repeating: 1, count: 1000).withUnsafeBytes { recorder.append(.stdout, $0) }
             recorder.finish()
         }
@@ -110,7 +110,8 @@ struct ExecutionStoreTests {
         let store = try ExecutionStore(stateDirectory: directory.path)
         try store.insert(Self.info(Self.id(1), createdAtMs: 1))
         for id in [Self.id(1), Self.id(2)] {
-            let recorder = try OutputRecorder(directory: store.outputDirectory(id), cap: 1 << 20)
+            let recorder = OutputRecorder(directory: store.outputDirectory(id), cap: 1 << 20)
+            Array("x".utf8).withUnsafeBytes { recorder.append(.stdout, $0) }
             recorder.finish()
         }
         #expect(try store.removeOrphanedOutput() == 1)

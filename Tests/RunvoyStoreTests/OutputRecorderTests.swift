@@ -35,7 +35,7 @@ struct OutputRecorderTests {
         await propertyCheck(count: 120, input: input.0, input.1, input.2) { chunks, attachAt, batch in
             let directory = TemporaryDirectory()
             defer { directory.remove() }
-            let recorder = try! OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
+            let recorder = OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
             let before = min(attachAt, chunks.count)
             for chunk in chunks[..<before] { chunk.bytes.withUnsafeBytes { recorder.append(chunk.stream, $0) } }
             let follower = recorder.follow()
@@ -58,7 +58,7 @@ struct OutputRecorderTests {
     @Test func severalFollowersAtOnceEachSeeEverything() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
+        let recorder = OutputRecorder(directory: directory.path + "/x", cap: 64 << 20)
         let chunks = (0..<500).map { Chunk(stream: $0 % 3 == 0 ? .stderr : .stdout, bytes: Array("line \($0)\n".utf8)) }
         let followers = (0..<4).map { _ in recorder.follow() }
         let producer = Task {
@@ -82,7 +82,7 @@ struct OutputRecorderTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let cap: Int64 = 64 << 10
-        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: cap)
+        let recorder = OutputRecorder(directory: directory.path + "/x", cap: cap)
         var stream: [UInt8] = []
         for index in 0..<2000 {
             let bytes = Array("chunk \(index) ".utf8) + [UInt8](repeating: UInt8(index % 251), count: 200)
@@ -112,7 +112,7 @@ struct OutputRecorderTests {
     @Test func aSlowFollowerKeepsTheSegmentItReadsUntilItMovesOn() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let recorder = try OutputRecorder(directory: directory.path + "/x", cap: 64 << 10)
+        let recorder = OutputRecorder(directory: directory.path + "/x", cap: 64 << 10)
         let follower = recorder.follow()
         var stream: [UInt8] = []
         func write(_ count: Int) {
@@ -141,7 +141,7 @@ struct OutputRecorderTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.path + "/x"
-        let recorder = try OutputRecorder(directory: path, cap: 64 << 20)
+        let recorder = OutputRecorder(directory: path, cap: 64 << 20)
         for text in ["one\n", "two\n", "three\n"] { Array(text.utf8).withUnsafeBytes { recorder.append(.stdout, $0) } }
         recorder.finish()
         // Simulate a crash in the middle of a write: a header announcing 100 bytes, only 10 of them present.
@@ -160,7 +160,7 @@ struct OutputRecorderTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.path + "/x"
-        let recorder = try OutputRecorder(directory: path, cap: 64 << 10)
+        let recorder = OutputRecorder(directory: path, cap: 64 << 10)
         var stream: [UInt8] = []
         for index in 0..<50 {
             let bytes = [UInt8](repeating: UInt8(index), count: 1000)
@@ -188,7 +188,7 @@ struct OutputRecorderTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.path + "/x"
-        let recorder = try OutputRecorder(directory: path, cap: 64 << 20)
+        let recorder = OutputRecorder(directory: path, cap: 64 << 20)
         Array("fine\n".utf8).withUnsafeBytes { recorder.append(.stdout, $0) }
         recorder.finish()
         let fd = open(path + "/head", O_WRONLY | O_APPEND)

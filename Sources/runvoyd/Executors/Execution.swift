@@ -202,13 +202,16 @@ final class Execution: Sendable {
         do {
             try await channel.executeThenClose { inbound in
                 for try await chunk in inbound {
-                    chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
-                    guard let sink = state.withLock({ $0.sink }) else { continue }
-                    do {
-                        try await sink.output(stream, chunk)
-                    } catch {
-                        clientGone()
+                    // The client first, then the stored copy: the first chunk creates the output files, which
+                    // can take a while, and the caller should not wait for that.
+                    if let sink = state.withLock({ $0.sink }) {
+                        do {
+                            try await sink.output(stream, chunk)
+                        } catch {
+                            clientGone()
+                        }
                     }
+                    chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
                 }
             }
         } catch {

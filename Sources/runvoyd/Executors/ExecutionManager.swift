@@ -147,7 +147,7 @@ final class ExecutionManager: Sendable {
         let createdAtMs = Self.nowMilliseconds()
         let id = ExecutionID.make(milliseconds: createdAtMs)
         // The history records the execution before anything is audited or run: what cannot be recorded
-        // does not run.
+        // does not run. (Its output folder is created with the first chunk.)
         let recorder: OutputRecorder
         do throws(StoreError) {
             try store.insert(
@@ -158,8 +158,7 @@ final class ExecutionManager: Sendable {
                     exitCode: nil, signal: nil, createdAtMs: Int64(createdAtMs), startedAtMs: nil, finishedAtMs: nil,
                     durationUsec: nil, stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0,
                     outputPruned: false, configDigest: config.digest, reason: nil))
-            recorder = try OutputRecorder(
-                directory: store.outputDirectory(id), cap: config.history.maxOutputBytes)
+            recorder = store.makeRecorder(id, cap: config.history.maxOutputBytes)
         } catch {
             logger.error("cannot record an execution; refusing it", metadata: ["error": "\(error)"])
             try? store.finish(id, Self.notStarted(reason: "store_unavailable: \(error.message)"))

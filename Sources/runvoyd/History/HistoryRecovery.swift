@@ -43,5 +43,7 @@ enum HistoryRecovery {
         }
         let orphans = try store.removeOrphanedOutput()
         if orphans > 0 { logger.notice("removed orphaned stored output", metadata: ["count": "\(orphans)"]) }
+        // Only now: the orphan sweep would take spare folders for orphans.
+        store.spares.refill()
     }
 }

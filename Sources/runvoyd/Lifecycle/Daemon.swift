@@ -77,6 +77,7 @@ struct Daemon {
         }
         services.append(ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger))
         services.append(HistoryPruner(store: history, config: store, logger: logger))
+        services.append(HistoryCheckpointer(store: history, logger: logger))
         services.append(runvoyServer)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
