@@ -7,10 +7,12 @@ struct WatchdogService: Service {
     let notifier: SystemdNotifier
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 notifier.watchdog()
-                try await Task.sleep(for: interval / 2)
+                // Cancelled once everything else has shut down: that ends the loop and is not an error (a
+                // CancellationError here made runvoyd exit 1 on SIGTERM, leaving the unit failed).
+                try? await Task.sleep(for: interval / 2)
             }
         }
     }
