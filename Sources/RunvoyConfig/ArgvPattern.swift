@@ -1,30 +1,77 @@
-/// One accepted command shape: exact arguments, optionally followed by `*` for any remaining arguments.
+/// How one argument of a command rule is matched.
+public enum ArgumentMatcher: Sendable, Equatable {
+    /// Exactly this string.
+    case literal(String)
+    /// Any one of these strings.
+    case oneOf([String])
+    /// The whole argument matches this regular expression (anchored at both ends).
+    case regex(String)
+    /// A path (absolute, or relative to the executor's working directory) that, with `.`/`..` and symlinks
+    /// resolved, lies inside this directory.
+    case pathUnder(String)
+
+    /// How the rule is written in `runvoyctl capabilities` and in denials.
+    public var display: String {
+        switch self {
+        case .literal(let word): ArgumentMatcher.quoteIfNeeded(word)
+        case .oneOf(let words): "{" + words.map(ArgumentMatcher.quoteIfNeeded).joined(separator: "|") + "}"
+        case .regex(let pattern): "/\(pattern)/"
+        case .pathUnder(let directory): "<path under \(directory)>"
+        }
+    }
+
+    static func quoteIfNeeded(_ word: String) -> String {
+        let special = "\"'\\|{}<>*".unicodeScalars
+        let plain =
+            !word.isEmpty
+            && word.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && !special.contains($0) }
+        return plain ? word : "\"" + word.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+    }
+}
+
+/// One command rule of an executor: an argv shape that is allowed or denied.
+///
+/// The first element names the command; it is compared after both sides are resolved through the executor's
+/// PATH, so `terraform` and `/usr/bin/terraform` are the same command. A final `*` admits any further arguments.
+/// A rule written `any` matches every command.
 public struct ArgvPattern: Sendable, Equatable {
-    /// The exact elements, without the trailing `*`.
-    public var elements: [String]
+    public enum Effect: String, Sendable, Equatable {
+        case allow
+        case deny
+    }
+
+    /// The argument matchers, without the trailing `*`. Empty for `any`.
+    public var elements: [ArgumentMatcher]
     /// Whether a final `*` admits any number of further arguments.
     public var allowsTrailingArguments: Bool
+    public var effect: Effect
     public var line: Int
 
-    public init(elements: [String], allowsTrailingArguments: Bool, line: Int) {
+    public init(elements: [ArgumentMatcher], allowsTrailingArguments: Bool, effect: Effect = .allow, line: Int) {
         self.elements = elements
         self.allowsTrailingArguments = allowsTrailingArguments
+        self.effect = effect
         self.line = line
     }
 
-    /// Whether `argv` matches. `argv[0]` matches the first element if it is equal to it, or if `resolvedPath`
-    /// (where the daemon found `argv[0]`) is.
-    public func matches(argv: [String], resolvedPath: String?) -> Bool {
-        guard let first = elements.first, let command = argv.first else { return false }
-        if allowsTrailingArguments {
-            guard argv.count >= elements.count else { return false }
-        } else {
-            guard argv.count == elements.count else { return false }
-        }
-        guard command == first || (resolvedPath != nil && resolvedPath == first) else { return false }
-        for index in 1..<elements.count where argv[index] != elements[index] {
-            return false
-        }
-        return true
+    /// Literal elements, as older configurations wrote every rule.
+    public init(elements: [String], allowsTrailingArguments: Bool, effect: Effect = .allow, line: Int) {
+        self.init(
+            elements: elements.map { .literal($0) }, allowsTrailingArguments: allowsTrailingArguments, effect: effect,
+            line: line)
+    }
+
+    /// The rule that matches every command.
+    public static func any(effect: Effect = .allow, line: Int) -> ArgvPattern {
+        ArgvPattern(elements: [ArgumentMatcher](), allowsTrailingArguments: true, effect: effect, line: line)
+    }
+
+    public var isAny: Bool { elements.isEmpty }
+
+    /// The rule as `runvoyctl capabilities` shows it: `terraform {plan|apply} *`, `deny rm *`, `any`.
+    public var display: String {
+        let body =
+            isAny ? "any" : (elements.map(\.display) + (allowsTrailingArguments ? ["*"] : [])).joined(separator: " ")
+        return effect == .deny ? "deny " + body : body
     }
 }

@@ -41,6 +41,8 @@ public enum ConfigLoader {
         state_directory: \(quoted(stateRoot + "/state"))
         audit:
           fail_closed: false
+        roles:
+          developer: {users: ["*"]}
         executors:
           default:
             default: true
@@ -72,5 +74,10 @@ public enum ConfigLoader {
 
     private static func quoted(_ text: String) -> String {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    /// A stable 64-bit FNV-1a digest of `text` (16 hex digits), as configuration and policy digests are written.
+    public static func digest(_ text: String) -> String {
+        ConfigParser.digest(text)
     }
 }

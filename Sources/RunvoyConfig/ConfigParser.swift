@@ -168,7 +168,7 @@ final class ConfigParser {
         }
         let topKeys = [
             "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit",
-            "history", "executors",
+            "history", "roles", "executors", "expect",
         ]
         guard let top = fields(root, "", allowed: topKeys) else { return nil }
 
@@ -280,6 +280,48 @@ final class ConfigParser {
             }
         }
 
+        var roleBindings: [RoleBinding] = []
+        if let node = top["roles"]?.value {
+            if let mapping = node.mapping {
+                for (key, value) in mapping {
+                    guard let name = key.scalar?.string else {
+                        error(key, "roles", "role names are strings")
+                        continue
+                    }
+                    guard let role = Role(rawValue: name) else {
+                        var message =
+                            "unknown role '\(name)'; roles are \(Role.allCases.map(\.rawValue).joined(separator: ", "))"
+                        if let suggestion = Self.closest(name, in: Role.allCases.map(\.rawValue)) {
+                            message += " (did you mean '\(suggestion)'?)"
+                        }
+                        error(key, "roles", message)
+                        continue
+                    }
+                    if let (users, groups, _) = principals(value, "roles.\(name)") {
+                        roleBindings.append(
+                            RoleBinding(role: role, users: users, groups: groups, line: key.mark?.line ?? 1))
+                    }
+                }
+            } else {
+                error(
+                    node, "roles",
+                    "expected a mapping of role names (admin, operator, developer, viewer) to {users, groups}")
+            }
+        }
+
+        var expectations: [PolicyExpectation] = []
+        if let node = top["expect"]?.value {
+            if let sequence = node.sequence {
+                for (index, item) in sequence.enumerated() {
+                    if let expectation = parseExpectation(item, "expect[\(index)]") { expectations.append(expectation) }
+                }
+            } else {
+                error(
+                    node, "expect",
+                    "expected a list such as [{user: alice, executor: deploy, argv: [terraform, apply], result: deny}]")
+            }
+        }
+
         var executors: [ExecutorConfig] = []
         if let entry = top["executors"] {
             if let mapping = entry.value.mapping {
@@ -319,6 +361,14 @@ final class ConfigParser {
             defaultExecutorName: defaultName, sourcePath: nil, digest: Self.digest(text),
             warnings: diagnostics.filter { $0.severity == .warning })
         config.history = history
+        config.roles = roleBindings
+        config.expectations = expectations
+        for expectation in expectations {
+            if let name = expectation.executor, !executors.contains(where: { $0.name == name }) {
+                report(.error, nil, "expect", "an expectation names executor '\(name)', which is not defined")
+                diagnostics[diagnostics.count - 1].line = expectation.line
+            }
+        }
         return config
     }
 
@@ -419,71 +469,170 @@ final class ConfigParser {
                 "\(DurationParser.format(timeout)) exceeds max_timeout \(DurationParser.format(maximum))")
         }
         if let allowNode = entries["allow"]?.value,
-            let allowFields = fields(allowNode, "\(path).allow", allowed: ["users", "groups"])
+            let (users, groups, roles) = principals(allowNode, "\(path).allow", withRoles: true)
         {
-            if let usersNode = allowFields["users"]?.value, let users = strings(usersNode, "\(path).allow.users") {
-                for (index, user) in users.enumerated() where user != "*" && !SystemAccounts.userExists(user) {
-                    warning(
-                        usersNode.sequence?[index], "\(path).allow.users[\(index)]", "no user \"\(user)\" exists (yet)")
-                }
-                executor.access.users = users
-            }
-            if let groupsNode = allowFields["groups"]?.value, let groups = strings(groupsNode, "\(path).allow.groups") {
-                for (index, group) in groups.enumerated() where !SystemAccounts.groupExists(group) {
-                    warning(
-                        groupsNode.sequence?[index], "\(path).allow.groups[\(index)]",
-                        "no group \"\(group)\" exists (yet)")
-                }
-                executor.access.groups = groups
-            }
+            executor.access = AccessList(users: users, groups: groups, roles: roles)
         }
         return runAs == nil || commands == nil ? nil : executor
     }
 
+    /// `{users: [...], groups: [...]}` (and `roles: [...]` where allowed), with existence warnings.
+    private func principals(
+        _ node: Node, _ path: String, withRoles: Bool = false
+    ) -> (users: [String], groups: [String], roles: [Role])? {
+        let allowed = withRoles ? ["users", "groups", "roles"] : ["users", "groups"]
+        guard let entries = fields(node, path, allowed: allowed) else { return nil }
+        var result: (users: [String], groups: [String], roles: [Role]) = ([], [], [])
+        if let usersNode = entries["users"]?.value, let users = strings(usersNode, "\(path).users") {
+            for (index, user) in users.enumerated() where user != "*" && !SystemAccounts.userExists(user) {
+                warning(usersNode.sequence?[index], "\(path).users[\(index)]", "no user \"\(user)\" exists (yet)")
+            }
+            result.users = users
+        }
+        if let groupsNode = entries["groups"]?.value, let groups = strings(groupsNode, "\(path).groups") {
+            for (index, group) in groups.enumerated() where !SystemAccounts.groupExists(group) {
+                warning(groupsNode.sequence?[index], "\(path).groups[\(index)]", "no group \"\(group)\" exists (yet)")
+            }
+            result.groups = groups
+        }
+        if let rolesNode = entries["roles"]?.value, let names = strings(rolesNode, "\(path).roles") {
+            for (index, name) in names.enumerated() {
+                if let role = Role(rawValue: name) {
+                    result.roles.append(role)
+                } else {
+                    error(
+                        rolesNode.sequence?[index], "\(path).roles[\(index)]",
+                        "unknown role '\(name)'; roles are \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+            }
+        }
+        return result
+    }
+
+    private func parseExpectation(_ node: Node, _ path: String) -> PolicyExpectation? {
+        guard let entries = fields(node, path, allowed: ["user", "executor", "argv", "result"]) else { return nil }
+        guard let userNode = entries["user"]?.value, let user = string(userNode, "\(path).user") else {
+            error(node, "\(path).user", "required: the user the expectation is about")
+            return nil
+        }
+        let executor = entries["executor"].flatMap { string($0.value, "\(path).executor") }
+        guard let argvNode = entries["argv"]?.value, let argv = strings(argvNode, "\(path).argv"), !argv.isEmpty else {
+            error(node, "\(path).argv", "required: the command as a list, e.g. [terraform, apply]")
+            return nil
+        }
+        guard let resultNode = entries["result"]?.value, let result = string(resultNode, "\(path).result"),
+            result == "allow" || result == "deny"
+        else {
+            error(entries["result"]?.value ?? node, "\(path).result", "required: allow or deny")
+            return nil
+        }
+        return PolicyExpectation(
+            user: user, executor: executor, argv: argv, allow: result == "allow", line: node.mark?.line ?? 1)
+    }
+
+    private static let patternHelp =
+        "each rule is `any`, a list of arguments such as [systemctl, restart, nginx], or {allow: RULE} / {deny: RULE}"
+
     private func parseCommands(_ node: Node, _ path: String) -> CommandRule? {
         if let scalar = node.scalar {
             if scalar.string == "any" { return .any }
-            error(node, path, "expected `any` or a list of argv patterns")
+            error(node, path, "expected `any` or a list of rules")
             return nil
         }
         guard let sequence = node.sequence else {
-            error(node, path, "expected `any` or a list of argv patterns")
+            error(node, path, "expected `any` or a list of rules")
             return nil
         }
         var patterns: [ArgvPattern] = []
         var ok = true
         for (index, item) in sequence.enumerated() {
             let itemPath = "\(path)[\(index)]"
-            guard let elements = item.sequence, elements.count > 0 else {
-                error(item, itemPath, "each pattern is a non-empty list of arguments, e.g. [systemctl, restart, nginx]")
-                ok = false
-                continue
-            }
-            var words: [String] = []
-            var trailing = false
-            for (position, element) in elements.enumerated() {
-                guard let word = element.scalar?.string else {
-                    error(element, itemPath, "pattern elements must be strings")
+            var effect = ArgvPattern.Effect.allow
+            var body = item
+            if let mapping = item.mapping {
+                guard mapping.count == 1, let key = mapping.first?.key.scalar?.string,
+                    let kind = ArgvPattern.Effect(rawValue: key), let value = mapping.first?.value
+                else {
+                    error(item, itemPath, Self.patternHelp)
                     ok = false
                     continue
                 }
-                if word == "*" {
+                effect = kind
+                body = value
+            }
+            let line = item.mark?.line ?? 1
+            if body.scalar?.string == "any" {
+                patterns.append(.any(effect: effect, line: line))
+                continue
+            }
+            guard let elements = body.sequence, elements.count > 0 else {
+                error(item, itemPath, Self.patternHelp)
+                ok = false
+                continue
+            }
+            var matchers: [ArgumentMatcher] = []
+            var trailing = false
+            for (position, element) in elements.enumerated() {
+                let elementPath = "\(itemPath)[\(position)]"
+                if let word = element.scalar?.string, word == "*" {
                     if position != elements.count - 1 {
                         error(element, itemPath, "\"*\" is only allowed as the last element (any remaining arguments)")
                         ok = false
                     } else if position == 0 {
-                        error(element, itemPath, "a pattern must name its command before \"*\"")
+                        error(element, itemPath, "a rule must name its command before \"*\" (or be `any`)")
                         ok = false
                     } else {
                         trailing = true
                     }
                     continue
                 }
-                words.append(word)
+                if let matcher = parseMatcher(element, elementPath) {
+                    matchers.append(matcher)
+                } else {
+                    ok = false
+                }
             }
-            patterns.append(ArgvPattern(elements: words, allowsTrailingArguments: trailing, line: item.mark?.line ?? 1))
+            patterns.append(
+                ArgvPattern(elements: matchers, allowsTrailingArguments: trailing, effect: effect, line: line))
         }
         return ok ? .patterns(patterns) : nil
+    }
+
+    /// One argument of a rule: a string, a list of alternatives, `{regex: RE}` or `{path_under: DIR}`.
+    private func parseMatcher(_ node: Node, _ path: String) -> ArgumentMatcher? {
+        if let scalar = node.scalar { return .literal(scalar.string) }
+        if let sequence = node.sequence {
+            let words = sequence.compactMap { $0.scalar?.string }
+            guard words.count == sequence.count, !words.isEmpty else {
+                error(node, path, "alternatives are a non-empty list of strings, e.g. [plan, apply]")
+                return nil
+            }
+            return .oneOf(words)
+        }
+        if let mapping = node.mapping, mapping.count == 1, let key = mapping.first?.key.scalar?.string,
+            let value = mapping.first?.value.scalar?.string
+        {
+            switch key {
+            case "regex":
+                do {
+                    _ = try Regex(value)
+                } catch {
+                    self.error(node, path, "not a valid regular expression: \(error)")
+                    return nil
+                }
+                return .regex(value)
+            case "path_under":
+                guard value.hasPrefix("/") else {
+                    error(node, path, "path_under needs an absolute directory")
+                    return nil
+                }
+                return .pathUnder(value)
+            default:
+                break
+            }
+        }
+        error(node, path, "an argument is a string, a list of alternatives, {regex: RE} or {path_under: DIR}")
+        return nil
     }
 
     private func reportSyntax(_ yamlError: YamlError) {

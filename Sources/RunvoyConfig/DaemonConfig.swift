@@ -10,6 +10,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var audit: AuditSettings
     /// The execution history and stored output.
     public var history: HistorySettings = HistorySettings()
+    /// Unix users and groups bound to roles (root is always an administrator besides).
+    public var roles: [RoleBinding] = []
+    /// Expectations about the policy that must hold for the configuration to load.
+    public var expectations: [PolicyExpectation] = []
     /// Who to ask for access; shown in denials.
     public var adminContact: String?
     /// Executors in file order.
@@ -35,7 +39,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func == (lhs: DaemonConfig, rhs: DaemonConfig) -> Bool {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
-            && lhs.history == rhs.history
+            && lhs.history == rhs.history && lhs.roles == rhs.roles && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
             && lhs.defaultExecutorName == rhs.defaultExecutorName
     }

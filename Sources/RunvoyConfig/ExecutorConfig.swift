@@ -43,24 +43,39 @@ public struct RunAs: Sendable, Equatable {
     }
 }
 
-/// Who may use an executor (besides root, who always may).
+/// Who may use an executor (besides administrators, who always may).
 public struct AccessList: Sendable, Equatable {
     /// User names; `*` admits every user.
     public var users: [String] = []
     public var groups: [String] = []
+    /// Holders of any of these roles.
+    public var roles: [Role] = []
 
-    public init(users: [String] = [], groups: [String] = []) {
+    public init(users: [String] = [], groups: [String] = [], roles: [Role] = []) {
         self.users = users
         self.groups = groups
+        self.roles = roles
     }
 
-    public func admits(userName: String, groupNames: [String]) -> Bool {
+    public func admits(userName: String, groupNames: [String], roles callerRoles: Set<Role> = []) -> Bool {
         users.contains("*") || users.contains(userName) || groupNames.contains { groups.contains($0) }
+            || roles.contains { callerRoles.contains($0) }
     }
 }
 
 /// Which commands an executor accepts.
 public enum CommandRule: Sendable, Equatable {
+    /// Every command.
     case any
+    /// Rules in file order: a matching `deny` rule always wins; otherwise the first matching `allow` rule decides,
+    /// and a command no rule matches is refused.
     case patterns([ArgvPattern])
+
+    /// The rules, with `any` as a single allow-everything rule.
+    public var rules: [ArgvPattern] {
+        switch self {
+        case .any: [.any(line: 0)]
+        case .patterns(let patterns): patterns
+        }
+    }
 }

@@ -31,6 +31,7 @@ struct RunvoyCtl: ParsableCommand {
         version: RunvoyProtocol.softwareVersion,
         subcommands: [
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
+            ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self,
             WhoamiCommand.self, VersionCommand.self,
         ]
     )

@@ -15,17 +15,8 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        do {
-            let client = try RunvoyClient(socketPath: global.socketPath)
-            let info = try client.call(.status, params: ExecutionRef(executionId: id), result: ExecutionInfo.self)
-            if json {
-                print(try HistoryFormat.json(info))
-                return
-            }
-            print(Self.describe(info), terminator: "")
-        } catch let error as ClientError {
-            complain(error.description)
-            throw ExitCode(CtlExit.code(for: error))
+        try remoteCall(global, .status, params: ExecutionRef(executionId: id), result: ExecutionInfo.self, json: json) {
+            print(Self.describe($0), terminator: "")
         }
     }
 

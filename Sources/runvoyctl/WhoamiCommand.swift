@@ -18,25 +18,15 @@ struct WhoamiCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        do {
-            let client = try RunvoyClient(socketPath: global.socketPath)
-            let me = try client.call(.whoami, params: NoParams(), result: WhoamiResult.self)
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(me), as: UTF8.self))
-                return
-            }
+        try remoteCall(global, .whoami, params: NoParams(), result: WhoamiResult.self, json: json) { me in
             print(
                 "uid=\(me.uid)(\(me.user ?? "?")) gid=\(me.gid)(\(me.group ?? "?")) groups=\(me.groups.joined(separator: ",")) pid=\(me.pid)"
             )
             print("admin: \(me.admin ? "yes" : "no")")
+            if let roles = me.roles { print("roles: \(roles.isEmpty ? "none" : roles.joined(separator: ", "))") }
             print("peer pidfd: \(me.pidfd ? "yes" : "no")")
             let executors = me.executors.map { $0 == me.defaultExecutor ? "\($0) (default)" : $0 }
             print("executors: \(executors.isEmpty ? "none" : executors.joined(separator: ", "))")
-        } catch let error as ClientError {
-            complain(error.description)
-            throw ExitCode(CtlExit.code(for: error))
         }
     }
 }

@@ -94,12 +94,28 @@ struct RunvoydCommand: AsyncParsableCommand {
             }
             path = file
         }
+        let failures = PolicyReport.failedExpectations(loaded)
         if checkConfig {
             for warning in loaded.warnings { print(warning.description) }
+            if loaded.roles.isEmpty {
+                print(
+                    "\(path ?? "embedded configuration"): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
+                )
+            }
+            for failure in failures { print(failure.description) }
+            if !failures.isEmpty {
+                print("\(path ?? "embedded configuration"): \(failures.count) policy expectation(s) failed")
+                throw ExitCode(1)
+            }
             print(
-                "\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', digest \(loaded.digest))"
+                "\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
             )
             return
+        }
+        if !failures.isEmpty {
+            for failure in failures { Daemon.shout(failure.description) }
+            Daemon.shout("runvoyd: \(failures.count) policy expectation(s) failed; not starting")
+            throw ExitCode(78)
         }
         if dev {
             Daemon.shout("runvoyd: development mode; socket \(loaded.socket.path)")

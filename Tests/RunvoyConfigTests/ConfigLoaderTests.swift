@@ -226,30 +226,6 @@ struct ConfigLoaderTests {
     }
 }
 
-struct ArgvPatternTests {
-    let trailing = ArgvPattern(elements: ["terraform", "plan"], allowsTrailingArguments: true, line: 1)
-    let exact = ArgvPattern(
-        elements: ["/usr/bin/systemctl", "restart", "nginx"], allowsTrailingArguments: false, line: 2)
-
-    @Test func trailingStarAcceptsAnyRemainingArguments() {
-        #expect(trailing.matches(argv: ["terraform", "plan"], resolvedPath: nil))
-        #expect(trailing.matches(argv: ["terraform", "plan", "-out", "x"], resolvedPath: nil))
-        #expect(!trailing.matches(argv: ["terraform"], resolvedPath: nil))
-        #expect(!trailing.matches(argv: ["terraform", "apply"], resolvedPath: nil))
-    }
-
-    @Test func exactPatternsNeedEveryArgument() {
-        #expect(exact.matches(argv: ["/usr/bin/systemctl", "restart", "nginx"], resolvedPath: nil))
-        #expect(!exact.matches(argv: ["/usr/bin/systemctl", "restart", "nginx", "x"], resolvedPath: nil))
-        #expect(!exact.matches(argv: ["/usr/bin/systemctl", "restart"], resolvedPath: nil))
-    }
-
-    @Test func theResolvedPathMatchesTheFirstElement() {
-        #expect(exact.matches(argv: ["systemctl", "restart", "nginx"], resolvedPath: "/usr/bin/systemctl"))
-        #expect(!exact.matches(argv: ["systemctl", "restart", "nginx"], resolvedPath: "/tmp/systemctl"))
-    }
-}
-
 struct AllowListTests {
     @Test func allowEnvTakesNamesAndPrefixes() throws {
         let config = try ConfigLoader.parse(
@@ -337,5 +313,87 @@ extension ConfigLoaderTests {
         let yaml = "history:\n  \(line)\n" + Self.minimal("    run_as: {user: nobody}\n    commands: any\n")
         let found = Self.diagnostics(yaml)
         #expect(found.contains { $0.keyPath == key && $0.message.contains(message) && $0.line == 2 }, "\(found)")
+    }
+}
+
+/// Roles, executor access by role, the rule syntax and expectations.
+struct PolicyConfigTests {
+    static let yaml = """
+        admin_contact: ops@example.com
+        roles:
+          admin: {users: [root]}
+          operator: {groups: [nogroup]}
+          developer: {users: ["*"]}
+        executors:
+          deploy:
+            default: true
+            run_as: {user: nobody}
+            allow: {users: [daemon], groups: [nogroup], roles: [operator]}
+            commands:
+              - {deny: [terraform, destroy, "*"]}
+              - [terraform, [plan, apply], "*"]
+              - [systemctl, restart, {regex: "^(nginx|api)$"}]
+              - [cat, {path_under: /var/log/app}]
+              - {allow: [git, pull]}
+              - {deny: any}
+        expect:
+          - {user: nobody, executor: deploy, argv: [terraform, destroy], result: deny}
+          - {user: daemon, argv: [git, pull], result: allow}
+        """
+
+    @Test func rolesRulesAndExpectationsParse() throws {
+        let config = try ConfigLoader.parse(yaml: Self.yaml, file: "p.yaml")
+        #expect(
+            config.roles == [
+                RoleBinding(role: .admin, users: ["root"], groups: [], line: 3),
+                RoleBinding(role: .operator, users: [], groups: ["nogroup"], line: 4),
+                RoleBinding(role: .developer, users: ["*"], groups: [], line: 5),
+            ])
+        let deploy = config.defaultExecutor
+        #expect(deploy.access == AccessList(users: ["daemon"], groups: ["nogroup"], roles: [.operator]))
+        let rules = deploy.commands.rules
+        #expect(rules.map(\.effect) == [.deny, .allow, .allow, .allow, .allow, .deny])
+        #expect(rules.map(\.line) == [12, 13, 14, 15, 16, 17])
+        #expect(rules[0].display == "deny terraform destroy *")
+        #expect(rules[1].elements == [.literal("terraform"), .oneOf(["plan", "apply"])])
+        #expect(rules[1].display == "terraform {plan|apply} *")
+        #expect(rules[2].elements.last == .regex("^(nginx|api)$"))
+        #expect(rules[3].elements.last == .pathUnder("/var/log/app"))
+        #expect(rules[5].isAny && rules[5].display == "deny any")
+        #expect(
+            config.expectations == [
+                PolicyExpectation(
+                    user: "nobody", executor: "deploy", argv: ["terraform", "destroy"], allow: false, line: 19),
+                PolicyExpectation(user: "daemon", executor: nil, argv: ["git", "pull"], allow: true, line: 20),
+            ])
+    }
+
+    @Test(arguments: [
+        ("roles:\n  wizard: {users: [x]}\n", "roles", "unknown role 'wizard'"),
+        ("roles:\n  admn: {users: [x]}\n", "roles", "did you mean 'admin'"),
+        ("roles:\n  viewer: {users: [x], teams: [y]}\n", "roles.viewer.teams", "unknown key"),
+        ("expect:\n  - {user: x, argv: [a], result: maybe}\n", "expect[0].result", "allow or deny"),
+        ("expect:\n  - {user: x, executor: nope, argv: [a], result: allow}\n", "expect", "not defined"),
+        ("expect:\n  - {executor: web, argv: [a], result: allow}\n", "expect[0].user", "required"),
+    ])
+    func badPolicySettingsAreReported(text: String, key: String, message: String) {
+        let yaml = text + ConfigLoaderTests.minimal("    run_as: {user: nobody}\n    commands: any\n")
+        let found = ConfigLoaderTests.diagnostics(yaml)
+        #expect(found.contains { $0.keyPath == key && $0.message.contains(message) }, "\(found)")
+    }
+
+    @Test(arguments: [
+        ("[[ls, \"*\", x]]", "only allowed as the last"),
+        ("[[\"*\"]]", "name its command"),
+        ("[{maybe: [ls]}]", "each rule is"),
+        ("[[ls, {regex: \"(\"}]]", "not a valid regular expression"),
+        ("[[ls, {path_under: relative}]]", "absolute directory"),
+        ("[[ls, {glob: \"*.txt\"}]]", "an argument is a string"),
+        ("[[ls, []]]", "non-empty list"),
+    ])
+    func badRulesAreReported(rule: String, message: String) {
+        let yaml = ConfigLoaderTests.minimal("    run_as: {user: nobody}\n    commands: \(rule)\n")
+        let found = ConfigLoaderTests.diagnostics(yaml)
+        #expect(found.contains { $0.message.contains(message) }, "\(found)")
     }
 }

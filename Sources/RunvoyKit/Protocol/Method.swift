@@ -18,4 +18,12 @@ public enum Method: String, Sendable, CaseIterable {
     case logs
     /// Send a signal (TERM by default) to a running execution by id.
     case kill
+    /// Whether a command would be allowed, and the rule that decides.
+    case explain
+    /// The executors and command rules the caller may use.
+    case capabilities
+    /// The role bindings in force and each user's roles.
+    case users
+    /// Apply the configuration file now (like SIGHUP), reporting the outcome.
+    case reload
 }

@@ -9,8 +9,10 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
     public var group: String?
     /// Names of every group the user belongs to.
     public var groups: [String]
-    /// Whether the caller is an administrator (root).
+    /// Whether the caller is an administrator (root, or the admin role).
     public var admin: Bool
+    /// The caller's roles (admin, operator, developer, viewer); empty when it has none.
+    public var roles: [String]?
     /// Whether the daemon holds a pidfd for the caller (SO_PEERPIDFD).
     public var pidfd: Bool
     /// Executors the caller may use.
@@ -29,13 +31,14 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
         self.group = group
         self.groups = groups
         self.admin = admin
+        self.roles = nil
         self.pidfd = pidfd
         self.executors = executors
         self.defaultExecutor = defaultExecutor
     }
 
     enum CodingKeys: String, CodingKey {
-        case uid, gid, pid, user, group, groups, admin, pidfd, executors
+        case uid, gid, pid, user, group, groups, admin, roles, pidfd, executors
         case defaultExecutor = "default_executor"
     }
 }

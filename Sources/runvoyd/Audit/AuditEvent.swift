@@ -11,6 +11,7 @@ struct AuditEvent: Sendable {
         case configRejected = "config_rejected"
         case executionLost = "execution_lost"
         case executionKill = "execution_kill"
+        case policyLoaded = "policy_loaded"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -24,6 +25,7 @@ struct AuditEvent: Sendable {
             case .configRejected: "722a7af473324b1e808d0966d85db679"
             case .executionLost: "7ddf4ba46ed14d34ba0d1941f593f0e6"
             case .executionKill: "71db77fb25744895a917ce519c3c3ffa"
+            case .policyLoaded: "cab3d64133b74c5c95343846040b66bc"
             }
         }
     }

@@ -96,8 +96,8 @@ final class ExecutionManager: Sendable {
         let workingDirectory = executor.workingDirectory
         let resolved = CommandResolver.resolve(
             argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory)
-        let decision = Authorizer.decide(
-            caller: caller, executor: executor, argv: argv, resolvedPath: resolved, adminContact: config.adminContact)
+        let decision = Authorizer.decide(caller: caller, executor: executor, argv: argv, config: config)
+        if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw deny(error) }
 
         var environment = executor.environment

@@ -13,11 +13,19 @@ struct Caller: Sendable, Equatable {
     /// Whether the kernel gave a pidfd for the peer (SO_PEERPIDFD).
     var hasPidfd: Bool
 
-    /// Root is always an administrator.
-    var isAdmin: Bool { uid == 0 }
+    /// Whether the caller is root, who is always an administrator (other administrators hold the `admin` role;
+    /// see `Authorizer.roles`).
+    var isRoot: Bool { uid == 0 }
 
     /// The user name, or `#uid` when the database has none.
     var displayName: String { userName ?? "#\(uid)" }
+
+    /// The caller a user would be (for `explain --user` and policy expectations), or nil when there is no
+    /// such user.
+    static func lookup(userName: String) -> Caller? {
+        guard let user = UserDatabase.user(named: userName) else { return nil }
+        return resolve(uid: user.uid, gid: user.gid, pid: 0, hasPidfd: false)
+    }
 
     /// Resolves names for kernel-reported credentials.
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, hasPidfd: Bool) -> Caller {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Lookups in the user and group databases through NSS (`getpwnam_r`, `getgrnam_r`, `getgrouplist`).
 enum UserDatabase {
@@ -24,6 +25,21 @@ enum UserDatabase {
 
     static func groupName(gid: gid_t) -> String? {
         withGroup { grp, buffer, result in getgrgid_r(gid, &grp, buffer.baseAddress!, buffer.count, &result) }?.name
+    }
+
+    private static let enumeration = Mutex(())
+
+    /// Every user name in the user database (`getpwent`, which is not thread-safe, so calls are serialized).
+    static func allUserNames() -> [String] {
+        enumeration.withLock { _ in
+            var names: [String] = []
+            setpwent()
+            while let entry = getpwent() {
+                names.append(String(cString: entry.pointee.pw_name))
+            }
+            endpwent()
+            return names
+        }
     }
 
     /// Every group `user` is in: its primary group and its supplementary groups.

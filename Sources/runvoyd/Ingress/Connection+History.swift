@@ -18,7 +18,7 @@ extension Connection {
         let found: [ExecutionInfo]
         do throws(RunvoyError) {
             found = try history { store throws(StoreError) in
-                try store.list(params, ownerUid: Authorizer.historyScope(caller))
+                try store.list(params, ownerUid: Authorizer.historyScope(caller, context.config.current))
             }
         } catch {
             try await sink.send(Reply<NoParams>(id: id, error: error))
@@ -111,7 +111,7 @@ extension Connection {
                     .invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))")
             }
             fields.append(("OWNER_UID", String(execution.caller.uid)))
-            guard Authorizer.mayKill(caller, ownerUid: execution.caller.uid) else {
+            guard Authorizer.mayKill(caller, ownerUid: execution.caller.uid, context.config.current) else {
                 throw RunvoyError(.permissionDenied, "execution \(execution.id) was started by another user")
             }
             let delivered = execution.signal(number)
@@ -148,7 +148,7 @@ extension Connection {
         guard let info = found else {
             throw RunvoyError(.noSuchExecution, "no execution \(executionID)")
         }
-        guard Authorizer.mayView(caller, ownerUid: info.callerUid) else {
+        guard Authorizer.mayView(caller, ownerUid: info.callerUid, context.config.current) else {
             throw RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
         }
         return info

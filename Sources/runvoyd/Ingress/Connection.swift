@@ -121,11 +121,14 @@ struct Connection {
                 try await sink.send(Reply(id: id, result: result))
             case .whoami:
                 let config = context.config.current
-                let usable = config.executors.filter { Authorizer.mayUse(caller, $0) }.map(\.name)
-                let result = WhoamiResult(
+                let usable = config.executors.filter { Authorizer.mayUse(caller, $0, config) }.map(\.name)
+                let roles = Authorizer.roles(caller, config)
+                var result = WhoamiResult(
                     uid: caller.uid, gid: caller.gid, pid: caller.pid, user: caller.userName, group: caller.groupName,
-                    groups: caller.groupNames, admin: caller.isAdmin, pidfd: caller.hasPidfd, executors: usable,
+                    groups: caller.groupNames, admin: roles.contains(.admin), pidfd: caller.hasPidfd,
+                    executors: usable,
                     defaultExecutor: usable.contains(config.defaultExecutorName) ? config.defaultExecutorName : nil)
+                result.roles = roles.sorted().map(\.rawValue)
                 try await sink.send(Reply(id: id, result: result))
             case .exec:
                 guard let request = try await params(ExecParams.self) else {
@@ -176,7 +179,7 @@ struct Connection {
                         try await fail(RunvoyError(.invalidArgument, "no running execution \(executionID)"))
                         return nil
                     }
-                    guard Authorizer.mayKill(caller, ownerUid: found.caller.uid) else {
+                    guard Authorizer.mayKill(caller, ownerUid: found.caller.uid, context.config.current) else {
                         try await fail(
                             RunvoyError(.permissionDenied, "execution \(executionID) was started by another user"))
                         return nil
@@ -213,6 +216,18 @@ struct Connection {
                     return nil
                 }
                 try await kill(request, id: id, sink: sink.replying(to: id))
+            case .explain:
+                guard let request = try await params(ExplainParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "explain needs params with argv"))
+                    return nil
+                }
+                try await explain(request, id: id, sink: sink.replying(to: id))
+            case .capabilities:
+                try await capabilities(id: id, sink: sink.replying(to: id))
+            case .users:
+                try await users(id: id, sink: sink.replying(to: id))
+            case .reload:
+                try await reload(id: id, sink: sink.replying(to: id))
             }
         } catch is Skip {
             return nil

@@ -4,5 +4,7 @@ import Logging
 struct ServerContext: Sendable {
     let config: ConfigStore
     let executions: ExecutionManager
+    /// Applies the configuration file (SIGHUP, or the `reload` method).
+    let reloader: ConfigReloader
     let logger: Logger
 }

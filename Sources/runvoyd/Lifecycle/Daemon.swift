@@ -34,6 +34,9 @@ struct Daemon {
             }
         }
         for warning in config.warnings { logger.warning("\(warning.description)") }
+        if config.roles.isEmpty {
+            logger.warning("no roles are bound (`roles:`), so only root can use runvoyd")
+        }
         try Self.makeStateDirectory(config.stateDirectory)
         let history: ExecutionStore
         do throws(StoreError) {
@@ -57,7 +60,8 @@ struct Daemon {
         let executions = ExecutionManager(group: group, logger: logger, store: history) { _ in
             if let server = server.value { notifier.status(server.statusLine()) }
         }
-        let context = ServerContext(config: store, executions: executions, logger: logger)
+        let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
+        let context = ServerContext(config: store, executions: executions, reloader: reloader, logger: logger)
         let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
         server.value = runvoyServer
 
@@ -70,12 +74,14 @@ struct Daemon {
                     ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
                 ]))
+        AuditLog(failClosed: false, logger: logger).recordBestEffort(
+            ConfigReloader.policyRecord(config, previous: nil))
 
         var services: [any Service] = []
         if let interval = notifier.watchdogInterval {
             services.append(WatchdogService(interval: interval, notifier: notifier))
         }
-        services.append(ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger))
+        services.append(reloader)
         services.append(HistoryPruner(store: history, config: store, logger: logger))
         services.append(HistoryCheckpointer(store: history, logger: logger))
         services.append(runvoyServer)

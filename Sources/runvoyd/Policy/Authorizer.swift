@@ -1,64 +1,127 @@
 import RunvoyConfig
 import RunvoyKit
 
-/// The one place that decides whether a caller may use an executor and run a command on it.
+/// The one place that decides what a caller may do: its roles (from the `roles` bindings; root is always
+/// admin), the permission table (`PermissionTable`), executor access and command rules.
 enum Authorizer {
-    /// An allow or deny with the reason the audit trail records.
+    /// An allow or deny with the reason the audit trail records and the rule that decided, if one did.
     struct Decision: Sendable, Equatable {
         var allowed: Bool
         var reason: String
         /// The wire error for a denial.
         var error: RunvoyError?
+        /// `FILE:LINE` of the command rule that decided; nil when no rule did (no role, no access, no match).
+        var rule: String?
 
-        static func allow(_ reason: String) -> Decision { Decision(allowed: true, reason: reason, error: nil) }
-        static func deny(_ code: RunvoyError.Code, _ reason: String) -> Decision {
-            Decision(allowed: false, reason: reason, error: RunvoyError(code, reason))
+        static func allow(_ reason: String, rule: String?) -> Decision {
+            Decision(allowed: true, reason: reason, error: nil, rule: rule)
+        }
+        static func deny(_ code: RunvoyError.Code, _ reason: String, rule: String? = nil) -> Decision {
+            Decision(allowed: false, reason: reason, error: RunvoyError(code, reason), rule: rule)
         }
     }
 
-    /// Whose executions `caller` may see in the history: nil for everyone's (administrators), else the uid whose
-    /// own executions are visible. Used by `list`, `status` and `logs`.
-    static func historyScope(_ caller: Caller) -> UInt32? {
-        caller.isAdmin ? nil : caller.uid
+    // MARK: - Roles and permissions
+
+    /// The caller's roles: root is always admin; others get the roles whose bindings name them or their groups.
+    static func roles(_ caller: Caller, _ config: DaemonConfig) -> Set<Role> {
+        var roles = Set<Role>()
+        if caller.isRoot { roles.insert(.admin) }
+        guard let name = caller.userName else { return roles }
+        for binding in config.roles where binding.binds(userName: name, groupNames: caller.groupNames) {
+            roles.insert(binding.role)
+        }
+        return roles
+    }
+
+    static func permits(_ caller: Caller, _ permission: Permission, _ config: DaemonConfig) -> Bool {
+        PermissionTable.permits(roles(caller, config), permission)
+    }
+
+    /// The refusal for a caller without `permission`: says which roles it has, or that it has none, and who to ask.
+    static func refusal(_ caller: Caller, _ permission: Permission, _ config: DaemonConfig) -> RunvoyError {
+        let held = roles(caller, config)
+        var message: String
+        if held.isEmpty {
+            message = "user \(caller.displayName) has no runvoy role"
+        } else {
+            let names = held.sorted().map(\.rawValue).joined(separator: ", ")
+            message = "user \(caller.displayName) (roles: \(names)) lacks the \(permission.rawValue) permission"
+        }
+        if let contact = config.adminContact { message += "; ask \(contact) for access" }
+        return RunvoyError(.permissionDenied, message)
+    }
+
+    // MARK: - History
+
+    /// Whose executions `caller` may see: nil for everyone's, else the uid whose own executions are visible.
+    static func historyScope(_ caller: Caller, _ config: DaemonConfig) -> UInt32? {
+        permits(caller, .viewAll, config) ? nil : caller.uid
     }
 
     /// Whether `caller` may see an execution started by `ownerUid` (its record and its output).
-    static func mayView(_ caller: Caller, ownerUid: UInt32) -> Bool {
-        historyScope(caller).map { $0 == ownerUid } ?? true
+    static func mayView(_ caller: Caller, ownerUid: UInt32, _ config: DaemonConfig) -> Bool {
+        let roles = roles(caller, config)
+        return PermissionTable.permits(roles, .viewAll)
+            || (caller.uid == ownerUid && PermissionTable.permits(roles, .viewOwn))
     }
 
     /// Whether `caller` may signal or kill an execution started by `ownerUid`.
-    static func mayKill(_ caller: Caller, ownerUid: UInt32) -> Bool {
-        caller.isAdmin || caller.uid == ownerUid
+    static func mayKill(_ caller: Caller, ownerUid: UInt32, _ config: DaemonConfig) -> Bool {
+        let roles = roles(caller, config)
+        return PermissionTable.permits(roles, .killAll)
+            || (caller.uid == ownerUid && PermissionTable.permits(roles, .killOwn))
     }
 
-    /// Whether `caller` may use `executor` at all. Root always may.
-    static func mayUse(_ caller: Caller, _ executor: ExecutorConfig) -> Bool {
-        if caller.isAdmin { return true }
+    // MARK: - Executors and commands
+
+    /// Whether `caller` may run commands on `executor` at all: it needs the exec permission and the executor's
+    /// `allow` must admit it (administrators may use every executor).
+    static func mayUse(_ caller: Caller, _ executor: ExecutorConfig, _ config: DaemonConfig) -> Bool {
+        let roles = roles(caller, config)
+        guard PermissionTable.permits(roles, .exec) else { return false }
+        if roles.contains(.admin) { return true }
         guard let name = caller.userName else { return false }
-        return executor.access.admits(userName: name, groupNames: caller.groupNames)
+        return executor.access.admits(userName: name, groupNames: caller.groupNames, roles: roles)
     }
 
-    /// Decides an `exec` request: executor access first, then the command rules.
-    static func decide(
-        caller: Caller, executor: ExecutorConfig, argv: [String], resolvedPath: String?, adminContact: String?
-    ) -> Decision {
-        guard mayUse(caller, executor) else {
+    /// Where a rule is written, for denials, `explain` and the audit trail.
+    static func location(_ rule: ArgvPattern, _ config: DaemonConfig) -> String {
+        "\(config.sourcePath ?? "(embedded configuration)"):\(rule.line)"
+    }
+
+    /// Decides an `exec` request: role, executor access, then the command rules (a matching deny rule wins;
+    /// otherwise the first matching allow rule decides; no match is a refusal).
+    static func decide(caller: Caller, executor: ExecutorConfig, argv: [String], config: DaemonConfig) -> Decision {
+        let roles = roles(caller, config)
+        guard PermissionTable.permits(roles, .exec) else {
+            return .deny(.permissionDenied, refusal(caller, .exec, config).message)
+        }
+        guard mayUse(caller, executor, config) else {
             var reason = "user \(caller.displayName) may not use executor '\(executor.name)'"
-            if let adminContact { reason += "; ask \(adminContact) for access" }
+            if let contact = config.adminContact { reason += "; ask \(contact) for access" }
             return .deny(.permissionDenied, reason)
         }
-        switch executor.commands {
-        case .any:
-            return .allow(caller.isAdmin ? "root; executor accepts any command" : "executor accepts any command")
-        case .patterns(let patterns):
-            for pattern in patterns where pattern.matches(argv: argv, resolvedPath: resolvedPath) {
-                return .allow("matches command pattern at line \(pattern.line)")
-            }
-            return .deny(
-                .commandNotAllowed,
-                "executor '\(executor.name)' does not accept this command; `runvoyctl whoami` lists the executors you may use"
-            )
+        guard let first = argv.first else { return .deny(.badRequest, "argv must name a command") }
+        let matcher = CommandMatcher(
+            argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory)
+        let rules = executor.commands.rules
+        if case .any = executor.commands {
+            return .allow("executor '\(executor.name)' accepts any command", rule: nil)
         }
+        if let deny = rules.first(where: { $0.effect == .deny && matcher.matches($0, argv: argv) }) {
+            let at = location(deny, config)
+            return .deny(
+                .commandNotAllowed, "denied by the rule `\(deny.display)` of executor '\(executor.name)' at \(at)",
+                rule: at)
+        }
+        if let allow = rules.first(where: { $0.effect == .allow && matcher.matches($0, argv: argv) }) {
+            let at = location(allow, config)
+            return .allow("allowed by the rule `\(allow.display)` at \(at)", rule: at)
+        }
+        return .deny(
+            .commandNotAllowed,
+            "no rule of executor '\(executor.name)' accepts this command; `runvoyctl capabilities` lists what you may run"
+        )
     }
 }

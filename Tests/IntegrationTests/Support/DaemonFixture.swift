@@ -27,6 +27,8 @@ final class DaemonFixture {
         kill_grace: 1s
         audit:
           fail_closed: true
+        roles:
+          developer: {users: ["*"]}
         executors:
           default:
             default: true

@@ -1,0 +1,169 @@
+/// Parameters of `explain`: would this command be allowed?
+public struct ExplainParams: Codable, Sendable, Equatable {
+    public var argv: [String]
+    /// The executor; the default executor when absent.
+    public var executor: String?
+    /// Ask about another user (administrators only); the caller when absent.
+    public var user: String?
+
+    public init(argv: [String], executor: String? = nil, user: String? = nil) {
+        self.argv = argv
+        self.executor = executor
+        self.user = user
+    }
+}
+
+/// Result of `explain`: the decision `exec` would make, and why.
+public struct ExplainResult: Codable, Sendable, Equatable {
+    public var user: String
+    public var roles: [String]
+    public var executor: String
+    /// `allow` or `deny`.
+    public var decision: String
+    /// For a denial, the error code `exec` would answer with.
+    public var code: String?
+    public var reason: String
+    /// `FILE:LINE` of the rule that decided, when a rule did.
+    public var rule: String?
+
+    public init(
+        user: String, roles: [String], executor: String, decision: String, code: String?, reason: String,
+        rule: String?
+    ) {
+        self.user = user
+        self.roles = roles
+        self.executor = executor
+        self.decision = decision
+        self.code = code
+        self.reason = reason
+        self.rule = rule
+    }
+
+    /// Writes every member, absent ones as null.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(user, forKey: .user)
+        try c.encode(roles, forKey: .roles)
+        try c.encode(executor, forKey: .executor)
+        try c.encode(decision, forKey: .decision)
+        try c.encode(code, forKey: .code)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(rule, forKey: .rule)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case user, roles, executor, decision, code, reason, rule
+    }
+}
+
+/// One command rule as `capabilities` lists it.
+public struct RuleInfo: Codable, Sendable, Equatable {
+    /// `allow` or `deny`.
+    public var effect: String
+    /// The rule as written: `terraform {plan|apply} *`, `any`.
+    public var pattern: String
+    /// `FILE:LINE`, or null for `commands: any`.
+    public var rule: String?
+
+    public init(effect: String, pattern: String, rule: String?) {
+        self.effect = effect
+        self.pattern = pattern
+        self.rule = rule
+    }
+}
+
+/// An executor the caller may use, as `capabilities` lists it.
+public struct ExecutorCapability: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var isDefault: Bool
+    public var runAs: String
+    public var rules: [RuleInfo]
+
+    public init(name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo]) {
+        self.name = name
+        self.description = description
+        self.isDefault = isDefault
+        self.runAs = runAs
+        self.rules = rules
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, rules
+        case isDefault = "default"
+        case runAs = "run_as"
+    }
+}
+
+/// Result of `capabilities`: what the caller may do, like `sudo -l`.
+public struct CapabilitiesResult: Codable, Sendable, Equatable {
+    public var user: String
+    public var roles: [String]
+    public var permissions: [String]
+    public var executors: [ExecutorCapability]
+
+    public init(user: String, roles: [String], permissions: [String], executors: [ExecutorCapability]) {
+        self.user = user
+        self.roles = roles
+        self.permissions = permissions
+        self.executors = executors
+    }
+}
+
+/// One role binding as `users` lists it.
+public struct BindingInfo: Codable, Sendable, Equatable {
+    public var role: String
+    public var users: [String]
+    public var groups: [String]
+    public var rule: String
+
+    public init(role: String, users: [String], groups: [String], rule: String) {
+        self.role = role
+        self.users = users
+        self.groups = groups
+        self.rule = rule
+    }
+}
+
+/// A user and the roles it holds.
+public struct UserRoles: Codable, Sendable, Equatable {
+    public var user: String
+    public var uid: UInt32
+    public var roles: [String]
+
+    public init(user: String, uid: UInt32, roles: [String]) {
+        self.user = user
+        self.uid = uid
+        self.roles = roles
+    }
+}
+
+/// Result of `users`: the bindings in force and every user of the user database that holds a role.
+public struct UsersResult: Codable, Sendable, Equatable {
+    public var bindings: [BindingInfo]
+    public var users: [UserRoles]
+
+    public init(bindings: [BindingInfo], users: [UserRoles]) {
+        self.bindings = bindings
+        self.users = users
+    }
+}
+
+/// Result of `reload`.
+public struct ReloadResult: Codable, Sendable, Equatable {
+    public var configDigest: String
+    public var policyDigest: String
+    public var executors: [String]
+
+    public init(configDigest: String, policyDigest: String, executors: [String]) {
+        self.configDigest = configDigest
+        self.policyDigest = policyDigest
+        self.executors = executors
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case executors
+        case configDigest = "config_digest"
+        case policyDigest = "policy_digest"
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import Glibc
+import PropertyBased
+import RunvoyConfig
+import RunvoyKit
+import Testing
+
+@testable import runvoyd
+
+/// Command rules, roles and the permission table, without a daemon.
+struct PolicyTests {
+    static func config(_ yaml: String) throws -> DaemonConfig {
+        var config = try ConfigLoader.parse(yaml: yaml, file: "policy.yaml")
+        config.sourcePath = "policy.yaml"
+        return config
+    }
+
+    static func caller(_ user: String, groups: [String] = [], uid: UInt32 = 4242) -> Caller {
+        Caller(
+            uid: uid, gid: 4242, pid: 1, userName: user, groupName: groups.first, groupNames: groups,
+            hasPidfd: false)
+    }
+
+    static let rules = """
+        roles:
+          developer: {users: ["*"]}
+        executors:
+          x:
+            default: true
+            run_as: {user: nobody}
+            environment: {PATH: /usr/bin:/bin}
+            allow: {users: ["*"]}
+            commands:
+              - [echo, "a b"]
+              - [sh, -c, "*"]
+              - [ls, [-l, -a], "*"]
+              - [systemctl, restart, {regex: "nginx|api"}]
+              - [cat, {path_under: /etc/runvoy-test}]
+              - {deny: [echo, secret, "*"]}
+              - [echo, "*"]
+        """
+
+    func decide(
+        _ argv: [String], user: String = "alice", yaml: String = PolicyTests.rules
+    ) throws
+        -> Authorizer.Decision
+    {
+        let config = try Self.config(yaml)
+        return Authorizer.decide(
+            caller: Self.caller(user), executor: config.defaultExecutor, argv: argv, config: config)
+    }
+
+    @Test func argumentsAreMatchedAsTheArrayTheyAre() throws {
+        #expect(try decide(["echo", "a b"]).allowed)
+        #expect(try decide(["echo", "a b"]).rule == "policy.yaml:10")
+        // The same words split differently are a different command: no joining, no re-quoting.
+        #expect(try decide(["echo", "a", "b"]).rule == "policy.yaml:16")
+        #expect(try decide(["sh", "-c"]).allowed)
+        #expect(try !decide(["sh"]).allowed)
+        #expect(try decide(["sh", "-c", "rm -rf / # anything"]).allowed)
+    }
+
+    @Test func alternativesAndAnchoredRegexes() throws {
+        #expect(try decide(["ls", "-l", "/tmp"]).allowed)
+        #expect(try decide(["ls", "-a"]).allowed)
+        #expect(try !decide(["ls", "-R"]).allowed)
+        #expect(try decide(["systemctl", "restart", "nginx"]).allowed)
+        #expect(try decide(["systemctl", "restart", "api"]).allowed)
+        // Anchored at both ends: no partial matches.
+        #expect(try !decide(["systemctl", "restart", "nginx-evil"]).allowed)
+        #expect(try !decide(["systemctl", "restart", "xapi"]).allowed)
+    }
+
+    @Test func denyRulesWinWhereverTheyStand() throws {
+        let denied = try decide(["echo", "secret", "x"])
+        #expect(!denied.allowed)
+        #expect(denied.error?.code == .commandNotAllowed)
+        #expect(denied.rule == "policy.yaml:15")
+        #expect(denied.reason.contains("deny echo secret *"))
+        #expect(try decide(["echo", "public"]).allowed)
+    }
+
+    @Test func theCommandIsJudgedByWhereItResolves() throws {
+        // /bin is a symlink to /usr/bin on this system, and PATH finds /usr/bin/echo: all three are one command.
+        for spelling in ["echo", "/usr/bin/echo", "/bin/echo"] {
+            #expect(try decide([spelling, "public"]).allowed, "\(spelling)")
+            #expect(try !decide([spelling, "secret", "x"]).allowed, "\(spelling)")
+        }
+        #expect(try !decide(["/tmp/echo", "public"]).allowed)
+    }
+
+    @Test func pathsMustStayInsideTheirDirectory() throws {
+        let base = "/etc/runvoy-test"
+        mkdir(base, 0o755)
+        mkdir(base + "/sub", 0o755)
+        defer { _ = system("rm -rf \(base)") }
+        symlink("/etc/passwd", base + "/escape")
+        FileManager.default.createFile(atPath: base + "/sub/ok.log", contents: Data())
+        #expect(try decide(["cat", base + "/sub/ok.log"]).allowed)
+        #expect(try decide(["cat", base + "/sub/not-yet.log"]).allowed)
+        #expect(try !decide(["cat", base + "/../passwd"]).allowed)
+        #expect(try !decide(["cat", base + "/sub/../../passwd"]).allowed)
+        #expect(try !decide(["cat", base + "/escape"]).allowed)
+        #expect(try !decide(["cat", base + "-other/x"]).allowed)
+        #expect(try !decide(["cat", "relative/x"]).allowed)
+        #expect(CommandMatcher.normalize("/a/./b//c/../d/") == "/a/b/d")
+        #expect(CommandMatcher.normalize("/../..") == "/")
+    }
+
+    @Test func aCallerWithoutARoleIsDeniedAndToldWhoToAsk() throws {
+        let yaml = """
+            admin_contact: ops@example.com
+            roles:
+              developer: {users: [alice]}
+            executors:
+              x: {run_as: {user: nobody}, allow: {users: ["*"]}, commands: any}
+            """
+        let refused = try decide(["true"], user: "mallory", yaml: yaml)
+        #expect(!refused.allowed)
+        #expect(refused.error?.code == .permissionDenied)
+        #expect(refused.reason.contains("mallory has no runvoy role"))
+        #expect(refused.reason.contains("ask ops@example.com"))
+        #expect(try decide(["true"], user: "alice", yaml: yaml).allowed)
+    }
+
+    @Test func viewersMayNotRunCommands() throws {
+        let yaml = """
+            roles:
+              viewer: {users: [vera]}
+            executors:
+              x: {run_as: {user: nobody}, allow: {users: ["*"]}, commands: any}
+            """
+        let refused = try decide(["true"], user: "vera", yaml: yaml)
+        #expect(!refused.allowed && refused.reason.contains("lacks the exec permission"))
+    }
+
+    @Test func executorAccessByRole() throws {
+        let yaml = """
+            roles:
+              operator: {groups: [ops]}
+              developer: {users: [dev]}
+            executors:
+              prod: {run_as: {user: nobody}, allow: {roles: [operator]}, commands: any}
+            """
+        let config = try Self.config(yaml)
+        let prod = config.defaultExecutor
+        #expect(Authorizer.mayUse(Self.caller("olga", groups: ["ops"]), prod, config))
+        #expect(!Authorizer.mayUse(Self.caller("dev"), prod, config))
+        #expect(Authorizer.mayUse(Self.caller("root", uid: 0), prod, config))
+    }
+
+    // MARK: - Properties
+
+    static let word = Gen.letterOrNumber.string(of: 1...6)
+    static let argv = word.array(of: 1...5)
+
+    @Test func denyAlwaysWins() async {
+        await propertyCheck(count: 200, input: Self.argv, Gen.int(in: 0...4)) { argv, position in
+            // Any allow rules, plus one deny rule for exactly this argv, anywhere among them.
+            var rules = ["- any", "- [\(argv[0]), \"*\"]", "- [\(argv.map { "\"\($0)\"" }.joined(separator: ", "))]"]
+            rules.insert(
+                "- {deny: [\(argv.map { "\"\($0)\"" }.joined(separator: ", "))]}", at: min(position, rules.count))
+            let yaml = """
+                roles: {developer: {users: ["*"]}}
+                executors:
+                  x:
+                    run_as: {user: nobody}
+                    allow: {users: ["*"]}
+                    commands:
+                \(rules.map { "      " + $0 }.joined(separator: "\n"))
+                """
+            let decision = try? decide(argv, yaml: yaml)
+            #expect(decision?.allowed == false)
+            #expect(decision?.error?.code == .commandNotAllowed)
+        }
+    }
+
+    @Test func aUserWithNoBindingIsAlwaysDenied() async {
+        let name = Gen.letter.string(of: 3...8)
+        await propertyCheck(count: 200, input: name, Self.argv) { user, argv in
+            let yaml = """
+                roles: {developer: {users: [someone-else]}, viewer: {groups: [auditors]}}
+                executors:
+                  x: {run_as: {user: nobody}, allow: {users: ["*"]}, commands: any}
+                """
+            let decision = try? decide(argv, user: user, yaml: yaml)
+            #expect(decision?.allowed == false)
+            #expect(decision?.error?.code == .permissionDenied)
+        }
+    }
+
+    @Test func literalRulesMatchExactlyTheArgvTheyName() async {
+        let anyText = Gen<Character?>.element(of: Array("ab \"'\\*$;|&-") as [Character]).map { $0! }.string(of: 0...6)
+        let words = anyText.array(of: 1...4)
+        await propertyCheck(count: 300, input: words, words) { rule, argv in
+            let pattern = ArgvPattern(elements: ["echo"] + rule, allowsTrailingArguments: false, line: 1)
+            let matcher = CommandMatcher(argv0: "echo", searchPath: "/usr/bin:/bin", workingDirectory: "/")
+            #expect(matcher.matches(pattern, argv: ["echo"] + argv) == (rule == argv))
+            // However the words would be quoted or joined by a shell, only the same array matches.
+            let joined = [(rule).joined(separator: " ")]
+            if joined != rule {
+                #expect(!matcher.matches(pattern, argv: ["echo"] + joined))
+            }
+        }
+    }
+
+    // MARK: - The permission table in the docs
+
+    @Test func theDocumentedPermissionTableIsTheOneInTheCode() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
+        var documented: [Role: Set<Permission>] = [:]
+        for line in doc.split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let name = cells.first?.split(separator: "`").first.map(String.init) ?? ""
+            guard cells.count == 5, let permission = Permission(rawValue: name) else { continue }
+            for (index, role) in Role.allCases.enumerated() where cells[1 + index] == "yes" {
+                documented[role, default: []].insert(permission)
+            }
+        }
+        #expect(!documented.isEmpty)
+        for role in Role.allCases {
+            #expect(documented[role] ?? [] == PermissionTable.grants[role] ?? [], "\(role)")
+        }
+    }
+}
