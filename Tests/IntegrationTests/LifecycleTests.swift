@@ -98,6 +98,8 @@ struct LifecycleTests {
                 of: "max_connections: 4096", with: "max_connections: 3")
         })
         defer { daemon.stop() }
+        // The fixture's readiness probe was a connection too; give the daemon a moment to see it closed.
+        usleep(300_000)
         let held = try (0..<3).map { _ in try RawConnection(path: daemon.socketPath) }
         for connection in held {
             try connection.sendFrame(#"{"v":1,"id":1,"method":"hello"}"#)

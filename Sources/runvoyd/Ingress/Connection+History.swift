@@ -15,6 +15,11 @@ extension Connection {
             return
         }
         params.limit = params.limit ?? ListParams.defaultLimit
+        let config = context.config.current
+        guard Authorizer.permits(caller, .viewOwn, config) || Authorizer.permits(caller, .viewAll, config) else {
+            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .viewOwn, config)))
+            return
+        }
         let found: [ExecutionInfo]
         do throws(RunvoyError) {
             found = try history { store throws(StoreError) in

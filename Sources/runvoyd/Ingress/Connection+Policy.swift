@@ -7,6 +7,9 @@ extension Connection {
         let config = context.config.current
         let result: ExplainResult
         do throws(RunvoyError) {
+            guard Authorizer.permits(caller, .executorsRead, config) else {
+                throw Authorizer.refusal(caller, .executorsRead, config)
+            }
             guard !params.argv.isEmpty, !params.argv[0].isEmpty else {
                 throw RunvoyError(.badRequest, "argv must name a command")
             }
@@ -38,6 +41,10 @@ extension Connection {
 
     func capabilities(id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
+        guard Authorizer.permits(caller, .executorsRead, config) else {
+            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .executorsRead, config)))
+            return
+        }
         let roles = Authorizer.roles(caller, config)
         let executors = config.executors.filter { Authorizer.mayUse(caller, $0, config) }.map { executor in
             let rules: [RuleInfo]
