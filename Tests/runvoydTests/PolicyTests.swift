@@ -204,6 +204,85 @@ struct PolicyTests {
         }
     }
 
+    /// A reference model of the policy, written from docs/CONFIGURATION.md alone, that `decide` (and so
+    /// `explain`, which calls it) must agree with for generated users, groups, bindings, rules and argv.
+    struct Model {
+        var bindings: [(Role, [String], [String])]
+        var access: (users: [String], groups: [String], roles: [Role])
+        var rules: [(deny: Bool, words: [String], trailing: Bool)]
+
+        func allows(user: String, groups: [String], argv: [String]) -> Bool {
+            let roles = Set(bindings.filter { $0.1.contains(user) || $0.2.contains { groups.contains($0) } }.map(\.0))
+            guard roles.contains(where: { $0 != .viewer }) else { return false }
+            if !roles.contains(.admin) {
+                let admitted =
+                    access.users.contains(user) || access.groups.contains { groups.contains($0) }
+                    || access.roles.contains { roles.contains($0) }
+                guard admitted else { return false }
+            }
+            func matches(_ rule: (deny: Bool, words: [String], trailing: Bool)) -> Bool {
+                rule.trailing
+                    ? argv.count >= rule.words.count && Array(argv.prefix(rule.words.count)) == rule.words
+                    : argv == rule.words
+            }
+            if rules.contains(where: { $0.deny && matches($0) }) { return false }
+            return rules.contains { !$0.deny && matches($0) }
+        }
+
+        var yaml: String {
+            func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+            var text = bindings.isEmpty ? "roles: {}\n" : "roles:\n"
+            // One key per role: the bindings of a role are merged, as a configuration would write them.
+            for role in Role.allCases {
+                let mine = bindings.filter { $0.0 == role }
+                guard !mine.isEmpty else { continue }
+                text += "  \(role.rawValue): {users: \(list(mine.flatMap(\.1))), groups: \(list(mine.flatMap(\.2)))}\n"
+            }
+            text += "executors:\n  x:\n    run_as: {user: nobody}\n"
+            text += "    allow: {users: \(list(access.users)), groups: \(list(access.groups)), "
+            text += "roles: \(list(access.roles.map(\.rawValue)))}\n    commands:\n"
+            for rule in rules {
+                let shape = list(rule.words + (rule.trailing ? ["*"] : []))
+                text += rule.deny ? "      - {deny: \(shape)}\n" : "      - \(shape)\n"
+            }
+            return text
+        }
+    }
+
+    @Test func decideAndExplainAgreeWithTheDocumentedModel() async {
+        let users = ["ann", "ben", "cat", "dan"]
+        let groups = ["ops", "dev", "audit"]
+        let vocabulary = ["cmdq", "cmdz", "a", "b"]
+        let someUsers = Gen<String?>.element(of: users).map { $0! }.array(of: 0...2)
+        let someGroups = Gen<String?>.element(of: groups).map { $0! }.array(of: 0...2)
+        let role = Gen<Role?>.element(of: Role.allCases).map { $0! }
+        let binding = zip(role, someUsers, someGroups)
+        let word = Gen<String?>.element(of: vocabulary).map { $0! }
+        let rule = zip(Gen.bool(0.3), word.array(of: 1...3), Gen.bool)
+        let callerGen = zip(Gen<String?>.element(of: users).map { $0! }, someGroups, word.array(of: 1...4))
+        await propertyCheck(
+            count: 300, input: binding.array(of: 0...4), zip(someUsers, someGroups, role.array(of: 0...2)),
+            rule.array(of: 1...4), callerGen
+        ) { bindings, access, rules, callerInput in
+            // A command rule must start with a command, so the model's words do too (cmdq/cmdz first).
+            let model = Model(
+                bindings: bindings, access: (access.0, access.1, access.2),
+                rules: rules.map { (deny: $0.0, words: ["cmdq"] + $0.1.dropFirst(), trailing: $0.2) })
+            let (user, callerGroups, argvTail) = callerInput
+            let argv = ["cmdq"] + argvTail.dropFirst()
+            guard let config = try? Self.config(model.yaml) else {
+                Issue.record("generated configuration does not parse:\n\(model.yaml)")
+                return
+            }
+            let caller = Self.caller(user, groups: callerGroups)
+            let decision = Authorizer.decide(
+                caller: caller, executor: config.defaultExecutor, argv: argv, config: config)
+            #expect(
+                decision.allowed == model.allows(user: user, groups: callerGroups, argv: argv),
+                "\(model.yaml)\n\(user) \(callerGroups) \(argv)")
+        }
+    }
+
     // MARK: - The permission table in the docs
 
     @Test func theDocumentedPermissionTableIsTheOneInTheCode() throws {
