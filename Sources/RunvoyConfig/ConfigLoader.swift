@@ -41,6 +41,8 @@ public enum ConfigLoader {
         state_directory: \(quoted(stateRoot + "/state"))
         audit:
           fail_closed: false
+        secrets:
+          runtime_directory: \(quoted(stateRoot + "/secrets-run"))
         roles:
           developer: {users: ["*"]}
         executors:

@@ -168,7 +168,7 @@ final class ConfigParser {
         }
         let topKeys = [
             "socket", "state_directory", "admin_contact", "limits", "shutdown_grace", "kill_grace", "audit",
-            "history", "roles", "executors", "expect",
+            "history", "secrets", "roles", "executors", "expect",
         ]
         guard let top = fields(root, "", allowed: topKeys) else { return nil }
 
@@ -280,6 +280,29 @@ final class ConfigParser {
             }
         }
 
+        var secrets = SecretsSettings()
+        if let node = top["secrets"]?.value,
+            let entries = fields(
+                node, "secrets", allowed: ["key_file", "runtime_directory", "min_length", "admin_read"])
+        {
+            for key in ["key_file", "runtime_directory"] {
+                guard let valueNode = entries[key]?.value, let value = string(valueNode, "secrets.\(key)") else {
+                    continue
+                }
+                guard value.hasPrefix("/") else {
+                    error(valueNode, "secrets.\(key)", "must be an absolute path")
+                    continue
+                }
+                if key == "key_file" { secrets.keyFile = value } else { secrets.runtimeDirectory = value }
+            }
+            if let n = entries["min_length"].flatMap({ int($0.value, "secrets.min_length", in: 1...4096) }) {
+                secrets.minLength = n
+            }
+            if let value = entries["admin_read"].flatMap({ bool($0.value, "secrets.admin_read") }) {
+                secrets.adminRead = value
+            }
+        }
+
         var roleBindings: [RoleBinding] = []
         if let node = top["roles"]?.value {
             if let mapping = node.mapping {
@@ -362,6 +385,7 @@ final class ConfigParser {
             warnings: diagnostics.filter { $0.severity == .warning })
         config.history = history
         config.roles = roleBindings
+        config.secrets = secrets
         config.expectations = expectations
         for expectation in expectations {
             if let name = expectation.executor, !executors.contains(where: { $0.name == name }) {
@@ -380,8 +404,8 @@ final class ConfigParser {
                 "executor names are 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
         }
         let allowed = [
-            "default", "description", "run_as", "environment", "allow_env", "working_directory", "timeout",
-            "max_timeout", "allow", "commands",
+            "default", "description", "run_as", "environment", "secret_files", "allow_env", "working_directory",
+            "timeout", "max_timeout", "allow", "commands",
         ]
         guard let entries = fields(node, path, allowed: allowed) else { return nil }
 
@@ -433,12 +457,37 @@ final class ConfigParser {
                             "environment names are letters, digits and '_', not starting with a digit")
                         continue
                     }
-                    if let value = strictString(envValue, "\(path).environment.\(envName)") {
+                    if envValue.mapping != nil {
+                        if let secret = secretReference(envValue, "\(path).environment.\(envName)") {
+                            executor.secretEnvironment[envName] = secret
+                        }
+                    } else if let value = strictString(envValue, "\(path).environment.\(envName)") {
                         executor.environment[envName] = value
                     }
                 }
             } else {
                 error(envNode, "\(path).environment", "expected a mapping of NAME: value")
+            }
+        }
+        if let filesNode = entries["secret_files"]?.value {
+            if let mapping = filesNode.mapping {
+                for (envKey, envValue) in mapping {
+                    guard let envName = envKey.scalar?.string, Self.isValidEnvName(envName) else {
+                        error(
+                            envKey, "\(path).secret_files",
+                            "environment names are letters, digits and '_', not starting with a digit")
+                        continue
+                    }
+                    if executor.environment[envName] != nil || executor.secretEnvironment[envName] != nil {
+                        error(envKey, "\(path).secret_files.\(envName)", "\(envName) is already set in environment")
+                        continue
+                    }
+                    if let secret = secretReference(envValue, "\(path).secret_files.\(envName)") {
+                        executor.secretFiles[envName] = secret
+                    }
+                }
+            } else {
+                error(filesNode, "\(path).secret_files", "expected a mapping of NAME: {secret: SECRET}")
             }
         }
         if let listNode = entries["allow_env"]?.value, let names = strings(listNode, "\(path).allow_env") {
@@ -507,6 +556,22 @@ final class ConfigParser {
             }
         }
         return result
+    }
+
+    /// `{secret: NAME}`: a reference to a secret in the store.
+    private func secretReference(_ node: Node, _ path: String) -> String? {
+        guard let entries = fields(node, path, allowed: ["secret"]) else { return nil }
+        guard let nameNode = entries["secret"]?.value, let name = string(nameNode, "\(path).secret") else {
+            error(node, "\(path).secret", "required: the secret's name, as in {secret: aws-prod-key}")
+            return nil
+        }
+        guard SecretName.isValid(name) else {
+            error(
+                nameNode, "\(path).secret",
+                "secret names are 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
+            return nil
+        }
+        return name
     }
 
     private func parseExpectation(_ node: Node, _ path: String) -> PolicyExpectation? {

@@ -10,6 +10,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var audit: AuditSettings
     /// The execution history and stored output.
     public var history: HistorySettings = HistorySettings()
+    /// The secrets store and how secrets reach commands.
+    public var secrets: SecretsSettings = SecretsSettings()
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -39,7 +41,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func == (lhs: DaemonConfig, rhs: DaemonConfig) -> Bool {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
-            && lhs.history == rhs.history && lhs.roles == rhs.roles && lhs.expectations == rhs.expectations
+            && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.roles == rhs.roles
+            && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
             && lhs.defaultExecutorName == rhs.defaultExecutorName
     }
@@ -85,6 +88,21 @@ public struct HistorySettings: Sendable, Equatable {
     public var maxTotalBytes: Int64? = 10 << 30
     /// How often retention runs (it also runs at start).
     public var pruneInterval: Duration = .seconds(600)
+
+    public init() {}
+}
+
+/// Where the secrets' master key is, where injected secret files go, and who may read values back.
+public struct SecretsSettings: Sendable, Equatable {
+    /// The master key file, used when systemd passes no credential ($CREDENTIALS_DIRECTORY/runvoy.key); nil means
+    /// `STATE_DIRECTORY/secrets.key`, created on first start.
+    public var keyFile: String?
+    /// Where secret files for executions are written (should be a tmpfs); one folder per execution.
+    public var runtimeDirectory: String = "/run/runvoy/secrets"
+    /// Values shorter than this are refused: redacting them would mangle ordinary output.
+    public var minLength: Int = 6
+    /// Whether administrators may read a value back (`runvoyctl secrets get`); every read is audited.
+    public var adminRead: Bool = false
 
     public init() {}
 }

@@ -6,6 +6,10 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var runAs: RunAs
     /// The command's whole environment.
     public var environment: [String: String] = [:]
+    /// Environment variables whose value is a secret: variable name → secret name.
+    public var secretEnvironment: [String: String] = [:]
+    /// Secrets written to files for the command: variable name (set to the file's path) → secret name.
+    public var secretFiles: [String: String] = [:]
     /// Names a caller may add with `--env`; an entry ending in `*` is a prefix.
     public var allowEnv: [String] = []
     public var workingDirectory: String = "/"
@@ -22,6 +26,9 @@ public struct ExecutorConfig: Sendable, Equatable {
         self.commands = commands
         self.line = line
     }
+
+    /// Every secret this executor injects, by name.
+    public var secretNames: Set<String> { Set(secretEnvironment.values).union(secretFiles.values) }
 
     /// Whether a caller may pass environment variable `name`.
     public func allowsEnv(_ name: String) -> Bool {

@@ -13,7 +13,7 @@ public final class ExecutionStore: Sendable {
     public let outputRoot: String
     /// Output folders made ahead of time (see `makeRecorder`).
     public let spares: OutputSpares
-    private let pool: DatabasePool
+    let pool: DatabasePool
     /// A connection of its own for checkpoints, so their fsync never holds up the writer.
     private let checkpointer: DatabaseQueue
 
@@ -79,6 +79,26 @@ public final class ExecutionStore: Sendable {
                     );
                     CREATE INDEX executions_by_time ON executions(created_at, id);
                     CREATE INDEX executions_by_caller ON executions(caller_uid, created_at, id);
+                    """)
+        }
+        migrator.registerMigration("v2-secrets") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE secrets (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        sealed BLOB NOT NULL,
+                        description TEXT,
+                        owner_uid INTEGER NOT NULL,
+                        owner_user TEXT NOT NULL,
+                        updated_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        version INTEGER NOT NULL
+                    );
+                    CREATE TABLE store_meta (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        value BLOB NOT NULL
+                    );
                     """)
         }
         return migrator
@@ -331,7 +351,7 @@ public final class ExecutionStore: Sendable {
         for info in infos { try insert(info) }
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try pool.write(body)
         } catch {
@@ -339,7 +359,7 @@ public final class ExecutionStore: Sendable {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try pool.read(body)
         } catch {

@@ -31,7 +31,7 @@ struct RunvoyCtl: ParsableCommand {
         version: RunvoyProtocol.softwareVersion,
         subcommands: [
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
-            ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self,
+            ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self,
         ]
     )

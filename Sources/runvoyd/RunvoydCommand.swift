@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import RunvoyConfig
 import RunvoyKit
+import RunvoyStore
 
 /// The runvoyd daemon's command line.
 @main
@@ -102,6 +103,9 @@ struct RunvoydCommand: AsyncParsableCommand {
                     "\(path ?? "embedded configuration"): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
                 )
             }
+            for warning in Self.missingSecrets(loaded) {
+                print("\(path ?? "embedded configuration"): warning: \(warning)")
+            }
             for failure in failures { print(failure.description) }
             if !failures.isEmpty {
                 print("\(path ?? "embedded configuration"): \(failures.count) policy expectation(s) failed")
@@ -126,6 +130,16 @@ struct RunvoydCommand: AsyncParsableCommand {
         } catch let error as ListeningSocket.SetupError {
             Daemon.shout("runvoyd: \(error.description)")
             throw ExitCode(1)
+        }
+    }
+
+    /// Secrets executors reference that the store does not hold (read by name, without the master key).
+    static func missingSecrets(_ config: DaemonConfig) -> [String] {
+        let referenced = config.executors.flatMap { executor in executor.secretNames.map { (executor.name, $0) } }
+        guard !referenced.isEmpty else { return [] }
+        let existing = SecretStore.names(databasePath: config.stateDirectory + "/history.sqlite") ?? []
+        return referenced.filter { !existing.contains($0.1) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map {
+            "executors.\($0.0): secret '\($0.1)' is not set; commands on this executor are refused (secret_missing) until `runvoyctl secrets set \($0.1)`"
         }
     }
 

@@ -397,3 +397,49 @@ struct PolicyConfigTests {
         #expect(found.contains { $0.message.contains(message) }, "\(found)")
     }
 }
+
+/// The `secrets` section and secrets in executors.
+struct SecretsConfigTests {
+    @Test func secretsAndSecretReferencesParse() throws {
+        let yaml = """
+            secrets: {key_file: /etc/runvoy/key, runtime_directory: /run/x, min_length: 8, admin_read: true}
+            roles: {developer: {users: ["*"]}}
+            executors:
+              aws:
+                run_as: {user: nobody}
+                environment:
+                  PATH: /usr/bin
+                  AWS_SECRET_ACCESS_KEY: {secret: aws-prod-key}
+                secret_files:
+                  GOOGLE_APPLICATION_CREDENTIALS: {secret: gcp.sa}
+                commands: any
+            """
+        let config = try ConfigLoader.parse(yaml: yaml, file: "s.yaml")
+        #expect(config.secrets.keyFile == "/etc/runvoy/key" && config.secrets.runtimeDirectory == "/run/x")
+        #expect(config.secrets.minLength == 8 && config.secrets.adminRead)
+        let aws = config.defaultExecutor
+        #expect(aws.environment == ["PATH": "/usr/bin"])
+        #expect(aws.secretEnvironment == ["AWS_SECRET_ACCESS_KEY": "aws-prod-key"])
+        #expect(aws.secretFiles == ["GOOGLE_APPLICATION_CREDENTIALS": "gcp.sa"])
+        #expect(aws.secretNames == ["aws-prod-key", "gcp.sa"])
+        let defaults = try ConfigLoader.parse(
+            yaml: ConfigLoaderTests.minimal("    run_as: {user: nobody}\n    commands: any\n"), file: "t")
+        #expect(defaults.secrets == SecretsSettings())
+        #expect(defaults.secrets.runtimeDirectory == "/run/runvoy/secrets" && defaults.secrets.minLength == 6)
+    }
+
+    @Test(arguments: [
+        ("    environment: {K: {secret: \"bad name\"}}\n", "executors.web.environment.K.secret", "secret names"),
+        ("    environment: {K: {secrt: x}}\n", "executors.web.environment.K.secrt", "unknown key"),
+        (
+            "    environment: {K: x}\n    secret_files: {K: {secret: y}}\n", "executors.web.secret_files.K",
+            "already set"
+        ),
+        ("    secret_files: [x]\n", "executors.web.secret_files", "expected a mapping"),
+    ])
+    func badSecretReferencesAreReported(body: String, key: String, message: String) {
+        let yaml = ConfigLoaderTests.minimal("    run_as: {user: nobody}\n" + body + "    commands: any\n")
+        let found = ConfigLoaderTests.diagnostics(yaml)
+        #expect(found.contains { $0.keyPath == key && $0.message.contains(message) }, "\(found)")
+    }
+}

@@ -67,4 +67,10 @@ int runvoy_eventfd(void);
 /// The peer credentials of a connected Unix socket (SO_PEERCRED).
 int runvoy_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 
+/// memmem(3): the first occurrence of `needle` in `haystack`, or NULL (a GNU extension Swift's Glibc hides).
+const void *runvoy_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len);
+
+/// 1 when `path` is on a tmpfs (or ramfs), 0 when it is not, -1 with errno set when it cannot be checked.
+int runvoy_is_tmpfs(const char *path);
+
 #endif

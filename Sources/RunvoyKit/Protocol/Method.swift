@@ -26,4 +26,12 @@ public enum Method: String, Sendable, CaseIterable {
     case users
     /// Apply the configuration file now (like SIGHUP), reporting the outcome.
     case reload
+    /// Set or rotate a secret (the value travels in the request, never on a command line).
+    case secretsSet = "secrets_set"
+    /// The secrets the caller may manage: names, descriptions, owners, which executors use them.
+    case secretsList = "secrets_list"
+    /// Remove a secret.
+    case secretsRemove = "secrets_rm"
+    /// Read a value back (administrators, only when `secrets.admin_read` is on; audited).
+    case secretsGet = "secrets_get"
 }

@@ -36,6 +36,8 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let noSuchExecution = Code(rawValue: "no_such_execution")
         /// The execution history could not be written, so nothing was started.
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
+        /// An executor injects a secret that is not set, or a secret named in a request does not exist.
+        public static let secretMissing = Code(rawValue: "secret_missing")
         /// Something failed inside the daemon.
         public static let internalError = Code(rawValue: "internal")
     }

@@ -12,6 +12,8 @@ struct AuditEvent: Sendable {
         case executionLost = "execution_lost"
         case executionKill = "execution_kill"
         case policyLoaded = "policy_loaded"
+        case secretChanged = "secret_changed"
+        case secretRead = "secret_read"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -26,6 +28,8 @@ struct AuditEvent: Sendable {
             case .executionLost: "7ddf4ba46ed14d34ba0d1941f593f0e6"
             case .executionKill: "71db77fb25744895a917ce519c3c3ffa"
             case .policyLoaded: "cab3d64133b74c5c95343846040b66bc"
+            case .secretChanged: "c7ecc37320ae42a697d6392cf08decea"
+            case .secretRead: "e3a4b52beeca498e8edae99d5e58a173"
             }
         }
     }

@@ -24,6 +24,8 @@ final class Execution: Sendable {
     /// Wall-clock milliseconds when the execution was accepted and when its process started.
     let createdAtMs: Int64
     let startedAtMs: Int64
+    /// The secrets injected into the command: removed from its output, their files removed at its end.
+    let secrets: SecretInjection
 
     private struct State: ~Copyable {
         var sink: (any OutputSink)?
@@ -42,8 +44,9 @@ final class Execution: Sendable {
         id: String, requestID: RequestID?, caller: Caller, executorName: String, runAs: String, argv: [String],
         path: String, pid: pid_t, killOnDisconnect: Bool, timeout: Duration?, killGrace: Duration,
         sink: (any OutputSink)?, stdin: (any Channel)?, recorder: OutputRecorder, createdAtMs: Int64,
-        startedAtMs: Int64
+        startedAtMs: Int64, secrets: SecretInjection = .none
     ) {
+        self.secrets = secrets
         self.recorder = recorder
         self.createdAtMs = createdAtMs
         self.startedAtMs = startedAtMs
@@ -199,23 +202,43 @@ final class Execution: Sendable {
     }
 
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
+        // Secret values never leave the daemon: every chunk is redacted before the client, the stored output
+        // and every follower see it.
+        let redactor = secrets.redaction.flatMap { $0.isEmpty ? nil : StreamRedactor($0) }
+        let allocator = channel.channel.allocator
+        func deliver(_ chunk: ByteBuffer) async {
+            if let sink = state.withLock({ $0.sink }) {
+                do {
+                    try await sink.output(stream, chunk)
+                } catch {
+                    clientGone()
+                }
+            }
+            chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+        }
+        func redacted(_ bytes: [UInt8]) -> ByteBuffer? {
+            bytes.isEmpty ? nil : allocator.buffer(bytes: bytes)
+        }
         do {
             try await channel.executeThenClose { inbound in
                 for try await chunk in inbound {
-                    // The client first, then the stored copy: the first chunk creates the output files, which
-                    // can take a while, and the caller should not wait for that.
-                    if let sink = state.withLock({ $0.sink }) {
-                        do {
-                            try await sink.output(stream, chunk)
-                        } catch {
-                            clientGone()
-                        }
+                    guard let redactor else {
+                        // The client first, then the stored copy: the first chunk creates the output files,
+                        // which can take a while, and the caller should not wait for that.
+                        await deliver(chunk)
+                        continue
                     }
-                    chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+                    if let clean = redacted(chunk.withUnsafeReadableBytes { redactor.feed($0) }) {
+                        await deliver(clean)
+                    }
                 }
             }
         } catch {
             // A read error ends this stream; the exit status still comes from the reaper.
+        }
+        // The end of the stream: what was held back in case a secret continued in the next chunk.
+        if let redactor, let rest = redacted(redactor.finish()) {
+            await deliver(rest)
         }
     }
 }

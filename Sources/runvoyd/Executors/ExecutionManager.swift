@@ -21,18 +21,21 @@ final class ExecutionManager: Sendable {
     private let logger: Logger
     /// The durable history every execution is recorded in, with its output.
     let store: ExecutionStore
+    /// The secrets executors inject.
+    let secrets: SecretStore
     /// Called whenever the number of running executions changes (for sd_notify STATUS=).
     private let onChange: @Sendable (Int) -> Void
     /// How long output is still read after a command exited while something else holds its pipes.
     let drainGrace: Duration
 
     init(
-        group: any EventLoopGroup, logger: Logger, store: ExecutionStore, drainGrace: Duration = .seconds(2),
-        onChange: @escaping @Sendable (Int) -> Void
+        group: any EventLoopGroup, logger: Logger, store: ExecutionStore, secrets: SecretStore,
+        drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void
     ) {
         self.group = group
         self.logger = logger
         self.store = store
+        self.secrets = secrets
         self.drainGrace = drainGrace
         self.onChange = onChange
     }
@@ -134,6 +137,12 @@ final class ExecutionManager: Sendable {
         } catch {
             throw deny(error)
         }
+        if !executor.secretNames.isEmpty {
+            fields.append(("SECRETS", executor.secretNames.sorted().joined(separator: ",")))
+            guard Authorizer.permits(caller, .secretsUse, config) else {
+                throw deny(Authorizer.refusal(caller, .secretsUse, config))
+            }
+        }
         let admitted = state.withLock { state -> RunvoyError? in
             if state.shuttingDown { return RunvoyError(.busy, "runvoyd is shutting down") }
             if state.running.count >= config.limits.maxExecutions {
@@ -164,6 +173,18 @@ final class ExecutionManager: Sendable {
             try? store.finish(id, Self.notStarted(reason: "store_unavailable: \(error.message)"))
             throw deny(RunvoyError(.storeUnavailable, "the execution history cannot be written; nothing was run"))
         }
+        let injection: SecretInjection
+        do throws(RunvoyError) {
+            injection = try SecretInjection.prepare(
+                executor: executor, store: secrets, executionID: id,
+                runtimeDirectory: config.secrets.runtimeDirectory,
+                owner: identity.map { (uid: $0.uid, gid: $0.gid) }, adminContact: config.adminContact)
+        } catch {
+            recorder.finish()
+            recordNotStarted(id, reason: "\(error.code.rawValue): \(error.message)")
+            throw deny(error)
+        }
+        for (key, value) in injection.environment { environment[key] = value }
         fields.insert(("EXECUTION_ID", id), at: 0)
         fields.append(("RUN_AS", runAs))
         fields.append(("COMMAND_PATH", path))
@@ -189,6 +210,7 @@ final class ExecutionManager: Sendable {
                     fields: fields))
         } catch {
             recorder.finish()
+            injection.cleanUp()
             recordNotStarted(id, reason: "\(error.code.rawValue): \(error.message)")
             throw error
         }
@@ -206,6 +228,7 @@ final class ExecutionManager: Sendable {
                     .executionFinished, priority: 4, message: "execution \(id) failed to start: \(error.message)",
                     fields: fields + [("REASON", "spawn_failed: \(error.message)")]))
             recorder.finish()
+            injection.cleanUp()
             recordNotStarted(id, reason: "spawn_failed: \(error.message)")
             throw error
         }
@@ -225,6 +248,7 @@ final class ExecutionManager: Sendable {
                     .executionFinished, priority: 4, message: "execution \(id) was killed at start: \(error)",
                     fields: fields + [("PID", String(spawned.pid)), ("REASON", "pipes: \(error)")]))
             recorder.finish()
+            injection.cleanUp()
             recordNotStarted(id, reason: "pipes: \(error)")
             throw RunvoyError(.spawnFailed, "cannot set up the command's pipes: \(error)", reason: "resources")
         }
@@ -233,8 +257,7 @@ final class ExecutionManager: Sendable {
             id: id, requestID: requestID, caller: caller, executorName: executor.name, runAs: runAs, argv: argv,
             path: path, pid: spawned.pid, killOnDisconnect: params.killOnDisconnect ?? false, timeout: timeout,
             killGrace: config.killGrace, sink: sink, stdin: channels.2, recorder: recorder,
-            createdAtMs: Int64(createdAtMs),
-            startedAtMs: startedAtMs)
+            createdAtMs: Int64(createdAtMs), startedAtMs: startedAtMs, secrets: injection)
         let count = state.withLock { state -> Int in
             state.running[id] = execution
             state.started += 1
@@ -275,6 +298,7 @@ final class ExecutionManager: Sendable {
         }
         record.append(("DURATION_USEC", String(event.durationUsec)))
         execution.recorder.finish()
+        execution.secrets.cleanUp()
         let totals = execution.recorder.totals
         record.append(("STDOUT_BYTES", String(totals.stdoutBytes)))
         record.append(("STDERR_BYTES", String(totals.stderrBytes)))

@@ -228,6 +228,24 @@ struct Connection {
                 try await users(id: id, sink: sink.replying(to: id))
             case .reload:
                 try await reload(id: id, sink: sink.replying(to: id))
+            case .secretsSet:
+                guard let request = try await params(SecretSetParams.self) else {
+                    try await fail(RunvoyError(.badRequest, "secrets_set needs params with name and value"))
+                    return nil
+                }
+                try await secretsSet(request, id: id, sink: sink.replying(to: id))
+            case .secretsList:
+                try await secretsList(id: id, sink: sink.replying(to: id))
+            case .secretsRemove, .secretsGet:
+                guard let request = try await params(SecretRef.self) else {
+                    try await fail(RunvoyError(.badRequest, "\(name) needs params with name"))
+                    return nil
+                }
+                if method == .secretsRemove {
+                    try await secretsRemove(request, id: id, sink: sink.replying(to: id))
+                } else {
+                    try await secretsGet(request, id: id, sink: sink.replying(to: id))
+                }
             }
         } catch is Skip {
             return nil

@@ -1,3 +1,4 @@
+import Crypto
 import Glibc
 import Logging
 import NIOPosix
@@ -39,11 +40,29 @@ struct Daemon {
         }
         try Self.makeStateDirectory(config.stateDirectory)
         let history: ExecutionStore
+        let secrets: SecretStore
         do throws(StoreError) {
             history = try ExecutionStore(stateDirectory: config.stateDirectory)
             try HistoryRecovery.run(store: history, audit: AuditLog(failClosed: false, logger: logger), logger: logger)
+            let key: SymmetricKey
+            do throws(MasterKey.LoadError) {
+                key = try MasterKey.load(config)
+            } catch {
+                throw StoreError(.database, error.description)
+            }
+            secrets = try SecretStore(store: history, key: key)
         } catch {
             throw ListeningSocket.SetupError(description: error.message)
+        }
+        for warning in RunvoydCommand.missingSecrets(config) { logger.warning("\(warning)") }
+        do throws(SystemError) {
+            if let warning = try SecretInjection.prepareRuntimeDirectory(config.secrets.runtimeDirectory) {
+                logger.warning("\(warning)")
+            }
+        } catch {
+            throw ListeningSocket.SetupError(
+                description: "cannot prepare the secrets runtime directory \(config.secrets.runtimeDirectory): \(error)"
+            )
         }
 
         let listening: ListeningSocket
@@ -57,7 +76,7 @@ struct Daemon {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
         let server = ServerHolder()
-        let executions = ExecutionManager(group: group, logger: logger, store: history) { _ in
+        let executions = ExecutionManager(group: group, logger: logger, store: history, secrets: secrets) { _ in
             if let server = server.value { notifier.status(server.statusLine()) }
         }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)

@@ -27,6 +27,8 @@ final class DaemonFixture {
         kill_grace: 1s
         audit:
           fail_closed: true
+        secrets:
+          runtime_directory: \(directory)/secrets-run
         roles:
           developer: {users: ["*"]}
         executors:
@@ -115,7 +117,9 @@ final class DaemonFixture {
     {
         var argv = [Harness.runvoyctl, "--socket", socketPath]
         // `--socket` belongs to the subcommand: runvoyctl SUBCOMMAND --socket PATH ...
-        argv = [Harness.runvoyctl, arguments[0], "--socket", socketPath] + arguments.dropFirst()
+        // (For a command group such as `secrets`, after its subcommand.)
+        let head = arguments.first == "secrets" ? 2 : 1
+        argv = [Harness.runvoyctl] + arguments.prefix(head) + ["--socket", socketPath] + arguments.dropFirst(head)
         if let user { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
         return try Harness.run(argv, stdinPath: stdinPath, timeout: timeout)
     }

@@ -1,0 +1,186 @@
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// The secrets methods: `secrets_set`, `secrets_list`, `secrets_rm`, `secrets_get`. Values travel only inside
+/// `secrets_set` (and `secrets_get` where allowed); names, never values, reach the audit trail and messages.
+extension Connection {
+    /// Largest value accepted.
+    static let maximumSecretBytes = 64 << 10
+
+    func secretsSet(_ params: SecretSetParams, id: RequestID, sink: ConnectionSink) async throws {
+        let config = context.config.current
+        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        var fields = secretFields(params.name)
+        let result: SecretSetResult
+        do throws(RunvoyError) {
+            guard SecretName.isValid(params.name) else {
+                throw RunvoyError(
+                    .invalidArgument,
+                    "secret names are 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
+            }
+            guard let value = Base64.decode(params.value) else {
+                throw RunvoyError(.badRequest, "the value is not valid base64")
+            }
+            guard value.count >= config.secrets.minLength else {
+                throw RunvoyError(
+                    .invalidArgument,
+                    "secret values must be at least \(config.secrets.minLength) bytes: shorter ones cannot be redacted from output without mangling it"
+                )
+            }
+            guard value.count <= Self.maximumSecretBytes else {
+                throw RunvoyError(.invalidArgument, "secret values are at most \(Self.maximumSecretBytes) bytes")
+            }
+            let existing = try secretStore { store throws(StoreError) in try store.info(params.name) }
+            try requireManage(existing, config)
+            // Audited (by name) before the change: fail-closed, as for executions.
+            fields.append(("ACTION", existing == nil ? "set" : "rotate"))
+            try audit.record(
+                AuditEvent(
+                    .secretChanged,
+                    message: "\(caller.displayName) \(existing == nil ? "set" : "rotated") secret '\(params.name)'",
+                    fields: fields + [("DECISION", "allow")]))
+            let created = try secretStore { store throws(StoreError) in
+                try store.set(
+                    params.name, value: value, description: params.description, uid: caller.uid,
+                    user: caller.displayName, atMs: Int64(ExecutionManager.nowMilliseconds()))
+            }
+            result = SecretSetResult(name: params.name, created: created, version: (existing?.version ?? 0) + 1)
+        } catch {
+            deniedSecret(error, fields: fields, audit: audit)
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: result))
+    }
+
+    func secretsList(id: RequestID, sink: ConnectionSink) async throws {
+        let config = context.config.current
+        let all = Authorizer.permits(caller, .secretsManageAll, config)
+        guard all || Authorizer.permits(caller, .secretsManageOwn, config) else {
+            try await sink.send(
+                Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .secretsManageOwn, config)))
+            return
+        }
+        let result: SecretListResult
+        do throws(RunvoyError) {
+            let infos = try secretStore { store throws(StoreError) in try store.list() }
+            let visible = infos.filter { all || $0.ownerUid == caller.uid }
+            let set = Set(infos.map(\.name))
+            let secrets = visible.map { info in
+                SecretDescription(
+                    name: info.name, description: info.description, owner: info.ownerUser, updatedBy: info.updatedBy,
+                    createdAtMs: info.createdAtMs, updatedAtMs: info.updatedAtMs, version: info.version,
+                    executors: config.executors.filter { $0.secretNames.contains(info.name) }.map(\.name))
+            }
+            let missing = Set(config.executors.flatMap(\.secretNames)).subtracting(set).sorted()
+            result = SecretListResult(secrets: secrets, missing: missing)
+        } catch {
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: result))
+    }
+
+    func secretsRemove(_ params: SecretRef, id: RequestID, sink: ConnectionSink) async throws {
+        let config = context.config.current
+        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        var fields = secretFields(params.name)
+        fields.append(("ACTION", "remove"))
+        let result: SecretRemoveResult
+        do throws(RunvoyError) {
+            guard let existing = try secretStore({ store throws(StoreError) in try store.info(params.name) }) else {
+                throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
+            }
+            try requireManage(existing, config)
+            try audit.record(
+                AuditEvent(
+                    .secretChanged, message: "\(caller.displayName) removed secret '\(params.name)'",
+                    fields: fields + [("DECISION", "allow")]))
+            let removed = try secretStore { store throws(StoreError) in try store.remove(params.name) }
+            result = SecretRemoveResult(name: params.name, removed: removed)
+        } catch {
+            deniedSecret(error, fields: fields, audit: audit)
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: result))
+    }
+
+    func secretsGet(_ params: SecretRef, id: RequestID, sink: ConnectionSink) async throws {
+        let config = context.config.current
+        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        let fields = secretFields(params.name)
+        let result: SecretValueResult
+        do throws(RunvoyError) {
+            guard config.secrets.adminRead else {
+                throw RunvoyError(
+                    .permissionDenied, "reading secret values is turned off (secrets.admin_read in the configuration)")
+            }
+            guard Authorizer.permits(caller, .secretsManageAll, config) else {
+                throw Authorizer.refusal(caller, .secretsManageAll, config)
+            }
+            guard let value = try secretStore({ store throws(StoreError) in try store.value(params.name) }) else {
+                throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
+            }
+            try audit.record(
+                AuditEvent(
+                    .secretRead, priority: 4,
+                    message: "\(caller.displayName) read the value of secret '\(params.name)'",
+                    fields: fields + [("DECISION", "allow")]))
+            result = SecretValueResult(name: params.name, value: Base64.encode(value))
+        } catch {
+            audit.recordBestEffort(
+                AuditEvent(
+                    .secretRead, priority: 4,
+                    message: "refused \(caller.displayName) a read of secret '\(params.name)': \(error.message)",
+                    fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+            try await sink.send(Reply<NoParams>(id: id, error: error))
+            return
+        }
+        try await sink.send(Reply(id: id, result: result))
+    }
+
+    // MARK: - Helpers
+
+    private func secretFields(_ name: String) -> [(String, String)] {
+        [
+            ("SECRET_NAME", SecretName.isValid(name) ? name : "(invalid name)"), ("CALLER_UID", String(caller.uid)),
+            ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
+        ]
+    }
+
+    /// Setting a new secret takes `secrets_manage_own`; changing or removing one takes ownership with it, or
+    /// `secrets_manage_all`.
+    private func requireManage(_ existing: SecretStore.Info?, _ config: DaemonConfig) throws(RunvoyError) {
+        if Authorizer.permits(caller, .secretsManageAll, config) { return }
+        guard Authorizer.permits(caller, .secretsManageOwn, config) else {
+            throw Authorizer.refusal(caller, .secretsManageOwn, config)
+        }
+        if let existing, existing.ownerUid != caller.uid {
+            throw RunvoyError(
+                .permissionDenied,
+                "secret '\(existing.name)' belongs to \(existing.ownerUser); only they or an admin may change it")
+        }
+    }
+
+    private func deniedSecret(_ error: RunvoyError, fields: [(String, String)], audit: AuditLog) {
+        guard error.code == .permissionDenied || error.code == .secretMissing || error.code == .invalidArgument else {
+            return
+        }
+        audit.recordBestEffort(
+            AuditEvent(
+                .secretChanged, priority: 4,
+                message: "refused \(caller.displayName) a change to secret: \(error.message)",
+                fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+    }
+
+    private func secretStore<T>(_ body: (SecretStore) throws(StoreError) -> T) throws(RunvoyError) -> T {
+        do {
+            return try body(context.executions.secrets)
+        } catch {
+            context.logger.error("secrets store unavailable", metadata: ["error": "\(error)"])
+            throw RunvoyError(.internalError, "the secrets store cannot be read or written")
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import Crypto
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Secrets against a real runvoyd: injection into the environment and files, and every channel through which a
+/// caller might try to get a value back. The caller is `daemon`; commands run as `nobody`.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class SecretsTests {
+    let daemon: DaemonFixture
+    let value: String
+    let caller = "daemon"
+
+    static let executors = """
+          vault:
+            run_as: {user: nobody, group: nogroup}
+            environment:
+              PATH: /usr/bin:/bin
+              API_TOKEN: {secret: api-token}
+            secret_files:
+              TOKEN_FILE: {secret: api-token}
+            allow: {users: ["*"]}
+            commands: any
+          ghost:
+            run_as: {user: nobody}
+            environment: {MISSING: {secret: never-set}}
+            allow: {users: ["*"]}
+            commands: any
+        """
+
+    static func config(_ directory: String, adminRead: Bool = true, state: String? = nil) -> String {
+        var text = DaemonFixture.standardConfig(directory: directory).replacingOccurrences(
+            of: "  runtime_directory: \(directory)/secrets-run",
+            with: "  runtime_directory: \(state ?? directory)/secrets-run\n  admin_read: \(adminRead)")
+        if let state {
+            text = text.replacingOccurrences(
+                of: "state_directory: \(directory)/state", with: "state_directory: \(state)/state")
+        }
+        return text + executors
+    }
+
+    init() throws {
+        value = "tok-" + (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined()
+        daemon = try DaemonFixture(config: { Self.config($0) }, extraArguments: ["--log-level", "trace"])
+        try set("api-token", value, as: caller)
+    }
+
+    deinit { daemon.stop() }
+
+    /// `runvoyctl secrets set NAME` as `user`, with the value on stdin (a file only the test and that user read).
+    @discardableResult
+    func set(_ name: String, _ value: String, as user: String?, description: String? = nil) throws -> Harness.Output {
+        let path = daemon.directory + "/value-\(UInt32.random(in: 0...UInt32.max))"
+        try (value + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        defer { unlink(path) }
+        var arguments = ["secrets", "set", name]
+        if let description { arguments += ["--description", description] }
+        return try daemon.ctl(arguments, asUser: user, stdinPath: path)
+    }
+
+    var forms: [String] {
+        let bytes = Array(value.utf8)
+        return [value, Base64.encode(bytes), String(Base64.encode(bytes).dropLast(4))]
+    }
+
+    func leaks(_ text: String) -> Bool { forms.contains { text.contains($0) } }
+    func leaks(_ data: Data) -> Bool { forms.contains { data.range(of: Data($0.utf8)) != nil } }
+
+    var sha256: String {
+        SHA256.hash(data: Array(value.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func theCommandGetsTheSecretAndNoChannelGivesItToTheCaller() throws {
+        var seen: [String] = []
+        let script = """
+            printf %s "$API_TOKEN" | sha256sum; cmp -s "$TOKEN_FILE" - <<EOF && echo file-matches
+            $API_TOKEN
+            EOF
+            stat -c '%a %U' "$TOKEN_FILE"; echo "env: $API_TOKEN"; echo "file: $(cat "$TOKEN_FILE")"
+            printf %s "$API_TOKEN" | base64; echo "to stderr: $API_TOKEN" >&2
+            """
+        let run = try daemon.ctl(["exec", "-e", "vault", "--", "sh", "-c", script], asUser: caller)
+        #expect(run.status == 0, "\(run.stderrText)")
+        // Injected: the command saw the value (its hash) in the environment and the same bytes in the file.
+        #expect(run.stdoutText.hasPrefix(sha256 + "  -\n"))
+        #expect(run.stdoutText.contains("400 nobody\n"))
+        // 1. The live stream carries the marker, never the value or its base64.
+        #expect(run.stdoutText.contains("env: [secret:api-token]\nfile: [secret:api-token]\n"))
+        #expect(run.stderrText.contains("to stderr: [secret:api-token]"))
+        #expect(!leaks(run.stdoutText) && !leaks(run.stderrText))
+        let id = try #require(ExecTests.executionID(run.stderrText))
+
+        // 2. Stored output, 3. its replay.
+        let logs = try daemon.ctl(["logs", id], asUser: caller)
+        #expect(logs.status == 0 && logs.stdoutText.contains("env: [secret:api-token]"))
+        let replay = try daemon.ctl(["logs", "--replay", "--speed", "1000", id], asUser: caller)
+        #expect(replay.status == 0)
+        seen += [logs.stdoutText, logs.stderrText, replay.stdoutText, replay.stderrText]
+
+        // 4. status and list.
+        seen.append(try daemon.ctl(["status", "--json", id], asUser: caller).stdoutText)
+        seen.append(try daemon.ctl(["list", "--json", "--limit", "1000"]).stdoutText)
+        seen.append(try daemon.ctl(["secrets", "list", "--json"]).stdoutText)
+
+        // 5. Error messages: a missing secret, a value too short, someone else's secret, a refused read.
+        let missing = try daemon.ctl(["exec", "-e", "ghost", "--", "true"], asUser: caller)
+        #expect(missing.status == 125 && missing.stderrText.contains("secret_missing"))
+        #expect(missing.stderrText.contains("needs secret 'never-set'"))
+        let short = try set("tiny", "abc", as: caller)
+        #expect(short.status == 125 && short.stderrText.contains("at least 6 bytes"))
+        let foreign = try set("api-token", value + "-changed", as: "nobody")
+        #expect(foreign.status == 125 && foreign.stderrText.contains("belongs to daemon"))
+        let read = try daemon.ctl(["secrets", "get", "api-token"], asUser: caller)
+        #expect(read.status == 125 && read.stderrText.contains("permission_denied"))
+        seen += [missing.stderrText, short.stderrText, foreign.stderrText, read.stdoutText, read.stderrText]
+
+        // 6. The journal, every field of every record.
+        let journal = try Harness.run(["/usr/bin/journalctl", "--no-pager", "-o", "export"])
+        #expect(!leaks(journal.stdout))
+        let started = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_started"])
+        #expect(started.first?["RUNVOY_SECRETS"] == "api-token")
+        let setRecord = try Harness.journal(["RUNVOY_EVENT=secret_changed", "RUNVOY_SECRET_NAME=api-token"])
+        #expect(setRecord.contains { $0["RUNVOY_ACTION"] == "set" && $0["RUNVOY_CALLER_USER"] == caller })
+
+        // 7. The command line of the child, 8. the caller's own environment, and the child's environment as the
+        // caller (another user) would read it.
+        let sleeper = try daemon.ctl(["exec", "-e", "vault", "--detach", "--", "sleep", "20"], asUser: caller)
+        let sleeperID = sleeper.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = try #require(
+            try JSONDecoder().decode(
+                ExecutionInfo.self, from: try daemon.ctl(["status", "--json", sleeperID]).stdout
+            ).pid)
+        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+        #expect(!cmdline.isEmpty && !leaks(cmdline))
+        let asCaller = try Harness.run(["/usr/sbin/runuser", "-u", caller, "--", "cat", "/proc/\(pid)/environ"])
+        #expect(asCaller.status != 0 && !leaks(asCaller.stdout))
+        let ctl = try daemon.startCtl(["exec", "-e", "vault", "--", "sleep", "2"])
+        _ = try ctl.executionID()
+        let ctlEnvironment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(ctl.process.pid)/environ"))
+        #expect(!leaks(ctlEnvironment))
+        _ = ctl.process.wait(seconds: 30)
+        #expect(try daemon.ctl(["kill", sleeperID]).status == 0)
+
+        // The daemon's own logs, at trace level, and its database files.
+        usleep(300_000)
+        seen.append(daemon.log)
+        for file in ["history.sqlite", "history.sqlite-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: daemon.directory + "/state/" + file))) ?? Data()
+            #expect(!leaks(bytes), "\(file)")
+        }
+        for text in seen { #expect(!leaks(text), "\(text.prefix(300))") }
+
+        // The files are gone once the executions ended.
+        #expect(
+            try waitUntil { (try? FileManager.default.contentsOfDirectory(atPath: self.secretsRun))?.isEmpty == true })
+    }
+
+    var secretsRun: String { daemon.directory + "/secrets-run" }
+
+    func waitUntil(seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return try condition()
+    }
+
+    @Test func secretsBelongToWhoSetThemAndAdminsMayReadWhenTheConfigurationSaysSo() throws {
+        #expect(try set("nobodys", "nobody-value-1", as: "nobody", description: "mine").status == 0)
+        let mine = try JSONDecoder().decode(
+            SecretListResult.self, from: try daemon.ctl(["secrets", "list", "--json"], asUser: "nobody").stdout)
+        #expect(mine.secrets.map(\.name) == ["nobodys"])
+        #expect(mine.secrets.first?.description == "mine" && mine.secrets.first?.owner == "nobody")
+        let everything = try JSONDecoder().decode(
+            SecretListResult.self, from: try daemon.ctl(["secrets", "list", "--json"]).stdout)
+        #expect(Set(everything.secrets.map(\.name)).isSuperset(of: ["api-token", "nobodys"]))
+        #expect(everything.secrets.first { $0.name == "api-token" }?.executors == ["vault"])
+        #expect(everything.missing == ["never-set"])
+
+        let refused = try daemon.ctl(["secrets", "rm", "nobodys"], asUser: caller)
+        #expect(refused.status == 125 && refused.stderrText.contains("belongs to nobody"))
+        #expect(try set("nobodys", "nobody-value-2", as: "nobody").stdoutText.contains("rotated (version 2)"))
+
+        let read = try daemon.ctl(["secrets", "get", "nobodys"])
+        #expect(read.status == 0 && read.stdoutText == "nobody-value-2")
+        let audited = try Harness.journal(["RUNVOY_EVENT=secret_read", "RUNVOY_SECRET_NAME=nobodys"])
+        #expect(audited.first?["RUNVOY_DECISION"] == "allow" && audited.first?["RUNVOY_CALLER_USER"] == "root")
+        #expect(try daemon.ctl(["secrets", "rm", "nobodys"]).status == 0)
+        #expect(try daemon.ctl(["secrets", "rm", "nobodys"]).stderrText.contains("secret_missing"))
+    }
+}
+
+/// What survives a crash, and what a daemon with the wrong key does.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+struct SecretsRecoveryTests {
+    @Test func secretFilesAreRemovedAtTheNextStartAfterACrash() throws {
+        let shared = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let first = try DaemonFixture(config: { SecretsTests.config($0, state: shared) })
+        let valuePath = shared + "/value"
+        try "crash-test-value".write(toFile: valuePath, atomically: true, encoding: .utf8)
+        #expect(try first.ctl(["secrets", "set", "api-token"], stdinPath: valuePath).status == 0)
+        let started = try first.ctl(["exec", "-e", "vault", "--detach", "--", "sleep", "30"])
+        let id = started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let file = shared + "/secrets-run/\(id)/api-token"
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o400)
+        first.process.signal(SIGKILL)
+        first.process.wait()
+        #expect(access(file, F_OK) == 0)
+
+        let second = try DaemonFixture(config: { SecretsTests.config($0, state: shared) })
+        defer { second.stop() }
+        #expect(access(file, F_OK) != 0)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: shared + "/secrets-run"))?.isEmpty == true)
+        let status = try JSONDecoder().decode(
+            ExecutionInfo.self, from: try second.ctl(["status", "--json", id]).stdout)
+        #expect(status.status == .lost)
+        // The secret itself survived, sealed with the same key.
+        let run = try second.ctl(["exec", "-q", "-e", "vault", "--", "sh", "-c", "echo ${#API_TOKEN}"])
+        #expect(run.stdoutText == "16\n")
+        if let pid = status.pid { kill(pid, SIGKILL) }
+    }
+
+    @Test func aKeyFileOthersCanReadOrTheWrongKeyStopsTheDaemonWithAClearError() throws {
+        let shared = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let first = try DaemonFixture(config: { SecretsTests.config($0, state: shared) })
+        let valuePath = shared + "/value"
+        try "some-secret-value".write(toFile: valuePath, atomically: true, encoding: .utf8)
+        #expect(try first.ctl(["secrets", "set", "api-token"], stdinPath: valuePath).status == 0)
+        first.stop()
+        let keyPath = shared + "/state/secrets.key"
+        let config = shared + "/again.yaml"
+        try SecretsTests.config(shared, state: shared).write(toFile: config, atomically: true, encoding: .utf8)
+
+        chmod(keyPath, 0o644)
+        let open = try Harness.run(
+            [Harness.runvoyd, "--config", config], environment: ["RUNVOYD_LOG_STDERR": "1"], timeout: 30)
+        #expect(open.status == 1)
+        #expect(open.stderrText.contains("must be owned by uid 0 with mode 0600 or stricter"))
+
+        chmod(keyPath, 0o600)
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyPath))
+        let wrong = try Harness.run(
+            [Harness.runvoyd, "--config", config], environment: ["RUNVOYD_LOG_STDERR": "1"], timeout: 30)
+        #expect(wrong.status == 1)
+        #expect(wrong.stderrText.contains("master key does not match"))
+    }
+}

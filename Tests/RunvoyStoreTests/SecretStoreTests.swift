@@ -1,0 +1,61 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import RunvoyStore
+
+struct SecretStoreTests {
+    @Test func valuesAreSealedAtRestAndOnlyTheRightKeyOpensThem() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let key = SymmetricKey(size: .bits256)
+        let value = Array("correct horse battery staple".utf8)
+        do {
+            let history = try ExecutionStore(stateDirectory: directory.path)
+            let secrets = try SecretStore(store: history, key: key)
+            #expect(try secrets.set("db-pass", value: value, description: "db", uid: 1000, user: "alice", atMs: 5))
+            #expect(try secrets.value("db-pass") == value)
+            #expect(try secrets.value("nope") == nil)
+            // Rotation keeps the owner and the description, and counts versions.
+            #expect(
+                try !secrets.set(
+                    "db-pass", value: Array("another value".utf8), description: nil, uid: 0, user: "root", atMs: 9))
+            let info = try #require(try secrets.info("db-pass"))
+            #expect(info.ownerUser == "alice" && info.ownerUid == 1000 && info.updatedBy == "root")
+            #expect(info.version == 2 && info.description == "db" && info.createdAtMs == 5 && info.updatedAtMs == 9)
+            #expect(try secrets.list().map(\.name) == ["db-pass"])
+            try history.checkpoint()
+        }
+        // Nothing on disk holds the plaintext.
+        for file in ["history.sqlite", "history.sqlite-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: directory.path + "/" + file))) ?? Data()
+            #expect(bytes.range(of: Data("another value".utf8)) == nil, "\(file)")
+            #expect(bytes.range(of: Data("correct horse".utf8)) == nil, "\(file)")
+        }
+        #expect(SecretStore.names(databasePath: directory.path + "/history.sqlite") == ["db-pass"])
+
+        let reopened = try ExecutionStore(stateDirectory: directory.path)
+        #expect(try SecretStore(store: reopened, key: key).value("db-pass") == Array("another value".utf8))
+        let wrong = #expect(throws: StoreError.self) {
+            try SecretStore(store: reopened, key: SymmetricKey(size: .bits256))
+        }
+        #expect(wrong?.message.contains("does not match") == true)
+    }
+
+    @Test func aValueMovedToAnotherNameDoesNotOpen() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let history = try ExecutionStore(stateDirectory: directory.path)
+        let secrets = try SecretStore(store: history, key: SymmetricKey(size: .bits256))
+        try secrets.set("a", value: Array("value-a-123".utf8), description: nil, uid: 0, user: "root", atMs: 1)
+        try secrets.set("b", value: Array("value-b-456".utf8), description: nil, uid: 0, user: "root", atMs: 1)
+        try history.write { db in
+            try db.execute(
+                sql: "UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE name = 'a') WHERE name = 'b'")
+        }
+        let error = #expect(throws: StoreError.self) { try secrets.value("b") }
+        #expect(error?.code == .corrupt)
+        #expect(try secrets.remove("b"))
+        #expect(try !secrets.remove("b"))
+    }
+}
