@@ -72,11 +72,11 @@ struct SecretsSetCommand: ParsableCommand {
         if haveTerminal {
             var quiet = saved
             quiet.c_lflag &= ~tcflag_t(ECHO)
-            tcsetattr(0, TCSAFLUSH, &quiet)
+            tcsetattr(0, TCSANOW, &quiet)
         }
         defer {
             if haveTerminal {
-                tcsetattr(0, TCSAFLUSH, &saved)
+                tcsetattr(0, TCSANOW, &saved)
                 complainRaw("\n")
             }
         }

@@ -168,6 +168,25 @@ final class SecretsTests {
         return try condition()
     }
 
+    @Test func onATerminalTheValueIsReadWithoutEcho() throws {
+        let valuePath = daemon.directory + "/tty-value"
+        try "typed-on-a-terminal-42\n".write(toFile: valuePath, atomically: true, encoding: .utf8)
+        // script(1) gives runvoyctl a pseudo-terminal; the value arrives after the prompt, as typed.
+        let command =
+            "\(Harness.runvoyctl) secrets set --socket \(daemon.socketPath) tty-secret"
+        let out = try Harness.run([
+            "/bin/sh", "-c", "(sleep 0.5; cat \(valuePath)) | script -qec '\(command)' /dev/null",
+        ])
+        #expect(out.status == 0, "\(out.stdoutText)")
+        #expect(out.stdoutText.contains("value for secret tty-secret (not echoed): "))
+        #expect(out.stdoutText.contains("secret tty-secret set (version 1)"))
+        #expect(!out.stdoutText.contains("typed-on-a-terminal-42"))
+        let stored = try JSONDecoder().decode(
+            SecretListResult.self, from: try daemon.ctl(["secrets", "list", "--json"]).stdout)
+        #expect(stored.secrets.contains { $0.name == "tty-secret" && $0.owner == "root" })
+        #expect(try daemon.ctl(["secrets", "rm", "tty-secret"]).status == 0)
+    }
+
     @Test func secretsBelongToWhoSetThemAndAdminsMayReadWhenTheConfigurationSaysSo() throws {
         #expect(try set("nobodys", "nobody-value-1", as: "nobody", description: "mine").status == 0)
         let mine = try JSONDecoder().decode(
