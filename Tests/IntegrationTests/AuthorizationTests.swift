@@ -149,6 +149,13 @@ final class AuthorizationTests {
             let out = try ctl(user, ["users"])
             #expect(out.status == 125 && out.stderrText.contains("permission_denied"), "\(user)")
         }
+        let refusals = try Harness.journal(["RUNVOY_EVENT=request_denied", "RUNVOY_METHOD=users"]) { $0.count >= 3 }
+        #expect(Set(refusals.compactMap { $0["RUNVOY_CALLER_USER"] }) == [dev, viewer, none])
+        #expect(
+            refusals.allSatisfy {
+                $0["RUNVOY_REASON"]?.contains("users_read") == true
+                    || $0["RUNVOY_REASON"]?.contains("no runvoy role") == true
+            })
 
         let asked = try ctl(admin, ["explain", "--json", "--user", dev, "-e", "ops", "--", "echo", "x"])
         let explained = try JSONDecoder().decode(ExplainResult.self, from: asked.stdout)

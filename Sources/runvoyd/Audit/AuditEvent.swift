@@ -14,6 +14,7 @@ struct AuditEvent: Sendable {
         case policyLoaded = "policy_loaded"
         case secretChanged = "secret_changed"
         case secretRead = "secret_read"
+        case requestDenied = "request_denied"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -30,6 +31,7 @@ struct AuditEvent: Sendable {
             case .policyLoaded: "cab3d64133b74c5c95343846040b66bc"
             case .secretChanged: "c7ecc37320ae42a697d6392cf08decea"
             case .secretRead: "e3a4b52beeca498e8edae99d5e58a173"
+            case .requestDenied: "80d9452da2e74550b465d167dc9ac6ec"
             }
         }
     }

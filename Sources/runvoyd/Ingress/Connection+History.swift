@@ -17,7 +17,7 @@ extension Connection {
         params.limit = params.limit ?? ListParams.defaultLimit
         let config = context.config.current
         guard Authorizer.permits(caller, .viewOwn, config) || Authorizer.permits(caller, .viewAll, config) else {
-            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .viewOwn, config)))
+            try await sink.send(Reply<NoParams>(id: id, error: refuse(.list, .viewOwn, config)))
             return
         }
         let found: [ExecutionInfo]
@@ -35,7 +35,7 @@ extension Connection {
     func status(_ ref: ExecutionRef, id: RequestID, sink: ConnectionSink) async throws {
         let info: ExecutionInfo
         do throws(RunvoyError) {
-            info = try visibleExecution(ref.executionId)
+            info = try visibleExecution(ref.executionId, for: .status)
         } catch {
             try await sink.send(Reply<NoParams>(id: id, error: error))
             return
@@ -48,7 +48,7 @@ extension Connection {
     func startLogs(_ params: LogsParams, id: RequestID, sink: ConnectionSink) async throws -> Task<Void, Never>? {
         let info: ExecutionInfo
         do throws(RunvoyError) {
-            info = try visibleExecution(params.executionId)
+            info = try visibleExecution(params.executionId, for: .logs)
             if info.outputPruned {
                 throw RunvoyError(
                     .invalidState, "the stored output of execution \(info.executionId) was removed by retention")
@@ -111,7 +111,7 @@ extension Connection {
                 throw RunvoyError(.invalidArgument, "unknown signal '\(params.signal ?? "")'")
             }
             guard let execution = context.executions.running(id: params.executionId) else {
-                let info = try visibleExecution(params.executionId)
+                let info = try visibleExecution(params.executionId, for: .kill)
                 throw RunvoyError(
                     .invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))")
             }
@@ -145,7 +145,7 @@ extension Connection {
     // MARK: - Helpers
 
     /// The execution's record, when it exists and the caller may see it.
-    func visibleExecution(_ executionID: String) throws(RunvoyError) -> ExecutionInfo {
+    func visibleExecution(_ executionID: String, for method: Method) throws(RunvoyError) -> ExecutionInfo {
         guard ExecutionID.isValid(executionID) else {
             throw RunvoyError(.invalidArgument, "'\(executionID)' is not an execution id (26 characters of base32)")
         }
@@ -154,7 +154,9 @@ extension Connection {
             throw RunvoyError(.noSuchExecution, "no execution \(executionID)")
         }
         guard Authorizer.mayView(caller, ownerUid: info.callerUid, context.config.current) else {
-            throw RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
+            let error = RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
+            auditDenied(method, error, fields: [("EXECUTION_ID", executionID), ("OWNER_UID", String(info.callerUid))])
+            throw error
         }
         return info
     }

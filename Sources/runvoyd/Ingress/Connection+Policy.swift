@@ -3,12 +3,33 @@ import RunvoyKit
 
 /// The policy methods: `explain`, `capabilities`, `users` and `reload`.
 extension Connection {
+    /// The refusal for a caller that lacks `permission` for `method`, audited as `request_denied`.
+    func refuse(_ method: Method, _ permission: Permission, _ config: DaemonConfig) -> RunvoyError {
+        let error = Authorizer.refusal(caller, permission, config)
+        auditDenied(method, error)
+        return error
+    }
+
+    /// Records a refused request (other than `exec`, `kill` and the secrets methods, which have records of
+    /// their own) with the reason.
+    func auditDenied(_ method: Method, _ error: RunvoyError, fields extra: [(String, String)] = []) {
+        AuditLog(failClosed: false, logger: context.logger).recordBestEffort(
+            AuditEvent(
+                .requestDenied, priority: 4,
+                message: "refused \(caller.displayName) (uid \(caller.uid)) \(method.rawValue): \(error.message)",
+                fields: [
+                    ("METHOD", method.rawValue), ("CALLER_UID", String(caller.uid)),
+                    ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
+                    ("DECISION", "deny"), ("REASON", error.description),
+                ] + extra))
+    }
+
     func explain(_ params: ExplainParams, id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
         let result: ExplainResult
         do throws(RunvoyError) {
             guard Authorizer.permits(caller, .executorsRead, config) else {
-                throw Authorizer.refusal(caller, .executorsRead, config)
+                throw refuse(.explain, .executorsRead, config)
             }
             guard !params.argv.isEmpty, !params.argv[0].isEmpty else {
                 throw RunvoyError(.badRequest, "argv must name a command")
@@ -16,7 +37,7 @@ extension Connection {
             var subject = caller
             if let user = params.user, user != caller.userName {
                 guard Authorizer.permits(caller, .explainOthers, config) else {
-                    throw Authorizer.refusal(caller, .explainOthers, config)
+                    throw refuse(.explain, .explainOthers, config)
                 }
                 guard let other = Caller.lookup(userName: user) else {
                     throw RunvoyError(.invalidArgument, "there is no user '\(user)'")
@@ -42,7 +63,7 @@ extension Connection {
     func capabilities(id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
         guard Authorizer.permits(caller, .executorsRead, config) else {
-            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .executorsRead, config)))
+            try await sink.send(Reply<NoParams>(id: id, error: refuse(.capabilities, .executorsRead, config)))
             return
         }
         let roles = Authorizer.roles(caller, config)
@@ -70,7 +91,7 @@ extension Connection {
     func users(id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
         guard Authorizer.permits(caller, .usersRead, config) else {
-            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .usersRead, config)))
+            try await sink.send(Reply<NoParams>(id: id, error: refuse(.users, .usersRead, config)))
             return
         }
         let bindings = config.roles.map {
@@ -89,7 +110,7 @@ extension Connection {
     func reload(id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
         guard Authorizer.permits(caller, .configReload, config) else {
-            try await sink.send(Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .configReload, config)))
+            try await sink.send(Reply<NoParams>(id: id, error: refuse(.reload, .configReload, config)))
             return
         }
         switch context.reloader.reload() {

@@ -59,7 +59,7 @@ extension Connection {
         let all = Authorizer.permits(caller, .secretsManageAll, config)
         guard all || Authorizer.permits(caller, .secretsManageOwn, config) else {
             try await sink.send(
-                Reply<NoParams>(id: id, error: Authorizer.refusal(caller, .secretsManageOwn, config)))
+                Reply<NoParams>(id: id, error: refuse(.secretsList, .secretsManageOwn, config)))
             return
         }
         let result: SecretListResult

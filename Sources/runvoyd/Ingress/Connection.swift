@@ -180,8 +180,10 @@ struct Connection {
                         return nil
                     }
                     guard Authorizer.mayKill(caller, ownerUid: found.caller.uid, context.config.current) else {
-                        try await fail(
-                            RunvoyError(.permissionDenied, "execution \(executionID) was started by another user"))
+                        let error = RunvoyError(
+                            .permissionDenied, "execution \(executionID) was started by another user")
+                        auditDenied(.signal, error, fields: [("EXECUTION_ID", executionID)])
+                        try await fail(error)
                         return nil
                     }
                     target = found
