@@ -89,6 +89,65 @@ struct PolicyTests {
         #expect(try !decide(["/tmp/echo", "public"]).allowed)
     }
 
+    @Test func aLinkToAnAllowedProgramIsNotThatProgram() throws {
+        // Multi-call binaries act on the name they were run by: reboot is a link to systemctl.
+        let yaml = """
+            roles: {developer: {users: ["*"]}}
+            executors:
+              x:
+                run_as: {user: nobody}
+                environment: {PATH: /usr/sbin:/usr/bin:/sbin:/bin}
+                allow: {users: ["*"]}
+                commands:
+                  - [systemctl, status, "*"]
+                  - [echo, "*"]
+            """
+        #expect(try decide(["systemctl", "status"], yaml: yaml).allowed)
+        #expect(try !decide(["reboot", "status"], yaml: yaml).allowed)
+        #expect(try !decide(["/sbin/reboot", "status"], yaml: yaml).allowed)
+        // A caller's own link named like an allowed command is not that command, and it is never followed.
+        let base = "/tmp/runvoy-link-test-\(getpid())"
+        mkdir(base, 0o755)
+        defer { _ = system("rm -rf \(base)") }
+        symlink("/usr/bin/echo", base + "/echo")
+        #expect(try !decide([base + "/echo", "hi"], yaml: yaml).allowed)
+        #expect(CommandMatcher.identity("/bin/echo") == "/usr/bin/echo")
+        #expect(CommandMatcher.identity(base + "/echo") == base + "/echo")
+        #expect(CommandMatcher.identity("/usr/sbin/reboot") == "/usr/sbin/reboot")
+    }
+
+    @Test func denyRulesCatchEverySpellingAndLink() throws {
+        let base = "/tmp/runvoy-deny-test-\(getpid())"
+        mkdir(base, 0o755)
+        mkdir(base + "/private", 0o755)
+        defer { _ = system("rm -rf \(base)") }
+        _ = FileManager.default.createFile(atPath: base + "/private/key.pem", contents: Data("k".utf8))
+        symlink(base + "/private/key.pem", base + "/innocent")
+        let yaml = """
+            roles: {developer: {users: ["*"]}}
+            executors:
+              x:
+                run_as: {user: nobody}
+                environment: {PATH: /usr/sbin:/usr/bin:/sbin:/bin}
+                allow: {users: ["*"]}
+                commands:
+                  - {deny: [{regex: "rm|shred"}, "*"]}
+                  - {deny: [cat, {path_under: \(base)/private}]}
+                  - {deny: [{path_under: /sbin}, "*"]}
+                  - any
+            """
+        for spelling in ["rm", "/bin/rm", "/usr/bin/rm", "shred"] {
+            #expect(try !decide([spelling, "-rf", "/x"], yaml: yaml).allowed, "\(spelling)")
+        }
+        #expect(try !decide(["cat", base + "/private/key.pem"], yaml: yaml).allowed)
+        #expect(try !decide(["cat", base + "/innocent"], yaml: yaml).allowed)
+        #expect(try decide(["cat", "/etc/hostname"], yaml: yaml).allowed)
+        // /sbin is a link to /usr/sbin here: the deny covers both spellings.
+        #expect(try !decide(["/usr/sbin/useradd", "x"], yaml: yaml).allowed)
+        #expect(try !decide(["useradd", "x"], yaml: yaml).allowed)
+        #expect(try decide(["true"], yaml: yaml).allowed)
+    }
+
     @Test func pathsMustStayInsideTheirDirectory() throws {
         let base = "/etc/runvoy-test"
         mkdir(base, 0o755)

@@ -97,8 +97,11 @@ final class ExecutionManager: Sendable {
             throw deny(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
         }
         let workingDirectory = executor.workingDirectory
+        // What runs is the command's identity (directories resolved, file name kept), which is what the rules
+        // were checked against: a link the caller swaps after the check cannot change the program.
         let resolved = CommandResolver.resolve(
-            argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory)
+            argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory
+        ).map(CommandMatcher.identity)
         let decision = Authorizer.decide(caller: caller, executor: executor, argv: argv, config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw deny(error) }
