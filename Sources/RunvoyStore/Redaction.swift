@@ -73,16 +73,26 @@ public struct RedactionSet: Sendable {
 
     /// Replaces every match that starts before `limit`, scanning left to right (at one position the longest form
     /// wins), and copies the unmatched bytes before `limit`. Returns the output and where the next scan resumes.
+    ///
+    /// Each form's next occurrence is remembered and searched for again only once the scan has passed it, so the
+    /// work grows with the text times the number of forms, however many matches there are.
     func process(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int) {
         var output: [UInt8] = []
         output.reserveCapacity(buffer.count)
         var position = 0
         buffer.withUnsafeBytes { raw in
+            // -1: not searched yet; Int.max: no further occurrence.
+            var next = [Int](repeating: -1, count: patterns.count)
             while position < limit {
                 var best: (start: Int, pattern: Int)?
-                for (index, pattern) in patterns.enumerated() {
-                    guard let start = Self.find(pattern.bytes, in: raw, from: position), start < limit else { continue }
-                    if best == nil || start < best!.start { best = (start, index) }
+                for index in patterns.indices {
+                    if next[index] != Int.max && next[index] < position {
+                        next[index] = Self.find(patterns[index].bytes, in: raw, from: position) ?? Int.max
+                    }
+                    // Patterns are longest first, so at one position the first found is the longest.
+                    if next[index] < limit && (best == nil || next[index] < best!.start) {
+                        best = (next[index], index)
+                    }
                 }
                 guard let best else { break }
                 output += raw[position..<best.start]
@@ -97,6 +107,25 @@ public struct RedactionSet: Sendable {
         return (output, position)
     }
 
+    /// The length of the longest end of `text` that could be the beginning of a form (shorter than the form):
+    /// those bytes must wait for the next read; everything before them can be released.
+    func pendingLength(_ text: [UInt8]) -> Int {
+        let window = min(maxLength - 1, text.count)
+        guard window > 0 else { return 0 }
+        return text.withUnsafeBytes { raw -> Int in
+            for start in (text.count - window)..<text.count {
+                let length = text.count - start
+                for pattern in patterns where pattern.bytes.count > length && pattern.bytes[0] == raw[start] {
+                    let same = pattern.bytes.withUnsafeBytes {
+                        memcmp(raw.baseAddress! + start, $0.baseAddress!, length)
+                    }
+                    if same == 0 { return length }
+                }
+            }
+            return 0
+        }
+    }
+
     static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
         guard start < haystack.count, let base = haystack.baseAddress else { return nil }
         return needle.withUnsafeBytes { pattern -> Int? in
@@ -109,9 +138,9 @@ public struct RedactionSet: Sendable {
     }
 }
 
-/// Redacts one output stream chunk by chunk. It holds back the last bytes of each chunk that could still begin
-/// a secret (fewer than the longest form) until the next chunk or the end of the stream, so a value split across
-/// chunks is caught, and the result equals redacting the whole stream at once.
+/// Redacts one output stream chunk by chunk. It holds back only the end of a chunk that could be the beginning
+/// of a secret until the next chunk or the end of the stream, so a value split across chunks is caught, a prompt
+/// that is not the start of a secret is shown at once, and the result equals redacting the whole stream at once.
 public final class StreamRedactor {
     let set: RedactionSet
     private var held: [UInt8] = []
@@ -123,7 +152,7 @@ public final class StreamRedactor {
     /// The redacted bytes that can be released now.
     public func feed(_ chunk: UnsafeRawBufferPointer) -> [UInt8] {
         held += chunk
-        let limit = held.count - (set.maxLength - 1)
+        let limit = held.count - set.pendingLength(held)
         guard limit > 0 else { return [] }
         let (output, resume) = set.process(held, limit: limit)
         held.removeFirst(min(resume, held.count))

@@ -62,4 +62,26 @@ struct RedactionTests {
         let oneByteAtATime = Self.streamed(set, text, cuts: Array(0...text.count))
         #expect(String(decoding: oneByteAtATime, as: UTF8.self) == "password is [secret:db], ok\n")
     }
+
+    @Test func onlyWhatCouldStartASecretIsHeldBack() {
+        let set = RedactionSet(secrets: [(name: "aws", value: Array("wJalrXUtnFEMI".utf8))])
+        let redactor = StreamRedactor(set)
+        // An interactive prompt is shown at once: nothing at its end could begin a secret.
+        let prompt = Array("Enter a value: ".utf8)
+        #expect(prompt.withUnsafeBytes { redactor.feed($0) } == prompt)
+        // The start of a value waits for the rest, then goes out as the marker.
+        #expect(Array("key=wJalr".utf8).withUnsafeBytes { redactor.feed($0) } == Array("key=".utf8))
+        #expect(Array("XUtnFEMI!\n".utf8).withUnsafeBytes { redactor.feed($0) } == Array("[secret:aws]!\n".utf8))
+        #expect(redactor.finish().isEmpty)
+    }
+
+    @Test func aStreamMadeOfSecretsIsRedactedWhole() {
+        let value = Array("0123456789abcdef".utf8)
+        let set = RedactionSet(secrets: [(name: "k", value: value)])
+        let text = [UInt8]((0..<16384).flatMap { _ in value + [10] })
+        let redactor = StreamRedactor(set)
+        var out = text.withUnsafeBytes { redactor.feed($0) }
+        out += redactor.finish()
+        #expect(out == [UInt8]((0..<16384).flatMap { _ in Array("[secret:k]\n".utf8) }))
+    }
 }

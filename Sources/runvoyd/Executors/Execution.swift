@@ -201,6 +201,9 @@ final class Execution: Sendable {
         for waiter in waiters { waiter.resume(returning: event) }
     }
 
+    /// The most output one frame (and one stored record) carries.
+    static let maximumChunk = 256 << 10
+
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
         // Secret values never leave the daemon: every chunk is redacted before the client, the stored output
         // and every follower see it.
@@ -219,6 +222,15 @@ final class Execution: Sendable {
         func redacted(_ bytes: [UInt8]) -> ByteBuffer? {
             bytes.isEmpty ? nil : allocator.buffer(bytes: bytes)
         }
+        // Markers can be longer than what they replace: keep every frame within the 256 KiB of output the
+        // protocol promises.
+        func deliverInPieces(_ chunk: ByteBuffer) async {
+            var rest = chunk
+            while rest.readableBytes > Self.maximumChunk, let piece = rest.readSlice(length: Self.maximumChunk) {
+                await deliver(piece)
+            }
+            if rest.readableBytes > 0 { await deliver(rest) }
+        }
         do {
             try await channel.executeThenClose { inbound in
                 for try await chunk in inbound {
@@ -229,7 +241,7 @@ final class Execution: Sendable {
                         continue
                     }
                     if let clean = redacted(chunk.withUnsafeReadableBytes { redactor.feed($0) }) {
-                        await deliver(clean)
+                        await deliverInPieces(clean)
                     }
                 }
             }
@@ -238,7 +250,7 @@ final class Execution: Sendable {
         }
         // The end of the stream: what was held back in case a secret continued in the next chunk.
         if let redactor, let rest = redacted(redactor.finish()) {
-            await deliver(rest)
+            await deliverInPieces(rest)
         }
     }
 }
