@@ -49,10 +49,12 @@ public final class SecretStore: Sendable {
         }
     }
 
-    /// Sets or rotates `name`. Returns whether it was created (false: rotated).
+    /// Sets or rotates `name`. Returns whether it was created (false: rotated). With `takeOwnership` (an
+    /// administrator's rotation) the secret becomes the setter's.
     @discardableResult
     public func set(
-        _ name: String, value: [UInt8], description: String?, uid: UInt32, user: String, atMs: Int64
+        _ name: String, value: [UInt8], description: String?, uid: UInt32, user: String, atMs: Int64,
+        takeOwnership: Bool = false
     ) throws(StoreError) -> Bool {
         let sealed = try seal(value, name: name)
         return try store.write { db in
@@ -64,6 +66,11 @@ public final class SecretStore: Sendable {
                         WHERE name = ?
                         """,
                     arguments: [sealed, description, user, atMs, name])
+                if takeOwnership {
+                    try db.execute(
+                        sql: "UPDATE secrets SET owner_uid = ?, owner_user = ? WHERE name = ?",
+                        arguments: [Int64(uid), user, name])
+                }
                 return false
             }
             try db.execute(

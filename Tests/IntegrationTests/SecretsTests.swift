@@ -43,7 +43,8 @@ final class SecretsTests {
     init() throws {
         value = "tok-" + (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined()
         daemon = try DaemonFixture(config: { Self.config($0) }, extraArguments: ["--log-level", "trace"])
-        try set("api-token", value, as: caller)
+        // An executor injects api-token, so only an admin may create it (root here).
+        try set("api-token", value, as: nil)
     }
 
     deinit { daemon.stop() }
@@ -111,7 +112,7 @@ final class SecretsTests {
         let short = try set("tiny", "abc", as: caller)
         #expect(short.status == 125 && short.stderrText.contains("at least 6 bytes"))
         let foreign = try set("api-token", value + "-changed", as: "nobody")
-        #expect(foreign.status == 125 && foreign.stderrText.contains("belongs to daemon"))
+        #expect(foreign.status == 125 && foreign.stderrText.contains("belongs to root"))
         let read = try daemon.ctl(["secrets", "get", "api-token"], asUser: caller)
         #expect(read.status == 125 && read.stderrText.contains("permission_denied"))
         seen += [missing.stderrText, short.stderrText, foreign.stderrText, read.stdoutText, read.stderrText]
@@ -122,7 +123,7 @@ final class SecretsTests {
         let started = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_started"])
         #expect(started.first?["RUNVOY_SECRETS"] == "api-token")
         let setRecord = try Harness.journal(["RUNVOY_EVENT=secret_changed", "RUNVOY_SECRET_NAME=api-token"])
-        #expect(setRecord.contains { $0["RUNVOY_ACTION"] == "set" && $0["RUNVOY_CALLER_USER"] == caller })
+        #expect(setRecord.contains { $0["RUNVOY_ACTION"] == "set" && $0["RUNVOY_CALLER_USER"] == "root" })
 
         // 7. The command line of the child, 8. the caller's own environment, and the child's environment as the
         // caller (another user) would read it.
@@ -202,9 +203,19 @@ final class SecretsTests {
         let refused = try daemon.ctl(["secrets", "rm", "nobodys"], asUser: caller)
         #expect(refused.status == 125 && refused.stderrText.contains("belongs to nobody"))
         #expect(try set("nobodys", "nobody-value-2", as: "nobody").stdoutText.contains("rotated (version 2)"))
+        // A name an executor injects is not anyone's to claim first.
+        let claimed = try set("never-set", "claimed-by-a-developer", as: caller)
+        #expect(claimed.status == 125 && claimed.stderrText.contains("only an admin may create it"))
+        // An admin's rotation makes the secret the admin's.
+        #expect(try set("nobodys", "admin-rotated-3", as: nil).status == 0)
+        let rotated = try JSONDecoder().decode(
+            SecretListResult.self, from: try daemon.ctl(["secrets", "list", "--json"]).stdout)
+        #expect(rotated.secrets.first { $0.name == "nobodys" }?.owner == "root")
+        #expect(
+            try daemon.ctl(["secrets", "list", "--json"], asUser: "nobody").stdoutText.contains("nobodys") == false)
 
         let read = try daemon.ctl(["secrets", "get", "nobodys"])
-        #expect(read.status == 0 && read.stdoutText == "nobody-value-2")
+        #expect(read.status == 0 && read.stdoutText == "admin-rotated-3")
         let audited = try Harness.journal(["RUNVOY_EVENT=secret_read", "RUNVOY_SECRET_NAME=nobodys"])
         #expect(audited.first?["RUNVOY_DECISION"] == "allow" && audited.first?["RUNVOY_CALLER_USER"] == "root")
         #expect(try daemon.ctl(["secrets", "rm", "nobodys"]).status == 0)

@@ -31,8 +31,18 @@ extension Connection {
             guard value.count <= Self.maximumSecretBytes else {
                 throw RunvoyError(.invalidArgument, "secret values are at most \(Self.maximumSecretBytes) bytes")
             }
+            try requireManagePermission(config)
             let existing = try secretStore { store throws(StoreError) in try store.info(params.name) }
             try requireManage(existing, config)
+            // A name an executor injects is the administrators' to create: otherwise anyone could claim the
+            // secret a production executor is waiting for, and keep it.
+            let referencing = config.executors.filter { $0.secretNames.contains(params.name) }.map(\.name)
+            if existing == nil && !referencing.isEmpty && !Authorizer.permits(caller, .secretsManageAll, config) {
+                throw RunvoyError(
+                    .permissionDenied,
+                    "secret '\(params.name)' is injected by executor \(referencing.map { "'\($0)'" }.joined(separator: ", ")); only an admin may create it"
+                )
+            }
             // Audited (by name) before the change: fail-closed, as for executions.
             fields.append(("ACTION", existing == nil ? "set" : "rotate"))
             try audit.record(
@@ -43,7 +53,8 @@ extension Connection {
             let created = try secretStore { store throws(StoreError) in
                 try store.set(
                     params.name, value: value, description: params.description, uid: caller.uid,
-                    user: caller.displayName, atMs: Int64(ExecutionManager.nowMilliseconds()))
+                    user: caller.displayName, atMs: Int64(ExecutionManager.nowMilliseconds()),
+                    takeOwnership: Authorizer.permits(caller, .secretsManageAll, config))
             }
             result = SecretSetResult(name: params.name, created: created, version: (existing?.version ?? 0) + 1)
         } catch {
@@ -73,7 +84,8 @@ extension Connection {
                     createdAtMs: info.createdAtMs, updatedAtMs: info.updatedAtMs, version: info.version,
                     executors: config.executors.filter { $0.secretNames.contains(info.name) }.map(\.name))
             }
-            let missing = Set(config.executors.flatMap(\.secretNames)).subtracting(set).sorted()
+            let usable = config.executors.filter { all || Authorizer.mayUse(caller, $0, config) }
+            let missing = Set(usable.flatMap(\.secretNames)).subtracting(set).sorted()
             result = SecretListResult(secrets: secrets, missing: missing)
         } catch {
             try await sink.send(Reply<NoParams>(id: id, error: error))
@@ -89,6 +101,7 @@ extension Connection {
         fields.append(("ACTION", "remove"))
         let result: SecretRemoveResult
         do throws(RunvoyError) {
+            try requireManagePermission(config)
             guard let existing = try secretStore({ store throws(StoreError) in try store.info(params.name) }) else {
                 throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
             }
@@ -148,6 +161,17 @@ extension Connection {
             ("SECRET_NAME", SecretName.isValid(name) ? name : "(invalid name)"), ("CALLER_UID", String(caller.uid)),
             ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
         ]
+    }
+
+    /// Any change to secrets takes `secrets_manage_own` or `secrets_manage_all`, checked before anything is
+    /// looked up, so a caller without them learns nothing about which secrets exist.
+    private func requireManagePermission(_ config: DaemonConfig) throws(RunvoyError) {
+        guard
+            Authorizer.permits(caller, .secretsManageOwn, config)
+                || Authorizer.permits(caller, .secretsManageAll, config)
+        else {
+            throw Authorizer.refusal(caller, .secretsManageOwn, config)
+        }
     }
 
     /// Setting a new secret takes `secrets_manage_own`; changing or removing one takes ownership with it, or
