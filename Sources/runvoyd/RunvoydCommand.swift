@@ -103,7 +103,7 @@ struct RunvoydCommand: AsyncParsableCommand {
                     "\(path ?? "embedded configuration"): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
                 )
             }
-            for warning in Self.missingSecrets(loaded) {
+            for warning in Self.missingSecrets(loaded) + Self.sharedRunAs(loaded) {
                 print("\(path ?? "embedded configuration"): warning: \(warning)")
             }
             for failure in failures { print(failure.description) }
@@ -131,6 +131,27 @@ struct RunvoydCommand: AsyncParsableCommand {
             Daemon.shout("runvoyd: \(error.description)")
             throw ExitCode(1)
         }
+    }
+
+    /// Executors that inject secrets and share their run-as user with executors that do not inject the same
+    /// ones: commands on those can read the secrets (the process environment and files of the same uid), and
+    /// their output is not redacted.
+    static func sharedRunAs(_ config: DaemonConfig) -> [String] {
+        var warnings: [String] = []
+        for executor in config.executors where !executor.secretNames.isEmpty {
+            let others = config.executors.filter {
+                $0.name != executor.name && $0.runAs.user == executor.runAs.user
+                    && !executor.secretNames.isSubset(of: $0.secretNames)
+            }
+            if !others.isEmpty {
+                warnings.append(
+                    "executors.\(executor.name): injects secrets and runs as '\(executor.runAs.user)', as "
+                        + others.map { "'\($0.name)'" }.joined(separator: ", ")
+                        + " does: commands there can read these secrets from /proc or the secret files, unredacted; give it a user of its own"
+                )
+            }
+        }
+        return warnings
     }
 
     /// Secrets executors reference that the store does not hold (read by name, without the master key).

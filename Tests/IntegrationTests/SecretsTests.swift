@@ -169,6 +169,14 @@ final class SecretsTests {
         return try condition()
     }
 
+    @Test func checkConfigWarnsAboutMissingSecretsAndSharedRunAsUsers() throws {
+        let check = try Harness.run([Harness.runvoyd, "--check-config", "--config", daemon.configPath])
+        #expect(check.status == 0)
+        #expect(check.stdoutText.contains("executors.ghost: secret 'never-set' is not set"))
+        #expect(check.stdoutText.contains("executors.vault: injects secrets and runs as 'nobody'"))
+        #expect(!leaks(check.stdoutText))
+    }
+
     @Test func onATerminalTheValueIsReadWithoutEcho() throws {
         let valuePath = daemon.directory + "/tty-value"
         try "typed-on-a-terminal-42\n".write(toFile: valuePath, atomically: true, encoding: .utf8)

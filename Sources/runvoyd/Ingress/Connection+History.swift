@@ -45,7 +45,9 @@ extension Connection {
 
     /// Checks the request and starts streaming in a task of its own, so the connection keeps reading (and
     /// notices a client that goes away). Returns nil when the request was refused.
-    func startLogs(_ params: LogsParams, id: RequestID, sink: ConnectionSink) async throws -> Task<Void, Never>? {
+    func startLogs(
+        _ params: LogsParams, id: RequestID, sink: ConnectionSink
+    ) async throws -> (@Sendable () async -> Void)? {
         let info: ExecutionInfo
         do throws(RunvoyError) {
             info = try visibleExecution(params.executionId, for: .logs)
@@ -62,7 +64,7 @@ extension Connection {
         let live = context.executions.running(id: info.executionId)
         let activity = activity
         activity.attach()
-        return Task {
+        return {
             defer { activity.detach() }
             do {
                 if let live {

@@ -17,20 +17,19 @@ struct Connection {
             try await channel.executeThenClose { inbound, outbound in
                 let sink = ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil)
                 var attached: Execution?
-                var streams: [Task<Void, Never>] = []
+                let streams = StreamTasks()
                 var peerGone = false
                 defer {
                     // `logs` streams end with the connection unless it was only half-closed (awaited below).
-                    for stream in streams { stream.cancel() }
+                    streams.cancelAll()
                 }
                 do {
                     for try await frame in inbound {
                         if let execution = try await handle(
-                            frame, outbound: outbound, sink: sink, attached: attached, streams: &streams)
+                            frame, outbound: outbound, sink: sink, attached: attached, streams: streams)
                         {
                             attached = execution
                         }
-                        streams.removeAll { $0.isCancelled }
                     }
                 } catch let error as FrameDecoder.FrameTooLarge {
                     try? await sink.send(Reply<NoParams>(id: nil, error: error.wireError))
@@ -53,7 +52,7 @@ struct Connection {
                     if !peerGone { await execution.waitFinished() }
                 }
                 if !peerGone {
-                    for stream in streams { await stream.value }
+                    await streams.waitAll()
                 }
             }
         } catch {
@@ -64,7 +63,7 @@ struct Connection {
     /// Handles one request frame. Returns an execution that is now attached to this connection.
     private func handle(
         _ frame: ByteBuffer, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, sink: ConnectionSink,
-        attached: Execution?, streams: inout [Task<Void, Never>]
+        attached: Execution?, streams: StreamTasks
     ) async throws -> Execution? {
         let envelope: RequestEnvelope
         do {
@@ -210,7 +209,7 @@ struct Connection {
                     return nil
                 }
                 if let stream = try await startLogs(request, id: id, sink: sink.replying(to: id)) {
-                    streams.append(stream)
+                    streams.start(stream)
                 }
             case .kill:
                 guard let request = try await params(KillParams.self) else {

@@ -54,7 +54,9 @@ struct Daemon {
         } catch {
             throw ListeningSocket.SetupError(description: error.message)
         }
-        for warning in RunvoydCommand.missingSecrets(config) { logger.warning("\(warning)") }
+        for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config) {
+            logger.warning("\(warning)")
+        }
         do throws(SystemError) {
             if let warning = try SecretInjection.prepareRuntimeDirectory(config.secrets.runtimeDirectory) {
                 logger.warning("\(warning)")

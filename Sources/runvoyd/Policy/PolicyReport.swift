@@ -4,8 +4,9 @@ import RunvoyKit
 /// What a configuration grants, in a form that can be digested, compared between reloads and checked against
 /// the configuration's own expectations.
 enum PolicyReport {
-    /// A stable digest of the effective policy: role bindings, and each executor's access and command rules
-    /// (comments, ordering of keys and unrelated settings do not change it).
+    /// A stable digest of the effective policy: role bindings, and each executor's identity, access, command
+    /// rules, PATH, `allow_env`, secrets and working directory (comments, key order and unrelated settings do
+    /// not change it).
     static func digest(_ config: DaemonConfig) -> String {
         var lines: [String] = []
         for binding in config.roles.sorted(by: { ($0.role, $0.line) < ($1.role, $1.line) }) {
@@ -17,7 +18,10 @@ enum PolicyReport {
             lines.append(
                 "executor \(executor.name) run_as=\(executor.runAs.user):\(executor.runAs.group ?? "") "
                     + "users=\(access.users.sorted()) groups=\(access.groups.sorted()) "
-                    + "roles=\(access.roles.map(\.rawValue).sorted())")
+                    + "roles=\(access.roles.map(\.rawValue).sorted()) "
+                    // What a caller can change about a command, and what it is given, are part of the policy.
+                    + "path=\(executor.environment["PATH"] ?? "") allow_env=\(executor.allowEnv.sorted()) "
+                    + "secrets=\(executor.secretNames.sorted()) cwd=\(executor.workingDirectory)")
             for rule in executor.commands.rules { lines.append("  \(rule.display)") }
         }
         return ConfigLoader.digest(lines.joined(separator: "\n"))
