@@ -103,12 +103,13 @@ enum Authorizer {
             return .deny(.permissionDenied, reason)
         }
         guard let first = argv.first else { return .deny(.badRequest, "argv must name a command") }
-        let matcher = CommandMatcher(
-            argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory)
-        let rules = executor.commands.rules
         if case .any = executor.commands {
             return .allow("executor '\(executor.name)' accepts any command", rule: nil)
         }
+        let rules = executor.commands.rules
+        let matcher = CommandMatcher(
+            argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
+            withTarget: rules.contains { $0.effect == .deny })
         if let deny = rules.first(where: { $0.effect == .deny && matcher.matches($0, argv: argv) }) {
             let at = location(deny, config)
             return .deny(

@@ -20,13 +20,14 @@ struct CommandMatcher {
     /// The command with every symlink resolved, for deny rules only.
     let target: String?
 
-    init(argv0: String, searchPath: String?, workingDirectory: String) {
+    /// `withTarget`: also resolve the command completely, which only deny rules use.
+    init(argv0: String, searchPath: String?, workingDirectory: String, withTarget: Bool = true) {
         self.searchPath = searchPath
         self.workingDirectory = workingDirectory
         self.typed = argv0
         let found = CommandResolver.resolve(argv0, searchPath: searchPath, workingDirectory: workingDirectory)
         self.identity = found.map(Self.identity)
-        self.target = found.map { Self.canonical(Self.normalize($0)) }
+        self.target = withTarget ? found.map { Self.canonical(Self.normalize($0)) } : nil
     }
 
     /// `path` (absolute) with `.`, `..` and the symlinks of its directories resolved, and its file name kept.
