@@ -23,7 +23,7 @@ public final class ExecutionStore: Sendable {
         outputRoot = stateDirectory + "/output"
         spares = OutputSpares(root: outputRoot)
         do {
-            try PosixFile.makeDirectories(outputRoot)
+            try FileSystem.makeDirectories(outputRoot, mode: 0o700)
         } catch {
             throw StoreError(.output, "cannot create \(outputRoot): \(error)")
         }
@@ -125,8 +125,8 @@ public final class ExecutionStore: Sendable {
             ).execute(
                 arguments: [
                     info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
-                    Int64(info.callerPid), info.executor, info.runAs, Self.jsonArray(info.argv),
-                    info.workingDirectory, Self.jsonArray(info.envKeys), info.pid.map { Int64($0) },
+                    Int64(info.callerPid), info.executor, info.runAs, JSONText.array(info.argv),
+                    info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
                     info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
                     info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
                     info.droppedBytes, info.outputPruned, info.configDigest, info.reason,
@@ -307,7 +307,7 @@ public final class ExecutionStore: Sendable {
                 }
             }
         }
-        for id in report.deleted + report.outputPruned { PosixFile.removeTree(outputDirectory(id)) }
+        for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }
         return report
     }
 
@@ -319,8 +319,8 @@ public final class ExecutionStore: Sendable {
             Set(try String.fetchAll(db, sql: "SELECT id FROM executions WHERE output_pruned = 0"))
         }
         var removed = 0
-        for name in PosixFile.list(outputRoot) where !known.contains(name) {
-            PosixFile.removeTree(outputDirectory(name))
+        for name in FileSystem.entries(outputRoot) where !known.contains(name) {
+            FileSystem.removeTree(outputDirectory(name))
             removed += 1
         }
         return removed
@@ -365,10 +365,6 @@ public final class ExecutionStore: Sendable {
         } catch {
             throw StoreError(.database, "cannot read the execution history: \(error)")
         }
-    }
-
-    static func jsonArray(_ strings: [String]) -> String {
-        "[" + strings.map(JSONText.quoted).joined(separator: ",") + "]"
     }
 
     static func stringArray(_ json: String) -> [String] {

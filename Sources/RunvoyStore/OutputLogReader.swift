@@ -55,7 +55,7 @@ public struct OutputLogReader: Sendable {
         }
 
         func nextSegment(after segment: Int) -> Int? {
-            PosixFile.list(directory).compactMap(OutputLogFormat.segmentIndex).filter { $0 > segment }.min()
+            FileSystem.entries(directory).compactMap(OutputLogFormat.segmentIndex).filter { $0 > segment }.min()
         }
 
         // Moves to the next existing segment; false when there is none.

@@ -29,7 +29,7 @@ final class OutputLogWriter: @unchecked Sendable {
         self.directory = directory
         self.headLimit = max(1, cap / 2)
         self.segmentLimit = max(1, cap / 4)
-        try PosixFile.makeDirectories(directory)
+        try FileSystem.makeDirectories(directory, mode: 0o700)
         fd = try Self.createSegment(directory: directory, index: 0, startOffset: 0)
     }
 

@@ -99,7 +99,7 @@ public final class OutputRecorder: Sendable {
                 return OutputLogWriter(directory: reader.directory, headFD: spare.headFD, cap: cap)
             }
             close(spare.headFD)
-            PosixFile.removeTree(spare.path)
+            FileSystem.removeTree(spare.path)
         }
         return try OutputLogWriter(directory: reader.directory, cap: cap)
     }

@@ -87,6 +87,6 @@ public final class OutputSpares: Sendable {
 
     private func discard(_ spare: Spare) {
         Glibc.close(spare.headFD)
-        PosixFile.removeTree(spare.path)
+        FileSystem.removeTree(spare.path)
     }
 }

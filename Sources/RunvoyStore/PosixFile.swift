@@ -66,33 +66,4 @@ enum PosixFile {
         try retryingOnInterrupt("fstat") { fstat(fd, &info) }
         return Int64(info.st_size)
     }
-
-    /// Names in `directory`, without `.` and `..`; empty when it does not exist.
-    static func list(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    /// Removes a directory of plain files (stored output); missing is fine.
-    static func removeTree(_ directory: String) {
-        for name in list(directory) { unlink(directory + "/" + name) }
-        rmdir(directory)
-    }
-
-    /// Creates `path` and its missing parents with mode 0700.
-    static func makeDirectories(_ path: String) throws(SystemError) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o700) != 0 && errno != EEXIST { throw SystemError("mkdir \(current)") }
-        }
-    }
 }

@@ -19,19 +19,13 @@ struct KillCommand: ParsableCommand {
     var signal: String = "TERM"
 
     func run() throws {
-        do {
-            let client = try RunvoyClient(socketPath: global.socketPath)
-            let result = try client.call(
-                .kill, params: KillParams(executionId: id, signal: signal), result: KillResult.self)
-            if result.delivered {
-                print("sent signal \(result.signal) to execution \(result.executionId)")
-            } else {
-                complain("execution \(result.executionId) ended before the signal could be sent")
-                throw ExitCode(1)
-            }
-        } catch let error as ClientError {
-            complain(error.description)
-            throw ExitCode(CtlExit.code(for: error))
+        let result = try remoteCall(
+            global, .kill, params: KillParams(executionId: id, signal: signal), result: KillResult.self, json: false
+        ) { _ in }
+        guard result.delivered else {
+            complain("execution \(result.executionId) ended before the signal could be sent")
+            throw ExitCode(1)
         }
+        print("sent signal \(result.signal) to execution \(result.executionId)")
     }
 }

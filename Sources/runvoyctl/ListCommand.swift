@@ -56,15 +56,9 @@ struct ListCommand: ParsableCommand {
         var params = ListParams(limit: limit, user: user, executor: executor)
         if let status { params.status = ExecutionStatus.parseList(status) }
         if let since, let duration = DurationParser.parse(since) {
-            params.sinceMs = nowMilliseconds() - duration.components.seconds * 1000
+            params.sinceMs = WallClock.milliseconds() - duration.components.seconds * 1000
         }
-        do {
-            let client = try RunvoyClient(socketPath: global.socketPath)
-            let result = try client.call(.list, params: params, result: ListResult.self)
-            if json {
-                print(try HistoryFormat.json(result))
-                return
-            }
+        try remoteCall(global, .list, params: params, result: ListResult.self, json: json) { result in
             let rows = result.executions.map { info in
                 [
                     info.executionId, info.status.rawValue, info.callerUser, info.executor,
@@ -77,16 +71,6 @@ struct ListCommand: ParsableCommand {
                     ["ID", "STATUS", "USER", "EXECUTOR", "CREATED", "DURATION", "EXIT", "COMMAND"], rows,
                     width: HistoryFormat.terminalWidth(), dropOrder: [5, 4, 3, 2]),
                 terminator: "")
-        } catch let error as ClientError {
-            complain(error.description)
-            throw ExitCode(CtlExit.code(for: error))
         }
     }
-}
-
-/// Wall-clock milliseconds since the epoch.
-func nowMilliseconds() -> Int64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
 }

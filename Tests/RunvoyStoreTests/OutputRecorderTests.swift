@@ -168,7 +168,7 @@ struct OutputRecorderTests {
             bytes.withUnsafeBytes { recorder.append(.stdout, $0) }
         }
         recorder.finish()
-        let segments = PosixFile.list(path).compactMap(OutputLogFormat.segmentIndex)
+        let segments = FileSystem.entries(path).compactMap(OutputLogFormat.segmentIndex)
         let next = OutputLogFormat.segmentName(segments.max()! + 1)
         for headerBytes in [0, 5, 12] {
             // The daemon died between creating the next segment and finishing its 16-byte header.

@@ -1,5 +1,10 @@
 /// Small helpers for JSON text built by hand on hot paths.
 public enum JSONText {
+    /// `strings` as a JSON array of string literals.
+    public static func array(_ strings: [String]) -> String {
+        "[" + strings.map(quoted).joined(separator: ",") + "]"
+    }
+
     /// `value` as a JSON string literal, quotes included.
     public static func quoted(_ value: String) -> String {
         var out = "\""

@@ -62,7 +62,7 @@ final class ExecutionManager: Sendable {
             ("CALLER_USER", caller.displayName),
             ("CALLER_PID", String(caller.pid)),
             ("EXECUTOR", executorName),
-            ("ARGV", Self.jsonArray(argv)),
+            ("ARGV", JSONText.array(argv)),
         ]
         if let env = params.env, !env.isEmpty {
             fields.append(("ENV_KEYS", env.keys.sorted().joined(separator: ",")))
@@ -156,8 +156,8 @@ final class ExecutionManager: Sendable {
         }
         if let admitted { throw deny(admitted) }
 
-        let createdAtMs = Self.nowMilliseconds()
-        let id = ExecutionID.make(milliseconds: createdAtMs)
+        let createdAtMs = WallClock.milliseconds()
+        let id = ExecutionID.make(milliseconds: UInt64(createdAtMs))
         // The history records the execution before anything is audited or run: what cannot be recorded
         // does not run. (Its output folder is created with the first chunk.)
         let recorder: OutputRecorder
@@ -167,7 +167,7 @@ final class ExecutionManager: Sendable {
                     executionId: id, status: .running, callerUid: caller.uid, callerUser: caller.displayName,
                     callerPid: caller.pid, executor: executor.name, runAs: runAs, argv: argv,
                     workingDirectory: workingDirectory, envKeys: (params.env ?? [:]).keys.sorted(), pid: nil,
-                    exitCode: nil, signal: nil, createdAtMs: Int64(createdAtMs), startedAtMs: nil, finishedAtMs: nil,
+                    exitCode: nil, signal: nil, createdAtMs: createdAtMs, startedAtMs: nil, finishedAtMs: nil,
                     durationUsec: nil, stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0,
                     outputPruned: false, configDigest: config.digest, reason: nil))
             recorder = store.makeRecorder(id, cap: config.history.maxOutputBytes)
@@ -202,7 +202,7 @@ final class ExecutionManager: Sendable {
                 AuditEvent(
                     .decision,
                     message:
-                        "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(Self.jsonArray(argv))",
+                        "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(JSONText.array(argv))",
                     fields: allowed))
 
             // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
@@ -235,7 +235,7 @@ final class ExecutionManager: Sendable {
             recordNotStarted(id, reason: "spawn_failed: \(error.message)")
             throw error
         }
-        let startedAtMs = Int64(Self.nowMilliseconds())
+        let startedAtMs = WallClock.milliseconds()
 
         let channels: (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?)
         do {
@@ -260,7 +260,7 @@ final class ExecutionManager: Sendable {
             id: id, requestID: requestID, caller: caller, executorName: executor.name, runAs: runAs, argv: argv,
             path: path, pid: spawned.pid, killOnDisconnect: params.killOnDisconnect ?? false, timeout: timeout,
             killGrace: config.killGrace, sink: sink, stdin: channels.2, recorder: recorder,
-            createdAtMs: Int64(createdAtMs), startedAtMs: startedAtMs, secrets: injection)
+            createdAtMs: createdAtMs, startedAtMs: startedAtMs, secrets: injection)
         let count = state.withLock { state -> Int in
             state.running[id] = execution
             state.started += 1
@@ -312,7 +312,7 @@ final class ExecutionManager: Sendable {
                 execution.id,
                 ExecutionStore.Outcome(
                     status: status, pid: execution.pid, exitCode: event.exitCode, signal: event.signal,
-                    startedAtMs: execution.startedAtMs, finishedAtMs: Int64(Self.nowMilliseconds()),
+                    startedAtMs: execution.startedAtMs, finishedAtMs: WallClock.milliseconds(),
                     durationUsec: event.durationUsec, totals: totals, reason: nil))
         } catch {
             logger.error(
@@ -343,7 +343,7 @@ final class ExecutionManager: Sendable {
     static func notStarted(reason: String) -> ExecutionStore.Outcome {
         ExecutionStore.Outcome(
             status: .failed, pid: nil, exitCode: nil, signal: nil, startedAtMs: nil,
-            finishedAtMs: Int64(nowMilliseconds()), durationUsec: nil,
+            finishedAtMs: WallClock.milliseconds(), durationUsec: nil,
             totals: .init(stdoutBytes: 0, stderrBytes: 0, storedBytes: 0, droppedBytes: 0, failure: nil),
             reason: reason)
     }
@@ -471,16 +471,6 @@ final class ExecutionManager: Sendable {
         return name.utf8.allSatisfy {
             ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F
         }
-    }
-
-    static func jsonArray(_ strings: [String]) -> String {
-        "[" + strings.map(JSONText.quoted).joined(separator: ",") + "]"
-    }
-
-    static func nowMilliseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
     }
 
     static func micros(_ duration: Duration) -> Int64 {

@@ -1,4 +1,5 @@
 import Logging
+import RunvoyKit
 import RunvoyStore
 import ServiceLifecycle
 
@@ -20,7 +21,7 @@ struct HistoryPruner: Service {
     func prune() {
         let settings = config.current.history
         let cutoff = settings.maxAge.map { maxAge in
-            Int64(ExecutionManager.nowMilliseconds()) - maxAge.components.seconds * 1000
+            WallClock.milliseconds() - maxAge.components.seconds * 1000
                 - maxAge.components.attoseconds / 1_000_000_000_000_000
         }
         do throws(StoreError) {

@@ -7,7 +7,7 @@ import RunvoyStore
 enum HistoryRecovery {
     static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
         let unfinished = try store.unfinished()
-        let now = Int64(ExecutionManager.nowMilliseconds())
+        let now = WallClock.milliseconds()
         for info in unfinished {
             let reader = OutputLogReader(directory: store.outputDirectory(info.executionId))
             var totals = OutputRecorder.Totals(
@@ -34,7 +34,7 @@ enum HistoryRecovery {
                         ("EXECUTION_ID", info.executionId), ("CALLER_UID", String(info.callerUid)),
                         ("CALLER_USER", info.callerUser), ("CALLER_PID", String(info.callerPid)),
                         ("EXECUTOR", info.executor), ("RUN_AS", info.runAs),
-                        ("ARGV", ExecutionManager.jsonArray(info.argv)), ("REASON", reason),
+                        ("ARGV", JSONText.array(info.argv)), ("REASON", reason),
                         ("STDOUT_BYTES", String(totals.stdoutBytes)), ("STDERR_BYTES", String(totals.stderrBytes)),
                     ]))
         }

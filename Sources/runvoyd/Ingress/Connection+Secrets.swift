@@ -53,7 +53,7 @@ extension Connection {
             let created = try secretStore { store throws(StoreError) in
                 try store.set(
                     params.name, value: value, description: params.description, uid: caller.uid,
-                    user: caller.displayName, atMs: Int64(ExecutionManager.nowMilliseconds()),
+                    user: caller.displayName, atMs: WallClock.milliseconds(),
                     takeOwnership: Authorizer.permits(caller, .secretsManageAll, config))
             }
             result = SecretSetResult(name: params.name, created: created, version: (existing?.version ?? 0) + 1)

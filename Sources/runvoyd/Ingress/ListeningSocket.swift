@@ -1,6 +1,7 @@
 import CSystemd
 import Glibc
 import RunvoyConfig
+import RunvoyKit
 
 /// Where the daemon's listening socket comes from: a path it binds, or a socket systemd passed (LISTEN_FDS).
 enum ListeningSocket {
@@ -75,12 +76,10 @@ enum ListeningSocket {
     }
 
     private static func makeDirectories(_ path: String) throws(SetupError) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw SetupError(description: "cannot create \(current): \(String(cString: strerror(errno)))")
-            }
+        do throws(SystemError) {
+            try FileSystem.makeDirectories(path, mode: 0o755)
+        } catch {
+            throw SetupError(description: "cannot create the socket's directory: \(error)")
         }
     }
 }

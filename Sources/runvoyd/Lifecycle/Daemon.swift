@@ -138,13 +138,10 @@ struct Daemon {
     }
 
     static func makeStateDirectory(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o700) != 0 && errno != EEXIST {
-                throw ListeningSocket.SetupError(
-                    description: "cannot create state directory \(current): \(String(cString: strerror(errno)))")
-            }
+        do throws(SystemError) {
+            try FileSystem.makeDirectories(path, mode: 0o700)
+        } catch {
+            throw ListeningSocket.SetupError(description: "cannot create state directory: \(error)")
         }
     }
 

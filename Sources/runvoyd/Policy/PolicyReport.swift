@@ -63,7 +63,7 @@ enum PolicyReport {
     static func json(_ grants: [String: [String]]) -> String {
         "{"
             + grants.keys.sorted().map { user in
-                JSONText.quoted(user) + ":" + ExecutionManager.jsonArray(grants[user] ?? [])
+                JSONText.quoted(user) + ":" + JSONText.array(grants[user] ?? [])
             }.joined(separator: ",") + "}"
     }
 
@@ -78,7 +78,7 @@ enum PolicyReport {
             }
             let executorName = expectation.executor ?? config.defaultExecutorName
             let what =
-                "user \(expectation.user) on '\(executorName)' \(ExecutionManager.jsonArray(expectation.argv))"
+                "user \(expectation.user) on '\(executorName)' \(JSONText.array(expectation.argv))"
             guard let caller = Caller.lookup(userName: expectation.user) else {
                 return failure("\(what): there is no user \(expectation.user)")
             }

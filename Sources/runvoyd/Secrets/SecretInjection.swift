@@ -73,13 +73,9 @@ struct SecretInjection: Sendable {
     /// Creates the runtime directory (mode 0711) and removes what a previous daemon left in it. Returns a warning
     /// when it is not on a tmpfs.
     static func prepareRuntimeDirectory(_ path: String) throws(SystemError) -> String? {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o711) != 0 && errno != EEXIST { throw SystemError("mkdir \(current)") }
-        }
+        try FileSystem.makeDirectories(path, mode: 0o711)
         chmod(path, 0o711)
-        for name in entries(path) { remove(path + "/" + name) }
+        for name in FileSystem.entries(path) { remove(path + "/" + name) }
         if runvoy_is_tmpfs(path) == 0 {
             return "secret files go to \(path), which is not a tmpfs: they reach the disk while commands run"
         }
@@ -109,22 +105,8 @@ struct SecretInjection: Sendable {
     }
 
     static func remove(_ directory: String) {
+        // The folder is 0500 for the command; make it writable again to empty it.
         chmod(directory, 0o700)
-        for name in entries(directory) { unlink(directory + "/" + name) }
-        rmdir(directory)
-    }
-
-    /// The names in a directory, without `.` and `..`; empty when it cannot be read.
-    private static func entries(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        FileSystem.removeTree(directory)
     }
 }
