@@ -231,6 +231,31 @@ final class HistoryTests {
         #expect((try connection.readReply(id: 3)?["error"] as? [String: Any])?["code"] as? String == "bad_request")
         try connection.sendFrame(#"{"v":1,"id":4,"method":"list","params":{"status":["nope"]}}"#)
         #expect((try connection.readReply(id: 4)?["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        // The policy and secrets methods answer garbage the same way.
+        let cases: [(String, String)] = [
+            (#"{"v":1,"id":6,"method":"explain","params":{"argv":[]}}"#, "bad_request"),
+            (#"{"v":1,"id":7,"method":"explain","params":{"argv":"ls"}}"#, "bad_request"),
+            (
+                #"{"v":1,"id":8,"method":"explain","params":{"argv":["ls"],"user":"no-such-user-x"}}"#,
+                "invalid_argument"
+            ),
+            (#"{"v":1,"id":9,"method":"secrets_set","params":{"name":"ok-name","value":"%%%"}}"#, "bad_request"),
+            (
+                #"{"v":1,"id":10,"method":"secrets_set","params":{"name":"../etc","value":"YWJjZGVmZw=="}}"#,
+                "invalid_argument"
+            ),
+            (#"{"v":1,"id":11,"method":"secrets_rm"}"#, "bad_request"),
+            (#"{"v":1,"id":12,"method":"secrets_get","params":{"name":7}}"#, "bad_request"),
+            (
+                #"{"v":1,"id":13,"method":"kill","params":{"execution_id":"0000000000000000000000000z","signal":"NOPE"}}"#,
+                "invalid_argument"
+            ),
+        ]
+        for (index, (frame, code)) in cases.enumerated() {
+            try connection.sendFrame(frame)
+            let answer = try connection.readReply(id: 6 + index)
+            #expect((answer?["error"] as? [String: Any])?["code"] as? String == code, "\(frame)")
+        }
         try connection.sendFrame(#"{"v":1,"id":5,"method":"list","params":{"limit":1}}"#)
         let reply = try connection.readReply(id: 5)
         #expect((reply?["result"] as? [String: Any])?["executions"] is [Any])
