@@ -6,7 +6,7 @@ struct KillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kill",
         abstract: "Send a signal (TERM by default) to a running execution's process group.",
-        discussion: "You may kill your own executions; root may kill any. Every request is audited.")
+        discussion: "Developers may kill their own executions; operators and admins any. Every request is audited.")
 
     @OptionGroup var global: GlobalOptions
 

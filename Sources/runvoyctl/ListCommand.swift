@@ -8,8 +8,8 @@ struct ListCommand: ParsableCommand {
         commandName: "list",
         abstract: "List executions, newest first.",
         discussion: """
-            You see your own executions; root sees everyone's. The table is fitted to the terminal width \
-            (or $COLUMNS); --json prints {"executions": [...]} with the fields documented in docs/PROTOCOL.md.
+            You see your own executions; operators, viewers and admins see everyone's. The table is fitted to \
+            the terminal width (or $COLUMNS); --json prints {"executions": [...]} with the fields documented in docs/PROTOCOL.md.
             """)
 
     @OptionGroup var global: GlobalOptions
