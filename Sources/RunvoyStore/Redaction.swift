@@ -3,17 +3,33 @@ import Glibc
 import RunvoyKit
 
 /// The secret values to take out of an execution's output, in every form they are looked for: as they are,
-/// base64 (standard and URL alphabet, at each of the three byte alignments) and URL-encoded (upper- and
-/// lower-case hex). Every form is replaced by `[secret:NAME]`.
+/// base64 (standard and URL alphabet, at each of the three byte alignments, with the characters at either end
+/// that carry only some of the value's bits) and URL-encoded (upper- and lower-case hex). Every form is replaced
+/// by `[secret:NAME]`.
 public struct RedactionSet: Sendable {
+    /// The bits of a base64 character at the edge of a form that come from the value: the character belongs to
+    /// the form when its 6-bit value, masked, equals `bits`.
+    struct EdgeBits: Sendable, Equatable {
+        var mask: UInt8
+        var bits: UInt8
+    }
+
     struct Pattern: Sendable {
         var bytes: [UInt8]
         var replacement: [UInt8]
+        /// For base64 forms: the alphabet of the edge characters (`true` URL, `false` standard, nil either, when
+        /// the form itself has no character that tells) and the partly-secret characters before and after the
+        /// whole characters in `bytes`.
+        var urlAlphabet: Bool? = nil
+        var before: EdgeBits?
+        var after: EdgeBits?
     }
 
     let patterns: [Pattern]
-    /// The longest pattern: a stream must hold back this many bytes less one before it knows a chunk is clean.
-    let maxLength: Int
+    /// How many bytes a stream holds back after every read, whatever they contain: enough for the longest form
+    /// any value of these lengths could have (URL encoding triples a byte) and one more character. It depends
+    /// only on the values' lengths, so when output is released never tells anything about their contents.
+    public let holdLength: Int
 
     /// Patterns for `secrets` (name, value). Values are expected to be at least a few bytes long; set time
     /// refuses short ones, since replacing them would mangle ordinary output.
@@ -22,32 +38,53 @@ public struct RedactionSet: Sendable {
         var seen = Set<[UInt8]>()
         for (name, value) in secrets where !value.isEmpty {
             let replacement = Array("[secret:\(name)]".utf8)
-            for form in Self.forms(of: value) where form.count >= min(6, value.count) && seen.insert(form).inserted {
-                patterns.append(Pattern(bytes: form, replacement: replacement))
+            for var pattern in Self.patterns(of: value)
+            where pattern.bytes.count >= min(6, value.count) && seen.insert(pattern.bytes).inserted {
+                pattern.replacement = replacement
+                patterns.append(pattern)
             }
         }
         // Longest first, so at one position the longest form wins.
         self.patterns = patterns.sorted { $0.bytes.count > $1.bytes.count }
-        self.maxLength = patterns.map(\.bytes.count).max() ?? 0
+        let longestValue = secrets.map(\.value.count).max() ?? 0
+        self.holdLength = longestValue == 0 ? 0 : 3 * longestValue + 1
     }
 
     public var isEmpty: Bool { patterns.isEmpty }
 
-    /// Every form of `value` that is searched for.
+    /// Every form of `value` that is searched for (the whole characters of each base64 form).
     static func forms(of value: [UInt8]) -> [[UInt8]] {
-        var forms = [value]
+        patterns(of: value).map(\.bytes)
+    }
+
+    static func patterns(of value: [UInt8]) -> [Pattern] {
+        var patterns = [Pattern(bytes: value, replacement: [])]
         for alignment in 0..<3 {
             let encoded = Array(Base64.encode([UInt8](repeating: 0, count: alignment) + value).utf8)
             // Characters made only of the value's bits (not of the filler before it or what follows it).
             let first = (8 * alignment + 5) / 6
             let end = (8 * alignment + 8 * value.count) / 6
             guard end > first else { continue }
+            // A character before `first` holds the value's first bits in its low bits; one at `end`, its last bits
+            // in its high bits. Both carry secret bits, so they are part of the form when those bits agree.
+            let leading = (8 * alignment) % 6
+            let before =
+                leading == 0
+                ? nil : EdgeBits(mask: UInt8(1 << (6 - leading)) - 1, bits: Self.sextet(encoded[first - 1])!)
+            let trailing = (8 * alignment + 8 * value.count) % 6
+            let highMask = UInt8(0x3F) & ~(UInt8(1 << (6 - trailing)) - 1)
+            let after = trailing == 0 ? nil : EdgeBits(mask: highMask, bits: Self.sextet(encoded[end])! & highMask)
             let middle = Array(encoded[first..<end])
-            forms.append(middle)
-            forms.append(
-                middle.map {
-                    $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
-                })
+            let tellsAlphabet = middle.contains(UInt8(ascii: "+")) || middle.contains(UInt8(ascii: "/"))
+            patterns.append(
+                Pattern(
+                    bytes: middle, replacement: [], urlAlphabet: tellsAlphabet ? false : nil,
+                    before: before.map(Self.masked), after: after))
+            patterns.append(
+                Pattern(
+                    bytes: middle.map {
+                        $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
+                    }, replacement: [], urlAlphabet: true, before: before.map(Self.masked), after: after))
         }
         for hex in ["0123456789ABCDEF", "0123456789abcdef"] {
             let digits = Array(hex.utf8)
@@ -61,9 +98,23 @@ public struct RedactionSet: Sendable {
                     encoded += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]]
                 }
             }
-            forms.append(encoded)
+            patterns.append(Pattern(bytes: encoded, replacement: []))
         }
-        return forms
+        return patterns
+    }
+
+    private static func masked(_ edge: EdgeBits) -> EdgeBits { EdgeBits(mask: edge.mask, bits: edge.bits & edge.mask) }
+
+    /// The 6-bit value of a base64 character in either alphabet, nil for anything else.
+    static func sextet(_ character: UInt8, urlAlphabet: Bool? = nil) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return character - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return character - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+") where urlAlphabet != true, UInt8(ascii: "-") where urlAlphabet != false: return 62
+        case UInt8(ascii: "/") where urlAlphabet != true, UInt8(ascii: "_") where urlAlphabet != false: return 63
+        default: return nil
+        }
     }
 
     /// Redacts a complete text.
@@ -71,8 +122,12 @@ public struct RedactionSet: Sendable {
         process(bytes, limit: bytes.count).output
     }
 
-    /// Replaces every match that starts before `limit`, scanning left to right (at one position the longest form
-    /// wins), and copies the unmatched bytes before `limit`. Returns the output and where the next scan resumes.
+    /// Replaces every match whose whole characters start at or before `limit`, scanning left to right (at one
+    /// position the longest form wins), and copies the unmatched bytes before `limit`. Returns the output and
+    /// where the next scan resumes (`limit`, or further when a match reached past it).
+    ///
+    /// A match may begin one character early (a base64 edge character) or end one character late, so a match
+    /// starting exactly at `limit` is taken now: its edge character before `limit` is released with it.
     ///
     /// Each form's next occurrence is remembered and searched for again only once the scan has passed it, so the
     /// work grows with the text times the number of forms, however many matches there are.
@@ -83,21 +138,35 @@ public struct RedactionSet: Sendable {
         buffer.withUnsafeBytes { raw in
             // -1: not searched yet; Int.max: no further occurrence.
             var next = [Int](repeating: -1, count: patterns.count)
-            while position < limit {
+            while position <= limit && position < raw.count {
                 var best: (start: Int, pattern: Int)?
                 for index in patterns.indices {
                     if next[index] != Int.max && next[index] < position {
                         next[index] = Self.find(patterns[index].bytes, in: raw, from: position) ?? Int.max
                     }
                     // Patterns are longest first, so at one position the first found is the longest.
-                    if next[index] < limit && (best == nil || next[index] < best!.start) {
+                    if next[index] <= limit && (best == nil || next[index] < best!.start) {
                         best = (next[index], index)
                     }
                 }
                 guard let best else { break }
-                output += raw[position..<best.start]
-                output += patterns[best.pattern].replacement
-                position = best.start + patterns[best.pattern].bytes.count
+                let pattern = patterns[best.pattern]
+                var start = best.start
+                var end = best.start + pattern.bytes.count
+                if let edge = pattern.before, start > position,
+                    let value = Self.sextet(raw[start - 1], urlAlphabet: pattern.urlAlphabet),
+                    value & edge.mask == edge.bits
+                {
+                    start -= 1
+                }
+                if let edge = pattern.after, end < raw.count,
+                    let value = Self.sextet(raw[end], urlAlphabet: pattern.urlAlphabet), value & edge.mask == edge.bits
+                {
+                    end += 1
+                }
+                output += raw[position..<start]
+                output += pattern.replacement
+                position = end
             }
             if position < limit {
                 output += raw[position..<limit]
@@ -105,25 +174,6 @@ public struct RedactionSet: Sendable {
             }
         }
         return (output, position)
-    }
-
-    /// The length of the longest end of `text` that could be the beginning of a form (shorter than the form):
-    /// those bytes must wait for the next read; everything before them can be released.
-    func pendingLength(_ text: [UInt8]) -> Int {
-        let window = min(maxLength - 1, text.count)
-        guard window > 0 else { return 0 }
-        return text.withUnsafeBytes { raw -> Int in
-            for start in (text.count - window)..<text.count {
-                let length = text.count - start
-                for pattern in patterns where pattern.bytes.count > length && pattern.bytes[0] == raw[start] {
-                    let same = pattern.bytes.withUnsafeBytes {
-                        memcmp(raw.baseAddress! + start, $0.baseAddress!, length)
-                    }
-                    if same == 0 { return length }
-                }
-            }
-            return 0
-        }
     }
 
     static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
@@ -135,33 +185,5 @@ public struct RedactionSet: Sendable {
             }
             return found - UnsafeRawPointer(base)
         }
-    }
-}
-
-/// Redacts one output stream chunk by chunk. It holds back only the end of a chunk that could be the beginning
-/// of a secret until the next chunk or the end of the stream, so a value split across chunks is caught, a prompt
-/// that is not the start of a secret is shown at once, and the result equals redacting the whole stream at once.
-public final class StreamRedactor {
-    let set: RedactionSet
-    private var held: [UInt8] = []
-
-    public init(_ set: RedactionSet) {
-        self.set = set
-    }
-
-    /// The redacted bytes that can be released now.
-    public func feed(_ chunk: UnsafeRawBufferPointer) -> [UInt8] {
-        held += chunk
-        let limit = held.count - set.pendingLength(held)
-        guard limit > 0 else { return [] }
-        let (output, resume) = set.process(held, limit: limit)
-        held.removeFirst(min(resume, held.count))
-        return output
-    }
-
-    /// Everything still held, redacted, at the end of the stream.
-    public func finish() -> [UInt8] {
-        defer { held = [] }
-        return set.process(held, limit: held.count).output
     }
 }

@@ -169,6 +169,51 @@ final class SecretsTests {
         return try condition()
     }
 
+    /// Issue 10, item 1: on an executor that echoes its input, whether a guess came back at once told whether it
+    /// began the secret. Now a guess that begins the secret comes back like any other (after the idle delay,
+    /// without EOF); before the fix it was held until the end of the stream and this read timed out.
+    @Test func aGuessThatBeginsTheSecretComesBackLikeAnyOther() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"executor":"vault","argv":["cat"],"stdin":true}}"#)
+        let started = try #require(try connection.readFrame())
+        #expect(started["event"] as? String == "started", "\(started)")
+        let base64 = Base64.encode(Array(value.utf8))
+        for (index, guess) in [String(value.prefix(7)), "zz-not-it", String(base64.prefix(9))].enumerated() {
+            let data = Base64.encode(Array(guess.utf8))
+            try connection.sendFrame(#"{"v":1,"id":\#(index + 2),"method":"stdin","params":{"data":"\#(data)"}}"#)
+            var echoed: [UInt8] = []
+            // Each read waits at most the connection's 10 s receive timeout, and stdin stays open throughout.
+            while echoed.count < guess.utf8.count {
+                let frame = try #require(try connection.readFrame())
+                #expect(frame["event"] as? String == "output", "\(frame)")
+                echoed += Base64.decode(frame["data"] as? String ?? "") ?? []
+            }
+            #expect(echoed == Array(guess.utf8))
+        }
+        try connection.sendFrame(#"{"v":1,"id":9,"method":"stdin","params":{"eof":true}}"#)
+        let exit = try #require(try connection.readFrame())
+        #expect(exit["event"] as? String == "exit" && exit["exit_code"] as? Int == 0, "\(exit)")
+    }
+
+    /// Issue 10, item 1: base64 of a value whose length is not a multiple of 3 ended in a character (before the
+    /// padding) that carried the value's last bits; at an offset the first character carried its first bits.
+    @Test func base64OfTheSecretLeavesNoCharacterWithItsBits() throws {
+        let script =
+            #"printf %s "$API_TOKEN" | base64 -w0; echo; (printf x; printf %s "$API_TOKEN") | base64 -w0; echo;"#
+            + #" (printf xy; printf %s "$API_TOKEN") | base64 -w0 | tr +/ -_; echo"#
+        let run = try daemon.ctl(["exec", "-e", "vault", "--", "sh", "-c", script], asUser: caller)
+        #expect(run.status == 0, "\(run.stderrText)")
+        let lines = run.stdoutText.split(separator: "\n").map(String.init)
+        let bytes = Array(value.utf8)
+        for (index, prefix) in ["", "x", "xy"].enumerated() {
+            let encoded = Base64.encode(Array(prefix.utf8) + bytes)
+            let head = String(encoded.prefix(8 * prefix.utf8.count / 6))
+            let padding = String(repeating: "=", count: encoded.filter { $0 == "=" }.count)
+            #expect(lines.count == 3 && lines[index] == head + "[secret:api-token]" + padding, "\(lines)")
+        }
+    }
+
     @Test func checkConfigWarnsAboutMissingSecretsAndSharedRunAsUsers() throws {
         let check = try Harness.run([Harness.runvoyd, "--check-config", "--config", daemon.configPath])
         #expect(check.status == 0)

@@ -205,10 +205,8 @@ final class Execution: Sendable {
     static let maximumChunk = 256 << 10
 
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
-        // Secret values never leave the daemon: every chunk is redacted before the client, the stored output
-        // and every follower see it.
-        let redactor = secrets.redaction.flatMap { $0.isEmpty ? nil : StreamRedactor($0) }
-        let allocator = channel.channel.allocator
+        // Secret values were already taken out by the pipe's RedactingHandler: the client, the stored output and
+        // every follower see only redacted bytes.
         func deliver(_ chunk: ByteBuffer) async {
             if let sink = state.withLock({ $0.sink }) {
                 do {
@@ -219,38 +217,22 @@ final class Execution: Sendable {
             }
             chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
         }
-        func redacted(_ bytes: [UInt8]) -> ByteBuffer? {
-            bytes.isEmpty ? nil : allocator.buffer(bytes: bytes)
-        }
-        // Markers can be longer than what they replace: keep every frame within the 256 KiB of output the
-        // protocol promises.
-        func deliverInPieces(_ chunk: ByteBuffer) async {
-            var rest = chunk
-            while rest.readableBytes > Self.maximumChunk, let piece = rest.readSlice(length: Self.maximumChunk) {
-                await deliver(piece)
-            }
-            if rest.readableBytes > 0 { await deliver(rest) }
-        }
         do {
             try await channel.executeThenClose { inbound in
                 for try await chunk in inbound {
-                    guard let redactor else {
-                        // The client first, then the stored copy: the first chunk creates the output files,
-                        // which can take a while, and the caller should not wait for that.
-                        await deliver(chunk)
-                        continue
+                    // The client first, then the stored copy: the first chunk creates the output files, which can
+                    // take a while, and the caller should not wait for that. Markers can make a redacted chunk
+                    // longer than a read: keep every frame within the 256 KiB of output the protocol promises.
+                    var rest = chunk
+                    while rest.readableBytes > Self.maximumChunk, let piece = rest.readSlice(length: Self.maximumChunk)
+                    {
+                        await deliver(piece)
                     }
-                    if let clean = redacted(chunk.withUnsafeReadableBytes { redactor.feed($0) }) {
-                        await deliverInPieces(clean)
-                    }
+                    if rest.readableBytes > 0 { await deliver(rest) }
                 }
             }
         } catch {
             // A read error ends this stream; the exit status still comes from the reaper.
-        }
-        // The end of the stream: what was held back in case a secret continued in the next chunk.
-        if let redactor, let rest = redacted(redactor.finish()) {
-            await deliverInPieces(rest)
         }
     }
 }

@@ -239,7 +239,7 @@ final class ExecutionManager: Sendable {
 
         let channels: (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?)
         do {
-            channels = try await attachPipes(spawned)
+            channels = try await attachPipes(spawned, redaction: injection.redaction)
         } catch {
             kill(-spawned.pid, SIGKILL)
             var exited: Int32 = 0
@@ -370,8 +370,9 @@ final class ExecutionManager: Sendable {
     }
 
     /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed.
+    /// With a non-empty `redaction`, each output pipe's first handler takes the secrets out of what it reads.
     private func attachPipes(
-        _ spawned: SpawnedProcess
+        _ spawned: SpawnedProcess, redaction: RedactionSet?
     ) async throws -> (NIOAsyncChannel<ByteBuffer, Never>, NIOAsyncChannel<ByteBuffer, Never>, (any Channel)?) {
         let group = group
         @Sendable func reader(_ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
@@ -382,7 +383,10 @@ final class ExecutionManager: Sendable {
                 )
                 .takingOwnershipOfDescriptor(input: fd) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, Never>(
+                        if let redaction, !redaction.isEmpty {
+                            try channel.pipeline.syncOperations.addHandler(RedactingHandler(redaction))
+                        }
+                        return try NIOAsyncChannel<ByteBuffer, Never>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                     }

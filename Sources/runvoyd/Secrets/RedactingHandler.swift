@@ -1,0 +1,74 @@
+import NIOCore
+import RunvoyStore
+
+/// Takes secret values out of a command's output pipe before anything reads it: the client, the stored output
+/// and every follower see only what this handler passes on.
+///
+/// It carries out what its `StreamRedactor` decides: every read passes on all but a fixed-length tail, and the
+/// tail follows once the pipe has been quiet for the redactor's idle delay, or at the end of the stream. The timer
+/// runs on the channel's event loop, so released bytes stay in order with later reads.
+final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let redactor: StreamRedactor
+    private let idleFlush: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(_ set: RedactionSet, idleFlush: Duration = StreamRedactor.defaultIdleFlush) {
+        self.redactor = StreamRedactor(set, idleFlush: idleFlush)
+        self.idleFlush = TimeAmount(idleFlush)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let chunk = unwrapInboundIn(data)
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        let clean = chunk.withUnsafeReadableBytes { redactor.feed($0, now: now) }
+        pass(clean, context: context, complete: false)
+        timer?.cancel()
+        timer = nil
+        if redactor.deadline != nil {
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: idleFlush) { [self] in
+                self.timer = nil
+                self.pass(self.redactor.expire(now: Int64(NIODeadline.now().uptimeNanoseconds)), context: context)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endOfStream(context: context)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(ChannelEvent.inputClosed) = event as? ChannelEvent {
+            endOfStream(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func endOfStream(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        pass(redactor.finish(), context: context)
+    }
+
+    /// Passes `bytes` on; `complete` ends the batch when this is not inside a read (timer, end of stream).
+    private func pass(_ bytes: [UInt8], context: ChannelHandlerContext, complete: Bool = true) {
+        guard !bytes.isEmpty else { return }
+        context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: bytes)))
+        if complete { context.fireChannelReadComplete() }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        self = .nanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+}
