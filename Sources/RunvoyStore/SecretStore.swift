@@ -117,16 +117,20 @@ public final class SecretStore: Sendable {
         }
     }
 
-    /// The names in the store at `databasePath`, read without the master key (for `--check-config`); nil when
-    /// there is no store yet or it cannot be read.
-    public static func names(databasePath: String) -> Set<String>? {
+    /// The names in the store at `databasePath` with their owners' uids, read without the master key (for
+    /// `--check-config`); nil when there is no store yet or it cannot be read.
+    public static func owners(databasePath: String) -> [String: UInt32]? {
         guard access(databasePath, F_OK) == 0 else { return nil }
         var configuration = Configuration()
         configuration.readonly = true
         guard let queue = try? DatabaseQueue(path: databasePath, configuration: configuration) else { return nil }
         return try? queue.read { db in
-            guard try db.tableExists("secrets") else { return Set<String>() }
-            return Set(try String.fetchAll(db, sql: "SELECT name FROM secrets"))
+            guard try db.tableExists("secrets") else { return [:] }
+            var owners: [String: UInt32] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, owner_uid FROM secrets") {
+                owners[row["name"]] = UInt32(truncatingIfNeeded: row["owner_uid"] as Int64)
+            }
+            return owners
         }
     }
 

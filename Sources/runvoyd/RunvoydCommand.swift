@@ -154,13 +154,20 @@ struct RunvoydCommand: AsyncParsableCommand {
         return warnings
     }
 
-    /// Secrets executors reference that the store does not hold (read by name, without the master key).
+    /// Secrets executors reference that the store does not hold, or whose value a user who is not an admin wrote
+    /// (read by name and owner, without the master key): either way the executor's commands are refused.
     static func missingSecrets(_ config: DaemonConfig) -> [String] {
         let referenced = config.executors.flatMap { executor in executor.secretNames.map { (executor.name, $0) } }
         guard !referenced.isEmpty else { return [] }
-        let existing = SecretStore.names(databasePath: config.stateDirectory + "/history.sqlite") ?? []
-        return referenced.filter { !existing.contains($0.1) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map {
-            "executors.\($0.0): secret '\($0.1)' is not set; commands on this executor are refused (secret_missing) until `runvoyctl secrets set \($0.1)`"
+        let owners = SecretStore.owners(databasePath: config.stateDirectory + "/history.sqlite") ?? [:]
+        return referenced.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.compactMap { executor, name in
+            guard let owner = owners[name] else {
+                return "executors.\(executor): secret '\(name)' is not set; commands on this executor are refused (secret_missing) until `runvoyctl secrets set \(name)`"
+            }
+            guard Authorizer.mayWriteInjectedSecrets(uid: owner, config) else {
+                return "executors.\(executor): secret '\(name)' was set by \(UserDatabase.user(uid: owner)?.name ?? "#\(owner)"), who is not an admin; it is not injected (secret_missing) until an admin sets it again with `runvoyctl secrets set \(name)`"
+            }
+            return nil
         }
     }
 

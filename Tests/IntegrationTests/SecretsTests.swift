@@ -258,7 +258,7 @@ final class SecretsTests {
         #expect(try set("nobodys", "nobody-value-2", as: "nobody").stdoutText.contains("rotated (version 2)"))
         // A name an executor injects is not anyone's to claim first.
         let claimed = try set("never-set", "claimed-by-a-developer", as: caller)
-        #expect(claimed.status == 125 && claimed.stderrText.contains("only an admin may create it"))
+        #expect(claimed.status == 125 && claimed.stderrText.contains("only an admin may set, rotate or remove it"))
         // An admin's rotation makes the secret the admin's.
         #expect(try set("nobodys", "admin-rotated-3", as: nil).status == 0)
         let rotated = try JSONDecoder().decode(

@@ -32,7 +32,7 @@ struct SecretStoreTests {
             #expect(bytes.range(of: Data("another value".utf8)) == nil, "\(file)")
             #expect(bytes.range(of: Data("correct horse".utf8)) == nil, "\(file)")
         }
-        #expect(SecretStore.names(databasePath: directory.path + "/history.sqlite") == ["db-pass"])
+        #expect(SecretStore.owners(databasePath: directory.path + "/history.sqlite")?.keys.sorted() == ["db-pass"])
 
         let reopened = try ExecutionStore(stateDirectory: directory.path)
         #expect(try SecretStore(store: reopened, key: key).value("db-pass") == Array("another value".utf8))

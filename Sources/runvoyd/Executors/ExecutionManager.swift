@@ -181,7 +181,8 @@ final class ExecutionManager: Sendable {
             injection = try SecretInjection.prepare(
                 executor: executor, store: secrets, executionID: id,
                 runtimeDirectory: config.secrets.runtimeDirectory,
-                owner: identity.map { (uid: $0.uid, gid: $0.gid) }, adminContact: config.adminContact)
+                owner: identity.map { (uid: $0.uid, gid: $0.gid) }, adminContact: config.adminContact,
+                trustedWriter: { Authorizer.mayWriteInjectedSecrets(uid: $0, config) })
         } catch {
             recorder.finish()
             recordNotStarted(id, reason: "\(error.code.rawValue): \(error.message)")

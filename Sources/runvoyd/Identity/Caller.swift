@@ -27,6 +27,12 @@ struct Caller: Sendable, Equatable {
         return resolve(uid: user.uid, gid: user.gid, pid: 0, hasPidfd: false)
     }
 
+    /// The caller a uid would be (for the owner of a stored secret): its primary group and groups from the
+    /// databases. A uid without a passwd entry gets only its uid (and so no roles unless it is root).
+    static func lookup(uid: uid_t) -> Caller {
+        resolve(uid: uid, gid: UserDatabase.user(uid: uid)?.gid ?? gid_t.max, pid: 0, hasPidfd: false)
+    }
+
     /// Resolves names for kernel-reported credentials.
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, hasPidfd: Bool) -> Caller {
         let user = UserDatabase.user(uid: uid)

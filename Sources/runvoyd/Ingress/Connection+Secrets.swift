@@ -34,15 +34,7 @@ extension Connection {
             try requireManagePermission(config)
             let existing = try secretStore { store throws(StoreError) in try store.info(params.name) }
             try requireManage(existing, config)
-            // A name an executor injects is the administrators' to create: otherwise anyone could claim the
-            // secret a production executor is waiting for, and keep it.
-            let referencing = config.executors.filter { $0.secretNames.contains(params.name) }.map(\.name)
-            if existing == nil && !referencing.isEmpty && !Authorizer.permits(caller, .secretsManageAll, config) {
-                throw RunvoyError(
-                    .permissionDenied,
-                    "secret '\(params.name)' is injected by executor \(referencing.map { "'\($0)'" }.joined(separator: ", ")); only an admin may create it"
-                )
-            }
+            try requireAdminIfInjected(params.name, config)
             // Audited (by name) before the change: fail-closed, as for executions.
             fields.append(("ACTION", existing == nil ? "set" : "rotate"))
             try audit.record(
@@ -106,6 +98,7 @@ extension Connection {
                 throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
             }
             try requireManage(existing, config)
+            try requireAdminIfInjected(params.name, config)
             try audit.record(
                 AuditEvent(
                     .secretChanged, message: "\(caller.displayName) removed secret '\(params.name)'",
@@ -186,6 +179,17 @@ extension Connection {
                 .permissionDenied,
                 "secret '\(existing.name)' belongs to \(existing.ownerUser); only they or an admin may change it")
         }
+    }
+
+    /// A name an executor injects is the administrators' to create, rotate and remove, since only they can
+    /// write an executor's definition: otherwise a user could claim the name before the executor uses it, or keep
+    /// its owner's rights afterwards, and so choose or break what a production executor receives.
+    private func requireAdminIfInjected(_ name: String, _ config: DaemonConfig) throws(RunvoyError) {
+        guard !Authorizer.permits(caller, .secretsManageAll, config),
+            config.executors.contains(where: { $0.secretNames.contains(name) })
+        else { return }
+        throw RunvoyError(
+            .permissionDenied, "secret '\(name)' is injected by an executor; only an admin may set, rotate or remove it")
     }
 
     private func deniedSecret(_ error: RunvoyError, fields: [(String, String)], audit: AuditLog) {

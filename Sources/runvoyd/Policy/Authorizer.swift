@@ -52,6 +52,12 @@ enum Authorizer {
         return RunvoyError(.permissionDenied, message)
     }
 
+    /// Whether the user with `uid` may manage every secret now: the value of a secret an executor injects counts
+    /// only when such a user wrote it last, since only administrators can write an executor's definition.
+    static func mayWriteInjectedSecrets(uid: UInt32, _ config: DaemonConfig) -> Bool {
+        permits(Caller.lookup(uid: uid), .secretsManageAll, config)
+    }
+
     // MARK: - History
 
     /// Whose executions `caller` may see: nil for everyone's, else the uid whose own executions are visible.

@@ -17,23 +17,27 @@ struct SecretInjection: Sendable {
 
     static let none = SecretInjection()
 
-    /// Reads the executor's secrets and writes its secret files. Throws `secret_missing` when one is not set.
+    /// Reads the executor's secrets and writes its secret files. Throws `secret_missing` when one is not set, or
+    /// when whoever wrote its value last may not write injected secrets (`trustedWriter` says no): a value a
+    /// non-administrator set before an executor referenced it is not injected until an administrator sets it.
     static func prepare(
         executor: ExecutorConfig, store: SecretStore, executionID: String, runtimeDirectory: String,
-        owner: (uid: uid_t, gid: gid_t)?, adminContact: String?
+        owner: (uid: uid_t, gid: gid_t)?, adminContact: String?, trustedWriter: (UInt32) -> Bool
     ) throws(RunvoyError) -> SecretInjection {
         let names = executor.secretNames.sorted()
         guard !names.isEmpty else { return .none }
         var values: [String: [UInt8]] = [:]
         for name in names {
             let value: [UInt8]?
+            let info: SecretStore.Info?
             do {
+                info = try store.info(name)
                 value = try store.value(name)
             } catch {
                 throw RunvoyError(.internalError, "the secrets store cannot be read")
             }
-            guard let value else {
-                var message = "executor '\(executor.name)' needs secret '\(name)', which is not set"
+            guard let value, let info, trustedWriter(info.ownerUid) else {
+                var message = "executor '\(executor.name)' needs secret '\(name)', which is not set by an admin"
                 if let adminContact { message += "; ask \(adminContact)" }
                 throw RunvoyError(.secretMissing, message)
             }
