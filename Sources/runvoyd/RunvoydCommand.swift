@@ -162,10 +162,13 @@ struct RunvoydCommand: AsyncParsableCommand {
         let owners = SecretStore.owners(databasePath: config.stateDirectory + "/history.sqlite") ?? [:]
         return referenced.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.compactMap { executor, name in
             guard let owner = owners[name] else {
-                return "executors.\(executor): secret '\(name)' is not set; commands on this executor are refused (secret_missing) until `runvoyctl secrets set \(name)`"
+                return "executors.\(executor): secret '\(name)' is not set; commands on this executor are refused"
+                    + " (secret_missing) until `runvoyctl secrets set \(name)`"
             }
             guard Authorizer.mayWriteInjectedSecrets(uid: owner, config) else {
-                return "executors.\(executor): secret '\(name)' was set by \(UserDatabase.user(uid: owner)?.name ?? "#\(owner)"), who is not an admin; it is not injected (secret_missing) until an admin sets it again with `runvoyctl secrets set \(name)`"
+                let writer = UserDatabase.user(uid: owner)?.name ?? "#\(owner)"
+                return "executors.\(executor): secret '\(name)' was set by \(writer), who is not an admin; it is not"
+                    + " injected (secret_missing) until an admin sets it again with `runvoyctl secrets set \(name)`"
             }
             return nil
         }

@@ -189,7 +189,8 @@ extension Connection {
             config.executors.contains(where: { $0.secretNames.contains(name) })
         else { return }
         throw RunvoyError(
-            .permissionDenied, "secret '\(name)' is injected by an executor; only an admin may set, rotate or remove it")
+            .permissionDenied, "secret '\(name)' is injected by an executor; only an admin may set, rotate or remove it"
+        )
     }
 
     private func deniedSecret(_ error: RunvoyError, fields: [(String, String)], audit: AuditLog) {
