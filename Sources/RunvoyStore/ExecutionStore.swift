@@ -265,9 +265,18 @@ public final class ExecutionStore: Sendable {
         public var freedBytes: Int64 = 0
     }
 
-    /// Applies retention: deletes finished executions created before `olderThanMs` (record and output), then
-    /// removes the stored output of the oldest finished executions until the total is at most `maxTotalBytes`.
-    /// Running executions are never touched.
+    /// What one execution's record counts towards `history.max_total_bytes` besides its stored output: its argv
+    /// and environment names as stored, and this much for the rest of the row and its index entries.
+    public static let recordOverheadBytes: Int64 = 256
+
+    /// SQL for the bytes one record counts (see `recordOverheadBytes`).
+    static let recordBytesSQL =
+        "(length(CAST(argv AS BLOB)) + length(CAST(env_keys AS BLOB)) + \(recordOverheadBytes))"
+
+    /// Applies retention: deletes finished executions created before `olderThanMs` (record and output); then,
+    /// while the history (stored output plus records, see `recordOverheadBytes`) is over `maxTotalBytes`, removes
+    /// the stored output of the oldest finished executions, and if that is not enough, deletes the oldest finished
+    /// executions' records too. Running executions are never touched.
     public func prune(olderThanMs: Int64?, maxTotalBytes: Int64?) throws(StoreError) -> PruneReport {
         var report = PruneReport()
         let final = "status NOT IN ('running', 'queued')"
@@ -286,7 +295,11 @@ public final class ExecutionStore: Sendable {
             if let maxTotalBytes {
                 var total =
                     try Int64.fetchOne(
-                        db, sql: "SELECT COALESCE(SUM(stored_bytes), 0) FROM executions WHERE output_pruned = 0") ?? 0
+                        db,
+                        sql: """
+                            SELECT COALESCE(SUM(stored_bytes), 0) + COALESCE(SUM(\(Self.recordBytesSQL)), 0)
+                            FROM executions
+                            """) ?? 0
                 if total > maxTotalBytes {
                     let rows = try Row.fetchAll(
                         db,
@@ -303,6 +316,23 @@ public final class ExecutionStore: Sendable {
                         report.outputPruned.append(id)
                         report.freedBytes += stored
                         total -= stored
+                    }
+                }
+                if total > maxTotalBytes {
+                    // The records themselves are over the limit (long argv): the oldest finished ones go.
+                    let rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id, \(Self.recordBytesSQL) AS bytes FROM executions WHERE \(final)
+                            ORDER BY created_at, id
+                            """)
+                    for row in rows where total > maxTotalBytes {
+                        let id: String = row["id"]
+                        try db.execute(sql: "DELETE FROM executions WHERE id = ?", arguments: [id])
+                        report.deleted.append(id)
+                        report.outputPruned.removeAll { $0 == id }
+                        total -= row["bytes"] as Int64
+                        report.freedBytes += row["bytes"] as Int64
                     }
                 }
             }

@@ -94,14 +94,46 @@ struct ExecutionStoreTests {
         #expect(access(store.outputDirectory(Self.id(0)), F_OK) != 0)
         #expect(access(store.outputDirectory(Self.id(1)) + "/head", F_OK) == 0)
 
-        // Size: 8 executions x 1000 bytes; keep at most 5000 → the oldest finished lose their output.
-        report = try store.prune(olderThanMs: nil, maxTotalBytes: 5000)
+        // Size: 8 executions x 1000 bytes of output, plus their records; keep at most 5000 bytes of output and
+        // the records → the oldest finished lose their output.
+        let info = Self.info(Self.id(0), createdAtMs: 0)
+        let record =
+            Int64(JSONText.array(info.argv).utf8.count + JSONText.array(info.envKeys).utf8.count)
+            + ExecutionStore.recordOverheadBytes
+        report = try store.prune(olderThanMs: nil, maxTotalBytes: 5000 + 8 * record)
         #expect(report.outputPruned == [Self.id(3), Self.id(4), Self.id(5)])
         let pruned = try #require(try store.get(Self.id(3)))
         #expect(pruned.outputPruned && pruned.storedBytes == 0)
         #expect(access(store.outputDirectory(Self.id(3)), F_OK) != 0)
         #expect(try store.get(Self.id(6))?.outputPruned == false)
         #expect(try store.count() == 8)
+    }
+
+    /// Issue 10, item 5: argv was stored without bound and outside the size accounting, so 12 runs of `true`
+    /// with 900 KB of arguments grew the state directory by 41 MiB under a 4 MiB `max_total_bytes`.
+    @Test func longArgumentListsCountTowardsTheSizeLimit() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        let long = ["true"] + (0..<900).map { _ in String(repeating: "a", count: 1000) }
+        for n in 0..<12 {
+            var info = Self.info(Self.id(n), createdAtMs: Int64(n) * 100)
+            info.argv = long
+            try store.insert(info)
+        }
+        var running = Self.info(Self.id(12), status: .running, createdAtMs: 1200)
+        running.argv = long
+        try store.insert(running)
+        let report = try store.prune(olderThanMs: nil, maxTotalBytes: 4 << 20)
+        // About 900 KB a record: the oldest finished go until the rest fit; the running one stays.
+        let left = try store.list(ListParams(limit: 100), ownerUid: nil).map(\.executionId)
+        #expect(left.count == 4 && left.contains(Self.id(12)))
+        #expect(report.deleted == (0..<9).map { Self.id($0) })
+        let size = try #require(
+            try store.read { db in
+                try Int64.fetchOne(db, sql: "SELECT SUM(\(ExecutionStore.recordBytesSQL)) FROM executions")
+            })
+        #expect(size <= 4 << 20)
     }
 
     @Test func orphanedOutputFoldersAreRemoved() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import PropertyBased
+import RunvoyKit
 import Testing
 
 @testable import runvoyd
@@ -90,5 +91,43 @@ struct JournalCatalogTests {
         for kind in AuditEvent.Kind.allCases {
             #expect(catalog.contains("-- \(kind.messageID)\n"), "no catalog entry for \(kind.rawValue)")
         }
+    }
+}
+
+/// Issue 10, item 5: one user's refusals are recorded in full up to a limit per window, then counted.
+struct RefusalWindowsTests {
+    @Test func theFirstRefusalsAreRecordedTheRestCountedAndSummarizedWhenTheWindowEnds() {
+        var windows = RefusalWindows(period: .seconds(60))
+        let start = ContinuousClock.now
+        for _ in 0..<3 {
+            #expect(windows.admit(uid: 7, user: "eve", limit: 3, now: start) == .record(summary: nil))
+        }
+        for second in 1...10 {
+            #expect(windows.admit(uid: 7, user: "eve", limit: 3, now: start + .seconds(second)) == .suppress)
+        }
+        // Another user has a window of their own.
+        #expect(windows.admit(uid: 8, user: "bob", limit: 3, now: start + .seconds(5)) == .record(summary: nil))
+        #expect(windows.expire(now: start + .seconds(59)).isEmpty)
+        // The next refusal after the window carries the summary of the one before.
+        let next = windows.admit(uid: 7, user: "eve", limit: 3, now: start + .seconds(61))
+        #expect(
+            next == .record(summary: .init(uid: 7, user: "eve", suppressed: 10, elapsed: .seconds(61))))
+        // Windows that counted nothing end silently; at shutdown every window is summarized.
+        #expect(windows.expire(now: start + .seconds(70)).isEmpty)
+        #expect(windows.count == 1)
+        _ = windows.admit(uid: 7, user: "eve", limit: 1, now: start + .seconds(80))
+        #expect(windows.expire(now: start + .seconds(81), all: true).map(\.suppressed) == [1])
+        #expect(windows.count == 0)
+    }
+
+    @Test func aLongRefusedArgvIsRecordedAsAPrefixWithItsLengthAndDigest() {
+        let argv = ["cat"] + (0..<2000).map { "ä-\($0)" }
+        let fields = Dictionary(uniqueKeysWithValues: RefusalThrottle.boundedArgv(argv, limit: 1024))
+        let text = JSONText.array(argv)
+        #expect(fields["ARGV"]!.utf8.count <= 1024 + "…".utf8.count)
+        #expect(text.hasPrefix(fields["ARGV"]!.dropLast()))
+        #expect(fields["ARGV_BYTES"] == String(text.utf8.count) && fields["ARGV_COUNT"] == "2001")
+        #expect(fields["ARGV_SHA256"]?.count == 64)
+        #expect(RefusalThrottle.boundedArgv(["true"], limit: 1024).map(\.1) == [#"["true"]"#])
     }
 }

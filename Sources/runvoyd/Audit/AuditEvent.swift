@@ -15,6 +15,7 @@ struct AuditEvent: Sendable {
         case secretChanged = "secret_changed"
         case secretRead = "secret_read"
         case requestDenied = "request_denied"
+        case refusalsSuppressed = "refusals_suppressed"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -32,6 +33,7 @@ struct AuditEvent: Sendable {
             case .secretChanged: "c7ecc37320ae42a697d6392cf08decea"
             case .secretRead: "e3a4b52beeca498e8edae99d5e58a173"
             case .requestDenied: "80d9452da2e74550b465d167dc9ac6ec"
+            case .refusalsSuppressed: "74908db65f524c76b01fee0972835f78"
             }
         }
     }

@@ -27,11 +27,14 @@ final class ExecutionManager: Sendable {
     private let onChange: @Sendable (Int) -> Void
     /// How long output is still read after a command exited while something else holds its pipes.
     let drainGrace: Duration
+    /// Bounds the refusal records one user can write.
+    let refusals: RefusalThrottle
 
     init(
         group: any EventLoopGroup, logger: Logger, store: ExecutionStore, secrets: SecretStore,
-        drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void
+        refusals: RefusalThrottle, drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void
     ) {
+        self.refusals = refusals
         self.group = group
         self.logger = logger
         self.store = store
@@ -69,7 +72,16 @@ final class ExecutionManager: Sendable {
         }
 
         func deny(_ error: RunvoyError) -> RunvoyError {
-            var denial = fields
+            // A refused argv is recorded within a bound (a prefix, its length and SHA-256), and one user's
+            // refusals within a rate: a refusal costs its caller nothing, and must not flood the journal.
+            let hasRole = !Authorizer.roles(caller, config).isEmpty
+            let bound = hasRole ? RefusalThrottle.argvBytesWithRole : RefusalThrottle.argvBytesWithoutRole
+            var denial = fields.filter { $0.0 != "ARGV" && $0.0 != "ENV_KEYS" }
+            denial += RefusalThrottle.boundedArgv(argv, limit: bound)
+            if let env = params.env, !env.isEmpty {
+                let keys = env.keys.sorted().joined(separator: ",")
+                denial.append(("ENV_KEYS", keys.utf8.count <= bound ? keys : String(keys.prefix(bound)) + "…"))
+            }
             denial.append(("DECISION", "deny"))
             denial.append(("REASON", "\(error.code.rawValue): \(error.message)"))
             let record = AuditEvent(
@@ -77,7 +89,7 @@ final class ExecutionManager: Sendable {
                 message: "denied \(caller.displayName) (uid \(caller.uid)) exec on '\(executorName)': \(error.message)",
                 fields: denial)
             // A denial stands whether or not its record is written.
-            audit.recordBestEffort(record)
+            refusals.record(record, caller: caller, hasRole: hasRole, audit: audit)
             return error
         }
 

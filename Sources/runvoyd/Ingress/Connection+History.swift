@@ -131,12 +131,13 @@ extension Connection {
             result = KillResult(executionId: execution.id, signal: number, delivered: delivered)
         } catch {
             if error.code == .permissionDenied || error.code == .noSuchExecution {
-                audit.recordBestEffort(
+                context.refusals.record(
                     AuditEvent(
                         .executionKill, priority: 4,
                         message:
                             "refused \(caller.displayName) (uid \(caller.uid)) kill of \(params.executionId): \(error.message)",
-                        fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+                        fields: fields + [("DECISION", "deny"), ("REASON", error.description)]),
+                    caller: caller, hasRole: !Authorizer.roles(caller, context.config.current).isEmpty, audit: audit)
             }
             try await sink.send(Reply<NoParams>(id: id, error: error))
             return

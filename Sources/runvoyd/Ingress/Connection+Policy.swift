@@ -13,7 +13,8 @@ extension Connection {
     /// Records a refused request (other than `exec`, `kill` and the secrets methods, which have records of
     /// their own) with the reason.
     func auditDenied(_ method: Method, _ error: RunvoyError, fields extra: [(String, String)] = []) {
-        AuditLog(failClosed: false, logger: context.logger).recordBestEffort(
+        let hasRole = !Authorizer.roles(caller, context.config.current).isEmpty
+        context.refusals.record(
             AuditEvent(
                 .requestDenied, priority: 4,
                 message: "refused \(caller.displayName) (uid \(caller.uid)) \(method.rawValue): \(error.message)",
@@ -21,7 +22,8 @@ extension Connection {
                     ("METHOD", method.rawValue), ("CALLER_UID", String(caller.uid)),
                     ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
                     ("DECISION", "deny"), ("REASON", error.description),
-                ] + extra))
+                ] + extra),
+            caller: caller, hasRole: hasRole, audit: AuditLog(failClosed: false, logger: context.logger))
     }
 
     func explain(_ params: ExplainParams, id: RequestID, sink: ConnectionSink) async throws {

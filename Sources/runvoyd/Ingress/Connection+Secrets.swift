@@ -197,11 +197,12 @@ extension Connection {
         guard error.code == .permissionDenied || error.code == .secretMissing || error.code == .invalidArgument else {
             return
         }
-        audit.recordBestEffort(
+        context.refusals.record(
             AuditEvent(
                 .secretChanged, priority: 4,
                 message: "refused \(caller.displayName) a change to secret: \(error.message)",
-                fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+                fields: fields + [("DECISION", "deny"), ("REASON", error.description)]),
+            caller: caller, hasRole: !Authorizer.roles(caller, context.config.current).isEmpty, audit: audit)
     }
 
     private func secretStore<T>(_ body: (SecretStore) throws(StoreError) -> T) throws(RunvoyError) -> T {

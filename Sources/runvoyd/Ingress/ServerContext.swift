@@ -6,5 +6,7 @@ struct ServerContext: Sendable {
     let executions: ExecutionManager
     /// Applies the configuration file (SIGHUP, or the `reload` method).
     let reloader: ConfigReloader
+    /// Bounds how many refusal records one user can write.
+    let refusals: RefusalThrottle
     let logger: Logger
 }

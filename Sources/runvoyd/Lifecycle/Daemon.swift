@@ -78,11 +78,15 @@ struct Daemon {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
         let server = ServerHolder()
-        let executions = ExecutionManager(group: group, logger: logger, store: history, secrets: secrets) { _ in
+        let refusals = RefusalThrottle(logger: logger)
+        let executions = ExecutionManager(
+            group: group, logger: logger, store: history, secrets: secrets, refusals: refusals
+        ) { _ in
             if let server = server.value { notifier.status(server.statusLine()) }
         }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
-        let context = ServerContext(config: store, executions: executions, reloader: reloader, logger: logger)
+        let context = ServerContext(
+            config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger)
         let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
         server.value = runvoyServer
 
@@ -105,6 +109,7 @@ struct Daemon {
         services.append(reloader)
         services.append(HistoryPruner(store: history, config: store, logger: logger))
         services.append(HistoryCheckpointer(store: history, logger: logger))
+        services.append(refusals)
         services.append(runvoyServer)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

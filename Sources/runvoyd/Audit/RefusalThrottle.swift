@@ -1,0 +1,87 @@
+import Crypto
+import Logging
+import RunvoyKit
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps one user's refused requests from flooding the audit trail.
+///
+/// A refusal costs the refused user nothing, so without a bound one user could push every older record (even
+/// `daemon_started`) out of a size-limited journal. Per user and minute, the first few refusals are recorded
+/// in full (fewer for users who hold no role); the rest are counted, and one `refusals_suppressed` record says
+/// how many when the minute is over. The argv of a refused `exec` is recorded as a prefix with its full length
+/// and SHA-256 (`boundedArgv`). As a service it writes the summaries of windows that have ended, and all of them
+/// at shutdown.
+final class RefusalThrottle: Service, Sendable {
+    /// Refusals recorded in full per user and window: for users who hold a role, and for users who hold none.
+    static let limitWithRole = 30
+    static let limitWithoutRole = 3
+    /// The most bytes of a refused argv's JSON text a record keeps: for users with a role, and without.
+    static let argvBytesWithRole = 16 << 10
+    static let argvBytesWithoutRole = 1 << 10
+
+    private let windows: Mutex<RefusalWindows>
+    private let logger: Logger
+
+    init(period: Duration = .seconds(60), logger: Logger) {
+        self.windows = Mutex(RefusalWindows(period: period))
+        self.logger = logger
+    }
+
+    /// Writes `event`, the refusal of `caller`'s request, unless that user's records for this window are used up.
+    func record(_ event: AuditEvent, caller: Caller, hasRole: Bool, audit: AuditLog) {
+        let limit = hasRole ? Self.limitWithRole : Self.limitWithoutRole
+        let admission = windows.withLock {
+            $0.admit(uid: caller.uid, user: caller.displayName, limit: limit, now: .now)
+        }
+        guard case .record(let summary) = admission else { return }
+        if let summary { audit.recordBestEffort(Self.summaryEvent(summary)) }
+        audit.recordBestEffort(event)
+    }
+
+    func run() async throws {
+        let period = windows.withLock { $0.period }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: period / 4) }
+            flush(all: false)
+        }
+        flush(all: true)
+    }
+
+    /// Writes the summaries of ended windows (of every window with `all`).
+    func flush(all: Bool) {
+        let summaries = windows.withLock { $0.expire(now: .now, all: all) }
+        let audit = AuditLog(failClosed: false, logger: logger)
+        for summary in summaries { audit.recordBestEffort(Self.summaryEvent(summary)) }
+    }
+
+    static func summaryEvent(_ summary: RefusalWindows.Summary) -> AuditEvent {
+        let seconds = max(1, summary.elapsed.components.seconds)
+        return AuditEvent(
+            .refusalsSuppressed, priority: 4,
+            message:
+                "refused \(summary.user) (uid \(summary.uid)) \(summary.suppressed) more time(s) in the last \(seconds) s;"
+                + " those refusals were counted, not recorded one by one",
+            fields: [
+                ("CALLER_UID", String(summary.uid)), ("CALLER_USER", summary.user),
+                ("SUPPRESSED", String(summary.suppressed)), ("WINDOW_SEC", String(seconds)),
+            ])
+    }
+
+    /// The audit fields for a refused `exec`'s argv: the whole JSON array when it fits in `limit` bytes; else a
+    /// prefix of it (cut at a character boundary) with the full length and the SHA-256 of the full text.
+    static func boundedArgv(_ argv: [String], limit: Int) -> [(String, String)] {
+        let text = JSONText.array(argv)
+        guard text.utf8.count > limit else { return [("ARGV", text)] }
+        var prefix = Substring(text)
+        while prefix.utf8.count > limit { prefix = prefix.dropLast(max(1, (prefix.utf8.count - limit) / 4)) }
+        let digest = SHA256.hash(data: Array(text.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+        return [
+            ("ARGV", String(prefix) + "…"), ("ARGV_TRUNCATED", "1"), ("ARGV_BYTES", String(text.utf8.count)),
+            ("ARGV_COUNT", String(argv.count)), ("ARGV_SHA256", digest),
+        ]
+    }
+}

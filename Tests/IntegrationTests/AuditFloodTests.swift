@@ -1,0 +1,53 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Issue 10, item 5: a user with no role was journaled with the whole argv of every refused `exec`, so 60
+/// requests of 900 KB pushed older records (even `daemon_started`) out of a 32 MiB journal. Runs as a real
+/// user made for the test (useradd; removed after) who is in no role binding, against a real runvoyd.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class AuditFloodTests {
+    let daemon: DaemonFixture
+    let outsider: String
+
+    init() throws {
+        let outsider = "rvf\(String(UInt32.random(in: 0..<0xFFFF), radix: 16))-none"
+        self.outsider = outsider
+        try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin \(outsider)")
+        daemon = try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory)
+                .replacingOccurrences(of: "developer: {users: [\"*\"]}", with: "developer: {users: [daemon]}")
+        })
+    }
+
+    deinit {
+        daemon.stop()
+        try? AuthorizationTests.sh("userdel \(outsider)")
+    }
+
+    @Test func refusalsOfAUserWithNoRoleAreBoundedInSizeAndCoalescedInNumber() throws {
+        let uid = try #require(getpwnam(outsider)).pointee.pw_uid
+        let big = (0..<6).map { _ in String(repeating: "x", count: 100_000) }
+        for _ in 0..<10 {
+            let refused = try daemon.ctl(["exec", "--", "true"] + big, asUser: outsider)
+            #expect(refused.status == 125 && refused.stderrText.contains("no runvoy role"), "\(refused.stderrText)")
+        }
+        // Three refusals are recorded, each with a bounded argv that still identifies the request.
+        let records = try Harness.journal(
+            ["RUNVOY_EVENT=decision", "RUNVOY_CALLER_UID=\(uid)"], until: { $0.count >= 3 })
+        #expect(records.count == 3)
+        let text = JSONText.array(["true"] + big)
+        for record in records {
+            #expect((record["RUNVOY_ARGV"]?.utf8.count ?? .max) <= 1100)
+            #expect(record["RUNVOY_ARGV_BYTES"] == String(text.utf8.count))
+            #expect(record["RUNVOY_ARGV_COUNT"] == "7" && record["RUNVOY_ARGV_SHA256"]?.count == 64)
+            #expect(record["RUNVOY_DECISION"] == "deny")
+        }
+        // The other seven are counted; the count is written when the window ends (here: at shutdown).
+        #expect(daemon.stop() == 0)
+        let summary = try Harness.journal(["RUNVOY_EVENT=refusals_suppressed", "RUNVOY_CALLER_UID=\(uid)"])
+        #expect(summary.count == 1 && summary.first?["RUNVOY_SUPPRESSED"] == "7", "\(summary)")
+        #expect(summary.first?["MESSAGE_ID"] == "74908db65f524c76b01fee0972835f78")
+    }
+}
