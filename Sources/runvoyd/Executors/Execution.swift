@@ -106,10 +106,25 @@ final class Execution: Sendable {
         }
     }
 
-    /// The connection that started the execution went away: stop routing output to it, and kill the
-    /// command if the client asked for that.
+    /// The connection that started the execution went away: stop routing output to it, close the command's
+    /// standard input once what was queued for it is written (no more can come), and kill the command if the
+    /// client asked for that.
     func clientGone() {
-        state.withLock { $0.sink = nil }
+        let (stdin, last) = state.withLock { state -> ((any Channel)?, EventLoopFuture<Void>?) in
+            state.sink = nil
+            defer {
+                state.stdin = nil
+                state.lastStdinWrite = nil
+            }
+            return (state.stdin, state.lastStdinWrite)
+        }
+        if let stdin {
+            if let last {
+                last.whenComplete { _ in stdin.close(promise: nil) }
+            } else {
+                stdin.close(promise: nil)
+            }
+        }
         if killOnDisconnect { terminate() }
     }
 
@@ -121,6 +136,7 @@ final class Execution: Sendable {
         guard hasStdin else {
             throw RunvoyError(.invalidState, "execution \(id) was started without standard input")
         }
+        guard !isFinished else { throw RunvoyError(.invalidState, "execution \(id) has ended") }
         guard let channel = state.withLock({ $0.stdin }) else { return }
         let promise = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(bytes, promise: promise)
@@ -189,14 +205,18 @@ final class Execution: Sendable {
             id: requestID, executionId: id, exitCode: exitCode, signal: signal, timedOut: timedOut,
             durationUsec: micros)
         await finish(self, event)
-        if let sink = state.withLock({ $0.sink }) {
-            try? await sink.exit(event)
-        }
-        let waiters = state.withLock { state -> [CheckedContinuation<ExitEvent, Never>] in
+        // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
+        // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
+        let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
             state.result = event
-            state.sink = nil
-            defer { state.waiters = [] }
-            return state.waiters
+            defer {
+                state.sink = nil
+                state.waiters = []
+            }
+            return (state.sink, state.waiters)
+        }
+        if let sink {
+            try? await sink.exit(event)
         }
         for waiter in waiters { waiter.resume(returning: event) }
     }

@@ -49,7 +49,11 @@ struct Connection {
                 // one that is gone gets nothing more, and its command is killed only if it asked for that.
                 if let execution = attached, !execution.isFinished {
                     if execution.killOnDisconnect || peerGone { execution.clientGone() }
-                    if !peerGone { await execution.waitFinished() }
+                    if !peerGone {
+                        // Half-closed: no more input can come, so the command reads EOF after what was sent.
+                        await execution.closeStdin()
+                        await execution.waitFinished()
+                    }
                 }
                 if !peerGone {
                     await streams.waitAll()
@@ -194,6 +198,10 @@ struct Connection {
                     target = attached
                 }
                 let delivered = target.signal(number)
+                if !delivered && request.executionId == nil && target.isFinished {
+                    try await fail(RunvoyError(.invalidState, "execution \(target.id) has ended"))
+                    return nil
+                }
                 try await sink.send(Reply(id: id, result: SignalResult(signal: number, delivered: delivered)))
             case .list:
                 try await list(try await params(ListParams.self) ?? ListParams(), id: id, sink: sink.replying(to: id))

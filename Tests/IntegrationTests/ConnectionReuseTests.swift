@@ -1,0 +1,70 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Issue 11, items 5 and 6: the connection is free when `exit` arrives, requests for an execution that ended
+/// are refused with `invalid_state`, and a client that goes away closes its command's standard input.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class ConnectionReuseTests {
+    let daemon: DaemonFixture
+
+    init() throws {
+        daemon = try DaemonFixture()
+    }
+
+    deinit { daemon.stop() }
+
+    /// Reads frames until the `exit` event of request `id`; returns it.
+    static func exit(_ connection: RawConnection, id: Int) throws -> [String: Any] {
+        while let frame = try connection.readFrame() {
+            if frame["id"] as? Int == id && frame["event"] as? String == "exit" { return frame }
+            if frame["error"] != nil { throw HarnessError("request \(id) refused: \(frame)") }
+        }
+        throw HarnessError("connection closed before the exit of \(id)")
+    }
+
+    @Test func backToBackExecutionsOnOneConnectionAreNeverRefused() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        // Sent the moment the previous `exit` arrives; before the fix 1-4 % were refused as still attached.
+        for id in 1...10000 {
+            try connection.sendFrame(#"{"v":1,"id":\#(id),"method":"exec","params":{"argv":["true"]}}"#)
+            let exit = try Self.exit(connection, id: id)
+            #expect(exit["exit_code"] as? Int == 0)
+        }
+    }
+
+    @Test func stdinAndSignalAfterExitAreInvalidState() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(#"{"v":1,"id":1,"method":"exec","params":{"argv":["cat"],"stdin":true}}"#)
+        try connection.sendFrame(#"{"v":1,"id":2,"method":"stdin","params":{"eof":true}}"#)
+        _ = try Self.exit(connection, id: 1)
+        try connection.sendFrame(#"{"v":1,"id":3,"method":"stdin","params":{"data":"aGkK"}}"#)
+        let stdin = try #require(try connection.readReply(id: 3))
+        #expect((stdin["error"] as? [String: Any])?["code"] as? String == "invalid_state", "\(stdin)")
+        try connection.sendFrame(#"{"v":1,"id":4,"method":"signal","params":{"signal":"TERM"}}"#)
+        let signal = try #require(try connection.readReply(id: 4))
+        #expect((signal["error"] as? [String: Any])?["code"] as? String == "invalid_state", "\(signal)")
+    }
+
+    @Test func aClientThatGoesAwayClosesItsCommandsInput() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":["cat"],"stdin":true,"binary_output":false}}"#)
+        let started = try #require(try connection.readFrame())
+        let id = try #require(started["execution_id"] as? String, "\(started)")
+        try connection.sendFrame(#"{"v":1,"id":2,"method":"stdin","params":{"data":"aGkK"}}"#)
+        _ = try connection.readFrame()  // the echo
+        connection.closeNow()
+        // cat reads EOF and exits 0; before the fix it ran on until its timeout.
+        let deadline = Date().addingTimeInterval(20)
+        var status = ""
+        while Date() < deadline {
+            let out = try daemon.ctl(["status", "--json", id])
+            status = out.stdoutText
+            if !status.contains(#""status":"running""#) { break }
+            usleep(50_000)
+        }
+        #expect(status.contains(#""status":"succeeded""#), "\(status)")
+    }
+}
