@@ -325,6 +325,52 @@ struct CrashRecoveryTests {
         #expect(try daemon.ctl(["logs", id]).stdoutText == "still-works\n")
     }
 
+    /// Issue 11, item 3: a detached command that writes nothing outlived a SIGKILLed daemon unsupervised, and its
+    /// execution was `lost` with no pid or start time.
+    @Test func aLostExecutionsProcessIsFoundByItsIdentityAndEndedAtTheNextStart() throws {
+        let stateParent = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: stateParent) }
+        let config = { (directory: String) in
+            DaemonFixture.standardConfig(directory: directory)
+                .replacingOccurrences(
+                    of: "state_directory: \(directory)/state", with: "state_directory: \(stateParent)/state")
+        }
+        let first = try DaemonFixture(config: config)
+        // A sleep long enough, and of a length no other process here has, to be recognised in /proc.
+        let marker = String(300_000 + Int.random(in: 0..<100_000))
+        let detached = try first.ctl(["exec", "--detach", "--", "sleep", marker])
+        let id = detached.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The pid is in the history while the command runs, before the daemon dies.
+        var pid: Int32?
+        let deadline = Date().addingTimeInterval(20)
+        while pid == nil && Date() < deadline {
+            pid = try JSONDecoder().decode(ExecutionInfo.self, from: try first.ctl(["status", "--json", id]).stdout).pid
+            if pid == nil { usleep(20_000) }
+        }
+        let leader = try #require(pid)
+        first.process.signal(SIGKILL)
+        first.process.wait()
+        let alive = (try? String(contentsOfFile: "/proc/\(leader)/cmdline", encoding: .utf8)) ?? ""
+        #expect(alive.contains(marker), "the command outlives the daemon until the next start")
+
+        let second = try DaemonFixture(config: config)
+        defer { second.stop() }
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: try second.ctl(["status", "--json", id]).stdout)
+        #expect(info.status == .lost && info.pid == leader && info.startedAtMs != nil)
+        #expect(info.reason?.contains("was killed at the next start") == true)
+        let entries = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_lost"])
+        #expect(entries.first?["RUNVOY_ORPHAN"] == "killed" && entries.first?["RUNVOY_PID"] == String(leader))
+        // Gone (reaped by whoever adopted it): poll, the kill is asynchronous to its reaping.
+        let gone = Date().addingTimeInterval(20)
+        while Date() < gone, let text = try? String(contentsOfFile: "/proc/\(leader)/cmdline", encoding: .utf8),
+            text.contains(marker)
+        {
+            usleep(20_000)
+        }
+        let cmdline = (try? String(contentsOfFile: "/proc/\(leader)/cmdline", encoding: .utf8)) ?? ""
+        #expect(!cmdline.contains(marker))
+    }
+
     @Test func retentionRemovesOldExecutionsInTheBackground() throws {
         let daemon = try DaemonFixture(config: {
             DaemonFixture.standardConfig(directory: $0, extra: "history:\n  max_age: 1s\n  prune_interval: 1s\n")

@@ -288,7 +288,17 @@ final class ExecutionManager: Sendable {
         let finishFields = fields
         let pidfd = spawned.pidfd
         let drainGrace = drainGrace
+        let store = store
+        let logger = logger
         Task {
+            // The pid and start time reach the history as soon as the process exists (off the request's path), so
+            // a daemon that dies now still finds, and ends, the process at its next start.
+            do throws(StoreError) {
+                try store.started(execution.id, pid: execution.pid, atMs: execution.startedAtMs)
+            } catch {
+                logger.warning(
+                    "cannot record an execution's pid", metadata: ["execution": "\(execution.id)", "error": "\(error)"])
+            }
             await execution.run(stdout: channels.0, stderr: channels.1, pidfd: pidfd, drainGrace: drainGrace) {
                 execution, event in
                 self.finished(execution, event, fields: finishFields, audit: audit)

@@ -3,7 +3,8 @@ import RunvoyKit
 import RunvoyStore
 
 /// At start, before anything is served: marks the executions a previous daemon left running as `lost`, each
-/// with an audit record, and removes output folders no execution owns.
+/// with an audit record, ends the processes of those still running (checked to be the same process, not only
+/// the same pid), and removes output folders no execution owns.
 enum HistoryRecovery {
     static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
         let unfinished = try store.unfinished()
@@ -24,7 +25,14 @@ enum HistoryRecovery {
                         metadata: ["execution": "\(info.executionId)", "error": "\(error)"])
                 }
             }
-            let reason = "runvoyd stopped while the execution was running"
+            var orphan = LostProcess.Outcome.gone
+            if let pid = info.pid, let startedAtMs = info.startedAtMs,
+                let user = info.runAs.split(separator: ":").first, let uid = UserDatabase.user(named: String(user))?.uid
+            {
+                orphan = LostProcess.end(pid: pid, startedAtMs: startedAtMs, uid: uid)
+            }
+            var reason = "runvoyd stopped while the execution was running"
+            if orphan == .killed { reason += "; its process was still running and was killed at the next start" }
             try store.markLost(info.executionId, atMs: now, reason: reason, totals: totals)
             audit.recordBestEffort(
                 AuditEvent(
@@ -36,6 +44,7 @@ enum HistoryRecovery {
                         ("EXECUTOR", info.executor), ("RUN_AS", info.runAs),
                         ("ARGV", JSONText.array(info.argv)), ("REASON", reason),
                         ("STDOUT_BYTES", String(totals.stdoutBytes)), ("STDERR_BYTES", String(totals.stderrBytes)),
+                        ("PID", info.pid.map { String($0) } ?? ""), ("ORPHAN", orphan.rawValue),
                     ]))
         }
         if !unfinished.isEmpty {
