@@ -163,7 +163,8 @@ int runvoy_is_tmpfs(const char *path) {
 /* Linux keeps credentials per thread, and the raw system calls below change only the calling thread's (glibc's
    setgroups and setuid wrappers would change every thread of the daemon). setfsuid/setfsgid return the previous
    value and cannot report failure, so each change is read back with an invalid id, which changes nothing. */
-int runvoy_stat_as(const char *path, struct stat *info, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups) {
+int runvoy_stat_as(const char *const *paths, size_t count_paths, struct stat *infos, int *errors, uid_t uid, gid_t gid,
+                   const gid_t *groups, size_t ngroups) {
     long count = syscall(SYS_getgroups, 0, NULL);
     if (count < 0) return -1;
     gid_t *saved = malloc(sizeof(gid_t) * (size_t)(count > 0 ? count : 1));
@@ -191,8 +192,11 @@ int runvoy_stat_as(const char *path, struct stat *info, uid_t uid, gid_t gid, co
         error = EPERM;
         goto restore;
     }
-    rc = stat(path, info);
-    error = rc == 0 ? 0 : errno;
+    for (size_t i = 0; i < count_paths; i++) {
+        errors[i] = stat(paths[i], &infos[i]) == 0 ? 0 : errno;
+    }
+    rc = 0;
+    error = 0;
 
 restore:
     /* fsuid first: going back to 0 gives the thread its file capabilities again. */

@@ -17,15 +17,18 @@ enum CommandResolver {
         _ name: String, searchPath: String?, workingDirectory: String, as identity: SpawnRequest.Identity? = nil
     ) -> String? {
         if name.isEmpty { return nil }
+        let candidates: [String]
         if name.contains("/") {
             let base = workingDirectory.hasSuffix("/") ? workingDirectory : workingDirectory + "/"
-            let path = name.hasPrefix("/") ? name : base + name
-            return lookUp(path, as: identity) == .executable ? path : nil
+            candidates = [name.hasPrefix("/") ? name : base + name]
+        } else {
+            candidates = (searchPath ?? defaultSearchPath).split(separator: ":", omittingEmptySubsequences: true)
+                .filter { $0.hasPrefix("/") }.map { $0 + "/" + name }
         }
-        for directory in (searchPath ?? defaultSearchPath).split(separator: ":", omittingEmptySubsequences: true)
-        where directory.hasPrefix("/") {
-            let candidate = directory + "/" + name
-            switch lookUp(candidate, as: identity) {
+        // As another user, all candidates are looked at under one identity switch; as root, one by one until found.
+        let asUser = switchesIdentity(identity) ? lookUp(candidates, as: identity) : nil
+        for (index, candidate) in candidates.enumerated() {
+            switch asUser?[index] ?? lookUp([candidate], as: nil)[0] {
             case .executable: return candidate
             case .absent: continue
             case .unreachable: return nil
@@ -35,7 +38,7 @@ enum CommandResolver {
     }
 
     static func isExecutableFile(_ path: String) -> Bool {
-        lookUp(path, as: nil) == .executable
+        lookUp([path], as: nil) == [.executable]
     }
 
     enum Found: Equatable {
@@ -47,19 +50,41 @@ enum CommandResolver {
         case unreachable
     }
 
-    /// What `path` is for `identity` (nil: for the daemon itself, which looks through every directory as root).
-    static func lookUp(_ path: String, as identity: SpawnRequest.Identity?) -> Found {
-        var info = stat()
-        if let identity, identity.uid != 0, geteuid() == 0 {
-            let error = identity.groups.withUnsafeBufferPointer { groups -> Int32 in
-                runvoy_stat_as(path, &info, identity.uid, identity.gid, groups.baseAddress, groups.count) == 0
-                    ? 0 : errno
-            }
-            if error != 0 { return error == ENOENT || error == ENOTDIR ? .absent : .unreachable }
-        } else if stat(path, &info) != 0 {
-            // As root nothing is out of reach: look past what is not there, as a shell does.
-            return .absent
+    /// Whether looking as `identity` takes a switch: not for root, nor in a daemon that is not root (which runs
+    /// commands as itself).
+    static func switchesIdentity(_ identity: SpawnRequest.Identity?) -> Bool {
+        guard let identity else { return false }
+        return identity.uid != 0 && geteuid() == 0
+    }
+
+    /// What each of `paths` is for `identity` (nil: for the daemon itself, which looks through every directory
+    /// as root). The identity is switched once for all of them.
+    static func lookUp(_ paths: [String], as identity: SpawnRequest.Identity?) -> [Found] {
+        func kind(_ info: stat) -> Found {
+            info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0 ? .executable : .absent
         }
-        return info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0 ? .executable : .absent
+        guard let identity, switchesIdentity(identity) else {
+            // As root nothing is out of reach: look past what is not there, as a shell does.
+            return paths.map { path in
+                var info = stat()
+                return stat(path, &info) == 0 ? kind(info) : .absent
+            }
+        }
+        var infos = Array(repeating: stat(), count: paths.count)
+        var errors = [Int32](repeating: 0, count: paths.count)
+        let cStrings = paths.map { strdup($0) }
+        defer { for pointer in cStrings { free(pointer) } }
+        let switched = cStrings.map { UnsafePointer($0) }.withUnsafeBufferPointer { pathsBuffer in
+            identity.groups.withUnsafeBufferPointer { groups in
+                runvoy_stat_as(
+                    pathsBuffer.baseAddress, paths.count, &infos, &errors, identity.uid, identity.gid,
+                    groups.baseAddress, groups.count) == 0
+            }
+        }
+        // Not able to look as that user: find nothing rather than guess.
+        guard switched else { return paths.map { _ in .unreachable } }
+        return zip(infos, errors).map { info, error in
+            error == 0 ? kind(info) : error == ENOENT || error == ENOTDIR ? .absent : .unreachable
+        }
     }
 }
