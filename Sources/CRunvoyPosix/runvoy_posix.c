@@ -7,7 +7,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -155,4 +158,60 @@ int runvoy_is_tmpfs(const char *path) {
     struct statfs info;
     if (statfs(path, &info) != 0) return -1;
     return info.f_type == 0x01021994 /* TMPFS_MAGIC */ || info.f_type == (long)0x858458f6 /* RAMFS_MAGIC */;
+}
+
+/* Linux keeps credentials per thread, and the raw system calls below change only the calling thread's (glibc's
+   setgroups and setuid wrappers would change every thread of the daemon). setfsuid/setfsgid return the previous
+   value and cannot report failure, so each change is read back with an invalid id, which changes nothing. */
+int runvoy_stat_as(const char *const *paths, size_t count_paths, struct stat *infos, int *errors, uid_t uid, gid_t gid,
+                   const gid_t *groups, size_t ngroups) {
+    long count = syscall(SYS_getgroups, 0, NULL);
+    if (count < 0) return -1;
+    gid_t *saved = malloc(sizeof(gid_t) * (size_t)(count > 0 ? count : 1));
+    if (saved == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (count > 0 && syscall(SYS_getgroups, count, saved) != count) {
+        free(saved);
+        errno = EAGAIN;
+        return -1;
+    }
+    uid_t saved_fsuid = (uid_t)syscall(SYS_setfsuid, (uid_t)-1);
+    gid_t saved_fsgid = (gid_t)syscall(SYS_setfsgid, (gid_t)-1);
+
+    int rc = -1;
+    int error = EPERM;
+    if (syscall(SYS_setgroups, ngroups, groups) != 0) {
+        error = errno;
+        goto restore;
+    }
+    (void)syscall(SYS_setfsgid, gid);
+    (void)syscall(SYS_setfsuid, uid);
+    if ((gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid || (uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) {
+        error = EPERM;
+        goto restore;
+    }
+    for (size_t i = 0; i < count_paths; i++) {
+        errors[i] = stat(paths[i], &infos[i]) == 0 ? 0 : errno;
+    }
+    rc = 0;
+    error = 0;
+
+restore:
+    /* fsuid first: going back to 0 gives the thread its file capabilities again. */
+    (void)syscall(SYS_setfsuid, saved_fsuid);
+    (void)syscall(SYS_setfsgid, saved_fsgid);
+    if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != saved_fsuid ||
+        (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != saved_fsgid || syscall(SYS_setgroups, count, saved) != 0) {
+        /* A daemon thread left with another user's identity must not go on. */
+        abort();
+    }
+    free(saved);
+    errno = error;
+    return rc;
+}
+
+int runvoy_set_nondumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }

@@ -27,6 +27,7 @@ public final class ExecutionStore: Sendable {
         } catch {
             throw StoreError(.output, "cannot create \(outputRoot): \(error)")
         }
+        try Self.makePrivate(databasePath)
         var configuration = Configuration()
         configuration.label = "runvoy-history"
         configuration.busyMode = .timeout(5)
@@ -43,6 +44,26 @@ public final class ExecutionStore: Sendable {
             checkpointer = try DatabaseQueue(path: databasePath, configuration: configuration)
         } catch {
             throw StoreError(.database, "cannot open the execution history \(databasePath): \(error)")
+        }
+    }
+
+    /// Creates the database file 0600 before SQLite opens it (SQLite would create it 0644 less the umask), since
+    /// SQLite gives its `-wal` and `-shm` files the database's mode; makes existing ones of ours 0600 too. The
+    /// history holds every caller's argv and the sealed secrets.
+    static func makePrivate(_ databasePath: String) throws(StoreError) {
+        for (index, path) in [databasePath, databasePath + "-wal", databasePath + "-shm"].enumerated() {
+            let create = index == 0 ? O_CREAT : 0
+            let fd = Glibc.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | create, 0o600)
+            guard fd >= 0 else {
+                if index > 0 && errno == ENOENT { continue }
+                throw StoreError(.database, "cannot open \(path): \(String(cString: strerror(errno)))")
+            }
+            defer { close(fd) }
+            var info = stat()
+            if fstat(fd, &info) == 0 && info.st_uid == geteuid() && info.st_mode & 0o077 != 0 && fchmod(fd, 0o600) != 0
+            {
+                throw StoreError(.database, "cannot make \(path) mode 0600: \(String(cString: strerror(errno)))")
+            }
         }
     }
 

@@ -255,7 +255,7 @@ final class ExecSession {
             return 128 + Int32(truncatingIfNeeded: frame["signal"]?.int ?? 0)
         case nil:
             if isExec, let id = frame["result"]?["execution_id"]?.string {
-                print(id)
+                printLine(id)
                 return 0
             }
         default:

@@ -47,7 +47,9 @@ enum HistoryFormat {
         return "-"
     }
 
-    /// A shell-like rendering of argv: words with spaces or quotes are single-quoted.
+    /// A shell-like rendering of argv: words with spaces or quotes are single-quoted, and words with characters
+    /// a terminal could act on (see `TerminalText`) are written `$'...'` with those characters escaped, as
+    /// bash's `printf %q` does, so what is shown is what ran and the shell reads it back the same.
     static func command(_ argv: [String]) -> String {
         argv.map { word in
             let safe =
@@ -56,9 +58,16 @@ enum HistoryFormat {
                     ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_./=:,+@%".unicodeScalars.contains($0))
                         && $0.value < 0x7f
                 }
-            return safe
-                ? word
-                : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+            if safe { return word }
+            if word.unicodeScalars.contains(where: TerminalText.isUnsafe) {
+                var quoted = ""
+                for scalar in word.unicodeScalars {
+                    if scalar == "\\" || scalar == "'" { quoted += "\\" }
+                    quoted.unicodeScalars.append(scalar)
+                }
+                return "$'" + TerminalText.escape(quoted) + "'"
+            }
+            return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
         }.joined(separator: " ")
     }
 
@@ -83,8 +92,9 @@ enum HistoryFormat {
 
     /// Lays out rows in columns; the last column is cut (with …) so each line fits `width`. When even that is
     /// not enough, the columns in `dropOrder` (indices) are left out, first ones first.
+    /// Every cell is shown through `TerminalText.escape`: the daemon's data is other users' text.
     static func table(_ header: [String], _ rows: [[String]], width: Int?, dropOrder: [Int] = []) -> String {
-        var all = [header] + rows
+        var all = [header] + rows.map { $0.map { TerminalText.escape($0) } }
         if let width {
             var dropped: [Int] = []
             func fixedWidth() -> Int {

@@ -26,6 +26,6 @@ struct KillCommand: ParsableCommand {
             complain("execution \(result.executionId) ended before the signal could be sent")
             throw ExitCode(1)
         }
-        print("sent signal \(result.signal) to execution \(result.executionId)")
+        printLine("sent signal \(result.signal) to execution \(result.executionId)")
     }
 }

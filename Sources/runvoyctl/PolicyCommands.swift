@@ -37,9 +37,9 @@ struct ExplainCommand: ParsableCommand {
             result: ExplainResult.self, json: json
         ) { result in
             let roles = result.roles.isEmpty ? "no role" : "roles: " + result.roles.joined(separator: ", ")
-            print("\(result.decision): \(result.user) (\(roles)) on executor '\(result.executor)'")
-            print("reason: \(result.reason)")
-            if let rule = result.rule { print("rule: \(rule)") }
+            printLine("\(result.decision): \(result.user) (\(roles)) on executor '\(result.executor)'")
+            printLine("reason: \(result.reason)")
+            if let rule = result.rule { printLine("rule: \(rule)") }
         }
         if result.decision != "allow" { throw ExitCode(1) }
     }
@@ -58,20 +58,21 @@ struct CapabilitiesCommand: ParsableCommand {
     func run() throws {
         try remoteCall(global, .capabilities, params: NoParams(), result: CapabilitiesResult.self, json: json) {
             result in
-            print("user: \(result.user)")
-            print("roles: \(result.roles.isEmpty ? "none" : result.roles.joined(separator: ", "))")
-            print("permissions: \(result.permissions.isEmpty ? "none" : result.permissions.joined(separator: ", "))")
-            if result.executors.isEmpty { print("executors: none") }
+            printLine("user: \(result.user)")
+            printLine("roles: \(result.roles.isEmpty ? "none" : result.roles.joined(separator: ", "))")
+            printLine(
+                "permissions: \(result.permissions.isEmpty ? "none" : result.permissions.joined(separator: ", "))")
+            if result.executors.isEmpty { printLine("executors: none") }
             for executor in result.executors {
-                print("")
+                printLine("")
                 var title =
                     "executor \(executor.name)\(executor.isDefault ? " (default)" : "") runs as \(executor.runAs)"
                 if let description = executor.description { title += ": \(description)" }
-                print(title)
+                printLine(title)
                 for rule in executor.rules {
                     let verb = rule.effect == "deny" ? "  deny  " : "  allow "
                     let body = rule.pattern.hasPrefix("deny ") ? String(rule.pattern.dropFirst(5)) : rule.pattern
-                    print(verb + body + (rule.rule.map { "    (\($0))" } ?? ""))
+                    printLine(verb + body + (rule.rule.map { "    (\($0))" } ?? ""))
                 }
             }
         }
@@ -90,13 +91,14 @@ struct UsersCommand: ParsableCommand {
 
     func run() throws {
         try remoteCall(global, .users, params: NoParams(), result: UsersResult.self, json: json) { result in
-            print("bindings (root is always admin):")
+            printLine("bindings (root is always admin):")
             for binding in result.bindings {
                 var who: [String] = binding.users.map { "user \($0)" }
                 who += binding.groups.map { "group \($0)" }
-                print("  \(binding.role): \(who.isEmpty ? "nobody" : who.joined(separator: ", "))    (\(binding.rule))")
+                printLine(
+                    "  \(binding.role): \(who.isEmpty ? "nobody" : who.joined(separator: ", "))    (\(binding.rule))")
             }
-            print("")
+            printLine("")
             let rows = result.users.map { [$0.user, String($0.uid), $0.roles.joined(separator: ",")] }
             print(
                 HistoryFormat.table(["USER", "UID", "ROLES"], rows, width: HistoryFormat.terminalWidth()),
@@ -121,7 +123,7 @@ struct ReloadCommand: ParsableCommand {
         do {
             let client = try RunvoyClient(socketPath: global.socketPath)
             let result = try client.call(.reload, params: NoParams(), result: ReloadResult.self)
-            print(
+            printLine(
                 "reloaded: configuration \(result.configDigest), policy \(result.policyDigest), executors "
                     + result.executors.joined(separator: ", "))
         } catch {

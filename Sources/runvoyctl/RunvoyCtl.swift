@@ -52,10 +52,16 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-/// Writes a runvoyctl message to stderr.
+/// Writes a runvoyctl message to stderr. Messages carry the daemon's words and other users' text (argv, names),
+/// so what a terminal could act on is escaped (see `TerminalText`); line breaks stay.
 func complain(_ message: String) {
-    var bytes = Array("runvoyctl: \(message)\n".utf8)
+    var bytes = Array("runvoyctl: \(TerminalText.escape(message, keepNewlines: true))\n".utf8)
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Prints one line of human-readable output, with what a terminal could act on escaped (see `TerminalText`).
+func printLine(_ line: String) {
+    print(TerminalText.escape(line))
 }
 
 /// Exit statuses of runvoyctl itself, beside the command's own.

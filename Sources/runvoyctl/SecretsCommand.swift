@@ -49,7 +49,7 @@ struct SecretsSetCommand: ParsableCommand {
         }
         let params = SecretSetParams(name: name, value: Base64.encode(value), description: description)
         try remoteCall(global, .secretsSet, params: params, result: SecretSetResult.self, json: false) { result in
-            print("secret \(result.name) \(result.created ? "set" : "rotated") (version \(result.version))")
+            printLine("secret \(result.name) \(result.created ? "set" : "rotated") (version \(result.version))")
         }
     }
 
@@ -112,7 +112,7 @@ struct SecretsListCommand: ParsableCommand {
                     width: HistoryFormat.terminalWidth()),
                 terminator: "")
             if !result.missing.isEmpty {
-                print("not set, but used by executors: \(result.missing.joined(separator: ", "))")
+                printLine("not set, but used by executors: \(result.missing.joined(separator: ", "))")
             }
         }
     }
@@ -130,7 +130,7 @@ struct SecretsRemoveCommand: ParsableCommand {
         try remoteCall(
             global, .secretsRemove, params: SecretRef(name: name), result: SecretRemoveResult.self, json: false
         ) {
-            print("secret \($0.name) removed")
+            printLine("secret \($0.name) removed")
         }
     }
 }

@@ -45,6 +45,8 @@ struct StatusCommand: ParsableCommand {
         if let reason = info.reason { lines.append(("reason", reason)) }
         lines.append(("config", info.configDigest))
         let width = lines.map(\.0.count).max() ?? 0
-        return lines.map { $0.0 + ":" + String(repeating: " ", count: width - $0.0.count + 1) + $0.1 + "\n" }.joined()
+        return lines.map {
+            $0.0 + ":" + String(repeating: " ", count: width - $0.0.count + 1) + TerminalText.escape($0.1) + "\n"
+        }.joined()
     }
 }

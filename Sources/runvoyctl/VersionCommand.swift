@@ -9,7 +9,7 @@ struct VersionCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        print(
+        printLine(
             "runvoyctl \(RunvoyProtocol.softwareVersion) (protocol \(RunvoyProtocol.supportedVersions.map(String.init).joined(separator: ",")))"
         )
         do throws(ClientError) {
@@ -19,7 +19,7 @@ struct VersionCommand: ParsableCommand {
                 params: HelloParams(
                     client: "runvoyctl/\(RunvoyProtocol.softwareVersion)", versions: RunvoyProtocol.supportedVersions),
                 result: HelloResult.self)
-            print(
+            printLine(
                 "\(hello.daemon) \(hello.version) (protocol \(hello.protocols.map(String.init).joined(separator: ",")), max frame \(hello.maxFrameBytes) bytes)"
             )
         } catch {

@@ -19,14 +19,14 @@ struct WhoamiCommand: ParsableCommand {
 
     func run() throws {
         try remoteCall(global, .whoami, params: NoParams(), result: WhoamiResult.self, json: json) { me in
-            print(
+            printLine(
                 "uid=\(me.uid)(\(me.user ?? "?")) gid=\(me.gid)(\(me.group ?? "?")) groups=\(me.groups.joined(separator: ",")) pid=\(me.pid)"
             )
-            print("admin: \(me.admin ? "yes" : "no")")
-            if let roles = me.roles { print("roles: \(roles.isEmpty ? "none" : roles.joined(separator: ", "))") }
-            print("peer pidfd: \(me.pidfd ? "yes" : "no")")
+            printLine("admin: \(me.admin ? "yes" : "no")")
+            if let roles = me.roles { printLine("roles: \(roles.isEmpty ? "none" : roles.joined(separator: ", "))") }
+            printLine("peer pidfd: \(me.pidfd ? "yes" : "no")")
             let executors = me.executors.map { $0 == me.defaultExecutor ? "\($0) (default)" : $0 }
-            print("executors: \(executors.isEmpty ? "none" : executors.joined(separator: ", "))")
+            printLine("executors: \(executors.isEmpty ? "none" : executors.joined(separator: ", "))")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CRunvoyPosix
 import Glibc
 import Logging
 import RunvoyConfig
@@ -50,6 +51,12 @@ struct RunvoydCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // First, before any configuration, key or secret is read: no core dump of this process, and no ptrace,
+        // /proc/PID/mem or /proc/PID/environ for other processes of its uid (see docs/SECURITY.md).
+        guard runvoy_set_nondumpable() == 0 else {
+            Daemon.shout("runvoyd: cannot make the process non-dumpable: \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let useJournal = Journal.isAvailable && getenv("RUNVOYD_LOG_STDERR") == nil
         LoggingSystem.bootstrap { label in
@@ -107,10 +114,15 @@ struct RunvoydCommand: AsyncParsableCommand {
                 print("\(path ?? "embedded configuration"): warning: \(warning)")
             }
             for failure in failures { print(failure.description) }
+            let directories = PrivateDirectories.report(
+                stateDirectory: loaded.stateDirectory, runtimeDirectory: loaded.secrets.runtimeDirectory)
+            for warning in directories.warnings { print("\(path ?? "embedded configuration"): warning: \(warning)") }
+            for error in directories.errors { print("\(path ?? "embedded configuration"): error: \(error)") }
             if !failures.isEmpty {
                 print("\(path ?? "embedded configuration"): \(failures.count) policy expectation(s) failed")
                 throw ExitCode(1)
             }
+            if !directories.errors.isEmpty { throw ExitCode(1) }
             print(
                 "\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
             )

@@ -85,12 +85,18 @@ final class AuditTests {
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         let other = try Harness.run(
             ["/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/env", "python3", path, daemon.socketPath, request])
-        #expect(other.stdoutText.contains("permission_denied"))
         let unknown = try Harness.run([
             "/usr/bin/env", "python3", path, daemon.socketPath,
             request.replacingOccurrences(of: id, with: "01aaaaaaaaaaaaaaaaaaaaaaaa"),
         ])
         #expect(unknown.stdoutText.contains("invalid_argument"))
+        // Another user's execution is answered as one that does not run; the journal has the refusal.
+        #expect(
+            other.stdoutText == unknown.stdoutText.replacingOccurrences(of: "01aaaaaaaaaaaaaaaaaaaaaaaa", with: id))
+        let refusal = try Harness.journal([
+            "RUNVOY_EVENT=request_denied", "RUNVOY_METHOD=signal", "RUNVOY_EXECUTION_ID=\(id)",
+        ])
+        #expect(refusal.first?["RUNVOY_REASON"]?.contains("started by another user") == true)
         let root = try Harness.run(["/usr/bin/env", "python3", path, daemon.socketPath, request])
         #expect(root.stdoutText.contains(#""delivered":true"#))
         let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])

@@ -166,17 +166,18 @@ final class HistoryTests {
         let all = try list(["--limit", "1000"])
         #expect(all.contains { $0.executionId == nobodyID } && all.contains { $0.executionId == rootID })
 
+        // Another user's execution is answered as one that does not exist.
         let denied = try daemon.ctl(["status", rootID], asUser: "nobody")
         #expect(denied.status == 125)
-        #expect(denied.stderrText.contains("permission_denied"))
+        #expect(denied.stderrText.contains("no_such_execution"))
         let deniedLogs = try daemon.ctl(["logs", rootID], asUser: "nobody")
-        #expect(deniedLogs.status == 125 && deniedLogs.stderrText.contains("permission_denied"))
+        #expect(deniedLogs.status == 125 && deniedLogs.stderrText.contains("no_such_execution"))
         #expect(try status(nobodyID).callerUser == "nobody")
 
         let sleeper = try daemon.ctl(["exec", "--detach", "--", "sleep", "30"])
         let sleeperID = sleeper.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         let refused = try daemon.ctl(["kill", sleeperID], asUser: "nobody")
-        #expect(refused.status == 125 && refused.stderrText.contains("permission_denied"))
+        #expect(refused.status == 125 && refused.stderrText.contains("no_such_execution"))
         #expect(try status(sleeperID).status == .running)
         let killed = try daemon.ctl(["kill", "--signal", "KILL", sleeperID])
         #expect(killed.status == 0)

@@ -112,7 +112,8 @@ final class SecretsTests {
         let short = try set("tiny", "abc", as: caller)
         #expect(short.status == 125 && short.stderrText.contains("at least 6 bytes"))
         let foreign = try set("api-token", value + "-changed", as: "nobody")
-        #expect(foreign.status == 125 && foreign.stderrText.contains("belongs to root"))
+        #expect(foreign.status == 125 && foreign.stderrText.contains("is not yours to set"))
+        #expect(!foreign.stderrText.contains("root") && !foreign.stderrText.contains("vault"))
         let read = try daemon.ctl(["secrets", "get", "api-token"], asUser: caller)
         #expect(read.status == 125 && read.stderrText.contains("permission_denied"))
         seen += [missing.stderrText, short.stderrText, foreign.stderrText, read.stdoutText, read.stderrText]
@@ -253,12 +254,14 @@ final class SecretsTests {
         #expect(everything.secrets.first { $0.name == "api-token" }?.executors == ["vault"])
         #expect(everything.missing == ["never-set"])
 
+        // Someone else's secret is answered as a missing one, naming no owner.
         let refused = try daemon.ctl(["secrets", "rm", "nobodys"], asUser: caller)
-        #expect(refused.status == 125 && refused.stderrText.contains("belongs to nobody"))
+        #expect(refused.status == 125 && refused.stderrText.contains("secret_missing"))
+        #expect(!refused.stderrText.contains("belongs to"))
         #expect(try set("nobodys", "nobody-value-2", as: "nobody").stdoutText.contains("rotated (version 2)"))
         // A name an executor injects is not anyone's to claim first.
         let claimed = try set("never-set", "claimed-by-a-developer", as: caller)
-        #expect(claimed.status == 125 && claimed.stderrText.contains("only an admin may set, rotate or remove it"))
+        #expect(claimed.status == 125 && claimed.stderrText.contains("is not yours to set; only an admin may"))
         // An admin's rotation makes the secret the admin's.
         #expect(try set("nobodys", "admin-rotated-3", as: nil).status == 0)
         let rotated = try JSONDecoder().decode(

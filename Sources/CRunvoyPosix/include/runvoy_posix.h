@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /// Where in the child the spawn failed.
 enum runvoy_spawn_stage {
@@ -72,5 +73,18 @@ const void *runvoy_memmem(const void *haystack, size_t haystack_len, const void 
 
 /// 1 when `path` is on a tmpfs (or ramfs), 0 when it is not, -1 with errno set when it cannot be checked.
 int runvoy_is_tmpfs(const char *path);
+
+/// stat(2) of each of `paths` as the user `uid` (primary group `gid`, supplementary `groups`) would see it: the
+/// kernel checks search permission on every directory on the way, links followed, for that identity. Only the
+/// calling thread's filesystem identity and groups are switched, once, for the duration of the call. Needs
+/// CAP_SETUID and CAP_SETGID. Fills `infos[i]` and sets `errors[i]` to 0 or the errno of that stat (EACCES when
+/// a directory on the way may not be searched). Returns 0, or -1 with errno when the identity could not be
+/// switched. Aborts the process if the thread's own identity cannot be restored.
+int runvoy_stat_as(const char *const *paths, size_t count, struct stat *infos, int *errors, uid_t uid, gid_t gid,
+                   const gid_t *groups, size_t ngroups);
+
+/// prctl(PR_SET_DUMPABLE, 0): no core dump, and no ptrace attach or /proc/PID/mem, environ, ... for processes
+/// of the same uid. Returns 0 or -1 with errno.
+int runvoy_set_nondumpable(void);
 
 #endif

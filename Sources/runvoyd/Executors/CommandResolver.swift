@@ -1,3 +1,4 @@
+import CRunvoyPosix
 import Glibc
 
 /// Finds the program to execute the way a shell does: names with a slash as given, others through PATH.
@@ -6,24 +7,84 @@ enum CommandResolver {
 
     /// The absolute path of `name`, or nil when no PATH entry holds an executable regular file of that name.
     /// A relative name with a slash is taken relative to `workingDirectory`.
-    static func resolve(_ name: String, searchPath: String?, workingDirectory: String) -> String? {
+    ///
+    /// With `identity` (the run-as user the command will run as), the search sees only what that user can
+    /// reach: a candidate behind a directory the user may not search is not found, and the PATH search stops
+    /// at such a directory instead of looking past it. So whether a command is found never depends on what a
+    /// folder only root can read holds, and what is found is what a search as root finds too (the command rules
+    /// are checked against that).
+    static func resolve(
+        _ name: String, searchPath: String?, workingDirectory: String, as identity: SpawnRequest.Identity? = nil
+    ) -> String? {
         if name.isEmpty { return nil }
+        let candidates: [String]
         if name.contains("/") {
             let base = workingDirectory.hasSuffix("/") ? workingDirectory : workingDirectory + "/"
-            let path = name.hasPrefix("/") ? name : base + name
-            return isExecutableFile(path) ? path : nil
+            candidates = [name.hasPrefix("/") ? name : base + name]
+        } else {
+            candidates = (searchPath ?? defaultSearchPath).split(separator: ":", omittingEmptySubsequences: true)
+                .filter { $0.hasPrefix("/") }.map { $0 + "/" + name }
         }
-        for directory in (searchPath ?? defaultSearchPath).split(separator: ":", omittingEmptySubsequences: true)
-        where directory.hasPrefix("/") {
-            let candidate = directory + "/" + name
-            if isExecutableFile(candidate) { return candidate }
+        // As another user, all candidates are looked at under one identity switch; as root, one by one until found.
+        let asUser = switchesIdentity(identity) ? lookUp(candidates, as: identity) : nil
+        for (index, candidate) in candidates.enumerated() {
+            switch asUser?[index] ?? lookUp([candidate], as: nil)[0] {
+            case .executable: return candidate
+            case .absent: continue
+            case .unreachable: return nil
+            }
         }
         return nil
     }
 
     static func isExecutableFile(_ path: String) -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return false }
-        return info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0
+        lookUp([path], as: nil) == [.executable]
+    }
+
+    enum Found: Equatable {
+        /// An executable regular file.
+        case executable
+        /// Nothing there, or something that is not an executable regular file: look further.
+        case absent
+        /// A directory on the way may not be searched (or the path cannot be looked up): stop.
+        case unreachable
+    }
+
+    /// Whether looking as `identity` takes a switch: not for root, nor in a daemon that is not root (which runs
+    /// commands as itself).
+    static func switchesIdentity(_ identity: SpawnRequest.Identity?) -> Bool {
+        guard let identity else { return false }
+        return identity.uid != 0 && geteuid() == 0
+    }
+
+    /// What each of `paths` is for `identity` (nil: for the daemon itself, which looks through every directory
+    /// as root). The identity is switched once for all of them.
+    static func lookUp(_ paths: [String], as identity: SpawnRequest.Identity?) -> [Found] {
+        func kind(_ info: stat) -> Found {
+            info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0 ? .executable : .absent
+        }
+        guard let identity, switchesIdentity(identity) else {
+            // As root nothing is out of reach: look past what is not there, as a shell does.
+            return paths.map { path in
+                var info = stat()
+                return stat(path, &info) == 0 ? kind(info) : .absent
+            }
+        }
+        var infos = Array(repeating: stat(), count: paths.count)
+        var errors = [Int32](repeating: 0, count: paths.count)
+        let cStrings = paths.map { strdup($0) }
+        defer { for pointer in cStrings { free(pointer) } }
+        let switched = cStrings.map { UnsafePointer($0) }.withUnsafeBufferPointer { pathsBuffer in
+            identity.groups.withUnsafeBufferPointer { groups in
+                runvoy_stat_as(
+                    pathsBuffer.baseAddress, paths.count, &infos, &errors, identity.uid, identity.gid,
+                    groups.baseAddress, groups.count) == 0
+            }
+        }
+        // Not able to look as that user: find nothing rather than guess.
+        guard switched else { return paths.map { _ in .unreachable } }
+        return zip(infos, errors).map { info, error in
+            error == 0 ? kind(info) : error == ENOENT || error == ENOTDIR ? .absent : .unreachable
+        }
     }
 }

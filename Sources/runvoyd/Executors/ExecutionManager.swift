@@ -109,10 +109,13 @@ final class ExecutionManager: Sendable {
             throw deny(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
         }
         let workingDirectory = executor.workingDirectory
+        let runAsIdentity = Result { () throws(RunvoyError) in try Self.resolveIdentity(executor) }
         // What runs is the command's identity (directories resolved, file name kept), which is what the rules
-        // were checked against: a link the caller swaps after the check cannot change the program.
+        // were checked against: a link the caller swaps after the check cannot change the program. It is looked
+        // up as the run-as user, so a path that user cannot reach is "not found" like one that does not exist.
         let resolved = CommandResolver.resolve(
-            argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory
+            argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory,
+            as: try? runAsIdentity.get().0
         ).map(CommandMatcher.identity)
         let decision = Authorizer.decide(caller: caller, executor: executor, argv: argv, config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
@@ -148,7 +151,7 @@ final class ExecutionManager: Sendable {
         let identity: SpawnRequest.Identity?
         let runAs: String
         do throws(RunvoyError) {
-            (identity, runAs) = try Self.resolveIdentity(executor)
+            (identity, runAs) = try runAsIdentity.get()
         } catch {
             throw deny(error)
         }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
 
@@ -107,18 +108,32 @@ extension Connection {
             ("CALLER_USER", caller.displayName), ("CALLER_PID", String(caller.pid)),
             ("SIGNAL", params.signal ?? "TERM"),
         ]
+        let config = context.config.current
+        // The audit trail's reason when the caller is told less (an execution it may not see is "no execution").
+        var auditedReason: RunvoyError?
         let result: KillResult
         do throws(RunvoyError) {
             guard let number = SignalName.parse(params.signal ?? "TERM") else {
                 throw RunvoyError(.invalidArgument, "unknown signal '\(params.signal ?? "")'")
             }
-            guard let execution = context.executions.running(id: params.executionId) else {
-                let info = try visibleExecution(params.executionId, for: .kill)
+            let info: ExecutionInfo
+            switch try lookUpExecution(params.executionId, config) {
+            case .missing:
+                throw Self.noSuchExecution(params.executionId)
+            case .hidden(let ownerUid):
+                fields.append(("OWNER_UID", String(ownerUid)))
+                auditedReason = RunvoyError(
+                    .permissionDenied, "execution \(params.executionId) was started by another user")
+                throw Self.noSuchExecution(params.executionId)
+            case .visible(let found):
+                info = found
+            }
+            guard let execution = context.executions.running(id: info.executionId) else {
                 throw RunvoyError(
                     .invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))")
             }
             fields.append(("OWNER_UID", String(execution.caller.uid)))
-            guard Authorizer.mayKill(caller, ownerUid: execution.caller.uid, context.config.current) else {
+            guard Authorizer.mayKill(caller, ownerUid: execution.caller.uid, config) else {
                 throw RunvoyError(.permissionDenied, "execution \(execution.id) was started by another user")
             }
             let delivered = execution.signal(number)
@@ -131,12 +146,13 @@ extension Connection {
             result = KillResult(executionId: execution.id, signal: number, delivered: delivered)
         } catch {
             if error.code == .permissionDenied || error.code == .noSuchExecution {
+                let real = auditedReason ?? error
                 context.refusals.record(
                     AuditEvent(
                         .executionKill, priority: 4,
                         message:
-                            "refused \(caller.displayName) (uid \(caller.uid)) kill of \(params.executionId): \(error.message)",
-                        fields: fields + [("DECISION", "deny"), ("REASON", error.description)]),
+                            "refused \(caller.displayName) (uid \(caller.uid)) kill of \(params.executionId): \(real.message)",
+                        fields: fields + [("DECISION", "deny"), ("REASON", real.description)]),
                     caller: caller, hasRole: !Authorizer.roles(caller, context.config.current).isEmpty, audit: audit)
             }
             try await sink.send(Reply<NoParams>(id: id, error: error))
@@ -147,21 +163,58 @@ extension Connection {
 
     // MARK: - Helpers
 
-    /// The execution's record, when it exists and the caller may see it.
-    func visibleExecution(_ executionID: String, for method: Method) throws(RunvoyError) -> ExecutionInfo {
+    /// What the history holds under an id, as far as the caller may know.
+    enum ExecutionLookup {
+        /// No execution has that id.
+        case missing
+        /// It exists, but the caller may not see it: it is answered as `missing` (the audit trail has the truth).
+        case hidden(ownerUid: UInt32)
+        case visible(ExecutionInfo)
+    }
+
+    /// Looks an execution up for the caller. A caller that may see no execution at all is refused
+    /// (`permission_denied`, not audited here) before anything is looked up, whatever the id.
+    func lookUpExecution(_ executionID: String, _ config: DaemonConfig) throws(RunvoyError) -> ExecutionLookup {
         guard ExecutionID.isValid(executionID) else {
             throw RunvoyError(.invalidArgument, "'\(executionID)' is not an execution id (26 characters of base32)")
         }
-        let found = try history { store throws(StoreError) in try store.get(executionID) }
-        guard let info = found else {
-            throw RunvoyError(.noSuchExecution, "no execution \(executionID)")
+        guard Authorizer.permits(caller, .viewOwn, config) || Authorizer.permits(caller, .viewAll, config) else {
+            throw Authorizer.refusal(caller, .viewOwn, config)
         }
-        guard Authorizer.mayView(caller, ownerUid: info.callerUid, context.config.current) else {
-            let error = RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
-            auditDenied(method, error, fields: [("EXECUTION_ID", executionID), ("OWNER_UID", String(info.callerUid))])
+        let found = try history { store throws(StoreError) in try store.get(executionID) }
+        guard let info = found else { return .missing }
+        guard Authorizer.mayView(caller, ownerUid: info.callerUid, config) else {
+            return .hidden(ownerUid: info.callerUid)
+        }
+        return .visible(info)
+    }
+
+    /// The answer for an execution that does not exist, and for one the caller may not see: the same, so that
+    /// it cannot tell which.
+    static func noSuchExecution(_ executionID: String) -> RunvoyError {
+        RunvoyError(.noSuchExecution, "no execution \(executionID)")
+    }
+
+    /// The execution's record, when it exists and the caller may see it. Refusals are audited, with the real
+    /// reason when the caller is told "no execution".
+    func visibleExecution(_ executionID: String, for method: Method) throws(RunvoyError) -> ExecutionInfo {
+        let lookup: ExecutionLookup
+        do throws(RunvoyError) {
+            lookup = try lookUpExecution(executionID, context.config.current)
+        } catch {
+            if error.code == .permissionDenied { auditDenied(method, error) }
             throw error
         }
-        return info
+        switch lookup {
+        case .missing:
+            throw Self.noSuchExecution(executionID)
+        case .hidden(let ownerUid):
+            let real = RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
+            auditDenied(method, real, fields: [("EXECUTION_ID", executionID), ("OWNER_UID", String(ownerUid))])
+            throw Self.noSuchExecution(executionID)
+        case .visible(let info):
+            return info
+        }
     }
 
     /// Fills in what only the running execution knows yet: its pid, start time and output so far.

@@ -12,6 +12,8 @@ extension Connection {
         let config = context.config.current
         let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
         var fields = secretFields(params.name)
+        // The audit trail's reason when the caller is told less (see `notYours`).
+        var auditedReason: RunvoyError?
         let result: SecretSetResult
         do throws(RunvoyError) {
             guard SecretName.isValid(params.name) else {
@@ -33,8 +35,10 @@ extension Connection {
             }
             try requireManagePermission(config)
             let existing = try secretStore { store throws(StoreError) in try store.info(params.name) }
-            try requireManage(existing, config)
-            try requireAdminIfInjected(params.name, config)
+            try requireManage(existing, config, auditedReason: &auditedReason)
+            try requireAdminIfInjected(params.name, config, auditedReason: &auditedReason) {
+                notYours(params.name, config)
+            }
             // Audited (by name) before the change: fail-closed, as for executions.
             fields.append(("ACTION", existing == nil ? "set" : "rotate"))
             try audit.record(
@@ -50,7 +54,7 @@ extension Connection {
             }
             result = SecretSetResult(name: params.name, created: created, version: (existing?.version ?? 0) + 1)
         } catch {
-            deniedSecret(error, fields: fields, audit: audit)
+            deniedSecret(error, fields: fields, audit: audit, reason: auditedReason)
             try await sink.send(Reply<NoParams>(id: id, error: error))
             return
         }
@@ -91,14 +95,27 @@ extension Connection {
         let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
         var fields = secretFields(params.name)
         fields.append(("ACTION", "remove"))
+        var auditedReason: RunvoyError?
         let result: SecretRemoveResult
         do throws(RunvoyError) {
             try requireManagePermission(config)
+            let all = Authorizer.permits(caller, .secretsManageAll, config)
+            // Without secrets_manage_all, another user's secret is answered as one that does not exist.
+            let missing = RunvoyError(
+                .secretMissing, all ? "there is no secret '\(params.name)'" : "you have no secret '\(params.name)'")
             guard let existing = try secretStore({ store throws(StoreError) in try store.info(params.name) }) else {
-                throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
+                throw missing
             }
-            try requireManage(existing, config)
-            try requireAdminIfInjected(params.name, config)
+            if !all && existing.ownerUid != caller.uid {
+                auditedReason = RunvoyError(
+                    .permissionDenied,
+                    "secret '\(existing.name)' belongs to \(existing.ownerUser); only they or an admin may remove it")
+                throw missing
+            }
+            try requireManage(existing, config, auditedReason: &auditedReason)
+            try requireAdminIfInjected(params.name, config, auditedReason: &auditedReason) {
+                RunvoyError(.permissionDenied, "secret '\(params.name)' is not yours to remove; only an admin may")
+            }
             try audit.record(
                 AuditEvent(
                     .secretChanged, message: "\(caller.displayName) removed secret '\(params.name)'",
@@ -106,7 +123,7 @@ extension Connection {
             let removed = try secretStore { store throws(StoreError) in try store.remove(params.name) }
             result = SecretRemoveResult(name: params.name, removed: removed)
         } catch {
-            deniedSecret(error, fields: fields, audit: audit)
+            deniedSecret(error, fields: fields, audit: audit, reason: auditedReason)
             try await sink.send(Reply<NoParams>(id: id, error: error))
             return
         }
@@ -169,39 +186,60 @@ extension Connection {
 
     /// Setting a new secret takes `secrets_manage_own`; changing or removing one takes ownership with it, or
     /// `secrets_manage_all`.
-    private func requireManage(_ existing: SecretStore.Info?, _ config: DaemonConfig) throws(RunvoyError) {
+    /// A refusal names neither the owner nor the executors that use the secret (`notYours`); `auditedReason` gets
+    /// the full reason for the audit trail.
+    private func requireManage(
+        _ existing: SecretStore.Info?, _ config: DaemonConfig, auditedReason: inout RunvoyError?
+    ) throws(RunvoyError) {
         if Authorizer.permits(caller, .secretsManageAll, config) { return }
         guard Authorizer.permits(caller, .secretsManageOwn, config) else {
             throw Authorizer.refusal(caller, .secretsManageOwn, config)
         }
         if let existing, existing.ownerUid != caller.uid {
-            throw RunvoyError(
+            auditedReason = RunvoyError(
                 .permissionDenied,
                 "secret '\(existing.name)' belongs to \(existing.ownerUser); only they or an admin may change it")
+            throw notYours(existing.name, config)
         }
     }
 
     /// A name an executor injects is the administrators' to create, rotate and remove, since only they can
     /// write an executor's definition: otherwise a user could claim the name before the executor uses it, or keep
-    /// its owner's rights afterwards, and so choose or break what a production executor receives.
-    private func requireAdminIfInjected(_ name: String, _ config: DaemonConfig) throws(RunvoyError) {
-        guard !Authorizer.permits(caller, .secretsManageAll, config),
-            config.executors.contains(where: { $0.secretNames.contains(name) })
-        else { return }
-        throw RunvoyError(
-            .permissionDenied, "secret '\(name)' is injected by an executor; only an admin may set, rotate or remove it"
-        )
+    /// its owner's rights afterwards, and so choose or break what a production executor receives. The caller is
+    /// told `refusal()` (which names no executor); the audit trail gets the full reason.
+    private func requireAdminIfInjected(
+        _ name: String, _ config: DaemonConfig, auditedReason: inout RunvoyError?, refusal: () -> RunvoyError
+    ) throws(RunvoyError) {
+        guard !Authorizer.permits(caller, .secretsManageAll, config) else { return }
+        let referencing = config.executors.filter { $0.secretNames.contains(name) }.map(\.name)
+        guard !referencing.isEmpty else { return }
+        auditedReason = RunvoyError(
+            .permissionDenied,
+            "secret '\(name)' is injected by executor \(referencing.map { "'\($0)'" }.joined(separator: ", "));"
+                + " only an admin may set, rotate or remove it")
+        throw refusal()
     }
 
-    private func deniedSecret(_ error: RunvoyError, fields: [(String, String)], audit: AuditLog) {
+    /// The refusal to set a secret that is another user's, or that an executor injects: one message for both,
+    /// naming neither owner nor executors, so a caller learns only that the name is not theirs to set.
+    private func notYours(_ name: String, _ config: DaemonConfig) -> RunvoyError {
+        var message = "secret '\(name)' is not yours to set; only an admin may"
+        if let contact = config.adminContact { message += " (ask \(contact))" }
+        return RunvoyError(.permissionDenied, message)
+    }
+
+    private func deniedSecret(
+        _ error: RunvoyError, fields: [(String, String)], audit: AuditLog, reason: RunvoyError? = nil
+    ) {
         guard error.code == .permissionDenied || error.code == .secretMissing || error.code == .invalidArgument else {
             return
         }
+        let real = reason ?? error
         context.refusals.record(
             AuditEvent(
                 .secretChanged, priority: 4,
-                message: "refused \(caller.displayName) a change to secret: \(error.message)",
-                fields: fields + [("DECISION", "deny"), ("REASON", error.description)]),
+                message: "refused \(caller.displayName) a change to secret: \(real.message)",
+                fields: fields + [("DECISION", "deny"), ("REASON", real.description)]),
             caller: caller, hasRole: !Authorizer.roles(caller, context.config.current).isEmpty, audit: audit)
     }
 

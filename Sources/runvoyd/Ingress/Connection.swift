@@ -178,8 +178,19 @@ struct Connection {
                 }
                 let target: Execution
                 if let executionID = request.executionId {
+                    let notRunning = RunvoyError(.invalidArgument, "no running execution \(executionID)")
                     guard let found = context.executions.running(id: executionID) else {
-                        try await fail(RunvoyError(.invalidArgument, "no running execution \(executionID)"))
+                        try await fail(notRunning)
+                        return nil
+                    }
+                    // One the caller may not see is answered as one that does not run; the audit trail has why.
+                    guard Authorizer.mayView(caller, ownerUid: found.caller.uid, context.config.current) else {
+                        let error = RunvoyError(
+                            .permissionDenied, "execution \(executionID) was started by another user")
+                        auditDenied(
+                            .signal, error,
+                            fields: [("EXECUTION_ID", executionID), ("OWNER_UID", String(found.caller.uid))])
+                        try await fail(notRunning)
                         return nil
                     }
                     guard Authorizer.mayKill(caller, ownerUid: found.caller.uid, context.config.current) else {

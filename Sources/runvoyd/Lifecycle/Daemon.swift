@@ -38,7 +38,7 @@ struct Daemon {
         if config.roles.isEmpty {
             logger.warning("no roles are bound (`roles:`), so only root can use runvoyd")
         }
-        try Self.makeStateDirectory(config.stateDirectory)
+        for change in try Self.makeStateDirectory(config.stateDirectory) { logger.notice("\(change)") }
         let history: ExecutionStore
         let secrets: SecretStore
         do throws(StoreError) {
@@ -57,6 +57,8 @@ struct Daemon {
         for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config) {
             logger.warning("\(warning)")
         }
+        // Checked before anything is created or removed there, and again once it exists.
+        try Self.checkPrivate(config.secrets.runtimeDirectory, what: "the secrets runtime directory")
         do throws(SystemError) {
             if let warning = try SecretInjection.prepareRuntimeDirectory(config.secrets.runtimeDirectory) {
                 logger.warning("\(warning)")
@@ -66,6 +68,7 @@ struct Daemon {
                 description: "cannot prepare the secrets runtime directory \(config.secrets.runtimeDirectory): \(error)"
             )
         }
+        try Self.checkPrivate(config.secrets.runtimeDirectory, what: "the secrets runtime directory")
 
         let listening: ListeningSocket
         if let fd = try ListeningSocket.fromSystemd() {
@@ -142,11 +145,28 @@ struct Daemon {
         umask(0o022)
     }
 
-    static func makeStateDirectory(_ path: String) throws {
+    /// Creates the state directory (0700) when needed, refuses one that others could read or replace, and
+    /// makes it 0700 and the history's files 0600 (see `PrivateDirectories`). Returns what it changed.
+    static func makeStateDirectory(_ path: String) throws -> [String] {
+        try checkPrivate(path, what: "the state directory")
         do throws(SystemError) {
             try FileSystem.makeDirectories(path, mode: 0o700)
         } catch {
             throw ListeningSocket.SetupError(description: "cannot create state directory: \(error)")
+        }
+        try checkPrivate(path, what: "the state directory")
+        do throws(PrivateDirectories.Refusal) {
+            return try PrivateDirectories.secureStateDirectory(path, fix: true)
+        } catch {
+            throw ListeningSocket.SetupError(description: error.description)
+        }
+    }
+
+    static func checkPrivate(_ path: String, what: String) throws {
+        do throws(PrivateDirectories.Refusal) {
+            try PrivateDirectories.checkOwnedPath(path, what: what)
+        } catch {
+            throw ListeningSocket.SetupError(description: "not starting: \(error.description)")
         }
     }
 
