@@ -34,8 +34,10 @@ final class AuditFloodTests {
             #expect(refused.status == 125 && refused.stderrText.contains("no runvoy role"), "\(refused.stderrText)")
         }
         // Three refusals are recorded, each with a bounded argv that still identifies the request.
+        // Tied to this daemon's pid: a uid is reused after userdel, and other suites' records stay in the journal.
+        let daemonPID = "_PID=\(daemon.process.pid)"
         let records = try Harness.journal(
-            ["RUNVOY_EVENT=decision", "RUNVOY_CALLER_UID=\(uid)"], until: { $0.count >= 3 })
+            ["RUNVOY_EVENT=decision", "RUNVOY_CALLER_UID=\(uid)", daemonPID], until: { $0.count >= 3 })
         #expect(records.count == 3)
         let text = JSONText.array(["true"] + big)
         for record in records {
@@ -46,7 +48,7 @@ final class AuditFloodTests {
         }
         // The other seven are counted; the count is written when the window ends (here: at shutdown).
         #expect(daemon.stop() == 0)
-        let summary = try Harness.journal(["RUNVOY_EVENT=refusals_suppressed", "RUNVOY_CALLER_UID=\(uid)"])
+        let summary = try Harness.journal(["RUNVOY_EVENT=refusals_suppressed", "RUNVOY_CALLER_UID=\(uid)", daemonPID])
         #expect(summary.count == 1 && summary.first?["RUNVOY_SUPPRESSED"] == "7", "\(summary)")
         #expect(summary.first?["MESSAGE_ID"] == "74908db65f524c76b01fee0972835f78")
     }
