@@ -120,6 +120,21 @@ final class ExecTests {
         #expect(out.stderrText.contains("not found"))
     }
 
+    /// Issue 11, item 7: a file that is there but cannot be executed was reported as `not_found` (127).
+    @Test func aFileThatCannotBeExecutedExits126AndAMissingOne127() throws {
+        let script = daemon.directory + "/plain-script"
+        try "#!/bin/sh\necho hi\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o644)
+        for path in ["/etc/passwd", script, "/tmp"] {
+            let out = try daemon.ctl(["exec", "-q", "--", path])
+            #expect(out.status == 126, "\(path): \(out.stderrText)")
+            #expect(out.stderrText.contains("not an executable file"), "\(path): \(out.stderrText)")
+        }
+        let missing = try daemon.ctl(["exec", "-q", "--", daemon.directory + "/no-such-file"])
+        #expect(missing.status == 127 && missing.stderrText.contains("not found"), "\(missing.stderrText)")
+        #expect(try daemon.ctl(["exec", "-q", "--", "no-such-command-here"]).status == 127)
+    }
+
     @Test func timeoutStopsTheCommandAndSaysSo() throws {
         let start = Date()
         let out = try daemon.ctl(["exec", "--timeout", "1s", "--", "sleep", "30"])

@@ -16,7 +16,29 @@ enum CommandResolver {
     static func resolve(
         _ name: String, searchPath: String?, workingDirectory: String, as identity: SpawnRequest.Identity? = nil
     ) -> String? {
-        if name.isEmpty { return nil }
+        if case .found(let path) = search(
+            name, searchPath: searchPath, workingDirectory: workingDirectory, as: identity)
+        {
+            return path
+        }
+        return nil
+    }
+
+    /// What a search for a command found.
+    enum Outcome: Equatable {
+        case found(String)
+        /// Something is there, but not an executable regular file (a directory, a file without execute bits).
+        case notExecutable
+        /// Nothing (or nothing the run-as user can reach).
+        case notFound
+    }
+
+    /// `resolve`, telling a missing command from one that is there but cannot be executed, as a shell does
+    /// (126 and 127).
+    static func search(
+        _ name: String, searchPath: String?, workingDirectory: String, as identity: SpawnRequest.Identity? = nil
+    ) -> Outcome {
+        if name.isEmpty { return .notFound }
         let candidates: [String]
         if name.contains("/") {
             let base = workingDirectory.hasSuffix("/") ? workingDirectory : workingDirectory + "/"
@@ -27,14 +49,16 @@ enum CommandResolver {
         }
         // As another user, all candidates are looked at under one identity switch; as root, one by one until found.
         let asUser = switchesIdentity(identity) ? lookUp(candidates, as: identity) : nil
+        var sawNonExecutable = false
         for (index, candidate) in candidates.enumerated() {
             switch asUser?[index] ?? lookUp([candidate], as: nil)[0] {
-            case .executable: return candidate
+            case .executable: return .found(candidate)
+            case .notExecutable: sawNonExecutable = true
             case .absent: continue
-            case .unreachable: return nil
+            case .unreachable: return sawNonExecutable ? .notExecutable : .notFound
             }
         }
-        return nil
+        return sawNonExecutable ? .notExecutable : .notFound
     }
 
     static func isExecutableFile(_ path: String) -> Bool {
@@ -44,7 +68,9 @@ enum CommandResolver {
     enum Found: Equatable {
         /// An executable regular file.
         case executable
-        /// Nothing there, or something that is not an executable regular file: look further.
+        /// Something that is not an executable regular file: look further, and say so if nothing else is found.
+        case notExecutable
+        /// Nothing there: look further.
         case absent
         /// A directory on the way may not be searched (or the path cannot be looked up): stop.
         case unreachable
@@ -61,7 +87,7 @@ enum CommandResolver {
     /// as root). The identity is switched once for all of them.
     static func lookUp(_ paths: [String], as identity: SpawnRequest.Identity?) -> [Found] {
         func kind(_ info: stat) -> Found {
-            info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0 ? .executable : .absent
+            info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0 ? .executable : .notExecutable
         }
         guard let identity, switchesIdentity(identity) else {
             // As root nothing is out of reach: look past what is not there, as a shell does.

@@ -113,10 +113,11 @@ final class ExecutionManager: Sendable {
         // What runs is the command's identity (directories resolved, file name kept), which is what the rules
         // were checked against: a link the caller swaps after the check cannot change the program. It is looked
         // up as the run-as user, so a path that user cannot reach is "not found" like one that does not exist.
-        let resolved = CommandResolver.resolve(
+        let search = CommandResolver.search(
             argv[0], searchPath: executor.environment["PATH"], workingDirectory: workingDirectory,
-            as: try? runAsIdentity.get().0
-        ).map(CommandMatcher.identity)
+            as: try? runAsIdentity.get().0)
+        var resolved: String?
+        if case .found(let path) = search { resolved = CommandMatcher.identity(path) }
         let decision = Authorizer.decide(caller: caller, executor: executor, argv: argv, config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw deny(error) }
@@ -144,6 +145,12 @@ final class ExecutionManager: Sendable {
             timeout = duration
         }
         guard let path = resolved else {
+            if search == .notExecutable {
+                throw deny(
+                    RunvoyError(
+                        .spawnFailed, "not an executable file on executor '\(executor.name)': \(argv[0])",
+                        reason: "not_executable"))
+            }
             throw deny(
                 RunvoyError(
                     .spawnFailed, "command not found on executor '\(executor.name)': \(argv[0])", reason: "not_found"))

@@ -109,8 +109,19 @@ enum Spawner {
         let text = String(cString: strerror(code))
         switch UInt32(stage) {
         case RUNVOY_STAGE_EXEC.rawValue:
-            let reason = code == ENOENT ? "not_found" : "not_executable"
-            return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: reason)
+            switch code {
+            case ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG:
+                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "not_found")
+            case E2BIG:
+                return RunvoyError(
+                    .spawnFailed, "the arguments and environment are too long for the kernel: \(text)",
+                    reason: "arguments_too_long")
+            case ENOMEM, EAGAIN, EMFILE, ENFILE:
+                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "resources")
+            default:
+                // EACCES, ENOEXEC, EISDIR, ETXTBSY, EPERM, ELIBBAD: the file is there but cannot be executed.
+                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "not_executable")
+            }
         case RUNVOY_STAGE_CHDIR.rawValue:
             return RunvoyError(.spawnFailed, "cannot enter the working directory: \(text)", reason: "working_directory")
         case RUNVOY_STAGE_SETGROUPS.rawValue, RUNVOY_STAGE_SETGID.rawValue, RUNVOY_STAGE_SETUID.rawValue:
