@@ -51,17 +51,26 @@ final class OutputLogWriter: @unchecked Sendable {
     /// Output bytes currently kept in segment files.
     var storedBytes: Int64 { retained.values.reduce(0, +) }
 
+    /// Stores `bytes`, split at segment boundaries so that no segment holds more than its limit: stored output
+    /// stays within the cap (head, the last full tail segment and the current one), however large one read is.
     func append(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer, tUsec: Int64) throws(SystemError) {
-        guard bytes.count > 0 else { return }
-        let limit = segment == 0 ? headLimit : segmentLimit
-        if segmentPayload >= limit { try rotate() }
-        let header = OutputLogFormat.recordHeader(stream, length: bytes.count, tUsec: tUsec)
-        try PosixFile.writeAll(fd, header: header, body: bytes)
-        let length = Int64(bytes.count)
-        fileSize += Int64(header.count) + length
-        segmentPayload += length
-        totalBytes += length
-        retained[segment, default: 0] += length
+        var offset = 0
+        while offset < bytes.count {
+            var limit = segment == 0 ? headLimit : segmentLimit
+            if segmentPayload >= limit {
+                try rotate()
+                limit = segmentLimit
+            }
+            let length = min(Int(limit - segmentPayload), bytes.count - offset)
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)])
+            let header = OutputLogFormat.recordHeader(stream, length: length, tUsec: tUsec)
+            try PosixFile.writeAll(fd, header: header, body: piece)
+            fileSize += Int64(header.count) + Int64(length)
+            segmentPayload += Int64(length)
+            totalBytes += Int64(length)
+            retained[segment, default: 0] += Int64(length)
+            offset += length
+        }
     }
 
     /// Deletes pending segments older than `oldestInUse` (the oldest segment a follower is reading; nil when

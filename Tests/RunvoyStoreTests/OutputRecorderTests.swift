@@ -93,7 +93,7 @@ struct OutputRecorderTests {
         let totals = recorder.totals
         #expect(totals.stdoutBytes == Int64(stream.count))
         #expect(totals.storedBytes + totals.droppedBytes == Int64(stream.count))
-        #expect(totals.storedBytes <= cap + 2 * 300)
+        #expect(totals.storedBytes <= cap)
         #expect(totals.droppedBytes > 0)
 
         let entries = try recorder.reader.readAll()
@@ -107,6 +107,35 @@ struct OutputRecorderTests {
         #expect(Int64(head.count + tail.count) == totals.storedBytes)
         #expect(head.count >= Int(cap / 2))
         #expect(tail.count >= Int(cap / 4))
+    }
+
+    /// Issue 11, item 4: a segment took a whole read past its limit, so `seq 1 100000` (reads of up to 256 KiB)
+    /// under a 64 KiB cap stored 457,823 bytes. Stored output now stays within the cap for any read sizes.
+    @Test func storedOutputStaysWithinTheCapWhateverTheReadSizes() async {
+        let sizes = Gen.int(in: 1...(300 << 10)).array(of: 1...12)
+        let caps = Gen.int(in: (16 << 10)...(1 << 20))
+        await propertyCheck(count: 60, input: sizes, caps) { sizes, cap in
+            let directory = TemporaryDirectory()
+            defer { directory.remove() }
+            let recorder = OutputRecorder(directory: directory.path + "/x", cap: Int64(cap))
+            var stream: [UInt8] = []
+            for (index, size) in sizes.enumerated() {
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: size)
+                stream += bytes
+                bytes.withUnsafeBytes { recorder.append(index % 3 == 0 ? .stderr : .stdout, $0) }
+            }
+            recorder.finish()
+            let totals = recorder.totals
+            #expect(totals.storedBytes <= Int64(cap))
+            #expect(totals.storedBytes + totals.droppedBytes == Int64(stream.count))
+            // What is stored is the stream's head and tail, byte for byte.
+            let entries = (try? recorder.reader.readAll()) ?? []
+            let split = entries.firstIndex { if case .dropped = $0 { return true } else { return false } }
+            let head = Self.chunks(of: Array(entries[..<(split ?? entries.count)])).flatMap(\.bytes)
+            let tail = split.map { Self.chunks(of: Array(entries[($0 + 1)...])).flatMap(\.bytes) } ?? []
+            #expect(Array(stream.prefix(head.count)) == head)
+            #expect(Array(stream.suffix(tail.count)) == tail)
+        }
     }
 
     @Test func aSlowFollowerKeepsTheSegmentItReadsUntilItMovesOn() async throws {
