@@ -156,6 +156,13 @@ public struct SignalParams: Codable, Sendable, Equatable {
         case signal
         case executionId = "execution_id"
     }
+
+    /// `signal` is a name or a number, as a JSON string or a JSON integer.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        signal = try SignalText.decode(c, .signal)
+        executionId = try c.decodeIfPresent(String.self, forKey: .executionId)
+    }
 }
 
 /// Result of `signal`.

@@ -19,6 +19,9 @@ public struct HelloResult: Codable, Sendable, Equatable {
     public var version: String
     /// Every protocol version the daemon speaks.
     public var protocols: [Int]
+    /// The version chosen for this connection: the highest the client listed in `versions` that the daemon
+    /// speaks (the daemon's newest when the client listed none).
+    public var `protocol`: Int?
     /// The largest frame payload the daemon accepts.
     public var maxFrameBytes: Int
 
@@ -30,7 +33,7 @@ public struct HelloResult: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case daemon, version, protocols
+        case daemon, version, protocols, `protocol`
         case maxFrameBytes = "max_frame_bytes"
     }
 }

@@ -126,6 +126,25 @@ public struct KillParams: Codable, Sendable, Equatable {
         case signal
         case executionId = "execution_id"
     }
+
+    /// `signal` is a name or a number, as a JSON string or a JSON integer.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        executionId = try c.decode(String.self, forKey: .executionId)
+        if c.contains(.signal), try !c.decodeNil(forKey: .signal) {
+            signal = try SignalText.decode(c, .signal)
+        } else {
+            signal = nil
+        }
+    }
+}
+
+/// A signal given as a name (`"TERM"`) or a number (`15` or `"15"`), kept as text for `SignalName.parse`.
+enum SignalText {
+    static func decode<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> String {
+        if let number = try? c.decode(Int.self, forKey: key) { return String(number) }
+        return try c.decode(String.self, forKey: key)
+    }
 }
 
 /// Result of `kill`.

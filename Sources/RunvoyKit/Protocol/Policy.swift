@@ -70,6 +70,18 @@ public struct RuleInfo: Codable, Sendable, Equatable {
         self.pattern = pattern
         self.rule = rule
     }
+
+    /// `rule` is written as `null` when there is none, as docs/PROTOCOL.md shows.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(effect, forKey: .effect)
+        try c.encode(pattern, forKey: .pattern)
+        try c.encode(rule, forKey: .rule)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case effect, pattern, rule
+    }
 }
 
 /// An executor the caller may use, as `capabilities` lists it.
@@ -92,6 +104,16 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         case name, description, rules
         case isDefault = "default"
         case runAs = "run_as"
+    }
+
+    /// `description` is written as `null` when the executor has none, as docs/PROTOCOL.md shows.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(description, forKey: .description)
+        try c.encode(isDefault, forKey: .isDefault)
+        try c.encode(runAs, forKey: .runAs)
+        try c.encode(rules, forKey: .rules)
     }
 }
 

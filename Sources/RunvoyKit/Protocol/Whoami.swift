@@ -41,4 +41,20 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
         case uid, gid, pid, user, group, groups, admin, roles, pidfd, executors
         case defaultExecutor = "default_executor"
     }
+
+    /// Every member is written, `null` where there is no value, as docs/PROTOCOL.md shows.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(uid, forKey: .uid)
+        try c.encode(gid, forKey: .gid)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(user, forKey: .user)
+        try c.encode(group, forKey: .group)
+        try c.encode(groups, forKey: .groups)
+        try c.encode(admin, forKey: .admin)
+        try c.encode(roles ?? [], forKey: .roles)
+        try c.encode(pidfd, forKey: .pidfd)
+        try c.encode(executors, forKey: .executors)
+        try c.encode(defaultExecutor, forKey: .defaultExecutor)
+    }
 }

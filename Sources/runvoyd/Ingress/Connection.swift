@@ -75,7 +75,7 @@ struct Connection {
         } catch {
             try await sink.send(
                 Reply<NoParams>(
-                    id: nil, error: RunvoyError(.badRequest, "the frame is not a JSON object: \(Self.brief(error))")))
+                    id: nil, error: RunvoyError(.badRequest, "the frame is not a valid request: \(Self.brief(error))")))
             return nil
         }
         let id = envelope.id
@@ -110,17 +110,31 @@ struct Connection {
             do {
                 return try frame.withUnsafeReadableBytes { try Frame.decode(ParamsContainer<P>.self, from: $0) }.params
             } catch {
-                try await fail(RunvoyError(.badRequest, "bad params for '\(name)': \(Self.brief(error))"))
+                // A value of the right type that is not one of those allowed (an unknown status, say) is
+                // `invalid_argument`; anything else wrong with the JSON is `bad_request`.
+                let code: RunvoyError.Code = Self.isUnknownValue(error) ? .invalidArgument : .badRequest
+                try await fail(RunvoyError(code, "bad params for '\(name)': \(Self.brief(error))"))
                 throw Skip()
             }
         }
         do {
             switch method {
             case .hello:
-                let result = HelloResult(
+                let request = try await params(HelloParams.self)
+                let offered = request?.versions ?? RunvoyProtocol.supportedVersions
+                guard let chosen = offered.filter(RunvoyProtocol.supportedVersions.contains).max() else {
+                    try await fail(
+                        RunvoyError(
+                            .unsupportedVersion,
+                            "none of the protocol versions \(offered) is spoken here; this daemon speaks \(RunvoyProtocol.supportedVersions)"
+                        ))
+                    return nil
+                }
+                var result = HelloResult(
                     daemon: "runvoyd", version: RunvoyProtocol.softwareVersion,
                     protocols: RunvoyProtocol.supportedVersions,
                     maxFrameBytes: context.config.current.limits.maxFrameBytes)
+                result.protocol = chosen
                 try await sink.send(Reply(id: id, result: result))
             case .whoami:
                 let config = context.config.current
@@ -315,17 +329,55 @@ struct Connection {
 
     private struct Skip: Error {}
 
+    /// What is wrong with a request's JSON, for a person: which member, and what it should be.
     static func brief(_ error: any Error) -> String {
-        if let decoding = error as? DecodingError {
-            switch decoding {
-            case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context),
-                .dataCorrupted(let context):
-                let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-                return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
-            @unknown default:
-                return "\(error)"
+        guard let decoding = error as? DecodingError else { return "it is not valid JSON" }
+        func member(_ path: [any CodingKey], _ last: String? = nil) -> String {
+            var text = ""
+            for key in path {
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += (text.isEmpty ? "" : ".") + key.stringValue
+                }
             }
+            if let last { text += (text.isEmpty ? "" : ".") + last }
+            return text
         }
-        return "\(error)"
+        switch decoding {
+        case .typeMismatch(let type, let context):
+            return "member '\(member(context.codingPath))' must be \(Self.describe(type))"
+        case .valueNotFound(let type, let context):
+            return "member '\(member(context.codingPath))' must be \(Self.describe(type)), not null"
+        case .keyNotFound(let key, let context):
+            return "member '\(member(context.codingPath, key.stringValue))' is missing"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "it is not valid JSON" }
+            return "member '\(member(context.codingPath))' has a value that is not allowed here"
+        @unknown default:
+            return "it does not have the members this method takes"
+        }
     }
+
+    /// Whether a decoding failure is a well-typed value outside the allowed set (an unknown enum case).
+    static func isUnknownValue(_ error: any Error) -> Bool {
+        guard case .dataCorrupted(let context)? = error as? DecodingError else { return false }
+        return !context.codingPath.isEmpty
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt32.Type, is UInt64.Type, is UInt.Type:
+            return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") || name.hasPrefix("[") { return "an array" }
+            if name.hasPrefix("Dictionary") || (name.hasPrefix("[") && name.contains(":")) { return "an object" }
+            return "of another type"
+        }
+    }
+
 }
