@@ -73,4 +73,14 @@ const void *runvoy_memmem(const void *haystack, size_t haystack_len, const void 
 /// 1 when `path` is on a tmpfs (or ramfs), 0 when it is not, -1 with errno set when it cannot be checked.
 int runvoy_is_tmpfs(const char *path);
 
+/// O_PATH, which Swift's Glibc does not export.
+int runvoy_o_path(void);
+
+/// 1 when the directory open at `fd` (O_PATH is enough) is on procfs, 0 when not, -1 when it cannot be checked.
+int runvoy_is_procfs(int fd);
+
+/// 1 when the file open at `fd` has an access ACL, 0 when it has none (or its file system has no ACLs), -1 when
+/// it cannot be checked.
+int runvoy_has_access_acl(int fd);
+
 #endif

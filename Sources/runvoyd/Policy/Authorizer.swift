@@ -109,7 +109,7 @@ enum Authorizer {
         let rules = executor.commands.rules
         let matcher = CommandMatcher(
             argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
-            withTarget: rules.contains { $0.effect == .deny })
+            writer: caller.pathWriter, withTarget: rules.contains { $0.effect == .deny })
         if let deny = rules.first(where: { $0.effect == .deny && matcher.matches($0, argv: argv) }) {
             let at = location(deny, config)
             return .deny(
