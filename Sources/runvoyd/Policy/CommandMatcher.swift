@@ -131,7 +131,8 @@ struct CommandMatcher {
         if !liberal && !writtenInside { return false }
         let base = PathResolver.resolve(directory)
         let kernel = PathResolver.resolve(path, from: workingDirectory, writer: writer)
-        let cleaned = PathResolver.resolve(written.path, writer: writer)
+        let cleaned = PathResolver.resolve(
+            bytes: written.bytes.isEmpty ? [UInt8(ascii: "/")] : written.bytes, writer: writer)
         let readings = [kernel, cleaned]
         if liberal {
             return readings.contains { $0.isInside(base) || $0.indeterminate || $0.changeable }

@@ -47,13 +47,33 @@ enum PathResolver {
 
     /// The path as the kernel would resolve it now; `writer` also records whether it could redirect it.
     static func resolve(_ path: String, from workingDirectory: String = "/", writer: Writer? = nil) -> Resolution {
-        var walk = Walk(path: path, workingDirectory: workingDirectory, writer: writer, lexical: false)
-        return walk.run()
+        var path = path
+        return path.withUTF8 { walk($0, from: workingDirectory, writer: writer, lexical: false) }
+    }
+
+    /// ``resolve(_:from:writer:)`` of a path given as bytes.
+    static func resolve(bytes path: [UInt8], from workingDirectory: String = "/", writer: Writer? = nil) -> Resolution {
+        path.withUnsafeBufferPointer { walk($0, from: workingDirectory, writer: writer, lexical: false) }
     }
 
     /// The path with `.`, `..` and empty components removed as text (`/a/b/../c` → `/a/c`), never above `/`.
     static func lexical(_ path: String, from workingDirectory: String = "/") -> Resolution {
-        var walk = Walk(path: path, workingDirectory: workingDirectory, writer: nil, lexical: true)
+        var path = path
+        return path.withUTF8 { walk($0, from: workingDirectory, writer: nil, lexical: true) }
+    }
+
+    /// Walks `path` in place: its bytes are read where they are, never copied or split.
+    private static func walk(
+        _ path: UnsafeBufferPointer<UInt8>, from workingDirectory: String, writer: Writer?, lexical: Bool
+    ) -> Resolution {
+        var walk = Walk(writer: writer, lexical: lexical)
+        defer { walk.release() }
+        walk.push(path)
+        if path.first != UInt8(ascii: "/") {
+            // A stack: the last segment is walked first, so the working directory goes on top of a relative path.
+            walk.push(copying: Array(workingDirectory.utf8))
+        }
+        walk.resolved.reserveCapacity(path.count + workingDirectory.utf8.count + 1)
         return walk.run()
     }
 
@@ -91,12 +111,16 @@ extension PathResolver {
     /// One walk. The path still to walk is a stack of byte buffers with a cursor each (the path, then each link
     /// target pushed over it); what is resolved so far is one buffer, `/a/b`, that `..` cuts back.
     fileprivate struct Walk {
+        typealias Component = UnsafeBufferPointer<UInt8>
+
         struct Segment {
-            var bytes: [UInt8]
+            var bytes: UnsafeBufferPointer<UInt8>
             var position = 0
         }
 
-        var pending: [Segment]
+        var pending: [Segment] = []
+        /// Buffers this walk allocated (the working directory, link targets), released at its end.
+        var owned: [UnsafeMutableBufferPointer<UInt8>] = []
         var resolved: [UInt8] = []
         let writer: Writer?
         /// Whether the components so far exist; once not, the rest is applied as text.
@@ -108,17 +132,31 @@ extension PathResolver {
         /// The current name, NUL-terminated, for the system calls.
         var name: [CChar] = []
 
-        init(path: String, workingDirectory: String, writer: Writer?, lexical: Bool) {
-            // A stack: the last segment is walked first, so the working directory goes on top of a relative path.
-            pending = [Segment(bytes: Array(path.utf8))]
-            if !path.hasPrefix("/") { pending.append(Segment(bytes: Array(workingDirectory.utf8))) }
+        init(writer: Writer?, lexical: Bool) {
             self.writer = writer
             exists = !lexical
         }
 
+        mutating func push(_ bytes: UnsafeBufferPointer<UInt8>) {
+            pending.append(Segment(bytes: bytes))
+        }
+
+        mutating func push(copying bytes: [UInt8]) {
+            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+            _ = buffer.initialize(from: bytes)
+            owned.append(buffer)
+            push(UnsafeBufferPointer(buffer))
+        }
+
+        mutating func release() {
+            for buffer in owned { buffer.deallocate() }
+            owned = []
+            if directory >= 0 { close(directory) }
+            directory = -1
+        }
+
         mutating func run() -> Resolution {
             if exists { enterRoot() }
-            defer { if directory >= 0 { close(directory) } }
             while let component = nextComponent() {
                 result.steps += 1
                 step(component)
@@ -127,8 +165,8 @@ extension PathResolver {
             return result
         }
 
-        /// The next non-empty component of the innermost pending segment, as a range of that segment's bytes.
-        mutating func nextComponent() -> ArraySlice<UInt8>? {
+        /// The next non-empty component of the innermost pending segment.
+        mutating func nextComponent() -> Component? {
             let slash = UInt8(ascii: "/")
             while let last = pending.indices.last {
                 let bytes = pending[last].bytes
@@ -141,12 +179,12 @@ extension PathResolver {
                 var end = start
                 while end < bytes.count, bytes[end] != slash { end += 1 }
                 pending[last].position = end
-                return bytes[start..<end]
+                return Component(rebasing: bytes[start..<end])
             }
             return nil
         }
 
-        mutating func step(_ component: ArraySlice<UInt8>) {
+        mutating func step(_ component: Component) {
             let dot = UInt8(ascii: ".")
             if component.count == 1, component.first == dot { return }
             if component.count == 2, component.allSatisfy({ $0 == dot }) {
@@ -157,7 +195,9 @@ extension PathResolver {
                 append(component)
                 return
             }
-            name = component.map { CChar(bitPattern: $0) } + [0]
+            name.removeAll(keepingCapacity: true)
+            for byte in component { name.append(CChar(bitPattern: byte)) }
+            name.append(0)
             var entry = stat()
             let found = fstatat(directory, name, &entry, AT_SYMLINK_NOFOLLOW) == 0
             if let writer, !result.changeable,
@@ -179,7 +219,7 @@ extension PathResolver {
             }
         }
 
-        mutating func follow(_ component: ArraySlice<UInt8>) {
+        mutating func follow(_ component: Component) {
             hops += 1
             guard hops <= PathResolver.maxLinkHops, !isOnProcfs(), let target = readLink(), !target.isEmpty else {
                 // An empty target is ENOENT to the kernel; the others are what this walk cannot know.
@@ -191,10 +231,10 @@ extension PathResolver {
                 resolved.removeAll(keepingCapacity: true)
                 enterRoot()
             }
-            pending.append(Segment(bytes: target))
+            push(copying: target)
         }
 
-        mutating func enter(_ component: ArraySlice<UInt8>) {
+        mutating func enter(_ component: Component) {
             let next = openat(directory, name, PathResolver.pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             append(component)
             guard next >= 0 else {
@@ -213,12 +253,12 @@ extension PathResolver {
             if parent >= 0 { replaceDirectory(parent) } else { stopExisting(appending: nil) }
         }
 
-        mutating func append(_ component: ArraySlice<UInt8>) {
+        mutating func append(_ component: Component) {
             resolved.append(UInt8(ascii: "/"))
             resolved.append(contentsOf: component)
         }
 
-        mutating func stopExisting(appending component: ArraySlice<UInt8>?) {
+        mutating func stopExisting(appending component: Component?) {
             if let component { append(component) }
             exists = false
             if directory >= 0 { close(directory) }
