@@ -161,6 +161,8 @@ struct PathResolverTests {
                 home + "/lnk/../key.txt", under: data + "/private", workingDirectory: "/", liberal: true))
         #expect(
             !CommandMatcher.isPath(home + "/other", under: data + "/private", workingDirectory: "/", liberal: true))
+        // A NUL is not where a name ends: `current\0` is no file, so the rest is applied as written.
+        #expect(PathResolver.resolve(data + "/current\u{0}/../x").path == data + "/x")
         // The command's identity: its directory resolved as the kernel walks it.
         #expect(CommandMatcher.identity(home + "/lnk/../prog") == data + "/private/prog")
         #expect(CommandMatcher.identity("/usr/bin/../bin/env") == PathResolver.resolve("/usr/bin").path + "/env")

@@ -191,7 +191,9 @@ extension PathResolver {
                 goUp()
                 return
             }
-            guard exists else {
+            // A NUL would cut the name short in the system calls: no file has such a name.
+            guard exists, !component.contains(0) else {
+                if exists { stopExisting(appending: nil) }
                 append(component)
                 return
             }
