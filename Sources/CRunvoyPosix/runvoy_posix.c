@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #ifndef P_PIDFD
@@ -214,4 +216,20 @@ restore:
 
 int runvoy_set_nondumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int runvoy_o_path(void) { return O_PATH; }
+
+int runvoy_is_procfs(int fd) {
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return -1;
+    return info.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */;
+}
+
+int runvoy_has_access_acl(int fd) {
+    // fgetxattr does not take O_PATH descriptors; the descriptor's /proc/self/fd link reaches the same file.
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if (getxattr(path, "system.posix_acl_access", NULL, 0) >= 0) return 1;
+    return errno == ENODATA || errno == ENOTSUP ? 0 : -1;
 }

@@ -119,6 +119,26 @@ final class ConfigParser {
         return value
     }
 
+    /// The `limits` keys on the size of a request's argv and environment.
+    private func parseRequestLimits(_ entries: [String: (key: Node, value: Node)], into limits: inout Limits) {
+        if let n = entries["max_arguments"].flatMap({ int($0.value, "limits.max_arguments", in: 1...1_000_000) }) {
+            limits.maxArguments = n
+        }
+        let sizes: [(String, WritableKeyPath<Limits, Int>, ClosedRange<Int64>)] = [
+            ("max_argument_bytes", \.maxArgumentBytes, 1...(64 << 20)),
+            ("max_argv_bytes", \.maxArgvBytes, 1...(64 << 20)),
+            ("max_env_bytes", \.maxEnvBytes, 0...(64 << 20)),
+        ]
+        for (key, field, range) in sizes {
+            if let n = entries[key].flatMap({ size($0.value, "limits.\(key)", in: range) }) {
+                limits[keyPath: field] = Int(n)
+            }
+        }
+        if let n = entries["max_env_entries"].flatMap({ int($0.value, "limits.max_env_entries", in: 0...100_000) }) {
+            limits.maxEnvEntries = n
+        }
+    }
+
     static func parseSize(_ text: String) -> Int64? {
         let units: [String: Int64] = [
             "": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
@@ -211,7 +231,11 @@ final class ConfigParser {
         var limits = Limits()
         if let node = top["limits"]?.value,
             let entries = fields(
-                node, "limits", allowed: ["max_frame_bytes", "idle_timeout", "max_connections", "max_executions"])
+                node, "limits",
+                allowed: [
+                    "max_frame_bytes", "idle_timeout", "max_connections", "max_executions", "max_arguments",
+                    "max_argument_bytes", "max_argv_bytes", "max_env_entries", "max_env_bytes",
+                ])
         {
             if let n = entries["max_frame_bytes"].flatMap({
                 int($0.value, "limits.max_frame_bytes", in: 1024...(64 << 20))
@@ -232,6 +256,7 @@ final class ConfigParser {
             if let n = entries["max_executions"].flatMap({ int($0.value, "limits.max_executions", in: 1...100_000) }) {
                 limits.maxExecutions = n
             }
+            parseRequestLimits(entries, into: &limits)
         }
         let shutdownGrace = top["shutdown_grace"].flatMap { duration($0.value, "shutdown_grace") } ?? .seconds(30)
         let killGrace = top["kill_grace"].flatMap { duration($0.value, "kill_grace") } ?? .seconds(5)

@@ -65,6 +65,17 @@ public struct Limits: Sendable, Equatable {
     public var idleTimeout: Duration = .seconds(30)
     public var maxConnections: Int = 4096
     public var maxExecutions: Int = 256
+    /// The size of a request's command and environment (`exec`, `explain`), checked before any policy work.
+    /// Arguments in one argv (Linux itself allows far more, but few commands need more).
+    public var maxArguments: Int = 4096
+    /// UTF-8 bytes in one argument: Linux's MAX_ARG_STRLEN.
+    public var maxArgumentBytes: Int = 128 << 10
+    /// UTF-8 bytes in the whole argv, each argument counted with its terminating NUL as exec counts it.
+    public var maxArgvBytes: Int = 1 << 20
+    /// Environment variables a caller may pass (`--env`).
+    public var maxEnvEntries: Int = 256
+    /// UTF-8 bytes of those variables, each counted as `NAME=VALUE` and a NUL.
+    public var maxEnvBytes: Int = 256 << 10
 
     public init() {}
 }

@@ -87,4 +87,14 @@ int runvoy_stat_as(const char *const *paths, size_t count, struct stat *infos, i
 /// of the same uid. Returns 0 or -1 with errno.
 int runvoy_set_nondumpable(void);
 
+/// O_PATH, which Swift's Glibc does not export.
+int runvoy_o_path(void);
+
+/// 1 when the directory open at `fd` (O_PATH is enough) is on procfs, 0 when not, -1 when it cannot be checked.
+int runvoy_is_procfs(int fd);
+
+/// 1 when the file open at `fd` has an access ACL, 0 when it has none (or its file system has no ACLs), -1 when
+/// it cannot be checked.
+int runvoy_has_access_acl(int fd);
+
 #endif

@@ -33,8 +33,13 @@ public enum Frame {
         return header(length: body.count) + body
     }
 
-    /// Decodes a JSON payload.
+    /// Decodes a JSON payload, reading it where it is (the decoded value holds no reference to it), so a large
+    /// request is not copied once more on its way to the policy.
     public static func decode<T: Decodable>(_ type: T.Type, from payload: UnsafeRawBufferPointer) throws -> T {
-        try JSONDecoder().decode(type, from: Data(payload))
+        guard let base = payload.baseAddress, !payload.isEmpty else {
+            return try JSONDecoder().decode(type, from: Data())
+        }
+        let view = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: payload.count, deallocator: .none)
+        return try JSONDecoder().decode(type, from: view)
     }
 }

@@ -93,6 +93,7 @@ final class ExecutionManager: Sendable {
             return error
         }
 
+        if let tooLarge = RequestLimits.refusal(argv: argv, env: params.env, config.limits) { throw deny(tooLarge) }
         guard !argv.isEmpty, !argv[0].isEmpty else {
             throw deny(RunvoyError(.badRequest, "argv must name a command"))
         }

@@ -12,6 +12,8 @@ struct Caller: Sendable, Equatable {
     var groupNames: [String]
     /// Whether the kernel gave a pidfd for the peer (SO_PEERPIDFD).
     var hasPidfd: Bool
+    /// The ids of all the user's groups (as `groupNames`), plus `gid`.
+    var groupIDs: [gid_t] = []
 
     /// Whether the caller is root, who is always an administrator (other administrators hold the `admin` role;
     /// see `Authorizer.roles`).
@@ -37,15 +39,21 @@ struct Caller: Sendable, Equatable {
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, hasPidfd: Bool) -> Caller {
         let user = UserDatabase.user(uid: uid)
         var groupNames: [String] = []
+        var groupIDs = [gid]
         if let user {
-            groupNames = UserDatabase.groupIDs(user: user.name, primary: gid).compactMap {
-                UserDatabase.groupName(gid: $0)
-            }
+            groupIDs += UserDatabase.groupIDs(user: user.name, primary: gid)
+            groupNames = groupIDs.dropFirst().compactMap { UserDatabase.groupName(gid: $0) }
         } else if let name = UserDatabase.groupName(gid: gid) {
             groupNames = [name]
         }
         return Caller(
             uid: uid, gid: gid, pid: pid, userName: user?.name, groupName: UserDatabase.groupName(gid: gid),
-            groupNames: groupNames, hasPidfd: hasPidfd)
+            groupNames: groupNames, hasPidfd: hasPidfd, groupIDs: groupIDs)
+    }
+
+    /// Who path rules must guard against redirecting a path between the check and the open: the caller, with
+    /// every group it has; nil for root, who could change anything anyway.
+    var pathWriter: PathResolver.Writer? {
+        isRoot ? nil : PathResolver.Writer(uid: uid, groups: Set(groupIDs + [gid]))
     }
 }

@@ -30,6 +30,7 @@ extension Connection {
         let config = context.config.current
         let result: ExplainResult
         do throws(RunvoyError) {
+            if let tooLarge = RequestLimits.refusal(argv: params.argv, config.limits) { throw tooLarge }
             guard Authorizer.permits(caller, .executorsRead, config) else {
                 throw refuse(.explain, .executorsRead, config)
             }

@@ -115,11 +115,13 @@ enum Authorizer {
         let rules = executor.commands.rules
         let matcher = CommandMatcher(
             argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
-            withTarget: rules.contains { $0.effect == .deny })
+            writer: caller.pathWriter, withTarget: rules.contains { $0.effect == .deny })
         if let deny = rules.first(where: { $0.effect == .deny && matcher.matches($0, argv: argv) }) {
             let at = location(deny, config)
             return .deny(
-                .commandNotAllowed, "denied by the rule `\(deny.display)` of executor '\(executor.name)' at \(at)",
+                .commandNotAllowed,
+                "denied by the rule `\(deny.display)` of executor '\(executor.name)' at \(at)"
+                    + uncertainPathNote(rules, argv: argv, matcher: matcher),
                 rule: at)
         }
         if let allow = rules.first(where: { $0.effect == .allow && matcher.matches($0, argv: argv) }) {
@@ -129,6 +131,27 @@ enum Authorizer {
         return .deny(
             .commandNotAllowed,
             "no rule of executor '\(executor.name)' accepts this command; `runvoyctl capabilities` lists what you may run"
-        )
+                + uncertainPathNote(rules, argv: argv, matcher: matcher))
+    }
+
+    /// For a refusal: says which arguments that `path_under` rules look at pass through a directory the caller can
+    /// change or a link runvoyd cannot follow, which those rules never accept (and deny rules always match), so the
+    /// caller is not left guessing. Empty when there are none.
+    static func uncertainPathNote(_ rules: [ArgvPattern], argv: [String], matcher: CommandMatcher) -> String {
+        var positions = Set<Int>()
+        for rule in rules {
+            for (index, element) in rule.elements.enumerated() where index > 0 && index < argv.count {
+                if case .pathUnder = element { positions.insert(index) }
+            }
+        }
+        let uncertain = positions.sorted().filter { index in
+            let resolution = PathResolver.resolve(
+                argv[index], from: matcher.workingDirectory, writer: matcher.writer)
+            return resolution.changeable || resolution.indeterminate
+        }
+        guard !uncertain.isEmpty else { return "" }
+        let which = uncertain.map { "argument \($0)" }.joined(separator: ", ")
+        return "; \(which) passes through a directory you can change or a link runvoyd cannot follow, which"
+            + " path_under rules never accept"
     }
 }

@@ -20,24 +20,35 @@ struct CommandMatcher {
     /// The command with every symlink resolved, for deny rules only.
     let target: String?
 
+    /// Who must not be able to redirect a path argument between the check and the open (nil for root).
+    let writer: PathResolver.Writer?
+
     /// `withTarget`: also resolve the command completely, which only deny rules use.
-    init(argv0: String, searchPath: String?, workingDirectory: String, withTarget: Bool = true) {
+    init(
+        argv0: String, searchPath: String?, workingDirectory: String, writer: PathResolver.Writer? = nil,
+        withTarget: Bool = true
+    ) {
         self.searchPath = searchPath
         self.workingDirectory = workingDirectory
+        self.writer = writer
         self.typed = argv0
         let found = CommandResolver.resolve(argv0, searchPath: searchPath, workingDirectory: workingDirectory)
         self.identity = found.map(Self.identity)
-        self.target = withTarget ? found.map { Self.canonical(Self.normalize($0)) } : nil
+        self.target = withTarget ? found.map(Self.target) : nil
     }
 
-    /// `path` (absolute) with `.`, `..` and the symlinks of its directories resolved, and its file name kept.
+    /// `path` (absolute) with the directories before its file name resolved as the kernel walks them (links
+    /// followed, `..` applied after them), and its file name kept.
     static func identity(_ path: String) -> String {
-        let normalized = normalize(path)
-        guard let slash = normalized.lastIndex(of: "/") else { return normalized }
-        let directory = slash == normalized.startIndex ? "/" : String(normalized[..<slash])
-        let name = normalized[normalized.index(after: slash)...]
-        let resolved = canonical(directory)
-        return (resolved == "/" ? "" : resolved) + "/" + name
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        let name = path[path.index(after: slash)...]
+        let directory = PathResolver.resolve(String(path[..<slash]))
+        return String(decoding: directory.bytes, as: UTF8.self) + "/" + name
+    }
+
+    /// `path` (absolute) with every link resolved, its file name too.
+    static func target(_ path: String) -> String {
+        PathResolver.resolve(path).path
     }
 
     func matches(_ pattern: ArgvPattern, argv: [String]) -> Bool {
@@ -51,7 +62,7 @@ struct CommandMatcher {
         guard commandMatches(pattern.elements[0], liberal: liberal) else { return false }
         for index in pattern.elements.indices.dropFirst()
         where !Self.argumentMatches(
-            pattern.elements[index], argv[index], workingDirectory: workingDirectory, liberal: liberal)
+            pattern.elements[index], argv[index], workingDirectory: workingDirectory, writer: writer, liberal: liberal)
         {
             return false
         }
@@ -64,7 +75,7 @@ struct CommandMatcher {
             if word == typed { return true }
             let found = CommandResolver.resolve(word, searchPath: searchPath, workingDirectory: workingDirectory)
             if let identity, found.map(Self.identity) == identity { return true }
-            if liberal, let target, found.map({ Self.canonical(Self.normalize($0)) }) == target { return true }
+            if liberal, let target, found.map(Self.target) == target { return true }
             return false
         }
         switch matcher {
@@ -77,22 +88,23 @@ struct CommandMatcher {
             }
             return forms.contains { Self.wholeMatch(pattern, $0) }
         case .pathUnder(let directory):
-            let base = Self.canonical(Self.normalize(directory))
-            func inside(_ path: String) -> Bool { base == "/" || path == base || path.hasPrefix(base + "/") }
-            if let identity, inside(identity) { return true }
-            return liberal && (target.map(inside) == true)
+            let base = PathResolver.resolve(directory).bytes
+            if let identity, PathResolver.isInside(Array(identity.utf8), base) { return true }
+            return liberal && target.map { PathResolver.isInside(Array($0.utf8), base) } == true
         }
     }
 
     static func argumentMatches(
-        _ matcher: ArgumentMatcher, _ argument: String, workingDirectory: String, liberal: Bool = false
+        _ matcher: ArgumentMatcher, _ argument: String, workingDirectory: String,
+        writer: PathResolver.Writer? = nil, liberal: Bool = false
     ) -> Bool {
         switch matcher {
         case .literal(let word): return argument == word
         case .oneOf(let words): return words.contains(argument)
         case .regex(let pattern): return wholeMatch(pattern, argument)
         case .pathUnder(let directory):
-            return isPath(argument, under: directory, workingDirectory: workingDirectory, liberal: liberal)
+            return isPath(
+                argument, under: directory, workingDirectory: workingDirectory, writer: writer, liberal: liberal)
         }
     }
 
@@ -101,60 +113,35 @@ struct CommandMatcher {
         return (try? regex.wholeMatch(in: text)) != nil
     }
 
-    /// Whether `path` (relative paths from `workingDirectory`), with `.` and `..` collapsed and symlinks
-    /// resolved, is `directory` or inside it. For an allow rule both the written and the resolved form must be
-    /// inside, so neither `..` nor a symlink can lead out; for a deny rule (`liberal`) either one is enough, so
-    /// a symlink cannot lead around it.
+    /// Whether `path` (relative paths from `workingDirectory`) is `directory` or inside it, judged on each way
+    /// it can be read: as written with `.` and `..` removed as text; as the kernel resolves it (links followed,
+    /// `..` applied to where they lead); and as a program that cleans the path first would open it. An allow
+    /// rule needs every reading inside, a path the daemon can resolve with certainty, and — for a `writer` (the
+    /// caller, unless root) — a path that passes through no directory the writer can change, since the command
+    /// opens it later. A deny rule (`liberal`) matches when any reading is inside or the path is uncertain or
+    /// changeable, so neither a link nor a race leads around it. See docs/SECURITY.md.
     static func isPath(
-        _ path: String, under directory: String, workingDirectory: String, liberal: Bool = false
-    )
-        -> Bool
-    {
+        _ path: String, under directory: String, workingDirectory: String, writer: PathResolver.Writer? = nil,
+        liberal: Bool = false
+    ) -> Bool {
         guard !path.isEmpty else { return false }
-        let lexical = normalize(path.hasPrefix("/") ? path : workingDirectory + "/" + path)
-        let base = normalize(directory)
-        func inside(_ candidate: String, _ root: String) -> Bool {
-            root == "/" || candidate == root || candidate.hasPrefix(root + "/")
+        let written = PathResolver.lexical(path, from: workingDirectory)
+        let writtenInside = written.isInside(PathResolver.lexical(directory))
+        if liberal && writtenInside { return true }
+        if !liberal && !writtenInside { return false }
+        let base = PathResolver.resolve(directory)
+        let kernel = PathResolver.resolve(path, from: workingDirectory, writer: writer)
+        let cleaned = PathResolver.resolve(
+            bytes: written.bytes.isEmpty ? [UInt8(ascii: "/")] : written.bytes, writer: writer)
+        let readings = [kernel, cleaned]
+        if liberal {
+            return readings.contains { $0.isInside(base) || $0.indeterminate || $0.changeable }
         }
-        let written = inside(lexical, base)
-        let resolved = inside(canonical(lexical), canonical(base))
-        return liberal ? written || resolved : written && resolved
+        return readings.allSatisfy { $0.isInside(base) && !$0.indeterminate && !$0.changeable }
     }
 
     /// `/a/./b//c/../d` → `/a/b/d`, never above `/`.
     static func normalize(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." {
-                _ = parts.popLast()
-                continue
-            }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-
-    /// The path with every symlink in its existing part resolved (`realpath` of the longest existing prefix,
-    /// then the rest as written). Expects a normalized absolute path.
-    static func canonical(_ path: String) -> String {
-        if let real = realpath(path) { return real }
-        var head = path
-        var tail: [Substring] = []
-        while head != "/" {
-            guard let slash = head.lastIndex(of: "/") else { break }
-            tail.insert(head[head.index(after: slash)...], at: 0)
-            head = slash == head.startIndex ? "/" : String(head[..<slash])
-            if let real = realpath(head) {
-                return (real == "/" ? "" : real) + "/" + tail.joined(separator: "/")
-            }
-        }
-        return path
-    }
-
-    private static func realpath(_ path: String) -> String? {
-        guard let resolved = Glibc.realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
+        PathResolver.lexical(path).path
     }
 }
