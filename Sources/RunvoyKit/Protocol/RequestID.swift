@@ -7,8 +7,12 @@ public enum RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
         let container = try decoder.singleValueContainer()
         if let number = try? container.decode(Int64.self) {
             self = .number(number)
+        } else if let string = try? container.decode(String.self) {
+            self = .string(string)
         } else {
-            self = .string(try container.decode(String.self))
+            throw DecodingError.typeMismatch(
+                RequestID.self,
+                .init(codingPath: decoder.codingPath, debugDescription: "a string or a whole number within 64 bits"))
         }
     }
 

@@ -372,6 +372,7 @@ struct Connection {
         case is Int.Type, is Int64.Type, is Int32.Type, is UInt32.Type, is UInt64.Type, is UInt.Type:
             return "an integer"
         case is Double.Type, is Float.Type: return "a number"
+        case is RequestID.Type: return "a string or a whole number within the signed 64-bit range"
         default:
             let name = String(describing: type)
             if name.hasPrefix("Array") || name.hasPrefix("[") { return "an array" }
