@@ -230,8 +230,10 @@ final class HistoryTests {
         #expect((try connection.readReply(id: 2)?["error"] as? [String: Any])?["code"] as? String == "bad_request")
         try connection.sendFrame(#"{"v":1,"id":3,"method":"logs","params":{"execution_id":7}}"#)
         #expect((try connection.readReply(id: 3)?["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        // A well-typed value that is not allowed is invalid_argument, as PROTOCOL.md says (issue 11).
         try connection.sendFrame(#"{"v":1,"id":4,"method":"list","params":{"status":["nope"]}}"#)
-        #expect((try connection.readReply(id: 4)?["error"] as? [String: Any])?["code"] as? String == "bad_request")
+        #expect(
+            (try connection.readReply(id: 4)?["error"] as? [String: Any])?["code"] as? String == "invalid_argument")
         // The policy and secrets methods answer garbage the same way.
         let cases: [(String, String)] = [
             (#"{"v":1,"id":6,"method":"explain","params":{"argv":[]}}"#, "bad_request"),

@@ -20,10 +20,11 @@ public enum Frame {
         UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
     }
 
-    /// The JSON payload of `value`, without a header.
+    /// The JSON payload of `value`, without a header. Members are sorted, so the same answer is the same bytes
+    /// (callers compare refusals to tell nothing apart; see PROTOCOL.md "What a refusal does not tell").
     public static func payload<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(value))
     }
 
