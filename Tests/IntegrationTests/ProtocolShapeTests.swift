@@ -180,3 +180,36 @@ final class ProtocolShapeTests {
         #expect(unreadable["id"] is NSNull && unreadable["error"] != nil, "\(unreadable)")
     }
 }
+
+/// Every test that docs/SECURITY.md's threat table names exists, so the table cannot point at nothing.
+struct SecurityDocTests {
+    @Test func everyTestTheThreatTableNamesExists() throws {
+        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
+        let table = try #require(doc.range(of: "## Threats")).upperBound
+        var sources = ""
+        for directory in [
+            "IntegrationTests", "runvoydTests", "RunvoyStoreTests", "RunvoyKitTests", "RunvoyConfigTests",
+        ] {
+            let path = Harness.packageRoot + "/Tests/" + directory
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            where file.hasSuffix(".swift") {
+                sources += (try? String(contentsOfFile: path + "/" + file, encoding: .utf8)) ?? ""
+            }
+        }
+        var named = 0
+        for line in doc[table...].split(separator: "\n") where line.hasPrefix("| ") {
+            let last = String(line.split(separator: "|").last ?? "")
+            for piece in last.split(separator: "`").enumerated() where piece.offset % 2 == 1 {
+                let name = String(piece.element)
+                guard name.first?.isUppercase == true, !name.contains(" ") else { continue }
+                let parts = name.split(separator: ".")
+                #expect(
+                    sources.contains("class \(parts[0])") || sources.contains("struct \(parts[0])"),
+                    "no suite \(parts[0])")
+                if parts.count > 1 { #expect(sources.contains("func \(parts[1])("), "no test \(name)") }
+                named += 1
+            }
+        }
+        #expect(named > 20)
+    }
+}
