@@ -46,6 +46,17 @@ static void child_main(const struct runvoy_spawn_request *r, volatile struct run
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         (void)sigaction(sig, &dfl, NULL);
     }
+    /* glibc's sigaction refuses the two real-time signals it keeps for itself (32 and 33), and an ignored signal
+       stays ignored across exec: reset those with the raw system call (the kernel's struct sigaction layout). */
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } kernel_default = {0};
+    for (int sig = 32; sig < SIGRTMIN; sig++) {
+        (void)syscall(SYS_rt_sigaction, sig, &kernel_default, NULL, sizeof(kernel_default.mask));
+    }
     (void)sigprocmask(SIG_SETMASK, empty, NULL);
 
     int stage = RUNVOY_STAGE_SETSID;

@@ -51,6 +51,26 @@ final class ExecTests {
         #expect(lines.dropFirst(2).first == lines.dropFirst(3).first)
     }
 
+    /// docs/SECURITY.md: a command starts with every signal disposition reset and none blocked, umask 022, and no
+    /// descriptors but 0, 1 and 2 (issue 18: these promises had no test).
+    @Test func theCommandStartsCleanSignalsUmaskAndDescriptors() throws {
+        // /proc/self/status of the command itself (exec'd directly, not through a shell that changes them).
+        let status = try daemon.ctl(["exec", "-q", "--", "cat", "/proc/self/status"])
+        #expect(status.status == 0)
+        var fields: [String: String] = [:]
+        for line in status.stdoutText.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(fields["SigBlk"] == "0000000000000000", "\(fields)")
+        #expect(fields["SigIgn"] == "0000000000000000", "\(fields)")
+        #expect(fields["Umask"] == "0022", "\(fields)")
+        // ls runs as the command: its own directory listing shows 0-2 and the descriptor ls opened to read it.
+        let fds = try daemon.ctl(["exec", "-q", "--", "ls", "/proc/self/fd"])
+        let open = fds.stdoutText.split(separator: "\n").compactMap { Int($0) }.sorted()
+        #expect(open.prefix(3) == [0, 1, 2] && open.count == 4, "\(open)")
+    }
+
     @Test func rootExecutorRunsAsRoot() throws {
         let out = try daemon.ctl(["exec", "-q", "-e", "root", "--", "id", "-u"])
         #expect(out.status == 0)
