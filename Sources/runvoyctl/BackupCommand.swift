@@ -67,7 +67,8 @@ struct BackupCommand: ParsableCommand {
             complain(
                 "wrote \(output == "-" ? "the archive" : output): \(result.bytes) bytes, \(result.executions) executions"
                     + (result.runningExecutions > 0 ? " (\(result.runningExecutions) running)" : "")
-                    + ", \(result.files) files\(result.includesKey ? ", WITH the master key" : ""); sha256 \(result.sha256)")
+                    + ", \(result.files) files\(result.includesKey ? ", WITH the master key" : ""); sha256 \(result.sha256)"
+            )
         }
     }
 }

@@ -37,15 +37,18 @@ struct BackupTests {
             running = store.makeRecorder(ExecutionStoreTests.id(99), cap: 1 << 20)
             Array("still going\n".utf8).withUnsafeBytes { running.append(.stdout, $0) }
             let secrets = try SecretStore(store: store, key: key)
-            try secrets.set("db-pass", value: Array("hunter2-hunter2".utf8), description: nil, uid: 0, user: "root", atMs: 1)
-            try secrets.set("api", value: Array("s3cr3t-value".utf8), description: "x", uid: 1000, user: "alice", atMs: 2)
+            try secrets.set(
+                "db-pass", value: Array("hunter2-hunter2".utf8), description: nil, uid: 0, user: "root", atMs: 1)
+            try secrets.set(
+                "api", value: Array("s3cr3t-value".utf8), description: "x", uid: 1000, user: "alice", atMs: 2)
         }
 
         /// Writes an archive to `path`, reading the running execution's committed position.
         func backup(to path: String, includeKey: Bool = false, maxBytes: Int = 65536) throws -> BackupWriter.Summary {
             let running = running
             let writer = try BackupWriter(
-                store: store, softwareVersion: "test", key: includeKey ? SecretStore(store: store, key: key).keyBytes : nil,
+                store: store, softwareVersion: "test",
+                key: includeKey ? SecretStore(store: store, key: key).keyBytes : nil,
                 livePosition: { $0 == ExecutionStoreTests.id(99) ? running.committed : nil })
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             defer { close(fd) }
@@ -116,7 +119,8 @@ struct BackupTests {
         let lost = try #require(try restored.get(ExecutionStoreTests.id(99)))
         #expect(lost.status == .lost && lost.stdoutBytes == 12 && lost.reason?.contains("backup") == true)
         let output = try OutputLogReader(directory: restored.outputDirectory(ExecutionStoreTests.id(99))).readAll()
-        #expect(output.map { if case .chunk(_, let bytes, _) = $0 { bytes } else { [] } } == [Array("still going\n".utf8)])
+        #expect(
+            output.map { if case .chunk(_, let bytes, _) = $0 { bytes } else { [] } } == [Array("still going\n".utf8)])
         let secrets = try SecretStore(store: restored, key: fixture.key)
         #expect(try secrets.value("db-pass") == Array("hunter2-hunter2".utf8))
         #expect(try secrets.value("api") == Array("s3cr3t-value".utf8))

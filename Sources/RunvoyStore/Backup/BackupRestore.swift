@@ -118,7 +118,8 @@ public enum BackupRestore {
             if TarFormat.isZero(block[...]) {
                 let second = try input.read(TarFormat.blockSize, inside: nil)
                 guard TarFormat.isZero(second[...]) else {
-                    throw BackupError("the archive is damaged: a header block is empty (at byte \(input.offset - 1024))")
+                    throw BackupError(
+                        "the archive is damaged: a header block is empty (at byte \(input.offset - 1024))")
                 }
                 return received
             }
@@ -181,14 +182,16 @@ public enum BackupRestore {
         guard manifest.formatVersion == BackupLayout.formatVersion else {
             throw BackupError(
                 "the archive has format version \(manifest.formatVersion), which this runvoyd does not read (it reads "
-                    + "version \(BackupLayout.formatVersion)); restore it with runvoyd \(manifest.softwareVersion) or later")
+                    + "version \(BackupLayout.formatVersion)); restore it with runvoyd \(manifest.softwareVersion) or later"
+            )
         }
         let known = ExecutionStore.schemaVersions
         let unknown = manifest.schema.filter { !known.contains($0) }
         guard unknown.isEmpty else {
             throw BackupError(
                 "the history in the archive has a newer schema (\(unknown.joined(separator: ", "))) than this runvoyd "
-                    + "knows (\(known.joined(separator: ", "))); restore it with runvoyd \(manifest.softwareVersion) or later")
+                    + "knows (\(known.joined(separator: ", "))); restore it with runvoyd \(manifest.softwareVersion) or later"
+            )
         }
         var listed = Set<String>()
         for file in manifest.files {

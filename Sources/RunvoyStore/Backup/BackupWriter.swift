@@ -143,7 +143,7 @@ public final class BackupWriter: @unchecked Sendable {
                 try copy(into: &out, maxBytes: maxBytes)
                 continue
             }
-            guard try advance() else { break }
+            guard try advance(produced: out.count) else { break }
         }
         if out.isEmpty { return nil }
         archiveHasher.update(data: out)
@@ -161,8 +161,9 @@ public final class BackupWriter: @unchecked Sendable {
 
     // MARK: - Steps
 
-    /// Sets up the next member (or the end of the archive). False when everything has been produced.
-    private func advance() throws(StoreError) -> Bool {
+    /// Sets up the next member (or the end of the archive), `produced` bytes into the piece being built. False
+    /// when everything has been produced.
+    private func advance(produced: Int) throws(StoreError) -> Bool {
         switch phase {
         case .outputs:
             if try openNextSegment() { return true }
@@ -199,7 +200,8 @@ public final class BackupWriter: @unchecked Sendable {
             return true
         case .trailer:
             // Two zero blocks, then zeros up to a whole record, as tar writes it.
-            let end = written + Int64(pending.count - pendingOffset) + Int64(2 * TarFormat.blockSize)
+            let end =
+                written + Int64(produced) + Int64(pending.count - pendingOffset) + Int64(2 * TarFormat.blockSize)
             let record = Int64(TarFormat.recordSize)
             let pad = Int((record - end % record) % record)
             setPending([UInt8](repeating: 0, count: 2 * TarFormat.blockSize + pad))
