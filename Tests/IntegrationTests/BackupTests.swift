@@ -69,7 +69,7 @@ final class BackupIntegrationTests {
             clients.append(
                 try daemon.startCtl([
                     "exec", "--", "sh", "-c",
-                    "i=0; while [ ! -e \(done) ] || [ $i -lt 20 ]; do seq -f 'client \(n) line %g' 1 100; i=$((i+1)); sleep 0.05; done",
+                    "i=0; while [ ! -e \(done) ] || [ $i -lt 20 ]; do seq -f 'client \(n) line %g' 1 100; i=$((i+1)); sleep 0.05; done; echo after",
                 ]))
         }
         let clientIDs = try clients.map { try $0.executionID() }
