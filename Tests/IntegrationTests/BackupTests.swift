@@ -255,6 +255,45 @@ final class BackupIntegrationTests {
         #expect(bad.status != 0 && bad.stderrText.contains("jsonl"))
     }
 
+    /// The one-line JSON examples of a method's section of docs/PROTOCOL.md (`EXECUTION` standing for `{}`).
+    static func documentedFrames(_ method: String) throws -> [[String: Any]] {
+        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/PROTOCOL.md", encoding: .utf8)
+        let start = try #require(doc.range(of: "### `\(method)`\n"))
+        let rest = doc[start.upperBound...]
+        let section = rest[..<(rest.range(of: "\n#")?.lowerBound ?? rest.endIndex)]
+        return section.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("{\"id\"") else { return nil }
+            let text = line.replacingOccurrences(of: "EXECUTION", with: "{}")
+            return try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        }
+    }
+
+    @Test func backupAndExportFramesHaveTheDocumentedShape() throws {
+        let daemon = try DaemonFixture(config: { Self.config($0) })
+        defer { daemon.stop() }
+        #expect(try daemon.ctl(["exec", "-q", "--", "echo", "hi"]).status == 0)
+        let client = try RunvoyClient(socketPath: daemon.socketPath)
+        for method in [Method.backup, .export] {
+            let documented = try Self.documentedFrames(method.rawValue)
+            #expect(documented.count == 2, "\(method)")
+            var events: [[String: Any]] = []
+            let result = try client.stream(method, params: NoParams(), result: [String: JSONAny].self) { payload in
+                events.append(try #require(try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]))
+            }
+            let event = try #require(documented.first { $0["event"] != nil })
+            let sent = try #require(events.first { $0["event"] as? String == event["event"] as? String })
+            #expect(Set(sent.keys) == Set(event.keys), "\(method)")
+            let reply = try #require(documented.first { $0["result"] != nil }?["result"] as? [String: Any])
+            #expect(Set(result.keys) == Set(reply.keys), "\(method)")
+        }
+    }
+
+    /// Any JSON value, to read replies whose members are checked by name only.
+    struct JSONAny: Codable, Sendable {
+        init(from decoder: any Decoder) throws {}
+        func encode(to encoder: any Encoder) throws {}
+    }
+
     /// Waits until the stored output of `id` satisfies `condition` (the daemon stores it as it streams).
     static func waitForOutput(_ daemon: DaemonFixture, _ id: String, _ condition: (String) -> Bool) throws -> Bool {
         let deadline = Date().addingTimeInterval(20)
