@@ -36,6 +36,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case configReload = "config_reload"
     /// `explain --user`: ask about another user.
     case explainOthers = "explain_others"
+    /// `backup`: an archive of the whole history, stored output and sealed secrets (and the key, if asked).
+    case backup
 }
 
 /// The one place that says which role holds which permission (docs/CONFIGURATION.md prints the same table; a

@@ -23,7 +23,7 @@ public final class SecretStore: Sendable {
     }
 
     private let store: ExecutionStore
-    private let key: SymmetricKey
+    let key: SymmetricKey
 
     static let checkText = Array("runvoy master key check".utf8)
 

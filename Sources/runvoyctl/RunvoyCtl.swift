@@ -32,7 +32,7 @@ struct RunvoyCtl: ParsableCommand {
         subcommands: [
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
             ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
-            WhoamiCommand.self, VersionCommand.self,
+            WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self,
         ]
     )
 }

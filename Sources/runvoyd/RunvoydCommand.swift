@@ -19,6 +19,10 @@ struct RunvoydCommand: AsyncParsableCommand {
 
             SIGTERM or SIGINT: stop accepting, let executions finish within shutdown_grace, then end them.
             SIGHUP: reload the configuration; an invalid one is rejected and the old one stays.
+
+            --restore FILE --state-directory DIR restores a backup made with `runvoyctl backup` into a new, empty \
+            directory, offline: every checksum, the format and schema versions and (when a master key is at hand) \
+            the secrets are checked first, and nothing is left behind when any check fails.
             """,
         version: RunvoyProtocol.softwareVersion
     )
@@ -41,6 +45,26 @@ struct RunvoydCommand: AsyncParsableCommand {
         name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Restore a backup archive (from `runvoyctl backup`) into --state-directory, offline, and exit.",
+            valueName: "file"))
+    var restore: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --restore: the state directory to create; it must not exist or be empty.", valueName: "dir"))
+    var stateDirectory: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --restore: the master key to check the secrets with when the archive holds none (else the configured one, if any).",
+            valueName: "path"))
+    var keyFile: String?
+
     static let defaultConfigPath = "/etc/runvoy/runvoyd.yaml"
 
     func validate() throws {
@@ -48,6 +72,12 @@ struct RunvoydCommand: AsyncParsableCommand {
             throw ValidationError("--dev uses the embedded configuration; do not combine it with --config")
         }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown log level '\(logLevel)'") }
+        if restore != nil {
+            if stateDirectory == nil { throw ValidationError("--restore needs --state-directory DIR") }
+            if dev || checkConfig { throw ValidationError("--restore cannot be combined with --dev or --check-config") }
+        } else if stateDirectory != nil || keyFile != nil {
+            throw ValidationError("--state-directory and --key-file go with --restore")
+        }
     }
 
     func run() async throws {
@@ -56,6 +86,10 @@ struct RunvoydCommand: AsyncParsableCommand {
         guard runvoy_set_nondumpable() == 0 else {
             Daemon.shout("runvoyd: cannot make the process non-dumpable: \(String(cString: strerror(errno)))")
             throw ExitCode(1)
+        }
+        if let restore, let stateDirectory {
+            try Restore.run(archive: restore, stateDirectory: stateDirectory, keyFile: keyFile, configPath: config)
+            return
         }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let useJournal = Journal.isAvailable && getenv("RUNVOYD_LOG_STDERR") == nil

@@ -34,4 +34,8 @@ public enum Method: String, Sendable, CaseIterable {
     case secretsRemove = "secrets_rm"
     /// Read a value back (administrators, only when `secrets.admin_read` is on; audited).
     case secretsGet = "secrets_get"
+    /// An archive of the history, the stored output and the sealed secrets, streamed (administrators).
+    case backup
+    /// Every visible execution's record since a time, oldest first, streamed (for a SIEM).
+    case export
 }

@@ -16,6 +16,8 @@ struct AuditEvent: Sendable {
         case secretRead = "secret_read"
         case requestDenied = "request_denied"
         case refusalsSuppressed = "refusals_suppressed"
+        case backup
+        case backupKeyExported = "backup_key_exported"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -34,6 +36,8 @@ struct AuditEvent: Sendable {
             case .secretRead: "e3a4b52beeca498e8edae99d5e58a173"
             case .requestDenied: "80d9452da2e74550b465d167dc9ac6ec"
             case .refusalsSuppressed: "74908db65f524c76b01fee0972835f78"
+            case .backup: "d965ed6f760a4c9ea627dfa41313777a"
+            case .backupKeyExported: "850cfdcb7ac3432f9ad2d52c56bd15b4"
             }
         }
     }

@@ -280,6 +280,16 @@ struct Connection {
                 } else {
                     try await secretsGet(request, id: id, sink: sink.replying(to: id))
                 }
+            case .backup:
+                let request = try await params(BackupParams.self) ?? BackupParams()
+                if let stream = try await startBackup(request, id: id, sink: sink.replying(to: id)) {
+                    streams.start(stream)
+                }
+            case .export:
+                let request = try await params(ExportParams.self) ?? ExportParams()
+                if let stream = try await startExport(request, id: id, sink: sink.replying(to: id)) {
+                    streams.start(stream)
+                }
             }
         } catch is Skip {
             return nil
