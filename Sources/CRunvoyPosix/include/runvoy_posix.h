@@ -87,4 +87,13 @@ int runvoy_stat_as(const char *const *paths, size_t count, struct stat *infos, i
 /// of the same uid. Returns 0 or -1 with errno.
 int runvoy_set_nondumpable(void);
 
+/// Opens a datagram socket connected to the journal at `path`, non-blocking, with a large send buffer.
+/// Returns the descriptor or -errno.
+int runvoy_journal_connect(const char *path);
+
+/// Sends one entry already in the journal's native format on `fd` (from `runvoy_journal_connect`), waiting at
+/// most `timeout_ms` (negative: no bound) for the journal to make room. An entry too large for one datagram goes
+/// in a sealed memfd, as libsystemd does. Returns 0, -ETIMEDOUT when the bound passed, or another -errno.
+int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms);
+
 #endif

@@ -16,6 +16,7 @@ struct AuditEvent: Sendable {
         case secretRead = "secret_read"
         case requestDenied = "request_denied"
         case refusalsSuppressed = "refusals_suppressed"
+        case recordsLost = "records_lost"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -34,6 +35,7 @@ struct AuditEvent: Sendable {
             case .secretRead: "e3a4b52beeca498e8edae99d5e58a173"
             case .requestDenied: "80d9452da2e74550b465d167dc9ac6ec"
             case .refusalsSuppressed: "74908db65f524c76b01fee0972835f78"
+            case .recordsLost: "e9453f9583f64e16a11b23ac07d87d90"
             }
         }
     }

@@ -55,7 +55,8 @@ final class ExecutionManager: Sendable {
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
-        let audit = AuditLog(failClosed: config.audit.failClosed, logger: logger)
+        let audit = AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger)
         let argv = params.argv
         let executorName = params.executor ?? config.defaultExecutorName
         var fields: [(String, String)] = [
@@ -214,7 +215,7 @@ final class ExecutionManager: Sendable {
         allowed.append(("DECISION", "allow"))
         allowed.append(("REASON", decision.reason))
         do throws(RunvoyError) {
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .decision,
                     message:
@@ -222,7 +223,7 @@ final class ExecutionManager: Sendable {
                     fields: allowed))
 
             // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .executionStarted,
                     message: "execution \(id) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",
