@@ -172,6 +172,18 @@ final class ExecutionManager: Sendable {
         }
         if let admitted { throw deny(admitted) }
 
+        // A reserve of free space keeps room for running executions' output and ends: new ones are refused first.
+        let reserve = config.history.minFreeBytes
+        if reserve > 0, let free = store.freeBytes, free < reserve {
+            logger.warning(
+                "refusing executions: the state directory is nearly full",
+                metadata: ["free_bytes": "\(free)", "min_free_bytes": "\(reserve)"])
+            throw deny(
+                RunvoyError(
+                    .storeUnavailable,
+                    "the execution history is nearly out of space (\(free >> 20) MiB free, below the reserve of \(reserve >> 20) MiB); nothing was run"
+                ))
+        }
         let createdAtMs = WallClock.milliseconds()
         let id = ExecutionID.make(milliseconds: UInt64(createdAtMs))
         // The history records the execution before anything is audited or run: what cannot be recorded
