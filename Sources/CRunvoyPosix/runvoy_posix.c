@@ -244,3 +244,119 @@ int runvoy_has_access_acl(int fd) {
     if (getxattr(path, "system.posix_acl_access", NULL, 0) >= 0) return 1;
     return errno == ENODATA || errno == ENOTSUP ? 0 : -1;
 }
+
+/* ---- Journal native protocol, non-blocking (see runvoy_journal_send) ---- */
+
+#include <limits.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/un.h>
+#include <time.h>
+
+int runvoy_journal_connect(const char *path) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof(address));
+    address.sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length >= sizeof(address.sun_path)) return -ENAMETOOLONG;
+    memcpy(address.sun_path, path, length);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    /* As libsystemd does: room for large entries; SO_SNDBUFFORCE passes wmem_max when privileged. */
+    int size = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0) {
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    if (connect(fd, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length)) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+static long long monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+}
+
+/* Waits until `fd` may take a datagram (the journal's queue has room), or the deadline (-1: none) passes. */
+static int wait_writable(int fd, long long deadline) {
+    for (;;) {
+        int left = -1;
+        if (deadline >= 0) {
+            long long remaining = deadline - monotonic_ms();
+            if (remaining <= 0) return -ETIMEDOUT;
+            left = remaining > INT_MAX ? INT_MAX : (int)remaining;
+        }
+        struct pollfd entry = {.fd = fd, .events = POLLOUT};
+        int ready = poll(&entry, 1, left);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (ready == 0) return -ETIMEDOUT;
+        return 0; /* writable, or an error the next send reports */
+    }
+}
+
+static int send_waiting(int fd, struct msghdr *message, long long deadline) {
+    for (;;) {
+        if (sendmsg(fd, message, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 0;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return -errno;
+        int waited = wait_writable(fd, deadline);
+        if (waited < 0) return waited;
+    }
+}
+
+int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms) {
+    long long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+    struct iovec vector = {.iov_base = (void *)entry, .iov_len = length};
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    int sent = send_waiting(fd, &message, deadline);
+    if (sent != -EMSGSIZE && sent != -ENOBUFS) return sent;
+
+    /* Too large for a datagram: journald reads it from a sealed memfd passed with SCM_RIGHTS. */
+    int data = memfd_create("runvoy-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (data < 0) return -errno;
+    const char *cursor = entry;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t written = write(data, cursor, left);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            int error = errno;
+            close(data);
+            return -error;
+        }
+        cursor += written;
+        left -= (size_t)written;
+    }
+    if (fcntl(data, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int error = errno;
+        close(data);
+        return -error;
+    }
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr carrier;
+    memset(&carrier, 0, sizeof(carrier));
+    carrier.msg_control = &control;
+    carrier.msg_controllen = sizeof(control);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&carrier);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &data, sizeof(int));
+    sent = send_waiting(fd, &carrier, deadline);
+    close(data);
+    return sent;
+}

@@ -262,16 +262,26 @@ final class ConfigParser {
         let killGrace = top["kill_grace"].flatMap { duration($0.value, "kill_grace") } ?? .seconds(5)
 
         var audit = AuditSettings()
-        if let node = top["audit"]?.value, let entries = fields(node, "audit", allowed: ["fail_closed"]) {
+        if let node = top["audit"]?.value,
+            let entries = fields(node, "audit", allowed: ["fail_closed", "write_timeout"])
+        {
             if let value = entries["fail_closed"].flatMap({ bool($0.value, "audit.fail_closed") }) {
                 audit.failClosed = value
+            }
+            if let node = entries["write_timeout"]?.value, let d = duration(node, "audit.write_timeout") {
+                if d >= .milliseconds(10) && d <= .seconds(600) {
+                    audit.writeTimeout = d
+                } else {
+                    error(node, "audit.write_timeout", "must be between 10ms and 10m")
+                }
             }
         }
 
         var history = HistorySettings()
         if let node = top["history"]?.value,
             let entries = fields(
-                node, "history", allowed: ["max_output_bytes", "max_age", "max_total_bytes", "prune_interval"])
+                node, "history",
+                allowed: ["max_output_bytes", "max_age", "max_total_bytes", "prune_interval", "min_free_bytes"])
         {
             if let n = entries["max_output_bytes"].flatMap({
                 size($0.value, "history.max_output_bytes", in: (64 << 10)...(1 << 40))
@@ -302,6 +312,10 @@ final class ConfigParser {
                 } else {
                     error(node, "history.prune_interval", "must be at least 1s")
                 }
+            }
+            if let n = entries["min_free_bytes"].flatMap({ size($0.value, "history.min_free_bytes", in: 0...(1 << 50)) }
+            ) {
+                history.minFreeBytes = n
             }
         }
 

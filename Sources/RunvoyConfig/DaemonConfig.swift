@@ -84,6 +84,9 @@ public struct Limits: Sendable, Equatable {
 public struct AuditSettings: Sendable, Equatable {
     /// Refuse to run anything whose audit record cannot be written.
     public var failClosed: Bool = true
+    /// How long an action waits for the journal to take its audit record before it is refused
+    /// (`audit_unavailable`): a stalled journald must not hold requests for ever.
+    public var writeTimeout: Duration = .seconds(5)
 
     public init() {}
 }
@@ -99,6 +102,9 @@ public struct HistorySettings: Sendable, Equatable {
     public var maxTotalBytes: Int64? = 10 << 30
     /// How often retention runs (it also runs at start).
     public var pruneInterval: Duration = .seconds(600)
+    /// New executions are refused (`store_unavailable`) while the state directory's file system has less free
+    /// space than this, so that running ones can still record their output and their end.
+    public var minFreeBytes: Int64 = 64 << 20
 
     public init() {}
 }

@@ -1,6 +1,7 @@
 import GRDB
 import Glibc
 import RunvoyKit
+import Synchronization
 
 /// The durable execution history: one SQLite database (WAL mode) under the daemon's state directory, beside
 /// the stored output of each execution.
@@ -16,6 +17,10 @@ public final class ExecutionStore: Sendable {
     let pool: DatabasePool
     /// A connection of its own for checkpoints, so their fsync never holds up the writer.
     private let checkpointer: DatabaseQueue
+    /// Ends of executions that could not be written yet (the disk is full, say), by execution id. They are written
+    /// with the next write that succeeds and by `flushPending()`, and laid over what `get` and `list` read, so a
+    /// finished execution is never reported as running while its end waits.
+    private let pending = Mutex<[String: Outcome]>([:])
 
     /// Opens (creating and migrating when needed) the history under `stateDirectory`.
     public init(stateDirectory: String) throws(StoreError) {
@@ -183,24 +188,67 @@ public final class ExecutionStore: Sendable {
         }
     }
 
-    /// Records the end of an execution.
+    /// Records the end of an execution. When it cannot be written now, the outcome is kept in memory, shown by
+    /// `get` and `list`, and written by the next write that succeeds or `flushPending()`; the error is thrown so the
+    /// caller can say so.
     public func finish(_ id: String, _ outcome: Outcome) throws(StoreError) {
-        try write { db in
-            try db.cachedStatement(
-                sql: """
-                    UPDATE executions SET status = ?, pid = COALESCE(?, pid), exit_code = ?, signal = ?,
-                        started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
-                        stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?
-                    WHERE id = ?
-                    """
-            ).execute(
-                arguments: [
-                    outcome.status.rawValue, outcome.pid.map { Int64($0) }, outcome.exitCode.map { Int64($0) },
-                    outcome.signal.map { Int64($0) }, outcome.startedAtMs, outcome.finishedAtMs, outcome.durationUsec,
-                    outcome.totals.stdoutBytes, outcome.totals.stderrBytes, outcome.totals.storedBytes,
-                    outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, id,
-                ])
+        do {
+            try write { db in try Self.update(db, id, outcome) }
+        } catch {
+            pending.withLock { $0[id] = outcome }
+            throw StoreError(error.code, error.message + " (the end is kept in memory and written once possible)")
         }
+    }
+
+    /// Ends of executions waiting to be written.
+    public var pendingCount: Int { pending.withLock { $0.count } }
+
+    /// Writes the ends of executions kept in memory; true when none is left. Run it regularly in the background.
+    @discardableResult
+    public func flushPending() -> Bool {
+        guard pendingCount > 0 else { return true }
+        do {
+            try write { _ in }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    private static func update(_ db: Database, _ id: String, _ outcome: Outcome) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE executions SET status = ?, pid = COALESCE(?, pid), exit_code = ?, signal = ?,
+                    started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
+                    stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?
+                WHERE id = ?
+                """
+        ).execute(
+            arguments: [
+                outcome.status.rawValue, outcome.pid.map { Int64($0) }, outcome.exitCode.map { Int64($0) },
+                outcome.signal.map { Int64($0) }, outcome.startedAtMs, outcome.finishedAtMs, outcome.durationUsec,
+                outcome.totals.stdoutBytes, outcome.totals.stderrBytes, outcome.totals.storedBytes,
+                outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, id,
+            ])
+    }
+
+    /// `info` with its end laid over it when that end is still waiting to be written.
+    func withPending(_ info: ExecutionInfo, _ waiting: [String: Outcome]) -> ExecutionInfo {
+        guard let outcome = waiting[info.executionId] else { return info }
+        var info = info
+        info.status = outcome.status
+        info.pid = outcome.pid ?? info.pid
+        info.exitCode = outcome.exitCode
+        info.signal = outcome.signal
+        info.startedAtMs = outcome.startedAtMs ?? info.startedAtMs
+        info.finishedAtMs = outcome.finishedAtMs
+        info.durationUsec = outcome.durationUsec
+        info.stdoutBytes = outcome.totals.stdoutBytes
+        info.stderrBytes = outcome.totals.stderrBytes
+        info.storedBytes = outcome.totals.storedBytes
+        info.droppedBytes = outcome.totals.droppedBytes
+        info.reason = outcome.reason ?? outcome.totals.failure
+        return info
     }
 
     /// Records the pid and start time of an execution whose process now exists.
@@ -214,9 +262,10 @@ public final class ExecutionStore: Sendable {
 
     /// One execution by id.
     public func get(_ id: String) throws(StoreError) -> ExecutionInfo? {
-        try read { db in
+        let found = try read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM executions WHERE id = ?", arguments: [id]).map(Self.info)
         }
+        return found.map { withPending($0, pending.withLock { $0 }) }
     }
 
     /// Executions newest first, filtered by `params`; only those of `ownerUid` when it is given.
@@ -227,7 +276,10 @@ public final class ExecutionStore: Sendable {
             clauses.append("caller_uid = ?")
             _ = arguments.append(contentsOf: [Int64(ownerUid)])
         }
-        if let statuses = params.status, !statuses.isEmpty {
+        let waiting = pending.withLock { $0 }
+        if var statuses = params.status, !statuses.isEmpty {
+            // An execution whose end waits to be written is still `running` in the database.
+            if !waiting.isEmpty && !statuses.contains(.running) { statuses.append(.running) }
             clauses.append("status IN (" + statuses.map { _ in "?" }.joined(separator: ",") + ")")
             _ = arguments.append(contentsOf: StatementArguments(statuses.map(\.rawValue)))
         }
@@ -247,9 +299,12 @@ public final class ExecutionStore: Sendable {
         let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let sql = "SELECT * FROM executions \(filter) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
         let finalArguments = arguments
-        return try read { db in
+        let found = try read { db in
             try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.info)
         }
+        if waiting.isEmpty { return found }
+        let statuses = params.status ?? []
+        return found.map { withPending($0, waiting) }.filter { statuses.isEmpty || statuses.contains($0.status) }
     }
 
     /// Executions the previous daemon left running or queued: the ones a restart must mark `lost`.
@@ -262,7 +317,22 @@ public final class ExecutionStore: Sendable {
     }
 
     /// Marks an unfinished execution `lost`, with output totals counted from its files.
+    /// When it cannot be written now, it is kept in memory like the end of an execution (see `finish`).
     public func markLost(_ id: String, atMs: Int64, reason: String, totals: OutputRecorder.Totals) throws(StoreError) {
+        do {
+            try markLostNow(id, atMs: atMs, reason: reason, totals: totals)
+        } catch {
+            let outcome = Outcome(
+                status: .lost, pid: nil, exitCode: nil, signal: nil, startedAtMs: nil, finishedAtMs: atMs,
+                durationUsec: nil, totals: totals, reason: reason)
+            pending.withLock { $0[id] = outcome }
+            throw StoreError(error.code, error.message + " (kept in memory and written once possible)")
+        }
+    }
+
+    private func markLostNow(
+        _ id: String, atMs: Int64, reason: String, totals: OutputRecorder.Totals
+    ) throws(StoreError) {
         try write { db in
             try db.execute(
                 sql: """
@@ -402,12 +472,33 @@ public final class ExecutionStore: Sendable {
         for info in infos { try insert(info) }
     }
 
+    /// Runs `body` in a write transaction, after writing the ends of executions that wait in memory (in the same
+    /// transaction: when there is room for one, there is room for both).
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        let waiting = pending.withLock { $0 }
         do {
-            return try pool.write(body)
+            let result = try pool.write { db in
+                for (id, outcome) in waiting { try Self.update(db, id, outcome) }
+                return try body(db)
+            }
+            if !waiting.isEmpty {
+                pending.withLock { current in
+                    for (id, outcome) in waiting where current[id]?.finishedAtMs == outcome.finishedAtMs {
+                        current[id] = nil
+                    }
+                }
+            }
+            return result
         } catch {
             throw StoreError(.database, "cannot write the execution history: \(error)")
         }
+    }
+
+    /// Free bytes on the file system that holds the history (for the caller's reserve check), nil when unknown.
+    public var freeBytes: Int64? {
+        var info = statvfs()
+        guard statvfs(outputRoot, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
     }
 
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

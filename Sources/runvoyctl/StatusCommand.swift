@@ -39,7 +39,10 @@ struct StatusCommand: ParsableCommand {
         if let code = info.exitCode { lines.append(("exit status", String(code))) }
         if let signal = info.signal { lines.append(("signal", String(signal))) }
         var output = "\(HistoryFormat.bytes(info.stdoutBytes)) stdout, \(HistoryFormat.bytes(info.stderrBytes)) stderr"
-        if info.droppedBytes > 0 { output += "; \(HistoryFormat.bytes(info.droppedBytes)) not stored (cap)" }
+        if info.droppedBytes > 0 {
+            // Past the cap, or could not be written (the reason says why).
+            output += "; \(HistoryFormat.bytes(info.droppedBytes)) not stored" + (info.reason == nil ? " (cap)" : "")
+        }
         if info.outputPruned { output += "; stored output removed by retention" }
         lines.append(("output", output))
         if let reason = info.reason { lines.append(("reason", reason)) }

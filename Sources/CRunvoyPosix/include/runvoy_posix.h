@@ -96,5 +96,13 @@ int runvoy_is_procfs(int fd);
 /// 1 when the file open at `fd` has an access ACL, 0 when it has none (or its file system has no ACLs), -1 when
 /// it cannot be checked.
 int runvoy_has_access_acl(int fd);
+/// Opens a datagram socket connected to the journal at `path`, non-blocking, with a large send buffer.
+/// Returns the descriptor or -errno.
+int runvoy_journal_connect(const char *path);
+
+/// Sends one entry already in the journal's native format on `fd` (from `runvoy_journal_connect`), waiting at
+/// most `timeout_ms` (negative: no bound) for the journal to make room. An entry too large for one datagram goes
+/// in a sealed memfd, as libsystemd does. Returns 0, -ETIMEDOUT when the bound passed, or another -errno.
+int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms);
 
 #endif

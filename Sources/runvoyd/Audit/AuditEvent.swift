@@ -18,6 +18,7 @@ struct AuditEvent: Sendable {
         case refusalsSuppressed = "refusals_suppressed"
         case backup
         case backupKeyExported = "backup_key_exported"
+        case recordsLost = "records_lost"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -38,6 +39,7 @@ struct AuditEvent: Sendable {
             case .refusalsSuppressed: "74908db65f524c76b01fee0972835f78"
             case .backup: "d965ed6f760a4c9ea627dfa41313777a"
             case .backupKeyExported: "850cfdcb7ac3432f9ad2d52c56bd15b4"
+            case .recordsLost: "e9453f9583f64e16a11b23ac07d87d90"
             }
         }
     }

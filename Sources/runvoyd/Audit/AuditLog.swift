@@ -2,22 +2,24 @@ import Glibc
 import Logging
 import RunvoyKit
 
-/// Writes audit records to the journal.
+/// Writes audit records to the journal, through the journal writer's own thread (see `Journal`).
 ///
-/// Fail-closed by default: `record` throws when the journal does not take the entry, and callers then refuse
-/// to act. With `failClosed` off (development only) a record the journal refuses goes to stderr as a
-/// `runvoyd-audit:` line instead, and the action goes ahead.
+/// Fail-closed by default: `record` throws when the journal does not take the entry within `writeTimeout`
+/// (journald stalled) or refuses it, and callers then refuse to act. With `failClosed` off (development only) a
+/// record the journal refuses goes to stderr as a `runvoyd-audit:` line instead, and the action goes ahead.
 struct AuditLog: Sendable {
     var failClosed: Bool
+    /// How long `record` waits for the journal to take a record.
+    var writeTimeout: Duration = .seconds(5)
     let logger: Logger
+    var journal: Journal = .shared
 
-    /// Writes `event`, or throws `audit_unavailable` when it could not be written and the trail is fail-closed.
-    func record(_ event: AuditEvent) throws(RunvoyError) {
+    /// Writes `event`, or throws `audit_unavailable` when it could not be written in time and the trail is
+    /// fail-closed. Waiting never holds a thread: the caller's task is suspended.
+    func record(_ event: AuditEvent) async throws(RunvoyError) {
         let fields = event.journalFields
         do {
-            // libsystemd reports success when the journal socket does not exist; a missing socket is a failure here.
-            guard Journal.isAvailable else { throw JournalError(errno: ENOENT) }
-            try Journal.send(fields)
+            try await journal.send(fields, timeout: writeTimeout)
         } catch {
             if failClosed {
                 logger.error(
@@ -25,27 +27,14 @@ struct AuditLog: Sendable {
                     metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
                 throw RunvoyError(.auditUnavailable, "the audit trail cannot be written (\(error)); nothing was done")
             }
-            Self.writeFallback(fields)
+            Journal.writeFallback(fields)
         }
     }
 
-    /// Writes `event` where a failure cannot stop anything (the end of an execution, shutdown): logged, never thrown.
+    /// Queues `event` where a failure cannot stop anything (the end of an execution, shutdown): never waits, never
+    /// throws. It is written once the journal reads; a record the journal refuses goes to stderr, and records lost
+    /// to a long stall are counted in a `records_lost` record.
     func recordBestEffort(_ event: AuditEvent) {
-        do {
-            guard Journal.isAvailable else { throw JournalError(errno: ENOENT) }
-            try Journal.send(event.journalFields)
-        } catch {
-            logger.error(
-                "audit record could not be written", metadata: ["event": "\(event.kind.rawValue)", "error": "\(error)"])
-            Self.writeFallback(event.journalFields)
-        }
-    }
-
-    private static func writeFallback(_ fields: [(String, String)]) {
-        var object: [String] = []
-        for (name, value) in fields { object.append(JSONText.quoted(name) + ":" + JSONText.quoted(value)) }
-        let line = "runvoyd-audit: {" + object.joined(separator: ",") + "}\n"
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+        journal.post(event.journalFields, kind: .audit)
     }
 }

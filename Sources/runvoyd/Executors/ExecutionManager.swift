@@ -55,7 +55,8 @@ final class ExecutionManager: Sendable {
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
-        let audit = AuditLog(failClosed: config.audit.failClosed, logger: logger)
+        let audit = AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger)
         let argv = params.argv
         let executorName = params.executor ?? config.defaultExecutorName
         var fields: [(String, String)] = [
@@ -179,6 +180,18 @@ final class ExecutionManager: Sendable {
         }
         if let admitted { throw deny(admitted) }
 
+        // A reserve of free space keeps room for running executions' output and ends: new ones are refused first.
+        let reserve = config.history.minFreeBytes
+        if reserve > 0, let free = store.freeBytes, free < reserve {
+            logger.warning(
+                "refusing executions: the state directory is nearly full",
+                metadata: ["free_bytes": "\(free)", "min_free_bytes": "\(reserve)"])
+            throw deny(
+                RunvoyError(
+                    .storeUnavailable,
+                    "the execution history is nearly out of space (\(free >> 20) MiB free, below the reserve of \(reserve >> 20) MiB); nothing was run"
+                ))
+        }
         let createdAtMs = WallClock.milliseconds()
         let id = ExecutionID.make(milliseconds: UInt64(createdAtMs))
         // The history records the execution before anything is audited or run: what cannot be recorded
@@ -222,7 +235,7 @@ final class ExecutionManager: Sendable {
         allowed.append(("DECISION", "allow"))
         allowed.append(("REASON", decision.reason))
         do throws(RunvoyError) {
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .decision,
                     message:
@@ -230,7 +243,7 @@ final class ExecutionManager: Sendable {
                     fields: allowed))
 
             // Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .executionStarted,
                     message: "execution \(id) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",

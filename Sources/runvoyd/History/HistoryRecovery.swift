@@ -33,7 +33,15 @@ enum HistoryRecovery {
             }
             var reason = "runvoyd stopped while the execution was running"
             if orphan == .killed { reason += "; its process was still running and was killed at the next start" }
-            try store.markLost(info.executionId, atMs: now, reason: reason, totals: totals)
+            do throws(StoreError) {
+                try store.markLost(info.executionId, atMs: now, reason: reason, totals: totals)
+            } catch {
+                // A full disk must not stop runvoyd from starting: the record waits in memory and is written
+                // once there is room (`status` and `list` already show it lost).
+                logger.error(
+                    "cannot record a lost execution yet",
+                    metadata: ["execution": "\(info.executionId)", "error": "\(error)"])
+            }
             audit.recordBestEffort(
                 AuditEvent(
                     .executionLost, priority: 4,

@@ -38,12 +38,12 @@ extension Connection {
         let who = "\(caller.displayName) (uid \(caller.uid))"
         do throws(RunvoyError) {
             // Fail-closed, before a byte leaves the daemon.
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .backup, message: "\(who) started a backup\(includeKey ? ", with the master key" : "")",
                     fields: fields + [("ACTION", "started"), ("DECISION", "allow")]))
             if includeKey {
-                try audit.record(
+                try await audit.record(
                     AuditEvent(
                         .backupKeyExported, priority: 2,
                         message: "\(who) exported the secrets master key in a backup", fields: fields))

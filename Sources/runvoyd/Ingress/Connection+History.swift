@@ -68,6 +68,8 @@ extension Connection {
         return {
             defer { activity.detach() }
             do {
+                // Where the stored output sent ends, once the output has ended (nil while it goes on).
+                var end: OutputPosition?
                 if let live {
                     let follower = live.recorder.follow()
                     defer { follower.close() }
@@ -77,15 +79,21 @@ extension Connection {
                         }
                         // The output has ended; the reply reports the execution once its end is recorded.
                         await live.waitFinished()
+                        end = follower.position
                     } else {
-                        try await sendStored(
+                        _ = try await sendStored(
                             live.recorder.reader, upTo: live.recorder.committed, id: id, sink: sink)
                     }
                 } else {
                     let reader = OutputLogReader(directory: store.outputDirectory(info.executionId))
-                    if reader.exists { try await sendStored(reader, upTo: nil, id: id, sink: sink) }
+                    end = reader.exists ? try await sendStored(reader, upTo: nil, id: id, sink: sink) : .start
                 }
                 let final = (try? store.get(info.executionId)).flatMap { $0 } ?? info
+                // Output that was never stored after the last stored chunk (the disk filled up, say) is marked too.
+                if let end, final.status.isFinal {
+                    let missing = final.stdoutBytes + final.stderrBytes - end.streamOffset
+                    if missing > 0 { try await sink.send(DroppedEvent(id: id, bytes: missing)) }
+                }
                 try await sink.send(Reply(id: id, result: LogsResult(execution: withLiveState(final))))
             } catch let error as StoreError {
                 context.logger.error(
@@ -240,13 +248,14 @@ extension Connection {
         }
     }
 
+    /// Sends the stored output up to `limit` (nil: all of it); returns where it ended.
     private func sendStored(
         _ reader: OutputLogReader, upTo limit: OutputPosition?, id: RequestID, sink: ConnectionSink
-    ) async throws {
+    ) async throws -> OutputPosition {
         var position = OutputPosition.start
         while true {
             let (entries, next) = try reader.read(from: position, upTo: limit)
-            if entries.isEmpty && next == position { return }
+            if entries.isEmpty && next == position { return position }
             position = next
             try await send(entries, id: id, sink: sink)
         }

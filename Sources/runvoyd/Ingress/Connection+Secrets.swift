@@ -10,7 +10,8 @@ extension Connection {
 
     func secretsSet(_ params: SecretSetParams, id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
-        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        let audit = AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: context.logger)
         var fields = secretFields(params.name)
         // The audit trail's reason when the caller is told less (see `notYours`).
         var auditedReason: RunvoyError?
@@ -41,7 +42,7 @@ extension Connection {
             }
             // Audited (by name) before the change: fail-closed, as for executions.
             fields.append(("ACTION", existing == nil ? "set" : "rotate"))
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .secretChanged,
                     message: "\(caller.displayName) \(existing == nil ? "set" : "rotated") secret '\(params.name)'",
@@ -92,7 +93,8 @@ extension Connection {
 
     func secretsRemove(_ params: SecretRef, id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
-        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        let audit = AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: context.logger)
         var fields = secretFields(params.name)
         fields.append(("ACTION", "remove"))
         var auditedReason: RunvoyError?
@@ -116,7 +118,7 @@ extension Connection {
             try requireAdminIfInjected(params.name, config, auditedReason: &auditedReason) {
                 RunvoyError(.permissionDenied, "secret '\(params.name)' is not yours to remove; only an admin may")
             }
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .secretChanged, message: "\(caller.displayName) removed secret '\(params.name)'",
                     fields: fields + [("DECISION", "allow")]))
@@ -132,7 +134,8 @@ extension Connection {
 
     func secretsGet(_ params: SecretRef, id: RequestID, sink: ConnectionSink) async throws {
         let config = context.config.current
-        let audit = AuditLog(failClosed: config.audit.failClosed, logger: context.logger)
+        let audit = AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: context.logger)
         let fields = secretFields(params.name)
         let result: SecretValueResult
         do throws(RunvoyError) {
@@ -146,7 +149,7 @@ extension Connection {
             guard let value = try secretStore({ store throws(StoreError) in try store.value(params.name) }) else {
                 throw RunvoyError(.secretMissing, "there is no secret '\(params.name)'")
             }
-            try audit.record(
+            try await audit.record(
                 AuditEvent(
                     .secretRead, priority: 4,
                     message: "\(caller.displayName) read the value of secret '\(params.name)'",

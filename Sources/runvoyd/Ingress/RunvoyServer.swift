@@ -117,6 +117,15 @@ struct RunvoyServer: Service {
     }
 
     func statusLine() -> String {
-        "serving; \(context.executions.runningCount) executions running, \(context.executions.startedCount) started, \(connections.current) connections"
+        Self.auditStatus(Journal.shared.health)
+            + "serving; \(context.executions.runningCount) executions running, \(context.executions.startedCount) started, \(connections.current) connections"
+    }
+
+    /// What `STATUS=` says first while the audit path is stalled; empty while it is not.
+    static func auditStatus(_ health: Journal.Health) -> String {
+        guard case .stalled(let since) = health else { return "" }
+        let seconds = (ContinuousClock.now - since).components.seconds
+        return "AUDIT PATH STALLED for \(seconds) s: the journal is not taking records, so executions are refused "
+            + "(audit_unavailable); "
     }
 }

@@ -92,6 +92,11 @@ struct Daemon {
             config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger)
         let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
         server.value = runvoyServer
+        // STATUS= says when the audit path stalls and when it recovers. (Not stderr: under systemd that is a
+        // journal stream too.)
+        Journal.shared.observeHealth { _ in
+            if let server = server.value { notifier.status(server.statusLine()) }
+        }
 
         AuditLog(failClosed: false, logger: logger).recordBestEffort(
             AuditEvent(
@@ -107,7 +112,8 @@ struct Daemon {
 
         var services: [any Service] = []
         if let interval = notifier.watchdogInterval {
-            services.append(WatchdogService(interval: interval, notifier: notifier))
+            services.append(
+                WatchdogService(interval: interval, notifier: notifier) { server.value?.statusLine() ?? "" })
         }
         services.append(reloader)
         services.append(HistoryPruner(store: history, config: store, logger: logger))
@@ -119,6 +125,8 @@ struct Daemon {
         try await serviceGroup.run()
         AuditLog(failClosed: false, logger: logger).recordBestEffort(
             AuditEvent(.daemonStopping, priority: 6, message: "runvoyd stopped", fields: []))
+        // What the journal has not taken yet gets a last chance; what is left then goes to stderr.
+        Journal.shared.drain(timeout: config.audit.writeTimeout)
     }
 
     /// Lets the execution manager reach the server's status line once both exist.

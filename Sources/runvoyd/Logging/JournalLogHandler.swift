@@ -31,7 +31,7 @@ struct JournalLogHandler: LogHandler {
             fields.append(("RUNVOY_" + Self.fieldName(key), value.description))
         }
         // A log line that cannot be written is not worth failing over; audit records are handled elsewhere.
-        try? Journal.send(fields)
+        Journal.shared.post(fields, kind: .log)
     }
 
     static func priority(_ level: Logger.Level) -> Int {
