@@ -220,6 +220,9 @@ restore:
         /* A daemon thread left with another user's identity must not go on. */
         abort();
     }
+    /* Changing the filesystem ids makes the kernel reset the process's dumpable flag to fs.suid_dumpable (2 on
+       hosts with a crash reporter): make it non-dumpable again, or a core could hold secret values. */
+    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) abort();
     free(saved);
     errno = error;
     return rc;

@@ -1,4 +1,3 @@
-import CRunvoyPosix
 import Glibc
 import RunvoyKit
 
@@ -34,20 +33,47 @@ public struct RedactionSet: Sendable {
     /// Patterns for `secrets` (name, value). Values are expected to be at least a few bytes long; set time
     /// refuses short ones, since replacing them would mangle ordinary output.
     public init(secrets: [(name: String, value: [UInt8])]) {
-        var patterns: [Pattern] = []
-        var seen = Set<[UInt8]>()
+        // Every form is kept, duplicates too: how many there are, and so the work per byte, depends only on the
+        // values' lengths.
+        var patterns: [(order: Int, pattern: Pattern)] = []
         for (name, value) in secrets where !value.isEmpty {
             let replacement = Array("[secret:\(name)]".utf8)
-            for var pattern in Self.patterns(of: value)
-            where pattern.bytes.count >= min(6, value.count) && seen.insert(pattern.bytes).inserted {
+            for var pattern in Self.patterns(of: value) where pattern.bytes.count >= min(6, value.count) {
                 pattern.replacement = replacement
-                patterns.append(pattern)
+                patterns.append((patterns.count, pattern))
             }
         }
-        // Longest first, so at one position the longest form wins.
-        self.patterns = patterns.sorted { $0.bytes.count > $1.bytes.count }
+        // Longest first, so at one position the longest form wins (the first given among equals).
+        self.patterns = patterns.sorted {
+            ($0.pattern.bytes.count, -$0.order) > ($1.pattern.bytes.count, -$1.order)
+        }.map(\.pattern)
+        // Rounded up to a multiple of 32 bytes, so that how much is held tells only a range of the length.
         let longestValue = secrets.map(\.value.count).max() ?? 0
-        self.holdLength = longestValue == 0 ? 0 : 3 * longestValue + 1
+        self.holdLength = longestValue == 0 ? 0 : 3 * ((longestValue + 31) / 32 * 32) + 1
+        let window = self.patterns.map(\.bytes.count).min() ?? 0
+        var generator = SystemRandomNumberGenerator()
+        let base = generator.next() | 1
+        self.window = window
+        self.base = base
+        self.basePower = window == 0 ? 0 : (1..<window).reduce(UInt64(1)) { power, _ in power &* base }
+        self.prefixHashes = self.patterns.map { Self.hash($0.bytes[0..<window], base: base) }
+    }
+
+    /// Matching is a rolling hash (Rabin–Karp) of the last `window` bytes, `window` being the shortest form's
+    /// length, compared with the hash of every form's first `window` bytes: the same work for every byte of
+    /// output whatever the secrets are, so the daemon's CPU time tells nothing about them. (glibc's `memmem`,
+    /// used before, takes longer or shorter depending on which byte pairs occur in what it looks for: a caller
+    /// who can feed an echoing command could time it.) `base` is drawn at random for every set, so nobody can
+    /// make output collide with a form's hash on purpose; a hash hit is confirmed byte by byte.
+    let window: Int
+    let base: UInt64
+    /// `base` to the power `window - 1`, to take the oldest byte out of the rolling hash.
+    let basePower: UInt64
+    /// The hash of each pattern's first `window` bytes, in pattern order.
+    let prefixHashes: [UInt64]
+
+    static func hash<Bytes: Collection>(_ bytes: Bytes, base: UInt64) -> UInt64 where Bytes.Element == UInt8 {
+        bytes.reduce(UInt64(0)) { $0 &* base &+ UInt64($1) }
     }
 
     public var isEmpty: Bool { patterns.isEmpty }
@@ -128,45 +154,37 @@ public struct RedactionSet: Sendable {
     ///
     /// A match may begin one character early (a base64 edge character) or end one character late, so a match
     /// starting exactly at `limit` is taken now: its edge character before `limit` is released with it.
-    ///
-    /// Each form's next occurrence is remembered and searched for again only once the scan has passed it, so the
-    /// work grows with the text times the number of forms, however many matches there are.
     func process(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int) {
         var output: [UInt8] = []
         output.reserveCapacity(buffer.count)
         var position = 0
         buffer.withUnsafeBytes { raw in
-            // -1: not searched yet; Int.max: no further occurrence.
-            var next = [Int](repeating: -1, count: patterns.count)
-            while position <= limit && position < raw.count {
-                var best: (start: Int, pattern: Int)?
-                for index in patterns.indices {
-                    if next[index] != Int.max && next[index] < position {
-                        next[index] = Self.find(patterns[index].bytes, in: raw, from: position) ?? Int.max
+            prefixHashes.withUnsafeBufferPointer { prefixes in
+                let count = raw.count
+                var scan = 0
+                var hash: UInt64 = 0
+                var hashed = -1
+                while window > 0 && scan <= limit && scan + window <= count {
+                    if hashed != scan {
+                        hash = Self.hash(raw[scan..<(scan + window)], base: base)
+                        hashed = scan
                     }
-                    // Patterns are longest first, so at one position the first found is the longest.
-                    if next[index] <= limit && (best == nil || next[index] < best!.start) {
-                        best = (next[index], index)
+                    // Every prefix is compared, without stopping at the first hit: constant work per byte.
+                    var hits: UInt64 = 0
+                    for prefix in prefixes { hits |= prefix == hash ? 1 : 0 }
+                    if hits != 0, let (start, end, index) = confirm(raw, at: scan, hash: hash, after: position) {
+                        output += raw[position..<start]
+                        output += patterns[index].replacement
+                        position = end
+                        scan = end
+                        continue
                     }
+                    if scan + window < count {
+                        hash = (hash &- UInt64(raw[scan]) &* basePower) &* base &+ UInt64(raw[scan + window])
+                        hashed = scan + 1
+                    }
+                    scan += 1
                 }
-                guard let best else { break }
-                let pattern = patterns[best.pattern]
-                var start = best.start
-                var end = best.start + pattern.bytes.count
-                if let edge = pattern.before, start > position,
-                    let value = Self.sextet(raw[start - 1], urlAlphabet: pattern.urlAlphabet),
-                    value & edge.mask == edge.bits
-                {
-                    start -= 1
-                }
-                if let edge = pattern.after, end < raw.count,
-                    let value = Self.sextet(raw[end], urlAlphabet: pattern.urlAlphabet), value & edge.mask == edge.bits
-                {
-                    end += 1
-                }
-                output += raw[position..<start]
-                output += pattern.replacement
-                position = end
             }
             if position < limit {
                 output += raw[position..<limit]
@@ -176,14 +194,32 @@ public struct RedactionSet: Sendable {
         return (output, position)
     }
 
-    static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard start < haystack.count, let base = haystack.baseAddress else { return nil }
-        return needle.withUnsafeBytes { pattern -> Int? in
-            guard let found = runvoy_memmem(base + start, haystack.count - start, pattern.baseAddress, pattern.count)
-            else {
-                return nil
+    /// The longest pattern whose first `window` bytes hash to `hash` and that is whole at `start`, with its span
+    /// grown by the base64 edge characters that belong to it (not before `floor`, what is already released).
+    private func confirm(
+        _ raw: UnsafeRawBufferPointer, at start: Int, hash: UInt64, after floor: Int
+    )
+        -> (start: Int, end: Int, pattern: Int)?
+    {
+        for index in patterns.indices where prefixHashes[index] == hash {
+            let pattern = patterns[index]
+            guard start + pattern.bytes.count <= raw.count,
+                pattern.bytes.withUnsafeBytes({ memcmp(raw.baseAddress! + start, $0.baseAddress!, $0.count) }) == 0
+            else { continue }
+            var from = start
+            var end = start + pattern.bytes.count
+            if let edge = pattern.before, from > floor,
+                let value = Self.sextet(raw[from - 1], urlAlphabet: pattern.urlAlphabet), value & edge.mask == edge.bits
+            {
+                from -= 1
             }
-            return found - UnsafeRawPointer(base)
+            if let edge = pattern.after, end < raw.count,
+                let value = Self.sextet(raw[end], urlAlphabet: pattern.urlAlphabet), value & edge.mask == edge.bits
+            {
+                end += 1
+            }
+            return (from, end, index)
         }
+        return nil
     }
 }

@@ -52,4 +52,40 @@ final class AuditFloodTests {
         #expect(summary.count == 1 && summary.first?["RUNVOY_SUPPRESSED"] == "7", "\(summary)")
         #expect(summary.first?["MESSAGE_ID"] == "74908db65f524c76b01fee0972835f78")
     }
+
+    /// Review of issue 10 (finding: `secrets_get` refusals are not throttled and carry the caller's name whole).
+    /// A user with no role asks for a secret with a 100 KB name ten times: every refusal is journaled, each with
+    /// the whole name in MESSAGE. Expected: at most three records in full, each bounded like a refused argv.
+    @Test func secretsGetRefusalsOfAUserWithNoRoleAreThrottledAndBounded() throws {
+        let uid = try #require(getpwnam(outsider)).pointee.pw_uid
+        let name = String(repeating: "n", count: 100_000)
+        for _ in 0..<10 {
+            let refused = try daemon.ctl(["secrets", "get", name], asUser: outsider)
+            #expect(refused.status != 0)
+        }
+        #expect(daemon.stop() == 0)
+        let records = try Harness.journal(
+            ["RUNVOY_EVENT=secret_read", "RUNVOY_CALLER_UID=\(uid)", "_PID=\(daemon.process.pid)"])
+        #expect(records.count <= 3, "\(records.count) refusals journaled one by one")
+        for record in records {
+            #expect(
+                (record["MESSAGE"]?.utf8.count ?? 0) <= 4096, "MESSAGE of \(record["MESSAGE"]?.utf8.count ?? 0) bytes")
+        }
+    }
+
+    /// Review of issue 10 (finding: a refused `exec` bounds argv but not the executor name, which a user with no
+    /// role chooses and which is journaled three times per record: EXECUTOR, REASON and MESSAGE).
+    @Test func aRefusedExecsExecutorNameIsBoundedToo() throws {
+        let uid = try #require(getpwnam(outsider)).pointee.pw_uid
+        let name = String(repeating: "e", count: 100_000)
+        let refused = try daemon.ctl(["exec", "-e", name, "--", "true"], asUser: outsider)
+        #expect(refused.status != 0)
+        let records = try Harness.journal(
+            ["RUNVOY_EVENT=decision", "RUNVOY_CALLER_UID=\(uid)", "_PID=\(daemon.process.pid)"])
+        #expect(records.count == 1)
+        for record in records {
+            let size = record.values.reduce(0) { $0 + $1.utf8.count }
+            #expect(size <= 8192, "a refusal record of \(size) bytes")
+        }
+    }
 }

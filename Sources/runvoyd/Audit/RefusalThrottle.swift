@@ -29,8 +29,14 @@ final class RefusalThrottle: Service, Sendable {
     }
 
     /// Writes `event`, the refusal of `caller`'s request, unless that user's records for this window are used up.
+    /// Every value the caller could have chosen (an executor's or a secret's name, a command in a reason) is cut
+    /// to the same bound as a refused argv, so no refusal record is larger than a few times that bound.
     func record(_ event: AuditEvent, caller: Caller, hasRole: Bool, audit: AuditLog) {
         let limit = hasRole ? Self.limitWithRole : Self.limitWithoutRole
+        let bound = hasRole ? Self.argvBytesWithRole : Self.argvBytesWithoutRole
+        var event = event
+        event.message = Self.clamp(event.message, to: bound)
+        event.fields = event.fields.map { ($0.0, Self.clamp($0.1, to: bound)) }
         let admission = windows.withLock {
             $0.admit(uid: caller.uid, user: caller.displayName, limit: limit, now: .now)
         }
@@ -66,6 +72,14 @@ final class RefusalThrottle: Service, Sendable {
                 ("CALLER_UID", String(summary.uid)), ("CALLER_USER", summary.user),
                 ("SUPPRESSED", String(summary.suppressed)), ("WINDOW_SEC", String(seconds)),
             ])
+    }
+
+    /// `text` when it fits in `limit` bytes, else its longest prefix that does (at a character boundary) and "…".
+    static func clamp(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var prefix = Substring(text)
+        while prefix.utf8.count > limit { prefix = prefix.dropLast(max(1, (prefix.utf8.count - limit) / 4)) }
+        return String(prefix) + "…"
     }
 
     /// The audit fields for a refused `exec`'s argv: the whole JSON array when it fits in `limit` bytes; else a

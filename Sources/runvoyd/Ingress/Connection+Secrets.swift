@@ -156,11 +156,13 @@ extension Connection {
                     fields: fields + [("DECISION", "allow")]))
             result = SecretValueResult(name: params.name, value: Base64.encode(value))
         } catch {
-            audit.recordBestEffort(
+            let shown = SecretName.isValid(params.name) ? params.name : "(invalid name)"
+            context.refusals.record(
                 AuditEvent(
                     .secretRead, priority: 4,
-                    message: "refused \(caller.displayName) a read of secret '\(params.name)': \(error.message)",
-                    fields: fields + [("DECISION", "deny"), ("REASON", error.description)]))
+                    message: "refused \(caller.displayName) a read of secret '\(shown)': \(error.message)",
+                    fields: fields + [("DECISION", "deny"), ("REASON", error.description)]),
+                caller: caller, hasRole: !Authorizer.roles(caller, config).isEmpty, audit: audit)
             try await sink.send(Reply<NoParams>(id: id, error: error))
             return
         }

@@ -102,7 +102,7 @@ enum Harness {
         let deadline = Date().addingTimeInterval(seconds)
         var entries: [[String: String]] = []
         repeat {
-            let out = try run(["/usr/bin/journalctl", "--no-pager", "-o", "json"] + matches)
+            let out = try run(["/usr/bin/journalctl", "--no-pager", "--all", "-o", "json"] + matches)
             entries = out.stdoutText.split(separator: "\n").compactMap { line in
                 guard let data = line.data(using: .utf8),
                     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
