@@ -127,6 +127,14 @@ public final class ExecutionStore: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v3-process-identity") { db in
+            // Which process an execution's pid named: its start time in clock ticks after boot, and the boot.
+            try db.execute(
+                sql: """
+                    ALTER TABLE executions ADD COLUMN start_ticks INTEGER;
+                    ALTER TABLE executions ADD COLUMN boot_id TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -252,11 +260,26 @@ public final class ExecutionStore: Sendable {
     }
 
     /// Records the pid and start time of an execution whose process now exists.
-    public func started(_ id: String, pid: Int32, atMs: Int64) throws(StoreError) {
+    public func started(
+        _ id: String, pid: Int32, atMs: Int64, startTicks: Int64? = nil, bootID: String? = nil
+    ) throws(StoreError) {
         try write { db in
             try db.execute(
-                sql: "UPDATE executions SET pid = ?, started_at = ? WHERE id = ?",
-                arguments: [Int64(pid), atMs, id])
+                sql: "UPDATE executions SET pid = ?, started_at = ?, start_ticks = ?, boot_id = ? WHERE id = ?",
+                arguments: [Int64(pid), atMs, startTicks, bootID, id])
+        }
+    }
+
+    /// The identity of an execution's process as `started` recorded it: its start time in clock ticks after
+    /// boot and the boot's id; nil when none was recorded.
+    public func processIdentity(_ id: String) throws(StoreError) -> (startTicks: Int64, bootID: String)? {
+        try read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT start_ticks, boot_id FROM executions WHERE id = ?", arguments: [id]),
+                let ticks = row["start_ticks"] as Int64?, let boot = row["boot_id"] as String?
+            else { return nil }
+            return (ticks, boot)
         }
     }
 

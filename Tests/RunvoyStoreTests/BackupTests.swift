@@ -216,7 +216,8 @@ struct BackupTests {
 
         let future = original.replacingOccurrences(of: "\"format_version\":1", with: "\"format_version\":2")
         #expect(Self.refusal(try repack(future), into: target)?.contains("format version 2") == true)
-        let newer = original.replacingOccurrences(of: "\"v2-secrets\"]", with: "\"v2-secrets\",\"v9-future\"]")
+        let last = try #require(ExecutionStore.schemaVersions.last)
+        let newer = original.replacingOccurrences(of: "\"\(last)\"]", with: "\"\(last)\",\"v9-future\"]")
         #expect(Self.refusal(try repack(newer), into: target)?.contains("newer schema (v9-future)") == true)
         #expect(access(target, F_OK) != 0)
     }

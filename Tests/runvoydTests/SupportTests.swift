@@ -131,3 +131,41 @@ struct RefusalWindowsTests {
         #expect(RefusalThrottle.boundedArgv(["true"], limit: 1024).map(\.1) == [#"["true"]"#])
     }
 }
+
+/// Review of issue 11, item 3: a lost execution's process is killed only when it is exactly the process that was
+/// spawned (same boot, same start time in ticks, same uid, its own process group), never on pid and a clock window.
+struct LostProcessTests {
+    @Test func onlyTheVerySameProcessIsKilled() throws {
+        // A session (and group) leader of its own, as a command is: setsid -f forks, and the child writes its pid.
+        let file = "/tmp/runvoy-lost-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(file) }
+        // (Foundation's Process would wait for the whole session; system() returns once setsid has forked.)
+        let command = "setsid -f /bin/sh -c 'echo $$ > \(file).tmp && mv \(file).tmp \(file) && exec sleep 30'"
+        #expect(system(command + " </dev/null >/dev/null 2>&1") == 0)
+        var pid: Int32?
+        for _ in 0..<500 where pid == nil {
+            pid = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.filter(\.isNumber)) }
+            if pid == nil { usleep(10_000) }
+        }
+        let leader = try #require(pid)
+        defer { kill(leader, SIGKILL) }
+        let found = try #require(LostProcess.read(leader))
+        #expect(found.pgid == leader)
+        let boot = try #require(LostProcess.bootID)
+        #expect(LostProcess.end(pid: leader, startTicks: found.startTicks + 1, bootID: boot, uid: found.uid) == .gone)
+        #expect(
+            LostProcess.end(pid: leader, startTicks: found.startTicks, bootID: "another-boot", uid: found.uid) == .gone)
+        #expect(LostProcess.end(pid: leader, startTicks: found.startTicks, bootID: boot, uid: found.uid + 1) == .gone)
+        #expect(kill(leader, 0) == 0)
+        #expect(LostProcess.end(pid: leader, startTicks: found.startTicks, bootID: boot, uid: found.uid) == .killed)
+        // Gone, or a zombie waiting for whoever adopted it.
+        var state = ""
+        for _ in 0..<500 {
+            let stat = (try? String(contentsOfFile: "/proc/\(leader)/stat", encoding: .utf8)) ?? ""
+            state = stat.split(separator: ")").last.map { String($0.prefix(2)) } ?? ""
+            if stat.isEmpty || state == " Z" { break }
+            usleep(10_000)
+        }
+        #expect(state == " Z" || state.isEmpty, "state '\(state)'")
+    }
+}

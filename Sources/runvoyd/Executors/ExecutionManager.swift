@@ -318,7 +318,9 @@ final class ExecutionManager: Sendable {
             // The pid and start time reach the history as soon as the process exists (off the request's path), so
             // a daemon that dies now still finds, and ends, the process at its next start.
             do throws(StoreError) {
-                try store.started(execution.id, pid: execution.pid, atMs: execution.startedAtMs)
+                try store.started(
+                    execution.id, pid: execution.pid, atMs: execution.startedAtMs,
+                    startTicks: LostProcess.read(execution.pid)?.startTicks, bootID: LostProcess.bootID)
             } catch {
                 logger.warning(
                     "cannot record an execution's pid", metadata: ["execution": "\(execution.id)", "error": "\(error)"])

@@ -26,10 +26,10 @@ enum HistoryRecovery {
                 }
             }
             var orphan = LostProcess.Outcome.gone
-            if let pid = info.pid, let startedAtMs = info.startedAtMs,
+            if let pid = info.pid, let identity = try? store.processIdentity(info.executionId),
                 let user = info.runAs.split(separator: ":").first, let uid = UserDatabase.user(named: String(user))?.uid
             {
-                orphan = LostProcess.end(pid: pid, startedAtMs: startedAtMs, uid: uid)
+                orphan = LostProcess.end(pid: pid, startTicks: identity.startTicks, bootID: identity.bootID, uid: uid)
             }
             var reason = "runvoyd stopped while the execution was running"
             if orphan == .killed { reason += "; its process was still running and was killed at the next start" }

@@ -1,8 +1,9 @@
 import Glibc
 
-/// The process of an execution a previous daemon left running, found again by pid and checked to be the same
-/// process (its start time, its uid and its own process group) before it is ended: a pid alone may have been
-/// reused.
+/// The process of an execution a previous daemon left running, found again by pid and checked to be the very
+/// same process before it is ended: the boot it started in, its start time in clock ticks after boot (both
+/// recorded when it was spawned), its uid and its own process group. A pid alone may have been reused, also
+/// after a reboot.
 enum LostProcess {
     enum Outcome: String {
         /// No process with that identity exists (it ended, or the pid belongs to another process now).
@@ -11,15 +12,14 @@ enum LostProcess {
         case killed
     }
 
-    /// How far the start time read from /proc may be from the recorded one: the kernel's boot time has a
-    /// resolution of a second and moves with clock adjustments.
-    static let startTolerance: Int64 = 10_000
+    /// This boot's id (/proc/sys/kernel/random/boot_id).
+    static let bootID: String? = text("/proc/sys/kernel/random/boot_id").map { String($0.filter { $0 != "\n" }) }
 
-    /// Ends the process group of `pid` if its leader is the process that started at `startedAtMs` (wall clock)
-    /// as `uid`.
-    static func end(pid: Int32, startedAtMs: Int64, uid: uid_t) -> Outcome {
-        guard pid > 1, let process = read(pid), process.pgid == pid, process.uid == uid,
-            abs(process.startedAtMs - startedAtMs) <= startTolerance
+    /// Ends the process group of `pid` if its leader is exactly the process that was spawned: same boot, same
+    /// start time, same uid, leading its own group.
+    static func end(pid: Int32, startTicks: Int64, bootID: String, uid: uid_t) -> Outcome {
+        guard pid > 1, bootID == Self.bootID, let process = read(pid), process.pgid == pid, process.uid == uid,
+            process.startTicks == startTicks
         else { return .gone }
         kill(-pid, SIGKILL)
         kill(pid, SIGKILL)
@@ -29,13 +29,14 @@ enum LostProcess {
     struct Process {
         var pgid: Int32
         var uid: uid_t
-        var startedAtMs: Int64
+        /// Start time in clock ticks after boot (/proc/PID/stat field 22).
+        var startTicks: Int64
     }
 
-    /// Reads a process's group, real uid and start time (wall-clock ms) from /proc.
+    /// Reads a process's group, real uid and start time from /proc.
     static func read(_ pid: Int32) -> Process? {
         guard let stat = text("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")"),
-            let status = text("/proc/\(pid)/status"), let system = text("/proc/stat")
+            let status = text("/proc/\(pid)/status")
         else { return nil }
         // After the command name: state is field 3, pgrp field 5, starttime field 22.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -43,13 +44,9 @@ enum LostProcess {
         guard let uidLine = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
             let uid = uidLine.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({
                 UInt32($0)
-            }),
-            let bootLine = system.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
-            let boot = Int64(bootLine.dropFirst("btime ".count))
+            })
         else { return nil }
-        let hertz = Int64(sysconf(Int32(_SC_CLK_TCK)))
-        guard hertz > 0 else { return nil }
-        return Process(pgid: pgid, uid: uid, startedAtMs: boot * 1000 + ticks * 1000 / hertz)
+        return Process(pgid: pgid, uid: uid, startTicks: ticks)
     }
 
     private static func text(_ path: String) -> String? {
