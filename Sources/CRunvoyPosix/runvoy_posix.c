@@ -119,12 +119,12 @@ int runvoy_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-int runvoy_pidfd_wait(int pidfd, int *exited, int *status) {
+static int pidfd_wait(int pidfd, int *exited, int *status, int flags) {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     int rc;
     do {
-        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED);
+        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | flags);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) return -1;
     if (info.si_code == CLD_EXITED) {
@@ -135,6 +135,12 @@ int runvoy_pidfd_wait(int pidfd, int *exited, int *status) {
         *status = info.si_status;
     }
     return 0;
+}
+
+int runvoy_pidfd_wait(int pidfd, int *exited, int *status) { return pidfd_wait(pidfd, exited, status, 0); }
+
+int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status) {
+    return pidfd_wait(pidfd, exited, status, WNOWAIT);
 }
 
 int runvoy_pidfd_send_signal(int pidfd, int sig) {

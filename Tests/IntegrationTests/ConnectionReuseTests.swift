@@ -67,4 +67,36 @@ final class ConnectionReuseTests {
         }
         #expect(status.contains(#""status":"succeeded""#), "\(status)")
     }
+    /// Review of issue 10: after a command's leader exited, output could drain for 2 s more while the execution
+    /// was still running; the leader was already reaped, so its pid (and process group id) could be reused and a
+    /// `kill` in that window reached an unrelated process group. The leader now stays a zombie until the
+    /// execution has ended, so its pid cannot be reused while anything may still signal its group.
+    @Test func theLeadersPidStaysReservedUntilTheExecutionEnds() throws {
+        let gate = daemon.directory + "/leader-gate"
+        let connection = try RawConnection(path: daemon.socketPath)
+        // The leader exits at once; a process in a session of its own keeps the output open until the gate opens
+        // (and at most the daemon's 2 s drain grace).
+        let script = "setsid sh -c 'while [ ! -e \(gate) ]; do sleep 0.02; done' & echo started"
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":["sh","-c","\#(script)"]}}"#)
+        let started = try #require(try connection.readFrame())
+        let pid = try #require(started["pid"] as? Int, "\(started)")
+        _ = try connection.readFrame()  // "started\n"
+        func state() -> String {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            return stat.split(separator: ")").last.map { String($0.prefix(2)) } ?? "gone"
+        }
+        // Wait for the leader to exit, then watch its pid for a while: it must stay a zombie (never reaped and
+        // free for another process) while the execution runs.
+        while state() != " Z" && state() != "gone" { usleep(5_000) }
+        var states: [String] = []
+        for _ in 0..<20 {
+            states.append(state())
+            usleep(10_000)
+        }
+        #expect(states.allSatisfy { $0 == " Z" }, "\(states)")
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        let exit = try Self.exit(connection, id: 1)
+        #expect(exit["exit_code"] as? Int == 0)
+    }
 }

@@ -53,6 +53,10 @@ int runvoy_pidfd_open(pid_t pid);
 /// waitid(P_PIDFD, ...) blocking; fills exit code or signal. Returns 0 or -1 with errno.
 int runvoy_pidfd_wait(int pidfd, int *exited, int *status);
 
+/// Like runvoy_pidfd_wait, but leaves the process a zombie (WNOWAIT): its pid, and so its process group id, stay
+/// reserved until runvoy_pidfd_wait reaps it, and a signal to the group can reach no other process meanwhile.
+int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status);
+
 /// pidfd_send_signal(2).
 int runvoy_pidfd_send_signal(int pidfd, int sig);
 

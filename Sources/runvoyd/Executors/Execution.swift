@@ -1,3 +1,4 @@
+import CRunvoyPosix
 import Glibc
 import NIOCore
 import RunvoyKit
@@ -33,7 +34,6 @@ final class Execution: Sendable {
         var lastStdinWrite: EventLoopFuture<Void>?
         var timedOut = false
         var terminating = false
-        var leaderExited = false
         var result: ExitEvent?
         var waiters: [CheckedContinuation<ExitEvent, Never>] = []
     }
@@ -85,9 +85,11 @@ final class Execution: Sendable {
     /// Sends `signal` to the command's process group. Returns false once the command has ended.
     @discardableResult
     func signal(_ signal: Int32) -> Bool {
-        let ended = state.withLock { $0.result != nil }
-        guard !ended else { return false }
-        return kill(-pid, signal) == 0
+        // Under the lock: the leader is reaped (its pid freed) only after `result` is set under it.
+        state.withLock { state in
+            guard state.result == nil else { return false }
+            return kill(-pid, signal) == 0
+        }
     }
 
     /// SIGTERM to the process group, then SIGKILL after the kill grace if anything is left.
@@ -180,8 +182,6 @@ final class Execution: Sendable {
             group.addTask { await self.pump(stderr, .stderr) }
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
-        close(pidfd)
-        state.withLock { $0.leaderExited = true }
         timer?.cancel()
         let closer = Task {
             guard (try? await Task.sleep(for: drainGrace)) != nil else { return }
@@ -215,6 +215,12 @@ final class Execution: Sendable {
             }
             return (state.sink, state.waiters)
         }
+        // Only now, with `result` set (so `signal` sends nothing more), is the leader reaped and its pid free: while
+        // output drained it stayed a zombie, so a signal to its process group could reach no other process.
+        var exited: Int32 = 0
+        var code: Int32 = 0
+        _ = runvoy_pidfd_wait(pidfd, &exited, &code)
+        close(pidfd)
         if let sink {
             try? await sink.exit(event)
         }

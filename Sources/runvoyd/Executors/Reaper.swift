@@ -22,7 +22,8 @@ final class Reaper: Sendable {
         precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
     }
 
-    /// Suspends until the process behind `pidfd` exits; reaps it. The caller keeps ownership of `pidfd`.
+    /// Suspends until the process behind `pidfd` exits, and leaves it a zombie: the caller reaps it (with
+    /// `runvoy_pidfd_wait`) when it is done signalling the process group, and keeps ownership of `pidfd`.
     func wait(pidfd: Int32) async -> ExitStatus {
         await withCheckedContinuation { continuation in
             let start = state.withLock { state -> Bool in
@@ -55,7 +56,9 @@ final class Reaper: Sendable {
                 var exited: Int32 = 0
                 var status: Int32 = 0
                 let outcome: ExitStatus
-                if runvoy_pidfd_wait(entry.fd, &exited, &status) == 0 {
+                // The exit is seen but the process is left a zombie: its owner reaps it once nothing can signal
+                // its process group any more (see `Execution.run`), so the pid cannot be reused before that.
+                if runvoy_pidfd_wait_keeping(entry.fd, &exited, &status) == 0 {
                     outcome = exited != 0 ? .exited(status) : .signaled(status)
                 } else {
                     // Already reaped or not our child: report it as lost rather than hang its execution.
