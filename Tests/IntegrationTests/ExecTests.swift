@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import RunvoyKit
 import Testing
 
 /// `runvoyctl exec` against a real runvoyd: output, exit statuses, stdin, environment, signals, timeouts.
@@ -156,13 +157,14 @@ final class ExecTests {
     }
 
     @Test func timeoutStopsTheCommandAndSaysSo() throws {
-        let start = Date()
-        let out = try daemon.ctl(["exec", "--timeout", "1s", "--", "sleep", "30"])
+        // sleep 600 cannot end by itself within the test's patience: the timeout must have ended it.
+        let out = try daemon.ctl(["exec", "--timeout", "1s", "--", "sleep", "600"])
         #expect(out.status == 124)
         #expect(out.stderrText.contains("timed out"))
-        #expect(Date().timeIntervalSince(start) < 20)
         let id = try #require(Self.executionID(out.stderrText))
-        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished",
+        ])
         #expect(finished.first?["RUNVOY_TIMED_OUT"] == "1")
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
     }
@@ -177,10 +179,17 @@ final class ExecTests {
     func ctrlCAndSIGTERMAreForwardedToTheProcessGroup(signal: Int32) throws {
         let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "sleep 30; echo not-interrupted"])
         let id = try ctl.executionID()
+        // Signal once the shell has started sleep: dash (sh -c) catches a SIGINT that comes before it has a child,
+        // and then waits the sleep out, in a local terminal as here.
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: try daemon.ctl(["status", "--json", id]).stdout)
+        let leader = try #require(info.pid)
+        #expect(Harness.waitUntil { Self.processGroup(leader).contains("sleep") }, "\(Self.processGroup(leader))")
         ctl.process.signal(signal)
         #expect(ctl.process.wait(seconds: 20) == 128 + signal)
         #expect(!ctl.stdout.contains("not-interrupted"))
-        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished",
+        ])
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(signal))
     }
 
@@ -190,7 +199,7 @@ final class ExecTests {
         try made.stdout.write(to: URL(fileURLWithPath: input))
         let base = daemon.directory + "/stuck"
         let ctl = try ChildProcess(
-            [Harness.runvoyctl, "exec", "--socket", daemon.socketPath, "--", "sleep", "30"], stdinPath: input,
+            [Harness.runvoyctl, "exec", "--socket", daemon.socketPath, "--", "sleep", "600"], stdinPath: input,
             stdoutPath: base + ".out", stderrPath: base + ".err")
         let deadline = Date().addingTimeInterval(20)
         var stderr = ""
@@ -198,12 +207,24 @@ final class ExecTests {
             usleep(10_000)
             stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
         }
-        #expect(ExecTests.executionID(stderr) != nil)
-        usleep(500_000)  // let input pile up in every buffer on the way
-        let start = Date()
+        let id = try #require(ExecTests.executionID(stderr))
+        // Input piles up in every buffer on the way, until runvoyctl holds as much as it may and stops reading its
+        // stdin: it then waits in poll(2) on its socket and signal pipe alone (2 descriptors; 3 with stdin).
+        var syscall = ""
+        let stalled = Harness.waitUntil(seconds: 60) {
+            syscall = (try? String(contentsOfFile: "/proc/\(ctl.pid)/syscall", encoding: .utf8)) ?? ""
+            let fields = syscall.split(separator: " ")
+            // poll is syscall 7 on x86_64; ppoll is 271 there and 73 on arm64. The second argument is nfds.
+            return fields.count > 2 && ["7", "271", "73"].contains(fields[0]) && fields[2] == "0x2"
+        }
+        #expect(stalled, "runvoyctl never stopped reading its input: \(syscall)")
         ctl.signal(SIGINT)
-        #expect(ctl.wait(seconds: 20) == 128 + SIGINT)
-        #expect(Date().timeIntervalSince(start) < 10)
+        // sleep 600 would outlast any patience: the SIGINT, not the command's end, must end runvoyctl.
+        #expect(ctl.wait(seconds: 60) == 128 + SIGINT)
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished",
+        ])
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGINT))
     }
 
     @Test func supplementaryGroupsComeFromTheGroupDatabase() throws {
@@ -218,23 +239,66 @@ final class ExecTests {
         #expect(groups.contains(group))
     }
 
+    /// A command that runs until the test creates `gate`, then exits with `status`.
+    static func waitsFor(_ gate: String, thenExits status: Int = 0) -> [String] {
+        ["sh", "-c", #"while [ ! -e "$1" ]; do sleep 0.05; done; exit $2"#, "sh", gate, String(status)]
+    }
+
+    /// The command names (comm) of the processes in process group `group`.
+    static func processGroup(_ group: Int32) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> String? in
+            guard Int32(entry) != nil,
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // pid (comm) state ppid pgrp ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, fields[2] == String(group) else { return nil }
+            return String(stat[stat.index(after: open)..<close])
+        }
+    }
+
+    /// How many sockets the daemon holds (its listening socket, its journal socket, one per connection).
+    func daemonSockets() -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.process.pid)/fd")) ?? []
+        return fds.filter { fd in
+            ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.process.pid)/fd/\(fd)"))
+                ?? "").hasPrefix("socket:")
+        }.count
+    }
+
     @Test func detachReturnsTheIDAtOnceAndTheCommandRunsOn() throws {
-        let out = try daemon.ctl(["exec", "--detach", "--", "sh", "-c", "sleep 1"])
+        // The command runs until the test releases it: runvoyctl must have returned without waiting for it.
+        let gate = daemon.directory + "/release-detached"
+        let out = try daemon.ctl(["exec", "--detach", "--"] + Self.waitsFor(gate))
         #expect(out.status == 0)
         let id = out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(id.count == 26)
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: try daemon.ctl(["status", "--json", id]).stdout)
+        #expect(info.status == .running)
+        FileManager.default.createFile(atPath: gate, contents: nil)
         let finished = try Harness.journal(
-            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"],
+            seconds: 10)
         #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "0")
     }
 
     @Test func aClientThatDisconnectsDoesNotKillItsCommand() throws {
-        let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "sleep 1; exit 3"])
+        let gate = daemon.directory + "/release-disconnected"
+        let ctl = try daemon.startCtl(["exec", "--"] + Self.waitsFor(gate, thenExits: 3))
         let id = try ctl.executionID()
+        let sockets = daemonSockets()
         ctl.process.signal(SIGKILL)
         ctl.process.wait()
+        // The daemon has seen the client go (it closed the connection) before the command may end.
+        #expect(Harness.waitUntil { self.daemonSockets() == sockets - 1 }, "\(daemonSockets()) of \(sockets)")
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: try daemon.ctl(["status", "--json", id]).stdout)
+        #expect(info.status == .running)
+        FileManager.default.createFile(atPath: gate, contents: nil)
         let finished = try Harness.journal(
-            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"],
+            seconds: 10)
         #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "3")
     }
 
@@ -244,18 +308,29 @@ final class ExecTests {
         ctl.process.signal(SIGKILL)
         ctl.process.wait()
         let finished = try Harness.journal(
-            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 10)
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"],
+            seconds: 10)
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
     }
 
     @Test func brokenStdoutPipeGivesTheCommandSIGPIPE() throws {
+        // bash reports runvoyctl's own exit status (PIPESTATUS), not head's.
+        let errPath = daemon.directory + "/sigpipe.err"
         let out = try Harness.run(
             [
-                "/bin/sh", "-c", "\"$0\" exec --socket \"$1\" -q -- yes | head -n 3", Harness.runvoyctl,
-                daemon.socketPath,
-            ], timeout: 30)
+                "/bin/bash", "-c", #""$0" exec --socket "$1" -- yes 2>"$2" | head -n 3; echo "${PIPESTATUS[0]}" >&2"#,
+                Harness.runvoyctl, daemon.socketPath, errPath,
+            ], timeout: 60)
         #expect(out.status == 0)
         #expect(out.stdoutText == "y\ny\ny\n")
+        // The command died of SIGPIPE, as in a local pipeline, and runvoyctl exits as it did: 128 + 13.
+        #expect(out.stderrText == "\(128 + SIGPIPE)\n")
+        let ctlErr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        let id = try #require(Self.executionID(ctlErr), "\(ctlErr)")
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished",
+        ])
+        #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGPIPE))
     }
 
     @Test func unprivilegedCallerRunsOnTheDefaultExecutor() throws {

@@ -77,8 +77,15 @@ final class HistoryTests {
         let json = try daemon.ctl(["status", "--json", id]).stdoutText
         #expect(json.contains("\"env_keys\":[\"LANG\"]"))
         #expect(!json.contains("secret-value-1234"))
-        let database = try String(contentsOfFile: daemon.directory + "/state/history.sqlite", encoding: .isoLatin1)
-        #expect(!database.contains("secret-value-1234"))
+        // The row is usually still in the write-ahead log, not yet in the main file: read both. The execution id
+        // must be in one of them, or this would check files that do not hold the row at all.
+        var database = Data()
+        for file in ["history.sqlite", "history.sqlite-wal"] {
+            database += (try? Data(contentsOf: URL(fileURLWithPath: daemon.directory + "/state/" + file))) ?? Data()
+        }
+        #expect(database.range(of: Data(id.utf8)) != nil)
+        #expect(database.range(of: Data("LANG".utf8)) != nil)
+        #expect(database.range(of: Data("secret-value-1234".utf8)) == nil)
     }
 
     @Test func logsReplaysStoredOutputExactlyOnBothStreams() throws {
@@ -120,13 +127,21 @@ final class HistoryTests {
     }
 
     @Test func followersJoiningAtDifferentTimesAllGetTheWholeStream() throws {
-        let script = "for i in $(seq 1 60); do echo line-$i; echo err-$i >&2; sleep 0.02; done"
-        let detached = try daemon.ctl(["exec", "--detach", "--", "sh", "-c", script])
+        // Thirty lines, a pause until the test releases it, thirty more: the late follower joins in the pause,
+        // after the early one has seen the first half, and so while the execution certainly still runs.
+        let gate = daemon.directory + "/release-followers"
+        let script =
+            #"for i in $(seq 1 30); do echo line-$i; echo err-$i >&2; done; while [ ! -e "$1" ]; do sleep 0.05; done; "#
+            + #"for i in $(seq 31 60); do echo line-$i; echo err-$i >&2; done"#
+        let detached = try daemon.ctl(["exec", "--detach", "--", "sh", "-c", script, "sh", gate])
         let id = detached.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(id.count == 26)
         let early = try daemon.startCtl(["logs", "--follow", id])
-        usleep(400_000)
+        #expect(Harness.waitUntil { early.stdout.contains("line-30\n") && early.stderr.contains("err-30\n") })
         let late = try daemon.startCtl(["logs", "-f", id])
+        #expect(Harness.waitUntil { late.stdout.contains("line-30\n") && late.stderr.contains("err-30\n") })
+        #expect(try status(id).status == .running)
+        FileManager.default.createFile(atPath: gate, contents: nil)
         let stdoutLines = (1...60).map { "line-\($0)\n" }.joined()
         let stderrLines = (1...60).map { "err-\($0)\n" }.joined()
         for follower in [early, late] {
@@ -381,7 +396,8 @@ struct CrashRecoveryTests {
         defer { daemon.stop() }
         let out = try daemon.ctl(["exec", "--", "echo", "old"])
         let id = try #require(ExecTests.executionID(out.stderrText))
-        let running = try daemon.ctl(["exec", "--detach", "--", "sleep", "4"])
+        // Runs until the test ends it, so it is certainly running (and old) while retention passes over it.
+        let running = try daemon.ctl(["exec", "--detach", "--", "sleep", "600"])
         let runningID = running.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         let deadline = Date().addingTimeInterval(20)
         var gone = false
@@ -393,5 +409,6 @@ struct CrashRecoveryTests {
         #expect(access(daemon.directory + "/state/output/\(id)", F_OK) != 0)
         // A running execution is never pruned, however old.
         #expect(try daemon.ctl(["status", runningID]).status == 0)
+        #expect(try daemon.ctl(["kill", runningID]).status == 0)
     }
 }

@@ -126,8 +126,14 @@ final class HostileInputTests {
             let reply = try #require(try connection.readFrame())
             #expect((reply["error"] as? [String: Any])?["code"] as? String == "bad_request", "\(params)")
         }
-        let denials = try Harness.journal(["RUNVOY_EVENT=decision", "RUNVOY_DECISION=deny"], until: { $0.count >= 4 })
-        #expect(denials.contains { $0["RUNVOY_REASON"]?.contains("NUL") == true })
+        // This daemon's refusals only: the journal is shared with every other suite.
+        let denials = try Harness.journal(
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EVENT=decision", "RUNVOY_DECISION=deny"], until: { $0.count >= 4 })
+        #expect(denials.count == 4, "\(denials.map { $0["RUNVOY_REASON"] ?? "" })")
+        #expect(denials.allSatisfy { $0["RUNVOY_REASON"]?.contains("bad_request") == true })
+        let reasons = denials.map { $0["RUNVOY_REASON"] ?? "" }
+        #expect(reasons.filter { $0.contains("an argument contains a NUL byte") }.count == 1, "\(reasons)")
+        #expect(reasons.filter { $0.contains("values have no NUL") }.count == 3, "\(reasons)")
     }
 
     @Test func aTruncatedFrameIsDroppedWithoutHarm() throws {
@@ -179,15 +185,22 @@ final class HostileInputTests {
         // Read only the started event; 64 MiB then back up into the socket and the pipe.
         let started = try #require(try stalled.readRawFrame())
         #expect(!started.binary)
-        usleep(500_000)
+        let event = try JSONSerialization.jsonObject(with: Data(started.payload)) as? [String: Any]
+        let id = try #require(event?["execution_id"] as? String)
+        let pid = try #require(event?["pid"] as? Int)
+        // Backed up: head is blocked writing into its full pipe.
+        var wchan = ""
+        let blocked = Harness.waitUntil(seconds: 60) {
+            wchan = (try? String(contentsOfFile: "/proc/\(pid)/wchan", encoding: .utf8)) ?? ""
+            return wchan.hasSuffix("pipe_write")
+        }
+        #expect(blocked, "head is not blocked on its pipe (wchan \(wchan))")
         for _ in 0..<3 { try wellBehavedClientWorks() }
         // Vanishing without reading: the daemon drops the output and the command runs to its end.
-        let id = try #require(
-            (try JSONSerialization.jsonObject(with: Data(started.payload)) as? [String: Any])?["execution_id"]
-                as? String)
         stalled.closeNow()
         let finished = try Harness.journal(
-            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"], seconds: 20)
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"],
+            seconds: 20)
         #expect(finished.first?["RUNVOY_EXIT_STATUS"] == "0")
     }
 

@@ -84,12 +84,14 @@ struct LifecycleTests {
                 of: "max_connections: 4096", with: "max_connections: 4096\n  max_executions: 1")
         })
         defer { daemon.stop() }
-        let first = try daemon.ctl(["exec", "--detach", "--", "sleep", "3"])
+        // The first execution runs until the test kills it, so it is certainly running when the second asks.
+        let first = try daemon.ctl(["exec", "--detach", "--", "sleep", "600"])
         #expect(first.status == 0)
         let second = try daemon.ctl(["exec", "--", "true"])
         #expect(second.status == 125)
         #expect(second.stderrText.contains("busy"))
         #expect(second.stderrText.contains("limit of 1 running executions"))
+        #expect(try daemon.ctl(["kill", first.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)]).status == 0)
     }
 
     @Test func connectionsBeyondTheLimitAreToldBusy() throws {
@@ -98,13 +100,17 @@ struct LifecycleTests {
                 of: "max_connections: 4096", with: "max_connections: 3")
         })
         defer { daemon.stop() }
-        // The fixture's readiness probe was a connection too; give the daemon a moment to see it closed.
-        usleep(300_000)
-        let held = try (0..<3).map { _ in try RawConnection(path: daemon.socketPath) }
-        for connection in held {
+        // The fixture's readiness probe was a connection too, and the daemon sees it closed at a time of its own:
+        // open connections until three are served (one told busy meanwhile is closed and tried again).
+        var held: [RawConnection] = []
+        let deadline = Date().addingTimeInterval(20)
+        while held.count < 3, Date() < deadline {
+            let connection = try RawConnection(path: daemon.socketPath)
             try connection.sendFrame(#"{"v":1,"id":1,"method":"hello"}"#)
-            _ = try connection.readFrame()
+            let reply = try #require(try connection.readFrame())
+            if reply["result"] != nil { held.append(connection) } else { usleep(10_000) }
         }
+        #expect(held.count == 3)
         let extra = try RawConnection(path: daemon.socketPath)
         let reply = try #require(try extra.readFrame())
         #expect((reply["error"] as? [String: Any])?["code"] as? String == "busy")
@@ -117,9 +123,12 @@ struct LifecycleTests {
         defer { daemon.stop() }
         let before = try daemon.ctl(["whoami"])
         #expect(!before.stdoutText.contains("newcomer"))
-        // A running execution started under the old configuration.
-        let running = try daemon.startCtl(["exec", "-q", "--", "sh", "-c", "sleep 2; echo survived"])
-        usleep(300_000)
+        // A running execution started under the old configuration; it ends only when the test releases it.
+        let gate = daemon.directory + "/release"
+        let running = try daemon.startCtl([
+            "exec", "--", "sh", "-c", #"while [ ! -e "$1" ]; do sleep 0.05; done; echo survived"#, "sh", gate,
+        ])
+        _ = try running.executionID()
 
         let extra = """
               newcomer:
@@ -136,9 +145,11 @@ struct LifecycleTests {
             usleep(50_000)
         }
         #expect(after.contains("newcomer"))
-        let reloaded = try Harness.journal(["RUNVOY_EVENT=config_reloaded"])
-        #expect(!reloaded.isEmpty)
+        let reloaded = try Harness.journal(["_PID=\(daemon.process.pid)", "RUNVOY_EVENT=config_reloaded"])
+        #expect(reloaded.first?["RUNVOY_CONFIG_PATH"] == daemon.configPath)
 
+        #expect(running.process.isRunning)
+        FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(running.process.wait(seconds: 30) == 0)
         #expect(running.stdout == "survived\n")
     }
@@ -149,7 +160,9 @@ struct LifecycleTests {
         try "executors:\n  broken:\n    run_as: {user: no-such-user-xyz}\n    commandz: any\n"
             .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
         daemon.process.signal(SIGHUP)
-        let rejected = try Harness.journal(["RUNVOY_EVENT=config_rejected", "RUNVOY_CONFIG_PATH=\(daemon.configPath)"])
+        let rejected = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EVENT=config_rejected", "RUNVOY_CONFIG_PATH=\(daemon.configPath)",
+        ])
         let errors = rejected.last?["RUNVOY_ERRORS"] ?? ""
         #expect(errors.contains("no-such-user-xyz"))
         #expect(errors.contains("commandz"))
@@ -159,9 +172,21 @@ struct LifecycleTests {
     }
 
     @Test func sigtermLetsRunningExecutionsFinishThenExitsZero() throws {
-        let daemon = try DaemonFixture()
-        let running = try daemon.startCtl(["exec", "-q", "--", "sh", "-c", "sleep 1; echo finished"])
-        usleep(300_000)
+        let dir = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let notify = try NotifySocket(path: dir + "/notify")
+        let daemon = try DaemonFixture(environment: ["NOTIFY_SOCKET": dir + "/notify"])
+        // The execution ends only when the test releases it, after the daemon has begun to stop.
+        let gate = daemon.directory + "/release"
+        let running = try daemon.startCtl([
+            "exec", "--", "sh", "-c", #"while [ ! -e "$1" ]; do sleep 0.05; done; echo finished"#, "sh", gate,
+        ])
+        _ = try running.executionID()
+        daemon.process.signal(SIGTERM)
+        _ = try notify.waitFor("STOPPING=1")
+        // Stopping, the daemon waits for the execution (the grace period is 10 s, and it is still running).
+        #expect(daemon.process.isRunning && running.process.isRunning)
+        FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(daemon.stop() == 0)
         #expect(running.process.wait(seconds: 30) == 0)
         #expect(running.stdout == "finished\n")
@@ -175,10 +200,11 @@ struct LifecycleTests {
         })
         let out = try daemon.ctl(["exec", "--detach", "--", "sleep", "60"])
         let id = out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let start = Date()
-        #expect(daemon.stop() == 0)
-        #expect(Date().timeIntervalSince(start) < 15)
-        let finished = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"])
+        // The daemon ends the execution itself once the grace period is over (sleep 60 would outlast it).
+        #expect(daemon.stop(seconds: 60) == 0)
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished",
+        ])
         #expect(finished.first?["RUNVOY_SIGNAL"] == String(SIGTERM))
     }
 

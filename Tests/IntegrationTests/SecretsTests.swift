@@ -118,45 +118,97 @@ final class SecretsTests {
         #expect(read.status == 125 && read.stderrText.contains("permission_denied"))
         seen += [missing.stderrText, short.stderrText, foreign.stderrText, read.stdoutText, read.stderrText]
 
-        // 6. The journal, every field of every record.
+        // 6. The journal, every field of every record (of every process: the value must be nowhere in it).
         let journal = try Harness.run(["/usr/bin/journalctl", "--no-pager", "-o", "export"])
+        #expect(journal.status == 0, "\(journal.stderrText)")
+        #expect(journal.stdout.range(of: Data("RUNVOY_EXECUTION_ID=\(id)".utf8)) != nil)
         #expect(!leaks(journal.stdout))
-        let started = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_started"])
+        let pid = "_PID=\(daemon.process.pid)"
+        let started = try Harness.journal([pid, "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_started"])
         #expect(started.first?["RUNVOY_SECRETS"] == "api-token")
-        let setRecord = try Harness.journal(["RUNVOY_EVENT=secret_changed", "RUNVOY_SECRET_NAME=api-token"])
+        let setRecord = try Harness.journal([pid, "RUNVOY_EVENT=secret_changed", "RUNVOY_SECRET_NAME=api-token"])
         #expect(setRecord.contains { $0["RUNVOY_ACTION"] == "set" && $0["RUNVOY_CALLER_USER"] == "root" })
 
-        // 7. The command line of the child, 8. the caller's own environment, and the child's environment as the
-        // caller (another user) would read it.
+        // 7. The command line of the child, and the child's environment as the caller (another user) would read it.
         let sleeper = try daemon.ctl(["exec", "-e", "vault", "--detach", "--", "sleep", "20"], asUser: caller)
         let sleeperID = sleeper.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let pid = try #require(
+        let childPID = try #require(
             try JSONDecoder().decode(
                 ExecutionInfo.self, from: try daemon.ctl(["status", "--json", sleeperID]).stdout
             ).pid)
-        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(childPID)/cmdline"))
         #expect(!cmdline.isEmpty && !leaks(cmdline))
-        let asCaller = try Harness.run(["/usr/sbin/runuser", "-u", caller, "--", "cat", "/proc/\(pid)/environ"])
+        let asCaller = try Harness.run(["/usr/sbin/runuser", "-u", caller, "--", "cat", "/proc/\(childPID)/environ"])
         #expect(asCaller.status != 0 && !leaks(asCaller.stdout))
-        let ctl = try daemon.startCtl(["exec", "-e", "vault", "--", "sleep", "2"])
-        _ = try ctl.executionID()
-        let ctlEnvironment = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(ctl.process.pid)/environ"))
-        #expect(!leaks(ctlEnvironment))
-        _ = ctl.process.wait(seconds: 30)
+
+        // 8. The caller's own process: runvoyctl, running as the caller, has received the command's output (the
+        // value in plain and in base64, redacted) and waits for the command to end. Its environment, read as the
+        // caller reads it, and every writable page of its memory (heap, stacks, environment) hold no form of the
+        // value. The probe word in its argv shows the memory read is of the right process.
+        let gate = daemon.directory + "/release-caller-ctl"
+        let probe = "probe-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let base = daemon.directory + "/caller-ctl"
+        let callerCtl = try ChildProcess(
+            [
+                "/usr/bin/setpriv", "--reuid", caller, "--regid", caller, "--init-groups", Harness.runvoyctl, "exec",
+                "--socket", daemon.socketPath, "-e", "vault", "--", "sh", "-c",
+                #"echo "env: $API_TOKEN"; printf %s "$API_TOKEN" | base64; while [ ! -e "$1" ]; do sleep 0.05; done"#,
+                probe, gate,
+            ], stdoutPath: base + ".out", stderrPath: base + ".err")
+        let received = Harness.waitUntil {
+            ((try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "").split(separator: "\n").count >= 2
+        }
+        let callerOutput = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        #expect(received && callerOutput.hasPrefix("env: [secret:api-token]\n"), "\(callerOutput)")
+        #expect(callerCtl.isRunning)
+        let callerEnvironment = try Harness.run([
+            "/usr/sbin/runuser", "-u", caller, "--", "cat", "/proc/\(callerCtl.pid)/environ",
+        ])
+        #expect(callerEnvironment.status == 0 && !callerEnvironment.stdout.isEmpty, "\(callerEnvironment.stderrText)")
+        #expect(!leaks(callerEnvironment.stdout))
+        let memory = try Self.writableMemory(of: callerCtl.pid)
+        #expect(memory.contains { $0.range(of: Data(probe.utf8)) != nil }, "the probe is not in the memory read")
+        #expect(!memory.contains { leaks($0) })
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        #expect(callerCtl.wait(seconds: 60) == 0)
+        seen.append(callerOutput)
         #expect(try daemon.ctl(["kill", sleeperID]).status == 0)
 
-        // The daemon's own logs, at trace level, and its database files.
-        usleep(300_000)
+        // The daemon's own logs, at trace level, and its database files, once the executions have ended and their
+        // secret files are gone.
+        #expect(try waitUntil { try self.status(sleeperID).status.isFinal })
+        #expect(
+            try waitUntil { (try? FileManager.default.contentsOfDirectory(atPath: self.secretsRun))?.isEmpty == true })
         seen.append(daemon.log)
         for file in ["history.sqlite", "history.sqlite-wal"] {
             let bytes = (try? Data(contentsOf: URL(fileURLWithPath: daemon.directory + "/state/" + file))) ?? Data()
             #expect(!leaks(bytes), "\(file)")
         }
         for text in seen { #expect(!leaks(text), "\(text.prefix(300))") }
+    }
 
-        // The files are gone once the executions ended.
-        #expect(
-            try waitUntil { (try? FileManager.default.contentsOfDirectory(atPath: self.secretsRun))?.isEmpty == true })
+    func status(_ id: String) throws -> ExecutionInfo {
+        try JSONDecoder().decode(ExecutionInfo.self, from: try daemon.ctl(["status", "--json", id]).stdout)
+    }
+
+    /// Every readable and writable mapping of process `pid` (heap, stacks, its environment and data), read
+    /// through /proc/PID/mem: wherever a value the process had received, or put in its environment, would be.
+    static func writableMemory(of pid: pid_t) throws -> [Data] {
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        let fd = open("/proc/\(pid)/mem", O_RDONLY)
+        guard fd >= 0 else { throw HarnessError("open /proc/\(pid)/mem: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var regions: [Data] = []
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, fields[1].hasPrefix("rw") else { continue }
+            let bounds = fields[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+            guard bounds.count == 2, bounds[1] > bounds[0] else { continue }
+            var buffer = [UInt8](repeating: 0, count: Int(bounds[1] - bounds[0]))
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(bounds[0])) }
+            if count > 0 { regions.append(Data(buffer.prefix(count))) }
+        }
+        return regions
     }
 
     var secretsRun: String { daemon.directory + "/secrets-run" }
@@ -224,18 +276,31 @@ final class SecretsTests {
     }
 
     @Test func onATerminalTheValueIsReadWithoutEcho() throws {
-        let valuePath = daemon.directory + "/tty-value"
-        try "typed-on-a-terminal-42\n".write(toFile: valuePath, atomically: true, encoding: .utf8)
-        // script(1) gives runvoyctl a pseudo-terminal; the value arrives after the prompt, as typed.
-        let command =
-            "\(Harness.runvoyctl) secrets set --socket \(daemon.socketPath) tty-secret"
-        let out = try Harness.run([
-            "/bin/sh", "-c", "(sleep 0.5; cat \(valuePath)) | script -qec '\(command)' /dev/null",
-        ])
-        #expect(out.status == 0, "\(out.stdoutText)")
-        #expect(out.stdoutText.contains("value for secret tty-secret (not echoed): "))
-        #expect(out.stdoutText.contains("secret tty-secret set (version 1)"))
-        #expect(!out.stdoutText.contains("typed-on-a-terminal-42"))
+        // script(1) gives runvoyctl a pseudo-terminal; its input comes from a FIFO the test writes the value into
+        // once the prompt is there (runvoyctl turns echo off before printing it), as a person would type it.
+        let fifo = daemon.directory + "/tty-input"
+        let outPath = daemon.directory + "/tty-output"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let command = "\(Harness.runvoyctl) secrets set --socket \(daemon.socketPath) tty-secret"
+        let session = try ChildProcess(
+            ["/bin/sh", "-c", "exec script -qec '\(command)' /dev/null <\(fifo)"], stdoutPath: outPath)
+        // Opening the FIFO for writing succeeds once the shell has opened it for reading.
+        var input: Int32 = -1
+        #expect(
+            Harness.waitUntil {
+                input = open(fifo, O_WRONLY | O_NONBLOCK)
+                return input >= 0
+            })
+        var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+        #expect(Harness.waitUntil { output.contains("value for secret tty-secret (not echoed): ") }, "\(output)")
+        var typed = Array("typed-on-a-terminal-42\n".utf8)
+        #expect(write(input, &typed, typed.count) == typed.count)
+        close(input)
+        #expect(session.wait(seconds: 60) == 0, "\(output)")
+        let out = output
+        #expect(out.contains("value for secret tty-secret (not echoed): "))
+        #expect(out.contains("secret tty-secret set (version 1)"))
+        #expect(!out.contains("typed-on-a-terminal-42"))
         let stored = try JSONDecoder().decode(
             SecretListResult.self, from: try daemon.ctl(["secrets", "list", "--json"]).stdout)
         #expect(stored.secrets.contains { $0.name == "tty-secret" && $0.owner == "root" })
@@ -272,7 +337,9 @@ final class SecretsTests {
 
         let read = try daemon.ctl(["secrets", "get", "nobodys"])
         #expect(read.status == 0 && read.stdoutText == "admin-rotated-3")
-        let audited = try Harness.journal(["RUNVOY_EVENT=secret_read", "RUNVOY_SECRET_NAME=nobodys"])
+        let audited = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EVENT=secret_read", "RUNVOY_SECRET_NAME=nobodys",
+        ])
         #expect(audited.first?["RUNVOY_DECISION"] == "allow" && audited.first?["RUNVOY_CALLER_USER"] == "root")
         #expect(try daemon.ctl(["secrets", "rm", "nobodys"]).status == 0)
         #expect(try daemon.ctl(["secrets", "rm", "nobodys"]).stderrText.contains("secret_missing"))

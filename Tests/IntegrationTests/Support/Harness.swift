@@ -95,7 +95,8 @@ enum Harness {
     }
 
     /// Journal entries matching `matches` (FIELD=value), polled until `until` holds or a few seconds pass,
-    /// since journal writes are asynchronous.
+    /// since journal writes are asynchronous. The journal is shared by every suite: tie the query to one daemon
+    /// with `_PID=\(daemon.process.pid)` (or to something only this test made, such as an execution id).
     static func journal(
         _ matches: [String], until: ([[String: String]]) -> Bool = { !$0.isEmpty }, seconds: Double = 5
     ) throws -> [[String: String]] {
@@ -103,6 +104,10 @@ enum Harness {
         var entries: [[String: String]] = []
         repeat {
             let out = try run(["/usr/bin/journalctl", "--no-pager", "--all", "-o", "json"] + matches)
+            // A journalctl that failed (a bad match, no journal) would otherwise read as "no entries yet".
+            guard out.status == 0 else {
+                throw HarnessError("journalctl \(matches) exited \(out.status): \(out.stderrText)")
+            }
             entries = out.stdoutText.split(separator: "\n").compactMap { line in
                 guard let data = line.data(using: .utf8),
                     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
@@ -117,6 +122,19 @@ enum Harness {
             usleep(100_000)
         } while Date() < deadline
         return entries
+    }
+}
+
+extension Harness {
+    /// Polls `condition` until it holds or `seconds` pass; returns whether it held. For waiting on an event
+    /// (a file, a process state, a journal entry) instead of sleeping for a fixed time.
+    static func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(10_000)
+        }
+        return try condition()
     }
 }
 
