@@ -22,6 +22,9 @@ public struct RedactionSet: Sendable {
         var urlAlphabet: Bool? = nil
         var before: EdgeBits?
         var after: EdgeBits?
+        /// Which kind of form this is (0 the value, 1-3 base64 at each alignment, 4 URL-encoded): the forms of one
+        /// kind have one length, and share a rolling hash.
+        var kind = 0
     }
 
     let patterns: [Pattern]
@@ -35,12 +38,12 @@ public struct RedactionSet: Sendable {
     public init(secrets: [(name: String, value: [UInt8])]) {
         // Every form is kept, duplicates too: how many there are, and so the work per byte, depends only on the
         // values' lengths.
-        var patterns: [(order: Int, pattern: Pattern)] = []
-        for (name, value) in secrets where !value.isEmpty {
+        var patterns: [(order: Int, secret: Int, pattern: Pattern)] = []
+        for (secret, (name, value)) in secrets.enumerated() where !value.isEmpty {
             let replacement = Array("[secret:\(name)]".utf8)
             for var pattern in Self.patterns(of: value) where pattern.bytes.count >= min(6, value.count) {
                 pattern.replacement = replacement
-                patterns.append((patterns.count, pattern))
+                patterns.append((patterns.count, secret, pattern))
             }
         }
         // Longest first, so at one position the longest form wins (the first given among equals).
@@ -50,27 +53,56 @@ public struct RedactionSet: Sendable {
         // Rounded up to a multiple of 32 bytes, so that how much is held tells only a range of the length.
         let longestValue = secrets.map(\.value.count).max() ?? 0
         self.holdLength = longestValue == 0 ? 0 : 3 * ((longestValue + 31) / 32 * 32) + 1
-        let window = self.patterns.map(\.bytes.count).min() ?? 0
         var generator = SystemRandomNumberGenerator()
         let base = generator.next() | 1
-        self.window = window
         self.base = base
-        self.basePower = window == 0 ? 0 : (1..<window).reduce(UInt64(1)) { power, _ in power &* base }
-        self.prefixHashes = self.patterns.map { Self.hash($0.bytes[0..<window], base: base) }
+        // One rolling hash per kind of form per secret, over that form's whole length.
+        var groups: [(key: [Int], length: Int, members: [Int])] = []
+        for entry in patterns {
+            let key = [entry.secret, entry.pattern.kind]
+            if let at = groups.firstIndex(where: { $0.key == key }) {
+                groups[at].members.append(entry.order)
+            } else {
+                groups.append((key, entry.pattern.bytes.count, [entry.order]))
+            }
+        }
+        // Members by their index in `self.patterns` (sorted longest first).
+        let sortedOrders = patterns.sorted {
+            ($0.pattern.bytes.count, -$0.order) > ($1.pattern.bytes.count, -$1.order)
+        }.map(\.order)
+        var position = [Int](repeating: 0, count: patterns.count)
+        for (offset, order) in sortedOrders.enumerated() { position[order] = offset }
+        self.groupLengths = groups.map(\.length)
+        self.groupTopPowers = groups.map { group in
+            (1..<max(1, group.length)).reduce(UInt64(1)) { power, _ in power &* base }
+        }
+        let members = groups.map { $0.members.map { position[$0] } }
+        self.groupMembers = members
+        var patternGroup = [Int](repeating: 0, count: patterns.count)
+        for (group, list) in members.enumerated() { for member in list { patternGroup[member] = group } }
+        self.patternGroup = patternGroup
+        self.patternHashes = self.patterns.map { Self.hash($0.bytes, base: base) }
+        self.shortest = self.patterns.map(\.bytes.count).min() ?? 0
     }
 
-    /// Matching is a rolling hash (Rabin–Karp) of the last `window` bytes, `window` being the shortest form's
-    /// length, compared with the hash of every form's first `window` bytes: the same work for every byte of
-    /// output whatever the secrets are, so the daemon's CPU time tells nothing about them. (glibc's `memmem`,
-    /// used before, takes longer or shorter depending on which byte pairs occur in what it looks for: a caller
-    /// who can feed an echoing command could time it.) `base` is drawn at random for every set, so nobody can
-    /// make output collide with a form's hash on purpose; a hash hit is confirmed byte by byte.
-    let window: Int
+    /// Matching is a rolling hash (Rabin–Karp) over each kind of form's whole length, compared with the hash of
+    /// every form: the same work for every byte of output whatever the secrets are (the number of kinds and forms
+    /// depends only on the values' lengths), and a form's bytes are compared only where its whole hash matched —
+    /// where the form is, barring a 64-bit collision. (glibc's `memmem`, used before, takes longer or shorter
+    /// depending on which byte pairs occur in what it looks for; a hash of only the forms' first bytes would make
+    /// output holding the start of a form cost more: either could be timed by a caller feeding an echoing
+    /// command.) `base` is drawn at random for every set, so nobody can make output collide on purpose.
     let base: UInt64
-    /// `base` to the power `window - 1`, to take the oldest byte out of the rolling hash.
-    let basePower: UInt64
-    /// The hash of each pattern's first `window` bytes, in pattern order.
-    let prefixHashes: [UInt64]
+    /// Per group (one kind of form of one secret): its forms' length, `base` to the power length - 1 (to take the
+    /// oldest byte out), and its forms' indices in `patterns`.
+    let groupLengths: [Int]
+    let groupTopPowers: [UInt64]
+    let groupMembers: [[Int]]
+    /// Per pattern: its group, and the hash of its bytes.
+    let patternGroup: [Int]
+    let patternHashes: [UInt64]
+    /// The shortest pattern's length.
+    let shortest: Int
 
     static func hash<Bytes: Collection>(_ bytes: Bytes, base: UInt64) -> UInt64 where Bytes.Element == UInt8 {
         bytes.reduce(UInt64(0)) { $0 &* base &+ UInt64($1) }
@@ -105,12 +137,13 @@ public struct RedactionSet: Sendable {
             patterns.append(
                 Pattern(
                     bytes: middle, replacement: [], urlAlphabet: tellsAlphabet ? false : nil,
-                    before: before.map(Self.masked), after: after))
+                    before: before.map(Self.masked), after: after, kind: 1 + alignment))
             patterns.append(
                 Pattern(
                     bytes: middle.map {
                         $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
-                    }, replacement: [], urlAlphabet: true, before: before.map(Self.masked), after: after))
+                    }, replacement: [], urlAlphabet: true, before: before.map(Self.masked), after: after,
+                    kind: 1 + alignment))
         }
         for hex in ["0123456789ABCDEF", "0123456789abcdef"] {
             let digits = Array(hex.utf8)
@@ -124,7 +157,7 @@ public struct RedactionSet: Sendable {
                     encoded += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]]
                 }
             }
-            patterns.append(Pattern(bytes: encoded, replacement: []))
+            patterns.append(Pattern(bytes: encoded, replacement: [], kind: 4))
         }
         return patterns
     }
@@ -155,53 +188,70 @@ public struct RedactionSet: Sendable {
     /// A match may begin one character early (a base64 edge character) or end one character late, so a match
     /// starting exactly at `limit` is taken now: its edge character before `limit` is released with it.
     func process(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int) {
+        let result = processCounting(buffer, limit: limit)
+        return (result.output, result.resume)
+    }
+
+    /// `process`, also saying how many times forms' bytes were compared with the output: only where a whole
+    /// form's hash matched (tests check that output holding only the start of a form costs no comparison).
+    func processCounting(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int, comparisons: Int) {
         var output: [UInt8] = []
         output.reserveCapacity(buffer.count)
         var position = 0
+        var comparisons = 0
+        let groups = groupLengths.count
+        var rolling = [UInt64](repeating: 0, count: groups)
         buffer.withUnsafeBytes { raw in
-            prefixHashes.withUnsafeBufferPointer { prefixes in
-                let count = raw.count
-                var scan = 0
-                var hash: UInt64 = 0
-                var hashed = -1
-                while window > 0 && scan <= limit && scan + window <= count {
-                    if hashed != scan {
-                        hash = Self.hash(raw[scan..<(scan + window)], base: base)
-                        hashed = scan
+            let count = raw.count
+            var scan = 0
+            var fresh = false
+            while shortest > 0 && scan <= limit && scan + shortest <= count {
+                if !fresh {
+                    for group in 0..<groups where scan + groupLengths[group] <= count {
+                        rolling[group] = Self.hash(raw[scan..<(scan + groupLengths[group])], base: base)
                     }
-                    // Every prefix is compared, without stopping at the first hit: constant work per byte.
-                    var hits: UInt64 = 0
-                    for prefix in prefixes { hits |= prefix == hash ? 1 : 0 }
-                    if hits != 0, let (start, end, index) = confirm(raw, at: scan, hash: hash, after: position) {
+                    fresh = true
+                }
+                // Every group's hash is compared with every one of its forms, without stopping at a hit.
+                var hits: UInt64 = 0
+                for group in 0..<groups where scan + groupLengths[group] <= count {
+                    let hash = rolling[group]
+                    for member in groupMembers[group] { hits |= patternHashes[member] == hash ? 1 : 0 }
+                }
+                if hits != 0 {
+                    comparisons += 1
+                    if let (start, end, index) = confirm(raw, at: scan, rolling: rolling, after: position) {
                         output += raw[position..<start]
                         output += patterns[index].replacement
                         position = end
                         scan = end
+                        fresh = false
                         continue
                     }
-                    if scan + window < count {
-                        hash = (hash &- UInt64(raw[scan]) &* basePower) &* base &+ UInt64(raw[scan + window])
-                        hashed = scan + 1
-                    }
-                    scan += 1
                 }
+                for group in 0..<groups where scan + groupLengths[group] < count {
+                    let outgoing = UInt64(raw[scan]) &* groupTopPowers[group]
+                    rolling[group] = (rolling[group] &- outgoing) &* base &+ UInt64(raw[scan + groupLengths[group]])
+                }
+                scan += 1
             }
             if position < limit {
                 output += raw[position..<limit]
                 position = limit
             }
         }
-        return (output, position)
+        return (output, position, comparisons)
     }
 
-    /// The longest pattern whose first `window` bytes hash to `hash` and that is whole at `start`, with its span
-    /// grown by the base64 edge characters that belong to it (not before `floor`, what is already released).
+    /// The longest pattern whose whole hash matches its group's rolling hash and whose bytes are at `start`, with
+    /// its span grown by the base64 edge characters that belong to it (not before `floor`, what is already
+    /// released).
     private func confirm(
-        _ raw: UnsafeRawBufferPointer, at start: Int, hash: UInt64, after floor: Int
+        _ raw: UnsafeRawBufferPointer, at start: Int, rolling: [UInt64], after floor: Int
     )
         -> (start: Int, end: Int, pattern: Int)?
     {
-        for index in patterns.indices where prefixHashes[index] == hash {
+        for index in patterns.indices where patternHashes[index] == rolling[patternGroup[index]] {
             let pattern = patterns[index]
             guard start + pattern.bytes.count <= raw.count,
                 pattern.bytes.withUnsafeBytes({ memcmp(raw.baseAddress! + start, $0.baseAddress!, $0.count) }) == 0
