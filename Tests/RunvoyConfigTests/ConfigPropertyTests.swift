@@ -243,9 +243,9 @@ struct ConfigPropertyTests {
         }
     }
 
-    /// The documented hierarchy (docs/CONFIGURATION.md "roles"): admin holds every permission, operator everything
-    /// developer holds, operator everything viewer holds; a caller's permissions are the union over its roles, so
-    /// adding a role never takes a permission away.
+    /// What the table in docs/CONFIGURATION.md "roles" says: a caller's permissions are the union over its roles,
+    /// so adding a role never takes a permission away; admin holds every permission, and operator everything
+    /// developer or viewer holds.
     @Test func permissionsAreTheUnionOverRolesAndFollowTheHierarchy() async {
         let roles = Gen<Role?>.element(of: Role.allCases).map { $0! }.array(of: 0...4).map(Set.init)
         await propertyCheck(count: 300, input: roles, roles) { a, b in

@@ -144,7 +144,8 @@ struct KitPropertyTests {
     }
 
     /// Request ids: any 64-bit integer and any string survive `jsonLiteral` and the Codable round trip with their
-    /// JSON type; a whole number outside 64 bits is refused rather than wrapped or rounded.
+    /// JSON type; a whole number outside 64 bits, a fraction, `true` and `null` are refused rather than wrapped,
+    /// rounded or converted.
     @Test func requestIDsRoundTripAndNumbersOutside64BitsAreRefused() async {
         struct Holder: Codable { var id: RequestID }
         await propertyCheck(count: 400, input: Gen<Int64>.value(), Self.text, Gen<UInt64>.value(in: 1...UInt64.max)) {
@@ -158,11 +159,28 @@ struct KitPropertyTests {
             // Int64.max + beyond and Int64.min - beyond, written exactly as decimal text.
             let above = "9223372036854775807".addingDecimal(beyond)
             let below = "-" + "9223372036854775808".addingDecimal(beyond)
-            for literal in [above, below] {
+            // A fraction, a boolean and null are refused too (docs/PROTOCOL.md "Requests").
+            for literal in [above, below, "\(number).5", "true", "null"] {
                 let decoded = try? JSONDecoder().decode(Holder.self, from: Data("{\"id\":\(literal)}".utf8))
                 #expect(decoded == nil, "\(literal) decoded as \(String(describing: decoded?.id))")
             }
         }
+    }
+
+    /// Regression (found by `requestIDsRoundTripAndNumbersOutside64BitsAreRefused`): JSONDecoder reads a fraction
+    /// too fine for a Double as the whole number it rounds to, so `4503599627370495.5` was taken as the id
+    /// 4503599627370496 and echoed as a different id; docs/PROTOCOL.md says a fraction is `bad_request`.
+    @Test(arguments: ["4503599627370495.5", "9007199254740993.25", "-4503599627370497.5", "1.5", "0.000001"])
+    func fractionalRequestIDsAreRefused(text: String) {
+        struct Holder: Codable { var id: RequestID }
+        #expect((try? JSONDecoder().decode(Holder.self, from: Data("{\"id\":\(text)}".utf8))) == nil)
+    }
+
+    @Test(arguments: ["9223372036854775807", "-9223372036854775808", "4503599627370496", "0", "-1", "1e3"])
+    func wholeRequestIDsAreRead(text: String) {
+        struct Holder: Codable { var id: RequestID }
+        let id = try? JSONDecoder().decode(Holder.self, from: Data("{\"id\":\(text)}".utf8)).id
+        #expect(id == .number(Int64(Decimal(string: text)!.description)!))
     }
 
     // MARK: - The client's JSON reader
