@@ -100,7 +100,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RunvoyConfigTests",
-            dependencies: ["RunvoyConfig"]
+            dependencies: [
+                "RunvoyConfig",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(
             name: "runvoydTests",

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// The `id` of a request: a JSON string or integer, echoed verbatim in every reply and event.
 public enum RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
     case string(String)
@@ -6,6 +12,14 @@ public enum RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let number = try? container.decode(Int64.self) {
+            // JSONDecoder reads a number with a fraction that a Double cannot hold (4503599627370495.5) as the
+            // whole number it rounds to; the exact value of the text tells the two apart.
+            if let exact = try? container.decode(Decimal.self), exact != Decimal(number) {
+                throw DecodingError.typeMismatch(
+                    RequestID.self,
+                    .init(codingPath: decoder.codingPath, debugDescription: "a string or a whole number within 64 bits")
+                )
+            }
             self = .number(number)
         } else if let string = try? container.decode(String.self) {
             self = .string(string)

@@ -130,9 +130,41 @@ public enum JSONValue: Equatable, Sendable {
             {
                 index += 1
             }
-            guard index > start else { return nil }
+            guard index > start, Self.isJSONNumber(UnsafeBufferPointer(rebasing: bytes[start..<index])) else {
+                return nil
+            }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            return Double(text).map(JSONValue.number)
+            // A number too large for a Double is refused, not read as infinity (which JSON cannot hold).
+            guard let value = Double(text), value.isFinite else { return nil }
+            return .number(value)
+        }
+
+        /// RFC 8259's number grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. `Double(_:)` alone
+        /// would also take `1.`, `.5`, `+1` and `01`, which are not JSON.
+        static func isJSONNumber(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+            var i = 0
+            func digits() -> Int {
+                let from = i
+                while i < text.count, text[i] >= 0x30 && text[i] <= 0x39 { i += 1 }
+                return i - from
+            }
+            if i < text.count, text[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < text.count else { return false }
+            if text[i] == UInt8(ascii: "0") {
+                i += 1
+            } else if digits() == 0 {
+                return false
+            }
+            if i < text.count, text[i] == UInt8(ascii: ".") {
+                i += 1
+                guard digits() > 0 else { return false }
+            }
+            if i < text.count, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < text.count, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i += 1 }
+                guard digits() > 0 else { return false }
+            }
+            return i == text.count
         }
 
         mutating func hex4() -> UInt32? {
