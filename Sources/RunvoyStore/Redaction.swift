@@ -81,7 +81,10 @@ public struct RedactionSet: Sendable {
         var patternGroup = [Int](repeating: 0, count: patterns.count)
         for (group, list) in members.enumerated() { for member in list { patternGroup[member] = group } }
         self.patternGroup = patternGroup
-        self.patternHashes = self.patterns.map { Self.hash($0.bytes, base: base) }
+        let patternHashes = self.patterns.map { Self.hash($0.bytes, base: base) }
+        self.patternHashes = patternHashes
+        self.memberHashes = members.flatMap { $0.map { patternHashes[$0] } }
+        self.memberEnds = members.reduce(into: [Int]()) { ends, list in ends.append((ends.last ?? 0) + list.count) }
         self.shortest = self.patterns.map(\.bytes.count).min() ?? 0
     }
 
@@ -101,6 +104,9 @@ public struct RedactionSet: Sendable {
     /// Per pattern: its group, and the hash of its bytes.
     let patternGroup: [Int]
     let patternHashes: [UInt64]
+    /// Every group's forms' hashes, group after group, and where each group's end in that list.
+    let memberHashes: [UInt64]
+    let memberEnds: [Int]
     /// The shortest pattern's length.
     let shortest: Int
 
@@ -202,38 +208,60 @@ public struct RedactionSet: Sendable {
         let groups = groupLengths.count
         var rolling = [UInt64](repeating: 0, count: groups)
         buffer.withUnsafeBytes { raw in
-            let count = raw.count
-            var scan = 0
-            var fresh = false
-            while shortest > 0 && scan <= limit && scan + shortest <= count {
-                if !fresh {
-                    for group in 0..<groups where scan + groupLengths[group] <= count {
-                        rolling[group] = Self.hash(raw[scan..<(scan + groupLengths[group])], base: base)
+            groupLengths.withUnsafeBufferPointer { lengths in
+                groupTopPowers.withUnsafeBufferPointer { tops in
+                    memberHashes.withUnsafeBufferPointer { hashes in
+                        memberEnds.withUnsafeBufferPointer { ends in
+                            rolling.withUnsafeMutableBufferPointer { rolling in
+                                let bytes = raw.bindMemory(to: UInt8.self)
+                                let count = bytes.count
+                                var scan = 0
+                                var fresh = false
+                                while shortest > 0 && scan <= limit && scan + shortest <= count {
+                                    if !fresh {
+                                        for group in 0..<groups where scan + lengths[group] <= count {
+                                            var hash: UInt64 = 0
+                                            for index in scan..<(scan + lengths[group]) {
+                                                hash = hash &* base &+ UInt64(bytes[index])
+                                            }
+                                            rolling[group] = hash
+                                        }
+                                        fresh = true
+                                    }
+                                    // Every group's hash against every one of its forms, without stopping at a hit.
+                                    var hits: UInt64 = 0
+                                    var member = 0
+                                    for group in 0..<groups {
+                                        let hash = scan + lengths[group] <= count ? rolling[group] : ~hashes[member]
+                                        while member < ends[group] {
+                                            hits |= hashes[member] == hash ? 1 : 0
+                                            member += 1
+                                        }
+                                    }
+                                    if hits != 0 {
+                                        comparisons += 1
+                                        if let (start, end, index) = confirm(
+                                            raw, at: scan, rolling: Array(rolling), after: position)
+                                        {
+                                            output += raw[position..<start]
+                                            output += patterns[index].replacement
+                                            position = end
+                                            scan = end
+                                            fresh = false
+                                            continue
+                                        }
+                                    }
+                                    for group in 0..<groups where scan + lengths[group] < count {
+                                        let outgoing = UInt64(bytes[scan]) &* tops[group]
+                                        rolling[group] =
+                                            (rolling[group] &- outgoing) &* base &+ UInt64(bytes[scan + lengths[group]])
+                                    }
+                                    scan += 1
+                                }
+                            }
+                        }
                     }
-                    fresh = true
                 }
-                // Every group's hash is compared with every one of its forms, without stopping at a hit.
-                var hits: UInt64 = 0
-                for group in 0..<groups where scan + groupLengths[group] <= count {
-                    let hash = rolling[group]
-                    for member in groupMembers[group] { hits |= patternHashes[member] == hash ? 1 : 0 }
-                }
-                if hits != 0 {
-                    comparisons += 1
-                    if let (start, end, index) = confirm(raw, at: scan, rolling: rolling, after: position) {
-                        output += raw[position..<start]
-                        output += patterns[index].replacement
-                        position = end
-                        scan = end
-                        fresh = false
-                        continue
-                    }
-                }
-                for group in 0..<groups where scan + groupLengths[group] < count {
-                    let outgoing = UInt64(raw[scan]) &* groupTopPowers[group]
-                    rolling[group] = (rolling[group] &- outgoing) &* base &+ UInt64(raw[scan + groupLengths[group]])
-                }
-                scan += 1
             }
             if position < limit {
                 output += raw[position..<limit]
