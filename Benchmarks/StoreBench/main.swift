@@ -23,7 +23,12 @@ if arguments.first == "redact" {
     while text.count < 64 << 10 { text += line }
     text = Array(text.prefix(64 << 10))
     for secrets in [1, 5] {
-        let values = (0..<secrets).map { index in (0..<32).map { UInt8(65 + ($0 * 7 + index * 13) % 26) } }
+        var values: [[UInt8]] = []
+        for index in 0..<secrets {
+            var value: [UInt8] = []
+            for offset in 0..<32 { value.append(UInt8(65 + (offset * 7 + index * 13) % 26)) }
+            values.append(value)
+        }
         let set = RedactionSet(secrets: values.enumerated().map { (name: "s\($0.offset)", value: $0.element) })
         var best = Int64.max
         for _ in 0..<5 {
