@@ -78,13 +78,12 @@ public struct RedactionSet: Sendable {
         }
         let members = groups.map { $0.members.map { position[$0] } }
         self.groupMembers = members
-        var patternGroup = [Int](repeating: 0, count: patterns.count)
-        for (group, list) in members.enumerated() { for member in list { patternGroup[member] = group } }
-        self.patternGroup = patternGroup
         let patternHashes = self.patterns.map { Self.hash($0.bytes, base: base) }
         self.patternHashes = patternHashes
-        self.memberHashes = members.flatMap { $0.map { patternHashes[$0] } }
-        self.memberEnds = members.reduce(into: [Int]()) { ends, list in ends.append((ends.last ?? 0) + list.count) }
+        // A group holds one form or two (the two alphabets of base64, the two cases of URL-encoding).
+        self.groupFirstHashes = members.map { patternHashes[$0[0]] }
+        self.groupSecondHashes = members.map { patternHashes[$0[$0.count - 1]] }
+        self.longest = self.patterns.map(\.bytes.count).max() ?? 0
         self.shortest = self.patterns.map(\.bytes.count).min() ?? 0
     }
 
@@ -101,12 +100,13 @@ public struct RedactionSet: Sendable {
     let groupLengths: [Int]
     let groupTopPowers: [UInt64]
     let groupMembers: [[Int]]
-    /// Per pattern: its group, and the hash of its bytes.
-    let patternGroup: [Int]
+    /// Per pattern, the hash of its bytes.
     let patternHashes: [UInt64]
-    /// Every group's forms' hashes, group after group, and where each group's end in that list.
-    let memberHashes: [UInt64]
-    let memberEnds: [Int]
+    /// Per group, the hashes of its first and last form (the same when it has one).
+    let groupFirstHashes: [UInt64]
+    let groupSecondHashes: [UInt64]
+    /// The longest pattern's length.
+    let longest: Int
     /// The shortest pattern's length.
     let shortest: Int
 
@@ -210,8 +210,8 @@ public struct RedactionSet: Sendable {
         buffer.withUnsafeBytes { raw in
             groupLengths.withUnsafeBufferPointer { lengths in
                 groupTopPowers.withUnsafeBufferPointer { tops in
-                    memberHashes.withUnsafeBufferPointer { hashes in
-                        memberEnds.withUnsafeBufferPointer { ends in
+                    groupFirstHashes.withUnsafeBufferPointer { firsts in
+                        groupSecondHashes.withUnsafeBufferPointer { seconds in
                             rolling.withUnsafeMutableBufferPointer { rolling in
                                 let bytes = raw.bindMemory(to: UInt8.self)
                                 let count = bytes.count
@@ -230,19 +230,31 @@ public struct RedactionSet: Sendable {
                                     }
                                     // Every group's hash against every one of its forms, without stopping at a hit.
                                     var hits: UInt64 = 0
-                                    var member = 0
-                                    for group in 0..<groups {
-                                        let hash = scan + lengths[group] <= count ? rolling[group] : ~hashes[member]
-                                        while member < ends[group] {
-                                            hits |= hashes[member] == hash ? 1 : 0
-                                            member += 1
+                                    if scan + longest < count {
+                                        // Every window and the byte after it are there: compare and roll at once.
+                                        let outgoing = UInt64(bytes[scan])
+                                        for group in 0..<groups {
+                                            let hash = rolling[group]
+                                            hits |= (hash == firsts[group] ? 1 : 0) | (hash == seconds[group] ? 1 : 0)
+                                            rolling[group] =
+                                                (hash &- outgoing &* tops[group]) &* base
+                                                &+ UInt64(bytes[scan + lengths[group]])
+                                        }
+                                    } else {
+                                        for group in 0..<groups where scan + lengths[group] <= count {
+                                            let hash = rolling[group]
+                                            hits |= (hash == firsts[group] ? 1 : 0) | (hash == seconds[group] ? 1 : 0)
+                                        }
+                                        for group in 0..<groups where scan + lengths[group] < count {
+                                            let outgoing = UInt64(bytes[scan]) &* tops[group]
+                                            rolling[group] =
+                                                (rolling[group] &- outgoing) &* base
+                                                &+ UInt64(bytes[scan + lengths[group]])
                                         }
                                     }
                                     if hits != 0 {
                                         comparisons += 1
-                                        if let (start, end, index) = confirm(
-                                            raw, at: scan, rolling: Array(rolling), after: position)
-                                        {
+                                        if let (start, end, index) = confirm(raw, at: scan, after: position) {
                                             output += raw[position..<start]
                                             output += patterns[index].replacement
                                             position = end
@@ -250,11 +262,6 @@ public struct RedactionSet: Sendable {
                                             fresh = false
                                             continue
                                         }
-                                    }
-                                    for group in 0..<groups where scan + lengths[group] < count {
-                                        let outgoing = UInt64(bytes[scan]) &* tops[group]
-                                        rolling[group] =
-                                            (rolling[group] &- outgoing) &* base &+ UInt64(bytes[scan + lengths[group]])
                                     }
                                     scan += 1
                                 }
@@ -271,15 +278,15 @@ public struct RedactionSet: Sendable {
         return (output, position, comparisons)
     }
 
-    /// The longest pattern whose whole hash matches its group's rolling hash and whose bytes are at `start`, with
-    /// its span grown by the base64 edge characters that belong to it (not before `floor`, what is already
-    /// released).
+    /// The longest pattern whose bytes are at `start`, with its span grown by the base64 edge characters that
+    /// belong to it (not before `floor`, what is already released).
     private func confirm(
-        _ raw: UnsafeRawBufferPointer, at start: Int, rolling: [UInt64], after floor: Int
+        _ raw: UnsafeRawBufferPointer, at start: Int, after floor: Int
     )
         -> (start: Int, end: Int, pattern: Int)?
     {
-        for index in patterns.indices where patternHashes[index] == rolling[patternGroup[index]] {
+        // Only reached where a whole form's hash matched, so comparing bytes here tells nothing new.
+        for index in patterns.indices {
             let pattern = patterns[index]
             guard start + pattern.bytes.count <= raw.count,
                 pattern.bytes.withUnsafeBytes({ memcmp(raw.baseAddress! + start, $0.baseAddress!, $0.count) }) == 0
