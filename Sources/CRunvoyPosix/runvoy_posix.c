@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -233,3 +234,5 @@ int runvoy_has_access_acl(int fd) {
     if (getxattr(path, "system.posix_acl_access", NULL, 0) >= 0) return 1;
     return errno == ENODATA || errno == ENOTSUP ? 0 : -1;
 }
+
+int runvoy_malloc_trim(void) { return malloc_trim(0); }

@@ -97,4 +97,7 @@ int runvoy_is_procfs(int fd);
 /// it cannot be checked.
 int runvoy_has_access_acl(int fd);
 
+/// malloc_trim(0): returns the free pages of every malloc arena to the system. Returns 1 when memory was released.
+int runvoy_malloc_trim(void);
+
 #endif
