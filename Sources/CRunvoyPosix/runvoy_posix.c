@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -369,3 +370,5 @@ int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms
     close(data);
     return sent;
 }
+
+int runvoy_malloc_trim(void) { return malloc_trim(0); }

@@ -1,5 +1,6 @@
 import Glibc
 import RunvoyKit
+import Synchronization
 import Testing
 
 @testable import RunvoyStore
@@ -163,4 +164,55 @@ struct ExecutionStoreTests {
         #expect(error?.code == .database)
         #expect(error?.message.contains("history.sqlite") == true)
     }
+
+    /// Issue 11, item 8: under writes that never pause, a passive checkpoint never catches up with the last one,
+    /// and SQLite starts the write-ahead log over only once one has; the log grew without end (750 MB after
+    /// 40,000 back-to-back executions, its shared-memory index resident in the daemon). A checkpoint now empties
+    /// a log past `walRestartFrames` frames. The size checked is the log file's, not memory.
+    @Test func theWriteAheadLogStaysBoundedUnderWritesThatNeverPause() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path, walRestartFrames: 256)
+        let rows = 4000
+        let done = DoneFlag()
+        let writer = Task.detached {
+            defer { done.set() }
+            for n in 0..<rows {
+                try store.insert(Self.info(Self.id(n), status: .running, createdAtMs: Int64(n)))
+                try store.finish(
+                    Self.id(n),
+                    ExecutionStore.Outcome(
+                        status: .succeeded, pid: 1, exitCode: 0, signal: nil, startedAtMs: Int64(n),
+                        finishedAtMs: Int64(n), durationUsec: 1, totals: .init(), reason: nil))
+                usleep(20)
+            }
+        }
+        func walBytes() -> Int64 {
+            var info = stat()
+            return stat(store.databasePath + "-wal", &info) == 0 ? Int64(info.st_size) : 0
+        }
+        var largest: Int64 = 0
+        var checkpoints = 0
+        while true {
+            try store.checkpoint()
+            checkpoints += 1
+            largest = max(largest, walBytes())
+            if done.isSet { break }
+        }
+        try await writer.value
+        try store.checkpoint()
+        #expect(try store.count() == rows)
+        #expect(checkpoints > 1)
+        // 4,000 rows written twice fill some 40 MB of log that never starts over; 256
+        // frames plus what lands between two checkpoints is a few MB.
+        #expect(largest < 16 << 20, "the write-ahead log reached \(largest) bytes")
+        #expect(walBytes() < 16 << 20)
+    }
+}
+
+/// Set once by one task, read by another.
+final class DoneFlag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -109,4 +109,7 @@ int runvoy_journal_connect(const char *path);
 /// in a sealed memfd, as libsystemd does. Returns 0, -ETIMEDOUT when the bound passed, or another -errno.
 int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms);
 
+/// malloc_trim(0): returns the free pages of every malloc arena to the system. Returns 1 when memory was released.
+int runvoy_malloc_trim(void);
+
 #endif

@@ -1,6 +1,7 @@
 import CRunvoyPosix
 import Glibc
 import NIOCore
+import NIOPosix
 import RunvoyKit
 import RunvoyStore
 import Synchronization
@@ -36,7 +37,13 @@ final class Execution: Sendable {
         var terminating = false
         var result: ExitEvent?
         var waiters: [CheckedContinuation<ExitEvent, Never>] = []
+        /// SIGKILL after the kill grace, once `terminate` sent SIGTERM; cancelled when the command ends.
+        var killTimer: Scheduled<Void>?
     }
+
+    /// How many `Execution` objects exist: each one is released once its command has ended and nothing refers
+    /// to it, so this returns to zero when nothing runs (a regression test for retained executions reads it).
+    static let live = Atomic(0)
 
     private let state: Mutex<State>
 
@@ -64,7 +71,10 @@ final class Execution: Sendable {
         self.started = .now
         self.hasStdin = stdin != nil
         self.state = Mutex(State(sink: sink, stdin: stdin))
+        Self.live.add(1, ordering: .relaxed)
     }
+
+    deinit { Self.live.subtract(1, ordering: .relaxed) }
 
     /// Whether the command has ended and its `exit` event is known.
     var isFinished: Bool { state.withLock { $0.result != nil } }
@@ -101,12 +111,14 @@ final class Execution: Sendable {
         }
         guard first else { return }
         signal(SIGTERM)
-        let grace = killGrace
-        Task { [self] in
-            try? await Task.sleep(for: grace)
-            if !isFinished { signal(SIGKILL) }
+        let killer = Self.timerLoop.scheduleTask(in: TimeAmount(killGrace)) { [weak self] in
+            if let self, !self.isFinished { self.signal(SIGKILL) }
         }
+        state.withLock { $0.killTimer = killer }
     }
+
+    /// Where the kill-grace timer runs when the output's event loop is not at hand.
+    private static var timerLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
 
     /// The connection that started the execution went away: stop routing output to it, close the command's
     /// standard input once what was queued for it is written (no more can come), and kill the command if the
@@ -171,11 +183,12 @@ final class Execution: Sendable {
         stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>, pidfd: Int32,
         drainGrace: Duration, finish: @Sendable (Execution, ExitEvent) async -> Void
     ) async {
-        let timer: Task<Void, Never>? = timeout.map { timeout in
-            Task { [self] in
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                terminate(timedOut: true)
-            }
+        // Timers are the event loop's: cancelling one frees it at once. (A cancelled `Task.sleep` keeps its task,
+        // and everything the task holds, until its deadline, which for a one-hour timeout kept every execution
+        // of the last hour in memory: swiftlang/swift#60441.)
+        let loop = stdout.channel.eventLoop
+        let timer = timeout.map { timeout in
+            loop.scheduleTask(in: TimeAmount(timeout)) { [weak self] in self?.terminate(timedOut: true) }
         }
         async let pumps: Void = withTaskGroup(of: Void.self) { group in
             group.addTask { await self.pump(stdout, .stdout) }
@@ -183,8 +196,7 @@ final class Execution: Sendable {
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
         timer?.cancel()
-        let closer = Task {
-            guard (try? await Task.sleep(for: drainGrace)) != nil else { return }
+        let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
             stderr.channel.close(promise: nil)
         }
@@ -209,9 +221,11 @@ final class Execution: Sendable {
         // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
         let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
             state.result = event
+            state.killTimer?.cancel()
             defer {
                 state.sink = nil
                 state.waiters = []
+                state.killTimer = nil
             }
             return (state.sink, state.waiters)
         }

@@ -42,10 +42,14 @@ final class Reaper: Sendable {
     }
 
     private func loop() {
+        // One buffer for the life of the thread: this loop runs once per execution.
+        var pollfds: [pollfd] = []
         while true {
-            let fds = state.withLock { Array($0.waiters.keys) }
-            var pollfds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-            for fd in fds { pollfds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            pollfds.removeAll(keepingCapacity: true)
+            pollfds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            state.withLock { state in
+                for fd in state.waiters.keys { pollfds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            }
             let n = poll(&pollfds, nfds_t(pollfds.count), -1)
             if n < 0 { continue }
             if pollfds[0].revents != 0 {

@@ -13,17 +13,25 @@ struct RunvoyServer: Service {
     let notifier: SystemdNotifier
     let connections = Connections()
 
-    /// Live connection count, for the connection limit and STATUS=.
+    /// Live connection count, for the connection limit and STATUS=; and how many times it changed, for
+    /// `MemoryTrimmer`.
     final class Connections: Sendable {
-        private let count = Mutex(0)
+        private let count = Mutex((current: 0, changes: 0))
         func open() -> Int {
             count.withLock {
-                $0 += 1
-                return $0
+                $0.current += 1
+                $0.changes += 1
+                return $0.current
             }
         }
-        func closed() { count.withLock { $0 -= 1 } }
-        var current: Int { count.withLock { $0 } }
+        func closed() {
+            count.withLock {
+                $0.current -= 1
+                $0.changes += 1
+            }
+        }
+        var current: Int { count.withLock { $0.current } }
+        var changes: Int { count.withLock { $0.changes } }
     }
 
     /// An accepted connection, set up on its event loop before any byte is read.

@@ -6,6 +6,7 @@ import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
 import ServiceLifecycle
+import Synchronization
 
 /// Builds the daemon's parts from a configuration and runs them until SIGTERM or SIGINT.
 struct Daemon {
@@ -82,9 +83,11 @@ struct Daemon {
         let group = MultiThreadedEventLoopGroup.singleton
         let server = ServerHolder()
         let refusals = RefusalThrottle(logger: logger)
+        let executionChanges = Atomic(0)
         let executions = ExecutionManager(
             group: group, logger: logger, store: history, secrets: secrets, refusals: refusals
         ) { _ in
+            executionChanges.add(1, ordering: .relaxed)
             if let server = server.value { notifier.status(server.statusLine()) }
         }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
@@ -119,6 +122,10 @@ struct Daemon {
         services.append(HistoryPruner(store: history, config: store, logger: logger))
         services.append(HistoryCheckpointer(store: history, logger: logger))
         services.append(refusals)
+        services.append(
+            MemoryTrimmer(store: history) {
+                executionChanges.load(ordering: .relaxed) &+ runvoyServer.connections.changes
+            })
         services.append(runvoyServer)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

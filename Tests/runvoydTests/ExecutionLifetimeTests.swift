@@ -1,0 +1,85 @@
+import Foundation
+import Glibc
+import Logging
+import NIOPosix
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+import Testing
+
+@testable import runvoyd
+
+/// An execution that has ended is given back: nothing the daemon keeps (a timer, a task, a table) holds it.
+///
+/// A cancelled `Task.sleep` keeps its task, and whatever the task captured, until its deadline. Each execution's
+/// timeout timer was one, so with a one-hour timeout every execution of the last hour stayed in memory (about
+/// 1 KB each). This counts live `Execution` objects instead of measuring memory. It is the only test in this
+/// target that makes executions, so the count is this test's own.
+struct ExecutionLifetimeTests {
+    @Test func finishedExecutionsAreReleasedBeforeTheirTimeout() async throws {
+        var template = Array("/tmp/runvoyd-lifetime-XXXXXX".utf8CString)
+        let directory = String(cString: mkdtemp(&template)!)
+        defer { FileSystem.removeTree(directory) }
+        let user = try #require(UserDatabase.user(uid: geteuid()))
+        let group = UserDatabase.groupName(gid: getegid()) ?? String(getegid())
+        let config = ConfigLoader.embeddedDefault(stateRoot: directory, runAsUser: user.name, runAsGroup: group)
+        let store = try ExecutionStore(stateDirectory: config.stateDirectory)
+        let secrets = try SecretStore(store: store, key: try #require(MasterKey.parse(Array(repeating: 7, count: 32))))
+        let logger = Logger(label: "ExecutionLifetimeTests")
+        let manager = ExecutionManager(
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store, secrets: secrets,
+            refusals: RefusalThrottle(logger: logger)
+        ) { _ in }
+        let caller = Caller.resolve(uid: geteuid(), gid: getegid(), pid: getpid(), hasPidfd: false)
+
+        let count = 20
+        for _ in 0..<count {
+            // An hour to run: the timeout timer outlives this test unless it is given back when the command ends.
+            let execution = try await manager.start(
+                ExecParams(argv: ["true"], timeoutMs: 3_600_000), requestID: nil, caller: caller, config: config,
+                sink: nil
+            ) { _ in }
+            let exit = await execution.waitFinished()
+            #expect(exit.exitCode == 0)
+        }
+        #expect(manager.startedCount == count)
+
+        // Wait for the event (the last reference going away), bounded so that a regression fails instead of
+        // hanging; no duration is asserted.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while (Execution.live.load(ordering: .relaxed) > 0 || manager.runningCount > 0)
+            && ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(manager.runningCount == 0)
+        #expect(Execution.live.load(ordering: .relaxed) == 0, "executions still held after they ended")
+    }
+
+    /// A cancelled `Task.sleep` keeps its task and its dispatch timer until the deadline (swiftlang/swift#60441):
+    /// code that arms a timer per execution, connection or request and cancels it early must use the event
+    /// loop's `scheduleTask`, whose cancellation frees it at once. Only the daemon's few long-lived loops, which
+    /// sleep once at a time, may use `Task.sleep`. The retained memory is inside the runtime, where no counter
+    /// reaches, so this names the cause instead (scripts/bench-soak measures the effect).
+    @Test func perExecutionTimersDoNotSleepOnTasks() throws {
+        let longLived: Set<String> = [
+            "HistoryCheckpointer.swift", "HistoryPruner.swift", "RefusalThrottle.swift", "WatchdogService.swift",
+            "MemoryTrimmer.swift",
+        ]
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/runvoyd")
+        let files = try #require(FileManager.default.enumerator(atPath: sources.path)).compactMap { $0 as? String }
+        #expect(files.contains("Executors/Execution.swift"))
+        var offenders: [String] = []
+        for file in files where file.hasSuffix(".swift") && !longLived.contains((file as NSString).lastPathComponent) {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where line.contains("Task.sleep(") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                offenders.append("\(file):\(number + 1)")
+            }
+        }
+        // ExecutionManager.shutdown polls once per 50 ms while the daemon stops; nothing cancels that sleep.
+        offenders.removeAll { $0.hasPrefix("Executors/ExecutionManager.swift:") }
+        #expect(offenders.isEmpty, "Task.sleep in per-request code: \(offenders)")
+    }
+}
