@@ -87,14 +87,12 @@ final class RefusalThrottle: Service, Sendable {
     static func boundedArgv(_ argv: [String], limit: Int) -> [(String, String)] {
         let text = JSONText.array(argv)
         guard text.utf8.count > limit else { return [("ARGV", text)] }
-        var prefix = Substring(text)
-        while prefix.utf8.count > limit { prefix = prefix.dropLast(max(1, (prefix.utf8.count - limit) / 4)) }
         let digest = SHA256.hash(data: Array(text.utf8)).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()
         return [
-            ("ARGV", String(prefix) + "…"), ("ARGV_TRUNCATED", "1"), ("ARGV_BYTES", String(text.utf8.count)),
+            ("ARGV", clamp(text, to: limit)), ("ARGV_TRUNCATED", "1"), ("ARGV_BYTES", String(text.utf8.count)),
             ("ARGV_COUNT", String(argv.count)), ("ARGV_SHA256", digest),
         ]
     }
