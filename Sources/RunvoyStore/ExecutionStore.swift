@@ -76,13 +76,13 @@ public final class ExecutionStore: Sendable {
             let fd = Glibc.open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | create, 0o600)
             guard fd >= 0 else {
                 if index > 0 && errno == ENOENT { continue }
-                throw StoreError(.database, "cannot open \(path): \(String(cString: strerror(errno)))")
+                throw StoreError(.database, "cannot open \(path): \(SystemError.text())")
             }
             defer { close(fd) }
             var info = stat()
             if fstat(fd, &info) == 0 && info.st_uid == geteuid() && info.st_mode & 0o077 != 0 && fchmod(fd, 0o600) != 0
             {
-                throw StoreError(.database, "cannot make \(path) mode 0600: \(String(cString: strerror(errno)))")
+                throw StoreError(.database, "cannot make \(path) mode 0600: \(SystemError.text())")
             }
         }
     }

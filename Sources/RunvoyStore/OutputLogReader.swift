@@ -30,7 +30,7 @@ public struct OutputLogReader: Sendable {
             guard segmentFD >= 0 else {
                 if errno == ENOENT { return false }
                 throw StoreError(
-                    .output, "cannot open stored output in \(directory): \(String(cString: strerror(errno)))")
+                    .output, "cannot open stored output in \(directory): \(SystemError.text())")
             }
             do {
                 segmentSize = try PosixFile.size(segmentFD)

@@ -47,11 +47,9 @@ enum PosixFile {
         var filled = 0
         while filled < count {
             let n = buffer.withUnsafeMutableBytes { bytes in
-                var result: Int
-                repeat {
-                    result = pread(fd, bytes.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
-                } while result < 0 && errno == EINTR
-                return result
+                SystemCall.retrying {
+                    pread(fd, bytes.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
+                }
             }
             if n < 0 { throw SystemError("pread") }
             if n == 0 { break }

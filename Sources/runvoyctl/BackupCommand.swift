@@ -97,7 +97,7 @@ struct ArchiveFile {
         var template = Array((folder + "/." + name + ".partial-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard made >= 0 else {
-            throw ClientError(.io, "cannot create a file in \(folder): \(String(cString: strerror(errno)))")
+            throw ClientError(.io, "cannot create a file in \(folder): \(SystemError.text())")
         }
         path = output
         temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -107,10 +107,11 @@ struct ArchiveFile {
     mutating func write(_ bytes: [UInt8]) throws(ClientError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { raw in
+                SystemCall.retrying { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw ClientError(.io, "cannot write \(path ?? "standard output"): \(String(cString: strerror(errno)))")
+                throw ClientError(.io, "cannot write \(path ?? "standard output"): \(SystemError.text())")
             }
             offset += n
         }
@@ -121,10 +122,10 @@ struct ArchiveFile {
     func commit() throws(ClientError) {
         guard let path, let temporary else { return }
         guard fsync(fd) == 0, close(fd) == 0 else {
-            throw ClientError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw ClientError(.io, "cannot write \(path): \(SystemError.text())")
         }
         guard link(temporary, path) == 0 else {
-            throw ClientError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw ClientError(.io, "cannot create \(path): \(SystemError.text())")
         }
         unlink(temporary)
     }

@@ -35,7 +35,7 @@ final class ExecSession {
         self.quiet = quiet
         var fds: [Int32] = [-1, -1]
         guard runvoy_pipe_cloexec(&fds, 1) == 0 else {
-            throw ClientError(.io, "pipe: \(String(cString: strerror(errno)))")
+            throw ClientError(.io, "pipe: \(SystemError.text())")
         }
         signalRead = fds[0]
         signalPipeWriteFD = fds[1]
@@ -76,10 +76,10 @@ final class ExecSession {
             ]
             let pollStdin = stdinOpen && pending.count - pendingOffset < Self.pendingLimit
             if pollStdin { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
-            let n = poll(&fds, nfds_t(fds.count), -1)
+            // A signal interrupts the wait; it is then seen on the signal pipe when poll is called again.
+            let n = SystemCall.retrying { poll(&fds, nfds_t(fds.count), -1) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw ClientError(.io, "poll: \(String(cString: strerror(errno)))")
+                throw ClientError(.io, "poll: \(SystemError.text())")
             }
             if fds[1].revents != 0 { forwardSignals() }
             if fds[0].revents & Int16(POLLOUT) != 0 { try flush() }
@@ -109,13 +109,14 @@ final class ExecSession {
     private func flush() throws(ClientError) {
         while hasPending {
             let n = pending.withUnsafeBytes { raw in
-                send(socket.fd, raw.baseAddress! + pendingOffset, raw.count - pendingOffset, Int32(MSG_NOSIGNAL))
+                SystemCall.retrying {
+                    send(socket.fd, raw.baseAddress! + pendingOffset, raw.count - pendingOffset, Int32(MSG_NOSIGNAL))
+                }
             }
             if n < 0 {
-                if errno == EINTR { continue }
                 if errno == EAGAIN { return }
                 throw ClientError(
-                    .connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
+                    .connectionLost, "lost the connection to runvoyd: \(SystemError.text())")
             }
             pendingOffset += n
         }
@@ -130,10 +131,8 @@ final class ExecSession {
 
     private func readStdin() throws(ClientError) {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR || errno == EAGAIN { return }
-        }
+        let n = buffer.withUnsafeMutableBytes { raw in SystemCall.retrying { read(0, raw.baseAddress, raw.count) } }
+        if n < 0 && errno == EAGAIN { return }
         if n <= 0 {
             stdinOpen = false
             enqueue(RequestText.stdin(id: makeID(), data: nil))
@@ -282,9 +281,8 @@ final class ExecSession {
         guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {
-            let n = write(fd, base + offset, bytes.count - offset)
+            let n = SystemCall.retrying { write(fd, base + offset, bytes.count - offset) }
             if n < 0 {
-                if errno == EINTR { continue }
                 if errno == EAGAIN {
                     var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                     _ = poll(&pfd, 1, -1)

@@ -132,11 +132,8 @@ struct LogPrinter {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
+                let n = SystemCall.retrying { write(fd, raw.baseAddress! + offset, raw.count - offset) }
+                if n < 0 { return }
                 offset += n
             }
         }

@@ -84,7 +84,7 @@ struct RunvoydCommand: AsyncParsableCommand {
         // First, before any configuration, key or secret is read: no core dump of this process, and no ptrace,
         // /proc/PID/mem or /proc/PID/environ for other processes of its uid (see docs/SECURITY.md).
         guard runvoy_set_nondumpable() == 0 else {
-            Daemon.shout("runvoyd: cannot make the process non-dumpable: \(String(cString: strerror(errno)))")
+            Daemon.shout("runvoyd: cannot make the process non-dumpable: \(SystemError.text())")
             throw ExitCode(1)
         }
         if let restore, let stateDirectory {

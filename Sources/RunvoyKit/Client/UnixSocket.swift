@@ -8,7 +8,7 @@ public final class UnixSocket {
     /// Connects to `path`. Throws `ClientError` saying plainly when no daemon listens there.
     public init(connectingTo path: String) throws(ClientError) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ClientError(.io, "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ClientError(.io, "socket: \(SystemError.text())") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
@@ -32,13 +32,13 @@ public final class UnixSocket {
             switch err {
             case ENOENT, ECONNREFUSED:
                 throw ClientError(
-                    .daemonNotRunning, "runvoyd is not running at \(path) (\(String(cString: strerror(err))))")
+                    .daemonNotRunning, "runvoyd is not running at \(path) (\(SystemError.text(err)))")
             case EACCES, EPERM:
                 throw ClientError(
                     .socketPermission,
                     "no permission to connect to \(path): ask an administrator for access to the runvoyd socket")
             default:
-                throw ClientError(.io, "connect to \(path): \(String(cString: strerror(err)))")
+                throw ClientError(.io, "connect to \(path): \(SystemError.text(err))")
             }
         }
         self.fd = fd
@@ -50,16 +50,17 @@ public final class UnixSocket {
     public func sendAll(_ bytes: UnsafeRawBufferPointer) throws(ClientError) {
         var offset = 0
         while offset < bytes.count {
-            let n = send(fd, bytes.baseAddress!.advanced(by: offset), bytes.count - offset, Int32(MSG_NOSIGNAL))
+            let n = SystemCall.retrying {
+                send(fd, bytes.baseAddress!.advanced(by: offset), bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
-                if errno == EINTR { continue }
                 if errno == EAGAIN {
                     var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                     _ = poll(&pfd, 1, -1)
                     continue
                 }
                 throw ClientError(
-                    .connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
+                    .connectionLost, "lost the connection to runvoyd: \(SystemError.text())")
             }
             offset += n
         }
@@ -79,13 +80,10 @@ public final class UnixSocket {
 
     /// Reads whatever is available into `reader`; returns 0 at end of stream.
     public func receive(into reader: FrameReader) throws(ClientError) -> Int {
-        while true {
-            let n = reader.fill { buffer in recv(fd, buffer.baseAddress, buffer.count, 0) }
-            if n >= 0 { return n }
-            if errno == EINTR { continue }
-            if errno == EAGAIN { return -1 }
-            throw ClientError(.connectionLost, "lost the connection to runvoyd: \(String(cString: strerror(errno)))")
-        }
+        let n = SystemCall.retrying { reader.fill { buffer in recv(fd, buffer.baseAddress, buffer.count, 0) } }
+        if n >= 0 { return n }
+        if errno == EAGAIN { return -1 }
+        throw ClientError(.connectionLost, "lost the connection to runvoyd: \(SystemError.text())")
     }
 
     /// Shuts down the writing half, telling the daemon nothing more is coming.

@@ -57,7 +57,7 @@ public enum BackupRestore {
         let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
         var template = Array((parent + "/." + base + ".restore-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw BackupError("cannot create a folder in \(parent): \(errnoText())")
+            throw BackupError("cannot create a folder in \(parent): \(SystemError.text())")
         }
         let work = String(cString: made)
         do throws(BackupError) {
@@ -68,7 +68,7 @@ public enum BackupRestore {
             unlink(work + "/" + BackupLayout.manifestDigest)
             try makePrivate(work)
             guard rename(work, target) == 0 else {
-                throw BackupError("cannot move the restored state to \(target): \(errnoText())")
+                throw BackupError("cannot move the restored state to \(target): \(SystemError.text())")
             }
             syncDirectory(parent)
             return report
@@ -93,7 +93,7 @@ public enum BackupRestore {
                 )
             }
         } else if errno != ENOENT {
-            throw BackupError("cannot examine \(target): \(errnoText())")
+            throw BackupError("cannot examine \(target): \(SystemError.text())")
         }
     }
 
@@ -108,7 +108,7 @@ public enum BackupRestore {
     /// Reads the archive into `work`, refusing anything but the members a backup holds.
     static func extract(_ archive: String, into work: String) throws(BackupError) -> Received {
         let fd = Glibc.open(archive, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BackupError("cannot open \(archive): \(errnoText())") }
+        guard fd >= 0 else { throw BackupError("cannot open \(archive): \(SystemError.text())") }
         defer { close(fd) }
         var input = ArchiveInput(fd: fd)
         var received = Received()
@@ -317,7 +317,9 @@ public enum BackupRestore {
             for name in FileSystem.entries(path) {
                 let child = path + "/" + name
                 var info = stat()
-                guard lstat(child, &info) == 0 else { throw BackupError("cannot examine \(child): \(errnoText())") }
+                guard lstat(child, &info) == 0 else {
+                    throw BackupError("cannot examine \(child): \(SystemError.text())")
+                }
                 if info.st_mode & S_IFMT == S_IFDIR {
                     chmod(child, 0o700)
                     try walk(child)
@@ -353,8 +355,6 @@ public enum BackupRestore {
         }
         rmdir(path)
     }
-
-    static func errnoText() -> String { String(cString: strerror(errno)) }
 
     /// `YYYY-MM-DD HH:MM:SS UTC`.
     public static func utc(_ ms: Int64) -> String {
@@ -403,7 +403,7 @@ struct ArchiveInput {
             }
         }
         let out = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard out >= 0 else { throw BackupError("cannot create \(path): \(BackupRestore.errnoText())") }
+        guard out >= 0 else { throw BackupError("cannot create \(path): \(SystemError.text())") }
         defer { close(out) }
         var hasher = SHA256()
         var remaining = member.size
@@ -419,17 +419,15 @@ struct ArchiveInput {
             offset += Int64(take)
             remaining -= Int64(take)
         }
-        guard fsync(out) == 0 else { throw BackupError("cannot write \(path): \(BackupRestore.errnoText())") }
+        guard fsync(out) == 0 else { throw BackupError("cannot write \(path): \(SystemError.text())") }
         return (member.size, Hex.sha256(hasher))
     }
 
     private mutating func fill(inside member: String?) throws(BackupError) {
         let n = buffer.withUnsafeMutableBytes { bytes in
-            var result: Int
-            repeat { result = Glibc.read(fd, bytes.baseAddress!, bytes.count) } while result < 0 && errno == EINTR
-            return result
+            SystemCall.retrying { Glibc.read(fd, bytes.baseAddress!, bytes.count) }
         }
-        if n < 0 { throw BackupError("cannot read the archive: \(BackupRestore.errnoText())") }
+        if n < 0 { throw BackupError("cannot read the archive: \(SystemError.text())") }
         if n == 0 {
             throw BackupError(
                 "the archive is truncated: it ends at byte \(offset)"

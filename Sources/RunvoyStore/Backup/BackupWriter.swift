@@ -85,7 +85,7 @@ public final class BackupWriter: @unchecked Sendable {
         Self.removeStaleWork(in: store.stateDirectory)
         var template = Array((store.stateDirectory + "/.backup-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw StoreError(.database, "cannot create a work folder in \(store.stateDirectory): \(Self.errnoText())")
+            throw StoreError(.database, "cannot create a work folder in \(store.stateDirectory): \(SystemError.text())")
         }
         workDirectory = String(cString: made)
         snapshotPath = workDirectory + "/" + BackupLayout.database
@@ -284,7 +284,7 @@ public final class BackupWriter: @unchecked Sendable {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { return false }
-            throw StoreError(.output, "cannot open \(path): \(Self.errnoText())")
+            throw StoreError(.output, "cannot open \(path): \(SystemError.text())")
         }
         let size: Int64
         do {
@@ -380,7 +380,6 @@ public final class BackupWriter: @unchecked Sendable {
         }
     }
 
-    static func errnoText() -> String { String(cString: strerror(errno)) }
 }
 
 extension PosixFile {
@@ -407,7 +406,7 @@ struct ManifestBuilder {
         path: String, softwareVersion: String, schema: [String], createdAtMs: Int64, includesKey: Bool
     ) throws(StoreError) {
         fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.output, "cannot create \(path): \(BackupWriter.errnoText())") }
+        guard fd >= 0 else { throw StoreError(.output, "cannot create \(path): \(SystemError.text())") }
         let head =
             "{\"format\":\(JSONText.quoted(BackupLayout.formatName)),\"format_version\":\(BackupLayout.formatVersion),"
             + "\"software_version\":\(JSONText.quoted(softwareVersion)),\"schema\":\(JSONText.array(schema)),"

@@ -1,4 +1,5 @@
 import Glibc
+import RunvoyKit
 
 /// The process of an execution a previous daemon left running, found again by pid and checked to be the very
 /// same process before it is ended: the boot it started in, its start time in clock ticks after boot (both
@@ -56,8 +57,9 @@ enum LostProcess {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = buffer.withUnsafeMutableBytes { raw in
+                SystemCall.retrying { Glibc.read(fd, raw.baseAddress, raw.count) }
+            }
             guard n > 0 else { break }
             bytes += buffer[0..<n]
         }

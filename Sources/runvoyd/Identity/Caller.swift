@@ -1,4 +1,5 @@
 import Glibc
+import RunvoyKit
 
 /// Who is on the other end of a connection, as the kernel reports it (SO_PEERCRED) and NSS names it.
 struct Caller: Sendable, Equatable {

@@ -371,6 +371,6 @@ struct JournalError: Error, CustomStringConvertible {
     var description: String {
         errno == ETIMEDOUT
             ? "the journal did not take the record in time (journald is stalled)"
-            : "cannot write to the journal: \(String(cString: strerror(errno)))"
+            : "cannot write to the journal: \(SystemError.text())"
     }
 }

@@ -27,7 +27,7 @@ enum PrivateDirectories {
         guard lstat(path, &info) == 0 else {
             if errno == ENOENT { return [] }
             throw Refusal(
-                description: "cannot examine the state directory \(path): \(String(cString: strerror(errno)))")
+                description: "cannot examine the state directory \(path): \(SystemError.text())")
         }
         let uid = geteuid()
         guard info.st_mode & S_IFMT != S_IFLNK else {
@@ -53,7 +53,7 @@ enum PrivateDirectories {
             if fix && chmod(target, mode) != 0 {
                 throw Refusal(
                     description:
-                        "cannot make \(target) mode \(String(mode, radix: 8)) (it is \(was), so others can read it): \(String(cString: strerror(errno)))"
+                        "cannot make \(target) mode \(String(mode, radix: 8)) (it is \(was), so others can read it): \(SystemError.text())"
                 )
             }
         }
@@ -92,7 +92,7 @@ enum PrivateDirectories {
             guard lstat(prefix, &info) == 0 else {
                 if errno == ENOENT { break }
                 throw Refusal(
-                    description: "cannot examine \(prefix), above \(what) \(path): \(String(cString: strerror(errno)))")
+                    description: "cannot examine \(prefix), above \(what) \(path): \(SystemError.text())")
             }
             infos.append(info)
         }

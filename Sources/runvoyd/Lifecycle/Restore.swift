@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Glibc
 import RunvoyConfig
+import RunvoyKit
 import RunvoyStore
 
 /// `runvoyd --restore FILE --state-directory DIR`: restores a backup archive offline (see `BackupRestore`).
@@ -58,7 +59,7 @@ enum Restore {
 
     static func readKey(_ path: String) throws(BackupError) -> SymmetricKey {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw BackupError("cannot read the master key \(path): \(String(cString: strerror(errno)))")
+            throw BackupError("cannot read the master key \(path): \(SystemError.text())")
         }
         guard let key = MasterKey.parse(Array(data)) else {
             throw BackupError(

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Glibc
 import RunvoyConfig
+import RunvoyKit
 
 /// The 256-bit key that seals the secrets store.
 ///
@@ -37,7 +38,7 @@ enum MasterKey {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw LoadError(
-                description: "cannot read the secrets master key \(path): \(String(cString: strerror(errno)))")
+                description: "cannot read the secrets master key \(path): \(SystemError.text())")
         }
         if !isCredential {
             guard info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
@@ -84,14 +85,14 @@ enum MasterKey {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw LoadError(
-                description: "cannot create the secrets master key \(path): \(String(cString: strerror(errno)))")
+                description: "cannot create the secrets master key \(path): \(SystemError.text())")
         }
         defer { close(fd) }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == 32, fsync(fd) == 0 else {
             unlink(path)
             throw LoadError(
-                description: "cannot write the secrets master key \(path): \(String(cString: strerror(errno)))")
+                description: "cannot write the secrets master key \(path): \(SystemError.text())")
         }
     }
 }

@@ -1,36 +1,37 @@
 import Glibc
 import Synchronization
 
-/// Lookups in the user and group databases through NSS (`getpwnam_r`, `getgrnam_r`, `getgrouplist`).
-enum UserDatabase {
-    struct User: Sendable, Equatable {
-        var name: String
-        var uid: uid_t
-        var gid: gid_t
-        var home: String
-        var shell: String
+/// Lookups in the user and group databases through NSS (`getpwnam_r`, `getgrnam_r`, `getgrouplist`): the one place
+/// runvoy asks who a user or group is.
+public enum UserDatabase {
+    public struct User: Sendable, Equatable {
+        public var name: String
+        public var uid: uid_t
+        public var gid: gid_t
+        public var home: String
+        public var shell: String
     }
 
-    static func user(named name: String) -> User? {
+    public static func user(named name: String) -> User? {
         withPasswd { pwd, buffer, result in getpwnam_r(name, &pwd, buffer.baseAddress!, buffer.count, &result) }
     }
 
-    static func user(uid: uid_t) -> User? {
+    public static func user(uid: uid_t) -> User? {
         withPasswd { pwd, buffer, result in getpwuid_r(uid, &pwd, buffer.baseAddress!, buffer.count, &result) }
     }
 
-    static func groupID(named name: String) -> gid_t? {
+    public static func groupID(named name: String) -> gid_t? {
         withGroup { grp, buffer, result in getgrnam_r(name, &grp, buffer.baseAddress!, buffer.count, &result) }?.gid
     }
 
-    static func groupName(gid: gid_t) -> String? {
+    public static func groupName(gid: gid_t) -> String? {
         withGroup { grp, buffer, result in getgrgid_r(gid, &grp, buffer.baseAddress!, buffer.count, &result) }?.name
     }
 
     private static let enumeration = Mutex(())
 
     /// Every user name in the user database (`getpwent`, which is not thread-safe, so calls are serialized).
-    static func allUserNames() -> [String] {
+    public static func allUserNames() -> [String] {
         enumeration.withLock { _ in
             var names: [String] = []
             setpwent()
@@ -43,7 +44,7 @@ enum UserDatabase {
     }
 
     /// Every group `user` is in: its primary group and its supplementary groups.
-    static func groupIDs(user: String, primary: gid_t) -> [gid_t] {
+    public static func groupIDs(user: String, primary: gid_t) -> [gid_t] {
         var count: Int32 = 32
         while true {
             var groups = [gid_t](repeating: 0, count: Int(count))
