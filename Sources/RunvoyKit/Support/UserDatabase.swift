@@ -60,41 +60,39 @@ public enum UserDatabase {
     private static func withPasswd(
         _ body: (inout passwd, UnsafeMutableBufferPointer<CChar>, inout UnsafeMutablePointer<passwd>?) -> Int32
     ) -> User? {
-        var size = 1024
-        while size <= 1 << 20 {
-            var pwd = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let buffer = UnsafeMutableBufferPointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            let rc = body(&pwd, buffer, &result)
-            if rc == ERANGE {
-                size *= 4
-                continue
-            }
-            guard rc == 0, result != nil else { return nil }
-            return User(
+        lookUp(passwd(), start: 1024, limit: 1 << 20, body) { pwd in
+            User(
                 name: String(cString: pwd.pw_name), uid: pwd.pw_uid, gid: pwd.pw_gid,
                 home: String(cString: pwd.pw_dir), shell: String(cString: pwd.pw_shell))
         }
-        return nil
     }
 
     private static func withGroup(
         _ body: (inout group, UnsafeMutableBufferPointer<CChar>, inout UnsafeMutablePointer<group>?) -> Int32
     ) -> (name: String, gid: gid_t)? {
-        var size = 4096
-        while size <= 1 << 22 {
-            var grp = group()
-            var result: UnsafeMutablePointer<group>?
+        lookUp(group(), start: 4096, limit: 1 << 22, body) { grp in (String(cString: grp.gr_name), grp.gr_gid) }
+    }
+
+    /// Calls a reentrant NSS lookup (`get*_r`) with a buffer that grows fourfold, up to `limit`, while it is too
+    /// small (ERANGE); `nil` when there is no such entry or the lookup fails.
+    private static func lookUp<Entry, Value>(
+        _ empty: Entry, start: Int, limit: Int,
+        _ body: (inout Entry, UnsafeMutableBufferPointer<CChar>, inout UnsafeMutablePointer<Entry>?) -> Int32,
+        _ convert: (Entry) -> Value
+    ) -> Value? {
+        var size = start
+        while size <= limit {
+            var entry = empty
+            var result: UnsafeMutablePointer<Entry>?
             let buffer = UnsafeMutableBufferPointer<CChar>.allocate(capacity: size)
             defer { buffer.deallocate() }
-            let rc = body(&grp, buffer, &result)
+            let rc = body(&entry, buffer, &result)
             if rc == ERANGE {
                 size *= 4
                 continue
             }
             guard rc == 0, result != nil else { return nil }
-            return (String(cString: grp.gr_name), grp.gr_gid)
+            return convert(entry)
         }
         return nil
     }
