@@ -205,69 +205,31 @@ public struct RedactionSet: Sendable {
         output.reserveCapacity(buffer.count)
         var position = 0
         var comparisons = 0
-        let groups = groupLengths.count
-        var rolling = [UInt64](repeating: 0, count: groups)
         buffer.withUnsafeBytes { raw in
-            groupLengths.withUnsafeBufferPointer { lengths in
-                groupTopPowers.withUnsafeBufferPointer { tops in
-                    groupFirstHashes.withUnsafeBufferPointer { firsts in
-                        groupSecondHashes.withUnsafeBufferPointer { seconds in
-                            rolling.withUnsafeMutableBufferPointer { rolling in
-                                let bytes = raw.bindMemory(to: UInt8.self)
-                                let count = bytes.count
-                                var scan = 0
-                                var fresh = false
-                                while shortest > 0 && scan <= limit && scan + shortest <= count {
-                                    if !fresh {
-                                        for group in 0..<groups where scan + lengths[group] <= count {
-                                            var hash: UInt64 = 0
-                                            for index in scan..<(scan + lengths[group]) {
-                                                hash = hash &* base &+ UInt64(bytes[index])
-                                            }
-                                            rolling[group] = hash
-                                        }
-                                        fresh = true
-                                    }
-                                    // Every group's hash against every one of its forms, without stopping at a hit.
-                                    var hits: UInt64 = 0
-                                    if scan + longest < count {
-                                        // Every window and the byte after it are there: compare and roll at once.
-                                        let outgoing = UInt64(bytes[scan])
-                                        for group in 0..<groups {
-                                            let hash = rolling[group]
-                                            hits |= (hash == firsts[group] ? 1 : 0) | (hash == seconds[group] ? 1 : 0)
-                                            rolling[group] =
-                                                (hash &- outgoing &* tops[group]) &* base
-                                                &+ UInt64(bytes[scan + lengths[group]])
-                                        }
-                                    } else {
-                                        for group in 0..<groups where scan + lengths[group] <= count {
-                                            let hash = rolling[group]
-                                            hits |= (hash == firsts[group] ? 1 : 0) | (hash == seconds[group] ? 1 : 0)
-                                        }
-                                        for group in 0..<groups where scan + lengths[group] < count {
-                                            let outgoing = UInt64(bytes[scan]) &* tops[group]
-                                            rolling[group] =
-                                                (rolling[group] &- outgoing) &* base
-                                                &+ UInt64(bytes[scan + lengths[group]])
-                                        }
-                                    }
-                                    if hits != 0 {
-                                        comparisons += 1
-                                        if let (start, end, index) = confirm(raw, at: scan, after: position) {
-                                            output += raw[position..<start]
-                                            output += patterns[index].replacement
-                                            position = end
-                                            scan = end
-                                            fresh = false
-                                            continue
-                                        }
-                                    }
-                                    scan += 1
-                                }
-                            }
+            withHashes { hashes in
+                var scan = 0
+                var fresh = false
+                while shortest > 0 && scan <= limit && scan + shortest <= raw.count {
+                    if !fresh {
+                        hashes.start(raw, at: scan)
+                        fresh = true
+                    }
+                    // Every group's hash against every one of its forms, without stopping at a hit.
+                    let hits =
+                        scan + longest < raw.count
+                        ? hashes.compareAndRoll(raw, at: scan) : hashes.compareAndRollNearEnd(raw, at: scan)
+                    if hits != 0 {
+                        comparisons += 1
+                        if let (start, end, index) = confirm(raw, at: scan, after: position) {
+                            output += raw[position..<start]
+                            output += patterns[index].replacement
+                            position = end
+                            scan = end
+                            fresh = false
+                            continue
                         }
                     }
+                    scan += 1
                 }
             }
             if position < limit {
@@ -276,6 +238,25 @@ public struct RedactionSet: Sendable {
             }
         }
         return (output, position, comparisons)
+    }
+
+    /// Runs `body` with this set's hash tables and a rolling hash per group, without copies or bounds checks.
+    private func withHashes<R>(_ body: (RollingHashes) -> R) -> R {
+        var rolling = [UInt64](repeating: 0, count: groupLengths.count)
+        return groupLengths.withUnsafeBufferPointer { lengths in
+            groupTopPowers.withUnsafeBufferPointer { tops in
+                groupFirstHashes.withUnsafeBufferPointer { firsts in
+                    groupSecondHashes.withUnsafeBufferPointer { seconds in
+                        rolling.withUnsafeMutableBufferPointer { rolling in
+                            let hashes = RollingHashes(
+                                base: base, lengths: lengths, tops: tops, firsts: firsts, seconds: seconds,
+                                rolling: rolling)
+                            return body(hashes)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The longest pattern whose bytes are at `start`, with its span grown by the base64 edge characters that

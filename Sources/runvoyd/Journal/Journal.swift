@@ -33,6 +33,19 @@ final class Journal: @unchecked Sendable {
         case ok
         /// The journal has not taken an entry since `since` (its queue is full: journald is stopped or hung).
         case stalled(since: ContinuousClock.Instant)
+
+        /// The health after a write ended in `result`, if it changes: a written entry means the journal reads; one
+        /// that waited or failed because the journal was full means it has stalled since `now`.
+        fileprivate func after(_ result: WriteResult, now: ContinuousClock.Instant) -> Health? {
+            switch result {
+            case .written:
+                return self == .ok ? nil : .ok
+            case .waiting, .failed(stalled: true, _):
+                return self == .ok ? .stalled(since: now) : nil
+            case .failed(stalled: false, _):
+                return nil
+            }
+        }
     }
 
     /// Best-effort entries kept while the journal does not read, before the oldest are counted as lost.
@@ -62,6 +75,43 @@ final class Journal: @unchecked Sendable {
         var lostLog = 0
         var health = Health.ok
         var stopping = false
+
+        /// Takes the entry at `index` out of the queue, and out of the counts.
+        @discardableResult
+        mutating func remove(at index: Int) -> Entry {
+            let entry = queue.remove(at: index)
+            queuedBytes -= entry.bytes.count
+            if entry.kind == .log { queuedLogLines -= 1 }
+            return entry
+        }
+
+        /// Moves past the entry at the head (now written or failed); the queue is compacted now and then.
+        mutating func removeHead() -> Entry? {
+            guard head < queue.count else { return nil }
+            let entry = queue[head]
+            head += 1
+            queuedBytes -= entry.bytes.count
+            if entry.kind == .log { queuedLogLines -= 1 }
+            if head > 64 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            return entry
+        }
+
+        /// Takes out every waiting entry whose deadline has passed.
+        mutating func removeExpired(now: ContinuousClock.Instant) -> [Entry] {
+            var expired: [Entry] = []
+            var index = head
+            while index < queue.count {
+                if let deadline = queue[index].deadline, deadline <= now {
+                    expired.append(remove(at: index))
+                } else {
+                    index += 1
+                }
+            }
+            return expired
+        }
     }
 
     let socketPath: String
@@ -142,8 +192,7 @@ final class Journal: @unchecked Sendable {
                 var index = state.head + 1
                 while state.queuedBytes + entry.bytes.count > Self.maximumQueuedBytes && index < state.queue.count {
                     if state.queue[index].deadline == nil && state.queue[index].kind == .audit {
-                        let old = state.queue.remove(at: index)
-                        state.queuedBytes -= old.bytes.count
+                        state.remove(at: index)
                         // Counted, and reported in the journal once it reads again (stderr may be a journal
                         // stream too, stalled as well).
                         state.lostAudit += 1
@@ -173,96 +222,63 @@ final class Journal: @unchecked Sendable {
 
     private func run() {
         var lastWritten = true
-        while true {
-            condition.lock()
-            while state.head >= state.queue.count && !state.stopping {
-                guard case .stalled = state.health, fd >= 0 else {
-                    condition.wait()
-                    continue
-                }
-                // Stalled with nothing to write: watch for the journal making room, so that STATUS= says it is
-                // back before the next record needs it.
-                condition.unlock()
-                let writable = probe()
+        while let next = nextEntry() {
+            if lastWritten, next.lost != (0, 0), writeLossReport(audit: next.lost.audit, log: next.lost.log) {
                 condition.lock()
-                if writable && state.head >= state.queue.count {
-                    state.health = .ok
-                    condition.unlock()
-                    if let observer = onHealthChange.withLock({ $0 }) { observer(.ok) }
-                    condition.lock()
-                }
-            }
-            if state.stopping && state.head >= state.queue.count {
-                condition.unlock()
-                return
-            }
-            let entry = state.queue[state.head]
-            let lost = (state.lostAudit, state.lostLog)
-            condition.unlock()
-
-            if lastWritten, lost != (0, 0), writeLossReport(audit: lost.0, log: lost.1) {
-                condition.lock()
-                state.lostAudit -= lost.0
-                state.lostLog -= lost.1
+                state.lostAudit -= next.lost.audit
+                state.lostLog -= next.lost.log
                 condition.unlock()
             }
-            let result = write(entry)
+            let result = write(next.entry)
             lastWritten = result.isWritten
-            condition.lock()
-            var done: Entry?
-            switch result {
-            case .written, .failed:
-                if state.head < state.queue.count {
-                    let head = state.queue[state.head]
-                    state.head += 1
-                    state.queuedBytes -= head.bytes.count
-                    if head.kind == .log { state.queuedLogLines -= 1 }
-                    done = head
-                }
-                if state.head > 64 && state.head * 2 > state.queue.count {
-                    state.queue.removeFirst(state.head)
-                    state.head = 0
-                }
-            case .waiting:
-                break
-            }
-            // Entries whose deadline has passed, wherever they wait, are dropped and their callers told.
-            let now = ContinuousClock.now
-            var expired: [Entry] = []
-            if state.head < state.queue.count {
-                var index = state.head
-                while index < state.queue.count {
-                    if let deadline = state.queue[index].deadline, deadline <= now {
-                        let old = state.queue.remove(at: index)
-                        state.queuedBytes -= old.bytes.count
-                        if old.kind == .log { state.queuedLogLines -= 1 }
-                        expired.append(old)
-                    } else {
-                        index += 1
-                    }
-                }
-            }
-            var changed: Health?
-            switch result {
-            case .written:
-                if state.health != .ok { changed = .ok }
-            case .waiting, .failed(stalled: true, _):
-                if case .ok = state.health { changed = .stalled(since: now) }
-            case .failed(stalled: false, _):
-                break
-            }
-            if let changed { state.health = changed }
-            condition.broadcast()
-            condition.unlock()
-            if let changed, let observer = onHealthChange.withLock({ $0 }) { observer(changed) }
-            if let done {
-                if case .failed(_, let error) = result { lose(done, error) } else { done.completion?(nil) }
-            }
-            for entry in expired { lose(entry, JournalError(errno: ETIMEDOUT)) }
+            settle(result)
         }
     }
 
-    private enum WriteResult {
+    /// Waits for the entry at the head of the queue, with the losses not yet reported; nil once stopping with
+    /// nothing left. While a stalled journal leaves nothing to write, it watches for the journal making room, so
+    /// that `STATUS=` says it is back before the next record needs it.
+    private func nextEntry() -> (entry: Entry, lost: (audit: Int, log: Int))? {
+        condition.lock()
+        defer { condition.unlock() }
+        while state.head >= state.queue.count && !state.stopping {
+            guard case .stalled = state.health, fd >= 0 else {
+                condition.wait()
+                continue
+            }
+            condition.unlock()
+            let writable = probe()
+            condition.lock()
+            if writable && state.head >= state.queue.count {
+                state.health = .ok
+                condition.unlock()
+                if let observer = onHealthChange.withLock({ $0 }) { observer(.ok) }
+                condition.lock()
+            }
+        }
+        if state.stopping && state.head >= state.queue.count { return nil }
+        return (state.queue[state.head], (state.lostAudit, state.lostLog))
+    }
+
+    /// After a write: takes a written or failed entry off the queue, drops entries whose deadline has passed
+    /// (wherever they wait), updates the health, and then tells the callers and the health observer.
+    private func settle(_ result: WriteResult) {
+        condition.lock()
+        let done = result.isWaiting ? nil : state.removeHead()
+        let now = ContinuousClock.now
+        let expired = state.removeExpired(now: now)
+        let changed = state.health.after(result, now: now)
+        if let changed { state.health = changed }
+        condition.broadcast()
+        condition.unlock()
+        if let changed, let observer = onHealthChange.withLock({ $0 }) { observer(changed) }
+        if let done {
+            if case .failed(_, let error) = result { lose(done, error) } else { done.completion?(nil) }
+        }
+        for entry in expired { lose(entry, JournalError(errno: ETIMEDOUT)) }
+    }
+
+    fileprivate enum WriteResult {
         case written
         /// The journal did not make room within the slice; the entry stays at the head.
         case waiting
@@ -270,6 +286,11 @@ final class Journal: @unchecked Sendable {
 
         var isWritten: Bool {
             if case .written = self { return true }
+            return false
+        }
+
+        var isWaiting: Bool {
+            if case .waiting = self { return true }
             return false
         }
     }
