@@ -29,42 +29,45 @@ import Testing
 
     @Test func aFrameThatIsNotARequestIsABadRequestWithoutAnID() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
-            for text in ["{not json", "[1,2,3]"] {
-                #expect(
-                    try await connection.call(text)
-                        == #"{"error":{"code":"bad_request","message":"the frame is not a valid request: it is not valid JSON"},"id":null}"#
-                )
-            }
+            await connection.expectReply(
+                to: "{not json",
+                #"{"error":{"code":"bad_request","message":"the frame is not a valid request: it is not valid JSON"},"id":null}"#
+            )
+            // Valid JSON that is not an object is named as such (the member is the whole frame, so it has no name).
+            await connection.expectReply(
+                to: "[1,2,3]",
+                #"{"error":{"code":"bad_request","message":"the frame is not a valid request: member '' must be an object"},"id":null}"#
+            )
         }
     }
 
     @Test func missingVersionIDOrMethodAreBadRequests() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
-            #expect(
-                try await connection.call(#"{"id":1,"method":"hello"}"#)
-                    == #"{"error":{"code":"bad_request","message":"the request has no \"v\" (protocol version)"},"id":1}"#)
-            #expect(
-                try await connection.call(#"{"v":1,"method":"hello"}"#)
-                    == #"{"error":{"code":"bad_request","message":"the request has no \"id\""},"id":null}"#)
-            #expect(
-                try await connection.call(#"{"v":1,"id":"x"}"#)
-                    == #"{"error":{"code":"bad_request","message":"the request has no \"method\""},"id":"x"}"#)
-            #expect(
-                try await connection.call(#"{"v":99,"id":2,"method":"hello"}"#)
-                    == #"{"error":{"code":"unsupported_version","message":"protocol version 99 is not supported; this daemon speaks [1]"},"id":2}"#
+            await connection.expectReply(
+                to: #"{"id":1,"method":"hello"}"#,
+                #"{"error":{"code":"bad_request","message":"the request has no \"v\" (protocol version)"},"id":1}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"method":"hello"}"#,
+                #"{"error":{"code":"bad_request","message":"the request has no \"id\""},"id":null}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":"x"}"#,
+                #"{"error":{"code":"bad_request","message":"the request has no \"method\""},"id":"x"}"#)
+            await connection.expectReply(
+                to: #"{"v":99,"id":2,"method":"hello"}"#,
+                #"{"error":{"code":"unsupported_version","message":"protocol version 99 is not supported; this daemon speaks [1]"},"id":2}"#
             )
         }
     }
 
     @Test func anUnknownMethodIsNamed() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
-            #expect(
-                try await connection.call(#"{"v":1,"id":"a","method":"format_disk"}"#)
-                    == #"{"error":{"code":"unknown_method","message":"unknown method 'format_disk'"},"id":"a"}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":"a","method":"format_disk"}"#,
+                #"{"error":{"code":"unknown_method","message":"unknown method 'format_disk'"},"id":"a"}"#)
             // Names are exact: the table is keyed by the name on the wire.
-            #expect(
-                try await connection.call(#"{"v":1,"id":"b","method":"Hello"}"#)
-                    == #"{"error":{"code":"unknown_method","message":"unknown method 'Hello'"},"id":"b"}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":"b","method":"Hello"}"#,
+                #"{"error":{"code":"unknown_method","message":"unknown method 'Hello'"},"id":"b"}"#)
             #expect(connection.auditor.events.isEmpty)
         }
     }
@@ -73,21 +76,21 @@ import Testing
 
     @Test func paramsOfTheWrongTypeAreBadRequestsAndValuesOutsideTheSetInvalidArguments() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
-            #expect(
-                try await connection.call(#"{"v":1,"id":1,"method":"exec","params":{"argv":"rm -rf /"}}"#)
-                    == #"{"error":{"code":"bad_request","message":"bad params for 'exec': member 'params.argv' must be an array"},"id":1}"#
+            await connection.expectReply(
+                to: #"{"v":1,"id":1,"method":"exec","params":{"argv":"rm -rf /"}}"#,
+                #"{"error":{"code":"bad_request","message":"bad params for 'exec': member 'params.argv' must be an array"},"id":1}"#
             )
-            #expect(
-                try await connection.call(#"{"v":1,"id":2,"method":"list","params":{"limit":"ten"}}"#)
-                    == #"{"error":{"code":"bad_request","message":"bad params for 'list': member 'params.limit' must be an integer"},"id":2}"#
+            await connection.expectReply(
+                to: #"{"v":1,"id":2,"method":"list","params":{"limit":"ten"}}"#,
+                #"{"error":{"code":"bad_request","message":"bad params for 'list': member 'params.limit' must be an integer"},"id":2}"#
             )
-            #expect(
-                try await connection.call(#"{"v":1,"id":3,"method":"list","params":{"status":"sleeping"}}"#)
-                    == #"{"error":{"code":"invalid_argument","message":"bad params for 'list': member 'params.status' has a value that is not allowed here"},"id":3}"#
+            await connection.expectReply(
+                to: #"{"v":1,"id":3,"method":"list","params":{"status":["sleeping"]}}"#,
+                #"{"error":{"code":"invalid_argument","message":"bad params for 'list': member 'params.status[0]' has a value that is not allowed here"},"id":3}"#
             )
-            #expect(
-                try await connection.call(#"{"v":1,"id":4,"method":"secrets_get","params":{}}"#)
-                    == #"{"error":{"code":"bad_request","message":"bad params for 'secrets_get': member 'params.name' is missing"},"id":4}"#
+            await connection.expectReply(
+                to: #"{"v":1,"id":4,"method":"secrets_get","params":{}}"#,
+                #"{"error":{"code":"bad_request","message":"bad params for 'secrets_get': member 'params.name' is missing"},"id":4}"#
             )
         }
     }
@@ -103,9 +106,9 @@ import Testing
         try await InProcessConnection.with(caller: Self.nobody) { connection in
             for (method, message) in expected.sorted(by: { $0.key < $1.key }) {
                 for params in ["", #","params":null"#] {
-                    #expect(
-                        try await connection.call(#"{"v":1,"id":1,"method":"\#(method)"\#(params)}"#)
-                            == #"{"error":{"code":"bad_request","message":"\#(message)"},"id":1}"#)
+                    await connection.expectReply(
+                        to: #"{"v":1,"id":1,"method":"\#(method)"\#(params)}"#,
+                        #"{"error":{"code":"bad_request","message":"\#(message)"},"id":1}"#)
                 }
             }
         }
@@ -114,7 +117,7 @@ import Testing
     @Test func methodsThatTakeNoParamsDoNotReadThem() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
             for method in ["whoami", "ping", "capabilities", "secrets_list"] {
-                let reply = try await connection.call(#"{"v":1,"id":1,"method":"\#(method)","params":5}"#)
+                let reply = await connection.call(#"{"v":1,"id":1,"method":"\#(method)","params":5}"#)
                 #expect(reply.hasPrefix(#"{"id":1,"result":"#), "\(method): \(reply)")
             }
         }
@@ -125,9 +128,9 @@ import Testing
     @Test func aPermissionRefusalIsAuditedOnceWithTheCallersFields() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
             let refusal = Authorizer.refusal(Self.nobody, .usersRead, connection.config)
-            #expect(
-                try await connection.call(#"{"v":1,"id":9,"method":"users"}"#)
-                    == #"{"error":{"code":"permission_denied","message":"\#(refusal.message)"},"id":9}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":9,"method":"users"}"#,
+                #"{"error":{"code":"permission_denied","message":"\#(refusal.message)"},"id":9}"#)
             let events = connection.auditor.events
             #expect(events.count == 1)
             let event = try #require(events.first)
@@ -147,9 +150,9 @@ import Testing
             let refusal = Authorizer.refusal(Self.nobody, .viewOwn, connection.config)
             #expect(refusal.message.contains("has no runvoy role"))
             let id = ExecutionID.make(milliseconds: 1_700_000_000_000)
-            #expect(
-                try await connection.call(#"{"v":1,"id":1,"method":"status","params":{"execution_id":"\#(id)"}}"#)
-                    == #"{"error":{"code":"permission_denied","message":"\#(refusal.message)"},"id":1}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":1,"method":"status","params":{"execution_id":"\#(id)"}}"#,
+                #"{"error":{"code":"permission_denied","message":"\#(refusal.message)"},"id":1}"#)
             #expect(connection.auditor.events.map(\.kind) == [.requestDenied])
             #expect(connection.auditor.events.first?.fields.first.map { "\($0)=\($1)" } == "METHOD=status")
         }
@@ -158,9 +161,9 @@ import Testing
     @Test func aKillOfNoExecutionIsAuditedAsAKillRefusal() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
             let id = ExecutionID.make(milliseconds: 1_700_000_000_000)
-            #expect(
-                try await connection.call(#"{"v":1,"id":1,"method":"kill","params":{"execution_id":"\#(id)"}}"#)
-                    == #"{"error":{"code":"no_such_execution","message":"no execution \#(id)"},"id":1}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":1,"method":"kill","params":{"execution_id":"\#(id)"}}"#,
+                #"{"error":{"code":"no_such_execution","message":"no execution \#(id)"},"id":1}"#)
             let event = try #require(connection.auditor.events.first)
             #expect(connection.auditor.events.count == 1)
             #expect(event.kind == .executionKill)
@@ -175,13 +178,12 @@ import Testing
 
     @Test func errorsThatAreNotRefusalsAreNotAudited() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
-            #expect(
-                try await connection.call(#"{"v":1,"id":1,"method":"list","params":{"limit":0}}"#)
-                    == #"{"error":{"code":"invalid_argument","message":"limit must be between 1 and 1000"},"id":1}"#)
-            #expect(
-                try await connection.call(#"{"v":1,"id":2,"method":"stdin","params":{"eof":true}}"#)
-                    == #"{"error":{"code":"invalid_state","message":"no execution is attached to this connection"},"id":2}"#
-            )
+            await connection.expectReply(
+                to: #"{"v":1,"id":1,"method":"list","params":{"limit":0}}"#,
+                #"{"error":{"code":"invalid_argument","message":"limit must be between 1 and 1000"},"id":1}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":2,"method":"stdin","params":{"eof":true}}"#,
+                #"{"error":{"code":"invalid_state","message":"no execution is attached to this connection"},"id":2}"#)
             #expect(connection.auditor.events.isEmpty)
         }
     }
@@ -190,7 +192,8 @@ import Testing
 
     @Test func pingAnswersAnyCaller() async throws {
         try await InProcessConnection.with(caller: Self.nobody, yaml: Self.noRoleYAML) { connection in
-            #expect(try await connection.call(#"{"v":1,"id":"p","method":"ping"}"#) == #"{"id":"p","result":{"pong":true}}"#)
+            await connection.expectReply(
+                to: #"{"v":1,"id":"p","method":"ping"}"#, #"{"id":"p","result":{"pong":true}}"#)
             #expect(connection.auditor.events.isEmpty)
         }
     }
@@ -270,15 +273,31 @@ struct InProcessConnection {
         await served.value
     }
 
-    /// Sends one request frame and returns the next frame the daemon writes, as text.
-    func call(_ request: String) async throws -> String {
+    /// Sends `request` and expects `reply`, byte for byte.
+    func expectReply(
+        to request: String, _ reply: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        let actual = await call(request)
+        #expect(actual == reply, sourceLocation: sourceLocation)
+    }
+
+    /// Sends one request frame and returns the next frame the daemon writes, as text (or what went wrong).
+    func call(_ request: String) async -> String {
+        do {
+            return try await exchange(request)
+        } catch {
+            return "no reply: \(error)"
+        }
+    }
+
+    private func exchange(_ request: String) async throws -> String {
         var frame = channel.allocator.buffer(capacity: 4 + request.utf8.count)
         frame.writeInteger(UInt32(request.utf8.count))
         frame.writeString(request)
         try await channel.writeInbound(frame)
         var reply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
-        let length = try #require(reply.readInteger(as: UInt32.self))
-        #expect(Int(length) == reply.readableBytes)
-        return try #require(reply.readString(length: reply.readableBytes))
+        let length = reply.readInteger(as: UInt32.self)
+        #expect(length.map(Int.init) == reply.readableBytes, "the frame's header says how long its payload is")
+        return reply.readString(length: reply.readableBytes) ?? ""
     }
 }

@@ -14,7 +14,8 @@ struct Connection {
     func run() async {
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await serve(inbound, ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil))
+                try await serve(
+                    inbound, ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil))
             }
         } catch {
             context.logger.debug("connection ended", metadata: ["error": "\(error)", "uid": "\(caller.uid)"])

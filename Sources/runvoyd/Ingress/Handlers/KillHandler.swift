@@ -7,7 +7,8 @@ struct KillHandler: MethodHandler {
     static let params = ParamsRule<KillParams>.required("kill needs params with execution_id")
 
     func handle(_ params: KillParams, context: RequestContext) async throws -> Outcome<KillResult> {
-        var fields = [("EXECUTION_ID", params.executionId)] + context.callerFields + [("SIGNAL", params.signal ?? "TERM")]
+        var fields =
+            [("EXECUTION_ID", params.executionId)] + context.callerFields + [("SIGNAL", params.signal ?? "TERM")]
         // The audit trail's reason when the caller is told less (an execution it may not see is "no execution").
         var auditedReason: RunvoyError?
         do throws(RunvoyError) {

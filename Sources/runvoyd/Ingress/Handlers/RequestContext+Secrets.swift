@@ -67,7 +67,8 @@ extension RequestContext {
         return Refusal(
             error: error,
             record: AuditEvent(
-                .secretChanged, priority: 4, message: "refused \(caller.displayName) a change to secret: \(real.message)",
+                .secretChanged, priority: 4,
+                message: "refused \(caller.displayName) a change to secret: \(real.message)",
                 fields: fields + [("DECISION", "deny"), ("REASON", real.description)]))
     }
 

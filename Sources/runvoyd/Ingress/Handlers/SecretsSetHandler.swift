@@ -26,7 +26,8 @@ struct SecretsSetHandler: MethodHandler {
             try await context.auditor.record(
                 AuditEvent(
                     .secretChanged,
-                    message: "\(context.caller.displayName) \(existing == nil ? "set" : "rotated") secret '\(params.name)'",
+                    message:
+                        "\(context.caller.displayName) \(existing == nil ? "set" : "rotated") secret '\(params.name)'",
                     fields: fields + [("DECISION", "allow")]))
             let (caller, takeOwnership) = (context.caller, context.permits(.secretsManageAll))
             let created = try context.secretStore { store throws(StoreError) in

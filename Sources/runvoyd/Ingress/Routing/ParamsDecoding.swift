@@ -5,9 +5,9 @@ import RunvoyKit
 enum ParamsDecoding {
     /// The params `Handler` gets from `frame`, as its `ParamsRule` says; `bad_request` (or `invalid_argument`
     /// for a well-typed value outside the allowed set) when they do not fit.
-    static func params<Handler: MethodHandler>(of _: Handler.Type, from frame: ByteBuffer) throws(RunvoyError)
-        -> Handler.Params
-    {
+    static func params<Handler: MethodHandler>(
+        of _: Handler.Type, from frame: ByteBuffer
+    ) throws(RunvoyError) -> Handler.Params {
         let decoded: Handler.Params?
         switch Handler.params {
         case .ignored(let value):

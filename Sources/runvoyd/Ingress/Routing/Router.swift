@@ -17,9 +17,9 @@ struct Router: Sendable {
     }
 
     /// Answers one request frame. Errors thrown are the connection's (the client went away), not the request's.
-    func respond(to frame: ByteBuffer, on connection: Connection, sink: ConnectionSink, attached: Execution?)
-        async throws -> Effect
-    {
+    func respond(
+        to frame: ByteBuffer, on connection: Connection, sink: ConnectionSink, attached: Execution?
+    ) async throws -> Effect {
         let envelope: RequestEnvelope
         do {
             envelope = try frame.withUnsafeReadableBytes { try Frame.decode(RequestEnvelope.self, from: $0) }
