@@ -176,6 +176,32 @@ import Testing
         }
     }
 
+    @Test func anExecutionTheCallerMayNotSeeIsAnsweredAsMissingAndAuditedWithTheRealReason() async throws {
+        try await InProcessConnection.with(caller: Self.nobody) { connection in
+            let id = ExecutionID.make(milliseconds: 1_700_000_000_000)
+            try connection.executions.store.insert(
+                ExecutionInfo(
+                    executionId: id, status: .succeeded, callerUid: 1000, callerUser: "alice", callerPid: 42,
+                    executor: "default", runAs: "nobody:nogroup", argv: ["true"], workingDirectory: "/", envKeys: [],
+                    pid: nil, exitCode: 0, signal: nil, createdAtMs: 1_700_000_000_000, startedAtMs: nil,
+                    finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0, stderrBytes: 0, storedBytes: 0,
+                    droppedBytes: 0, outputPruned: false, configDigest: "abc", reason: nil))
+            await connection.expectReply(
+                to: #"{"v":1,"id":1,"method":"status","params":{"execution_id":"\#(id)"}}"#,
+                #"{"error":{"code":"no_such_execution","message":"no execution \#(id)"},"id":1}"#)
+            let event = try #require(connection.auditor.events.first)
+            #expect(connection.auditor.events.count == 1)
+            #expect(event.kind == .requestDenied)
+            #expect(event.message == "refused nobody (uid 65534) status: execution \(id) was started by another user")
+            #expect(
+                event.fields.map { "\($0)=\($1)" } == [
+                    "METHOD=status", "CALLER_UID=65534", "CALLER_USER=nobody", "CALLER_PID=4242", "DECISION=deny",
+                    "REASON=permission_denied: execution \(id) was started by another user", "EXECUTION_ID=\(id)",
+                    "OWNER_UID=1000",
+                ])
+        }
+    }
+
     @Test func errorsThatAreNotRefusalsAreNotAudited() async throws {
         try await InProcessConnection.with(caller: Self.nobody) { connection in
             await connection.expectReply(
@@ -226,6 +252,7 @@ struct InProcessConnection {
     let channel: NIOAsyncTestingChannel
     let auditor: RecordingAuditor
     let config: DaemonConfig
+    let executions: ExecutionManager
 
     /// Runs `body` against a connection from `caller` to a daemon on the configuration `yaml` (its state in a
     /// temporary directory), then closes the connection and waits for it to end.
@@ -261,7 +288,8 @@ struct InProcessConnection {
         let served = Task {
             await Connection(channel: wrapped, caller: caller, activity: activity, context: context).run()
         }
-        let connection = InProcessConnection(channel: channel, auditor: auditor, config: config)
+        let connection = InProcessConnection(
+            channel: channel, auditor: auditor, config: config, executions: executions)
         do {
             try await body(connection)
         } catch {
