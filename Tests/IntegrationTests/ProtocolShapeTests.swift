@@ -130,7 +130,7 @@ final class ProtocolShapeTests {
     @Test func everyDocumentedExampleHasTheShapeOfWhatTheDaemonSends() throws {
         let connection = try RawConnection(path: daemon.socketPath)
         let isResult = { (frame: [String: Any]) in frame["result"] != nil }
-        for method in ["hello", "whoami", "capabilities", "users", "reload"] {
+        for method in ["hello", "ping", "whoami", "capabilities", "users", "reload"] {
             let reply = try #require(try call(connection, 1, method).last)
             try expectShape(method, reply, where: isResult)
         }

@@ -31,7 +31,7 @@ final class RefusalThrottle: Service, Sendable {
     /// Writes `event`, the refusal of `caller`'s request, unless that user's records for this window are used up.
     /// Every value the caller could have chosen (an executor's or a secret's name, a command in a reason) is cut
     /// to the same bound as a refused argv, so no refusal record is larger than a few times that bound.
-    func record(_ event: AuditEvent, caller: Caller, hasRole: Bool, audit: AuditLog) {
+    func record(_ event: AuditEvent, caller: Caller, hasRole: Bool, audit: some AuditSink) {
         let limit = hasRole ? Self.limitWithRole : Self.limitWithoutRole
         let bound = hasRole ? Self.argvBytesWithRole : Self.argvBytesWithoutRole
         var event = event

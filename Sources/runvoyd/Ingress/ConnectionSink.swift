@@ -7,7 +7,7 @@ struct ConnectionSink: OutputSink {
     let allocator: ByteBufferAllocator
     let idLiteral: [UInt8]
     /// Send output as binary frames rather than base64 events (the client asked with `binary_output`).
-    let binary: Bool
+    private(set) var binary: Bool
 
     init(
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, requestID: RequestID?,
@@ -41,6 +41,13 @@ struct ConnectionSink: OutputSink {
     /// The same connection, for the events of request `id`.
     func replying(to id: RequestID) -> ConnectionSink {
         ConnectionSink(outbound: outbound, allocator: allocator, requestID: id, binary: binary)
+    }
+
+    /// The same connection and request, with output sent as binary frames or not.
+    func binaryOutput(_ binary: Bool) -> ConnectionSink {
+        var sink = self
+        sink.binary = binary
+        return sink
     }
 
     func exit(_ event: ExitEvent) async throws {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import RunvoyConfig
 import RunvoyKit
 import ServiceLifecycle
 import Synchronization
@@ -46,18 +47,8 @@ struct RunvoyServer: Service {
         let config = context.config
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
             PeerCredentials.read(from: channel).flatMapThrowing { caller in
-                let limits = config.current.limits
                 let activity = ConnectionTimeoutHandler.Activity()
-                let timeout = TimeAmount.nanoseconds(
-                    limits.idleTimeout.components.seconds * 1_000_000_000 + limits.idleTimeout.components.attoseconds
-                        / 1_000_000_000)
-                try channel.pipeline.syncOperations.addHandler(
-                    ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes)))
-                try channel.pipeline.syncOperations.addHandler(
-                    ConnectionTimeoutHandler(timeout: timeout, activity: activity))
-                let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                    wrappingChannelSynchronously: channel,
-                    configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+                let wrapped = try Self.wrap(channel, limits: config.current.limits, activity: activity)
                 return Accepted(channel: wrapped, caller: caller, activity: activity)
             }
         }
@@ -100,6 +91,22 @@ struct RunvoyServer: Service {
             server.channel.close(promise: nil)
         }
         if case .path(let path) = listening { unlink(path) }
+    }
+
+    /// Sets up an accepted connection's pipeline (frames, idle timeout) on its event loop, and wraps it for
+    /// `Connection`.
+    static func wrap(
+        _ channel: any Channel, limits: Limits, activity: ConnectionTimeoutHandler.Activity
+    ) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let timeout = TimeAmount.nanoseconds(
+            limits.idleTimeout.components.seconds * 1_000_000_000 + limits.idleTimeout.components.attoseconds
+                / 1_000_000_000)
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes)))
+        try channel.pipeline.syncOperations.addHandler(ConnectionTimeoutHandler(timeout: timeout, activity: activity))
+        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
     }
 
     private func serve(_ accepted: Accepted) async {

@@ -1,4 +1,5 @@
 import Logging
+import RunvoyConfig
 
 /// What every connection needs from the daemon.
 struct ServerContext: Sendable {
@@ -9,4 +10,19 @@ struct ServerContext: Sendable {
     /// Bounds how many refusal records one user can write.
     let refusals: RefusalThrottle
     let logger: Logger
+    /// Builds a request's auditor from the audit settings of the configuration it runs under: the one place
+    /// the request layer gets one from (the journal's in the daemon; one that keeps records in memory in tests).
+    let auditor: @Sendable (AuditSettings) -> any AuditSink
+
+    init(
+        config: ConfigStore, executions: ExecutionManager, reloader: ConfigReloader, refusals: RefusalThrottle,
+        logger: Logger, auditor: (@Sendable (AuditSettings) -> any AuditSink)? = nil
+    ) {
+        self.config = config
+        self.executions = executions
+        self.reloader = reloader
+        self.refusals = refusals
+        self.logger = logger
+        self.auditor = auditor ?? { AuditLog($0, logger: logger) }
+    }
 }

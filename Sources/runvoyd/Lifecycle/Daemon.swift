@@ -40,11 +40,13 @@ struct Daemon {
             logger.warning("no roles are bound (`roles:`), so only root can use runvoyd")
         }
         for change in try Self.makeStateDirectory(config.stateDirectory) { logger.notice("\(change)") }
+        // The daemon's own records (start, recovery, stop) are best-effort: nothing waits on them.
+        let audit = AuditLog(config.audit, logger: logger)
         let history: ExecutionStore
         let secrets: SecretStore
         do throws(StoreError) {
             history = try ExecutionStore(stateDirectory: config.stateDirectory)
-            try HistoryRecovery.run(store: history, audit: AuditLog(failClosed: false, logger: logger), logger: logger)
+            try HistoryRecovery.run(store: history, audit: audit, logger: logger)
             let key: SymmetricKey
             do throws(MasterKey.LoadError) {
                 key = try MasterKey.load(config)
@@ -101,7 +103,7 @@ struct Daemon {
             if let server = server.value { notifier.status(server.statusLine()) }
         }
 
-        AuditLog(failClosed: false, logger: logger).recordBestEffort(
+        audit.recordBestEffort(
             AuditEvent(
                 .daemonStarted, priority: 6,
                 message: "runvoyd \(RunvoyProtocol.softwareVersion) started (configuration digest \(config.digest))",
@@ -110,8 +112,7 @@ struct Daemon {
                     ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
                 ]))
-        AuditLog(failClosed: false, logger: logger).recordBestEffort(
-            ConfigReloader.policyRecord(config, previous: nil))
+        audit.recordBestEffort(ConfigReloader.policyRecord(config, previous: nil))
 
         var services: [any Service] = []
         if let interval = notifier.watchdogInterval {
@@ -130,7 +131,7 @@ struct Daemon {
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
-        AuditLog(failClosed: false, logger: logger).recordBestEffort(
+        audit.recordBestEffort(
             AuditEvent(.daemonStopping, priority: 6, message: "runvoyd stopped", fields: []))
         // What the journal has not taken yet gets a last chance; what is left then goes to stderr.
         Journal.shared.drain(timeout: config.audit.writeTimeout)

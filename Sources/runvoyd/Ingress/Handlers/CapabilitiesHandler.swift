@@ -1,0 +1,36 @@
+import RunvoyConfig
+import RunvoyKit
+
+/// `capabilities`: the caller's roles and permissions, and the executors it may use with their command rules.
+struct CapabilitiesHandler: MethodHandler {
+    static let method = Method.capabilities.rawValue
+    static let params = ParamsRule.ignored(NoParams())
+
+    func handle(_: NoParams, context: RequestContext) async throws -> Outcome<CapabilitiesResult> {
+        try context.require(.executorsRead)
+        let (caller, config) = (context.caller, context.config)
+        let roles = Authorizer.roles(caller, config)
+        let executors = config.executors.filter { Authorizer.mayUse(caller, $0, config) }.map {
+            Self.capability($0, config)
+        }
+        return .result(
+            CapabilitiesResult(
+                user: caller.displayName, roles: roles.sorted().map(\.rawValue),
+                permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors))
+    }
+
+    private static func capability(_ executor: ExecutorConfig, _ config: DaemonConfig) -> ExecutorCapability {
+        let rules: [RuleInfo]
+        if case .any = executor.commands {
+            rules = [RuleInfo(effect: "allow", pattern: "any", rule: nil)]
+        } else {
+            rules = executor.commands.rules.map {
+                RuleInfo(effect: $0.effect.rawValue, pattern: $0.display, rule: Authorizer.location($0, config))
+            }
+        }
+        return ExecutorCapability(
+            name: executor.name, description: executor.description,
+            isDefault: executor.name == config.defaultExecutorName,
+            runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules)
+    }
+}

@@ -1,0 +1,15 @@
+import RunvoyKit
+
+/// `ping`: whether the daemon answers. Any caller that can connect may ask, as for `hello`; params are not read.
+struct PingHandler: MethodHandler {
+    static let method = "ping"
+    static let params = ParamsRule.ignored(NoParams())
+
+    struct Pong: Codable, Sendable, Equatable {
+        var pong = true
+    }
+
+    func handle(_: NoParams, context: RequestContext) async throws -> Outcome<Pong> {
+        .result(Pong())
+    }
+}

@@ -1,0 +1,83 @@
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// What the history holds under an id, as far as the caller may know.
+enum ExecutionLookup {
+    /// No execution has that id.
+    case missing
+    /// It exists, but the caller may not see it: it is answered as `missing` (the audit trail has the truth).
+    case hidden(ownerUid: UInt32)
+    case visible(ExecutionInfo)
+}
+
+/// What the history methods (`list`, `status`, `logs`, `kill`, `export`) share.
+extension RequestContext {
+    /// Looks an execution up for the caller. A caller that may see no execution at all is refused
+    /// (`permission_denied`, not audited here) before anything is looked up, whatever the id.
+    func lookUpExecution(_ executionID: String) throws(RunvoyError) -> ExecutionLookup {
+        guard ExecutionID.isValid(executionID) else {
+            throw RunvoyError(.invalidArgument, "'\(executionID)' is not an execution id (26 characters of base32)")
+        }
+        guard permits(.viewOwn) || permits(.viewAll) else { throw Authorizer.refusal(caller, .viewOwn, config) }
+        let found = try history { store throws(StoreError) in try store.get(executionID) }
+        guard let info = found else { return .missing }
+        guard Authorizer.mayView(caller, ownerUid: info.callerUid, config) else {
+            return .hidden(ownerUid: info.callerUid)
+        }
+        return .visible(info)
+    }
+
+    /// The answer for an execution that does not exist, and for one the caller may not see: the same, so that
+    /// it cannot tell which.
+    static func noSuchExecution(_ executionID: String) -> RunvoyError {
+        RunvoyError(.noSuchExecution, "no execution \(executionID)")
+    }
+
+    /// The execution's record, when it exists and the caller may see it. Refusals are thrown as `Refusal`s, with
+    /// the real reason for the audit trail when the caller is told "no execution".
+    func visibleExecution(_ executionID: String) throws -> ExecutionInfo {
+        let lookup: ExecutionLookup
+        do throws(RunvoyError) {
+            lookup = try lookUpExecution(executionID)
+        } catch {
+            if error.code == .permissionDenied { throw denied(error) }
+            throw error
+        }
+        switch lookup {
+        case .missing:
+            throw Self.noSuchExecution(executionID)
+        case .hidden(let ownerUid):
+            let real = RunvoyError(.permissionDenied, "execution \(executionID) was started by another user")
+            throw denied(
+                real, told: Self.noSuchExecution(executionID),
+                fields: [("EXECUTION_ID", executionID), ("OWNER_UID", String(ownerUid))])
+        case .visible(let info):
+            return info
+        }
+    }
+
+    /// Fills in what only the running execution knows yet: its pid, start time and output so far.
+    func withLiveState(_ info: ExecutionInfo) -> ExecutionInfo {
+        guard info.status == .running, let live = executions.running(id: info.executionId) else { return info }
+        var info = info
+        let totals = live.recorder.totals
+        info.pid = live.pid
+        info.startedAtMs = live.startedAtMs
+        info.stdoutBytes = totals.stdoutBytes
+        info.stderrBytes = totals.stderrBytes
+        info.storedBytes = totals.storedBytes
+        info.droppedBytes = totals.droppedBytes
+        return info
+    }
+
+    /// Runs `body` on the history; a failure is logged and answered as `internal_error`.
+    func history<T>(_ body: (ExecutionStore) throws(StoreError) -> T) throws(RunvoyError) -> T {
+        do {
+            return try body(executions.store)
+        } catch {
+            logger.error("execution history unavailable", metadata: ["error": "\(error)"])
+            throw RunvoyError(.internalError, "the execution history cannot be read")
+        }
+    }
+}

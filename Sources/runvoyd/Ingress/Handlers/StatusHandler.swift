@@ -1,0 +1,11 @@
+import RunvoyKit
+
+/// `status`: one execution from the history, with what only the running execution knows yet.
+struct StatusHandler: MethodHandler {
+    static let method = Method.status.rawValue
+    static let params = ParamsRule<ExecutionRef>.required("status needs params with execution_id")
+
+    func handle(_ ref: ExecutionRef, context: RequestContext) async throws -> Outcome<ExecutionInfo> {
+        .result(context.withLiveState(try context.visibleExecution(ref.executionId)))
+    }
+}
