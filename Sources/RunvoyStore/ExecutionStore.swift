@@ -1,7 +1,6 @@
 import GRDB
 import Glibc
 import RunvoyKit
-import Synchronization
 
 /// The durable execution history: one SQLite database (WAL mode) under the daemon's state directory, beside
 /// the stored output of each execution.

@@ -1,6 +1,5 @@
 import Glibc
 import RunvoyKit
-import Synchronization
 
 /// Stores a running execution's output as it streams and lets any number of followers read it live.
 ///

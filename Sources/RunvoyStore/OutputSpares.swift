@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import RunvoyKit
-import Synchronization
 
 /// A few output folders made ahead of time, each with its head segment already created and open.
 ///

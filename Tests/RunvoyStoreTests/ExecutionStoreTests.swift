@@ -1,7 +1,8 @@
 import Glibc
 import RunvoyKit
-import Synchronization
 import Testing
+
+import struct Synchronization.Atomic
 
 @testable import RunvoyStore
 

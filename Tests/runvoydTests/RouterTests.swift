@@ -7,7 +7,6 @@ import NIOPosix
 import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
-import Synchronization
 import Testing
 
 @testable import runvoyd

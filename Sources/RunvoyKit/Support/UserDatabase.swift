@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Lookups in the user and group databases through NSS (`getpwnam_r`, `getgrnam_r`, `getgrouplist`): the one place
 /// runvoy asks who a user or group is.

@@ -2,7 +2,6 @@ import Crypto
 import Logging
 import RunvoyKit
 import ServiceLifecycle
-import Synchronization
 
 /// Keeps one user's refused requests from flooding the audit trail.
 ///

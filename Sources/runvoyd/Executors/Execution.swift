@@ -4,7 +4,8 @@ import NIOCore
 import NIOPosix
 import RunvoyKit
 import RunvoyStore
-import Synchronization
+
+import struct Synchronization.Atomic
 
 /// One running command: its identity, its process group, its live output routing, and its end.
 final class Execution: Sendable {

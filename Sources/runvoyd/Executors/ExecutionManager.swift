@@ -6,7 +6,6 @@ import NIOPosix
 import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
-import Synchronization
 
 /// Starts executions after the policy and audit checks, keeps the set of running ones, and drains them at shutdown.
 final class ExecutionManager: Sendable {

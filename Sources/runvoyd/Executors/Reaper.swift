@@ -1,7 +1,7 @@
 import CRunvoyPosix
 import Foundation
 import Glibc
-import Synchronization
+import RunvoyKit
 
 /// Waits for child processes through their pidfds on one dedicated thread, so no async task blocks in `waitid`
 /// and no other code's children are reaped by accident.

@@ -1,6 +1,5 @@
 import NIOCore
 import RunvoyKit
-import Synchronization
 
 /// Closes a connection that does not deliver a complete frame within the idle timeout, unless an execution
 /// is attached to it (the client is then waiting on output, not idle). Sits after the frame decoder, so a

@@ -4,7 +4,6 @@ import NIOPosix
 import RunvoyConfig
 import RunvoyKit
 import ServiceLifecycle
-import Synchronization
 
 /// Accepts connections on the daemon's Unix socket and serves each one, until graceful shutdown.
 struct RunvoyServer: Service {

@@ -1,4 +1,4 @@
-import Synchronization
+import RunvoyKit
 
 /// The `logs` streams running on one connection. A finished stream leaves the set by itself, so a long-lived
 /// connection that asks for many logs holds only the ones still running.

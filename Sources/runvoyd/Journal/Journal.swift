@@ -2,7 +2,6 @@ import CRunvoyPosix
 import Foundation
 import Glibc
 import RunvoyKit
-import Synchronization
 
 /// Writes structured entries to the systemd journal, from one thread of its own that owns the journal socket.
 ///

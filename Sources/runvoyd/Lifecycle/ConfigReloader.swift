@@ -1,7 +1,7 @@
 import Logging
 import RunvoyConfig
+import RunvoyKit
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
 
 /// Reloads the configuration on SIGHUP (or a `reload` request) into a new snapshot. A configuration that does

@@ -1,5 +1,5 @@
 import RunvoyConfig
-import Synchronization
+import RunvoyKit
 
 /// Holds the configuration snapshot in force. Readers take an immutable copy; a reload swaps it atomically,
 /// and executions keep the snapshot they started under.

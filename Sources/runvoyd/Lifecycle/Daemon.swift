@@ -6,7 +6,8 @@ import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
 import ServiceLifecycle
-import Synchronization
+
+import struct Synchronization.Atomic
 
 /// Builds the daemon's parts from a configuration and runs them until SIGTERM or SIGINT.
 struct Daemon {

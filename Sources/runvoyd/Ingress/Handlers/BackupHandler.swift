@@ -2,7 +2,6 @@ import NIOCore
 import NIOPosix
 import RunvoyKit
 import RunvoyStore
-import Synchronization
 
 /// `backup`: an archive of the history, the stored output and the sealed secrets (administrators). It streams in
 /// a task of its own, like `logs`, and sends with the connection's backpressure, so a slow client costs the daemon
