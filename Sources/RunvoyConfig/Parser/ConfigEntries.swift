@@ -15,9 +15,6 @@ struct ConfigEntries {
     /// The value written for `key`, if it is.
     subscript(_ key: ConfigKey) -> Node? { entries[key.name]?.value }
 
-    /// The node of the key itself (its name), if it is written.
-    func keyNode(_ key: ConfigKey) -> Node? { entries[key.name]?.key }
-
     func contains(_ key: ConfigKey) -> Bool { entries[key.name] != nil }
 
     /// The key path of `key` in this mapping: `limits.max_frame_bytes`, `executors.deploy.timeout`.

@@ -42,6 +42,8 @@ extension ConfigParser {
     func principals(
         _ node: Node, _ path: String, _ section: ConfigSection
     ) -> (users: [String], groups: [String], roles: [Role])? {
+        // `AllowKeys` names the keys of both sections: a role binding declares `users` and `groups` only, so
+        // `fields` refuses `roles` there before it is read.
         typealias Keys = ConfigSchema.AllowKeys
         guard let entries = fields(node, path, section) else { return nil }
         var result: (users: [String], groups: [String], roles: [Role]) = ([], [], [])
