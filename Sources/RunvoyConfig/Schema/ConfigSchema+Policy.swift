@@ -1,0 +1,123 @@
+/// Who may do what: `roles`, `expect`, and `executors` with their identity, environment, access and command rules.
+extension ConfigSchema {
+    /// `roles.ROLE`: the users and groups bound to one role.
+    public enum RoleKeys {
+        public static let users = ConfigKey(
+            "users", .strings, default: .value("[]"), "user names bound to the role; \"*\" binds every user")
+        public static let groups = ConfigKey(
+            "groups", .strings, default: .value("[]"), "groups whose members hold the role")
+
+        public static let section = ConfigSection(
+            path: "roles.ROLE", doc: "one role's bindings (admin, operator, developer, viewer)",
+            docsHeading: "### `roles`", docsPrefix: "ROLE.", keys: [users, groups])
+    }
+
+    /// `expect[N]`: one expectation about the policy.
+    public enum ExpectKeys {
+        public static let user = ConfigKey(
+            "user", .string, default: .required, "the user the expectation is about")
+        public static let executor = ConfigKey(
+            "executor", .string, default: .described("the default executor"), "the executor")
+        public static let argv = ConfigKey("argv", .strings, default: .required, "the command, as a list")
+        public static let result = ConfigKey(
+            "result", .string, default: .required, "`allow` or `deny`: what exec must decide")
+
+        public static let section = ConfigSection(
+            path: "expect[N]", doc: "an expectation checked before every load", docsHeading: "### `expect`",
+            keys: [user, executor, argv, result])
+    }
+
+    /// `executors.NAME`: one named execution environment.
+    public enum ExecutorKeys {
+        public static let isDefault = ConfigKey(
+            "default", .boolean, default: .value("false"), "the executor used when a request names none")
+        public static let description = ConfigKey("description", .string, default: .none, "free text")
+        public static let runAs = ConfigKey(
+            "run_as", .section("executors.NAME.run_as"), default: .required, "the identity commands run as")
+        public static let environment = ConfigKey(
+            "environment", .environment("executors.NAME.environment.VAR"), default: .value("{}"),
+            "the command's whole environment")
+        public static let secretFiles = ConfigKey(
+            "secret_files", .namedSections("executors.NAME.environment.VAR"), default: .value("{}"),
+            "secrets written to files whose paths the variables hold")
+        public static let allowEnv = ConfigKey(
+            "allow_env", .strings, default: .value("[]"), "names a caller may add with --env; `PREFIX*` for a prefix")
+        public static let workingDirectory = ConfigKey(
+            "working_directory", .absolutePath, default: .value("/"), "where the command starts")
+        public static let timeout = ConfigKey("timeout", .duration(), default: .none, "the default timeout")
+        public static let maxTimeout = ConfigKey(
+            "max_timeout", .duration(), default: .none, "the largest timeout a caller may ask for")
+        public static let allow = ConfigKey(
+            "allow", .section("executors.NAME.allow"), default: .value("{}"), "who may use the executor")
+        public static let commands = ConfigKey(
+            "commands", .commandRules("executors.NAME.commands[N]"), default: .required,
+            "`any`, or a list of command rules")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
+            keys: [
+                isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
+                maxTimeout, allow, commands,
+            ])
+    }
+
+    /// `executors.NAME.run_as`: the identity an executor's commands run as.
+    public enum RunAsKeys {
+        public static let user = ConfigKey("user", .user, default: .required, "the user commands run as")
+        public static let group = ConfigKey(
+            "group", .group, default: .described("the user's primary group"), "the group commands run as")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.run_as", doc: "the identity commands run as", docsHeading: "### `executors`",
+            docsPrefix: "run_as.", keys: [user, group])
+    }
+
+    /// `executors.NAME.allow`: who may use an executor besides administrators.
+    public enum AllowKeys {
+        public static let users = ConfigKey(
+            "users", .strings, default: .value("[]"), "users who may use the executor; \"*\" for every user")
+        public static let groups = ConfigKey(
+            "groups", .strings, default: .value("[]"), "groups whose members may use the executor")
+        public static let roles = ConfigKey(
+            "roles", .strings, default: .value("[]"), "roles whose holders may use the executor")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.allow", doc: "who may use the executor", docsHeading: "### `executors`",
+            docsPrefix: "allow.", keys: [users, groups, roles])
+    }
+
+    /// `{secret: SECRET}`: a reference to a secret in the store, as a value of `environment` or `secret_files`.
+    public enum SecretReferenceKeys {
+        public static let secret = ConfigKey("secret", .string, default: .required, "the secret's name")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.environment.VAR", doc: "a secret reference, in environment and secret_files",
+            docsHeading: "### `executors`", keys: [secret])
+    }
+
+    /// `executors.NAME.commands[N]`: a rule written as a mapping, `{allow: SHAPE}` or `{deny: SHAPE}`.
+    public enum RuleKeys {
+        public static let allow = ConfigKey(
+            "allow", .argvShape("executors.NAME.commands[N][N]"), default: .notApplicable,
+            "commands of this shape are allowed (a shape alone means the same)")
+        public static let deny = ConfigKey(
+            "deny", .argvShape("executors.NAME.commands[N][N]"), default: .notApplicable,
+            "commands of this shape are refused, wherever the rule stands")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.commands[N]", doc: "a command rule with its effect",
+            docsHeading: "#### Command rules", keys: [allow, deny])
+    }
+
+    /// `executors.NAME.commands[N][N]`: an argument of a rule's shape written as a mapping.
+    public enum MatcherKeys {
+        public static let regex = ConfigKey(
+            "regex", .string, default: .notApplicable, "an argument the regular expression matches as a whole")
+        public static let pathUnder = ConfigKey(
+            "path_under", .absolutePath, default: .notApplicable, "a path that is the directory or inside it")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.commands[N][N]", doc: "an argument matched by pattern or place",
+            docsHeading: "#### Command rules", keys: [regex, pathUnder])
+    }
+}

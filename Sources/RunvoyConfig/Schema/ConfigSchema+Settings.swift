@@ -1,0 +1,134 @@
+/// The daemon's own settings: the top level, `socket`, `limits`, `audit`, `history` and `secrets`.
+extension ConfigSchema {
+    /// The top level of the file.
+    public enum TopKeys {
+        public static let socket = ConfigKey("socket", .section("socket"), default: .value("{}"), "where to listen")
+        public static let stateDirectory = ConfigKey(
+            "state_directory", .absolutePath, default: .value("/var/lib/runvoy"),
+            "the daemon's state: history, stored output, secrets store")
+        public static let adminContact = ConfigKey(
+            "admin_contact", .string, default: .none, "shown to callers who are refused")
+        public static let limits = ConfigKey(
+            "limits", .section("limits"), default: .value("{}"), "limits on clients and requests")
+        public static let shutdownGrace = ConfigKey(
+            "shutdown_grace", .duration(), default: .value("30s"), "on SIGTERM, how long executions get to finish")
+        public static let killGrace = ConfigKey(
+            "kill_grace", .duration(), default: .value("5s"), "after SIGTERM to a command, how long until SIGKILL")
+        public static let audit = ConfigKey(
+            "audit", .section("audit"), default: .value("{}"), "what happens when the journal refuses a record")
+        public static let history = ConfigKey(
+            "history", .section("history"), default: .value("{}"), "the execution history and its retention")
+        public static let secrets = ConfigKey(
+            "secrets", .section("secrets"), default: .value("{}"), "the secrets store and injected secret files")
+        public static let roles = ConfigKey(
+            "roles", .namedSections("roles.ROLE"), default: .value("{}"), "users and groups bound to each role")
+        public static let executors = ConfigKey(
+            "executors", .namedSections("executors.NAME"), default: .required, "the named execution environments")
+        public static let expect = ConfigKey(
+            "expect", .listOfSections("expect[N]"), default: .value("[]"), "expectations the policy must meet to load")
+
+        public static let section = ConfigSection(
+            path: "", doc: "the whole file", docsHeading: "### Top level",
+            keys: [
+                socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets, roles,
+                executors, expect,
+            ])
+    }
+
+    /// `socket`: where and how the daemon listens.
+    public enum SocketKeys {
+        public static let path = ConfigKey(
+            "path", .absolutePath, default: .value("/run/runvoy/runvoyd.sock"), "where to listen")
+        public static let mode = ConfigKey(
+            "mode", .octalMode, default: .value("\"0660\""), "permission bits of the socket file")
+        public static let group = ConfigKey("group", .group, default: .none, "group owning the socket file")
+
+        public static let section = ConfigSection(
+            path: "socket", doc: "where and how the daemon listens", docsHeading: "### `socket`",
+            keys: [path, mode, group])
+    }
+
+    /// `limits`: what protects the daemon from hostile or runaway clients.
+    public enum LimitsKeys {
+        public static let maxFrameBytes = ConfigKey(
+            "max_frame_bytes", .integer(1024...(64 << 20)), default: .value("1048576"), "largest request frame")
+        public static let idleTimeout = ConfigKey(
+            "idle_timeout", .duration(.positive), default: .value("30s"),
+            "a connection with no execution that completes no frame for this long is closed")
+        public static let maxConnections = ConfigKey(
+            "max_connections", .integer(1...1_000_000), default: .value("4096"), "connections beyond this are closed")
+        public static let maxExecutions = ConfigKey(
+            "max_executions", .integer(1...100_000), default: .value("256"),
+            "running executions beyond this are refused")
+        public static let maxArguments = ConfigKey(
+            "max_arguments", .integer(1...1_000_000), default: .value("4096"), "arguments in one request's argv")
+        public static let maxArgumentBytes = ConfigKey(
+            "max_argument_bytes", .size(1...(64 << 20)), default: .value("128KiB"), "bytes in one argument")
+        public static let maxArgvBytes = ConfigKey(
+            "max_argv_bytes", .size(1...(64 << 20)), default: .value("1MiB"), "bytes in the whole argv")
+        public static let maxEnvEntries = ConfigKey(
+            "max_env_entries", .integer(0...100_000), default: .value("256"),
+            "environment variables one request may pass")
+        public static let maxEnvBytes = ConfigKey(
+            "max_env_bytes", .size(0...(64 << 20)), default: .value("256KiB"), "bytes of those variables")
+
+        public static let section = ConfigSection(
+            path: "limits", doc: "limits on clients and on the size of requests", docsHeading: "### `limits`",
+            keys: [
+                maxFrameBytes, idleTimeout, maxConnections, maxExecutions, maxArguments, maxArgumentBytes,
+                maxArgvBytes, maxEnvEntries, maxEnvBytes,
+            ])
+    }
+
+    /// `audit`: how the audit trail behaves when the journal refuses or stalls.
+    public enum AuditKeys {
+        public static let failClosed = ConfigKey(
+            "fail_closed", .boolean, default: .value("true"), "refuse to run what cannot be audited")
+        public static let writeTimeout = ConfigKey(
+            "write_timeout", .duration(.between(.milliseconds(10), .seconds(600))), default: .value("5s"),
+            "how long an action waits for the journal to take its record")
+
+        public static let section = ConfigSection(
+            path: "audit", doc: "the audit trail", docsHeading: "### `audit`", keys: [failClosed, writeTimeout])
+    }
+
+    /// `history`: how much output each execution keeps, and how long and how much is retained.
+    public enum HistoryKeys {
+        public static let maxOutputBytes = ConfigKey(
+            "max_output_bytes", .size((64 << 10)...(1 << 40)), default: .value("64MiB"),
+            "stored output per execution")
+        public static let maxAge = ConfigKey(
+            "max_age", .duration(.positive, orWord: "never"), default: .value("30d"),
+            "finished executions older than this are deleted")
+        public static let maxTotalBytes = ConfigKey(
+            "max_total_bytes", .size((1 << 20)...(1 << 50), orWord: "unlimited"), default: .value("10GiB"),
+            "the history's size, past which the oldest output goes")
+        public static let pruneInterval = ConfigKey(
+            "prune_interval", .duration(.atLeast(.seconds(1))), default: .value("10m"), "how often retention runs")
+        public static let minFreeBytes = ConfigKey(
+            "min_free_bytes", .size(0...(1 << 50)), default: .value("64MiB"),
+            "free space below which new executions are refused")
+
+        public static let section = ConfigSection(
+            path: "history", doc: "the execution history", docsHeading: "### `history`",
+            keys: [maxOutputBytes, maxAge, maxTotalBytes, pruneInterval, minFreeBytes])
+    }
+
+    /// `secrets`: where the master key is, where injected secret files go, and who may read values back.
+    public enum SecretsKeys {
+        public static let keyFile = ConfigKey(
+            "key_file", .absolutePath, default: .described("`STATE_DIRECTORY/secrets.key`"),
+            "the master key file when systemd passes no credential")
+        public static let runtimeDirectory = ConfigKey(
+            "runtime_directory", .absolutePath, default: .value("/run/runvoy/secrets"),
+            "where secret files for commands are written")
+        public static let minLength = ConfigKey(
+            "min_length", .integer(1...4096), default: .value("6"), "shorter values are refused at set time")
+        public static let adminRead = ConfigKey(
+            "admin_read", .boolean, default: .value("false"), "let administrators read values back")
+
+        public static let section = ConfigSection(
+            path: "secrets", doc: "the secrets store", docsHeading: "### `secrets`",
+            keys: [keyFile, runtimeDirectory, minLength, adminRead])
+    }
+}
