@@ -91,77 +91,10 @@ struct RunvoydCommand: AsyncParsableCommand {
             try Restore.run(archive: restore, stateDirectory: stateDirectory, keyFile: keyFile, configPath: config)
             return
         }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        let useJournal = Journal.isAvailable && getenv("RUNVOYD_LOG_STDERR") == nil
-        LoggingSystem.bootstrap { label in
-            if useJournal {
-                var handler = JournalLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-
-        let loaded: DaemonConfig
-        let path: String?
-        if dev {
-            let root = Self.absolute(stateRoot)
-            let user = UserDatabase.user(uid: geteuid())
-            let userName: String
-            let groupName: String
-            if geteuid() == 0 {
-                userName = "nobody"
-                groupName = UserDatabase.groupName(gid: UserDatabase.user(named: "nobody")?.gid ?? 65534) ?? "nogroup"
-            } else {
-                userName = user?.name ?? String(geteuid())
-                groupName = UserDatabase.groupName(gid: getegid()) ?? String(getegid())
-            }
-            loaded = ConfigLoader.embeddedDefault(stateRoot: root, runAsUser: userName, runAsGroup: groupName)
-            path = nil
-        } else {
-            let file = config ?? Self.defaultConfigPath
-            do {
-                loaded = try ConfigLoader.load(path: file)
-            } catch {
-                Daemon.shout(error.description)
-                if checkConfig { throw ExitCode(1) }
-                if config == nil && access(file, F_OK) != 0 {
-                    Daemon.shout(
-                        "runvoyd: no configuration at \(file); pass --config PATH, or --dev for the embedded development configuration"
-                    )
-                }
-                throw ExitCode(78)  // EX_CONFIG
-            }
-            path = file
-        }
+        Self.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let (loaded, path) = try loadConfiguration()
+        if checkConfig { return try Self.check(loaded, source: path ?? "embedded configuration") }
         let failures = PolicyReport.failedExpectations(loaded)
-        if checkConfig {
-            for warning in loaded.warnings { print(warning.description) }
-            if loaded.roles.isEmpty {
-                print(
-                    "\(path ?? "embedded configuration"): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
-                )
-            }
-            for warning in Self.missingSecrets(loaded) + Self.sharedRunAs(loaded) {
-                print("\(path ?? "embedded configuration"): warning: \(warning)")
-            }
-            for failure in failures { print(failure.description) }
-            let directories = PrivateDirectories.report(
-                stateDirectory: loaded.stateDirectory, runtimeDirectory: loaded.secrets.runtimeDirectory)
-            for warning in directories.warnings { print("\(path ?? "embedded configuration"): warning: \(warning)") }
-            for error in directories.errors { print("\(path ?? "embedded configuration"): error: \(error)") }
-            if !failures.isEmpty {
-                print("\(path ?? "embedded configuration"): \(failures.count) policy expectation(s) failed")
-                throw ExitCode(1)
-            }
-            if !directories.errors.isEmpty { throw ExitCode(1) }
-            print(
-                "\(path ?? "embedded configuration"): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
-            )
-            return
-        }
         if !failures.isEmpty {
             for failure in failures { Daemon.shout(failure.description) }
             Daemon.shout("runvoyd: \(failures.count) policy expectation(s) failed; not starting")
@@ -179,44 +112,49 @@ struct RunvoydCommand: AsyncParsableCommand {
         }
     }
 
-    /// Executors that inject secrets and share their run-as user with executors that do not inject the same
-    /// ones: commands on those can read the secrets (the process environment and files of the same uid), and
-    /// their output is not redacted.
-    static func sharedRunAs(_ config: DaemonConfig) -> [String] {
-        var warnings: [String] = []
-        for executor in config.executors where !executor.secretNames.isEmpty {
-            let others = config.executors.filter {
-                $0.name != executor.name && $0.runAs.user == executor.runAs.user
-                    && !executor.secretNames.isSubset(of: $0.secretNames)
+    /// Log lines go to the journal when there is one (and `RUNVOYD_LOG_STDERR` is not set), else to stderr.
+    private static func bootstrapLogging(level: Logger.Level) {
+        let useJournal = Journal.isAvailable && getenv("RUNVOYD_LOG_STDERR") == nil
+        LoggingSystem.bootstrap { label in
+            if useJournal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
             }
-            if !others.isEmpty {
-                warnings.append(
-                    "executors.\(executor.name): injects secrets and runs as '\(executor.runAs.user)', as "
-                        + others.map { "'\($0.name)'" }.joined(separator: ", ")
-                        + " does: commands there can read these secrets from /proc or the secret files, unredacted; give it a user of its own"
-                )
-            }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
         }
-        return warnings
     }
 
-    /// Secrets executors reference that the store does not hold, or whose value a user who is not an admin wrote
-    /// (read by name and owner, without the master key): either way the executor's commands are refused.
-    static func missingSecrets(_ config: DaemonConfig) -> [String] {
-        let referenced = config.executors.flatMap { executor in executor.secretNames.map { (executor.name, $0) } }
-        guard !referenced.isEmpty else { return [] }
-        let owners = SecretStore.owners(databasePath: config.stateDirectory + "/history.sqlite") ?? [:]
-        return referenced.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.compactMap { executor, name in
-            guard let owner = owners[name] else {
-                return "executors.\(executor): secret '\(name)' is not set; commands on this executor are refused"
-                    + " (secret_missing) until `runvoyctl secrets set \(name)`"
+    /// The configuration to serve, and the file it came from (nil for the embedded development one). A file that
+    /// cannot be loaded ends runvoyd with EX_CONFIG (1 with --check-config), after saying why.
+    private func loadConfiguration() throws -> (DaemonConfig, String?) {
+        if dev {
+            let root = Self.absolute(stateRoot)
+            let userName: String
+            let groupName: String
+            if geteuid() == 0 {
+                userName = "nobody"
+                groupName = UserDatabase.groupName(gid: UserDatabase.user(named: "nobody")?.gid ?? 65534) ?? "nogroup"
+            } else {
+                userName = UserDatabase.user(uid: geteuid())?.name ?? String(geteuid())
+                groupName = UserDatabase.groupName(gid: getegid()) ?? String(getegid())
             }
-            guard Authorizer.mayWriteInjectedSecrets(uid: owner, config) else {
-                let writer = UserDatabase.user(uid: owner)?.name ?? "#\(owner)"
-                return "executors.\(executor): secret '\(name)' was set by \(writer), who is not an admin; it is not"
-                    + " injected (secret_missing) until an admin sets it again with `runvoyctl secrets set \(name)`"
+            return (ConfigLoader.embeddedDefault(stateRoot: root, runAsUser: userName, runAsGroup: groupName), nil)
+        }
+        let file = config ?? Self.defaultConfigPath
+        do {
+            return (try ConfigLoader.load(path: file), file)
+        } catch {
+            Daemon.shout(error.description)
+            if checkConfig { throw ExitCode(1) }
+            if config == nil && access(file, F_OK) != 0 {
+                Daemon.shout(
+                    "runvoyd: no configuration at \(file); pass --config PATH, or --dev for the embedded development configuration"
+                )
             }
-            return nil
+            throw ExitCode(78)  // EX_CONFIG
         }
     }
 

@@ -1,0 +1,75 @@
+import ArgumentParser
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// `runvoyd --check-config`: everything wrong or risky in a configuration, without serving it.
+extension RunvoydCommand {
+    /// Prints the configuration's warnings, failed expectations and directory problems, then "OK" with its digests;
+    /// throws exit status 1 when an expectation fails or a directory is unsafe.
+    static func check(_ loaded: DaemonConfig, source: String) throws {
+        for warning in loaded.warnings { print(warning.description) }
+        if loaded.roles.isEmpty {
+            print(
+                "\(source): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
+            )
+        }
+        for warning in missingSecrets(loaded) + sharedRunAs(loaded) { print("\(source): warning: \(warning)") }
+        let failures = PolicyReport.failedExpectations(loaded)
+        for failure in failures { print(failure.description) }
+        let directories = PrivateDirectories.report(
+            stateDirectory: loaded.stateDirectory, runtimeDirectory: loaded.secrets.runtimeDirectory)
+        for warning in directories.warnings { print("\(source): warning: \(warning)") }
+        for error in directories.errors { print("\(source): error: \(error)") }
+        if !failures.isEmpty {
+            print("\(source): \(failures.count) policy expectation(s) failed")
+            throw ExitCode(1)
+        }
+        if !directories.errors.isEmpty { throw ExitCode(1) }
+        print(
+            "\(source): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
+        )
+    }
+
+    /// Executors that inject secrets and share their run-as user with executors that do not inject the same
+    /// ones: commands on those can read the secrets (the process environment and files of the same uid), and
+    /// their output is not redacted.
+    static func sharedRunAs(_ config: DaemonConfig) -> [String] {
+        var warnings: [String] = []
+        for executor in config.executors where !executor.secretNames.isEmpty {
+            let others = config.executors.filter {
+                $0.name != executor.name && $0.runAs.user == executor.runAs.user
+                    && !executor.secretNames.isSubset(of: $0.secretNames)
+            }
+            if !others.isEmpty {
+                warnings.append(
+                    "executors.\(executor.name): injects secrets and runs as '\(executor.runAs.user)', as "
+                        + others.map { "'\($0.name)'" }.joined(separator: ", ")
+                        + " does: commands there can read these secrets from /proc or the secret files, unredacted; give it a user of its own"
+                )
+            }
+        }
+        return warnings
+    }
+
+    /// Secrets executors reference that the store does not hold, or whose value a user who is not an admin wrote
+    /// (read by name and owner, without the master key): either way the executor's commands are refused.
+    static func missingSecrets(_ config: DaemonConfig) -> [String] {
+        let referenced = config.executors.flatMap { executor in executor.secretNames.map { (executor.name, $0) } }
+        guard !referenced.isEmpty else { return [] }
+        let owners = SecretStore.owners(databasePath: config.stateDirectory + "/history.sqlite") ?? [:]
+        return referenced.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.compactMap { executor, name in
+            guard let owner = owners[name] else {
+                return "executors.\(executor): secret '\(name)' is not set; commands on this executor are refused"
+                    + " (secret_missing) until `runvoyctl secrets set \(name)`"
+            }
+            guard Authorizer.mayWriteInjectedSecrets(uid: owner, config) else {
+                let writer = UserDatabase.user(uid: owner)?.name ?? "#\(owner)"
+                return "executors.\(executor): secret '\(name)' was set by \(writer), who is not an admin; it is not"
+                    + " injected (secret_missing) until an admin sets it again with `runvoyctl secrets set \(name)`"
+            }
+            return nil
+        }
+    }
+
+}
