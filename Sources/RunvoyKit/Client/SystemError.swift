@@ -10,7 +10,10 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
         self.errno = errno
     }
 
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+    public var description: String { "\(call): \(Self.text(errno: errno))" }
+
+    /// What `strerror` says of `errno`.
+    public static func text(errno: Int32) -> String { String(cString: strerror(errno)) }
 }
 
 /// Calls `body` until it does not fail with EINTR; throws `SystemError` on any other failure.

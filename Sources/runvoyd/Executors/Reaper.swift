@@ -1,6 +1,7 @@
 import CRunvoyPosix
 import Foundation
 import Glibc
+import RunvoyKit
 import Synchronization
 
 /// Waits for child processes through their pidfds on one dedicated thread, so no async task blocks in `waitid`
@@ -19,7 +20,7 @@ final class Reaper: Sendable {
 
     private init() {
         wakeFD = runvoy_eventfd()
-        precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
+        precondition(wakeFD >= 0, "eventfd failed: \(SystemError.text(errno: errno))")
     }
 
     /// Suspends until the process behind `pidfd` exits, and leaves it a zombie: the caller reaps it (with
@@ -50,8 +51,10 @@ final class Reaper: Sendable {
             state.withLock { state in
                 for fd in state.waiters.keys { pollfds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
-            let n = poll(&pollfds, nfds_t(pollfds.count), -1)
-            if n < 0 { continue }
+            // A failed poll (interrupted, or out of memory for a moment) is tried again.
+            guard (try? retryingOnInterrupt("poll") { poll(&pollfds, nfds_t(pollfds.count), -1) }) != nil else {
+                continue
+            }
             if pollfds[0].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
