@@ -12,14 +12,25 @@ import Synchronization
 /// and waits for the group. As a service it owns that group; it must come before the server in the service group,
 /// which shuts down first and calls `shutdown`.
 final class ExecutionManager: Service, Sendable {
+    /// Where the manager is in its life.
+    private enum Phase {
+        /// Admitting executions.
+        case serving
+        /// Shutting down: nothing more is admitted; what runs has the shutdown grace to end.
+        case draining
+        /// The grace is over: what runs, and what was still being launched, is terminated.
+        case terminating
+        /// `run` has returned: every execution has ended.
+        case ended
+    }
+
     private struct State: ~Copyable {
+        var phase = Phase.serving
         var running: [String: Execution] = [:]
         /// Admitted and being launched: not running yet, but the group must not end before they are.
         var launching = 0
-        var shuttingDown = false
         var started = 0
-        /// Whether `run` has returned (every execution ended), and who waits for that.
-        var ended = false
+        /// Who waits for the group to end (`shutdown`).
         var endWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -117,7 +128,7 @@ final class ExecutionManager: Service, Sendable {
     func admit(_ plan: ExecPlan) throws(ExecRefusal) {
         let limit = plan.config.limits.maxExecutions
         let refusal = state.withLock { state -> RunvoyError? in
-            if state.shuttingDown { return RunvoyError(.busy, "runvoyd is shutting down") }
+            guard case .serving = state.phase else { return RunvoyError(.busy, "runvoyd is shutting down") }
             if state.running.count >= limit {
                 return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
             }
@@ -142,13 +153,15 @@ final class ExecutionManager: Service, Sendable {
     // MARK: - Registry
 
     private func register(_ execution: Execution) {
-        let count = state.withLock { state -> Int in
+        let (count, late) = state.withLock { state -> (Int, Bool) in
             state.launching -= 1
             state.running[execution.id] = execution
             state.started += 1
-            return state.running.count
+            return (state.running.count, state.phase == .terminating)
         }
         onChange(count)
+        // Launched while shutting down, after the grace: it goes the way of the others.
+        if late { execution.terminate() }
     }
 
     /// An admitted launch failed: its slot is free again.
@@ -170,7 +183,8 @@ final class ExecutionManager: Service, Sendable {
 
     /// Once shutting down with nothing running or launching, no execution can come any more: the group may end.
     private func closeQueueIfDone(_ state: inout State) {
-        if state.shuttingDown && state.running.isEmpty && state.launching == 0 { queue.continuation.finish() }
+        guard state.phase == .draining || state.phase == .terminating else { return }
+        if state.running.isEmpty && state.launching == 0 { queue.continuation.finish() }
     }
 
     // MARK: - Service
@@ -190,7 +204,7 @@ final class ExecutionManager: Service, Sendable {
             for execution in state.withLock({ Array($0.running.values) }) { execution.terminate() }
         }
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.ended = true
+            state.phase = .ended
             defer { state.endWaiters = [] }
             return state.endWaiters
         }
@@ -202,7 +216,7 @@ final class ExecutionManager: Service, Sendable {
     /// (SIGTERM, SIGKILL after each one's kill grace) and waits for the group to end. Needs `run`.
     func shutdown(grace: Duration, killGrace: Duration) async {
         let count = state.withLock { state -> Int in
-            state.shuttingDown = true
+            if state.phase == .serving { state.phase = .draining }
             closeQueueIfDone(&state)
             return state.running.count
         }
@@ -215,7 +229,10 @@ final class ExecutionManager: Service, Sendable {
     }
 
     private func terminateStragglers() {
-        let left = state.withLock { Array($0.running.values) }
+        let left = state.withLock { state -> [Execution] in
+            if state.phase == .draining { state.phase = .terminating }
+            return Array(state.running.values)
+        }
         guard !left.isEmpty else { return }
         logger.warning(
             "terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
@@ -226,7 +243,7 @@ final class ExecutionManager: Service, Sendable {
     private func ended() async {
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
-                if state.ended { return true }
+                if state.phase == .ended { return true }
                 state.endWaiters.append(continuation)
                 return false
             }
