@@ -31,6 +31,7 @@ struct ExecLaunchTests {
             config = try ConfigLoader.parse(
                 yaml: """
                     state_directory: \(directory)/state
+                    kill_grace: 200ms
                     audit: {fail_closed: \(failClosed), write_timeout: 100ms}
                     secrets: {runtime_directory: \(directory)/run}
                     roles:

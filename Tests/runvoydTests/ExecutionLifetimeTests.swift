@@ -117,6 +117,35 @@ import Testing
         #expect(fixture.records().map(\.event) == ["decision", "execution_started", "execution_finished"])
     }
 
+    /// Shutdown stops admitting, gives what runs the grace, then terminates it (SIGKILL after the kill grace for a
+    /// command that ignores SIGTERM) and returns only once the executions' task group has ended, every end recorded.
+    @Test func shutdownTerminatesWhatOutlivesTheGraceAndAwaitsTheGroup() async throws {
+        let fixture = try ExecLaunchTests.Fixture()
+        let manager = fixture.manager(PosixSpawner())
+        let root = Caller.resolve(uid: 0, gid: 0, pid: getpid(), hasPidfd: false)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await manager.run() }
+            let execution = try await manager.start(
+                ExecParams(argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 600"]), requestID: .number(9),
+                caller: root, config: fixture.config, sink: nil
+            ) { _ in }
+            await manager.shutdown(grace: .zero, killGrace: .zero)
+            #expect(execution.isFinished)
+            #expect(manager.runningCount == 0)
+            do {
+                _ = try await manager.start(
+                    ExecParams(argv: ["true"]), requestID: nil, caller: root, config: fixture.config, sink: nil
+                ) { _ in }
+                Issue.record("admitted while shutting down")
+            } catch {
+                #expect(error as? RunvoyError == RunvoyError(.busy, "runvoyd is shutting down"))
+            }
+            tasks.cancelAll()
+        }
+        let rows = try fixture.store.list(ListParams(status: [.killed]), ownerUid: nil)
+        #expect(rows.count == 1 && rows.first?.signal == SIGKILL)
+    }
+
     /// A cancelled `Task.sleep` keeps its task and its dispatch timer until the deadline (swiftlang/swift#60441):
     /// code that arms a timer per execution, connection or request and cancels it early must use the event
     /// loop's `scheduleTask`, whose cancellation frees it at once. Only the daemon's few long-lived loops, which
