@@ -168,8 +168,6 @@ import Testing
                 offenders.append("\(file):\(number + 1)")
             }
         }
-        // ExecutionManager.shutdown polls once per 50 ms while the daemon stops; nothing cancels that sleep.
-        offenders.removeAll { $0.hasPrefix("Executors/ExecutionManager.swift:") }
         #expect(offenders.isEmpty, "Task.sleep in per-request code: \(offenders)")
     }
 }
