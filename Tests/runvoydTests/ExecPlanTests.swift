@@ -148,6 +148,38 @@ struct ExecPlanTests {
                     .spawnFailed, "not an executable file on executor 'any': \(file)", reason: "not_executable"))
     }
 
+    /// A command the run-as user cannot reach (behind a folder only root may enter) is not found, whatever rule
+    /// names it: nothing runs, and the refusal is the one runvoyd has always given, since the rules judge what a
+    /// search as the daemon finds when the run-as user finds nothing.
+    @Test func aCommandTheRunAsUserCannotReachIsNotFound() throws {
+        var template = Array("/tmp/runvoy-plan-XXXXXX".utf8CString)
+        let directory = String(cString: mkdtemp(&template)!)
+        defer { FileSystem.removeTree(directory) }
+        let tool = directory + "/tool"
+        #expect(
+            FileManager.default.createFile(
+                atPath: tool, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755]))
+        var config = try ConfigLoader.parse(
+            yaml: """
+                roles:
+                  developer: {users: ["*"]}
+                executors:
+                  x:
+                    default: true
+                    run_as: {user: nobody}
+                    environment: {PATH: \(directory)}
+                    allow: {users: ["*"]}
+                    commands:
+                      - [\(tool)]
+                """, file: "p.yaml")
+        config.sourcePath = "p.yaml"
+        let refused = try refusal(ExecParams(argv: ["tool"]), config: config)
+        #expect(
+            refused.error
+                == RunvoyError(.spawnFailed, "command not found on executor 'x': tool", reason: "not_found"))
+        #expect(refused.fields.first { $0.0 == "RULE" }?.1 == "p.yaml:10")
+    }
+
     @Test func aRunAsIdentityThatDoesNotExist() throws {
         var config = try Self.config()
         let index = try #require(config.executors.firstIndex { $0.name == "any" })

@@ -21,13 +21,11 @@ extension ExecPlan {
             throw refuse(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
         }
         let runAs = Result { () throws(RunvoyError) in try RunAsIdentity.resolve(executor) }
-        // Found once, as the run-as user (a path that user cannot reach is "not found" like one that does not
-        // exist); the rules are checked against it and it is what runs.
         let command = ResolvedCommand(
             argv[0], searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
             as: try? runAs.get().identity)
         let decision = Authorizer.decide(
-            caller: caller, executor: executor, argv: argv, command: command, config: config)
+            caller: caller, executor: executor, argv: argv, command: judged(command, on: executor), config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw refuse(error) }
         let environment: [String: String]
@@ -54,6 +52,16 @@ extension ExecPlan {
             envKeys: (params.env ?? [:]).keys.sorted(), timeout: timeout, decision: decision,
             wantsStdin: params.stdin ?? false && !(params.detach ?? false),
             killOnDisconnect: params.killOnDisconnect ?? false, config: config, auditFields: fields)
+    }
+
+    /// What the command rules judge. `command` was found once, as the run-as user (a path that user cannot reach
+    /// is "not found" like one that does not exist): the rules are checked against it, and it is what runs. When
+    /// that user finds nothing, nothing runs; the rules then judge what a search as the daemon finds, as they
+    /// always have, so a refusal names the same rule (or the missing command) as before.
+    static func judged(_ command: ResolvedCommand, on executor: ExecutorConfig) -> ResolvedCommand {
+        guard command.identity == nil, command.searchedAs != nil else { return command }
+        return ResolvedCommand(
+            command.typed, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory)
     }
 
     /// The audit fields of the request as it came: who asked, on which executor, for what.
