@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import NIOCore
 import NIOPosix
 import RunvoyConfig
 import RunvoyKit
@@ -13,9 +14,9 @@ import Testing
 ///
 /// A cancelled `Task.sleep` keeps its task, and whatever the task captured, until its deadline. Each execution's
 /// timeout timer was one, so with a one-hour timeout every execution of the last hour stayed in memory (about
-/// 1 KB each). This counts live `Execution` objects instead of measuring memory. It is the only test in this
-/// target that makes executions, so the count is this test's own.
-struct ExecutionLifetimeTests {
+/// 1 KB each). This counts live `Execution` objects instead of measuring memory. This is the only suite in this
+/// target that makes executions, and it runs its tests one at a time, so the count is each test's own.
+@Suite(.serialized) struct ExecutionLifetimeTests {
     @Test func finishedExecutionsAreReleasedBeforeTheirTimeout() async throws {
         var template = Array("/tmp/runvoyd-lifetime-XXXXXX".utf8CString)
         let directory = String(cString: mkdtemp(&template)!)
@@ -33,14 +34,16 @@ struct ExecutionLifetimeTests {
         let caller = Caller.resolve(uid: geteuid(), gid: getegid(), pid: getpid(), hasPidfd: false)
 
         let count = 20
-        for _ in 0..<count {
-            // An hour to run: the timeout timer outlives this test unless it is given back when the command ends.
-            let execution = try await manager.start(
-                ExecParams(argv: ["true"], timeoutMs: 3_600_000), requestID: nil, caller: caller, config: config,
-                sink: nil
-            ) { _ in }
-            let exit = await execution.waitFinished()
-            #expect(exit.exitCode == 0)
+        try await Self.running(manager) {
+            for _ in 0..<count {
+                // An hour to run: the timeout timer outlives this test unless it is given back when the command ends.
+                let execution = try await manager.start(
+                    ExecParams(argv: ["true"], timeoutMs: 3_600_000), requestID: nil, caller: caller, config: config,
+                    sink: nil
+                ) { _ in }
+                let exit = await execution.waitFinished()
+                #expect(exit.exitCode == 0)
+            }
         }
         #expect(manager.startedCount == count)
 
@@ -54,6 +57,93 @@ struct ExecutionLifetimeTests {
         }
         #expect(manager.runningCount == 0)
         #expect(Execution.live.load(ordering: .relaxed) == 0, "executions still held after they ended")
+    }
+
+    /// Runs `body` while `manager` runs as the service it is in the daemon, then shuts it down.
+    static func running(_ manager: ExecutionManager, _ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await manager.run() }
+            do {
+                try await body()
+            } catch {
+                await manager.shutdown(grace: .zero, killGrace: .zero)
+                tasks.cancelAll()
+                throw error
+            }
+            await manager.shutdown(grace: .seconds(60), killGrace: .seconds(1))
+            // Outside a service group nothing asks it to stop gracefully: it waits until cancelled.
+            tasks.cancelAll()
+        }
+    }
+
+    /// Collects what an execution sends its client.
+    actor CollectingSink: OutputSink {
+        var output: [OutputStreamKind: [UInt8]] = [:]
+        var exit: ExitEvent?
+
+        func output(_ stream: OutputStreamKind, _ chunk: ByteBuffer) async throws {
+            output[stream, default: []] += chunk.readableBytesView
+        }
+
+        func exit(_ event: ExitEvent) async throws { exit = event }
+    }
+
+    /// A whole execution in process, through the real spawner: output reaches the client redacted, and the end
+    /// reaches the history and the audit trail after the two records written before it started.
+    @Test func anExecutionRunsInProcessAndRecordsItsEnd() async throws {
+        let fixture = try ExecLaunchTests.Fixture()
+        let manager = fixture.manager(PosixSpawner())
+        let root = Caller.resolve(uid: 0, gid: 0, pid: getpid(), hasPidfd: false)
+        let sink = CollectingSink()
+        var exit: ExitEvent?
+        try await Self.running(manager) {
+            let execution = try await manager.start(
+                ExecParams(argv: ["sh", "-c", "echo \"out $TOKEN\"; cat \"$TOKEN_FILE\" >&2; exit 3"]),
+                requestID: .number(8), caller: root, config: fixture.config, sink: sink
+            ) { _ in }
+            #expect(manager.running(id: execution.id) === execution)
+            exit = await execution.waitFinished()
+            #expect(manager.running(id: execution.id) == nil)
+        }
+        #expect(exit?.exitCode == 3)
+        #expect(await sink.exit == exit)
+        let stdout = String(decoding: await sink.output[.stdout] ?? [], as: UTF8.self)
+        let stderr = String(decoding: await sink.output[.stderr] ?? [], as: UTF8.self)
+        #expect(stdout.hasPrefix("out ") && !stdout.contains("s3cret"))
+        #expect(!stderr.isEmpty && !stderr.contains("s3cret"))
+        let row = try fixture.row()
+        #expect(row.status == .failed && row.exitCode == 3 && row.pid != nil)
+        #expect(fixture.secretFolders.isEmpty)
+        #expect(fixture.records().map(\.event) == ["decision", "execution_started", "execution_finished"])
+    }
+
+    /// Shutdown stops admitting, gives what runs the grace, then terminates it (SIGKILL after the kill grace for a
+    /// command that ignores SIGTERM) and returns only once the executions' task group has ended, every end recorded.
+    @Test func shutdownTerminatesWhatOutlivesTheGraceAndAwaitsTheGroup() async throws {
+        let fixture = try ExecLaunchTests.Fixture()
+        let manager = fixture.manager(PosixSpawner())
+        let root = Caller.resolve(uid: 0, gid: 0, pid: getpid(), hasPidfd: false)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await manager.run() }
+            let execution = try await manager.start(
+                ExecParams(argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 600"]), requestID: .number(9),
+                caller: root, config: fixture.config, sink: nil
+            ) { _ in }
+            await manager.shutdown(grace: .zero, killGrace: .zero)
+            #expect(execution.isFinished)
+            #expect(manager.runningCount == 0)
+            do {
+                _ = try await manager.start(
+                    ExecParams(argv: ["true"]), requestID: nil, caller: root, config: fixture.config, sink: nil
+                ) { _ in }
+                Issue.record("admitted while shutting down")
+            } catch {
+                #expect(error as? RunvoyError == RunvoyError(.busy, "runvoyd is shutting down"))
+            }
+            tasks.cancelAll()
+        }
+        let rows = try fixture.store.list(ListParams(status: [.killed]), ownerUid: nil)
+        #expect(rows.count == 1 && rows.first?.signal == SIGKILL)
     }
 
     /// A cancelled `Task.sleep` keeps its task and its dispatch timer until the deadline (swiftlang/swift#60441):
@@ -78,8 +168,6 @@ struct ExecutionLifetimeTests {
                 offenders.append("\(file):\(number + 1)")
             }
         }
-        // ExecutionManager.shutdown polls once per 50 ms while the daemon stops; nothing cancels that sleep.
-        offenders.removeAll { $0.hasPrefix("Executors/ExecutionManager.swift:") }
         #expect(offenders.isEmpty, "Task.sleep in per-request code: \(offenders)")
     }
 }

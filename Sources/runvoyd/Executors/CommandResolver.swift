@@ -114,3 +114,42 @@ enum CommandResolver {
         }
     }
 }
+
+/// A command as typed (`argv[0]`) and what one search for it found. `ExecPlan` searches once, as the run-as user;
+/// the command rules are checked against the result (`CommandMatcher`) and its `identity` is what runs, so what
+/// was checked is what runs.
+struct ResolvedCommand: Sendable, Equatable {
+    let typed: String
+    let outcome: CommandResolver.Outcome
+    /// The path executed: the found path with its directories resolved and its file name kept
+    /// (`CommandMatcher.identity`); nil when nothing executable was found.
+    let identity: String?
+    /// The user the search looked as, when it was not the daemon's own view.
+    let searchedAs: SpawnRequest.Identity?
+
+    init(
+        typed: String, outcome: CommandResolver.Outcome, identity: String?, searchedAs: SpawnRequest.Identity? = nil
+    ) {
+        self.typed = typed
+        self.outcome = outcome
+        self.identity = identity
+        self.searchedAs = searchedAs
+    }
+
+    /// Searches for `typed` as `CommandResolver.search` does (as `identity`, the run-as user, when given).
+    init(_ typed: String, searchPath: String?, workingDirectory: String, as identity: SpawnRequest.Identity? = nil) {
+        let outcome = CommandResolver.search(
+            typed, searchPath: searchPath, workingDirectory: workingDirectory, as: identity)
+        self.init(
+            typed: typed, outcome: outcome, identity: outcome.found.map(CommandMatcher.identity),
+            searchedAs: CommandResolver.switchesIdentity(identity) ? identity : nil)
+    }
+}
+
+extension CommandResolver.Outcome {
+    /// The path found, if any.
+    var found: String? {
+        if case .found(let path) = self { return path }
+        return nil
+    }
+}

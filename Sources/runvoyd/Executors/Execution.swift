@@ -7,7 +7,9 @@ import RunvoyStore
 
 import struct Synchronization.Atomic
 
-/// One running command: its identity, its process group, its live output routing, and its end.
+/// One running command: its identity, its process group, its live output routing, and its end. It owns what its
+/// launch made (the process and its pipes, its output recorder, its secret files, its history row) from the moment
+/// it exists, and releases all of it when it ends (`run`); its phases are `StateMachine`'s.
 final class Execution: Sendable {
     let id: String
     let requestID: RequestID?
@@ -20,7 +22,6 @@ final class Execution: Sendable {
     let killOnDisconnect: Bool
     let timeout: Duration?
     let killGrace: Duration
-    let started: ContinuousClock.Instant
     let hasStdin: Bool
     /// Stores the output as it streams, for `logs` and its followers.
     let recorder: OutputRecorder
@@ -29,14 +30,18 @@ final class Execution: Sendable {
     let startedAtMs: Int64
     /// The secrets injected into the command: removed from its output, their files removed at its end.
     let secrets: SecretInjection
+    /// The history and audit trail this execution records itself in.
+    let records: Records
+    /// The pidfd of the process group leader: waited for, and reaped once nothing can signal the group any more.
+    private let pidfd: Int32
+    /// The daemon's ends of the command's output pipes, read by `run`.
+    private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>)
 
-    private struct State: ~Copyable {
+    private struct Locked: ~Copyable {
+        var machine: StateMachine
         var sink: (any OutputSink)?
         var stdin: (any Channel)?
         var lastStdinWrite: EventLoopFuture<Void>?
-        var timedOut = false
-        var terminating = false
-        var result: ExitEvent?
         var waiters: [CheckedContinuation<ExitEvent, Never>] = []
         /// SIGKILL after the kill grace, once `terminate` sent SIGTERM; cancelled when the command ends.
         var killTimer: Scheduled<Void>?
@@ -46,46 +51,44 @@ final class Execution: Sendable {
     /// to it, so this returns to zero when nothing runs (a regression test for retained executions reads it).
     static let live = Atomic(0)
 
-    private let state: Mutex<State>
+    private let state: Mutex<Locked>
 
-    init(
-        id: String, requestID: RequestID?, caller: Caller, executorName: String, runAs: String, argv: [String],
-        path: String, pid: pid_t, killOnDisconnect: Bool, timeout: Duration?, killGrace: Duration,
-        sink: (any OutputSink)?, stdin: (any Channel)?, recorder: OutputRecorder, createdAtMs: Int64,
-        startedAtMs: Int64, secrets: SecretInjection = .none
-    ) {
-        self.secrets = secrets
-        self.recorder = recorder
-        self.createdAtMs = createdAtMs
-        self.startedAtMs = startedAtMs
-        self.id = id
-        self.requestID = requestID
-        self.caller = caller
-        self.executorName = executorName
-        self.runAs = runAs
-        self.argv = argv
-        self.path = path
-        self.pid = pid
-        self.killOnDisconnect = killOnDisconnect
-        self.timeout = timeout
-        self.killGrace = killGrace
-        self.started = .now
-        self.hasStdin = stdin != nil
-        self.state = Mutex(State(sink: sink, stdin: stdin))
+    init(plan: ExecPlan, launched: ExecLaunch.Launched, sink: (any OutputSink)?) {
+        id = launched.id
+        requestID = plan.requestID
+        caller = plan.caller
+        executorName = plan.executor.name
+        runAs = plan.runAs
+        argv = plan.argv
+        path = plan.command
+        pid = launched.process.pid
+        pidfd = launched.process.pidfd
+        killOnDisconnect = plan.killOnDisconnect
+        timeout = plan.timeout
+        killGrace = plan.config.killGrace
+        hasStdin = launched.pipes.stdin != nil
+        output = (launched.pipes.stdout, launched.pipes.stderr)
+        recorder = launched.recorder
+        createdAtMs = launched.createdAtMs
+        startedAtMs = launched.startedAtMs
+        secrets = launched.injection
+        records = launched.records
+        let machine = StateMachine(executionID: launched.id, requestID: plan.requestID, started: .now)
+        state = Mutex(Locked(machine: machine, sink: sink, stdin: launched.pipes.stdin))
         Self.live.add(1, ordering: .relaxed)
     }
 
     deinit { Self.live.subtract(1, ordering: .relaxed) }
 
     /// Whether the command has ended and its `exit` event is known.
-    var isFinished: Bool { state.withLock { $0.result != nil } }
+    var isFinished: Bool { state.withLock { $0.machine.exitEvent != nil } }
 
     /// Suspends until the execution has ended.
     @discardableResult
     func waitFinished() async -> ExitEvent {
         await withCheckedContinuation { continuation in
             let result = state.withLock { state -> ExitEvent? in
-                if let result = state.result { return result }
+                if let event = state.machine.exitEvent { return event }
                 state.waiters.append(continuation)
                 return nil
             }
@@ -96,24 +99,21 @@ final class Execution: Sendable {
     /// Sends `signal` to the command's process group. Returns false once the command has ended.
     @discardableResult
     func signal(_ signal: Int32) -> Bool {
-        // Under the lock: the leader is reaped (its pid freed) only after `result` is set under it.
+        // Under the lock, unlike other actions: the leader is reaped (its pid freed) only after the machine has
+        // finished under it, so the group id cannot name another process here.
         state.withLock { state in
-            guard state.result == nil else { return false }
+            guard state.machine.maySignal else { return false }
             return kill(-pid, signal) == 0
         }
     }
 
     /// SIGTERM to the process group, then SIGKILL after the kill grace if anything is left.
     func terminate(timedOut: Bool = false) {
-        let first = state.withLock { state -> Bool in
-            if timedOut { state.timedOut = true }
-            defer { state.terminating = true }
-            return !state.terminating
-        }
-        guard first else { return }
+        guard state.withLock({ $0.machine.terminate(timedOut: timedOut) }) == .signalAndArmKillTimer else { return }
         signal(SIGTERM)
         let killer = Self.timerLoop.scheduleTask(in: TimeAmount(killGrace)) { [weak self] in
-            if let self, !self.isFinished { self.signal(SIGKILL) }
+            guard let self, self.state.withLock({ $0.machine.killsWhenGraceEnds }) else { return }
+            self.signal(SIGKILL)
         }
         state.withLock { $0.killTimer = killer }
     }
@@ -178,12 +178,45 @@ final class Execution: Sendable {
         try? await channel.close().get()
     }
 
-    /// Pumps output until the command and every process holding its pipes are done, then finishes.
-    /// `drainGrace` bounds how long output is still read after the command itself exited.
-    func run(
-        stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>, pidfd: Int32,
-        drainGrace: Duration, finish: @Sendable (Execution, ExitEvent) async -> Void
-    ) async {
+    /// The execution's whole life once launched: records the process in the history, pumps output until the
+    /// command and every process holding its pipes are done (`drainGrace` bounds how long output is still read
+    /// after the command itself exited), records the end, and tells the client. `ended` runs once the end is
+    /// recorded and before the `exit` event goes out (the manager unregisters the execution there).
+    func run(drainGrace: Duration, ended: @Sendable (Execution) -> Void) async {
+        recordStarted()
+        await pumpUntilDrained(drainGrace: drainGrace)
+        await closeStdin()
+        let event = state.withLock { $0.machine.outputDrained(at: .now) }
+        recordFinished(event)
+        ended(self)
+        // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
+        // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
+        let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
+            _ = state.machine.finish()
+            state.killTimer?.cancel()
+            defer {
+                state.sink = nil
+                state.waiters = []
+                state.killTimer = nil
+            }
+            return (state.sink, state.waiters)
+        }
+        // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
+        // drained it stayed a zombie, so a signal to its process group could reach no other process.
+        var exited: Int32 = 0
+        var code: Int32 = 0
+        _ = runvoy_pidfd_wait(pidfd, &exited, &code)
+        close(pidfd)
+        if let sink {
+            try? await sink.exit(event)
+        }
+        for waiter in waiters { waiter.resume(returning: event) }
+    }
+
+    /// Reads both output pipes while the timeout runs, until the leader has exited and the pipes are done (or
+    /// closed at the end of the drain grace).
+    private func pumpUntilDrained(drainGrace: Duration) async {
+        let (stdout, stderr) = output
         // Timers are the event loop's: cancelling one frees it at once. (A cancelled `Task.sleep` keeps its task,
         // and everything the task holds, until its deadline, which for a one-hour timeout kept every execution
         // of the last hour in memory: swiftlang/swift#60441.)
@@ -197,49 +230,13 @@ final class Execution: Sendable {
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
         timer?.cancel()
+        state.withLock { $0.machine.leaderExited(status) }
         let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
             stderr.channel.close(promise: nil)
         }
         await pumps
         closer.cancel()
-        await closeStdin()
-
-        let elapsed = ContinuousClock.now - started
-        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        var exitCode: Int32?
-        var signal: Int32?
-        switch status {
-        case .exited(let code): exitCode = code
-        case .signaled(let number): signal = number
-        }
-        let timedOut = state.withLock { $0.timedOut }
-        let event = ExitEvent(
-            id: requestID, executionId: id, exitCode: exitCode, signal: signal, timedOut: timedOut,
-            durationUsec: micros)
-        await finish(self, event)
-        // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
-        // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
-        let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
-            state.result = event
-            state.killTimer?.cancel()
-            defer {
-                state.sink = nil
-                state.waiters = []
-                state.killTimer = nil
-            }
-            return (state.sink, state.waiters)
-        }
-        // Only now, with `result` set (so `signal` sends nothing more), is the leader reaped and its pid free: while
-        // output drained it stayed a zombie, so a signal to its process group could reach no other process.
-        var exited: Int32 = 0
-        var code: Int32 = 0
-        _ = runvoy_pidfd_wait(pidfd, &exited, &code)
-        close(pidfd)
-        if let sink {
-            try? await sink.exit(event)
-        }
-        for waiter in waiters { waiter.resume(returning: event) }
     }
 
     /// The most output one frame (and one stored record) carries.

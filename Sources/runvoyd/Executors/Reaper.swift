@@ -19,7 +19,7 @@ final class Reaper: Sendable {
 
     private init() {
         wakeFD = runvoy_eventfd()
-        precondition(wakeFD >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
+        precondition(wakeFD >= 0, "eventfd failed: \(SystemError.text(errno))")
     }
 
     /// Suspends until the process behind `pidfd` exits, and leaves it a zombie: the caller reaps it (with
@@ -50,8 +50,10 @@ final class Reaper: Sendable {
             state.withLock { state in
                 for fd in state.waiters.keys { pollfds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
-            let n = poll(&pollfds, nfds_t(pollfds.count), -1)
-            if n < 0 { continue }
+            // A failed poll (interrupted, or out of memory for a moment) is tried again.
+            guard (try? retryingOnInterrupt("poll") { poll(&pollfds, nfds_t(pollfds.count), -1) }) != nil else {
+                continue
+            }
             if pollfds[0].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)

@@ -4,7 +4,7 @@ import RunvoyKit
 
 /// What to start: a resolved program, its argv and environment, and the identity to run it as.
 struct SpawnRequest: Sendable {
-    struct Identity: Sendable {
+    struct Identity: Sendable, Equatable {
         var uid: uid_t
         var gid: gid_t
         var groups: [gid_t]
@@ -20,7 +20,8 @@ struct SpawnRequest: Sendable {
     var stdinPipe: Bool
 }
 
-/// A started command: its pid, a pidfd for it, and the daemon's ends of its pipes.
+/// A started command: its pid, a pidfd for it, and the daemon's ends of its pipes. Whoever receives it owns all of
+/// them (`ExecLaunch` until the execution exists, then the execution).
 struct SpawnedProcess: Sendable {
     var pid: pid_t
     var pidfd: Int32
@@ -29,46 +30,48 @@ struct SpawnedProcess: Sendable {
     var stderrFD: Int32
 }
 
+/// Starts commands. The daemon uses `PosixSpawner`; tests put their own in its place to start executions in
+/// process, or to fail at a chosen stage.
+protocol ProcessSpawner: Sendable {
+    /// Starts `request`'s command, or throws without leaving anything open or running.
+    func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess
+}
+
 /// Starts commands with vfork semantics through a C child path that only makes system calls, so starting a
 /// command costs no copy of the daemon's page tables, and returns only once the command has exec'd or failed.
-enum Spawner {
+struct PosixSpawner: ProcessSpawner {
     /// Pipes for output are grown to this size: fewer wake-ups, and the throughput the protocol needs.
     static let pipeSize: Int32 = 1 << 20
 
-    static func spawn(_ request: SpawnRequest) throws(RunvoyError) -> SpawnedProcess {
-        var opened: [Int32] = []
-        func closeAll() { for fd in opened { close(fd) } }
-        func makePipe() throws(RunvoyError) -> (read: Int32, write: Int32) {
-            var fds: [Int32] = [-1, -1]
-            guard runvoy_pipe_cloexec(&fds, 0) == 0 else {
-                let message = String(cString: strerror(errno))
-                closeAll()
-                throw RunvoyError(.spawnFailed, "cannot create a pipe: \(message)", reason: "resources")
-            }
-            opened.append(contentsOf: fds)
-            return (fds[0], fds[1])
+    func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
+        let ends = try PipeEnds(stdinPipe: request.stdinPipe)
+        let result = Self.start(request, ends)
+        // The child has exec'd (or failed); the parent keeps only its own ends.
+        ends.closeChildEnds()
+        guard result.pid > 0 else {
+            ends.closeParentEnds()
+            throw SpawnError(.init(spawnStage: result.stage), errno: result.error)
         }
-        let stdout = try makePipe()
-        let stderr = try makePipe()
-        var stdin: (read: Int32, write: Int32)
-        if request.stdinPipe {
-            stdin = try makePipe()
-        } else {
-            let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                closeAll()
-                throw RunvoyError(.spawnFailed, "cannot open /dev/null: \(String(cString: strerror(errno)))")
-            }
-            opened.append(fd)
-            stdin = (fd, -1)
+        let pidfd: Int32
+        do throws(SystemError) {
+            pidfd = try retryingOnInterrupt("pidfd_open") { runvoy_pidfd_open(result.pid) }
+        } catch {
+            kill(result.pid, SIGKILL)
+            var ignored: Int32 = 0
+            _ = try? retryingOnInterrupt("waitpid") { waitpid(result.pid, &ignored, 0) }
+            ends.closeParentEnds()
+            throw SpawnError(.pidfd, errno: error.errno)
         }
-        _ = runvoy_set_pipe_size(stdout.write, pipeSize)
-        _ = runvoy_set_pipe_size(stderr.write, pipeSize)
+        return SpawnedProcess(
+            pid: result.pid, pidfd: pidfd, stdinFD: ends.stdin.write >= 0 ? ends.stdin.write : nil,
+            stdoutFD: ends.stdout.read, stderrFD: ends.stderr.read)
+    }
 
+    private static func start(_ request: SpawnRequest, _ ends: PipeEnds) -> runvoy_spawn_result {
         let argv = CStringArray(request.argv)
         let envp = CStringArray(request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         let groups = request.identity?.groups ?? []
-        let result: runvoy_spawn_result = request.path.withCString { path in
+        return request.path.withCString { path in
             request.workingDirectory.withCString { cwd in
                 groups.withUnsafeBufferPointer { groupsBuffer in
                     var spec = runvoy_spawn_request(
@@ -76,61 +79,65 @@ enum Spawner {
                         change_identity: request.identity == nil ? 0 : 1,
                         uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
                         groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
-                        stdin_fd: stdin.read, stdout_fd: stdout.write, stderr_fd: stderr.write)
+                        stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write)
                     return runvoy_spawn(&spec)
                 }
             }
         }
-        // The child has exec'd (or failed); the parent keeps only its own ends.
+    }
+}
+
+/// The pipes of one spawn: the child's ends go to the command, the parent's to the daemon. Creating them closes
+/// what was already made when one fails.
+private struct PipeEnds {
+    var stdout: (read: Int32, write: Int32)
+    var stderr: (read: Int32, write: Int32)
+    /// A pipe, or /dev/null as `read` with `write` -1.
+    var stdin: (read: Int32, write: Int32)
+
+    init(stdinPipe: Bool) throws(SpawnError) {
+        var opened: [Int32] = []
+        do throws(SpawnError) {
+            stdout = try Self.makePipe(&opened)
+            stderr = try Self.makePipe(&opened)
+            if stdinPipe {
+                stdin = try Self.makePipe(&opened)
+            } else {
+                do throws(SystemError) {
+                    stdin = (try retryingOnInterrupt("open /dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }, -1)
+                } catch {
+                    throw SpawnError(.devNull, errno: error.errno)
+                }
+            }
+        } catch {
+            for fd in opened { close(fd) }
+            throw error
+        }
+        _ = runvoy_set_pipe_size(stdout.write, PosixSpawner.pipeSize)
+        _ = runvoy_set_pipe_size(stderr.write, PosixSpawner.pipeSize)
+    }
+
+    private static func makePipe(_ opened: inout [Int32]) throws(SpawnError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        do throws(SystemError) {
+            try retryingOnInterrupt("pipe2") { runvoy_pipe_cloexec(&fds, 0) }
+        } catch {
+            throw SpawnError(.pipe, errno: error.errno)
+        }
+        opened.append(contentsOf: fds)
+        return (fds[0], fds[1])
+    }
+
+    func closeChildEnds() {
         close(stdin.read)
         close(stdout.write)
         close(stderr.write)
-        guard result.pid > 0 else {
-            for fd in [stdout.read, stderr.read] { close(fd) }
-            if stdin.write >= 0 { close(stdin.write) }
-            throw describe(stage: result.stage, errno: result.error)
-        }
-        let pidfd = runvoy_pidfd_open(result.pid)
-        if pidfd < 0 {
-            let message = String(cString: strerror(errno))
-            kill(result.pid, SIGKILL)
-            var ignored: Int32 = 0
-            waitpid(result.pid, &ignored, 0)
-            for fd in [stdout.read, stderr.read] { close(fd) }
-            if stdin.write >= 0 { close(stdin.write) }
-            throw RunvoyError(.spawnFailed, "pidfd_open: \(message)", reason: "resources")
-        }
-        return SpawnedProcess(
-            pid: result.pid, pidfd: pidfd, stdinFD: stdin.write >= 0 ? stdin.write : nil, stdoutFD: stdout.read,
-            stderrFD: stderr.read)
     }
 
-    static func describe(stage: Int32, errno code: Int32) -> RunvoyError {
-        let text = String(cString: strerror(code))
-        switch UInt32(stage) {
-        case RUNVOY_STAGE_EXEC.rawValue:
-            switch code {
-            case ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG:
-                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "not_found")
-            case E2BIG:
-                return RunvoyError(
-                    .spawnFailed, "the arguments and environment are too long for the kernel: \(text)",
-                    reason: "arguments_too_long")
-            case ENOMEM, EAGAIN, EMFILE, ENFILE:
-                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "resources")
-            default:
-                // EACCES, ENOEXEC, EISDIR, ETXTBSY, EPERM, ELIBBAD: the file is there but cannot be executed.
-                return RunvoyError(.spawnFailed, "cannot execute the command: \(text)", reason: "not_executable")
-            }
-        case RUNVOY_STAGE_CHDIR.rawValue:
-            return RunvoyError(.spawnFailed, "cannot enter the working directory: \(text)", reason: "working_directory")
-        case RUNVOY_STAGE_SETGROUPS.rawValue, RUNVOY_STAGE_SETGID.rawValue, RUNVOY_STAGE_SETUID.rawValue:
-            return RunvoyError(.spawnFailed, "cannot switch to the run-as identity: \(text)", reason: "identity")
-        case RUNVOY_STAGE_FORK.rawValue:
-            return RunvoyError(.spawnFailed, "cannot fork: \(text)", reason: "resources")
-        default:
-            return RunvoyError(.spawnFailed, "cannot start the command (stage \(stage)): \(text)", reason: "exec")
-        }
+    func closeParentEnds() {
+        close(stdout.read)
+        close(stderr.read)
+        if stdin.write >= 0 { close(stdin.write) }
     }
 }
 

@@ -128,6 +128,9 @@ struct Daemon {
             MemoryTrimmer(store: history) {
                 executionChanges.load(ordering: .relaxed) &+ runvoyServer.connections.changes
             })
+        // Before the server, so it is shut down after it: the server stops accepting, then `shutdown` lets the
+        // executions end and this service's group empties.
+        services.append(executions)
         services.append(runvoyServer)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

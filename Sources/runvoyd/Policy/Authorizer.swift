@@ -97,8 +97,12 @@ enum Authorizer {
     }
 
     /// Decides an `exec` request: role, executor access, then the command rules (a matching deny rule wins;
-    /// otherwise the first matching allow rule decides; no match is a refusal).
-    static func decide(caller: Caller, executor: ExecutorConfig, argv: [String], config: DaemonConfig) -> Decision {
+    /// otherwise the first matching allow rule decides; no match is a refusal). `command` is argv[0] as found for
+    /// the launch (`ExecPlan`), so the rules judge what will run; without it (`explain`) it is searched for here.
+    static func decide(
+        caller: Caller, executor: ExecutorConfig, argv: [String], command: ResolvedCommand? = nil,
+        config: DaemonConfig
+    ) -> Decision {
         let roles = roles(caller, config)
         guard PermissionTable.permits(roles, .exec) else {
             return .deny(.permissionDenied, refusal(caller, .exec, config).message)
@@ -113,9 +117,12 @@ enum Authorizer {
             return .allow("executor '\(executor.name)' accepts any command", rule: nil)
         }
         let rules = executor.commands.rules
+        let searchPath = executor.environment["PATH"]
         let matcher = CommandMatcher(
-            argv0: first, searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
-            writer: caller.pathWriter, withTarget: rules.contains { $0.effect == .deny })
+            command: command
+                ?? ResolvedCommand(first, searchPath: searchPath, workingDirectory: executor.workingDirectory),
+            searchPath: searchPath, workingDirectory: executor.workingDirectory, writer: caller.pathWriter,
+            withTarget: rules.contains { $0.effect == .deny })
         if let deny = rules.first(where: { $0.effect == .deny && matcher.matches($0, argv: argv) }) {
             let at = location(deny, config)
             return .deny(

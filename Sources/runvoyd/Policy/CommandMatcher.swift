@@ -23,18 +23,28 @@ struct CommandMatcher {
     /// Who must not be able to redirect a path argument between the check and the open (nil for root).
     let writer: PathResolver.Writer?
 
+    /// Matches against `command` as it was found (for `exec`, the search the launch executes the result of).
     /// `withTarget`: also resolve the command completely, which only deny rules use.
     init(
-        argv0: String, searchPath: String?, workingDirectory: String, writer: PathResolver.Writer? = nil,
+        command: ResolvedCommand, searchPath: String?, workingDirectory: String, writer: PathResolver.Writer? = nil,
         withTarget: Bool = true
     ) {
         self.searchPath = searchPath
         self.workingDirectory = workingDirectory
         self.writer = writer
-        self.typed = argv0
-        let found = CommandResolver.resolve(argv0, searchPath: searchPath, workingDirectory: workingDirectory)
-        self.identity = found.map(Self.identity)
-        self.target = withTarget ? found.map(Self.target) : nil
+        self.typed = command.typed
+        self.identity = command.identity
+        self.target = withTarget ? command.outcome.found.map(Self.target) : nil
+    }
+
+    /// Searches for `argv0` as the daemon (for `explain` and policy expectations, where nothing runs).
+    init(
+        argv0: String, searchPath: String?, workingDirectory: String, writer: PathResolver.Writer? = nil,
+        withTarget: Bool = true
+    ) {
+        self.init(
+            command: ResolvedCommand(argv0, searchPath: searchPath, workingDirectory: workingDirectory),
+            searchPath: searchPath, workingDirectory: workingDirectory, writer: writer, withTarget: withTarget)
     }
 
     /// `path` (absolute) with the directories before its file name resolved as the kernel walks them (links

@@ -1,0 +1,156 @@
+import CRunvoyPosix
+import Glibc
+import Logging
+import NIOCore
+import RunvoyKit
+import RunvoyStore
+
+/// Makes what one planned execution needs, in order, and owns it until the `Execution` does: its history row and
+/// output recorder, its secret files, the two audit records that must be in the journal before the command exists
+/// (fail-closed: what cannot be audited does not run), the process and its pipes. A failure at any stage releases
+/// exactly what was made, in one place (`rollBack`), and says what the history and the audit trail record of it.
+struct ExecLaunch: Sendable {
+    /// The durable history every execution is recorded in, with its output.
+    let store: ExecutionStore
+    /// The secrets executors inject.
+    let secrets: SecretStore
+    let spawner: any ProcessSpawner
+    /// Where the pipes' channels run.
+    let group: any EventLoopGroup
+    let logger: Logger
+    /// Where audit records go (a test's own journal socket in tests).
+    var journal: Journal = .shared
+
+    /// What a launch made, all of which the execution takes over.
+    struct Launched: Sendable {
+        let id: String
+        let createdAtMs: Int64
+        let startedAtMs: Int64
+        let recorder: OutputRecorder
+        let injection: SecretInjection
+        let process: SpawnedProcess
+        let pipes: ExecutionPipes
+        let records: Execution.Records
+    }
+
+    /// What was made so far, for the rollback.
+    private struct Made {
+        let id: String
+        let createdAtMs: Int64
+        var recorder: OutputRecorder?
+        var injection: SecretInjection?
+        var fields: [(String, String)] = []
+        var process: SpawnedProcess?
+    }
+
+    func launch(_ plan: ExecPlan) async throws(LaunchFailure) -> Launched {
+        let createdAtMs = WallClock.milliseconds()
+        var made = Made(id: ExecutionID.make(milliseconds: UInt64(createdAtMs)), createdAtMs: createdAtMs)
+        let audit = plan.auditLog(logger: logger, journal: journal)
+        do throws(LaunchFailure.Stage) {
+            let recorder = try insert(plan, id: made.id, createdAtMs: createdAtMs)
+            made.recorder = recorder
+            let injection = try injectSecrets(plan, id: made.id)
+            made.injection = injection
+            made.fields = plan.startedFields(executionID: made.id)
+            try await recordDecision(plan, id: made.id, audit: audit)
+            let process = try spawn(plan, injection)
+            made.process = process
+            let startedAtMs = WallClock.milliseconds()
+            let pipes = try await attachPipes(process, redaction: injection.redaction)
+            return Launched(
+                id: made.id, createdAtMs: createdAtMs, startedAtMs: startedAtMs, recorder: recorder,
+                injection: injection, process: process, pipes: pipes,
+                records: Execution.Records(store: store, audit: audit, fields: made.fields, logger: logger))
+        } catch {
+            rollBack(made, error, audit: audit)
+            throw LaunchFailure(stage: error)
+        }
+    }
+
+    /// The history records the execution before anything is audited or run: what cannot be recorded does not
+    /// run. (Its output folder is created with the first chunk of output.)
+    private func insert(_ plan: ExecPlan, id: String, createdAtMs: Int64) throws(LaunchFailure.Stage) -> OutputRecorder
+    {
+        do throws(StoreError) {
+            try store.insert(
+                ExecutionInfo(
+                    executionId: id, status: .running, callerUid: plan.caller.uid,
+                    callerUser: plan.caller.displayName, callerPid: plan.caller.pid, executor: plan.executor.name,
+                    runAs: plan.runAs, argv: plan.argv, workingDirectory: plan.workingDirectory,
+                    envKeys: plan.envKeys, pid: nil, exitCode: nil, signal: nil, createdAtMs: createdAtMs,
+                    startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0, stderrBytes: 0,
+                    storedBytes: 0, droppedBytes: 0, outputPruned: false, configDigest: plan.config.digest,
+                    reason: nil))
+        } catch {
+            logger.error("cannot record an execution; refusing it", metadata: ["error": "\(error)"])
+            throw .history(error)
+        }
+        return store.makeRecorder(id, cap: plan.config.history.maxOutputBytes)
+    }
+
+    private func injectSecrets(_ plan: ExecPlan, id: String) throws(LaunchFailure.Stage) -> SecretInjection {
+        let config = plan.config
+        do throws(RunvoyError) {
+            return try SecretInjection.prepare(
+                executor: plan.executor, store: secrets, executionID: id,
+                runtimeDirectory: config.secrets.runtimeDirectory,
+                owner: plan.identity.map { (uid: $0.uid, gid: $0.gid) }, adminContact: config.adminContact,
+                trustedWriter: { Authorizer.mayWriteInjectedSecrets(uid: $0, config) })
+        } catch {
+            throw .secrets(error)
+        }
+    }
+
+    /// Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
+    private func recordDecision(_ plan: ExecPlan, id: String, audit: AuditLog) async throws(LaunchFailure.Stage) {
+        do throws(RunvoyError) {
+            try await audit.record(plan.allowedRecord(executionID: id))
+            try await audit.record(plan.startedRecord(executionID: id))
+        } catch {
+            throw .audit(error)
+        }
+    }
+
+    private func spawn(_ plan: ExecPlan, _ injection: SecretInjection) throws(LaunchFailure.Stage) -> SpawnedProcess {
+        var environment = plan.environment
+        for (key, value) in injection.environment { environment[key] = value }
+        do throws(SpawnError) {
+            return try spawner.spawn(
+                SpawnRequest(
+                    path: plan.command, argv: plan.argv, environment: environment,
+                    workingDirectory: plan.workingDirectory, identity: plan.identity, stdinPipe: plan.wantsStdin))
+        } catch {
+            throw .spawn(error)
+        }
+    }
+
+    /// Releases what `made` holds, in the order a failure has always been recorded: the process killed and
+    /// reaped, its `execution_finished` record (once `execution_started` is written), the recorder finished, the
+    /// secret files removed, and the history row ended with why the command never ran.
+    private func rollBack(_ made: Made, _ stage: LaunchFailure.Stage, audit: AuditLog) {
+        if let process = made.process {
+            // Its pipes were closed by `attachPipes`; the process group goes, and the leader is reaped.
+            kill(-process.pid, SIGKILL)
+            var exited: Int32 = 0
+            var status: Int32 = 0
+            _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
+            close(process.pidfd)
+        }
+        if let record = stage.finishedRecord(executionID: made.id, fields: made.fields, pid: made.process?.pid) {
+            audit.recordBestEffort(record)
+        }
+        made.recorder?.finish()
+        made.injection?.cleanUp()
+        let outcome = ExecutionStore.Outcome.notStarted(reason: stage.historyReason)
+        do throws(StoreError) {
+            try store.finish(made.id, outcome)
+        } catch {
+            // A row that could not be inserted was logged as such already.
+            if case .history = stage { return }
+            logger.error(
+                "cannot record a failed start in the history",
+                metadata: ["execution": "\(made.id)", "error": "\(error)"])
+        }
+    }
+}

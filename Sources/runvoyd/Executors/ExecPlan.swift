@@ -1,0 +1,81 @@
+import Logging
+import RunvoyConfig
+import RunvoyKit
+
+/// An `exec` request checked and decided before anything exists: what will run, as whom, with what, for how long,
+/// and why it was allowed. `ExecPlan.make` builds it from one configuration snapshot; nothing in it changes
+/// afterwards. The command rules were checked against `command`, the very path `ExecLaunch` executes.
+struct ExecPlan: Sendable {
+    let requestID: RequestID?
+    let caller: Caller
+    let argv: [String]
+    let executor: ExecutorConfig
+    /// Who the command runs as: nil keeps the daemon's identity (a daemon that is not root runs commands as itself).
+    let identity: SpawnRequest.Identity?
+    /// `user:group`, for the audit trail, the history and the `started` event.
+    let runAs: String
+    /// The program that runs: `argv[0]` found once, as the run-as user, directories resolved, file name kept.
+    let command: String
+    /// The executor's environment with the variables the caller added (secrets are added at launch).
+    let environment: [String: String]
+    /// The names of the variables the caller added, sorted.
+    let envKeys: [String]
+    let timeout: Duration?
+    let decision: Authorizer.Decision
+    /// Whether the command reads a pipe the client feeds (`stdin`, not detached); otherwise /dev/null.
+    let wantsStdin: Bool
+    let killOnDisconnect: Bool
+    /// The configuration the request was decided under; the launch and the execution use the same snapshot.
+    let config: DaemonConfig
+    /// What every audit record of this execution begins with: the request, the caller, the executor, argv, the
+    /// caller's environment names, the rule that decided and the injected secrets' names.
+    let auditFields: [(String, String)]
+
+    var workingDirectory: String { executor.workingDirectory }
+
+    /// The audit log of this request's configuration (fail-closed or not, and its write timeout).
+    func auditLog(logger: Logger, journal: Journal = .shared) -> AuditLog {
+        AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
+            journal: journal)
+    }
+
+    /// The fields of the `execution_started` record (and, with more, of `execution_finished`).
+    func startedFields(executionID: String) -> [(String, String)] {
+        var fields = [("EXECUTION_ID", executionID)] + auditFields
+        fields.append(("RUN_AS", runAs))
+        fields.append(("COMMAND_PATH", command))
+        fields.append(("CWD", workingDirectory))
+        if let timeout { fields.append(("TIMEOUT_USEC", String(Self.micros(timeout)))) }
+        return fields
+    }
+
+    /// The `decision` record that allows it, written before anything runs.
+    func allowedRecord(executionID: String) -> AuditEvent {
+        var fields = startedFields(executionID: executionID)
+        fields.append(("DECISION", "allow"))
+        fields.append(("REASON", decision.reason))
+        return AuditEvent(
+            .decision,
+            message:
+                "allowed \(caller.displayName) (uid \(caller.uid)) exec on '\(executor.name)' as \(runAs): \(JSONText.array(argv))",
+            fields: fields)
+    }
+
+    /// The `execution_started` record, the last one written before the command exists.
+    func startedRecord(executionID: String) -> AuditEvent {
+        AuditEvent(
+            .executionStarted,
+            message: "execution \(executionID) starting for \(caller.displayName) on '\(executor.name)' as \(runAs)",
+            fields: startedFields(executionID: executionID))
+    }
+
+    /// This plan refused after it was made (admission, the history, the secrets): its audit fields are complete.
+    func refusal(_ error: RunvoyError) -> ExecRefusal {
+        ExecRefusal(error: error, fields: auditFields, argv: argv, executorName: executor.name)
+    }
+
+    static func micros(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+    }
+}
