@@ -19,69 +19,34 @@ struct Daemon {
         let logger = Logger(label: "runvoyd")
         let notifier = SystemdNotifier()
         Self.prepareProcess()
-
-        if !config.audit.failClosed {
-            logger.critical(
-                "AUDIT IS NOT FAIL-CLOSED (audit.fail_closed: false): executions run even when the journal refuses their records. Development only."
-            )
-            Self.shout(
-                "runvoyd: WARNING: audit is not fail-closed; executions run even when the audit record cannot be written. Development only."
-            )
-        }
-        if !Journal.isAvailable {
-            logger.warning("no journal socket at \(Journal.socketPath): audit records cannot be written")
-            if config.audit.failClosed {
-                Self.shout(
-                    "runvoyd: WARNING: no journal at \(Journal.socketPath); every execution will be refused with audit_unavailable"
-                )
-            }
-        }
-        for warning in config.warnings { logger.warning("\(warning.description)") }
-        if config.roles.isEmpty {
-            logger.warning("no roles are bound (`roles:`), so only root can use runvoyd")
-        }
+        warnAboutSetup(logger)
         for change in try Self.makeStateDirectory(config.stateDirectory) { logger.notice("\(change)") }
         // The daemon's own records (start, recovery, stop) are best-effort: nothing waits on them.
         let audit = AuditLog(config.audit, logger: logger)
-        let history: ExecutionStore
-        let secrets: SecretStore
-        do throws(StoreError) {
-            history = try ExecutionStore(stateDirectory: config.stateDirectory)
-            try HistoryRecovery.run(store: history, audit: audit, logger: logger)
-            let key: SymmetricKey
-            do throws(MasterKey.LoadError) {
-                key = try MasterKey.load(config)
-            } catch {
-                throw StoreError(.database, error.description)
-            }
-            secrets = try SecretStore(store: history, key: key)
-        } catch {
-            throw ListeningSocket.SetupError(description: error.message)
-        }
+        let (history, secrets) = try openStores(audit: audit, logger: logger)
         for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config) {
             logger.warning("\(warning)")
         }
-        // Checked before anything is created or removed there, and again once it exists.
-        try Self.checkPrivate(config.secrets.runtimeDirectory, what: "the secrets runtime directory")
-        do throws(SystemError) {
-            if let warning = try SecretInjection.prepareRuntimeDirectory(config.secrets.runtimeDirectory) {
-                logger.warning("\(warning)")
-            }
-        } catch {
-            throw ListeningSocket.SetupError(
-                description: "cannot prepare the secrets runtime directory \(config.secrets.runtimeDirectory): \(error)"
-            )
-        }
-        try Self.checkPrivate(config.secrets.runtimeDirectory, what: "the secrets runtime directory")
+        try prepareSecretsRuntimeDirectory(logger: logger)
+        let listening = try Self.listeningSocket(config.socket.path)
+        let services = makeServices(
+            listening: listening, history: history, secrets: secrets, notifier: notifier, logger: logger)
+        recordStart(audit)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        audit.recordBestEffort(
+            AuditEvent(.daemonStopping, priority: 6, message: "runvoyd stopped", fields: []))
+        // What the journal has not taken yet gets a last chance; what is left then goes to stderr.
+        Journal.shared.drain(timeout: config.audit.writeTimeout)
+    }
 
-        let listening: ListeningSocket
-        if let fd = try ListeningSocket.fromSystemd() {
-            listening = .inherited(fd)
-        } else {
-            try ListeningSocket.prepare(path: config.socket.path)
-            listening = .path(config.socket.path)
-        }
-
+    /// The daemon's services, in the order the service group starts them (and the reverse of the order it stops
+    /// them in).
+    private func makeServices(
+        listening: ListeningSocket, history: ExecutionStore, secrets: SecretStore, notifier: SystemdNotifier,
+        logger: Logger
+    ) -> [any Service] {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
         let server = ServerHolder()
@@ -103,18 +68,6 @@ struct Daemon {
         Journal.shared.observeHealth { _ in
             if let server = server.value { notifier.status(server.statusLine()) }
         }
-
-        audit.recordBestEffort(
-            AuditEvent(
-                .daemonStarted, priority: 6,
-                message: "runvoyd \(RunvoyProtocol.softwareVersion) started (configuration digest \(config.digest))",
-                fields: [
-                    ("CONFIG_PATH", configPath ?? "(embedded)"), ("CONFIG_DIGEST", config.digest),
-                    ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
-                    ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
-                ]))
-        audit.recordBestEffort(ConfigReloader.policyRecord(config, previous: nil))
-
         var services: [any Service] = []
         if let interval = notifier.watchdogInterval {
             services.append(
@@ -132,13 +85,7 @@ struct Daemon {
         // executions end and this service's group empties.
         services.append(executions)
         services.append(runvoyServer)
-        let serviceGroup = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await serviceGroup.run()
-        audit.recordBestEffort(
-            AuditEvent(.daemonStopping, priority: 6, message: "runvoyd stopped", fields: []))
-        // What the journal has not taken yet gets a last chance; what is left then goes to stderr.
-        Journal.shared.drain(timeout: config.audit.writeTimeout)
+        return services
     }
 
     /// Lets the execution manager reach the server's status line once both exist.
