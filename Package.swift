@@ -52,8 +52,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(
-            name: "runvoyd",
+        .target(
+            name: "RunvoyDaemon",
             dependencies: [
                 "CSystemd",
                 "CRunvoyPosix",
@@ -67,6 +67,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "runvoyd",
+            dependencies: ["RunvoyDaemon"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -108,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "runvoydTests",
             dependencies: [
-                "runvoyd",
+                "RunvoyDaemon",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// Commands are looked up as the run-as user: what that user cannot reach is not found, the same as what does
 /// not exist (issue 10, item 8).

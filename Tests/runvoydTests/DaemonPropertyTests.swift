@@ -7,7 +7,7 @@ import RunvoyConfig
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// Properties of the daemon's pure parts, each against a model or a reference written independently of the code:
 /// the audit throttle against conservation and per-user bounds, request limits against `exec`'s own byte count,

@@ -7,7 +7,7 @@ import RunvoyKit
 import RunvoyStore
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// The launch of an allowed execution failing at each stage, in process through `ExecutionManager.start` (the
 /// edge that turns failures into wire errors), with a spawner that fails where a test says: each leaves no row

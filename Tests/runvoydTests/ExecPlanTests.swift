@@ -4,7 +4,7 @@ import RunvoyConfig
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// `ExecPlan.make`: every refusal of an `exec` before anything exists, its wire error and the audit fields known by
 /// then, and what an allowed plan holds. No daemon, no process; it looks up users and commands as runvoyd does, so

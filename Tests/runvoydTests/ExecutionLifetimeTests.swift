@@ -8,7 +8,7 @@ import RunvoyKit
 import RunvoyStore
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// An execution that has ended is given back: nothing the daemon keeps (a timer, a task, a table) holds it.
 ///
@@ -157,7 +157,7 @@ import Testing
             "MemoryTrimmer.swift",
         ]
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources/runvoyd")
+            .deletingLastPathComponent().appendingPathComponent("Sources/RunvoyDaemon")
         let files = try #require(FileManager.default.enumerator(atPath: sources.path)).compactMap { $0 as? String }
         #expect(files.contains("Executors/Execution.swift"))
         var offenders: [String] = []

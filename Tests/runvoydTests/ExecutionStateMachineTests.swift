@@ -2,7 +2,7 @@ import Glibc
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// An execution's life stepped through without a process, a pipe or a clock (instants are passed in).
 struct ExecutionStateMachineTests {

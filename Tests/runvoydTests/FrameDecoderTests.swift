@@ -4,7 +4,7 @@ import PropertyBased
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 struct FrameDecoderTests {
     static func stream(_ payloads: [[UInt8]]) -> [UInt8] {

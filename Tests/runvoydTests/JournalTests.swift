@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// The journal writer against a datagram socket standing in for journald, which the test reads (or does not).
 struct JournalTests {

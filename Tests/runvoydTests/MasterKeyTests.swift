@@ -4,7 +4,7 @@ import Glibc
 import RunvoyConfig
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 @Suite(.serialized)
 struct MasterKeyTests {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// `path_under` decides on the path the kernel opens: the resolver against `realpath(3)` on generated trees of
 /// directories, files and links (inside, outside, relative, absolute, chains, loops), and its cost.

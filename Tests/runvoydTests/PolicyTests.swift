@@ -5,7 +5,7 @@ import RunvoyConfig
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// Command rules, roles and the permission table, without a daemon.
 struct PolicyTests {

@@ -2,7 +2,7 @@ import RunvoyConfig
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// The size limits on argv and environment: which limit a request exceeds, and what the refusal says.
 struct RequestLimitsTests {

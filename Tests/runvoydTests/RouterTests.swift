@@ -9,7 +9,7 @@ import RunvoyKit
 import RunvoyStore
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// The request layer in process: a `Connection` served over NIO's testing channel, with the daemon's real
 /// parts (history, secrets, policy) in a temporary directory and an auditor that keeps its records in memory.

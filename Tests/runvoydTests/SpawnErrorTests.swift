@@ -3,7 +3,7 @@ import Glibc
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 /// A failed spawn, stage and errno, and the wire error it becomes: the messages and `reason`s runvoyd has always
 /// sent (the client chooses its exit status by the reason).

@@ -4,7 +4,7 @@ import PropertyBased
 import RunvoyKit
 import Testing
 
-@testable import runvoyd
+@testable import RunvoyDaemon
 
 struct SignalNameTests {
     @Test(arguments: [("INT", SIGINT), ("SIGINT", SIGINT), ("term", SIGTERM), ("9", SIGKILL), ("PIPE", SIGPIPE)])

@@ -7,9 +7,8 @@ import RunvoyKit
 import RunvoyStore
 
 /// The runvoyd daemon's command line.
-@main
-struct RunvoydCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct RunvoydCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "runvoyd",
         abstract: "Run infrastructure commands for the people on this host without sharing credentials.",
         discussion: """
@@ -67,7 +66,9 @@ struct RunvoydCommand: AsyncParsableCommand {
 
     static let defaultConfigPath = "/etc/runvoy/runvoyd.yaml"
 
-    func validate() throws {
+    public init() {}
+
+    public func validate() throws {
         if dev && config != nil {
             throw ValidationError("--dev uses the embedded configuration; do not combine it with --config")
         }
@@ -80,7 +81,7 @@ struct RunvoydCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         // First, before any configuration, key or secret is read: no core dump of this process, and no ptrace,
         // /proc/PID/mem or /proc/PID/environ for other processes of its uid (see docs/SECURITY.md).
         guard runvoy_set_nondumpable() == 0 else {
