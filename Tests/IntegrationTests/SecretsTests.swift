@@ -204,6 +204,9 @@ final class SecretsTests {
             guard fields.count >= 2, fields[1].hasPrefix("rw") else { continue }
             let bounds = fields[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
             guard bounds.count == 2, bounds[1] > bounds[0] else { continue }
+            // A sanitizer build (scripts/sanitize) maps terabytes of shadow memory; runvoyctl's own heap and stacks
+            // are far below this bound, and the caller checks that the probe was found in what was read.
+            guard bounds[1] - bounds[0] <= 1 << 30 else { continue }
             var buffer = [UInt8](repeating: 0, count: Int(bounds[1] - bounds[0]))
             let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(bounds[0])) }
             if count > 0 { regions.append(Data(buffer.prefix(count))) }
