@@ -17,6 +17,8 @@ final class StreamTasks: Sendable {
             state.next += 1
             return state.next
         }
+        // Owned by the connection: `Connection` cancels these when it ends, or awaits them (`waitAll`) when the
+        // client only half-closed.
         let task = Task {
             await body()
             self.state.withLock { state in
