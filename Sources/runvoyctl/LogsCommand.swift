@@ -86,6 +86,7 @@ struct LogsCommand: ParsableCommand {
             tv_sec: Int(duration.components.seconds),
             tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
         var remaining = timespec()
+        // nanosleep says how much was left when a signal interrupted it; sleep that, not the whole duration again.
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }

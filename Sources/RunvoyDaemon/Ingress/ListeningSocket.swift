@@ -15,7 +15,7 @@ enum ListeningSocket {
     /// The socket systemd passed, if any (sd_listen_fds; the environment variables are then unset).
     static func fromSystemd() throws(SetupError) -> Int32? {
         let count = sd_listen_fds(1)
-        if count < 0 { throw SetupError(description: "LISTEN_FDS: \(String(cString: strerror(-count)))") }
+        if count < 0 { throw SetupError(description: "LISTEN_FDS: \(SystemError.text(-count))") }
         if count == 0 { return nil }
         if count > 1 { throw SetupError(description: "systemd passed \(count) sockets; runvoyd expects exactly one") }
         let fd = SD_LISTEN_FDS_START
@@ -39,7 +39,7 @@ enum ListeningSocket {
             throw SetupError(description: "another runvoyd is already serving at \(path)")
         }
         guard unlink(path) == 0 else {
-            throw SetupError(description: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+            throw SetupError(description: "cannot remove the stale socket \(path): \(SystemError.text())")
         }
     }
 
@@ -50,11 +50,11 @@ enum ListeningSocket {
                 throw SetupError(description: "socket group '\(group)' does not exist")
             }
             guard chown(path, uid_t.max, gid) == 0 else {
-                throw SetupError(description: "chown \(path): \(String(cString: strerror(errno)))")
+                throw SetupError(description: "chown \(path): \(SystemError.text())")
             }
         }
         guard chmod(path, mode_t(settings.mode)) == 0 else {
-            throw SetupError(description: "chmod \(path): \(String(cString: strerror(errno)))")
+            throw SetupError(description: "chmod \(path): \(SystemError.text())")
         }
     }
 
