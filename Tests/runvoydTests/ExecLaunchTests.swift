@@ -25,14 +25,17 @@ struct ExecLaunchTests {
         let journal: Journal
         let logger = Logger(label: "ExecLaunchTests")
 
-        init(failClosed: Bool = true, journalPath: String? = nil) throws {
+        init(
+            failClosed: Bool = true, journalPath: String? = nil, limits: String = "{}", auditTimeout: String = "100ms"
+        ) throws {
             var template = Array("/tmp/runvoy-launch-XXXXXX".utf8CString)
             directory = String(cString: mkdtemp(&template)!)
             config = try ConfigLoader.parse(
                 yaml: """
                     state_directory: \(directory)/state
                     kill_grace: 200ms
-                    audit: {fail_closed: \(failClosed), write_timeout: 100ms}
+                    limits: \(limits)
+                    audit: {fail_closed: \(failClosed), write_timeout: \(auditTimeout)}
                     secrets: {runtime_directory: \(directory)/run}
                     roles:
                       developer: {users: ["*"]}
@@ -63,10 +66,10 @@ struct ExecLaunchTests {
 
         deinit { FileSystem.removeTree(directory) }
 
-        func manager(_ spawner: any ProcessSpawner) -> ExecutionManager {
+        func manager(_ spawner: any ProcessSpawner, drainGrace: Duration = .seconds(2)) -> ExecutionManager {
             ExecutionManager(
                 group: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store, secrets: secrets,
-                refusals: RefusalThrottle(logger: logger), spawner: spawner, journal: journal
+                refusals: RefusalThrottle(logger: logger), spawner: spawner, journal: journal, drainGrace: drainGrace
             ) { _ in }
         }
 

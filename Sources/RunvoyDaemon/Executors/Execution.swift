@@ -22,6 +22,9 @@ final class Execution: Sendable {
     let killOnDisconnect: Bool
     let timeout: Duration?
     let killGrace: Duration
+    /// How long a client that takes no output may hold up an execution whose output is done (`limits.idle_timeout`)
+    /// before it is given up on.
+    let clientGrace: Duration
     let hasStdin: Bool
     /// Stores the output as it streams, for `logs` and its followers.
     let recorder: OutputRecorder
@@ -45,6 +48,13 @@ final class Execution: Sendable {
         var waiters: [CheckedContinuation<ExitEvent, Never>] = []
         /// SIGKILL after the kill grace, once `terminate` sent SIGTERM; cancelled when the command ends.
         var killTimer: Scheduled<Void>?
+        /// The execution's timeout, armed when it is registered; cancelled when the command ends.
+        var timeoutTimer: Scheduled<Void>?
+        /// Gives up on the client once the command's output is done and the client still takes nothing.
+        var abandonTimer: Scheduled<Void>?
+        /// Output flows once the client has its `started` event (or has been given up on).
+        var outputReleased = false
+        var releaseWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     /// How many `Execution` objects exist: each one is released once its command has ended and nothing refers
@@ -66,6 +76,7 @@ final class Execution: Sendable {
         killOnDisconnect = plan.killOnDisconnect
         timeout = plan.timeout
         killGrace = plan.config.killGrace
+        clientGrace = plan.config.limits.idleTimeout
         hasStdin = launched.pipes.stdin != nil
         output = (launched.pipes.stdout, launched.pipes.stderr)
         recorder = launched.recorder
@@ -116,6 +127,51 @@ final class Execution: Sendable {
             self.signal(SIGKILL)
         }
         state.withLock { $0.killTimer = killer }
+    }
+
+    /// Arms the timeout, from the moment the execution is registered: a client that is slow to take its `started`
+    /// event cannot hold a command past its timeout.
+    func armTimeout() {
+        guard let timeout else { return }
+        let timer = output.stdout.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [weak self] in
+            guard let self else { return }
+            self.terminate(timedOut: true)
+        }
+        state.withLock { $0.timeoutTimer = timer }
+    }
+
+    /// Lets output flow to the client (and into the history): called once the client has its `started` event, or
+    /// when the client is given up on.
+    func releaseOutput() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.outputReleased = true
+            defer { state.releaseWaiters = [] }
+            return state.releaseWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func outputMayFlow() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if state.outputReleased { return true }
+                state.releaseWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// The client took nothing for `clientGrace` after the command's output was done: stop waiting for it (its
+    /// connection is closed, so whatever waits on a write to it fails), and let the rest of the output reach the
+    /// history.
+    private func abandonClient() {
+        let sink = state.withLock { state -> (any OutputSink)? in
+            defer { state.sink = nil }
+            return state.sink
+        }
+        sink?.abandon()
+        releaseOutput()
     }
 
     /// Where the kill-grace timer runs when the output's event loop is not at hand.
@@ -210,6 +266,7 @@ final class Execution: Sendable {
         if let sink {
             try? await sink.exit(event)
         }
+        state.withLock { $0.abandonTimer?.cancel() }
         for waiter in waiters { waiter.resume(returning: event) }
     }
 
@@ -220,21 +277,28 @@ final class Execution: Sendable {
         // Timers are the event loop's: cancelling one frees it at once. (A cancelled `Task.sleep` keeps its task,
         // and everything the task holds, until its deadline, which for a one-hour timeout kept every execution
         // of the last hour in memory: swiftlang/swift#60441.)
+        // (The timeout was armed when the execution was registered, see `armTimeout`.)
         let loop = stdout.channel.eventLoop
-        let timer = timeout.map { timeout in
-            loop.scheduleTask(in: TimeAmount(timeout)) { [weak self] in self?.terminate(timedOut: true) }
-        }
         async let pumps: Void = withTaskGroup(of: Void.self) { group in
             group.addTask { await self.pump(stdout, .stdout) }
             group.addTask { await self.pump(stderr, .stderr) }
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
-        timer?.cancel()
-        state.withLock { $0.machine.leaderExited(status) }
+        state.withLock { state in
+            state.timeoutTimer?.cancel()
+            state.machine.leaderExited(status)
+        }
         let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
             stderr.channel.close(promise: nil)
         }
+        // A client that takes nothing cannot hold the execution (its slot, its secret files, its history row) past
+        // the drain grace and its own grace; cancelled once the `exit` event is out.
+        let abandon = loop.scheduleTask(in: TimeAmount(drainGrace + clientGrace)) { [weak self] in
+            guard let self else { return }
+            self.abandonClient()
+        }
+        state.withLock { $0.abandonTimer = abandon }
         await pumps
         closer.cancel()
     }
@@ -243,6 +307,7 @@ final class Execution: Sendable {
     static let maximumChunk = 256 << 10
 
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
+        await outputMayFlow()
         // Secret values were already taken out by the pipe's RedactingHandler: the client, the stored output and
         // every follower see only redacted bytes.
         func deliver(_ chunk: ByteBuffer) async {

@@ -29,8 +29,11 @@ final class ExecutionManager: Service, Sendable {
         /// Admitted and being launched: not running yet, but the group must not end before they are.
         var launching = 0
         var started = 0
-        /// Who waits for the group to end (`shutdown`).
-        var endWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Who waits for nothing to run or be launched any more (`shutdown`).
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+        /// Shutting down, with nothing running or being launched: no execution can come any more.
+        var isIdle: Bool { phase != .serving && running.isEmpty && launching == 0 }
     }
 
     private let state = Mutex(State())
@@ -94,16 +97,17 @@ final class ExecutionManager: Service, Sendable {
         }
         let execution = Execution(plan: plan, launched: launched, sink: sink)
         register(execution)
+        // It runs (its timeout too) whether or not the client takes its `started` event; its output waits for that.
+        if case .terminated = queue.continuation.yield(execution) {
+            logger.error("an execution started after the execution manager stopped; killing it")
+            execution.terminate()
+        }
         do {
             try await onStarted(execution)
         } catch {
             execution.clientGone()
         }
-        // Only now does output flow: the client has its `started` event first.
-        if case .terminated = queue.continuation.yield(execution) {
-            logger.error("an execution started after the execution manager stopped; killing it")
-            execution.terminate()
-        }
+        execution.releaseOutput()
         return execution
     }
 
@@ -128,7 +132,8 @@ final class ExecutionManager: Service, Sendable {
         let limit = plan.config.limits.maxExecutions
         let refusal = state.withLock { state -> RunvoyError? in
             guard case .serving = state.phase else { return RunvoyError(.busy, "runvoyd is shutting down") }
-            if state.running.count >= limit {
+            // What is being launched counts too: a burst of requests cannot all pass before any has registered.
+            if state.running.count + state.launching >= limit {
                 return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
             }
             state.launching += 1
@@ -152,6 +157,7 @@ final class ExecutionManager: Service, Sendable {
     // MARK: - Registry
 
     private func register(_ execution: Execution) {
+        execution.armTimeout()
         let (count, late) = state.withLock { state -> (Int, Bool) in
             state.launching -= 1
             state.running[execution.id] = execution
@@ -180,10 +186,15 @@ final class ExecutionManager: Service, Sendable {
         onChange(count)
     }
 
-    /// Once shutting down with nothing running or launching, no execution can come any more: the group may end.
+    /// Once shutting down with nothing running or launching, no execution can come any more: the group may end,
+    /// and `shutdown` returns. (Not when the group has ended: an execution's last step, its `exit` event, may wait
+    /// on a client that does not read, and only the server's end of that connection, after `shutdown`, ends it.)
     private func closeQueueIfDone(_ state: inout State) {
-        guard state.phase == .draining || state.phase == .terminating else { return }
-        if state.running.isEmpty && state.launching == 0 { queue.continuation.finish() }
+        guard state.isIdle else { return }
+        queue.continuation.finish()
+        let waiters = state.idleWaiters
+        state.idleWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 
     // MARK: - Service
@@ -204,15 +215,15 @@ final class ExecutionManager: Service, Sendable {
         }
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.phase = .ended
-            defer { state.endWaiters = [] }
-            return state.endWaiters
+            defer { state.idleWaiters = [] }
+            return state.idleWaiters
         }
         for waiter in waiters { waiter.resume() }
         try? await gracefulShutdown()
     }
 
     /// Stops admitting executions, lets running ones finish for `grace`, then terminates their process groups
-    /// (SIGTERM, SIGKILL after each one's kill grace) and waits for the group to end. Needs `run`.
+    /// (SIGTERM, SIGKILL after each one's kill grace) and waits until none runs. Needs `run`.
     func shutdown(grace: Duration, killGrace: Duration) async {
         let count = state.withLock { state -> Int in
             if state.phase == .serving { state.phase = .draining }
@@ -223,7 +234,7 @@ final class ExecutionManager: Service, Sendable {
             logger.notice("waiting for running executions", metadata: ["count": "\(count)", "grace": "\(grace)"])
         }
         let stragglers = group.any().scheduleTask(in: TimeAmount(grace)) { [self] in terminateStragglers() }
-        await ended()
+        await idle()
         stragglers.cancel()
     }
 
@@ -238,12 +249,12 @@ final class ExecutionManager: Service, Sendable {
         for execution in left { execution.terminate() }
     }
 
-    /// Returns once `run` has returned: every execution has ended.
-    private func ended() async {
+    /// Returns once shutting down with no execution running or being launched (or once `run` has returned).
+    private func idle() async {
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
-                if state.phase == .ended { return true }
-                state.endWaiters.append(continuation)
+                if state.isIdle || state.phase == .ended { return true }
+                state.idleWaiters.append(continuation)
                 return false
             }
             if done { continuation.resume() }

@@ -7,4 +7,11 @@ protocol OutputSink: Sendable {
     func output(_ stream: OutputStreamKind, _ chunk: ByteBuffer) async throws
     /// Delivers the final `exit` event.
     func exit(_ event: ExitEvent) async throws
+    /// The daemon gives up on a receiver that took nothing for too long after its command ended: writes waiting
+    /// for it must fail (a connection closes itself).
+    func abandon()
+}
+
+extension OutputSink {
+    func abandon() {}
 }

@@ -15,7 +15,10 @@ struct Connection {
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await serve(
-                    inbound, ConnectionSink(outbound: outbound, allocator: channel.channel.allocator, requestID: nil))
+                    inbound,
+                    ConnectionSink(
+                        outbound: outbound, allocator: channel.channel.allocator, requestID: nil,
+                        channel: channel.channel))
             }
         } catch {
             context.logger.debug("connection ended", metadata: ["error": "\(error)", "uid": "\(caller.uid)"])

@@ -5,16 +5,19 @@ import RunvoyKit
 struct ConnectionSink: OutputSink {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let allocator: ByteBufferAllocator
+    /// The connection's channel: closed when the daemon gives up on a client that does not read.
+    let channel: (any Channel)?
     let idLiteral: [UInt8]
     /// Send output as binary frames rather than base64 events (the client asked with `binary_output`).
     private(set) var binary: Bool
 
     init(
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator, requestID: RequestID?,
-        binary: Bool = false
+        binary: Bool = false, channel: (any Channel)? = nil
     ) {
         self.outbound = outbound
         self.allocator = allocator
+        self.channel = channel
         self.idLiteral = Array((requestID?.jsonLiteral ?? "null").utf8)
         self.binary = binary
     }
@@ -40,7 +43,7 @@ struct ConnectionSink: OutputSink {
 
     /// The same connection, for the events of request `id`.
     func replying(to id: RequestID) -> ConnectionSink {
-        ConnectionSink(outbound: outbound, allocator: allocator, requestID: id, binary: binary)
+        ConnectionSink(outbound: outbound, allocator: allocator, requestID: id, binary: binary, channel: channel)
     }
 
     /// The same connection and request, with output sent as binary frames or not.
@@ -48,6 +51,10 @@ struct ConnectionSink: OutputSink {
         var sink = self
         sink.binary = binary
         return sink
+    }
+
+    func abandon() {
+        channel?.close(promise: nil)
     }
 
     func exit(_ event: ExitEvent) async throws {

@@ -391,6 +391,6 @@ struct JournalError: Error, CustomStringConvertible {
     var description: String {
         errno == ETIMEDOUT
             ? "the journal did not take the record in time (journald is stalled)"
-            : "cannot write to the journal: \(SystemError.text())"
+            : "cannot write to the journal: \(SystemError.text(errno))"
     }
 }
