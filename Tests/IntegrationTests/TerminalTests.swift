@@ -32,7 +32,9 @@ final class TerminalTests {
         """
 
     init() throws {
-        daemon = try DaemonFixture(config: { DaemonFixture.standardConfig(directory: $0, extra: TerminalTests.executors) })
+        daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0, extra: TerminalTests.executors)
+        })
     }
 
     deinit {
@@ -43,12 +45,15 @@ final class TerminalTests {
     func ctlOnTerminal(
         _ arguments: [String], rows: Int = 24, cols: Int = 80, steps: [PtyDriver.Step]
     ) throws -> PtyDriver.Result {
-        let argv = ["/usr/bin/env", "TERM=xterm-256color", Harness.runvoyctl, arguments[0], "--socket", daemon.socketPath]
+        let argv = [
+            "/usr/bin/env", "TERM=xterm-256color", Harness.runvoyctl, arguments[0], "--socket", daemon.socketPath,
+        ]
         return try PtyDriver.run(argv + arguments.dropFirst(), rows: rows, cols: cols, steps: steps)
     }
 
     @Test func theCommandRunsOnATerminalOfItsOwnOwnedByTheRunAsUser() throws {
-        let script = "tty; stat -c 'owner=%U mode=%a' $(tty); readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2; "
+        let script =
+            "tty; stat -c 'owner=%U mode=%a' $(tty); readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2; "
             + "echo TERM=$TERM; ps -o sid= -o tpgid= -o pgid= -p $$"
         let result = try ctlOnTerminal(
             ["exec", "-t", "-q", "-e", "interactive", "--", "sh", "-c", script], steps: [.expect("TERM=")])
@@ -151,12 +156,75 @@ final class TerminalTests {
         #expect(!links.contains { $0.hasPrefix("/dev/pts/") })
         #expect(links.filter { $0 == "/dev/ptmx" || $0 == "/dev/pts/ptmx" }.count == 3)
 
-        let request = "{\"v\":1,\"id\":1,\"method\":\"resize\",\"params\":{\"rows\":10,\"cols\":20,\"execution_id\":\"\(id)\"}}"
+        let request =
+            "{\"v\":1,\"id\":1,\"method\":\"resize\",\"params\":{\"rows\":10,\"cols\":20,\"execution_id\":\"\(id)\"}}"
         let other = try rawRequest(request, asUser: "daemon")
         #expect(other.contains("\"invalid_argument\""))
         let owner = try rawRequest(request, asUser: nil)
         #expect(owner.contains("\"applied\":true"))
         #expect(try daemon.ctl(["kill", id]).status == 0)
+    }
+
+    /// A client that stops reading a terminal session's output slows only that command: the daemon reads the
+    /// terminal no further than the connection takes (its output stops growing, within a few MiB of buffers).
+    @Test func aClientThatStopsReadingStallsTheCommandNotTheDaemon() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":["yes","0123456789abcdef"],"binary_output":true,"tty":{"rows":24,"cols":80}}}"#
+        )
+        let started = try #require(try connection.readFrame())
+        let id = try #require(started["execution_id"] as? String)
+        func outputSoFar() throws -> Int {
+            let text = try daemon.ctl(["status", "--json", id]).stdoutText
+            let info = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            return info?["stdout_bytes"] as? Int ?? -1
+        }
+        var previous = -1
+        let stalled = try Harness.waitUntil(seconds: 60) {
+            let now = try outputSoFar()
+            defer { previous = now }
+            return now > 0 && now == previous
+        }
+        #expect(stalled)
+        #expect(previous < 32 << 20)
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+    }
+
+    /// A terminal session is stored as one stream with its timing: `logs --replay` gives back exactly what the
+    /// terminal showed, and `logs --format asciicast` is asciicast v2 whose text is that output and whose times
+    /// rise within the execution's duration.
+    @Test func aTerminalSessionReplaysIdenticallyAndAsAsciicast() throws {
+        let screen = "printf '\\033[?1049h\\033[2J\\033[Hfull screen\\n'; sleep 1; printf '\\033[?1049lbye'"
+        let run = try daemon.ctl(["exec", "-t", "--", "sh", "-c", screen])
+        #expect(run.status == 0)
+        let id = try #require(ExecTests.executionID(run.stderrText))
+        #expect(run.stdoutText.contains("full screen\r\n"))
+        let replay = try daemon.ctl(["logs", "--replay", "--max-pause", "100ms", id])
+        #expect(replay.status == 0)
+        #expect(replay.stdout == run.stdout)
+
+        let cast = try daemon.ctl(["logs", "--format", "asciicast", "--size", "100x30", id])
+        #expect(cast.status == 0)
+        let lines = cast.stdoutText.split(separator: "\n").map(String.init)
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(header["version"] as? Int == 2)
+        #expect(header["width"] as? Int == 100)
+        #expect(header["height"] as? Int == 30)
+        var text = ""
+        var last = 0.0
+        for line in lines.dropFirst() {
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Any])
+            #expect(event.count == 3 && event[1] as? String == "o")
+            let time = try #require(event[0] as? Double)
+            #expect(time >= last)
+            last = time
+            text += try #require(event[2] as? String)
+        }
+        #expect(text == run.stdoutText)
+        let status = try daemon.ctl(["status", "--json", id]).stdoutText
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])
+        let duration = Double(try #require(info["duration_usec"] as? Int)) / 1_000_000
+        #expect(last >= 1 && last <= duration)
     }
 
     /// One request frame on a fresh connection, as `user` (root when nil), and the first frame of the answer.

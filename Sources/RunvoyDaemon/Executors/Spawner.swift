@@ -64,9 +64,10 @@ struct PosixSpawner: ProcessSpawner {
     static let pipeSize: Int32 = 1 << 20
 
     func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
-        let ends = try request.terminal.map { size throws(SpawnError) in
-            try PipeEnds(terminal: size, owner: request.identity?.uid ?? geteuid())
-        } ?? PipeEnds(stdinPipe: request.stdinPipe)
+        let ends =
+            try request.terminal.map { size throws(SpawnError) in
+                try PipeEnds(terminal: size, owner: request.identity?.uid ?? geteuid())
+            } ?? PipeEnds(stdinPipe: request.stdinPipe)
         let result = Self.start(request, ends)
         // The child has exec'd (or failed); the parent keeps only its own ends.
         ends.closeChildEnds()
