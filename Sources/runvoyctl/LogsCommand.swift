@@ -139,10 +139,10 @@ struct LogsCommand: ParsableCommand {
                 size.flatMap(Self.parseSize)
                 ?? {
                     let local = LocalTerminal.windowSize()
-                    return (local.cols, local.rows)
+                    return (cols: local.cols, rows: local.rows)
                 }()
             let header = AsciicastWriter.Header(
-                width: window.0, height: window.1, timestamp: (info.startedAtMs ?? info.createdAtMs) / 1000,
+                width: window.cols, height: window.rows, timestamp: (info.startedAtMs ?? info.createdAtMs) / 1000,
                 command: info.argv.joined(separator: " "), title: "runvoy execution \(id)",
                 idleTimeLimit: maxPauseUsec.map { Double($0) / 1_000_000 })
             var writer = AsciicastWriter()

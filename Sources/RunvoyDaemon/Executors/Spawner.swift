@@ -64,10 +64,12 @@ struct PosixSpawner: ProcessSpawner {
     static let pipeSize: Int32 = 1 << 20
 
     func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
-        let ends =
-            try request.terminal.map { size throws(SpawnError) in
-                try PipeEnds(terminal: size, owner: request.identity?.uid ?? geteuid())
-            } ?? PipeEnds(stdinPipe: request.stdinPipe)
+        let ends: PipeEnds
+        if let size = request.terminal {
+            ends = try PipeEnds(terminal: size, owner: request.identity?.uid ?? geteuid())
+        } else {
+            ends = try PipeEnds(stdinPipe: request.stdinPipe)
+        }
         let result = Self.start(request, ends)
         // The child has exec'd (or failed); the parent keeps only its own ends.
         ends.closeChildEnds()
@@ -114,7 +116,7 @@ struct PosixSpawner: ProcessSpawner {
 
 /// The pipes of one spawn: the child's ends go to the command, the parent's to the daemon. Creating them closes
 /// what was already made when one fails. With a terminal, the child's three ends are its slave and the parent's
-/// are descriptors of its master (`stderr` is -1, -1).
+/// are descriptors of its master (its slave is the child's end of all three; `stderr.read` is -1).
 private struct PipeEnds {
     var stdout: (read: Int32, write: Int32)
     var stderr: (read: Int32, write: Int32)
@@ -140,8 +142,8 @@ private struct PipeEnds {
             throw SpawnError(.terminal, errno: saved)
         }
         stdout = (master, slave)
-        stderr = (-1, -1)
-        stdin = (-1, input)
+        stderr = (-1, slave)
+        stdin = (slave, input)
         terminalSlave = slave
         self.control = control
     }
@@ -181,7 +183,7 @@ private struct PipeEnds {
 
     func closeChildEnds() {
         // The terminal's slave is the daemon's no longer: only the command (and what it starts) holds it.
-        for fd in [stdin.read, stdout.write, stderr.write] where fd >= 0 { close(fd) }
+        for fd in Set([stdin.read, stdout.write, stderr.write]) where fd >= 0 { close(fd) }
     }
 
     func closeParentEnds() {
