@@ -1,5 +1,6 @@
 import CRunvoyPosix
 import Glibc
+import RunvoyKit
 
 /// The terminal runvoyctl runs in, for `exec -t`: its window size, and raw mode while a remote terminal session
 /// runs. Whoever puts it in raw mode restores it (`restore`, which is safe to call more than once).

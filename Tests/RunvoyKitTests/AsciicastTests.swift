@@ -25,7 +25,8 @@ struct AsciicastTests {
 
     @Test func eventsAreTimeTypeAndTextWithSecondsSinceTheStart() throws {
         var writer = AsciicastWriter()
-        let line = try #require(writer.output(Array("\u{1B}[1mhi\r\n".utf8), tUsec: 1_500_042))
+        let written = writer.output(Array("\u{1B}[1mhi\r\n".utf8), tUsec: 1_500_042)
+        let line = try #require(written)
         let event = try #require(try Self.json(line) as? [Any])
         #expect(event.count == 3)
         #expect(event[0] as? Double == 1.500042)
@@ -37,29 +38,35 @@ struct AsciicastTests {
     @Test func aCharacterSplitAcrossChunksStaysWhole() throws {
         var writer = AsciicastWriter()
         let euro = Array("€".utf8)
-        #expect(writer.output([UInt8(ascii: "a")] + euro.prefix(1), tUsec: 10) == "[0.000010, \"o\", \"a\"]\n")
-        let second = try #require(writer.output(Array(euro.dropFirst()), tUsec: 20))
+        let first = writer.output([UInt8(ascii: "a")] + euro.prefix(1), tUsec: 10)
+        #expect(first == "[0.000010, \"o\", \"a\"]\n")
+        let rest = writer.output(Array(euro.dropFirst()), tUsec: 20)
+        let second = try #require(rest)
         #expect((try Self.json(second) as? [Any])?[2] as? String == "€")
-        #expect(writer.finish() == nil)
+        let end = writer.finish()
+        #expect(end == nil)
     }
 
     @Test func bytesThatAreNotUTF8BecomeReplacementCharactersAndTimesNeverGoBack() throws {
         var writer = AsciicastWriter()
         _ = writer.output([0x41], tUsec: 5_000_000)
-        let line = try #require(writer.output([0xFF, 0x42], tUsec: 4_000_000))
+        let written = writer.output([0xFF, 0x42], tUsec: 4_000_000)
+        let line = try #require(written)
         let event = try #require(try Self.json(line) as? [Any])
         #expect(event[0] as? Double == 5.0)
         #expect(event[2] as? String == "\u{FFFD}B")
-        #expect(writer.output([0xE2, 0x82], tUsec: 6_000_000) == nil)
-        #expect(try #require(writer.finish()).contains("\u{FFFD}"))
+        let incomplete = writer.output([0xE2, 0x82], tUsec: 6_000_000)
+        #expect(incomplete == nil)
+        let end = writer.finish()
+        #expect(end?.contains("\u{FFFD}") == true)
     }
 
     @Test func aReplaySkipsWhatIsLongerThanTheMaximumPause() {
         var pacing = ReplayPacing(maxPauseUsec: 2_000_000)
-        #expect(pacing.playbackUsec(100) == 100)
-        #expect(pacing.playbackUsec(60_000_000) == 2_000_100)
-        #expect(pacing.playbackUsec(60_500_000) == 2_500_100)
+        let times = [100, 60_000_000, 60_500_000].map { pacing.playbackUsec($0) }
+        #expect(times == [100, 2_000_100, 2_500_100])
         var unlimited = ReplayPacing(maxPauseUsec: nil)
-        #expect(unlimited.playbackUsec(60_000_000) == 60_000_000)
+        let time = unlimited.playbackUsec(60_000_000)
+        #expect(time == 60_000_000)
     }
 }
