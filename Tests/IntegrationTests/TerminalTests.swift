@@ -58,7 +58,7 @@ final class TerminalTests {
         let result = try ctlOnTerminal(
             ["exec", "-t", "-q", "-e", "interactive", "--", "sh", "-c", script], steps: [.expect("TERM=")])
         #expect(result.status == 0)
-        let lines = result.output.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).map(String.init)
+        let lines = result.output.split(whereSeparator: \.isNewline).map(String.init)
         let tty = try #require(lines.first)
         #expect(tty.hasPrefix("/dev/pts/"))
         // Only the run-as user may open or write the terminal: not the tty group, not another user.
@@ -145,7 +145,7 @@ final class TerminalTests {
             logs = try daemon.ctl(["logs", id]).stdoutText
             return logs.contains("marker")
         }
-        let tty = try #require(logs.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first.map(String.init))
+        let tty = try #require(logs.split(whereSeparator: \.isNewline).first.map(String.init))
         #expect(tty.hasPrefix("/dev/pts/"))
         let fdDirectory = "/proc/\(daemon.process.pid)/fd"
         let links = try FileManager.default.contentsOfDirectory(atPath: fdDirectory).compactMap {
