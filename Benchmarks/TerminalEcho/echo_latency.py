@@ -49,7 +49,7 @@ def measure(argv, rounds):
             read_until(b"\n")
             while select.select([master], [], [], 0.1)[0]:
                 os.read(master, 65536)
-    os.write(master, b"\x04")
+    os.write(master, b"\r\x04")
     child.wait(timeout=30)
     os.close(master)
     samples.sort()
