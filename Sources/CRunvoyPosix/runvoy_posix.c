@@ -10,6 +10,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -62,6 +63,11 @@ static void child_main(const struct runvoy_spawn_request *r, volatile struct run
 
     int stage = RUNVOY_STAGE_SETSID;
     if (setsid() < 0) goto fail;
+    if (r->tty_fd >= 0) {
+        /* The new session's controlling terminal: taken while still privileged, and only this pty. */
+        stage = RUNVOY_STAGE_TTY;
+        if (ioctl(r->tty_fd, TIOCSCTTY, 0) < 0) goto fail;
+    }
     if (r->change_identity) {
         stage = RUNVOY_STAGE_SETGROUPS;
         if (setgroups(r->ngroups, r->groups) < 0) goto fail;
@@ -114,6 +120,49 @@ struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
         out.pid = -1;
     }
     return out;
+}
+
+int runvoy_set_window_size(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize size;
+    memset(&size, 0, sizeof(size));
+    size.ws_row = rows;
+    size.ws_col = cols;
+    return ioctl(fd, TIOCSWINSZ, &size);
+}
+
+int runvoy_get_window_size(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) < 0) return -1;
+    *rows = size.ws_row;
+    *cols = size.ws_col;
+    return 0;
+}
+
+int runvoy_open_pty(int *master, int *slave, uid_t uid, unsigned short rows, unsigned short cols) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    int s = -1;
+    char name[64];
+    if (fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK) < 0) goto fail;
+    if (grantpt(m) < 0 || unlockpt(m) < 0) goto fail;
+    /* TIOCGPTPEER opens the slave through the master, so no path lookup can be raced; ptsname is the fallback. */
+    s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        if (ptsname_r(m, name, sizeof(name)) != 0) goto fail;
+        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0) goto fail;
+    }
+    if (fchown(s, uid, (gid_t)-1) < 0 || fchmod(s, 0600) < 0) goto fail;
+    if (runvoy_set_window_size(m, rows, cols) < 0) goto fail;
+    *master = m;
+    *slave = s;
+    return 0;
+fail:;
+    int saved = errno;
+    if (s >= 0) close(s);
+    close(m);
+    errno = saved;
+    return -1;
 }
 
 int runvoy_pidfd_open(pid_t pid) {

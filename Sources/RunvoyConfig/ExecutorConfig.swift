@@ -17,6 +17,8 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var maxTimeout: Duration?
     public var access: AccessList = AccessList()
     public var commands: CommandRule
+    /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
+    public var tty: TerminalPolicy = .allow
     /// Line of the executor's key in the file.
     public var line: Int
 
@@ -36,6 +38,16 @@ public struct ExecutorConfig: Sendable, Equatable {
             entry.hasSuffix("*") ? name.hasPrefix(entry.dropLast()) : entry == name
         }
     }
+}
+
+/// Whether an executor's commands run on a pseudo-terminal when the caller asks for one.
+public enum TerminalPolicy: String, Sendable, Equatable, CaseIterable {
+    /// A terminal when asked for, pipes otherwise.
+    case allow
+    /// Never a terminal: a request for one is refused.
+    case deny
+    /// Always a terminal: a request without one is refused.
+    case require
 }
 
 /// The identity commands run as.

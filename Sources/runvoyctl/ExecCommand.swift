@@ -43,6 +43,14 @@ struct ExecCommand: ParsableCommand {
     @Flag(name: [.customShort("n"), .long], help: "Do not forward stdin; the command reads /dev/null.")
     var noStdin = false
 
+    @Flag(
+        name: [.customShort("t"), .long],
+        help: "Run the command on a pseudo-terminal (interactive programs, shells, prompts); your terminal is raw.")
+    var tty = false
+
+    @Flag(name: [.customShort("T"), .long], help: "Do not allocate a terminal (the default; overrides -t).")
+    var noTty = false
+
     @Argument(
         parsing: .captureForPassthrough,
         help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
@@ -64,7 +72,7 @@ struct ExecCommand: ParsableCommand {
     var options: ExecOptions {
         ExecOptions(
             socket: global.socket, executor: executor, env: env, timeout: timeout, detach: detach,
-            killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, argv: argv)
+            killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, tty: tty && !noTty, argv: argv)
     }
 
     func run() throws {

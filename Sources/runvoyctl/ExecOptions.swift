@@ -11,6 +11,8 @@ struct ExecOptions: Equatable {
     var killOnDisconnect = false
     var quiet = false
     var noStdin = false
+    /// `-t`: run the command on a pseudo-terminal; `-T` (false) or absent: pipes.
+    var tty = false
     var argv: [String] = []
 
     var socketPath: String {
@@ -31,12 +33,21 @@ struct ExecOptions: Equatable {
             let (seconds, attoseconds) = duration.components
             timeoutMs = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
         }
-        let params = ExecParams(
+        var params = ExecParams(
             argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
             detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
             binaryOutput: true)
+        var terminal: LocalTerminal?
+        if tty && !detach {
+            let size = LocalTerminal.windowSize()
+            params.tty = TerminalParams(rows: size.rows, cols: size.cols, term: LocalTerminal.term)
+            params.stdin = true
+            terminal = LocalTerminal()
+        } else if tty {
+            params.tty = TerminalParams(rows: 24, cols: 80, term: LocalTerminal.term)
+        }
         do throws(ClientError) {
-            let session = try ExecSession(socketPath: socketPath, quiet: quiet)
+            let session = try ExecSession(socketPath: socketPath, quiet: quiet, terminal: terminal)
             return try session.run(params)
         } catch {
             complain(error.description)
@@ -61,6 +72,7 @@ struct ExecOptions: Equatable {
     static func parseFast(_ arguments: [String]) -> ExecOptions? {
         guard arguments.count >= 3, arguments[1] == "exec" else { return nil }
         var options = ExecOptions()
+        var noTty = false
         var index = 2
         func value(_ name: String, _ argument: String) -> String? {
             if argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
@@ -83,6 +95,8 @@ struct ExecOptions: Equatable {
             case "--kill-on-disconnect": options.killOnDisconnect = true
             case "-q", "--quiet": options.quiet = true
             case "-n", "--no-stdin": options.noStdin = true
+            case "-t", "--tty": options.tty = true
+            case "-T", "--no-tty": noTty = true
             case "-e":
                 guard index + 1 < arguments.count else { return nil }
                 index += 1
@@ -104,6 +118,7 @@ struct ExecOptions: Equatable {
             }
             index += 1
         }
+        options.tty = options.tty && !noTty
         return options.argv.isEmpty ? nil : options
     }
 }

@@ -28,9 +28,13 @@ final class ExecSession {
     private static let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
     private let socketPath: String
+    /// With `exec -t`: the local terminal, in raw mode from the `started` event until the session ends, however
+    /// it ends (`run` restores it on every way out).
+    private let terminal: LocalTerminal?
 
-    init(socketPath: String, quiet: Bool) throws(ClientError) {
+    init(socketPath: String, quiet: Bool, terminal: LocalTerminal? = nil) throws(ClientError) {
         self.socketPath = socketPath
+        self.terminal = terminal
         socket = try UnixSocket(connectingTo: socketPath)
         self.quiet = quiet
         var fds: [Int32] = [-1, -1]
@@ -43,6 +47,7 @@ final class ExecSession {
 
     /// Runs the exchange and returns runvoyctl's exit status.
     func run(_ params: ExecParams) throws(ClientError) -> Int32 {
+        defer { terminal?.restore() }
         signal(SIGPIPE, SIG_IGN)
         // Bigger buffers mean fewer wake-ups per byte when output streams fast: our socket's receive buffer,
         // and our stdout when it is a pipe (the reader on the other end wakes less often too).
@@ -56,7 +61,8 @@ final class ExecSession {
         sigemptyset(&unblock)
         for sig in Self.forwarded { sigaddset(&unblock, sig) }
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        for sig in Self.forwarded {
+        // A window size change is sent as `resize`, not forwarded: the daemon's TIOCSWINSZ signals the command.
+        for sig in Self.forwarded + (terminal == nil ? [] : [SIGWINCH]) {
             signal(sig) { number in
                 var byte = UInt8(truncatingIfNeeded: number)
                 _ = write(signalPipeWriteFD, &byte, 1)
@@ -154,6 +160,10 @@ final class ExecSession {
             case SIGTERM: name = "TERM"
             case SIGHUP: name = "HUP"
             case SIGQUIT: name = "QUIT"
+            case SIGWINCH:
+                let size = LocalTerminal.windowSize()
+                enqueue(RequestText.resize(id: makeID(), rows: size.rows, cols: size.cols))
+                continue
             default: name = String(byte)
             }
             if let executionID, sendSignalOutOfBand(name, executionID: executionID) { continue }
@@ -245,7 +255,9 @@ final class ExecSession {
                 let executor = frame["executor"]?.string ?? "?"
                 complain("execution \(id) on executor '\(executor)' as \(frame["run_as"]?.string ?? "?")")
             }
+            terminal?.enterRawMode()
         case "exit":
+            terminal?.restore()
             if frame["timed_out"]?.bool == true {
                 complain("execution \(frame["execution_id"]?.string ?? "?") timed out and was stopped")
                 return CtlExit.timedOut

@@ -16,7 +16,9 @@ struct LogsCommand: ParsableCommand {
         discussion: """
             Output is stored as it streams, so it can be shown again exactly. With --follow, a running \
             execution's output is streamed live until it ends (everything stored so far first, then live \
-            output, without gaps or repeats). When an execution printed more than history.max_output_bytes, \
+            output, without gaps or repeats). --replay plays it back at its pace (--speed, pauses capped with \
+            --max-pause), a terminal session (exec -t) as it looked. --format asciicast writes asciicast v2 for \
+            asciinema's player (the size is this terminal's unless --size says). When an execution printed more than history.max_output_bytes, \
             its head and tail are kept and a marker on stderr says how many bytes were left out.
             """)
 
@@ -37,11 +39,55 @@ struct LogsCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Replay speed factor (e.g. 2 for twice as fast).", valueName: "x"))
     var speed: Double = 1
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --replay, wait at most this long between chunks (e.g. 2s); in asciicast, its idle_time_limit.",
+            valueName: "duration"))
+    var maxPause: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "raw (the bytes, default) or asciicast (asciicast v2, for asciinema's player).", valueName: "format"))
+    var format: String = "raw"
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The terminal size an asciicast declares (default: this terminal's).", valueName: "COLSxROWS"))
+    var size: String?
+
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
+        if let maxPause, DurationParser.parse(maxPause) == nil {
+            throw ValidationError("--max-pause takes a duration such as 500ms or 2s, not '\(maxPause)'")
+        }
+        guard format == "raw" || format == "asciicast" else {
+            throw ValidationError("--format is raw or asciicast, not '\(format)'")
+        }
+        if format == "asciicast" && (replay || timestamps || follow) {
+            throw ValidationError("--format asciicast writes a file: not with --replay, --timestamps or --follow")
+        }
+        if let size, Self.parseSize(size) == nil { throw ValidationError("--size takes COLSxROWS, such as 80x24") }
+    }
+
+    static func parseSize(_ text: String) -> (cols: Int, rows: Int)? {
+        let parts = text.split(separator: "x")
+        guard parts.count == 2, let cols = Int(parts[0]), let rows = Int(parts[1]), cols > 0, rows > 0 else {
+            return nil
+        }
+        return (cols, rows)
+    }
+
+    /// --max-pause in microseconds, or nil.
+    var maxPauseUsec: Int64? {
+        guard let maxPause, let duration = DurationParser.parse(maxPause) else { return nil }
+        return duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
     }
 
     func run() throws {
+        if format == "asciicast" { return try writeAsciicast() }
         do throws(ClientError) {
             let client = try RunvoyClient(socketPath: global.socketPath)
             var printer = LogPrinter(timestamps: timestamps)
@@ -52,6 +98,8 @@ struct LogsCommand: ParsableCommand {
             let replayStart = ContinuousClock.now
             let speed = speed
             let replay = replay
+            // With --max-pause, the replay's clock skips what is longer than it in every pause.
+            var pacing = ReplayPacing(maxPauseUsec: maxPauseUsec)
             _ = try client.stream(
                 .logs, params: LogsParams(executionId: id, follow: follow), result: LogsResult.self
             ) { payload in
@@ -63,7 +111,8 @@ struct LogsCommand: ParsableCommand {
                         throw ClientError(.protocolViolation, "output event with invalid base64")
                     }
                     if replay {
-                        let due = replayStart + .microseconds(Int64(Double(chunk.tUsec) / speed))
+                        let at = pacing.playbackUsec(chunk.tUsec)
+                        let due = replayStart + .microseconds(Int64(Double(at) / speed))
                         let wait = due - ContinuousClock.now
                         if wait > .zero { Self.sleep(wait) }
                     }
@@ -75,6 +124,41 @@ struct LogsCommand: ParsableCommand {
                     break
                 }
             }
+        } catch {
+            complain(error.description)
+            throw ExitCode(CtlExit.code(for: error))
+        }
+    }
+
+    /// `--format asciicast`: the stored output as asciicast v2 on stdout.
+    private func writeAsciicast() throws {
+        do throws(ClientError) {
+            let client = try RunvoyClient(socketPath: global.socketPath)
+            let info = try client.call(.status, params: ExecutionRef(executionId: id), result: ExecutionInfo.self)
+            let window =
+                size.flatMap(Self.parseSize)
+                ?? {
+                    let local = LocalTerminal.windowSize()
+                    return (cols: local.cols, rows: local.rows)
+                }()
+            let header = AsciicastWriter.Header(
+                width: window.cols, height: window.rows, timestamp: (info.startedAtMs ?? info.createdAtMs) / 1000,
+                command: info.argv.joined(separator: " "), title: "runvoy execution \(id)",
+                idleTimeLimit: maxPauseUsec.map { Double($0) / 1_000_000 })
+            var writer = AsciicastWriter()
+            LogPrinter.writeAll(1, Array(AsciicastWriter.header(header).utf8))
+            _ = try client.stream(
+                .logs, params: LogsParams(executionId: id, follow: false), result: LogsResult.self
+            ) { payload in
+                let head = try Frame.decode(FrameHead.self, from: payload)
+                guard head.event == "output" else { return }
+                let chunk = try Frame.decode(LogChunkEvent.self, from: payload)
+                guard let bytes = Base64.decode(chunk.data) else {
+                    throw ClientError(.protocolViolation, "output event with invalid base64")
+                }
+                if let line = writer.output(bytes, tUsec: chunk.tUsec) { LogPrinter.writeAll(1, Array(line.utf8)) }
+            }
+            if let line = writer.finish() { LogPrinter.writeAll(1, Array(line.utf8)) }
         } catch {
             complain(error.description)
             throw ExitCode(CtlExit.code(for: error))

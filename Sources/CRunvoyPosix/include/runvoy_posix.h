@@ -17,6 +17,7 @@ enum runvoy_spawn_stage {
     RUNVOY_STAGE_DUP = 6,
     RUNVOY_STAGE_EXEC = 8,
     RUNVOY_STAGE_FORK = 9,
+    RUNVOY_STAGE_TTY = 10,
 };
 
 struct runvoy_spawn_request {
@@ -32,6 +33,9 @@ struct runvoy_spawn_request {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
+    /// The slave of a pseudo-terminal to make the controlling terminal of the child's new session (right after
+    /// setsid, before the identity changes), or -1. With a terminal the three stdio descriptors are usually it.
+    int tty_fd;
 };
 
 /// The outcome of a spawn: the pid, or the stage and errno at which the child failed before exec.
@@ -46,6 +50,17 @@ struct runvoy_spawn_result {
 /// identity, enters the working directory, wires stdio, closes every other descriptor and execs.
 /// On failure before exec the child has already exited and been reaped, and `stage`/`error` say why.
 struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *request);
+
+/// A new pseudo-terminal: `*master` (O_RDWR, O_NOCTTY, O_CLOEXEC, O_NONBLOCK) and its slave `*slave` (O_RDWR,
+/// O_NOCTTY, O_CLOEXEC), the slave owned by `uid` with mode 0600 (so no other user, nor the tty group, can open
+/// or write it) and the window `rows` x `cols`. Returns 0, or -1 with errno (nothing left open).
+int runvoy_open_pty(int *master, int *slave, uid_t uid, unsigned short rows, unsigned short cols);
+
+/// TIOCSWINSZ on the terminal open at `fd` (the kernel sends SIGWINCH to its foreground process group).
+int runvoy_set_window_size(int fd, unsigned short rows, unsigned short cols);
+
+/// TIOCGWINSZ: the window size of the terminal open at `fd`. Returns 0, or -1 with errno.
+int runvoy_get_window_size(int fd, unsigned short *rows, unsigned short *cols);
 
 /// pidfd_open(2); -1 with errno on failure.
 int runvoy_pidfd_open(pid_t pid);

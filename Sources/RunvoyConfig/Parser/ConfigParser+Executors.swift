@@ -71,6 +71,13 @@ extension ConfigParser {
         parseAllowEnv(entries, into: &executor)
         if let value = absolutePath(Keys.workingDirectory, in: entries) { executor.workingDirectory = value }
         parseTimeouts(entries, into: &executor)
+        if let text = string(Keys.tty, in: entries) {
+            if let policy = TerminalPolicy(rawValue: text) {
+                executor.tty = policy
+            } else {
+                error(entries[Keys.tty], entries.path(Keys.tty), "must be allow, deny or require")
+            }
+        }
         if let node = entries[Keys.allow],
             let (users, groups, roles) = principals(node, entries.path(Keys.allow), ConfigSchema.AllowKeys.section)
         {

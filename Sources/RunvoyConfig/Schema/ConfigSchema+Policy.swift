@@ -49,6 +49,9 @@ extension ConfigSchema {
             "max_timeout", .duration(), default: .none, "the largest timeout a caller may ask for")
         public static let allow = ConfigKey(
             "allow", .section("executors.NAME.allow"), default: .value("{}"), "who may use the executor")
+        public static let tty = ConfigKey(
+            "tty", .string, default: .value("allow"),
+            "`allow`, `deny` or `require`: whether commands run on a pseudo-terminal (`exec -t`)")
         public static let commands = ConfigKey(
             "commands", .commandRules("executors.NAME.commands[N]"), default: .required,
             "`any`, or a list of command rules")
@@ -57,7 +60,7 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, allow, commands,
+                maxTimeout, allow, tty, commands,
             ])
     }
 

@@ -6,13 +6,15 @@ import RunvoyStore
 /// The daemon's ends of a command's pipes, as channels on the event loop.
 struct ExecutionPipes: Sendable {
     let stdout: NIOAsyncChannel<ByteBuffer, Never>
-    let stderr: NIOAsyncChannel<ByteBuffer, Never>
+    /// nil with a terminal, whose one stream is `stdout`.
+    let stderr: NIOAsyncChannel<ByteBuffer, Never>?
     /// nil when the command reads /dev/null.
     let stdin: (any Channel)?
 }
 
 extension ExecLaunch {
-    /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed.
+    /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed (with a
+    /// terminal, its control descriptor too).
     /// With a non-empty `redaction`, each output pipe's first handler takes the secrets out of what it reads.
     func attachPipes(
         _ spawned: SpawnedProcess, redaction: RedactionSet?
@@ -21,13 +23,17 @@ extension ExecLaunch {
     {
         let group = group
         async let out = Self.settle { try await Self.reader(spawned.stdoutFD, group: group, redaction: redaction) }
-        async let err = Self.settle { try await Self.reader(spawned.stderrFD, group: group, redaction: redaction) }
+        async let err = Self.settle { () async throws -> NIOAsyncChannel<ByteBuffer, Never>? in
+            guard let fd = spawned.stderrFD else { return nil }
+            return try await Self.reader(fd, group: group, redaction: redaction)
+        }
         async let input = Self.settle { try await Self.writer(spawned.stdinFD, group: group) }
         let results = (await out, await err, await input)
         if case .success(let o) = results.0, case .success(let e) = results.1, case .success(let i) = results.2 {
             return ExecutionPipes(stdout: o, stderr: e, stdin: i)
         }
         // A channel that was created owns its descriptor; close it through NIO, the others directly.
+        if let control = spawned.terminalFD { close(control) }
         var failure: any Error = ChannelError.inappropriateOperationForState
         switch results.0 {
         case .success(let channel): try? await channel.channel.close()
@@ -36,9 +42,9 @@ extension ExecLaunch {
             failure = error
         }
         switch results.1 {
-        case .success(let channel): try? await channel.channel.close()
+        case .success(let channel): try? await channel?.channel.close()
         case .failure(let error):
-            close(spawned.stderrFD)
+            if let fd = spawned.stderrFD { close(fd) }
             failure = error
         }
         switch results.2 {

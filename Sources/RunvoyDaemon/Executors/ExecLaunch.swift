@@ -119,7 +119,8 @@ struct ExecLaunch: Sendable {
             return try spawner.spawn(
                 SpawnRequest(
                     path: plan.command, argv: plan.argv, environment: environment,
-                    workingDirectory: plan.workingDirectory, identity: plan.identity, stdinPipe: plan.wantsStdin))
+                    workingDirectory: plan.workingDirectory, identity: plan.identity, stdinPipe: plan.wantsStdin,
+                    terminal: plan.terminal))
         } catch {
             throw .spawn(error)
         }
@@ -130,7 +131,7 @@ struct ExecLaunch: Sendable {
     /// secret files removed, and the history row ended with why the command never ran.
     private func rollBack(_ made: Made, _ stage: LaunchFailure.Stage, audit: AuditLog) {
         if let process = made.process {
-            // Its pipes were closed by `attachPipes`; the process group goes, and the leader is reaped.
+            // Its pipes (and a terminal's control descriptor) were closed by `attachPipes`; the process group goes, and the leader is reaped.
             kill(-process.pid, SIGKILL)
             var exited: Int32 = 0
             var status: Int32 = 0

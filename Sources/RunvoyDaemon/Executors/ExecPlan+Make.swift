@@ -28,12 +28,17 @@ extension ExecPlan {
             caller: caller, executor: executor, argv: argv, command: judged(command, on: executor), config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw refuse(error) }
-        let environment: [String: String]
+        var environment: [String: String]
         let timeout: Duration?
         let path: String
         let identity: RunAsIdentity
+        let terminal: TerminalSize?
         do throws(RunvoyError) {
+            terminal = try Self.terminal(params.tty, on: executor)
             environment = try Authorizer.environment(params.env, on: executor)
+            if let term = params.tty?.term, executor.allowsEnv("TERM"), params.env?["TERM"] == nil {
+                environment["TERM"] = term
+            }
             timeout = try Authorizer.timeout(milliseconds: params.timeoutMs, on: executor)
             path = try executable(command, on: executor)
             identity = try runAs.get()
@@ -51,7 +56,27 @@ extension ExecPlan {
             runAs: identity.label, command: path, environment: environment,
             envKeys: (params.env ?? [:]).keys.sorted(), timeout: timeout, decision: decision,
             wantsStdin: params.stdin ?? false && !(params.detach ?? false),
-            killOnDisconnect: params.killOnDisconnect ?? false, config: config, auditFields: fields)
+            killOnDisconnect: params.killOnDisconnect ?? false, terminal: terminal, config: config,
+            auditFields: fields)
+    }
+
+    /// The terminal the executor gives the command: the one asked for, unless it says `deny`; `require` refuses a
+    /// request without one.
+    static func terminal(_ asked: TerminalParams?, on executor: ExecutorConfig) throws(RunvoyError) -> TerminalSize? {
+        switch (executor.tty, asked) {
+        case (.deny, .some):
+            throw RunvoyError(.permissionDenied, "executor '\(executor.name)' does not give commands a terminal")
+        case (.require, nil):
+            throw RunvoyError(
+                .permissionDenied, "executor '\(executor.name)' runs commands only on a terminal (exec -t)")
+        case (_, nil):
+            return nil
+        case (_, .some(let tty)):
+            guard let size = TerminalSize(rows: tty.rows, cols: tty.cols) else {
+                throw RunvoyError(.invalidArgument, "a terminal has 1 to 10000 rows and columns")
+            }
+            return size
+        }
     }
 
     /// What the command rules judge. `command` was found once, as the run-as user (a path that user cannot reach
@@ -91,6 +116,9 @@ extension ExecPlan {
         // exec would cut a string at its first NUL; refuse rather than run something other than what is audited.
         guard !argv.contains(where: { $0.utf8.contains(0) }) else {
             return RunvoyError(.badRequest, "an argument contains a NUL byte")
+        }
+        if let term = params.tty?.term, term.utf8.count > 256 || term.utf8.contains(0) {
+            return RunvoyError(.badRequest, "tty.term is at most 256 bytes without NUL")
         }
         for (key, value) in params.env ?? [:] where !isEnvironmentName(key) || value.utf8.contains(0) {
             return RunvoyError(

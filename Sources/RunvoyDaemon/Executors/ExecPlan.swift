@@ -25,6 +25,8 @@ struct ExecPlan: Sendable {
     /// Whether the command reads a pipe the client feeds (`stdin`, not detached); otherwise /dev/null.
     let wantsStdin: Bool
     let killOnDisconnect: Bool
+    /// The pseudo-terminal the command runs on, or nil for pipes.
+    let terminal: TerminalSize?
     /// The configuration the request was decided under; the launch and the execution use the same snapshot.
     let config: DaemonConfig
     /// What every audit record of this execution begins with: the request, the caller, the executor, argv, the
@@ -46,6 +48,7 @@ struct ExecPlan: Sendable {
         fields.append(("RUN_AS", runAs))
         fields.append(("COMMAND_PATH", command))
         fields.append(("CWD", workingDirectory))
+        if let terminal { fields.append(("TTY", "\(terminal.cols)x\(terminal.rows)")) }
         if let timeout { fields.append(("TIMEOUT_USEC", String(Self.micros(timeout)))) }
         return fields
     }

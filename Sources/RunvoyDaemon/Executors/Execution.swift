@@ -37,8 +37,12 @@ final class Execution: Sendable {
     let records: Records
     /// The pidfd of the process group leader: waited for, and reaped once nothing can signal the group any more.
     private let pidfd: Int32
-    /// The daemon's ends of the command's output pipes, read by `run`.
-    private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>)
+    /// The daemon's ends of the command's output pipes, read by `run` (with a terminal, its master alone).
+    private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>?)
+    /// With a terminal: a descriptor of its master for window size changes, closed when the execution ends.
+    private let terminalFD: Int32?
+    /// Whether the command runs on a pseudo-terminal.
+    var isTerminal: Bool { terminalFD != nil }
 
     private struct Locked: ~Copyable {
         var machine: StateMachine
@@ -79,6 +83,7 @@ final class Execution: Sendable {
         clientGrace = plan.config.limits.idleTimeout
         hasStdin = launched.pipes.stdin != nil
         output = (launched.pipes.stdout, launched.pipes.stderr)
+        terminalFD = launched.process.terminalFD
         recorder = launched.recorder
         createdAtMs = launched.createdAtMs
         startedAtMs = launched.startedAtMs
@@ -115,6 +120,16 @@ final class Execution: Sendable {
         state.withLock { state in
             guard state.machine.maySignal else { return false }
             return kill(-pid, signal) == 0
+        }
+    }
+
+    /// Sets the terminal's window size (the kernel sends SIGWINCH to its foreground process group). Returns false
+    /// without a terminal or once the command has ended.
+    func resize(_ size: TerminalSize) -> Bool {
+        // Under the lock: the descriptor is closed under it when the execution finishes.
+        state.withLock { state in
+            guard let terminalFD, state.machine.exitEvent == nil else { return false }
+            return runvoy_set_window_size(terminalFD, size.rows, size.cols) == 0
         }
     }
 
@@ -250,6 +265,7 @@ final class Execution: Sendable {
         let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
             _ = state.machine.finish()
             state.killTimer?.cancel()
+            if let terminalFD { close(terminalFD) }
             defer {
                 state.sink = nil
                 state.waiters = []
@@ -281,7 +297,7 @@ final class Execution: Sendable {
         let loop = stdout.channel.eventLoop
         async let pumps: Void = withTaskGroup(of: Void.self) { group in
             group.addTask { await self.pump(stdout, .stdout) }
-            group.addTask { await self.pump(stderr, .stderr) }
+            if let stderr { group.addTask { await self.pump(stderr, .stderr) } }
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
         state.withLock { state in
@@ -290,7 +306,7 @@ final class Execution: Sendable {
         }
         let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
-            stderr.channel.close(promise: nil)
+            stderr?.channel.close(promise: nil)
         }
         // A client that takes nothing cannot hold the execution (its slot, its secret files, its history row) past
         // the drain grace and its own grace; cancelled once the `exit` event is out.

@@ -29,6 +29,8 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case devNull
         case fork
         case pidfd
+        /// The pseudo-terminal could not be made.
+        case terminal
         case setgroups
         case setgid
         case setuid
@@ -61,7 +63,7 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
 
     var code: Code {
         switch stage {
-        case .pipe, .devNull, .fork, .pidfd: return .resources
+        case .pipe, .devNull, .fork, .pidfd, .terminal: return .resources
         case .setgroups, .setgid, .setuid: return .identity
         case .chdir: return .workingDirectory
         case .child: return .exec
@@ -87,6 +89,7 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         // The one failure that has never carried a reason.
         case .devNull: return RunvoyError(.spawnFailed, "cannot open /dev/null: \(text)")
         case .pidfd: message = "pidfd_open: \(text)"
+        case .terminal: message = "cannot make a terminal: \(text)"
         case .fork: message = "cannot fork: \(text)"
         case .setgroups, .setgid, .setuid: message = "cannot switch to the run-as identity: \(text)"
         case .chdir: message = "cannot enter the working directory: \(text)"

@@ -16,8 +16,23 @@ struct SpawnRequest: Sendable {
     var workingDirectory: String
     /// nil keeps the daemon's identity (a daemon that is not root can only run commands as itself).
     var identity: Identity?
-    /// Whether the command reads a pipe the daemon feeds; otherwise /dev/null.
+    /// Whether the command reads a pipe the daemon feeds; otherwise /dev/null. Not read with a terminal.
     var stdinPipe: Bool
+    /// A pseudo-terminal of this size as the command's controlling terminal and stdio, instead of pipes.
+    var terminal: TerminalSize? = nil
+}
+
+/// A terminal's window, in character cells.
+struct TerminalSize: Sendable, Equatable {
+    var rows: UInt16
+    var cols: UInt16
+
+    /// A size within `TerminalParams.sizes`, or nil.
+    init?(rows: Int, cols: Int) {
+        guard TerminalParams.sizes.contains(rows), TerminalParams.sizes.contains(cols) else { return nil }
+        self.rows = UInt16(rows)
+        self.cols = UInt16(cols)
+    }
 }
 
 /// A started command: its pid, a pidfd for it, and the daemon's ends of its pipes. Whoever receives it owns all of
@@ -26,8 +41,13 @@ struct SpawnedProcess: Sendable {
     var pid: pid_t
     var pidfd: Int32
     var stdinFD: Int32?
+    /// With a terminal: its master, which carries the command's one output stream (`stdinFD` is a second
+    /// descriptor of it, for input).
     var stdoutFD: Int32
-    var stderrFD: Int32
+    /// nil with a terminal.
+    var stderrFD: Int32?
+    /// With a terminal: a third descriptor of its master, for window size changes.
+    var terminalFD: Int32? = nil
 }
 
 /// Starts commands. The daemon uses `PosixSpawner`; tests put their own in its place to start executions in
@@ -44,7 +64,12 @@ struct PosixSpawner: ProcessSpawner {
     static let pipeSize: Int32 = 1 << 20
 
     func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
-        let ends = try PipeEnds(stdinPipe: request.stdinPipe)
+        let ends: PipeEnds
+        if let size = request.terminal {
+            ends = try PipeEnds(terminal: size, owner: request.identity?.uid ?? geteuid())
+        } else {
+            ends = try PipeEnds(stdinPipe: request.stdinPipe)
+        }
         let result = Self.start(request, ends)
         // The child has exec'd (or failed); the parent keeps only its own ends.
         ends.closeChildEnds()
@@ -64,7 +89,8 @@ struct PosixSpawner: ProcessSpawner {
         }
         return SpawnedProcess(
             pid: result.pid, pidfd: pidfd, stdinFD: ends.stdin.write >= 0 ? ends.stdin.write : nil,
-            stdoutFD: ends.stdout.read, stderrFD: ends.stderr.read)
+            stdoutFD: ends.stdout.read, stderrFD: ends.stderr.read >= 0 ? ends.stderr.read : nil,
+            terminalFD: ends.control >= 0 ? ends.control : nil)
     }
 
     private static func start(_ request: SpawnRequest, _ ends: PipeEnds) -> runvoy_spawn_result {
@@ -79,7 +105,8 @@ struct PosixSpawner: ProcessSpawner {
                         change_identity: request.identity == nil ? 0 : 1,
                         uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
                         groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
-                        stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write)
+                        stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write,
+                        tty_fd: ends.terminalSlave)
                     return runvoy_spawn(&spec)
                 }
             }
@@ -88,12 +115,38 @@ struct PosixSpawner: ProcessSpawner {
 }
 
 /// The pipes of one spawn: the child's ends go to the command, the parent's to the daemon. Creating them closes
-/// what was already made when one fails.
+/// what was already made when one fails. With a terminal, the child's three ends are its slave and the parent's
+/// are descriptors of its master (its slave is the child's end of all three; `stderr.read` is -1).
 private struct PipeEnds {
     var stdout: (read: Int32, write: Int32)
     var stderr: (read: Int32, write: Int32)
     /// A pipe, or /dev/null as `read` with `write` -1.
     var stdin: (read: Int32, write: Int32)
+    /// The terminal's slave, or -1.
+    var terminalSlave: Int32 = -1
+    /// A descriptor of the terminal's master for window size changes, or -1.
+    var control: Int32 = -1
+
+    /// A pseudo-terminal whose slave `owner` owns: the command's stdio and controlling terminal.
+    init(terminal size: TerminalSize, owner: uid_t) throws(SpawnError) {
+        var master: Int32 = -1
+        var slave: Int32 = -1
+        guard runvoy_open_pty(&master, &slave, owner, size.rows, size.cols) == 0 else {
+            throw SpawnError(.terminal, errno: errno)
+        }
+        let input = fcntl(master, F_DUPFD_CLOEXEC, 3)
+        let control = input < 0 ? -1 : fcntl(master, F_DUPFD_CLOEXEC, 3)
+        guard input >= 0, control >= 0 else {
+            let saved = errno
+            for fd in [master, slave, input] where fd >= 0 { close(fd) }
+            throw SpawnError(.terminal, errno: saved)
+        }
+        stdout = (master, slave)
+        stderr = (-1, slave)
+        stdin = (slave, input)
+        terminalSlave = slave
+        self.control = control
+    }
 
     init(stdinPipe: Bool) throws(SpawnError) {
         var opened: [Int32] = []
@@ -129,15 +182,12 @@ private struct PipeEnds {
     }
 
     func closeChildEnds() {
-        close(stdin.read)
-        close(stdout.write)
-        close(stderr.write)
+        // The terminal's slave is the daemon's no longer: only the command (and what it starts) holds it.
+        for fd in Set([stdin.read, stdout.write, stderr.write]) where fd >= 0 { close(fd) }
     }
 
     func closeParentEnds() {
-        close(stdout.read)
-        close(stderr.read)
-        if stdin.write >= 0 { close(stdin.write) }
+        for fd in [stdout.read, stderr.read, stdin.write, control] where fd >= 0 { close(fd) }
     }
 }
 

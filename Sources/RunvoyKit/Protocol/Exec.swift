@@ -16,11 +16,15 @@ public struct ExecParams: Codable, Sendable, Equatable {
     public var stdin: Bool?
     /// Send output as binary frames (top bit of the length set) instead of base64 `output` events.
     public var binaryOutput: Bool?
+    /// Run the command on a pseudo-terminal of this size instead of pipes.
+    public var tty: TerminalParams?
 
     public init(
         argv: [String], executor: String? = nil, env: [String: String]? = nil, timeoutMs: Int64? = nil,
-        detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil, binaryOutput: Bool? = nil
+        detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil, binaryOutput: Bool? = nil,
+        tty: TerminalParams? = nil
     ) {
+        self.tty = tty
         self.argv = argv
         self.executor = executor
         self.env = env
@@ -32,10 +36,50 @@ public struct ExecParams: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case argv, executor, env, detach, stdin
+        case argv, executor, env, detach, stdin, tty
         case timeoutMs = "timeout_ms"
         case killOnDisconnect = "kill_on_disconnect"
         case binaryOutput = "binary_output"
+    }
+}
+
+/// The terminal `exec` asks for (`tty`), and a new window size (`resize`).
+public struct TerminalParams: Codable, Sendable, Equatable {
+    /// The window, in character cells: 1 to 10000 each.
+    public var rows: Int
+    public var cols: Int
+    /// The client's `TERM`; passed to the command only when the executor's `allow_env` allows `TERM`.
+    public var term: String?
+    /// `resize` only: the execution to resize, when it is not the one attached to this connection.
+    public var executionId: String?
+
+    public init(rows: Int, cols: Int, term: String? = nil, executionId: String? = nil) {
+        self.rows = rows
+        self.cols = cols
+        self.term = term
+        self.executionId = executionId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case rows, cols, term
+        case executionId = "execution_id"
+    }
+
+    /// Rows and columns the daemon accepts.
+    public static let sizes = 1...10000
+}
+
+/// Result of `resize`.
+public struct ResizeResult: Codable, Sendable, Equatable {
+    public var rows: Int
+    public var cols: Int
+    /// false once the command has ended.
+    public var applied: Bool
+
+    public init(rows: Int, cols: Int, applied: Bool) {
+        self.rows = rows
+        self.cols = cols
+        self.applied = applied
     }
 }
 

@@ -10,6 +10,8 @@ public enum Method: String, Sendable, CaseIterable {
     case stdin
     /// Send a signal to the process group of the execution started on this connection.
     case signal
+    /// A new window size for an execution's terminal.
+    case resize
     /// Executions from the history, newest first, with filters.
     case list
     /// One execution from the history.

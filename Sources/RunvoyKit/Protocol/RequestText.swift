@@ -15,6 +15,7 @@ public enum RequestText {
         if let kill = params.killOnDisconnect { members.append("\"kill_on_disconnect\":\(kill)") }
         if let stdin = params.stdin { members.append("\"stdin\":\(stdin)") }
         if let binary = params.binaryOutput { members.append("\"binary_output\":\(binary)") }
+        if let tty = params.tty { members.append("\"tty\":" + terminal(tty)) }
         return frame(id: id, method: .exec, params: "{" + members.joined(separator: ",") + "}")
     }
 
@@ -42,6 +43,18 @@ public enum RequestText {
         var params = "{\"signal\":" + JSONText.quoted(name)
         if let executionID { params += ",\"execution_id\":" + JSONText.quoted(executionID) }
         return frame(id: id, method: .signal, params: params + "}")
+    }
+
+    /// `resize` of the attached execution's terminal.
+    public static func resize(id: Int64, rows: Int, cols: Int) -> [UInt8] {
+        frame(id: id, method: .resize, params: terminal(TerminalParams(rows: rows, cols: cols)))
+    }
+
+    private static func terminal(_ tty: TerminalParams) -> String {
+        var members = ["\"rows\":\(tty.rows)", "\"cols\":\(tty.cols)"]
+        if let term = tty.term { members.append("\"term\":" + JSONText.quoted(term)) }
+        if let id = tty.executionId { members.append("\"execution_id\":" + JSONText.quoted(id)) }
+        return "{" + members.joined(separator: ",") + "}"
     }
 
     private static func frame(id: Int64, method: Method, params: String) -> [UInt8] {

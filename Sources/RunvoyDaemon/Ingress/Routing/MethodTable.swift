@@ -22,6 +22,7 @@ struct MethodTable: Sendable {
         ExecHandler(),
         StdinHandler(),
         SignalHandler(),
+        ResizeHandler(),
         ListHandler(),
         StatusHandler(),
         LogsHandler(),
