@@ -28,6 +28,8 @@ final class ExecutionManager: Service, Sendable {
         var running: [String: Execution] = [:]
         /// Admitted and being launched: not running yet, but the group must not end before they are.
         var launching = 0
+        /// Each user's running and launching executions, held to the fair shares.
+        var shares = FairShares()
         var started = 0
         /// Who waits for the group to end (`shutdown`).
         var endWaiters: [CheckedContinuation<Void, Never>] = []
@@ -88,7 +90,7 @@ final class ExecutionManager: Service, Sendable {
         do throws(LaunchFailure) {
             launched = try await launcher.launch(plan)
         } catch {
-            release()
+            release(plan.caller.uid)
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }
             throw error.error
         }
@@ -121,23 +123,24 @@ final class ExecutionManager: Service, Sendable {
 
     // MARK: - Admission
 
-    /// Whether `plan` may start now: not while shutting down, nor beyond the ceiling of running executions, nor
-    /// when the state directory is nearly full (a reserve of free space keeps room for running executions' output
-    /// and ends: new ones are refused first). An admitted plan holds a launch slot until `register` or `release`.
+    /// Whether `plan` may start now: not while shutting down, nor beyond the caller's fair share of running
+    /// executions (the ceiling, the administrators' reserve, the caller's own share), nor when the state directory
+    /// is nearly full (a reserve of free space keeps room for running executions' output and ends: new ones are
+    /// refused first). An admitted plan holds a launch slot and a share until `register` or `release`.
     func admit(_ plan: ExecPlan) throws(ExecRefusal) {
-        let limit = plan.config.limits.maxExecutions
+        let uid = plan.caller.uid
+        let holder = FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config))
+        let limits = FairShares.Limits.executions(plan.config.limits)
         let refusal = state.withLock { state -> RunvoyError? in
             guard case .serving = state.phase else { return RunvoyError(.busy, "runvoyd is shutting down") }
-            if state.running.count >= limit {
-                return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
-            }
+            if let denial = state.shares.take(uid, as: holder, within: limits) { return Self.busy(denial) }
             state.launching += 1
             return nil
         }
         if let refusal { throw plan.refusal(refusal) }
         let reserve = plan.config.history.minFreeBytes
         if reserve > 0, let free = store.freeBytes, free < reserve {
-            release()
+            release(uid)
             logger.warning(
                 "refusing executions: the state directory is nearly full",
                 metadata: ["free_bytes": "\(free)", "min_free_bytes": "\(reserve)"])
@@ -146,6 +149,24 @@ final class ExecutionManager: Service, Sendable {
                     .storeUnavailable,
                     "the execution history is nearly out of space (\(free >> 20) MiB free, below the reserve of \(reserve >> 20) MiB); nothing was run"
                 ))
+        }
+    }
+
+    /// What an execution refused by the fair shares is told.
+    static func busy(_ denial: FairShares.Denial) -> RunvoyError {
+        switch denial {
+        case .full(let limit):
+            return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
+        case .reserved(let limit, let reserved):
+            return RunvoyError(
+                .busy,
+                "runvoyd is at its limit of \(limit) running executions (the last \(reserved) are kept for administrators)"
+            )
+        case .userShare(let limit):
+            return RunvoyError(
+                .busy,
+                "you have \(limit) running executions, the most one user may (limits.max_executions_per_user); wait for one to end"
+            )
         }
     }
 
@@ -163,17 +184,18 @@ final class ExecutionManager: Service, Sendable {
         if late { execution.terminate() }
     }
 
-    /// An admitted launch failed: its slot is free again.
-    private func release() {
+    /// An admitted launch failed: its slot and its share are free again.
+    private func release(_ uid: uid_t) {
         state.withLock { state in
             state.launching -= 1
+            state.shares.give(uid)
             closeQueueIfDone(&state)
         }
     }
 
     private func unregister(_ execution: Execution) {
         let count = state.withLock { state -> Int in
-            state.running.removeValue(forKey: execution.id)
+            if state.running.removeValue(forKey: execution.id) != nil { state.shares.give(execution.caller.uid) }
             closeQueueIfDone(&state)
             return state.running.count
         }
