@@ -24,10 +24,10 @@ final class FairShareTests {
     }
 
     /// A daemon where `dev` and `dev2` are developers and `none` has no role, with `limits` added.
-    func daemon(limits: String, idleTimeout: String = "30s") throws -> DaemonFixture {
+    func daemon(limits: String, idleTimeout: String = "30s", extra: String = "") throws -> DaemonFixture {
         let (dev, dev2) = (dev, dev2)
         return try DaemonFixture(config: { directory in
-            DaemonFixture.standardConfig(directory: directory, idleTimeout: idleTimeout)
+            DaemonFixture.standardConfig(directory: directory, extra: extra, idleTimeout: idleTimeout)
                 .replacingOccurrences(
                     of: "  max_connections: 4096\n", with: limits.split(separator: "\n").map { "  \($0)\n" }.joined()
                 )
@@ -264,5 +264,38 @@ final class FairShareTests {
         #expect(mine.contains("\"pong\": 2"), "\(mine)")
         #expect(mine.contains("max_pending_bytes_per_user") && mine.contains(": 3"), "\(mine)")
         #expect(printed(senders[1].1).contains("{\"pong\": 2}"), "\(printed(senders[1].1))")
+    }
+
+    /// An executor with `concurrency: 1` runs one execution at a time, whoever asks (root too); the refusal
+    /// names what runs, and once it ends the next one runs.
+    @Test func anExecutorsConcurrencyHoldsForEveryone() throws {
+        let daemon = try daemon(
+            limits: "max_connections: 4096",
+            extra: """
+                  serial:
+                    run_as: {user: nobody}
+                    environment: {PATH: /usr/bin:/bin}
+                    concurrency: 1
+                    allow: {users: ["*"]}
+                    commands: any
+                """)
+        defer { daemon.stop() }
+        let first = try daemon.ctl(["exec", "-e", "serial", "--detach", "--", "sleep", "60"], asUser: dev)
+        #expect(first.status == 0, "\(first.stderrText)")
+        let id = first.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        for user in [dev2, nil] {
+            let second = try daemon.ctl(["exec", "-e", "serial", "--", "true"], asUser: user)
+            #expect(second.status != 0, "\(user ?? "root") ran beside the first")
+            #expect(second.stderrText.contains("concurrency") && second.stderrText.contains("\(id) by \(dev)"))
+        }
+        // Another executor is not held up.
+        #expect(try daemon.ctl(["exec", "--", "true"], asUser: dev2).status == 0)
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+        let ended = try Harness.waitUntil(seconds: 30) {
+            try daemon.ctl(["status", id]).stdoutText.contains("killed")
+        }
+        #expect(ended)
+        let after = try daemon.ctl(["exec", "-e", "serial", "--", "true"], asUser: dev2)
+        #expect(after.status == 0, "\(after.stderrText)")
     }
 }

@@ -8,6 +8,11 @@ import Testing
 /// round-trip their values, every out-of-range value is reported at its own line and key, and no edit of a file
 /// crashes the parser or yields a diagnostic without a place.
 struct ConfigPropertyTests {
+    /// The same executor as `executor`, in block style, so that a key of its own can follow.
+    static let executorLines = [
+        "executors:", "  x:", "    run_as: {user: nobody}", "    allow: {users: [\"*\"]}", "    commands: any",
+    ]
+
     static let executor = """
         executors:
           x: {run_as: {user: nobody}, allow: {users: ["*"]}, commands: any}
@@ -63,6 +68,8 @@ struct ConfigPropertyTests {
         ("secrets", "min_length", .integer(1...4096), { Int64($0.secrets.minLength) }),
         (nil, "shutdown_grace", .duration(0...Int64.max), { ms($0.shutdownGrace) }),
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
+        // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.
+        ("executors.NAME", "concurrency", .integer(1...100_000), { $0.executors.first?.concurrency.map(Int64.init) }),
     ]
 
     /// Keys whose value must be less than another key's (a reserve and its ceiling), with the ceiling's default.
@@ -119,6 +126,12 @@ struct ConfigPropertyTests {
                     text = "\(number)\(unit.0)"
                     value = number >= 0 && range.contains(Int64(number) * unit.1) ? Int64(number) * unit.1 : nil
                 }
+                if key.section == "executors.NAME" {
+                    lines += Self.executorLines
+                    lines.append("    \(key.key): \(text)")
+                    expected.append((index, value, lines.count))
+                    continue
+                }
                 if key.section != section {
                     section = key.section
                     if let name = key.section { lines.append("\(name):") }
@@ -127,8 +140,11 @@ struct ConfigPropertyTests {
                 expected.append((index, value, lines.count))
             }
             Self.applyCeilings(&expected)
-            let yaml = (lines + [Self.executor]).joined(separator: "\n")
-            let failures = Set(expected.filter { $0.value == nil }.map { "\(Self.path($0.index)):\($0.line)" })
+            let yaml = (lines + (lines.contains(Self.executorLines[0]) ? [] : [Self.executor])).joined(separator: "\n")
+            let failures = Set(
+                expected.filter { $0.value == nil }.map {
+                    "\(Self.path($0.index).replacingOccurrences(of: ".NAME.", with: ".x.")):\($0.line)"
+                })
             do throws(ConfigError) {
                 let config = try ConfigLoader.parse(yaml: yaml, file: "p.yaml")
                 #expect(failures.isEmpty, "accepted \(failures.sorted())\n\(yaml)")

@@ -71,6 +71,7 @@ extension ConfigParser {
         parseAllowEnv(entries, into: &executor)
         if let value = absolutePath(Keys.workingDirectory, in: entries) { executor.workingDirectory = value }
         parseTimeouts(entries, into: &executor)
+        executor.concurrency = integer(Keys.concurrency, in: entries)
         if let node = entries[Keys.allow],
             let (users, groups, roles) = principals(node, entries.path(Keys.allow), ConfigSchema.AllowKeys.section)
         {
