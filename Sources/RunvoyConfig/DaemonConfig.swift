@@ -65,6 +65,17 @@ public struct Limits: Sendable, Equatable {
     public var idleTimeout: Duration = .seconds(30)
     public var maxConnections: Int = 4096
     public var maxExecutions: Int = 256
+    /// Fair shares: what one user other than an administrator may hold, and what only administrators may take,
+    /// so that no user can deny the daemon to the others and an administrator can always connect and act.
+    public var maxConnectionsPerUser: Int = 64
+    /// Connections of a user with no role (who may only say `hello`, `ping` and `whoami`).
+    public var maxConnectionsWithoutRole: Int = 4
+    public var reservedAdminConnections: Int = 16
+    public var maxExecutionsPerUser: Int = 32
+    public var reservedAdminExecutions: Int = 8
+    /// Bytes of unfinished request frames over 64 KiB that one user's connections may hold together (at least
+    /// `maxFrameBytes`, so one frame always fits).
+    public var maxPendingBytesPerUser: Int = 8 << 20
     /// The size of a request's command and environment (`exec`, `explain`), checked before any policy work.
     /// Arguments in one argv (Linux itself allows far more, but few commands need more).
     public var maxArguments: Int = 4096

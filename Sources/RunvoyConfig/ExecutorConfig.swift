@@ -15,6 +15,8 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var workingDirectory: String = "/"
     public var defaultTimeout: Duration?
     public var maxTimeout: Duration?
+    /// How many of its executions may run at once; nil for no limit of its own.
+    public var concurrency: Int?
     public var access: AccessList = AccessList()
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).

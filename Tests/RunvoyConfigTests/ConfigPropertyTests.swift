@@ -8,6 +8,11 @@ import Testing
 /// round-trip their values, every out-of-range value is reported at its own line and key, and no edit of a file
 /// crashes the parser or yields a diagnostic without a place.
 struct ConfigPropertyTests {
+    /// The same executor as `executor`, in block style, so that a key of its own can follow.
+    static let executorLines = [
+        "executors:", "  x:", "    run_as: {user: nobody}", "    allow: {users: [\"*\"]}", "    commands: any",
+    ]
+
     static let executor = """
         executors:
           x: {run_as: {user: nobody}, allow: {users: ["*"]}, commands: any}
@@ -37,6 +42,18 @@ struct ConfigPropertyTests {
         ("limits", "idle_timeout", .duration(1...Int64.max), { ms($0.limits.idleTimeout) }),
         ("limits", "max_connections", .integer(1...1_000_000), { Int64($0.limits.maxConnections) }),
         ("limits", "max_executions", .integer(1...100_000), { Int64($0.limits.maxExecutions) }),
+        ("limits", "max_connections_per_user", .integer(1...1_000_000), { Int64($0.limits.maxConnectionsPerUser) }),
+        (
+            "limits", "max_connections_without_role", .integer(1...1_000_000),
+            { Int64($0.limits.maxConnectionsWithoutRole) }
+        ),
+        (
+            "limits", "reserved_admin_connections", .integer(0...1_000_000),
+            { Int64($0.limits.reservedAdminConnections) }
+        ),
+        ("limits", "max_executions_per_user", .integer(1...100_000), { Int64($0.limits.maxExecutionsPerUser) }),
+        ("limits", "reserved_admin_executions", .integer(0...100_000), { Int64($0.limits.reservedAdminExecutions) }),
+        ("limits", "max_pending_bytes_per_user", .size(1024...(1 << 40)), { Int64($0.limits.maxPendingBytesPerUser) }),
         ("limits", "max_arguments", .integer(1...1_000_000), { Int64($0.limits.maxArguments) }),
         ("limits", "max_argument_bytes", .size(1...(64 << 20)), { Int64($0.limits.maxArgumentBytes) }),
         ("limits", "max_argv_bytes", .size(1...(64 << 20)), { Int64($0.limits.maxArgvBytes) }),
@@ -51,7 +68,26 @@ struct ConfigPropertyTests {
         ("secrets", "min_length", .integer(1...4096), { Int64($0.secrets.minLength) }),
         (nil, "shutdown_grace", .duration(0...Int64.max), { ms($0.shutdownGrace) }),
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
+        // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.
+        ("executors.NAME", "concurrency", .integer(1...100_000), { $0.executors.first?.concurrency.map(Int64.init) }),
     ]
+
+    /// Keys whose value must be less than another key's (a reserve and its ceiling), with the ceiling's default.
+    static let lessThan: [String: (ceiling: String, default: Int64)] = [
+        "limits.reserved_admin_connections": ("limits.max_connections", 4096),
+        "limits.reserved_admin_executions": ("limits.max_executions", 256),
+    ]
+
+    /// A value in its range that is not less than its ceiling (the one written, or the default) is an error too.
+    static func applyCeilings(_ expected: inout [(index: Int, value: Int64?, line: Int)]) {
+        let written = Dictionary(expected.compactMap { item in item.value.map { (path(item.index), $0) } }) { $1 }
+        for position in expected.indices {
+            guard let value = expected[position].value, let rule = lessThan[path(expected[position].index)] else {
+                continue
+            }
+            if value >= written[rule.ceiling] ?? rule.default { expected[position].value = nil }
+        }
+    }
 
     static func ms(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
@@ -90,6 +126,12 @@ struct ConfigPropertyTests {
                     text = "\(number)\(unit.0)"
                     value = number >= 0 && range.contains(Int64(number) * unit.1) ? Int64(number) * unit.1 : nil
                 }
+                if key.section == "executors.NAME" {
+                    lines += Self.executorLines
+                    lines.append("    \(key.key): \(text)")
+                    expected.append((index, value, lines.count))
+                    continue
+                }
                 if key.section != section {
                     section = key.section
                     if let name = key.section { lines.append("\(name):") }
@@ -97,8 +139,12 @@ struct ConfigPropertyTests {
                 lines.append((key.section == nil ? "" : "  ") + "\(key.key): \(text)")
                 expected.append((index, value, lines.count))
             }
-            let yaml = (lines + [Self.executor]).joined(separator: "\n")
-            let failures = Set(expected.filter { $0.value == nil }.map { "\(Self.path($0.index)):\($0.line)" })
+            Self.applyCeilings(&expected)
+            let yaml = (lines + (lines.contains(Self.executorLines[0]) ? [] : [Self.executor])).joined(separator: "\n")
+            let failures = Set(
+                expected.filter { $0.value == nil }.map {
+                    "\(Self.path($0.index).replacingOccurrences(of: ".NAME.", with: ".x.")):\($0.line)"
+                })
             do throws(ConfigError) {
                 let config = try ConfigLoader.parse(yaml: yaml, file: "p.yaml")
                 #expect(failures.isEmpty, "accepted \(failures.sorted())\n\(yaml)")

@@ -78,6 +78,7 @@ extension ConfigParser {
                 error(entries[Keys.tty], entries.path(Keys.tty), "must be allow, deny or require")
             }
         }
+        executor.concurrency = integer(Keys.concurrency, in: entries)
         if let node = entries[Keys.allow],
             let (users, groups, roles) = principals(node, entries.path(Keys.allow), ConfigSchema.AllowKeys.section)
         {

@@ -47,6 +47,8 @@ extension ConfigSchema {
         public static let timeout = ConfigKey("timeout", .duration(), default: .none, "the default timeout")
         public static let maxTimeout = ConfigKey(
             "max_timeout", .duration(), default: .none, "the largest timeout a caller may ask for")
+        public static let concurrency = ConfigKey(
+            "concurrency", .integer(1...100_000), default: .none, "how many of its executions may run at once")
         public static let allow = ConfigKey(
             "allow", .section("executors.NAME.allow"), default: .value("{}"), "who may use the executor")
         public static let tty = ConfigKey(
@@ -60,7 +62,7 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, allow, tty, commands,
+                maxTimeout, concurrency, allow, tty, commands,
             ])
     }
 

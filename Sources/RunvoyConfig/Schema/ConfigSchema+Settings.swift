@@ -60,6 +60,24 @@ extension ConfigSchema {
         public static let maxExecutions = ConfigKey(
             "max_executions", .integer(1...100_000), default: .value("256"),
             "running executions beyond this are refused")
+        public static let maxConnectionsPerUser = ConfigKey(
+            "max_connections_per_user", .integer(1...1_000_000), default: .value("64"),
+            "connections one user other than an administrator may hold")
+        public static let maxConnectionsWithoutRole = ConfigKey(
+            "max_connections_without_role", .integer(1...1_000_000), default: .value("4"),
+            "connections one user with no role may hold")
+        public static let reservedAdminConnections = ConfigKey(
+            "reserved_admin_connections", .integer(0...1_000_000), default: .value("16"),
+            "connections only administrators may take")
+        public static let maxExecutionsPerUser = ConfigKey(
+            "max_executions_per_user", .integer(1...100_000), default: .value("32"),
+            "running executions one user other than an administrator may have")
+        public static let reservedAdminExecutions = ConfigKey(
+            "reserved_admin_executions", .integer(0...100_000), default: .value("8"),
+            "running executions only administrators may start")
+        public static let maxPendingBytesPerUser = ConfigKey(
+            "max_pending_bytes_per_user", .size(1024...(1 << 40)), default: .value("8MiB"),
+            "bytes of unfinished large request frames one user's connections may hold together")
         public static let maxArguments = ConfigKey(
             "max_arguments", .integer(1...1_000_000), default: .value("4096"), "arguments in one request's argv")
         public static let maxArgumentBytes = ConfigKey(
@@ -75,8 +93,9 @@ extension ConfigSchema {
         public static let section = ConfigSection(
             path: "limits", doc: "limits on clients and on the size of requests", docsHeading: "### `limits`",
             keys: [
-                maxFrameBytes, idleTimeout, maxConnections, maxExecutions, maxArguments, maxArgumentBytes,
-                maxArgvBytes, maxEnvEntries, maxEnvBytes,
+                maxFrameBytes, idleTimeout, maxConnections, maxExecutions, maxConnectionsPerUser,
+                maxConnectionsWithoutRole, reservedAdminConnections, maxExecutionsPerUser, reservedAdminExecutions,
+                maxPendingBytesPerUser, maxArguments, maxArgumentBytes, maxArgvBytes, maxEnvEntries, maxEnvBytes,
             ])
     }
 

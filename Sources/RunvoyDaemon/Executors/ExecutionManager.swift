@@ -28,6 +28,12 @@ final class ExecutionManager: Service, Sendable {
         var running: [String: Execution] = [:]
         /// Admitted and being launched: not running yet, but the group must not end before they are.
         var launching = 0
+        /// Who runs and launches what: the fair shares, executors' concurrency. Every admitted plan holds a ticket
+        /// in it until its execution ends or its launch fails.
+        var scheduler = AdmissionScheduler<UInt64>()
+        var nextTicket: UInt64 = 0
+        /// The ticket each running execution holds, by execution id.
+        var tickets: [String: UInt64] = [:]
         var started = 0
         /// Who waits for nothing to run or be launched any more (`shutdown`).
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -81,9 +87,10 @@ final class ExecutionManager: Service, Sendable {
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let plan: ExecPlan
+        let ticket: UInt64
         do throws(ExecRefusal) {
             plan = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
-            try admit(plan)
+            ticket = try admit(plan)
         } catch {
             throw deny(error, caller: caller, config: config)
         }
@@ -91,12 +98,12 @@ final class ExecutionManager: Service, Sendable {
         do throws(LaunchFailure) {
             launched = try await launcher.launch(plan)
         } catch {
-            release()
+            release(ticket, plan.config)
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }
             throw error.error
         }
         let execution = Execution(plan: plan, launched: launched, sink: sink)
-        register(execution)
+        register(execution, ticket: ticket)
         // It runs (its timeout too) whether or not the client takes its `started` event; its output waits for that.
         if case .terminated = queue.continuation.yield(execution) {
             logger.error("an execution started after the execution manager stopped; killing it")
@@ -125,24 +132,37 @@ final class ExecutionManager: Service, Sendable {
 
     // MARK: - Admission
 
-    /// Whether `plan` may start now: not while shutting down, nor beyond the ceiling of running executions, nor
-    /// when the state directory is nearly full (a reserve of free space keeps room for running executions' output
-    /// and ends: new ones are refused first). An admitted plan holds a launch slot until `register` or `release`.
-    func admit(_ plan: ExecPlan) throws(ExecRefusal) {
-        let limit = plan.config.limits.maxExecutions
-        let refusal = state.withLock { state -> RunvoyError? in
-            guard case .serving = state.phase else { return RunvoyError(.busy, "runvoyd is shutting down") }
-            // What is being launched counts too: a burst of requests cannot all pass before any has registered.
-            if state.running.count + state.launching >= limit {
-                return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
+    /// Whether `plan` may start now: not while shutting down, nor beyond the caller's fair share of running
+    /// executions (the ceiling, the administrators' reserve, the caller's own share) or its executor's
+    /// `concurrency`, nor when the state directory is nearly full (a reserve of free space keeps room for running
+    /// executions' output and ends: new ones are refused first). An admitted plan holds a launch slot and a ticket
+    /// of the scheduler until `register` or `release`.
+    func admit(_ plan: ExecPlan) throws(ExecRefusal) -> UInt64 {
+        let limits = FairShares.Limits.executions(plan.config.limits)
+        let refusal = state.withLock { state -> Result<UInt64, RunvoyError> in
+            guard case .serving = state.phase else { return .failure(RunvoyError(.busy, "runvoyd is shutting down")) }
+            state.nextTicket += 1
+            let request = AdmissionScheduler<UInt64>.Request(
+                id: state.nextTicket, uid: plan.caller.uid,
+                holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
+                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: [])
+            guard state.scheduler.arrive(request, within: limits).contains(request.id) else {
+                // Nothing waits yet: what cannot start now is refused.
+                let error = Self.busy(request, state.scheduler, limits, running: state.running)
+                _ = state.scheduler.cancel(request.id, within: limits)
+                return .failure(error)
             }
             state.launching += 1
-            return nil
+            return .success(request.id)
         }
-        if let refusal { throw plan.refusal(refusal) }
+        let ticket: UInt64
+        switch refusal {
+        case .success(let admitted): ticket = admitted
+        case .failure(let error): throw plan.refusal(error)
+        }
         let reserve = plan.config.history.minFreeBytes
         if reserve > 0, let free = store.freeBytes, free < reserve {
-            release()
+            release(ticket, plan.config)
             logger.warning(
                 "refusing executions: the state directory is nearly full",
                 metadata: ["free_bytes": "\(free)", "min_free_bytes": "\(reserve)"])
@@ -152,14 +172,52 @@ final class ExecutionManager: Service, Sendable {
                     "the execution history is nearly out of space (\(free >> 20) MiB free, below the reserve of \(reserve >> 20) MiB); nothing was run"
                 ))
         }
+        return ticket
+    }
+
+    /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
+    /// there).
+    private static func busy(
+        _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
+        _ limits: FairShares.Limits, running: [String: Execution]
+    ) -> RunvoyError {
+        if let denial = scheduler.shares.denial(request.uid, as: request.holder, within: limits) {
+            return busy(denial)
+        }
+        let holders = running.values.filter { $0.executorName == request.executor }.map {
+            "\($0.id) by \($0.caller.displayName)"
+        }
+        return RunvoyError(
+            .busy,
+            "executor '\(request.executor)' is running its limit of \(request.concurrency ?? 0) (concurrency): "
+                + (holders.isEmpty ? "executions being started" : holders.sorted().joined(separator: ", ")))
+    }
+
+    /// What an execution refused by the fair shares is told.
+    static func busy(_ denial: FairShares.Denial) -> RunvoyError {
+        switch denial {
+        case .full(let limit):
+            return RunvoyError(.busy, "runvoyd is at its limit of \(limit) running executions")
+        case .reserved(let limit, let reserved):
+            return RunvoyError(
+                .busy,
+                "runvoyd is at its limit of \(limit) running executions (the last \(reserved) are kept for administrators)"
+            )
+        case .userShare(let limit):
+            return RunvoyError(
+                .busy,
+                "you have \(limit) running executions, the most one user may (limits.max_executions_per_user); wait for one to end"
+            )
+        }
     }
 
     // MARK: - Registry
 
-    private func register(_ execution: Execution) {
+    private func register(_ execution: Execution, ticket: UInt64) {
         execution.armTimeout()
         let (count, late) = state.withLock { state -> (Int, Bool) in
             state.launching -= 1
+            state.tickets[execution.id] = ticket
             state.running[execution.id] = execution
             state.started += 1
             return (state.running.count, state.phase == .terminating)
@@ -169,10 +227,11 @@ final class ExecutionManager: Service, Sendable {
         if late { execution.terminate() }
     }
 
-    /// An admitted launch failed: its slot is free again.
-    private func release() {
+    /// An admitted launch failed: its slot and its ticket are free again.
+    private func release(_ ticket: UInt64, _ config: DaemonConfig) {
         state.withLock { state in
             state.launching -= 1
+            _ = state.scheduler.finish(ticket, within: .executions(config.limits))
             closeQueueIfDone(&state)
         }
     }
@@ -180,6 +239,10 @@ final class ExecutionManager: Service, Sendable {
     private func unregister(_ execution: Execution) {
         let count = state.withLock { state -> Int in
             state.running.removeValue(forKey: execution.id)
+            if let ticket = state.tickets.removeValue(forKey: execution.id) {
+                // Nothing waits yet, so the limits only matter for what would start.
+                _ = state.scheduler.finish(ticket, within: .unlimited)
+            }
             closeQueueIfDone(&state)
             return state.running.count
         }

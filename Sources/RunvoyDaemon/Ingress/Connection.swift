@@ -49,6 +49,13 @@ struct Connection {
                 metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)", "length": "\(error.length)"])
             attached?.clientGone()
             return
+        } catch let error as FrameDecoder.PendingBudgetExceeded {
+            try? await sink.send(Reply<NoParams>(id: nil, error: error.wireError))
+            logger.warning(
+                "closing connection: its user's unfinished requests are over their budget",
+                metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)", "limit": "\(error.limit)"])
+            attached?.clientGone()
+            return
         } catch is FrameDecoder.TruncatedFrame {
             logger.debug("connection closed in the middle of a frame", metadata: ["uid": "\(caller.uid)"])
             peerGone = true

@@ -1,9 +1,10 @@
 import NIOCore
 import RunvoyKit
 
-/// Closes a connection that does not deliver a complete frame within the idle timeout, unless an execution
-/// is attached to it (the client is then waiting on output, not idle). Sits after the frame decoder, so a
-/// client trickling bytes of one frame gets no more time than one that sends nothing.
+/// Closes a connection that makes no request counting as activity within the idle timeout, unless an execution
+/// is attached to it (the client is then waiting on output, not idle). `Router` marks a request as activity once
+/// its frame is complete and names a method that counts (not `hello`, `ping` or `whoami`: a connection that only
+/// greets is idle), so a client trickling bytes of one frame gets no more time than one that sends nothing.
 ///
 /// Before closing it writes one `timeout` error frame. A client that reads its output slowly is not cut off:
 /// backpressure slows its own command and nothing else.
@@ -13,12 +14,16 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Shared with the connection task, which marks the connection busy while an execution streams on it.
+    /// Shared with the connection task, which marks the connection busy while an execution streams on it and
+    /// notes when it last made a request that counts as activity.
     final class Activity: Sendable {
-        private let attached = Mutex(0)
-        func attach() { attached.withLock { $0 += 1 } }
-        func detach() { attached.withLock { $0 -= 1 } }
-        var isAttached: Bool { attached.withLock { $0 > 0 } }
+        private let state = Mutex((attached: 0, lastRequest: NIODeadline.now()))
+        func attach() { state.withLock { $0.attached += 1 } }
+        func detach() { state.withLock { $0.attached -= 1 } }
+        var isAttached: Bool { state.withLock { $0.attached > 0 } }
+        /// A request that counts as activity arrived now.
+        func touch() { state.withLock { $0.lastRequest = .now() } }
+        var lastRequest: NIODeadline { state.withLock { $0.lastRequest } }
     }
 
     private let timeout: TimeAmount
@@ -51,7 +56,6 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        arm(context: context)
         context.fireChannelRead(data)
     }
 
@@ -59,10 +63,10 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         context.write(data, promise: promise)
     }
 
-    private func arm(context: ChannelHandlerContext) {
+    private func arm(context: ChannelHandlerContext, at deadline: NIODeadline? = nil) {
         scheduled?.cancel()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        scheduled = context.eventLoop.scheduleTask(in: timeout) {
+        scheduled = context.eventLoop.scheduleTask(deadline: deadline ?? .now() + timeout) {
             let (handler, context) = loopBound.value
             handler.fire(context: context)
         }
@@ -72,6 +76,12 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         if activity.isAttached {
             // The client waits on a command; a slow reader only slows its own command through backpressure.
             arm(context: context)
+            return
+        }
+        let deadline = activity.lastRequest + timeout
+        if deadline > .now() {
+            // A request that counts came since the timer was set: the connection is idle from then on.
+            arm(context: context, at: deadline)
             return
         }
         let error = RunvoyError(.timeout, "no complete request within \(timeout.nanoseconds / 1_000_000) ms; closing")

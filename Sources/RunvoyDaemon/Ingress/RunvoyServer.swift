@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,26 +13,32 @@ struct RunvoyServer: Service {
     let group: any EventLoopGroup
     let notifier: SystemdNotifier
     let connections = Connections()
+    /// Each user's unfinished large frames, across its connections.
+    let pendingFrames = PendingFrames()
 
-    /// Live connection count, for the connection limit and STATUS=; and how many times it changed, for
-    /// `MemoryTrimmer`.
+    /// Live connections, each user's share of them (for the connection limits) and how many times they changed
+    /// (for `MemoryTrimmer`).
     final class Connections: Sendable {
-        private let count = Mutex((current: 0, changes: 0))
-        func open() -> Int {
-            count.withLock {
-                $0.current += 1
-                $0.changes += 1
-                return $0.current
+        private let state = Mutex((shares: FairShares(), changes: 0))
+
+        /// Counts a connection of `uid` in, or says why it may not be served (and counts nothing).
+        func open(_ uid: uid_t, as holder: FairShares.Holder, within limits: FairShares.Limits) -> FairShares.Denial? {
+            state.withLock {
+                guard let denial = $0.shares.take(uid, as: holder, within: limits) else {
+                    $0.changes += 1
+                    return nil
+                }
+                return denial
             }
         }
-        func closed() {
-            count.withLock {
-                $0.current -= 1
+        func closed(_ uid: uid_t) {
+            state.withLock {
+                $0.shares.give(uid)
                 $0.changes += 1
             }
         }
-        var current: Int { count.withLock { $0.current } }
-        var changes: Int { count.withLock { $0.changes } }
+        var current: Int { state.withLock { $0.shares.total } }
+        var changes: Int { state.withLock { $0.changes } }
     }
 
     /// An accepted connection, set up on its event loop before any byte is read.
@@ -44,10 +51,15 @@ struct RunvoyServer: Service {
     func run() async throws {
         let logger = context.logger
         let config = context.config
+        let pendingFrames = pendingFrames
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
             PeerCredentials.read(from: channel).flatMapThrowing { caller in
                 let activity = ConnectionTimeoutHandler.Activity()
-                let wrapped = try Self.wrap(channel, limits: config.current.limits, activity: activity)
+                let limits = config.current.limits
+                let budget = FrameDecoder.Budget(
+                    pending: pendingFrames, uid: caller.uid,
+                    limit: max(limits.maxPendingBytesPerUser, limits.maxFrameBytes))
+                let wrapped = try Self.wrap(channel, limits: limits, activity: activity, budget: budget)
                 return Accepted(channel: wrapped, caller: caller, activity: activity)
             }
         }
@@ -95,13 +107,14 @@ struct RunvoyServer: Service {
     /// Sets up an accepted connection's pipeline (frames, idle timeout) on its event loop, and wraps it for
     /// `Connection`.
     static func wrap(
-        _ channel: any Channel, limits: Limits, activity: ConnectionTimeoutHandler.Activity
+        _ channel: any Channel, limits: Limits, activity: ConnectionTimeoutHandler.Activity,
+        budget: FrameDecoder.Budget? = nil
     ) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         let timeout = TimeAmount.nanoseconds(
             limits.idleTimeout.components.seconds * 1_000_000_000 + limits.idleTimeout.components.attoseconds
                 / 1_000_000_000)
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes)))
+            ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes, budget: budget)))
         try channel.pipeline.syncOperations.addHandler(ConnectionTimeoutHandler(timeout: timeout, activity: activity))
         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
             wrappingChannelSynchronously: channel,
@@ -109,25 +122,49 @@ struct RunvoyServer: Service {
     }
 
     private func serve(_ accepted: Accepted) async {
-        let count = connections.open()
-        defer {
-            connections.closed()
-            notifier.status(statusLine())
-        }
-        let limit = context.config.current.limits.maxConnections
-        if count > limit {
-            try? await accepted.channel.executeThenClose { _, outbound in
-                let error = RunvoyError(.busy, "runvoyd is at its limit of \(limit) connections; try again later")
-                var buffer = accepted.channel.channel.allocator.buffer(capacity: 128)
-                buffer.writeBytes(try Frame.encode(Reply<NoParams>(id: nil, error: error)))
-                try await outbound.write(buffer)
-            }
+        let config = context.config.current
+        let uid = accepted.caller.uid
+        let holder = FairShares.Holder(roles: Authorizer.roles(accepted.caller, config))
+        if let denial = connections.open(uid, as: holder, within: .connections(config.limits)) {
+            await refuse(accepted, Self.busy(denial, holder: holder))
             return
+        }
+        defer {
+            connections.closed(uid)
+            notifier.status(statusLine())
         }
         await Connection(
             channel: accepted.channel, caller: accepted.caller, activity: accepted.activity, context: context
         )
         .run()
+    }
+
+    /// Sends the one error frame a connection that is not served gets, and closes it.
+    private func refuse(_ accepted: Accepted, _ error: RunvoyError) async {
+        try? await accepted.channel.executeThenClose { _, outbound in
+            var buffer = accepted.channel.channel.allocator.buffer(capacity: 256)
+            buffer.writeBytes(try Frame.encode(Reply<NoParams>(id: nil, error: error)))
+            try await outbound.write(buffer)
+        }
+    }
+
+    /// What a connection refused by the connection limits is told.
+    static func busy(_ denial: FairShares.Denial, holder: FairShares.Holder) -> RunvoyError {
+        switch denial {
+        case .full(let limit):
+            return RunvoyError(.busy, "runvoyd is at its limit of \(limit) connections; try again later")
+        case .reserved(let limit, let reserved):
+            return RunvoyError(
+                .busy,
+                "runvoyd is at its limit of \(limit) connections (the last \(reserved) are kept for administrators); try again later"
+            )
+        case .userShare(let limit):
+            let key = holder == .noRole ? "max_connections_without_role" : "max_connections_per_user"
+            return RunvoyError(
+                .busy,
+                "you hold \(limit) connections to runvoyd, the most one user may (limits.\(key)); close one and try again"
+            )
+        }
     }
 
     func statusLine() -> String {

@@ -3,6 +3,8 @@ import RunvoyKit
 /// `hello`: the daemon's version and the protocol versions it speaks, and the one agreed for the connection.
 struct HelloHandler: MethodHandler {
     static let method = Method.hello.rawValue
+    /// A greeting keeps no connection from being idle.
+    static let countsAsActivity = false
     static let params = ParamsRule.optional(default: HelloParams(client: nil, versions: nil))
 
     func handle(_ params: HelloParams, context: RequestContext) async throws -> Outcome<HelloResult> {

@@ -3,6 +3,8 @@ import RunvoyKit
 /// `whoami`: what the daemon sees of the caller, its roles and the executors it may use.
 struct WhoamiHandler: MethodHandler {
     static let method = Method.whoami.rawValue
+    /// A greeting keeps no connection from being idle.
+    static let countsAsActivity = false
     static let params = ParamsRule.ignored(NoParams())
 
     func handle(_: NoParams, context: RequestContext) async throws -> Outcome<WhoamiResult> {

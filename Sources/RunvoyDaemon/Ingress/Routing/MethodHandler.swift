@@ -15,7 +15,15 @@ protocol MethodHandler: Sendable {
     /// How `params` is read.
     static var params: ParamsRule<Params> { get }
 
+    /// Whether a request for this method keeps its connection from being idle (`limits.idle_timeout`). Greetings
+    /// do not: a connection that only says `hello` holds a slot for nothing.
+    static var countsAsActivity: Bool { get }
+
     func handle(_ params: Params, context: RequestContext) async throws -> Outcome<Result>
+}
+
+extension MethodHandler {
+    static var countsAsActivity: Bool { true }
 }
 
 /// How a method reads the `params` member of its request.

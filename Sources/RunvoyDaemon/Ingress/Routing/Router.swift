@@ -35,6 +35,7 @@ struct Router: Sendable {
             try await sink.send(Reply<NoParams>(id: envelope.id, error: error))
             return .none
         }
+        if type(of: routed.handler).countsAsActivity { connection.activity.touch() }
         let server = connection.context
         let config = server.config.current
         let context = RequestContext(

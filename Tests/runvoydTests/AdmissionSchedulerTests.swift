@@ -1,0 +1,188 @@
+import Glibc
+import Testing
+
+@testable import RunvoyDaemon
+
+/// The admission scheduler against a reference model: random arrivals, ends and cancellations with random
+/// executors, lock sets and holders; after every step the two agree on what started, and the invariants hold.
+@Suite struct AdmissionSchedulerTests {
+    typealias Scheduler = AdmissionScheduler<Int>
+    typealias Request = Scheduler.Request
+
+    static let limits = FairShares.Limits(total: 6, reserved: 1, perUser: 3, perUserWithoutRole: 1)
+    static let concurrency: [String: Int?] = ["a": 1, "b": 2, "c": nil]
+
+    /// The rule written as plainly as possible: lists scanned in full at every step.
+    struct Model {
+        var waiting: [Request] = []
+        var running: [Request] = []
+        var lastServed: uid_t?
+
+        func fits(_ request: Request) -> Bool {
+            let limits = AdmissionSchedulerTests.limits
+            let mine = running.filter { $0.uid == request.uid }.count
+            if running.count >= limits.total { return false }
+            if request.holder != .admin {
+                if running.count >= limits.total - limits.reserved { return false }
+                let share = request.holder == .noRole ? limits.perUserWithoutRole : limits.perUser
+                if mine >= share { return false }
+            }
+            if let concurrency = request.concurrency,
+                running.filter({ $0.executor == request.executor }).count >= concurrency
+            {
+                return false
+            }
+            for claim in request.locks {
+                let holders = running.flatMap { $0.locks }.filter { $0.name == claim.name }
+                if !holders.isEmpty && (!claim.shared || holders.contains { !$0.shared }) { return false }
+            }
+            return true
+        }
+
+        mutating func schedule() -> [Int] {
+            var started: [Int] = []
+            while true {
+                let users = Set(waiting.map(\.uid)).sorted()
+                let pass =
+                    users.filter { $0 > (lastServed ?? 0) || lastServed == nil }
+                    + users.filter {
+                        lastServed != nil && $0 <= lastServed!
+                    }
+                var any = false
+                for uid in pass {
+                    guard let index = waiting.firstIndex(where: { $0.uid == uid }), fits(waiting[index]) else {
+                        continue
+                    }
+                    running.append(waiting.remove(at: index))
+                    started.append(running.last!.id)
+                    lastServed = uid
+                    any = true
+                }
+                if !any { return started }
+            }
+        }
+    }
+
+    static func randomRequest(id: Int, using generator: inout some RandomNumberGenerator) -> Request {
+        let uid = uid_t.random(in: 0..<5, using: &generator)
+        let executor = ["a", "b", "c"].randomElement(using: &generator)!
+        var locks: [Scheduler.LockClaim] = []
+        for name in ["x", "y"] where Int.random(in: 0..<3, using: &generator) == 0 {
+            locks.append(.init(name: name, shared: Bool.random(using: &generator)))
+        }
+        return Request(
+            id: id, uid: uid, holder: uid == 0 ? .admin : uid == 4 ? .noRole : .member, executor: executor,
+            concurrency: concurrency[executor]!, locks: locks)
+    }
+
+    /// What must hold of the scheduler's state after every step.
+    static func checkInvariants(_ scheduler: Scheduler) {
+        let running = Array(scheduler.running.values)
+        #expect(running.count <= limits.total)
+        #expect(running.filter { $0.holder != .admin }.count <= limits.total)
+        for (executor, limit) in concurrency {
+            if let limit { #expect(running.filter { $0.executor == executor }.count <= limit) }
+        }
+        for name in ["x", "y"] {
+            let claims = running.flatMap(\.locks).filter { $0.name == name }
+            // A lock held exclusively is held once, and by no one else.
+            if claims.contains(where: { !$0.shared }) { #expect(claims.count == 1) }
+        }
+        // Nothing that could start waits: each user's oldest waiter does not fit.
+        var seen = Set<uid_t>()
+        for waiter in scheduler.waiters where seen.insert(waiter.uid).inserted {
+            #expect(!scheduler.fits(waiter, within: limits))
+        }
+    }
+
+    @Test func agreesWithTheModelAndServesEveryWaiter() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var scheduler = Scheduler()
+            var model = Model()
+            var nextID = 0
+            var cancelled = Set<Int>()
+            var started: [Int] = []
+            for _ in 0..<Int.random(in: 1..<120, using: &generator) {
+                let choice = Int.random(in: 0..<10, using: &generator)
+                if choice < 5 || (scheduler.running.isEmpty && scheduler.waitingCount == 0) {
+                    let request = Self.randomRequest(id: nextID, using: &generator)
+                    nextID += 1
+                    model.waiting.append(request)
+                    let real = scheduler.arrive(request, within: Self.limits)
+                    #expect(real == model.schedule())
+                    started += real
+                } else if choice < 8, let victim = scheduler.running.keys.randomElement(using: &generator) {
+                    model.running.removeAll { $0.id == victim }
+                    let real = scheduler.finish(victim, within: Self.limits)
+                    #expect(real == model.schedule())
+                    started += real
+                } else if let victim = scheduler.waiters.randomElement(using: &generator)?.id {
+                    model.waiting.removeAll { $0.id == victim }
+                    cancelled.insert(victim)
+                    let real = scheduler.cancel(victim, within: Self.limits)
+                    #expect(real == model.schedule())
+                    started += real ?? []
+                }
+                #expect(Set(scheduler.running.keys) == Set(model.running.map(\.id)))
+                #expect(scheduler.waiters.map(\.id).sorted() == model.waiting.map(\.id).sorted())
+                Self.checkInvariants(scheduler)
+            }
+            // Every waiter is eventually served: end what runs until nothing waits.
+            var rounds = 0
+            while let victim = scheduler.running.keys.min(), rounds < 10_000 {
+                started += scheduler.finish(victim, within: Self.limits)
+                rounds += 1
+            }
+            #expect(scheduler.waitingCount == 0 && scheduler.waiters.isEmpty)
+            #expect(Set(started).count == started.count, "an execution started twice")
+            #expect(Set(started).union(cancelled) == Set(0..<nextID))
+            #expect(scheduler.shares == FairShares() && scheduler.locks.isEmpty)
+        }
+    }
+
+    /// Three users queue ten each on an executor with `concurrency: 1`: they are served in turn, each user's
+    /// in the order they came.
+    @Test func usersAreServedInTurnAndEachInOrder() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        var started: [Int] = []
+        for index in 0..<30 {
+            // User 10 comes first with all of its ten, then 20, then 30.
+            let uid = uid_t(10 * (index / 10 + 1))
+            started += scheduler.arrive(
+                Request(id: index, uid: uid, holder: .member, executor: "deploy", concurrency: 1, locks: []),
+                within: limits)
+        }
+        #expect(started == [0])
+        #expect(scheduler.ahead(of: 29) == 28)
+        while let current = scheduler.running.keys.first {
+            started += scheduler.finish(current, within: limits)
+        }
+        #expect(started.map { $0 / 10 } == Array(repeating: [0, 1, 2], count: 10).flatMap { $0 })
+        for user in 0..<3 {
+            let own = started.filter { $0 / 10 == user }
+            #expect(own == own.sorted(), "user \(user)'s executions out of order")
+        }
+    }
+
+    /// Locks are taken all at once: one that needs x and y does not hold x while it waits for y.
+    @Test func locksAreTakenAllAtOnce() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        func request(_ id: Int, _ uid: uid_t, _ locks: [(String, Bool)]) -> Request {
+            Request(
+                id: id, uid: uid, holder: .member, executor: "e", concurrency: nil,
+                locks: locks.map { .init(name: $0.0, shared: $0.1) })
+        }
+        #expect(scheduler.arrive(request(1, 1, [("y", false)]), within: limits) == [1])
+        #expect(scheduler.arrive(request(2, 2, [("x", false), ("y", false)]), within: limits) == [])
+        #expect(scheduler.locks["x"] == nil)
+        #expect(scheduler.arrive(request(3, 3, [("x", true)]), within: limits) == [3])
+        #expect(scheduler.arrive(request(4, 4, [("x", true)]), within: limits) == [4])
+        #expect(scheduler.finish(1, within: limits) == [])
+        #expect(scheduler.finish(3, within: limits) == [])
+        #expect(scheduler.finish(4, within: limits) == [2])
+        #expect(scheduler.locks["x"] == .exclusive(2) && scheduler.locks["y"] == .exclusive(2))
+    }
+}
