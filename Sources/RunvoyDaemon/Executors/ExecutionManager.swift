@@ -37,6 +37,9 @@ final class ExecutionManager: Service, Sendable {
         var started = 0
         /// Who waits for nothing to run or be launched any more (`shutdown`).
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Who waits, for a bounded time, for `run` to return (every execution's `exit` event out).
+        var endWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextEndWaiter = 0
 
         /// Shutting down, with nothing running or being launched: no execution can come any more.
         var isIdle: Bool { phase != .serving && running.isEmpty && launching == 0 }
@@ -278,8 +281,11 @@ final class ExecutionManager: Service, Sendable {
         }
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.phase = .ended
-            defer { state.idleWaiters = [] }
-            return state.idleWaiters
+            defer {
+                state.idleWaiters = []
+                state.endWaiters = [:]
+            }
+            return state.idleWaiters + state.endWaiters.values
         }
         for waiter in waiters { waiter.resume() }
         try? await gracefulShutdown()
@@ -298,6 +304,9 @@ final class ExecutionManager: Service, Sendable {
         }
         let stragglers = group.any().scheduleTask(in: TimeAmount(grace)) { [self] in terminateStragglers() }
         await idle()
+        // Their clients still get their `exit` events, but one that does not read cannot hold the daemon: after
+        // `killGrace` the server closes the connections, which fails what still waits to be written.
+        await ended(within: killGrace)
         stragglers.cancel()
     }
 
@@ -310,6 +319,22 @@ final class ExecutionManager: Service, Sendable {
         logger.warning(
             "terminating executions still running after the shutdown grace", metadata: ["count": "\(left.count)"])
         for execution in left { execution.terminate() }
+    }
+
+    /// Returns once `run` has returned, or after `bound`.
+    private func ended(within bound: Duration) async {
+        await withCheckedContinuation { continuation in
+            let token = state.withLock { state -> Int? in
+                if state.phase == .ended { return nil }
+                state.nextEndWaiter += 1
+                state.endWaiters[state.nextEndWaiter] = continuation
+                return state.nextEndWaiter
+            }
+            guard let token else { return continuation.resume() }
+            group.any().scheduleTask(in: TimeAmount(bound)) { [self] in
+                state.withLock { $0.endWaiters.removeValue(forKey: token) }?.resume()
+            }
+        }
     }
 
     /// Returns once shutting down with no execution running or being launched (or once `run` has returned).
