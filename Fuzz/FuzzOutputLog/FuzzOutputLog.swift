@@ -10,22 +10,22 @@ import RunvoyStore
 ///   end or up to a position) makes progress on every call, so it stops;
 /// - memory stays bounded: one read returns no more output than the files hold.
 ///
-/// Input, from the end: how many files, each one's name and size, and how to read; from the front, the files'
-/// contents in order. `FuzzOutputLog --write-seeds FOLDER` writes real output (by `OutputRecorder`) in this form.
+/// Input, from the end: how many files, each one's name, size and header, and how to read; from the front, the
+/// files' contents in order. `FuzzOutputLog --write-seeds FOLDER` writes real output (by `OutputRecorder`) in this form.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     var input = FuzzInput(data, size)
     let folder = OutputFolder.shared
     folder.clear()
-    var files: [(name: String, size: Int)] = []
+    var files: [(name: String, size: Int, header: [UInt8])] = []
     for _ in 0..<input.int(in: 0...6) {
-        files.append((OutputFolder.name(input.byte()), input.int(in: 0...0xFFFF)))
+        files.append((OutputFolder.name(input.byte()), input.int(in: 0...0xFFFF), segmentHeader(&input)))
     }
     let mode = input.int(in: 0...2)
     let maxBytes = input.int(in: 1...4096)
     var stored = 0
     for file in files {
-        let bytes = input.bytes(file.size)
+        let bytes = file.header + input.bytes(file.size)
         folder.write(file.name, bytes)
         stored += bytes.count
     }
@@ -42,6 +42,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         readUntilNoProgress(reader, upTo: limit, maxBytes: maxBytes, stored: stored)
     }
     return 0
+}
+
+/// Most often none (the file is all fuzzer bytes); else a valid segment header whose start offset (the output
+/// bytes before the segment, the one number that ties segments together) is one of the extremes or any number.
+func segmentHeader(_ input: inout FuzzInput) -> [UInt8] {
+    let starts: [Int64] = [0, 1, 4096, .max, .max - 1, .min, -1]
+    let choice = input.int(in: 0...starts.count + 1)
+    guard choice > 0 else { return [] }
+    let start = choice <= starts.count ? starts[choice - 1] : Int64(bitPattern: input.uint64())
+    return Array("RVYOUT01".utf8) + withUnsafeBytes(of: start.bigEndian) { Array($0) }
 }
 
 /// `LogsHandler.sendStored`'s loop: read on from where the last read ended until a read brings nothing.

@@ -50,6 +50,7 @@ enum Seeds {
         for file in files {
             seed.byte(file.name == "head" ? 0 : UInt8(Int(file.name.dropFirst(5))!))
             seed.int(file.bytes.count, in: 0...0xFFFF)
+            seed.int(0, in: 0...8)
         }
         seed.int(mode, in: 0...2)
         seed.int(maxBytes, in: 1...4096)

@@ -33,6 +33,11 @@ public struct FuzzInput {
         return range.lowerBound + Int(span == UInt64.max ? value : value % (span + 1))
     }
 
+    /// Any 64-bit value, from 8 bytes at the end (the first taken the most significant).
+    public mutating func uint64() -> UInt64 {
+        (0..<8).reduce(UInt64(0)) { value, _ in value << 8 | UInt64(byte()) }
+    }
+
     /// Whether the next byte from the end is odd.
     public mutating func bool() -> Bool { byte() & 1 == 1 }
 
@@ -71,6 +76,10 @@ public struct FuzzInputBuilder {
         }
         // `FuzzInput.int` reads the first byte it takes as the most significant.
         taken += bytes.reversed()
+    }
+
+    public mutating func uint64(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { byte(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 
     public mutating func bool(_ value: Bool) { byte(value ? 1 : 0) }
