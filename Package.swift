@@ -135,7 +135,9 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
 ]
 package.targets += [
     .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
-    .target(name: "FuzzSupport", dependencies: ["CFuzzDriver", "RunvoyKit"], path: "Fuzz/FuzzSupport", swiftSettings: strict),
+    .target(
+        name: "FuzzSupport", dependencies: ["CFuzzDriver", "RunvoyKit"], path: "Fuzz/FuzzSupport", swiftSettings: strict
+    ),
 ]
 package.targets += fuzzTargets.map { target in
     .executableTarget(

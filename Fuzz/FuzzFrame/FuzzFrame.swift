@@ -36,7 +36,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         } else {
             // As the socket does: straight into the reader's free space.
             _ = split.fill(minimum: count) { free in
-                stream.withUnsafeBytes { free.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
+                stream.withUnsafeBytes {
+                    free.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count)
+                }
                 return count
             }
         }
@@ -107,7 +109,8 @@ func checkClientReading(_ payload: [UInt8]) {
         guard object["event"] as? String == "output", object["stream"] as? String == fast.stream.rawValue,
             object["data"] as? String == String(decoding: base64, as: UTF8.self)
         else {
-            fatalError("the fast path read output from a frame that says otherwise: \(String(decoding: raw, as: UTF8.self))")
+            fatalError(
+                "the fast path read output from a frame that says otherwise: \(String(decoding: raw, as: UTF8.self))")
         }
     }
 }

@@ -9,7 +9,9 @@ enum Seeds {
         let started = json(
             #"{"id": 1, "event": "started", "execution_id": "01jdx7y3m1qk2f6e8v9w0zabcd", "executor": "default", "run_as": "nobody:nogroup", "pid": 5123}"#
         )
-        let exit = json(#"{"id":1,"event":"exit","execution_id":"01jdx7y3m1qk2f6e8v9w0zabcd","exit_code":3,"timed_out":false,"duration_usec":1234}"#)
+        let exit = json(
+            #"{"id":1,"event":"exit","execution_id":"01jdx7y3m1qk2f6e8v9w0zabcd","exit_code":3,"timed_out":false,"duration_usec":1234}"#
+        )
         let refusal = json(
             #"{"id":7,"error":{"code":"permission_denied","message":"not allowed","reason":"no_rule"}}"#)
         let hello = json(

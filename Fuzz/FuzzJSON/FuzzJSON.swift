@@ -11,12 +11,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard let ours = JSONValue.parse(bytes) else { return 0 }
     // What the client reads from a reply: a few members, the id as a number or a string.
     _ = (ours["id"]?.int, ours["event"]?.string, ours["result"]?.isNull, ours["error"]?["code"]?.string)
+    let text = String(reflecting: String(decoding: bytes, as: UTF8.self))
     guard let theirs = try? JSONSerialization.jsonObject(with: Data(bytes), options: .fragmentsAllowed) else {
-        fatalError("JSONValue accepted text that Foundation refuses: \(String(reflecting: String(decoding: bytes, as: UTF8.self)))")
+        fatalError("JSONValue accepted text that Foundation refuses: \(text)")
     }
-    guard same(ours, theirs) else {
-        fatalError("JSONValue read \(ours), Foundation \(theirs), from \(String(reflecting: String(decoding: bytes, as: UTF8.self)))")
-    }
+    guard same(ours, theirs) else { fatalError("JSONValue read \(ours), Foundation \(theirs), from \(text)") }
     return 0
 }
 

@@ -33,7 +33,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     var turn = 0
     while offset < output.count {
         let count = min(output.count - offset, reads.isEmpty ? output.count : reads[turn % reads.count])
-        streamed += output.withUnsafeBytes { redactor.feed(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + count])) }
+        streamed += output.withUnsafeBytes {
+            redactor.feed(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + count]))
+        }
         offset += count
         turn += 1
     }
