@@ -126,3 +126,27 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (docs/TESTING.md, "Fuzzing"). Each is an executable whose `main` replays input files in a
+// normal build and, built by scripts/fuzz with `-sanitize=fuzzer -DRUNVOY_LIBFUZZER`, runs libFuzzer's driver.
+let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+    ("FuzzFrame", ["RunvoyKit"]),
+    ("FuzzJSON", ["RunvoyKit"]),
+    ("FuzzBase64", ["RunvoyKit"]),
+    ("FuzzRequest", ["RunvoyKit"]),
+    ("FuzzConfig", ["RunvoyConfig"]),
+    ("FuzzRedactor", ["RunvoyKit", "RunvoyStore"]),
+    ("FuzzOutputLog", ["RunvoyKit", "RunvoyStore"]),
+]
+package.targets += [
+    .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+    .target(
+        name: "FuzzSupport", dependencies: ["CFuzzDriver", "RunvoyKit"], path: "Fuzz/FuzzSupport", swiftSettings: strict
+    ),
+]
+package.targets += fuzzTargets.map { target in
+    .executableTarget(
+        name: target.name, dependencies: ["FuzzSupport"] + target.dependencies, path: "Fuzz/\(target.name)",
+        swiftSettings: strict)
+}
+package.products += fuzzTargets.map { .executable(name: $0.name, targets: [$0.name]) }

@@ -43,11 +43,14 @@ struct OutputLogCursor: ~Copyable {
         // A record cut short by a crash: nothing complete follows it in this segment.
         if position.fileOffset + Int64(OutputLogFormat.recordHeaderSize + length) > end { return try moveOn() }
         let body = try read(at: position.fileOffset + Int64(OutputLogFormat.recordHeaderSize), count: length)
+        // A segment that starts within a record's length of 2^63 is no writer's (see `open`).
+        let (streamOffset, overflow) = position.streamOffset.addingReportingOverflow(Int64(body.count))
+        if overflow { throw badStart() }
         let tUsec = OutputLogFormat.readBigEndian(Int64.self, header[5..<13])
         entries.append(.chunk(kind == 1 ? .stdout : .stderr, body, tUsec: tUsec))
         payload += body.count
         position.fileOffset += Int64(OutputLogFormat.recordHeaderSize + body.count)
-        position.streamOffset += Int64(body.count)
+        position.streamOffset = streamOffset
         return true
     }
 
@@ -89,11 +92,19 @@ struct OutputLogCursor: ~Copyable {
         if !complete { segmentSize = 0 }
         let start = complete ? OutputLogFormat.readBigEndian(Int64.self, header[8..<16]) : position.streamOffset
         if segment != position.segment {
+            // The writer starts a segment where the output stored before it ends, or later when the cap deleted
+            // the segments between; one that starts before is corrupt, and would move the stream back.
+            guard start >= position.streamOffset else { throw badStart() }
             if start > position.streamOffset { entries.append(.dropped(start - position.streamOffset)) }
             position = OutputPosition(
                 segment: segment, fileOffset: Int64(OutputLogFormat.segmentHeaderSize), streamOffset: start)
         }
         return true
+    }
+
+    private func badStart() -> StoreError {
+        StoreError(
+            .corrupt, "stored output in \(directory) has a segment whose start does not follow the output before it")
     }
 
     private func read(at offset: Int64, count: Int) throws(StoreError) -> [UInt8] {

@@ -229,4 +229,38 @@ struct OutputRecorderTests {
         close(fd)
         #expect(throws: StoreError.self) { try OutputLogReader(directory: path).readAll() }
     }
+
+    /// Regression (found by Fuzz/FuzzOutputLog): a tail segment's start offset (the output bytes before it) was
+    /// taken as written, so a segment starting so far on that the bytes dropped before it, or the stream offset
+    /// after its first record, overflowed 64 bits crashed the reader (`logs`, recovery of lost executions at start,
+    /// backup) on an arithmetic overflow; one starting inside output already read moved the stream back. The writer
+    /// never writes either: each is corrupt stored output now.
+    @Test(arguments: [
+        [Int64.min, Int64.max],  // 2^64 - 1 bytes "dropped" between the two tails
+        [Int64.max - 2],  // its 3-byte record ends past 2^63 - 1
+        [1],  // starts inside the 5 bytes the head holds
+    ])
+    func tailsThatDoNotFollowTheOutputBeforeThemAreCorrupt(starts: [Int64]) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/x"
+        let recorder = OutputRecorder(directory: path, cap: 64 << 20)
+        Array("head\n".utf8).withUnsafeBytes { recorder.append(.stdout, $0) }
+        recorder.finish()
+        for (index, start) in starts.enumerated() {
+            let segment =
+                OutputLogFormat.magic + OutputLogFormat.bigEndian(start)
+                + OutputLogFormat.recordHeader(.stdout, length: 3, tUsec: 1) + Array("abc".utf8)
+            let fd = open(path + "/" + OutputLogFormat.segmentName(index + 1), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            _ = segment.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        let reader = OutputLogReader(directory: path)
+        let error = #expect(throws: StoreError.self) { try reader.readAll() }
+        #expect(error?.code == .corrupt)
+        #expect(throws: StoreError.self) { try reader.totals() }
+        // What the head holds, all sound, reads as before.
+        let (entries, _) = try reader.read(from: .start, upTo: recorder.committed)
+        #expect(Self.chunks(of: entries) == [Chunk(stream: .stdout, bytes: Array("head\n".utf8))])
+    }
 }
