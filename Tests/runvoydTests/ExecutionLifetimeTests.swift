@@ -125,10 +125,17 @@ import Testing
         let root = Caller.resolve(uid: 0, gid: 0, pid: getpid(), hasPidfd: false)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await manager.run() }
+            let sink = CollectingSink()
             let execution = try await manager.start(
                 ExecParams(argv: ["sh", "-c", "trap '' TERM; echo ready; sleep 600"]), requestID: .number(9),
-                caller: root, config: fixture.config, sink: nil
+                caller: root, config: fixture.config, sink: sink
             ) { _ in }
+            // Only once the shell ignores SIGTERM (it said so) does SIGKILL have to end it: on a slow machine
+            // (ThreadSanitizer) SIGTERM could otherwise arrive before the trap.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while await sink.output[.stdout] == nil && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             await manager.shutdown(grace: .zero, killGrace: .zero)
             #expect(execution.isFinished)
             #expect(manager.runningCount == 0)
