@@ -80,22 +80,33 @@ final class FairShareTests {
         print("held", len(alive), "ends", json.dumps(ends, sort_keys=True), flush=True)
         """#
 
+    /// Starts the flooding script as `user` with `connections` connections; returns it, the file whose creation
+    /// stops it, and what it has printed so far.
+    static func flood(
+        _ daemon: DaemonFixture, as user: String, connections: Int
+    ) throws -> (ChildProcess, String, () -> String) {
+        let script = daemon.directory + "/flood.py"
+        try flooder.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(daemon.directory, 0o755)
+        chmod(script, 0o644)
+        let stop = daemon.directory + "/stop-flood"
+        let output = daemon.directory + "/flood.out"
+        let flood = try ChildProcess(
+            [
+                "/usr/sbin/runuser", "-u", user, "--", "/usr/bin/python3", script, daemon.socketPath,
+                String(connections), stop,
+            ],
+            stdoutPath: output, stderrPath: output + ".err")
+        return (flood, stop, { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" })
+    }
+
     /// Issue 14's first reproduction: a role-less member of the socket's group opens 40 connections and says
     /// `hello` on each every 200 ms. It may hold only `max_connections_without_role` of them, greetings do not keep
     /// them from the idle timeout, and a developer and root are served throughout.
     @Test func aHelloFloodWithoutARoleDeniesNoOne() throws {
         let daemon = try daemon(limits: "max_connections: 32", idleTimeout: "1s")
         defer { daemon.stop() }
-        let script = daemon.directory + "/flood.py"
-        try Self.flooder.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(daemon.directory, 0o755)
-        chmod(script, 0o644)
-        let stop = daemon.directory + "/stop-flood"
-        let output = daemon.directory + "/flood.out"
-        let flood = try ChildProcess(
-            ["/usr/sbin/runuser", "-u", none, "--", "/usr/bin/python3", script, daemon.socketPath, "40", stop],
-            stdoutPath: output, stderrPath: output + ".err")
-        func printed() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        let (flood, stop, printed) = try Self.flood(daemon, as: none, connections: 40)
         // Wait until the flood has gone on for more than twice the idle timeout.
         let flooding = Harness.waitUntil(seconds: 60) { printed().contains("past 3") }
         #expect(flooding, "the flood did not start: \(printed()) \(daemon.log)")
@@ -162,16 +173,7 @@ final class FairShareTests {
         let daemon = try daemon(
             limits: "max_connections: 8\nmax_connections_per_user: 8\nreserved_admin_connections: 2")
         defer { daemon.stop() }
-        let script = daemon.directory + "/flood.py"
-        try Self.flooder.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(daemon.directory, 0o755)
-        chmod(script, 0o644)
-        let stop = daemon.directory + "/stop-flood"
-        let output = daemon.directory + "/flood.out"
-        let flood = try ChildProcess(
-            ["/usr/sbin/runuser", "-u", dev, "--", "/usr/bin/python3", script, daemon.socketPath, "10", stop],
-            stdoutPath: output, stderrPath: output + ".err")
-        func printed() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        let (flood, stop, printed) = try Self.flood(daemon, as: dev, connections: 10)
         #expect(Harness.waitUntil(seconds: 60) { printed().contains("served ") }, "\(printed())")
         #expect(printed().contains("served 6\n"), "\(printed())")
         let root = try daemon.ctl(["exec", "--", "true"])
