@@ -137,6 +137,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FuzzConfig", ["RunvoyConfig"]),
     ("FuzzRedactor", ["RunvoyKit", "RunvoyStore"]),
     ("FuzzOutputLog", ["RunvoyKit", "RunvoyStore"]),
+    ("FuzzBackupArchive", ["RunvoyKit", "RunvoyStore", .product(name: "Crypto", package: "swift-crypto")]),
 ]
 package.targets += [
     .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),

@@ -3,7 +3,7 @@ import Glibc
 import RunvoyKit
 import RunvoyStore
 
-/// The stored-output reader (`OutputLogReader`, as `logs`, history recovery and backup use it) over a folder of
+/// The stored-output reader (`OutputLogReader`, as `logs`, history recovery and restore use it) over a folder of
 /// segment files holding any bytes: a disk error, a crash mid-write or someone with access to the state folder
 /// can leave anything there. Checks, besides "no crash":
 /// - reading ends: every loop the daemon runs (`readAll`, `totals`, and `logs`' read-until-no-progress, to the

@@ -233,7 +233,7 @@ struct OutputRecorderTests {
     /// Regression (found by Fuzz/FuzzOutputLog): a tail segment's start offset (the output bytes before it) was
     /// taken as written, so a segment starting so far on that the bytes dropped before it, or the stream offset
     /// after its first record, overflowed 64 bits crashed the reader (`logs`, recovery of lost executions at start,
-    /// backup) on an arithmetic overflow; one starting inside output already read moved the stream back. The writer
+    /// restore) on an arithmetic overflow; one starting inside output already read moved the stream back. The writer
     /// never writes either: each is corrupt stored output now.
     @Test(arguments: [
         [Int64.min, Int64.max],  // 2^64 - 1 bytes "dropped" between the two tails
