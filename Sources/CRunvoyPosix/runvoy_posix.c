@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -421,3 +422,39 @@ int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms
 }
 
 int runvoy_malloc_trim(void) { return malloc_trim(0); }
+
+int runvoy_limit_malloc_arenas(int count) {
+    if (getenv("MALLOC_ARENA_MAX") != NULL) return 0;
+    return mallopt(M_ARENA_MAX, count);
+}
+
+long runvoy_page_out_executable(void) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) return -errno;
+    exe[n] = 0;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL) return -errno;
+    char line[4096 + 256];
+    long advised = 0;
+    int failure = 0;
+    while (fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end;
+        char perms[5];
+        int path = 0;
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &path) < 3 || path == 0) continue;
+        char *name = line + path;
+        name[strcspn(name, "\n")] = 0;
+        if (perms[1] == 'w' || strcmp(name, exe) != 0) continue;
+        // No read-ahead for these pages from now on: a fault reads the page it needs, not the 128 KiB around it,
+        // so what comes back is what runs.
+        (void)madvise((void *)start, end - start, MADV_RANDOM);
+        if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) {
+            advised += (long)(end - start);
+        } else {
+            failure = errno;
+        }
+    }
+    fclose(maps);
+    return advised == 0 && failure != 0 ? -failure : advised;
+}

@@ -127,4 +127,13 @@ int runvoy_journal_send(int fd, const void *entry, size_t length, int timeout_ms
 /// malloc_trim(0): returns the free pages of every malloc arena to the system. Returns 1 when memory was released.
 int runvoy_malloc_trim(void);
 
+/// Asks the kernel to reclaim the resident pages of this program's own read-only file mappings (its code and
+/// constants: `madvise(MADV_PAGEOUT)`, Linux 5.4+); pages in use come back on their next touch. Returns the
+/// bytes of mappings advised, or -errno (-EINVAL on a kernel without MADV_PAGEOUT).
+long runvoy_page_out_executable(void);
+
+/// Caps the C allocator's arenas at `count` (`mallopt(M_ARENA_MAX)`) unless MALLOC_ARENA_MAX is set in the
+/// environment, which then wins. Call before threads start. Returns 1 when the cap was set.
+int runvoy_limit_malloc_arenas(int count);
+
 #endif
