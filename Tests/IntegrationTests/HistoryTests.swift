@@ -389,6 +389,35 @@ struct CrashRecoveryTests {
         #expect(!cmdline.contains(marker))
     }
 
+    /// A history whose counts do not add up (a restored or damaged database, Int64.max bytes of stdout) must not
+    /// crash `logs` with an arithmetic overflow: the daemon keeps serving.
+    @Test func logsOfAnExecutionWithImpossibleCountsDoesNotCrashTheDaemon() throws {
+        let stateParent = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: stateParent) }
+        let id = "01m8zzzzzzzzzzzzzzzzzzzzzz"
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        do {
+            let store = try ExecutionStore(stateDirectory: stateParent + "/state")
+            try store.insert(
+                ExecutionInfo(
+                    executionId: id, status: .succeeded, callerUid: 0, callerUser: "root", callerPid: 1,
+                    executor: "default", runAs: "nobody", argv: ["true"], workingDirectory: "/", envKeys: [],
+                    pid: nil, exitCode: 0, signal: nil, createdAtMs: now, startedAtMs: now, finishedAtMs: now,
+                    durationUsec: 1, stdoutBytes: .max, stderrBytes: 1, storedBytes: 0, droppedBytes: 0,
+                    outputPruned: false, configDigest: "x", reason: nil))
+        }
+        let daemon = try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory)
+                .replacingOccurrences(
+                    of: "state_directory: \(directory)/state", with: "state_directory: \(stateParent)/state")
+        })
+        defer { daemon.stop() }
+        let logs = try daemon.ctl(["logs", id])
+        #expect(logs.status == 0, "logs: \(logs.stderrText)")
+        #expect(daemon.process.status == nil, "runvoyd is still running")
+        #expect(try daemon.ctl(["list"]).status == 0)
+    }
+
     @Test func retentionRemovesOldExecutionsInTheBackground() throws {
         let daemon = try DaemonFixture(config: {
             DaemonFixture.standardConfig(directory: $0, extra: "history:\n  max_age: 1s\n  prune_interval: 1s\n")

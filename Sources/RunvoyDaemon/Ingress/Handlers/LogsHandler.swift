@@ -59,8 +59,13 @@ struct LogsHandler: MethodHandler {
         let final = (try? context.executions.store.get(info.executionId)).flatMap { $0 } ?? info
         // Output that was never stored after the last stored chunk (the disk filled up, say) is marked too.
         if let end, final.status.isFinal {
-            let missing = final.stdoutBytes + final.stderrBytes - end.streamOffset
-            if missing > 0 { try await context.sink.send(DroppedEvent(id: context.id, bytes: missing)) }
+            // The counts come from the history, which a damaged or hand-made database can fill with anything:
+            // counts that overflow say nothing about what is missing.
+            let (total, overflow) = final.stdoutBytes.addingReportingOverflow(final.stderrBytes)
+            let (missing, underflow) = total.subtractingReportingOverflow(end.streamOffset)
+            if !overflow, !underflow, missing > 0 {
+                try await context.sink.send(DroppedEvent(id: context.id, bytes: missing))
+            }
         }
         try await context.reply(LogsResult(execution: context.withLiveState(final)))
     }
