@@ -138,6 +138,9 @@ struct ConfigSchemaTests {
             path: "executors.x.run_as"),
         "executors.NAME.allow": Placement(
             required: [], file: { executor(["allow: {\($0.joined(separator: ", "))}"]) }, path: "executors.x.allow"),
+        "executors.NAME.locks[N]": Placement(
+            required: ["name: db"], file: { executor(["locks: [{\($0.joined(separator: ", "))}]"]) },
+            path: "executors.x.locks[0]"),
         "executors.NAME.environment.VAR": Placement(
             required: ["secret: s1"], file: { executor(["environment: {V: {\($0.joined(separator: ", "))}}"]) },
             path: "executors.x.environment.V"),

@@ -79,6 +79,7 @@ extension ConfigParser {
             }
         }
         executor.concurrency = integer(Keys.concurrency, in: entries)
+        parseLocks(entries, into: &executor)
         if let node = entries[Keys.allow],
             let (users, groups, roles) = principals(node, entries.path(Keys.allow), ConfigSchema.AllowKeys.section)
         {

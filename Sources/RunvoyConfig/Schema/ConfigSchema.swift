@@ -13,7 +13,7 @@ public enum ConfigSchema {
     public static let sections: [ConfigSection] = [
         TopKeys.section, SocketKeys.section, LimitsKeys.section, AuditKeys.section, HistoryKeys.section,
         SecretsKeys.section, RoleKeys.section, ExpectKeys.section, ExecutorKeys.section, RunAsKeys.section,
-        AllowKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
+        AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
     ]
 
     /// The section at `path`, as sections name each other in `ConfigType`.
@@ -98,6 +98,8 @@ public enum ConfigType: Sendable, Equatable {
     /// `any`, or a list of command rules: each a shape (below), or a mapping with the keys of the section at
     /// this path.
     case commandRules(String)
+    /// A list of lock names, each alone or in a mapping with the keys of the section at this path.
+    case locks(String)
     /// A rule's shape: `any`, or a list of arguments, each a word, a list of alternatives or a mapping with the
     /// keys of the section at this path.
     case argvShape(String)
@@ -106,7 +108,7 @@ public enum ConfigType: Sendable, Equatable {
     public var sectionPath: String? {
         switch self {
         case .section(let path), .namedSections(let path), .listOfSections(let path), .environment(let path),
-            .commandRules(let path), .argvShape(let path):
+            .commandRules(let path), .argvShape(let path), .locks(let path):
             path
         default: nil
         }

@@ -79,6 +79,14 @@ final class ExecutionManager: Service, Sendable {
 
     var runningCount: Int { state.withLock { $0.running.count } }
 
+    /// A consistent view of admission for reports (`locks`): the scheduler, and the running executions by the
+    /// ticket they hold (an admitted plan still being launched has none yet).
+    func admissionSnapshot() -> (scheduler: AdmissionScheduler<UInt64>, executions: [UInt64: Execution]) {
+        state.withLock { state in
+            (state.scheduler, Self.byTicket(running: state.running, tickets: state.tickets))
+        }
+    }
+
     /// A running execution by id.
     func running(id: String) -> Execution? { state.withLock { $0.running[id] } }
     var startedCount: Int { state.withLock { $0.started } }
@@ -148,10 +156,11 @@ final class ExecutionManager: Service, Sendable {
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: plan.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
-                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: [])
+                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims)
             guard state.scheduler.arrive(request, within: limits).contains(request.id) else {
                 // Nothing waits yet: what cannot start now is refused.
-                let error = Self.busy(request, state.scheduler, limits, running: state.running)
+                let error = Self.busy(
+                    request, state.scheduler, limits, running: state.running, tickets: state.tickets)
                 _ = state.scheduler.cancel(request.id, within: limits)
                 return .failure(error)
             }
@@ -179,13 +188,18 @@ final class ExecutionManager: Service, Sendable {
     }
 
     /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
-    /// there).
+    /// there), else a lock it needs (naming who holds it).
     private static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
-        _ limits: FairShares.Limits, running: [String: Execution]
+        _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64]
     ) -> RunvoyError {
         if let denial = scheduler.shares.denial(request.uid, as: request.holder, within: limits) {
             return busy(denial)
+        }
+        if request.concurrency.map({ scheduler.runningOnExecutor[request.executor, default: 0] < $0 }) ?? true,
+            let held = lockBusy(request, scheduler, running: running, tickets: tickets)
+        {
+            return held
         }
         let holders = running.values.filter { $0.executorName == request.executor }.map {
             "\($0.id) by \($0.caller.displayName)"
