@@ -17,6 +17,8 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var maxTimeout: Duration?
     /// How many of its executions may run at once; nil for no limit of its own.
     public var concurrency: Int?
+    /// Each user's executions on this executor, administrators' too; nil for no limit of its own.
+    public var execRate: RateLimit?
     /// The named locks each of its executions holds for its whole life, sorted by name, each named once.
     public var locks: [ExecutorLock] = []
     public var access: AccessList = AccessList()

@@ -117,6 +117,13 @@ struct ConfigSchemaTests {
             required: [], file: { "socket: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "socket"),
         "limits": Placement(
             required: [], file: { "limits: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "limits"),
+        "limits.rates": Placement(
+            required: [], file: { "limits: {rates: {\($0.joined(separator: ", "))}}\n" + executor([]) },
+            path: "limits.rates"),
+        "limits.rates.NAME": Placement(
+            required: [],
+            file: { "limits: {rates: {roles: {viewer: {\($0.joined(separator: ", "))}}}}\n" + executor([]) },
+            path: "limits.rates.roles.viewer"),
         "audit": Placement(
             required: [], file: { "audit: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "audit"),
         "history": Placement(

@@ -49,6 +49,8 @@ extension ConfigSchema {
             "max_timeout", .duration(), default: .none, "the largest timeout a caller may ask for")
         public static let concurrency = ConfigKey(
             "concurrency", .integer(1...100_000), default: .none, "how many of its executions may run at once")
+        public static let execRate = ConfigKey(
+            "exec_rate", .rate, default: .none, "each user's executions on it, administrators' too: N/PERIOD")
         public static let locks = ConfigKey(
             "locks", .locks("executors.NAME.locks[N]"), default: .value("[]"),
             "named locks its executions hold for their life: a name (exclusive) or {name: NAME, shared: true}")
@@ -65,7 +67,7 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, concurrency, locks, allow, tty, commands,
+                maxTimeout, concurrency, execRate, locks, allow, tty, commands,
             ])
     }
 

@@ -11,7 +11,8 @@ import RunvoyKit
 public enum ConfigSchema {
     /// Every section, the top level first.
     public static let sections: [ConfigSection] = [
-        TopKeys.section, SocketKeys.section, LimitsKeys.section, AuditKeys.section, HistoryKeys.section,
+        TopKeys.section, SocketKeys.section, LimitsKeys.section, RatesKeys.section, RateKeys.section, AuditKeys.section,
+        HistoryKeys.section,
         SecretsKeys.section, RoleKeys.section, ExpectKeys.section, ExecutorKeys.section, RunAsKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
     ]
@@ -83,6 +84,8 @@ public enum ConfigType: Sendable, Equatable {
     /// A byte count, a number with an optional unit (`64MiB`), within the range; `orWord`, if any, is a word that
     /// turns the limit off (`unlimited`).
     case size(ClosedRange<Int64>, orWord: String? = nil)
+    /// A token bucket's rate, `N/PERIOD` (`600/1m`, `2/s`), or `unlimited`.
+    case rate
     /// A duration (`30s`, `1h30m`) within the bound; `orWord`, if any, is a word that turns it off (`never`).
     case duration(DurationBound = .any, orWord: String? = nil)
     /// A list of strings.

@@ -57,6 +57,8 @@ final class ExecutionManager: Service, Sendable {
     let drainGrace: Duration
     /// Bounds the refusal records one user can write.
     let refusals: RefusalThrottle
+    /// The rate limits' buckets (requests: `Router`; executions: `admit`).
+    let rates = RateLimiter()
 
     /// The durable history every execution is recorded in, with its output.
     var store: ExecutionStore { launcher.store }
@@ -134,6 +136,12 @@ final class ExecutionManager: Service, Sendable {
         let audit = AuditLog(
             failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
             journal: launcher.journal)
+        if refusal.error.code == .rateLimited {
+            refusals.recordRateLimited(
+                RateLimiter.record(refusal.error, caller: caller, method: "exec", executor: refusal.executorName),
+                caller: caller, audit: audit)
+            return refusal.error
+        }
         let hasRole = !Authorizer.roles(caller, config).isEmpty
         // A denial stands whether or not its record is written.
         refusals.record(
@@ -149,6 +157,11 @@ final class ExecutionManager: Service, Sendable {
     /// executions' output and ends: new ones are refused first). An admitted plan holds a launch slot and a ticket
     /// of the scheduler until `register` or `release`.
     func admit(_ plan: ExecPlan) throws(ExecRefusal) -> UInt64 {
+        let metered: [RateBuckets.Key]
+        switch rates.takeExecution(caller: plan.caller, executor: plan.executor, config: plan.config) {
+        case .success(let keys): metered = keys
+        case .failure(let limited): throw plan.refusal(limited)
+        }
         let limits = FairShares.Limits.executions(plan.config.limits)
         let refusal = state.withLock { state -> Result<UInt64, RunvoyError> in
             guard case .serving = state.phase else { return .failure(RunvoyError(.busy, "runvoyd is shutting down")) }
@@ -170,7 +183,9 @@ final class ExecutionManager: Service, Sendable {
         let ticket: UInt64
         switch refusal {
         case .success(let admitted): ticket = admitted
-        case .failure(let error): throw plan.refusal(error)
+        case .failure(let error):
+            rates.refund(metered)
+            throw plan.refusal(error)
         }
         let reserve = plan.config.history.minFreeBytes
         if reserve > 0, let free = store.freeBytes, free < reserve {
