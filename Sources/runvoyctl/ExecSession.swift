@@ -238,6 +238,9 @@ final class ExecSession {
             var remote = RunvoyError(
                 RunvoyError.Code(rawValue: error["code"]?.string ?? "internal"), error["message"]?.string ?? "")
             remote.reason = error["reason"]?.string
+            if let wait = error["data"]?["retry_after_ms"]?.int {
+                remote.data = RunvoyError.Details(retryAfterMs: Int64(wait))
+            }
             if isExec { throw ClientError(remote: remote) }
             complain(remote.description)
             return nil

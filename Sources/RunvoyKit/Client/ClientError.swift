@@ -42,7 +42,7 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
     }
 
     /// `0.3 s`, `12 s`, `3 min 20 s`: milliseconds rounded up to what a person waits for.
-    static func seconds(_ ms: Int64) -> String {
+    public static func seconds(_ ms: Int64) -> String {
         if ms < 10_000 {
             let tenths = (max(ms, 1) + 99) / 100
             return "\(tenths / 10).\(tenths % 10) s"
