@@ -121,6 +121,14 @@ final class ExecSession {
             }
             if n < 0 {
                 if errno == EAGAIN { return }
+                if errno == EPIPE || errno == ECONNRESET {
+                    // runvoyd closed the connection, perhaps refusing it at once (`busy` over its limits) before
+                    // our request was written: nothing more goes out, and what it said is read as usual (the
+                    // socket is readable until its end), so the caller sees its error, not "Broken pipe".
+                    pending.removeAll(keepingCapacity: true)
+                    pendingOffset = 0
+                    return
+                }
                 throw ClientError(
                     .connectionLost, "lost the connection to runvoyd: \(SystemError.text())")
             }
