@@ -76,6 +76,12 @@ public struct Limits: Sendable, Equatable {
     /// Bytes of unfinished request frames over 64 KiB that one user's connections may hold together (at least
     /// `maxFrameBytes`, so one frame always fits).
     public var maxPendingBytesPerUser: Int = 8 << 20
+    /// Rate limits: each user's token buckets for requests (other than greetings and what goes to a running
+    /// execution) and for executions, unless `rateOverrides` sets another for the user or one of its roles.
+    /// Administrators are held to them only through an override.
+    public var requestRate: RateLimit = .perPeriod(count: 6000, period: .seconds(60))
+    public var execRate: RateLimit = .perPeriod(count: 600, period: .seconds(60))
+    public var rateOverrides = RateOverrides()
     /// The size of a request's command and environment (`exec`, `explain`), checked before any policy work.
     /// Arguments in one argv (Linux itself allows far more, but few commands need more).
     public var maxArguments: Int = 4096

@@ -17,6 +17,10 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var maxTimeout: Duration?
     /// How many of its executions may run at once; nil for no limit of its own.
     public var concurrency: Int?
+    /// Each user's executions on this executor, administrators' too; nil for no limit of its own.
+    public var execRate: RateLimit?
+    /// The named locks each of its executions holds for its whole life, sorted by name, each named once.
+    public var locks: [ExecutorLock] = []
     public var access: AccessList = AccessList()
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
@@ -39,6 +43,18 @@ public struct ExecutorConfig: Sendable, Equatable {
         allowEnv.contains { entry in
             entry.hasSuffix("*") ? name.hasPrefix(entry.dropLast()) : entry == name
         }
+    }
+}
+
+/// A named lock an executor's executions take: exclusive (no one else holds it meanwhile) or shared (held with
+/// other shared holders, never with an exclusive one). Locks live in the daemon's memory only.
+public struct ExecutorLock: Sendable, Hashable {
+    public var name: String
+    public var shared: Bool
+
+    public init(name: String, shared: Bool) {
+        self.name = name
+        self.shared = shared
     }
 }
 

@@ -121,6 +121,14 @@ final class ExecSession {
             }
             if n < 0 {
                 if errno == EAGAIN { return }
+                if errno == EPIPE || errno == ECONNRESET {
+                    // runvoyd closed the connection, perhaps refusing it at once (`busy` over its limits) before
+                    // our request was written: nothing more goes out, and what it said is read as usual (the
+                    // socket is readable until its end), so the caller sees its error, not "Broken pipe".
+                    pending.removeAll(keepingCapacity: true)
+                    pendingOffset = 0
+                    return
+                }
                 throw ClientError(
                     .connectionLost, "lost the connection to runvoyd: \(SystemError.text())")
             }
@@ -238,6 +246,9 @@ final class ExecSession {
             var remote = RunvoyError(
                 RunvoyError.Code(rawValue: error["code"]?.string ?? "internal"), error["message"]?.string ?? "")
             remote.reason = error["reason"]?.string
+            if let wait = error["data"]?["retry_after_ms"]?.int {
+                remote.data = RunvoyError.Details(retryAfterMs: Int64(wait))
+            }
             if isExec { throw ClientError(remote: remote) }
             complain(remote.description)
             return nil

@@ -117,6 +117,13 @@ struct ConfigSchemaTests {
             required: [], file: { "socket: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "socket"),
         "limits": Placement(
             required: [], file: { "limits: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "limits"),
+        "limits.rates": Placement(
+            required: [], file: { "limits: {rates: {\($0.joined(separator: ", "))}}\n" + executor([]) },
+            path: "limits.rates"),
+        "limits.rates.NAME": Placement(
+            required: [],
+            file: { "limits: {rates: {roles: {viewer: {\($0.joined(separator: ", "))}}}}\n" + executor([]) },
+            path: "limits.rates.roles.viewer"),
         "audit": Placement(
             required: [], file: { "audit: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "audit"),
         "history": Placement(
@@ -138,6 +145,9 @@ struct ConfigSchemaTests {
             path: "executors.x.run_as"),
         "executors.NAME.allow": Placement(
             required: [], file: { executor(["allow: {\($0.joined(separator: ", "))}"]) }, path: "executors.x.allow"),
+        "executors.NAME.locks[N]": Placement(
+            required: ["name: db"], file: { executor(["locks: [{\($0.joined(separator: ", "))}]"]) },
+            path: "executors.x.locks[0]"),
         "executors.NAME.environment.VAR": Placement(
             required: ["secret: s1"], file: { executor(["environment: {V: {\($0.joined(separator: ", "))}}"]) },
             path: "executors.x.environment.V"),

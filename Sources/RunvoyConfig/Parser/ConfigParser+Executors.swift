@@ -79,6 +79,8 @@ extension ConfigParser {
             }
         }
         executor.concurrency = integer(Keys.concurrency, in: entries)
+        parseLocks(entries, into: &executor)
+        executor.execRate = rate(Keys.execRate, in: entries)
         if let node = entries[Keys.allow],
             let (users, groups, roles) = principals(node, entries.path(Keys.allow), ConfigSchema.AllowKeys.section)
         {

@@ -16,6 +16,7 @@ extension ConfigParser {
         if let value = integer(Keys.reservedAdminExecutions, in: entries) { limits.reservedAdminExecutions = value }
         if let value = size(Keys.maxPendingBytesPerUser, in: entries) { limits.maxPendingBytesPerUser = Int(value) }
         applyShares(&limits, entries)
+        parseRates(entries, into: &limits)
         // The request limits, in the order they have always been reported in.
         if let value = integer(Keys.maxArguments, in: entries) { limits.maxArguments = value }
         if let value = size(Keys.maxArgumentBytes, in: entries) { limits.maxArgumentBytes = Int(value) }

@@ -49,6 +49,11 @@ extension ConfigSchema {
             "max_timeout", .duration(), default: .none, "the largest timeout a caller may ask for")
         public static let concurrency = ConfigKey(
             "concurrency", .integer(1...100_000), default: .none, "how many of its executions may run at once")
+        public static let execRate = ConfigKey(
+            "exec_rate", .rate, default: .none, "each user's executions on it, administrators' too: N/PERIOD")
+        public static let locks = ConfigKey(
+            "locks", .locks("executors.NAME.locks[N]"), default: .value("[]"),
+            "named locks its executions hold for their life: a name (exclusive) or {name: NAME, shared: true}")
         public static let allow = ConfigKey(
             "allow", .section("executors.NAME.allow"), default: .value("{}"), "who may use the executor")
         public static let tty = ConfigKey(
@@ -62,8 +67,19 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, concurrency, allow, tty, commands,
+                maxTimeout, concurrency, execRate, locks, allow, tty, commands,
             ])
+    }
+
+    /// `executors.NAME.locks[N]`: a lock written as a mapping (a name alone is an exclusive lock).
+    public enum LockKeys {
+        public static let name = ConfigKey("name", .string, default: .required, "the lock's name")
+        public static let shared = ConfigKey(
+            "shared", .boolean, default: .value("false"), "held together with other shared holders")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.locks[N]", doc: "a named lock and its mode", docsHeading: "### `executors`",
+            docsPrefix: "locks[N].", keys: [name, shared])
     }
 
     /// `executors.NAME.run_as`: the identity an executor's commands run as.

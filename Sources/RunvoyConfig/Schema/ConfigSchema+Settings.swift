@@ -78,6 +78,14 @@ extension ConfigSchema {
         public static let maxPendingBytesPerUser = ConfigKey(
             "max_pending_bytes_per_user", .size(1024...(1 << 40)), default: .value("8MiB"),
             "bytes of unfinished large request frames one user's connections may hold together")
+        public static let requestRate = ConfigKey(
+            "request_rate", .rate, default: .value("6000/1m"),
+            "each user's requests (not hello, ping, whoami, stdin, signal, resize); administrators only by override")
+        public static let execRate = ConfigKey(
+            "exec_rate", .rate, default: .value("600/1m"),
+            "each user's executions started; administrators only by override")
+        public static let rates = ConfigKey(
+            "rates", .section("limits.rates"), default: .value("{}"), "other rates for some roles and users")
         public static let maxArguments = ConfigKey(
             "max_arguments", .integer(1...1_000_000), default: .value("4096"), "arguments in one request's argv")
         public static let maxArgumentBytes = ConfigKey(
@@ -95,8 +103,34 @@ extension ConfigSchema {
             keys: [
                 maxFrameBytes, idleTimeout, maxConnections, maxExecutions, maxConnectionsPerUser,
                 maxConnectionsWithoutRole, reservedAdminConnections, maxExecutionsPerUser, reservedAdminExecutions,
-                maxPendingBytesPerUser, maxArguments, maxArgumentBytes, maxArgvBytes, maxEnvEntries, maxEnvBytes,
+                maxPendingBytesPerUser, requestRate, execRate, rates, maxArguments, maxArgumentBytes, maxArgvBytes,
+                maxEnvEntries, maxEnvBytes,
             ])
+    }
+
+    /// `limits.rates`: rates other than the defaults, by role and by user.
+    public enum RatesKeys {
+        public static let roles = ConfigKey(
+            "roles", .namedSections("limits.rates.NAME"), default: .value("{}"),
+            "by role (admin, operator, developer, viewer)")
+        public static let users = ConfigKey(
+            "users", .namedSections("limits.rates.NAME"), default: .value("{}"), "by user name; wins over roles")
+
+        public static let section = ConfigSection(
+            path: "limits.rates", doc: "rates by role and by user", docsHeading: "### `limits`", docsPrefix: "rates.",
+            keys: [roles, users])
+    }
+
+    /// `limits.rates.roles.ROLE`, `limits.rates.users.USER`: one role's or user's rates.
+    public enum RateKeys {
+        public static let requestRate = ConfigKey(
+            "request_rate", .rate, default: .described("`limits.request_rate`"), "its requests")
+        public static let execRate = ConfigKey(
+            "exec_rate", .rate, default: .described("`limits.exec_rate`"), "its executions")
+
+        public static let section = ConfigSection(
+            path: "limits.rates.NAME", doc: "one role's or user's rates", docsHeading: "### `limits`",
+            docsPrefix: "rates.NAME.", keys: [requestRate, execRate])
     }
 
     /// `audit`: how the audit trail behaves when the journal refuses or stalls.

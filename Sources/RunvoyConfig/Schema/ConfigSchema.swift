@@ -11,9 +11,10 @@ import RunvoyKit
 public enum ConfigSchema {
     /// Every section, the top level first.
     public static let sections: [ConfigSection] = [
-        TopKeys.section, SocketKeys.section, LimitsKeys.section, AuditKeys.section, HistoryKeys.section,
+        TopKeys.section, SocketKeys.section, LimitsKeys.section, RatesKeys.section, RateKeys.section, AuditKeys.section,
+        HistoryKeys.section,
         SecretsKeys.section, RoleKeys.section, ExpectKeys.section, ExecutorKeys.section, RunAsKeys.section,
-        AllowKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
+        AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
     ]
 
     /// The section at `path`, as sections name each other in `ConfigType`.
@@ -83,6 +84,8 @@ public enum ConfigType: Sendable, Equatable {
     /// A byte count, a number with an optional unit (`64MiB`), within the range; `orWord`, if any, is a word that
     /// turns the limit off (`unlimited`).
     case size(ClosedRange<Int64>, orWord: String? = nil)
+    /// A token bucket's rate, `N/PERIOD` (`600/1m`, `2/s`), or `unlimited`.
+    case rate
     /// A duration (`30s`, `1h30m`) within the bound; `orWord`, if any, is a word that turns it off (`never`).
     case duration(DurationBound = .any, orWord: String? = nil)
     /// A list of strings.
@@ -98,6 +101,8 @@ public enum ConfigType: Sendable, Equatable {
     /// `any`, or a list of command rules: each a shape (below), or a mapping with the keys of the section at
     /// this path.
     case commandRules(String)
+    /// A list of lock names, each alone or in a mapping with the keys of the section at this path.
+    case locks(String)
     /// A rule's shape: `any`, or a list of arguments, each a word, a list of alternatives or a mapping with the
     /// keys of the section at this path.
     case argvShape(String)
@@ -106,7 +111,7 @@ public enum ConfigType: Sendable, Equatable {
     public var sectionPath: String? {
         switch self {
         case .section(let path), .namedSections(let path), .listOfSections(let path), .environment(let path),
-            .commandRules(let path), .argvShape(let path):
+            .commandRules(let path), .argvShape(let path), .locks(let path):
             path
         default: nil
         }

@@ -19,6 +19,7 @@ struct AuditEvent: Sendable {
         case backup
         case backupKeyExported = "backup_key_exported"
         case recordsLost = "records_lost"
+        case rateLimited = "rate_limited"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -40,6 +41,7 @@ struct AuditEvent: Sendable {
             case .backup: "d965ed6f760a4c9ea627dfa41313777a"
             case .backupKeyExported: "850cfdcb7ac3432f9ad2d52c56bd15b4"
             case .recordsLost: "e9453f9583f64e16a11b23ac07d87d90"
+            case .rateLimited: "9ce2c0d305154cff9c1e799bd27c9ce2"
             }
         }
     }

@@ -20,11 +20,36 @@ final class RefusalThrottle: Service, Sendable {
     static let argvBytesWithoutRole = 1 << 10
 
     private let windows: Mutex<RefusalWindows>
+    /// Rate-limit refusals: per user and window, the first is recorded and the rest counted (one summary).
+    private let rateLimits: Mutex<RefusalWindows>
     private let logger: Logger
 
     init(period: Duration = .seconds(60), logger: Logger) {
         self.windows = Mutex(RefusalWindows(period: period))
+        self.rateLimits = Mutex(RefusalWindows(period: period))
         self.logger = logger
+    }
+
+    /// Writes `event`, a `rate_limited` record, if it is `caller`'s first in this window; later ones are counted
+    /// and summed up in one `rate_limited` record when the window ends. A flood of refused requests writes two
+    /// records a minute.
+    func recordRateLimited(_ event: AuditEvent, caller: Caller, audit: some AuditSink) {
+        let admission = rateLimits.withLock { $0.admit(uid: caller.uid, user: caller.displayName, limit: 1, now: .now) }
+        guard case .record(let summary) = admission else { return }
+        if let summary { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }
+        audit.recordBestEffort(event)
+    }
+
+    static func rateLimitedSummary(_ summary: RefusalWindows.Summary) -> AuditEvent {
+        let seconds = max(1, summary.elapsed.components.seconds)
+        return AuditEvent(
+            .rateLimited, priority: 4,
+            message:
+                "rate-limited \(summary.user) (uid \(summary.uid)) \(summary.suppressed) more time(s) in the last \(seconds) s",
+            fields: [
+                ("CALLER_UID", String(summary.uid)), ("CALLER_USER", summary.user),
+                ("SUPPRESSED", String(summary.suppressed)), ("WINDOW_SEC", String(seconds)),
+            ])
     }
 
     /// Writes `event`, the refusal of `caller`'s request, unless that user's records for this window are used up.
@@ -53,11 +78,14 @@ final class RefusalThrottle: Service, Sendable {
         flush(all: true)
     }
 
-    /// Writes the summaries of ended windows (of every window with `all`).
-    func flush(all: Bool) {
-        let summaries = windows.withLock { $0.expire(now: .now, all: all) }
-        let audit = AuditLog(failClosed: false, logger: logger)
+    /// Writes the summaries of ended windows (of every window with `all`), to `audit` (the journal by default).
+    func flush(all: Bool, audit: (any AuditSink)? = nil) {
+        let now = ContinuousClock.now
+        let summaries = windows.withLock { $0.expire(now: now, all: all) }
+        let limited = rateLimits.withLock { $0.expire(now: now, all: all) }
+        let audit = audit ?? AuditLog(failClosed: false, logger: logger)
         for summary in summaries { audit.recordBestEffort(Self.summaryEvent(summary)) }
+        for summary in limited { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }
     }
 
     static func summaryEvent(_ summary: RefusalWindows.Summary) -> AuditEvent {

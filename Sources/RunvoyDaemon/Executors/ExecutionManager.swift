@@ -57,6 +57,8 @@ final class ExecutionManager: Service, Sendable {
     let drainGrace: Duration
     /// Bounds the refusal records one user can write.
     let refusals: RefusalThrottle
+    /// The rate limits' buckets (requests: `Router`; executions: `admit`).
+    let rates = RateLimiter()
 
     /// The durable history every execution is recorded in, with its output.
     var store: ExecutionStore { launcher.store }
@@ -78,6 +80,14 @@ final class ExecutionManager: Service, Sendable {
     }
 
     var runningCount: Int { state.withLock { $0.running.count } }
+
+    /// A consistent view of admission for reports (`locks`): the scheduler, and the running executions by the
+    /// ticket they hold (an admitted plan still being launched has none yet).
+    func admissionSnapshot() -> (scheduler: AdmissionScheduler<UInt64>, executions: [UInt64: Execution]) {
+        state.withLock { state in
+            (state.scheduler, Self.byTicket(running: state.running, tickets: state.tickets))
+        }
+    }
 
     /// A running execution by id.
     func running(id: String) -> Execution? { state.withLock { $0.running[id] } }
@@ -126,6 +136,12 @@ final class ExecutionManager: Service, Sendable {
         let audit = AuditLog(
             failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
             journal: launcher.journal)
+        if refusal.error.code == .rateLimited {
+            refusals.recordRateLimited(
+                RateLimiter.record(refusal.error, caller: caller, method: "exec", executor: refusal.executorName),
+                caller: caller, audit: audit)
+            return refusal.error
+        }
         let hasRole = !Authorizer.roles(caller, config).isEmpty
         // A denial stands whether or not its record is written.
         refusals.record(
@@ -141,6 +157,11 @@ final class ExecutionManager: Service, Sendable {
     /// executions' output and ends: new ones are refused first). An admitted plan holds a launch slot and a ticket
     /// of the scheduler until `register` or `release`.
     func admit(_ plan: ExecPlan) throws(ExecRefusal) -> UInt64 {
+        let metered: [RateBuckets.Key]
+        switch rates.takeExecution(caller: plan.caller, executor: plan.executor, config: plan.config) {
+        case .success(let keys): metered = keys
+        case .failure(let limited): throw plan.refusal(limited)
+        }
         let limits = FairShares.Limits.executions(plan.config.limits)
         let refusal = state.withLock { state -> Result<UInt64, RunvoyError> in
             guard case .serving = state.phase else { return .failure(RunvoyError(.busy, "runvoyd is shutting down")) }
@@ -148,10 +169,11 @@ final class ExecutionManager: Service, Sendable {
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: plan.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
-                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: [])
+                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims)
             guard state.scheduler.arrive(request, within: limits).contains(request.id) else {
                 // Nothing waits yet: what cannot start now is refused.
-                let error = Self.busy(request, state.scheduler, limits, running: state.running)
+                let error = Self.busy(
+                    request, state.scheduler, limits, running: state.running, tickets: state.tickets)
                 _ = state.scheduler.cancel(request.id, within: limits)
                 return .failure(error)
             }
@@ -161,7 +183,9 @@ final class ExecutionManager: Service, Sendable {
         let ticket: UInt64
         switch refusal {
         case .success(let admitted): ticket = admitted
-        case .failure(let error): throw plan.refusal(error)
+        case .failure(let error):
+            rates.refund(metered)
+            throw plan.refusal(error)
         }
         let reserve = plan.config.history.minFreeBytes
         if reserve > 0, let free = store.freeBytes, free < reserve {
@@ -179,13 +203,18 @@ final class ExecutionManager: Service, Sendable {
     }
 
     /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
-    /// there).
+    /// there), else a lock it needs (naming who holds it).
     private static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
-        _ limits: FairShares.Limits, running: [String: Execution]
+        _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64]
     ) -> RunvoyError {
         if let denial = scheduler.shares.denial(request.uid, as: request.holder, within: limits) {
             return busy(denial)
+        }
+        if request.concurrency.map({ scheduler.runningOnExecutor[request.executor, default: 0] < $0 }) ?? true,
+            let held = lockBusy(request, scheduler, running: running, tickets: tickets)
+        {
+            return held
         }
         let holders = running.values.filter { $0.executorName == request.executor }.map {
             "\($0.id) by \($0.caller.displayName)"

@@ -34,7 +34,20 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
+        if let remote, let wait = remote.data?.retryAfterMs {
+            return "\(remote.message); try again in \(Self.seconds(wait)) [\(remote.code.rawValue)]"
+        }
         if let remote { return "\(remote.message) [\(remote.code.rawValue)]" }
         return message
+    }
+
+    /// `0.3 s`, `12 s`, `3 min 20 s`: milliseconds rounded up to what a person waits for.
+    public static func seconds(_ ms: Int64) -> String {
+        if ms < 10_000 {
+            let tenths = (max(ms, 1) + 99) / 100
+            return "\(tenths / 10).\(tenths % 10) s"
+        }
+        let seconds = (ms + 999) / 1000
+        return seconds < 120 ? "\(seconds) s" : "\(seconds / 60) min \(seconds % 60) s"
     }
 }

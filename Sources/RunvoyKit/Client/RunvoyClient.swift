@@ -1,3 +1,4 @@
+import Glibc
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -30,7 +31,31 @@ public final class RunvoyClient {
         } catch {
             throw ClientError(.io, "cannot encode request: \(error)")
         }
-        try socket.sendAll(bytes)
+        do {
+            try socket.sendAll(bytes)
+        } catch {
+            // runvoyd refuses a connection over its limits at once (`busy`, with a null id) and closes it, often
+            // before the request is written: what it said is still there to read.
+            if let refusal = refusalBeforeClose() { throw ClientError(remote: refusal) }
+            throw error
+        }
+    }
+
+    /// The error frame with a null id the daemon sent before it closed the connection, if there is one. Reads
+    /// only what has already arrived (the daemon has closed its end).
+    private func refusalBeforeClose() -> RunvoyError? {
+        _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
+        var found: RunvoyError?
+        for _ in 0..<64 {
+            try? reader.forEachFrame { payload in
+                guard found == nil, let head = try? Frame.decode(FrameHead.self, from: payload), head.id == nil
+                else { return }
+                found = head.error
+            }
+            if found != nil { return found }
+            guard let received = try? socket.receive(into: reader), received > 0 else { return nil }
+        }
+        return nil
     }
 
     /// Sends `method` and waits for the reply with the same id, returning its result or throwing its error.

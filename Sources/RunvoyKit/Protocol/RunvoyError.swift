@@ -40,6 +40,22 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let secretMissing = Code(rawValue: "secret_missing")
         /// Something failed inside the daemon.
         public static let internalError = Code(rawValue: "internal")
+        /// The caller's rate limit is used up for now; `data.retry_after_ms` says when the next one is allowed.
+        public static let rateLimited = Code(rawValue: "rate_limited")
+    }
+
+    /// Machine-readable details some codes carry.
+    public struct Details: Hashable, Sendable, Codable {
+        /// For `rate_limited`: in how many milliseconds the request would be allowed.
+        public var retryAfterMs: Int64?
+
+        public init(retryAfterMs: Int64? = nil) {
+            self.retryAfterMs = retryAfterMs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case retryAfterMs = "retry_after_ms"
+        }
     }
 
     public var code: Code
@@ -47,11 +63,14 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
     /// A finer machine-readable reason for some codes: for `spawn_failed`, `not_found` (exit 127 in a shell),
     /// `not_executable`, `working_directory`, `identity` or `exec`.
     public var reason: String?
+    /// Details for some codes (`rate_limited`: `retry_after_ms`).
+    public var data: Details?
 
-    public init(_ code: Code, _ message: String, reason: String? = nil) {
+    public init(_ code: Code, _ message: String, reason: String? = nil, data: Details? = nil) {
         self.code = code
         self.message = message
         self.reason = reason
+        self.data = data
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

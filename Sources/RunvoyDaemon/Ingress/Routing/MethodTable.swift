@@ -27,6 +27,7 @@ struct MethodTable: Sendable {
         StatusHandler(),
         LogsHandler(),
         KillHandler(),
+        LocksHandler(),
         ExplainHandler(),
         CapabilitiesHandler(),
         UsersHandler(),

@@ -38,6 +38,15 @@ struct Router: Sendable {
         if type(of: routed.handler).countsAsActivity { connection.activity.touch() }
         let server = connection.context
         let config = server.config.current
+        if let limited = server.executions.rates.takeRequest(
+            type(of: routed.handler).method, caller: connection.caller, config: config)
+        {
+            server.refusals.recordRateLimited(
+                RateLimiter.record(limited, caller: connection.caller, method: type(of: routed.handler).method),
+                caller: connection.caller, audit: server.auditor(config.audit))
+            try await sink.send(Reply<NoParams>(id: routed.id, error: limited))
+            return .none
+        }
         let context = RequestContext(
             id: routed.id, method: type(of: routed.handler).method, caller: connection.caller, config: config,
             logger: server.logger, auditor: server.auditor(config.audit), sink: sink.replying(to: routed.id),

@@ -1,0 +1,99 @@
+import RunvoyConfig
+import RunvoyKit
+
+/// Named locks: what an execution that cannot have one is told, and the lock table `locks` reports. The locks
+/// themselves are taken and given back by `AdmissionScheduler`, with the rest of an execution's admission: all
+/// of them at once when it is admitted, all of them when it ends, however it ends (its ticket is finished by
+/// `unregister`, or by `release` when its launch fails).
+extension ExecutionManager {
+    /// The running executions by the ticket each holds.
+    static func byTicket(running: [String: Execution], tickets: [String: UInt64]) -> [UInt64: Execution] {
+        var byTicket: [UInt64: Execution] = [:]
+        for (id, ticket) in tickets { byTicket[ticket] = running[id] }
+        return byTicket
+    }
+
+    /// The refusal of `request` for the first lock it needs (by name) that is held against it, naming the
+    /// holders; nil when every lock it needs is free for it.
+    static func lockBusy(
+        _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
+        running: [String: Execution], tickets: [String: UInt64]
+    ) -> RunvoyError? {
+        for claim in request.locks {
+            let holders: [UInt64]
+            switch scheduler.locks[claim.name] {
+            case nil: continue
+            case .shared where claim.shared: continue
+            case .shared(let ids): holders = ids.sorted()
+            case .exclusive(let id): holders = [id]
+            }
+            let executions = byTicket(running: running, tickets: tickets)
+            let now = WallClock.milliseconds()
+            let named = holders.map { ticket -> String in
+                guard let execution = executions[ticket] else {
+                    let uid = scheduler.running[ticket]?.uid
+                    return "an execution being started"
+                        + (uid.map { " by \(Caller.lookup(uid: $0).displayName)" } ?? "")
+                }
+                let held = Duration.milliseconds(max(0, now - execution.startedAtMs))
+                return "\(execution.id) by \(execution.caller.displayName) on '\(execution.executorName)' for "
+                    + DurationParser.format(Duration.seconds(held.components.seconds))
+            }
+            let mode = claim.shared ? "shared" : "exclusive"
+            return RunvoyError(
+                .busy,
+                "lock '\(claim.name)' (needed \(mode) by executor '\(request.executor)') is held by "
+                    + named.sorted().joined(separator: ", "))
+        }
+        return nil
+    }
+
+    /// Every lock the configuration declares or an execution holds or waits for, by name: its mode, its holders
+    /// (running executions, or admitted ones still being launched) and its waiters, oldest first.
+    func lockTable(_ config: DaemonConfig) -> [LockInfo] {
+        let (scheduler, executions) = admissionSnapshot()
+        var declared: [String: Set<String>] = [:]
+        for executor in config.executors {
+            for lock in executor.locks { declared[executor.name, default: []].insert(lock.name) }
+        }
+        var byLock: [String: [String]] = [:]
+        for (executor, names) in declared {
+            for name in names { byLock[name, default: []].append(executor) }
+        }
+        let names = Set(byLock.keys).union(scheduler.locks.keys)
+            .union(scheduler.waiters.flatMap { $0.locks.map(\.name) })
+        return names.sorted().map { name in
+            let (mode, ids): (String, [UInt64]) =
+                switch scheduler.locks[name] {
+                case nil: ("free", [])
+                case .exclusive(let id): ("exclusive", [id])
+                case .shared(let ids): ("shared", ids.sorted())
+                }
+            let holders = ids.compactMap { ticket in
+                scheduler.running[ticket].map { Self.holder($0, name, execution: executions[ticket]) }
+            }
+            let waiters = scheduler.waiters.filter { $0.locks.contains { $0.name == name } }.map {
+                Self.holder($0, name, execution: nil)
+            }
+            return LockInfo(
+                name: name, mode: mode, executors: (byLock[name] ?? []).sorted(), holders: holders, waiters: waiters)
+        }
+    }
+
+    private static func holder(
+        _ request: AdmissionScheduler<UInt64>.Request, _ lock: String, execution: Execution?
+    ) -> LockHolder {
+        LockHolder(
+            executionId: execution?.id,
+            user: execution?.caller.displayName ?? Caller.lookup(uid: request.uid).displayName,
+            uid: request.uid, executor: request.executor,
+            shared: request.locks.first { $0.name == lock }?.shared ?? false, sinceMs: execution?.startedAtMs)
+    }
+}
+
+extension ExecPlan {
+    /// The executor's locks as the scheduler takes them: all at once, in the order of their names.
+    var lockClaims: [AdmissionScheduler<UInt64>.LockClaim] {
+        executor.locks.map { AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared) }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Named locks against a real runvoyd, as real Unix users made for the test (useradd; removed after): executors
+/// that share an exclusive lock never run at once, whoever asks; shared holders coexist and keep an exclusive one
+/// out; a lock is given back however its execution ends; `runvoyctl locks` shows it all to holders of a role.
+/// Needs root (useradd, runuser) and a journal.
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class LockTests {
+    let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
+    var alice: String { "rvl\(suffix)-a" }
+    var bob: String { "rvl\(suffix)-b" }
+    var none: String { "rvl\(suffix)-n" }
+
+    init() throws {
+        for user in [alice, bob, none] {
+            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin \(user)")
+        }
+    }
+
+    deinit {
+        for user in [alice, bob, none] { try? AuthorizationTests.sh("userdel \(user)") }
+    }
+
+    static func executor(_ name: String, locks: String, timeout: String = "10m") -> String {
+        """
+          \(name):
+            run_as: {user: nobody}
+            environment: {PATH: /usr/bin:/bin}
+            timeout: \(timeout)
+            locks: \(locks)
+            allow: {users: ["*"]}
+            commands: any
+        """
+    }
+
+    /// A daemon where `alice` and `bob` are developers and `none` has no role, with executors that take locks.
+    func daemon() throws -> DaemonFixture {
+        let (alice, bob) = (alice, bob)
+        let extra = [
+            Self.executor("tf-a", locks: "[terraform-prod]"), Self.executor("tf-b", locks: "[terraform-prod, other]"),
+            Self.executor("read-1", locks: "[{name: db, shared: true}]"),
+            Self.executor("read-2", locks: "[{name: db, shared: true}]"), Self.executor("write", locks: "[db]"),
+            Self.executor("brief", locks: "[brief]", timeout: "1s"), Self.executor("brief-too", locks: "[brief]"),
+        ].joined(separator: "\n")
+        return try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory, extra: extra)
+                .replacingOccurrences(
+                    of: "roles:\n  developer: {users: [\"*\"]}\n",
+                    with: "roles:\n  developer: {users: [\(alice), \(bob)]}\n")
+        })
+    }
+
+    func locks(_ daemon: DaemonFixture, as user: String? = nil) throws -> [LockInfo] {
+        let output = try daemon.ctl(["locks", "--json"], asUser: user)
+        #expect(output.status == 0, "\(output.stderrText)")
+        return try JSONDecoder().decode(LocksResult.self, from: Data(output.stdoutText.utf8)).locks
+    }
+
+    func lock(_ name: String, _ daemon: DaemonFixture) throws -> LockInfo? {
+        try locks(daemon).first { $0.name == name }
+    }
+
+    func detached(
+        _ daemon: DaemonFixture, _ executor: String, as user: String, _ argv: [String] = ["sleep", "60"]
+    )
+        throws -> String
+    {
+        let started = try daemon.ctl(["exec", "-e", executor, "--detach", "--"] + argv, asUser: user)
+        #expect(started.status == 0, "\(started.stderrText)")
+        return started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func waitUntilFree(_ name: String, _ daemon: DaemonFixture) throws -> Bool {
+        try Harness.waitUntil(seconds: 30) { try lock(name, daemon)?.mode == "free" }
+    }
+
+    /// Two users on two executors that share an exclusive lock: the second is refused with `busy` naming the
+    /// holder (root too), until the holder ends; then it runs.
+    @Test func executorsSharingAnExclusiveLockNeverRunAtOnce() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let id = try detached(daemon, "tf-a", as: alice)
+        for user in [bob, nil] {
+            let second = try daemon.ctl(["exec", "-e", "tf-b", "--", "true"], asUser: user)
+            #expect(second.status == 125, "\(user ?? "root") ran beside the holder")
+            #expect(second.stderrText.contains("lock 'terraform-prod'"), "\(second.stderrText)")
+            #expect(second.stderrText.contains("\(id) by \(alice) on 'tf-a'"), "\(second.stderrText)")
+            #expect(second.stderrText.contains("[busy]"), "\(second.stderrText)")
+        }
+        // tf-b's other lock was not taken by the refused attempts: all or nothing.
+        #expect(try lock("other", daemon)?.mode == "free")
+        let held = try #require(try lock("terraform-prod", daemon))
+        #expect(held.mode == "exclusive" && held.executors == ["tf-a", "tf-b"])
+        #expect(held.holders.map(\.executionId) == [id] && held.holders.map(\.user) == [alice])
+        #expect(held.holders.first?.sinceMs != nil && held.holders.first?.shared == false)
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+        #expect(try waitUntilFree("terraform-prod", daemon))
+        let after = try daemon.ctl(["exec", "-e", "tf-b", "--", "true"], asUser: bob)
+        #expect(after.status == 0, "\(after.stderrText)")
+    }
+
+    /// Shared holders coexist; an exclusive claim waits for all of them (refused naming both), and gets the lock
+    /// once they have ended.
+    @Test func sharedHoldersCoexistAndKeepAnExclusiveOneOut() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let first = try detached(daemon, "read-1", as: alice)
+        let second = try detached(daemon, "read-2", as: bob)
+        let third = try detached(daemon, "read-1", as: bob)
+        let shared = try #require(try lock("db", daemon))
+        #expect(shared.mode == "shared")
+        #expect(Set(shared.holders.compactMap(\.executionId)) == [first, second, third])
+        #expect(shared.holders.allSatisfy { $0.shared })
+        let writer = try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice)
+        #expect(writer.status == 125)
+        #expect(writer.stderrText.contains("lock 'db' (needed exclusive"), "\(writer.stderrText)")
+        for id in [first, second, third] { #expect(writer.stderrText.contains(id), "\(writer.stderrText)") }
+        for id in [first, second] { #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0) }
+        // One shared holder left: still not for the writer.
+        #expect(try Harness.waitUntil(seconds: 30) { try lock("db", daemon)?.holders.count == 1 })
+        #expect(try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice).status == 125)
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", third]).status == 0)
+        #expect(try waitUntilFree("db", daemon))
+        let after = try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice)
+        #expect(after.status == 0, "\(after.stderrText)")
+    }
+
+    /// A lock is given back when its execution times out, and when its launch fails.
+    @Test func aLockIsGivenBackAfterATimeoutAndAFailedLaunch() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let id = try detached(daemon, "brief", as: alice)
+        #expect(try Harness.waitUntil(seconds: 30) { try daemon.ctl(["status", id]).stdoutText.contains("timed_out") })
+        #expect(try waitUntilFree("brief", daemon))
+        let missing = try daemon.ctl(["exec", "-e", "brief-too", "--", "/no/such/command"], asUser: bob)
+        #expect(missing.status == 127, "\(missing.stderrText)")
+        #expect(try lock("brief", daemon)?.mode == "free")
+        let after = try daemon.ctl(["exec", "-e", "brief-too", "--", "true"], asUser: bob)
+        #expect(after.status == 0, "\(after.stderrText)")
+    }
+
+    /// `locks` needs a role (`executors_read`): a member of the socket's group with none is refused, a developer
+    /// sees every lock with its holders; the human output names them too.
+    @Test func locksNeedsARoleAndShowsHoldersAndFreeLocks() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let id = try detached(daemon, "tf-a", as: alice)
+        let refused = try daemon.ctl(["locks"], asUser: none)
+        #expect(refused.status == 125)
+        #expect(refused.stderrText.contains("has no runvoy role"), "\(refused.stderrText)")
+        let seen = try locks(daemon, as: bob)
+        #expect(seen.map(\.name) == ["brief", "db", "other", "terraform-prod"])
+        #expect(seen.first { $0.name == "db" }?.executors == ["read-1", "read-2", "write"])
+        let human = try daemon.ctl(["locks"], asUser: bob)
+        #expect(human.status == 0)
+        #expect(human.stdoutText.contains("terraform-prod: exclusive (executors: tf-a, tf-b)"), "\(human.stdoutText)")
+        #expect(human.stdoutText.contains("  held by \(id) \(alice) on tf-a for "), "\(human.stdoutText)")
+        #expect(human.stdoutText.contains("db: free"), "\(human.stdoutText)")
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+    }
+}
