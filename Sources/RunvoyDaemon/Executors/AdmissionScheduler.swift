@@ -39,6 +39,8 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private(set) var locks: [String: LockHolders] = [:]
     /// Each user's waiters, oldest first.
     private var waiting: [uid_t: [Request]] = [:]
+    /// The user of each waiter, so that finding one looks in its user's queue only.
+    private var waitingUser: [ID: uid_t] = [:]
     /// The users with waiters, by uid.
     private var users: [uid_t] = []
     /// The user served last: the round-robin goes on after it.
@@ -59,6 +61,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             users.insert(request.uid, at: index)
         }
         waiting[request.uid, default: []].append(request)
+        waitingUser[request.id] = request.uid
         waitingCount += 1
         return startWhatFits(within: limits)
     }
@@ -100,6 +103,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     mutating func cancel(_ id: ID, within limits: FairShares.Limits) -> [ID]? {
         guard let (uid, index) = waiter(id) else { return nil }
         waiting[uid]!.remove(at: index)
+        waitingUser[id] = nil
         waitingCount -= 1
         if waiting[uid]!.isEmpty {
             waiting[uid] = nil
@@ -116,11 +120,17 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         return waiters.prefix { $0.id != id }.count { $0.executor == request.executor }
     }
 
+    /// Whether `id` is its user's oldest waiter (the one the round-robin considers).
+    func isUsersOldest(_ id: ID) -> Bool {
+        guard let uid = waitingUser[id] else { return false }
+        return waiting[uid]?.first?.id == id
+    }
+
     private func waiter(_ id: ID) -> (uid_t, Int)? {
-        for (uid, queue) in waiting {
-            if let index = queue.firstIndex(where: { $0.id == id }) { return (uid, index) }
+        guard let uid = waitingUser[id], let index = waiting[uid]?.firstIndex(where: { $0.id == id }) else {
+            return nil
         }
-        return nil
+        return (uid, index)
     }
 
     /// Round-robin passes over the users after the last one served, each starting its oldest waiter if it fits,
@@ -144,6 +154,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     private mutating func start(_ request: Request) {
         waiting[request.uid]!.removeFirst()
+        waitingUser[request.id] = nil
         waitingCount -= 1
         if waiting[request.uid]!.isEmpty {
             waiting[request.uid] = nil

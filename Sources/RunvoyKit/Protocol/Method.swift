@@ -20,6 +20,8 @@ public enum Method: String, Sendable, CaseIterable {
     case logs
     /// Send a signal (TERM by default) to a running execution by id.
     case kill
+    /// Take a waiting execution out of the queue by id; it never runs.
+    case cancel
     /// Whether a command would be allowed, and the rule that decides.
     case explain
     /// The executors and command rules the caller may use.
