@@ -27,6 +27,7 @@ struct MethodTable: Sendable {
         StatusHandler(),
         LogsHandler(),
         KillHandler(),
+        CancelHandler(),
         ExplainHandler(),
         CapabilitiesHandler(),
         UsersHandler(),
