@@ -104,7 +104,8 @@ final class ExecSession {
                     if executionID == nil, let queued = queue.executionID {
                         throw ClientError(
                             .connectionLost,
-                            "runvoyd closed the connection while execution \(queued) waited in the queue; it did not run")
+                            "runvoyd closed the connection while execution \(queued) waited in the queue; it did not run"
+                        )
                     }
                     let what = executionID.map { "; execution \($0) may still be running" } ?? ""
                     throw ClientError(.connectionLost, "runvoyd closed the connection\(what)")

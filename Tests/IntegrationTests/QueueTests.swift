@@ -115,7 +115,9 @@ final class QueueTests {
         }
         // The last one hears its place, what it waits for and who holds it.
         let last = clients[5].stderr
-        #expect(last.contains("queued: 6th for serial (concurrency 1); running: \(blocker.prefix(8))… by root for"), "\(last)")
+        #expect(
+            last.contains("queued: 6th for serial (concurrency 1); running: \(blocker.prefix(8))… by root for"),
+            "\(last)")
         #expect(try status(daemon, ids[0]).contains("queued"))
         let listed = try daemon.ctl(["list", "--status", "queued"]).stdoutText
         #expect(ids.allSatisfy { listed.contains($0.prefix(12)) }, "\(listed)")
@@ -133,7 +135,9 @@ final class QueueTests {
         let blocker = try block(daemon, go: go)
         let refused = try daemon.ctl(["exec", "-e", "serial", "--no-wait", "--", "true"], asUser: users[0])
         #expect(refused.status == 125)
-        #expect(refused.stderrText.contains("[busy]") && refusal(refused.stderrText, names: blocker), "\(refused.stderrText)")
+        #expect(
+            refused.stderrText.contains("[busy]") && refusal(refused.stderrText, names: blocker),
+            "\(refused.stderrText)")
         let timedOut = try daemon.ctl(
             ["exec", "-e", "serial", "--wait-timeout", "1s", "--", "/bin/sh", "-c", "echo late >> \(marks)/ran"],
             asUser: users[1])
@@ -170,7 +174,9 @@ final class QueueTests {
         let own = try daemon.ctl(["cancel", firstID], asUser: users[0])
         #expect(own.status == 0, "\(own.stderrText)")
         #expect(first.finish() == 125)
-        #expect(first.stderr.contains("[cancelled]") && first.stderr.contains("cancelled by \(users[0])"), "\(first.stderr)")
+        #expect(
+            first.stderr.contains("[cancelled]") && first.stderr.contains("cancelled by \(users[0])"), "\(first.stderr)"
+        )
         // An administrator may cancel anyone's.
         let admin = try daemon.ctl(["cancel", secondID])
         #expect(admin.status == 0, "\(admin.stderrText)")
@@ -215,12 +221,17 @@ final class QueueTests {
         // Told at once, while what runs still has its shutdown grace.
         for client in clients {
             #expect(client.finish() == 125)
-            #expect(client.stderr.contains("runvoyd is stopping") && client.stderr.contains("did not run"), "\(client.stderr)")
+            #expect(
+                client.stderr.contains("runvoyd is stopping") && client.stderr.contains("did not run"),
+                "\(client.stderr)")
         }
         FileManager.default.createFile(atPath: go, contents: nil)
         #expect(daemon.stop() == 0)
         let again = try restart(daemon)
-        defer { again.signal(SIGTERM); again.wait() }
+        defer {
+            again.signal(SIGTERM)
+            again.wait()
+        }
         for id in ids { #expect(try status(daemon, id).contains("cancelled")) }
         #expect(ran.isEmpty, "\(ran)")
     }
@@ -240,7 +251,10 @@ final class QueueTests {
         }
         FileManager.default.createFile(atPath: go, contents: nil)
         let again = try restart(daemon)
-        defer { again.signal(SIGTERM); again.wait() }
+        defer {
+            again.signal(SIGTERM)
+            again.wait()
+        }
         for id in ids {
             let shown = try status(daemon, id)
             #expect(shown.contains("cancelled") && shown.contains("runvoyd stopped while"), "\(shown)")

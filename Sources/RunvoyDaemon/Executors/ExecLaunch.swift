@@ -45,7 +45,9 @@ struct ExecLaunch: Sendable {
 
     /// Launches `plan`. An execution that waited in the queue has its id and its history row already
     /// (`queued`: made `running` by `ExecutionStore.dequeue` before this).
-    func launch(_ plan: ExecPlan, queued: (id: String, createdAtMs: Int64)? = nil) async throws(LaunchFailure)
+    func launch(
+        _ plan: ExecPlan, queued: (id: String, createdAtMs: Int64)? = nil
+    ) async throws(LaunchFailure)
         -> Launched
     {
         let createdAtMs = queued?.createdAtMs ?? WallClock.milliseconds()

@@ -157,11 +157,13 @@ extension ExecutionManager {
             dequeued = try store.dequeue(waiting.executionID)
         } catch {
             release(ticket, plan.config)
-            throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message)); it did not run")
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the execution's start (\(error.message)); it did not run")
         }
         guard dequeued else {
             release(ticket, plan.config)
-            throw RunvoyError(.cancelled, "execution \(waiting.executionID) no longer waits in the queue; it did not run")
+            throw RunvoyError(
+                .cancelled, "execution \(waiting.executionID) no longer waits in the queue; it did not run")
         }
         audit.recordBestEffort(QueueRecords.dequeued(plan, waiting, waitedUsec: waitedUsec))
     }
@@ -173,7 +175,8 @@ extension ExecutionManager {
         do throws(StoreError) {
             try store.finish(id, outcome)
         } catch {
-            logger.error("cannot record the end of a queued execution", metadata: ["execution": "\(id)", "error": "\(error)"])
+            logger.error(
+                "cannot record the end of a queued execution", metadata: ["execution": "\(id)", "error": "\(error)"])
         }
     }
 

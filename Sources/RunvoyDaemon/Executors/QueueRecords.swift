@@ -4,8 +4,7 @@ import RunvoyKit
 /// cancelled (it left the queue and never ran, with why). Best effort: the `decision` and `execution_started`
 /// records that must precede a command are written at its launch, as for every execution.
 enum QueueRecords {
-    static func queued(_ plan: ExecPlan, _ waiting: ExecutionManager.WaitRequest, _ event: QueuedEvent?) -> AuditEvent
-    {
+    static func queued(_ plan: ExecPlan, _ waiting: ExecutionManager.WaitRequest, _ event: QueuedEvent?) -> AuditEvent {
         var fields = [("EXECUTION_ID", waiting.executionID)] + plan.auditFields
         fields.append(("WAITING_FOR", event?.waitingFor ?? "turn"))
         fields.append(("POSITION", String(event?.position ?? 1)))

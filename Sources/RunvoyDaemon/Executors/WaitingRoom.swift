@@ -85,7 +85,8 @@ struct WaitingRoom: Sendable {
     /// resumed when it ends.
     mutating func await(_ ticket: UInt64, _ continuation: CheckedContinuation<Turn, Never>) -> Turn? {
         guard var waiter = waiters[ticket] else {
-            return .left(error: RunvoyError(.internalError, "the execution lost its place in the queue"), cause: "internal")
+            let error = RunvoyError(.internalError, "the execution lost its place in the queue")
+            return .left(error: error, cause: "internal")
         }
         if let turn = waiter.turn {
             waiters[ticket] = nil
