@@ -190,8 +190,8 @@ extension ExecutionManager {
     }
 
     /// While `ticket` waits: its client hears of every change of its place (looked at every
-    /// `queueLookInterval`), and it leaves the queue when its client goes or its wait timeout passes. Returns
-    /// what stops all that.
+    /// `queueLookInterval` on the event loop: no task per waiter), and it leaves the queue when its client goes
+    /// or its wait timeout passes. Returns what stops all that.
     private func watch(
         _ ticket: UInt64, _ waiting: WaitRequest, _ requestID: RequestID?, client: QueueClient?, first: QueuedEvent?
     ) -> @Sendable () -> Void {
@@ -206,48 +206,29 @@ extension ExecutionManager {
                 leave(ticket, error, cause: "wait_timeout")
             }
         }
-        let progress = client.map { client in
-            Task { [self] in
-                await tell(client, ticket, requestID, first: first) { leave(ticket, gone, cause: "client_gone") }
+        let teller = client.map { client in
+            QueueTeller(client: client, last: first, seen: state.withLock { $0.room.generation }) { [self] in
+                leave(ticket, gone, cause: "client_gone")
             }
         }
-        return {
-            unhook?()
-            timer?.cancel()
-            progress?.cancel()
-        }
-    }
-
-    /// Sends `first`, then every change of `ticket`'s place until its wait ends; calls `gone` if a send fails.
-    private func tell(
-        _ client: QueueClient, _ ticket: UInt64, _ requestID: RequestID?, first: QueuedEvent?,
-        gone: () -> Void
-    ) async {
-        var last = first
-        var seen = state.withLock { $0.room.generation }
-        do {
-            if let first { try await client.send(first) }
-            while !Task.isCancelled {
-                try await Task.sleep(for: Self.queueLookInterval)
+        if let teller, let first { teller.send(first) }
+        let looks = teller.map { teller in
+            group.any().scheduleRepeatedTask(
+                initialDelay: TimeAmount(Self.queueLookInterval), delay: TimeAmount(Self.queueLookInterval)
+            ) { [self] _ in
+                let seen = teller.seen
                 let look = state.withLock { state -> (UInt64, QueuedEvent?)? in
                     guard state.room.position(ticket) != nil else { return nil }
                     if state.room.generation == seen { return (seen, nil) }
                     return (state.room.generation, queueEvent(ticket, requestID, &state))
                 }
-                guard let look else { return }
-                seen = look.0
-                guard var event = look.1 else { continue }
-                let waited = event.waitedMs
-                event.waitedMs = last?.waitedMs ?? 0
-                if event == last { continue }
-                event.waitedMs = waited
-                try await client.send(event)
-                last = event
+                if let look { teller.look(look.0, look.1) }
             }
-        } catch is CancellationError {
-            return
-        } catch {
-            gone()
+        }
+        return {
+            unhook?()
+            timer?.cancel()
+            looks?.cancel()
         }
     }
 
@@ -284,5 +265,56 @@ extension ExecutionManager {
     static func describe(_ duration: Duration) -> String {
         let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+}
+
+/// Tells one waiting client of the changes of its place: one `queued` event at a time, only when something but
+/// the time it has waited changed.
+final class QueueTeller: Sendable {
+    private struct State {
+        var last: QueuedEvent?
+        var seen: UInt64
+        var sending = false
+    }
+
+    private let client: ExecutionManager.QueueClient
+    private let gone: @Sendable () -> Void
+    private let state: Mutex<State>
+
+    init(
+        client: ExecutionManager.QueueClient, last: QueuedEvent?, seen: UInt64, gone: @escaping @Sendable () -> Void
+    ) {
+        self.client = client
+        self.gone = gone
+        state = Mutex(State(last: last, seen: seen))
+    }
+
+    /// The waiting room's generation when it last looked.
+    var seen: UInt64 { state.withLock { $0.seen } }
+
+    /// A look at generation `generation`: `event` is where the waiter stands then (nil when it did not change).
+    func look(_ generation: UInt64, _ event: QueuedEvent?) {
+        let send = state.withLock { state -> Bool in
+            guard !state.sending, var compared = event else { return false }
+            state.seen = generation
+            compared.waitedMs = state.last?.waitedMs ?? 0
+            return compared != state.last
+        }
+        if send, let event { self.send(event) }
+    }
+
+    func send(_ event: QueuedEvent) {
+        state.withLock {
+            $0.sending = true
+            $0.last = event
+        }
+        Task {
+            do {
+                try await client.send(event)
+                state.withLock { $0.sending = false }
+            } catch {
+                gone()
+            }
+        }
     }
 }
