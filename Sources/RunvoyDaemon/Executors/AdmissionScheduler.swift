@@ -120,12 +120,6 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         return waiters.prefix { $0.id != id }.count { $0.executor == request.executor }
     }
 
-    /// Whether `id` is its user's oldest waiter (the one the round-robin considers).
-    func isUsersOldest(_ id: ID) -> Bool {
-        guard let uid = waitingUser[id] else { return false }
-        return waiting[uid]?.first?.id == id
-    }
-
     private func waiter(_ id: ID) -> (uid_t, Int)? {
         guard let uid = waitingUser[id], let index = waiting[uid]?.firstIndex(where: { $0.id == id }) else {
             return nil

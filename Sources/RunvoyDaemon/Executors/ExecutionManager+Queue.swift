@@ -28,6 +28,8 @@ extension ExecutionManager {
         let send: @Sendable (QueuedEvent) async throws -> Void
         /// Calls its argument once the client's input closes (at once if it has); returns what undoes that.
         let onHangup: @Sendable (@escaping @Sendable () -> Void) -> @Sendable () -> Void
+        /// Whether the client's input has closed.
+        let isGone: @Sendable () -> Bool
     }
 
     /// How often a waiter looks whether its place changed.
@@ -131,6 +133,14 @@ extension ExecutionManager {
         watch()
         let waitedUsec = (WallClock.milliseconds() - waiting.createdAtMs) * 1000
         switch turn {
+        case .started where client?.isGone() == true:
+            // Its client went away as its turn came: it never runs, and the slot goes to the next.
+            release(ticket, plan.config)
+            let gone = RunvoyError(.cancelled, "the client went away while the execution waited in the queue")
+            endQueued(waiting.executionID, reason: gone.message)
+            audit.recordBestEffort(
+                QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec))
+            throw gone
         case .started:
             try startQueued(ticket, plan, waiting, waitedUsec: waitedUsec, audit: audit)
             return (waiting.executionID, waiting.createdAtMs)

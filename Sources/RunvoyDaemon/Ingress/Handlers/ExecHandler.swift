@@ -17,7 +17,8 @@ struct ExecHandler: MethodHandler {
         activity.attach()
         let events = context.sink
         let client = ExecutionManager.QueueClient(
-            send: { try await events.send($0) }, onHangup: { activity.hangup.on($0) })
+            send: { try await events.send($0) }, onHangup: { activity.hangup.on($0) },
+            isGone: { activity.hangup.isClosed })
         do {
             let execution = try await context.executions.start(
                 request, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink,
