@@ -45,7 +45,10 @@ import Testing
         let first = await withCheckedContinuation { continuation in
             if let turn = box.withLock({ $0.await(1, continuation) }) { continuation.resume(returning: turn) }
         }
-        guard case .left(let error, let cause) = first else { Issue.record("\(first)"); return }
+        guard case .left(let error, let cause) = first else {
+            Issue.record("\(first)")
+            return
+        }
         #expect(error.code == .queueTimeout && cause == "wait_timeout")
         #expect(box.withLock { $0.waiters[1] } == nil)
         // Looked at first: the end resumes it.
@@ -55,13 +58,19 @@ import Testing
         while box.withLock({ $0.waiters[2]?.continuation == nil }) { await Task.yield() }
         let started = box.withLock { $0.end(2, .started) }
         #expect(started)
-        guard case .started = await second else { Issue.record("not started"); return }
+        guard case .started = await second else {
+            Issue.record("not started")
+            return
+        }
         #expect(box.withLock { $0.waiters.isEmpty && $0.count == 0 })
         // A ticket the room never had is an internal error, not a hang.
         let unknown = await withCheckedContinuation { continuation in
             if let turn = box.withLock({ $0.await(9, continuation) }) { continuation.resume(returning: turn) }
         }
-        guard case .left(let lost, _) = unknown else { Issue.record("\(unknown)"); return }
+        guard case .left(let lost, _) = unknown else {
+            Issue.record("\(unknown)")
+            return
+        }
         #expect(lost.code == .internalError)
     }
 }
