@@ -109,7 +109,8 @@ final class QueueTests {
         var clients: [Client] = []
         var ids: [String] = []
         for (user, tag) in [(a, "a1"), (a, "a2"), (a, "a3"), (b, "b1"), (b, "b2"), (c, "c1")] {
-            let client = try waiter(daemon, user, tag)
+            // A detached one waits the same way, and its id is printed once it has started.
+            let client = try waiter(daemon, user, tag, tag == "b2" ? ["--detach"] : [])
             ids.append(try client.queuedID())
             clients.append(client)
         }
@@ -123,6 +124,9 @@ final class QueueTests {
         #expect(ids.allSatisfy { listed.contains($0.prefix(12)) }, "\(listed)")
         FileManager.default.createFile(atPath: go, contents: nil)
         for client in clients { #expect(client.finish() == 0, "\(client.stderr)") }
+        #expect(clients[4].stdout.trimmingCharacters(in: .whitespacesAndNewlines) == ids[4])
+        // Finished in turn; the detached one may still be writing its mark when its client returns.
+        #expect(Harness.waitUntil(seconds: 30) { ran.count == 6 })
         // uids grow in the order the users were made: a, b, c.
         #expect(ran == ["a1", "b1", "c1", "a2", "b2", "a3"])
         for id in ids { #expect(try status(daemon, id).contains("succeeded")) }

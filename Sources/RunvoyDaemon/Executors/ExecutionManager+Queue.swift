@@ -32,9 +32,6 @@ extension ExecutionManager {
         let isGone: @Sendable () -> Bool
     }
 
-    /// How often a waiter looks whether its place changed.
-    static let queueLookInterval = Duration.seconds(1)
-
     /// The wait `params` asks for, or nil for none.
     static func waitRequest(_ params: ExecParams, _ plan: ExecPlan) throws(ExecRefusal) -> WaitRequest? {
         guard params.wait == true else { return nil }
@@ -78,6 +75,7 @@ extension ExecutionManager {
 
     /// At shutdown: every waiter leaves the queue.
     func emptyQueue(_ state: inout State) {
+        stopTicker(&state)
         for ticket in state.room.waitingTickets.reversed()
         where state.room.end(ticket, .left(error: Self.stopping, cause: "shutdown")) {
             began(state.scheduler.cancel(ticket, within: state.limits) ?? [], &state)
@@ -136,7 +134,7 @@ extension ExecutionManager {
         case .started where client?.isGone() == true:
             // Its client went away as its turn came: it never runs, and the slot goes to the next.
             release(ticket, plan.config)
-            let gone = RunvoyError(.cancelled, "the client went away while the execution waited in the queue")
+            let gone = Self.clientGone
             endQueued(waiting.executionID, reason: gone.message)
             audit.recordBestEffort(
                 QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec))
@@ -199,14 +197,12 @@ extension ExecutionManager {
         }
     }
 
-    /// While `ticket` waits: its client hears of every change of its place (looked at every
-    /// `queueLookInterval` on the event loop: no task per waiter), and it leaves the queue when its client goes
-    /// or its wait timeout passes. Returns what stops all that.
+    /// While `ticket` waits: its client hears of the changes of its place (`QueueTicker`), and it leaves the
+    /// queue when its client goes or its wait timeout passes. Returns what stops all that.
     private func watch(
         _ ticket: UInt64, _ waiting: WaitRequest, _ requestID: RequestID?, client: QueueClient?, first: QueuedEvent?
     ) -> @Sendable () -> Void {
-        let gone = RunvoyError(.cancelled, "the client went away while the execution waited in the queue")
-        let unhook = client?.onHangup { [self] in leave(ticket, gone, cause: "client_gone") }
+        let unhook = client?.onHangup { [self] in leave(ticket, Self.clientGone, cause: "client_gone") }
         let timer = waiting.timeout.map { timeout in
             group.any().scheduleTask(in: TimeAmount(timeout)) { [self] in
                 let error = RunvoyError(
@@ -216,30 +212,16 @@ extension ExecutionManager {
                 leave(ticket, error, cause: "wait_timeout")
             }
         }
-        let teller = client.map { client in
-            QueueTeller(client: client, last: first, seen: state.withLock { $0.room.generation }) { [self] in
-                leave(ticket, gone, cause: "client_gone")
-            }
-        }
-        if let teller, let first { teller.send(first) }
-        let looks = teller.map { teller in
-            group.any().scheduleRepeatedTask(
-                initialDelay: TimeAmount(Self.queueLookInterval), delay: TimeAmount(Self.queueLookInterval)
-            ) { [self] _ in
-                let seen = teller.seen
-                let look = state.withLock { state -> (UInt64, QueuedEvent?)? in
-                    guard state.room.position(ticket) != nil else { return nil }
-                    if state.room.generation == seen { return (seen, nil) }
-                    return (state.room.generation, queueEvent(ticket, requestID, &state))
-                }
-                if let look { teller.look(look.0, look.1) }
-            }
-        }
-        return {
+        if let client { tell(ticket, client, requestID, first: first) }
+        return { [self] in
             unhook?()
             timer?.cancel()
-            looks?.cancel()
+            _ = state.withLock { $0.tellers.removeValue(forKey: ticket) }
         }
+    }
+
+    static var clientGone: RunvoyError {
+        RunvoyError(.cancelled, "the client went away while the execution waited in the queue")
     }
 
     /// Where `ticket` stands, or nil once its wait has ended.
@@ -275,56 +257,5 @@ extension ExecutionManager {
     static func describe(_ duration: Duration) -> String {
         let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
-    }
-}
-
-/// Tells one waiting client of the changes of its place: one `queued` event at a time, only when something but
-/// the time it has waited changed.
-final class QueueTeller: Sendable {
-    private struct State {
-        var last: QueuedEvent?
-        var seen: UInt64
-        var sending = false
-    }
-
-    private let client: ExecutionManager.QueueClient
-    private let gone: @Sendable () -> Void
-    private let state: Mutex<State>
-
-    init(
-        client: ExecutionManager.QueueClient, last: QueuedEvent?, seen: UInt64, gone: @escaping @Sendable () -> Void
-    ) {
-        self.client = client
-        self.gone = gone
-        state = Mutex(State(last: last, seen: seen))
-    }
-
-    /// The waiting room's generation when it last looked.
-    var seen: UInt64 { state.withLock { $0.seen } }
-
-    /// A look at generation `generation`: `event` is where the waiter stands then (nil when it did not change).
-    func look(_ generation: UInt64, _ event: QueuedEvent?) {
-        let send = state.withLock { state -> Bool in
-            guard !state.sending, var compared = event else { return false }
-            state.seen = generation
-            compared.waitedMs = state.last?.waitedMs ?? 0
-            return compared != state.last
-        }
-        if send, let event { self.send(event) }
-    }
-
-    func send(_ event: QueuedEvent) {
-        state.withLock {
-            $0.sending = true
-            $0.last = event
-        }
-        Task {
-            do {
-                try await client.send(event)
-                state.withLock { $0.sending = false }
-            } catch {
-                gone()
-            }
-        }
     }
 }

@@ -38,6 +38,10 @@ final class ExecutionManager: Service, Sendable {
         var room = WaitingRoom()
         /// The limits of the latest configuration seen, for what starts when something ends.
         var limits = FairShares.Limits.unlimited
+        /// The waiters' clients, told of their places by one ticker (`ExecutionManager+QueueTicker`).
+        var tellers: [UInt64: QueueTeller] = [:]
+        var ticker: RepeatedTask?
+        var ticks: UInt64 = 0
         var started = 0
         /// Who waits for nothing to run or be launched any more (`shutdown`).
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
