@@ -174,6 +174,9 @@ final class QueueTests {
         let roleless = try daemon.ctl(["cancel", firstID], asUser: none)
         #expect(roleless.status != 0 && roleless.stderrText.contains("permission_denied"), "\(roleless.stderrText)")
         #expect(try status(daemon, firstID).contains("queued"))
+        // kill is for what runs.
+        let kill = try daemon.ctl(["kill", firstID])
+        #expect(kill.status != 0 && kill.stderrText.contains("use cancel"), "\(kill.stderrText)")
         // The owner may.
         let own = try daemon.ctl(["cancel", firstID], asUser: users[0])
         #expect(own.status == 0, "\(own.stderrText)")

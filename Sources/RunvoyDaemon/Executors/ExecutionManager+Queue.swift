@@ -165,8 +165,10 @@ extension ExecutionManager {
             dequeued = try store.dequeue(waiting.executionID)
         } catch {
             release(ticket, plan.config)
-            throw RunvoyError(
+            let told = RunvoyError(
                 .storeUnavailable, "cannot record the execution's start (\(error.message)); it did not run")
+            endQueued(waiting.executionID, reason: told.message, status: .failed)
+            throw told
         }
         guard dequeued else {
             release(ticket, plan.config)
