@@ -84,3 +84,36 @@ import Testing
         #expect(events.filter { $0 == "execution_cancelled" }.count == 2)
     }
 }
+
+extension QueueInProcessTests {
+    /// A reload that raises the caller's share starts what waited for it, at once.
+    @Test func aReloadThatMakesRoomStartsTheWaiter() async throws {
+        let fixture = try ExecLaunchTests.Fixture(limits: "{max_executions: 8, max_executions_per_user: 1}")
+        let manager = fixture.manager(PosixSpawner())
+        manager.limitsChanged(fixture.config)
+        let nobody = try #require(UserDatabase.user(named: "nobody"))
+        let caller = Caller.resolve(uid: nobody.uid, gid: nobody.gid, pid: getpid(), hasPidfd: false)
+        let events = Events()
+        let config = fixture.config
+        try await ExecutionLifetimeTests.running(manager) {
+            let holder = try await manager.start(
+                ExecParams(argv: ["sleep", "600"]), requestID: .number(1), caller: caller, config: config,
+                sink: nil
+            ) { _ in }
+            let waiter = Task {
+                try await manager.start(
+                    ExecParams(argv: ["true"], wait: true), requestID: .number(2), caller: caller,
+                    config: config, sink: nil, client: Self.client(events)
+                ) { _ in }
+            }
+            while await events.received.isEmpty { await Task.yield() }
+            #expect(await events.received.first?.waitingFor == "user_share")
+            var raised = config
+            raised.limits.maxExecutionsPerUser = 2
+            manager.limitsChanged(raised)
+            let started = try await waiter.value
+            #expect(await started.waitFinished().exitCode == 0)
+            holder.terminate()
+        }
+    }
+}

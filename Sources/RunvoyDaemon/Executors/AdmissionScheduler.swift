@@ -100,6 +100,11 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         return startWhatFits(within: limits)
     }
 
+    /// The limits changed (a reload): whatever fits now starts.
+    mutating func reconsider(within limits: FairShares.Limits) -> [ID] {
+        startWhatFits(within: limits)
+    }
+
     /// A waiter leaves the queue (cancelled, timed out, its client gone); whoever waited behind it may start.
     /// Returns nil when `id` was not waiting.
     mutating func cancel(_ id: ID, within limits: FairShares.Limits) -> [ID]? {

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
 
@@ -98,6 +99,15 @@ extension ExecutionManager {
         let error = RunvoyError(
             .cancelled, "execution \(executionID) was cancelled by \(who) while it waited in the queue; it did not run")
         return leave(ticket, error, cause: "cancelled")
+    }
+
+    /// The configuration in force changed: the limits what ends or leaves is judged by are its, and whatever
+    /// waits and fits now starts.
+    func limitsChanged(_ config: DaemonConfig) {
+        state.withLock { state in
+            state.limits = .executions(config.limits)
+            began(state.scheduler.reconsider(within: state.limits), &state)
+        }
     }
 
     /// Whether `executionID` waits in the queue.
