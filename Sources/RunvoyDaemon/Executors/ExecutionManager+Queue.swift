@@ -106,6 +106,7 @@ extension ExecutionManager {
     func limitsChanged(_ config: DaemonConfig) {
         state.withLock { state in
             state.limits = .executions(config.limits)
+            state.limitsObserved = true
             began(state.scheduler.reconsider(within: state.limits), &state)
         }
     }

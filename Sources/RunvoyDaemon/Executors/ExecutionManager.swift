@@ -36,8 +36,10 @@ final class ExecutionManager: Service, Sendable {
         var tickets: [String: UInt64] = [:]
         /// The executions that wait in the scheduler's queue, as their requests see them.
         var room = WaitingRoom()
-        /// The limits of the latest configuration seen, for what starts when something ends.
+        /// The limits of the configuration in force (`limitsChanged`; without it, of the latest request), for
+        /// what starts when something ends or leaves.
         var limits = FairShares.Limits.unlimited
+        var limitsObserved = false
         /// The waiters' clients, told of their places by one ticker (`ExecutionManager+QueueTicker`).
         var tellers: [UInt64: QueueTeller] = [:]
         var ticker: RepeatedTask?
@@ -157,7 +159,7 @@ final class ExecutionManager: Service, Sendable {
         let limits = FairShares.Limits.executions(plan.config.limits)
         let refusal = state.withLock { state -> Result<Admission, RunvoyError> in
             guard case .serving = state.phase else { return .failure(RunvoyError(.busy, "runvoyd is shutting down")) }
-            state.limits = limits
+            if !state.limitsObserved { state.limits = limits }
             state.nextTicket += 1
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: plan.caller.uid,
