@@ -28,6 +28,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .status: check(ExecutionRef.self, payload)
     case .logs: check(LogsParams.self, payload)
     case .kill: check(KillParams.self, payload)
+    case .cancel: check(CancelParams.self, payload)
     case .explain: check(ExplainParams.self, payload)
     case .secretsSet:
         if let params = check(SecretSetParams.self, payload) {

@@ -9,7 +9,10 @@ struct ExecCommand: ParsableCommand {
         abstract: "Run a command on an executor.",
         discussion: """
             Output arrives on your stdout and stderr as the command writes it; your stdin is forwarded; Ctrl-C \
-            and SIGTERM are forwarded to the command's process group. runvoyctl exits with the command's status, \
+            and SIGTERM are forwarded to the command's process group. When the executor's concurrency, \
+            runvoyd's limit or your share of running executions is full, the command waits in the queue: its \
+            place and what runs meanwhile are shown on stderr, and Ctrl-C leaves the queue (the command never \
+            runs). runvoyctl exits with the command's status, \
             128+N when signal N killed it, 124 when its timeout expired, 125 when runvoyd refused or failed, \
             126 when the command could not be executed and 127 when it was not found.
             """)
@@ -51,6 +54,14 @@ struct ExecCommand: ParsableCommand {
     @Flag(name: [.customShort("T"), .long], help: "Do not allocate a terminal (the default; overrides -t).")
     var noTty = false
 
+    @Flag(name: .long, help: "Fail at once (busy) instead of waiting in the queue when no slot is free.")
+    var noWait = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Give up waiting in the queue after this long (e.g. 30s, 10m).", valueName: "duration"))
+    var waitTimeout: String?
+
     @Argument(
         parsing: .captureForPassthrough,
         help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
@@ -66,13 +77,17 @@ struct ExecCommand: ParsableCommand {
         if let timeout, DurationParser.parse(timeout) == nil {
             throw ValidationError("--timeout takes a duration such as 30s, 5m or 1h30m, not '\(timeout)'")
         }
+        if let waitTimeout, DurationParser.parse(waitTimeout) == nil {
+            throw ValidationError("--wait-timeout takes a duration such as 30s, 5m or 1h30m, not '\(waitTimeout)'")
+        }
     }
 
     /// The options as one value, shared with the fast path that skips ArgumentParser.
     var options: ExecOptions {
         ExecOptions(
             socket: global.socket, executor: executor, env: env, timeout: timeout, detach: detach,
-            killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, tty: tty && !noTty, argv: argv)
+            killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, tty: tty && !noTty, noWait: noWait,
+            waitTimeout: waitTimeout, argv: argv)
     }
 
     func run() throws {

@@ -13,6 +13,10 @@ struct ExecOptions: Equatable {
     var noStdin = false
     /// `-t`: run the command on a pseudo-terminal; `-T` (false) or absent: pipes.
     var tty = false
+    /// `--no-wait`: refused with `busy` at once rather than waiting in the queue.
+    var noWait = false
+    /// `--wait-timeout`: give up waiting in the queue after this long.
+    var waitTimeout: String?
     var argv: [String] = []
 
     var socketPath: String {
@@ -28,15 +32,11 @@ struct ExecOptions: Equatable {
             let split = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             environment[String(split[0])] = split.count > 1 ? String(split[1]) : ""
         }
-        var timeoutMs: Int64?
-        if let timeout, let duration = DurationParser.parse(timeout) {
-            let (seconds, attoseconds) = duration.components
-            timeoutMs = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-        }
+        let timeoutMs = timeout.flatMap(Self.milliseconds)
         var params = ExecParams(
             argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
             detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
-            binaryOutput: true)
+            binaryOutput: true, wait: !noWait, waitTimeoutMs: waitTimeout.flatMap(Self.milliseconds))
         var terminal: LocalTerminal?
         if tty && !detach {
             let size = LocalTerminal.windowSize()
@@ -53,6 +53,13 @@ struct ExecOptions: Equatable {
             complain(error.description)
             return CtlExit.code(for: error)
         }
+    }
+
+    /// A duration option in milliseconds (at least 1).
+    static func milliseconds(_ text: String) -> Int64? {
+        guard let duration = DurationParser.parse(text) else { return nil }
+        let (seconds, attoseconds) = duration.components
+        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }
 
     /// Whether `runvoyctl exec ...` has `-h`/`--help` among its options (before the command).
@@ -97,6 +104,7 @@ struct ExecOptions: Equatable {
             case "-n", "--no-stdin": options.noStdin = true
             case "-t", "--tty": options.tty = true
             case "-T", "--no-tty": noTty = true
+            case "--no-wait": options.noWait = true
             case "-e":
                 guard index + 1 < arguments.count else { return nil }
                 index += 1
@@ -112,6 +120,9 @@ struct ExecOptions: Equatable {
                 } else if let timeout = value("--timeout", argument) {
                     guard DurationParser.parse(timeout) != nil else { return nil }
                     options.timeout = timeout
+                } else if let timeout = value("--wait-timeout", argument) {
+                    guard DurationParser.parse(timeout) != nil else { return nil }
+                    options.waitTimeout = timeout
                 } else {
                     return nil
                 }

@@ -22,6 +22,8 @@ final class ExecSession {
     private var executionID: String?
     private var decodeBuffer: [UInt8] = []
     private let signalRead: Int32
+    /// The line that shows where the execution waits in the queue, if it waits.
+    private var queue = QueueDisplay()
 
     /// Stop reading stdin while this much is queued for the socket.
     private static let pendingLimit = 1 << 20
@@ -83,16 +85,28 @@ final class ExecSession {
             let pollStdin = stdinOpen && pending.count - pendingOffset < Self.pendingLimit
             if pollStdin { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             // A signal interrupts the wait; it is then seen on the signal pipe when poll is called again.
-            let n = SystemCall.retrying { poll(&fds, nfds_t(fds.count), -1) }
+            // While it waits in the queue, a terminal's line shows the times running.
+            let n = SystemCall.retrying { poll(&fds, nfds_t(fds.count), queue.ticks ? 1000 : -1) }
             if n < 0 {
                 throw ClientError(.io, "poll: \(SystemError.text())")
             }
-            if fds[1].revents != 0 { forwardSignals() }
+            if n == 0 { queue.tick() }
+            if fds[1].revents != 0 {
+                if let status = leaveQueueOnSignal() { return status }
+                forwardSignals()
+            }
             if fds[0].revents & Int16(POLLOUT) != 0 { try flush() }
             if fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
                 let received = try socket.receive(into: reader)
                 if let status = try processFrames() { return status }
                 if received == 0 {
+                    queue.end()
+                    if executionID == nil, let queued = queue.executionID {
+                        throw ClientError(
+                            .connectionLost,
+                            "runvoyd closed the connection while execution \(queued) waited in the queue; it did not run"
+                        )
+                    }
                     let what = executionID.map { "; execution \($0) may still be running" } ?? ""
                     throw ClientError(.connectionLost, "runvoyd closed the connection\(what)")
                 }
@@ -157,6 +171,20 @@ final class ExecSession {
                 })
         }
         try flush()
+    }
+
+    /// Ctrl-C (or TERM, HUP, QUIT) while the execution waits in the queue: runvoyctl leaves, and with its
+    /// connection the execution leaves the queue. Returns the exit status then; nil when nothing waits.
+    private func leaveQueueOnSignal() -> Int32? {
+        guard executionID == nil, let queued = queue.executionID else { return nil }
+        var byte: UInt8 = 0
+        while read(signalRead, &byte, 1) == 1 {
+            guard Self.forwarded.contains(Int32(byte)) else { continue }
+            queue.end()
+            complain("left the queue; execution \(queued) did not run")
+            return 128 + Int32(byte)
+        }
+        return nil
     }
 
     private func forwardSignals() {
@@ -242,6 +270,11 @@ final class ExecSession {
             throw ClientError(.protocolViolation, "unreadable frame from runvoyd")
         }
         let isExec = frame["id"]?.int == 1 || frame["id"]?.isNull ?? true
+        if isExec, frame["event"]?.string == "queued" {
+            queue.queued(frame, quiet: quiet)
+            return nil
+        }
+        if isExec && frame["event"]?.string != "output" { queue.end() }
         if let error = frame["error"], case .object = error {
             var remote = RunvoyError(
                 RunvoyError.Code(rawValue: error["code"]?.string ?? "internal"), error["message"]?.string ?? "")

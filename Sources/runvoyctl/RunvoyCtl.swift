@@ -31,8 +31,8 @@ struct RunvoyCtl: ParsableCommand {
         version: RunvoyProtocol.softwareVersion,
         subcommands: [
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
-            LocksCommand.self, ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self,
-            SecretsCommand.self,
+            LocksCommand.self, CancelCommand.self, ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self,
+            ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self,
         ]
     )

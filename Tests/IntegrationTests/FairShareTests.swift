@@ -132,7 +132,7 @@ final class FairShareTests {
         var started: [String] = []
         var refusal = ""
         for _ in 0..<10 {
-            let out = try daemon.ctl(["exec", "--detach", "--", "sleep", "60"], asUser: dev)
+            let out = try daemon.ctl(["exec", "--detach", "--no-wait", "--", "sleep", "60"], asUser: dev)
             guard out.status == 0 else {
                 refusal = out.stderrText
                 break
@@ -161,7 +161,7 @@ final class FairShareTests {
             #expect(out.status == 0, "\(user): \(out.stderrText)")
             started.append(out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        let refused = try daemon.ctl(["exec", "--", "true"], asUser: dev2)
+        let refused = try daemon.ctl(["exec", "--no-wait", "--", "true"], asUser: dev2)
         #expect(refused.status != 0 && refused.stderrText.contains("kept for administrators"), "\(refused.stderrText)")
         let root = try daemon.ctl(["exec", "--", "true"])
         #expect(root.status == 0, "root: \(root.stderrText)")
@@ -286,7 +286,7 @@ final class FairShareTests {
         #expect(first.status == 0, "\(first.stderrText)")
         let id = first.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         for user in [dev2, nil] {
-            let second = try daemon.ctl(["exec", "-e", "serial", "--", "true"], asUser: user)
+            let second = try daemon.ctl(["exec", "-e", "serial", "--no-wait", "--", "true"], asUser: user)
             #expect(second.status != 0, "\(user ?? "root") ran beside the first")
             #expect(second.stderrText.contains("concurrency") && second.stderrText.contains("\(id) by \(dev)"))
         }

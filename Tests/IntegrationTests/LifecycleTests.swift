@@ -87,7 +87,7 @@ struct LifecycleTests {
         // The first execution runs until the test kills it, so it is certainly running when the second asks.
         let first = try daemon.ctl(["exec", "--detach", "--", "sleep", "600"])
         #expect(first.status == 0)
-        let second = try daemon.ctl(["exec", "--", "true"])
+        let second = try daemon.ctl(["exec", "--no-wait", "--", "true"])
         #expect(second.status == 125)
         #expect(second.stderrText.contains("busy"))
         #expect(second.stderrText.contains("limit of 1 running executions"))

@@ -77,14 +77,14 @@ final class LockTests {
         try Harness.waitUntil(seconds: 30) { try lock(name, daemon)?.mode == "free" }
     }
 
-    /// Two users on two executors that share an exclusive lock: the second is refused with `busy` naming the
-    /// holder (root too), until the holder ends; then it runs.
+    /// Two users on two executors that share an exclusive lock: with `--no-wait` the second is refused with `busy`
+    /// naming the holder (root too), until the holder ends; then it runs.
     @Test func executorsSharingAnExclusiveLockNeverRunAtOnce() throws {
         let daemon = try daemon()
         defer { daemon.stop() }
         let id = try detached(daemon, "tf-a", as: alice)
         for user in [bob, nil] {
-            let second = try daemon.ctl(["exec", "-e", "tf-b", "--", "true"], asUser: user)
+            let second = try daemon.ctl(["exec", "--no-wait", "-e", "tf-b", "--", "true"], asUser: user)
             #expect(second.status == 125, "\(user ?? "root") ran beside the holder")
             #expect(second.stderrText.contains("lock 'terraform-prod'"), "\(second.stderrText)")
             #expect(second.stderrText.contains("\(id) by \(alice) on 'tf-a'"), "\(second.stderrText)")
@@ -102,6 +102,23 @@ final class LockTests {
         #expect(after.status == 0, "\(after.stderrText)")
     }
 
+    /// An execution whose lock is held waits in the queue (runvoyctl says who holds it, `locks` lists it as a
+    /// waiter) and runs once the holder ends.
+    @Test func anExecutionWhoseLockIsHeldWaitsAndThenRuns() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let id = try detached(daemon, "tf-a", as: alice)
+        let waiter = try daemon.startCtl(["exec", "-e", "tf-b", "--", "echo", "ran"])
+        #expect(try Harness.waitUntil(seconds: 30) { waiter.stderr.contains("queued:") }, "\(waiter.stderr)")
+        #expect(waiter.stderr.contains(id.prefix(8)), "the holder is named: \(waiter.stderr)")
+        #expect(try Harness.waitUntil(seconds: 30) { try lock("terraform-prod", daemon)?.waiters.count == 1 })
+        #expect(waiter.process.status == nil, "it waits while the lock is held")
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+        #expect(waiter.process.wait(seconds: 60) == 0, "\(waiter.stderr)")
+        #expect(waiter.stdout.contains("ran"))
+        #expect(try waitUntilFree("terraform-prod", daemon))
+    }
+
     /// Shared holders coexist; an exclusive claim waits for all of them (refused naming both), and gets the lock
     /// once they have ended.
     @Test func sharedHoldersCoexistAndKeepAnExclusiveOneOut() throws {
@@ -114,14 +131,14 @@ final class LockTests {
         #expect(shared.mode == "shared")
         #expect(Set(shared.holders.compactMap(\.executionId)) == [first, second, third])
         #expect(shared.holders.allSatisfy { $0.shared })
-        let writer = try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice)
+        let writer = try daemon.ctl(["exec", "--no-wait", "-e", "write", "--", "true"], asUser: alice)
         #expect(writer.status == 125)
         #expect(writer.stderrText.contains("lock 'db' (needed exclusive"), "\(writer.stderrText)")
         for id in [first, second, third] { #expect(writer.stderrText.contains(id), "\(writer.stderrText)") }
         for id in [first, second] { #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0) }
         // One shared holder left: still not for the writer.
         #expect(try Harness.waitUntil(seconds: 30) { try lock("db", daemon)?.holders.count == 1 })
-        #expect(try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice).status == 125)
+        #expect(try daemon.ctl(["exec", "--no-wait", "-e", "write", "--", "true"], asUser: alice).status == 125)
         #expect(try daemon.ctl(["kill", "--signal", "KILL", third]).status == 0)
         #expect(try waitUntilFree("db", daemon))
         let after = try daemon.ctl(["exec", "-e", "write", "--", "true"], asUser: alice)

@@ -66,6 +66,9 @@ struct ExecParsingTests {
         ],
         ["exec", "--socket", "/tmp/s", "ls", "-la"],
         ["exec", "--socket=/tmp/s", "--timeout=1h30m", "--", "sh", "-c", "exit 3"],
+        ["exec", "--no-wait", "-e", "serial", "--", "true"],
+        ["exec", "--wait-timeout", "10m", "--", "true"],
+        ["exec", "--wait-timeout=90s", "--detach", "--", "true"],
     ]
 
     @Test(arguments: cases)
@@ -77,7 +80,8 @@ struct ExecParsingTests {
 
     @Test(arguments: [
         ["exec", "--help"], ["exec", "-qn", "--", "id"], ["exec", "--timeout", "soon", "--", "id"],
-        ["exec", "--env", "NOEQUALS", "--", "id"], ["exec", "--"], ["exec", "--frobnicate", "--", "id"], ["whoami"],
+        ["exec", "--env", "NOEQUALS", "--", "id"], ["exec", "--wait-timeout", "soon", "--", "id"], ["exec", "--"],
+        ["exec", "--frobnicate", "--", "id"], ["whoami"],
     ])
     func fastParserLeavesEverythingElseToArgumentParser(arguments: [String]) {
         #expect(ExecOptions.parseFast(["runvoyctl"] + arguments) == nil)

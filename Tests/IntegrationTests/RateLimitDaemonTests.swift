@@ -112,7 +112,7 @@ final class RateLimitDaemonTests {
         // Refused for another reason (its lock is held), an execution gives its token back.
         let held = try daemon.ctl(["exec", "-e", "holder", "--detach", "--", "sleep", "60"], asUser: bob)
         let holder = held.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let busy = try daemon.ctl(["exec", "-e", "once", "--", "true"], asUser: alice)
+        let busy = try daemon.ctl(["exec", "--no-wait", "-e", "once", "--", "true"], asUser: alice)
         #expect(busy.status == 125 && busy.stderrText.contains("[busy]"), "\(busy.stderrText)")
         #expect(try daemon.ctl(["kill", "--signal", "KILL", holder]).status == 0)
         let free = try Harness.waitUntil(seconds: 30) {

@@ -19,7 +19,8 @@ struct HotPathJSONTests {
             let params = ExecParams(
                 argv: argv, executor: word.isEmpty ? nil : word, env: number % 2 == 0 ? ["K_\(number)": word] : nil,
                 timeoutMs: number % 3 == 0 ? Int64(number) : nil, detach: number % 5 == 0 ? true : nil,
-                killOnDisconnect: number % 7 == 0 ? false : nil, stdin: true, binaryOutput: true)
+                killOnDisconnect: number % 7 == 0 ? false : nil, stdin: true, binaryOutput: true,
+                wait: number % 11 == 0 ? nil : number % 2 == 1, waitTimeoutMs: number % 13 == 0 ? Int64(number) : nil)
             let frame = RequestText.exec(id: 1, params)
             let payload = Data(frame.dropFirst(4))
             #expect(frame.withUnsafeBytes { Int(Frame.length(from: $0)) } == payload.count)

@@ -126,6 +126,10 @@ import Testing
                 }
                 #expect(Set(scheduler.running.keys) == Set(model.running.map(\.id)))
                 #expect(scheduler.waiters.map(\.id).sorted() == model.waiting.map(\.id).sorted())
+                // The index of waiters by id (what `cancel` looks up) agrees with the model.
+                #expect(model.waiting.allSatisfy { scheduler.isWaiting($0.id) })
+                #expect(!model.running.contains { scheduler.isWaiting($0.id) })
+                #expect(!cancelled.contains { scheduler.isWaiting($0) })
                 Self.checkInvariants(scheduler)
             }
             // Every waiter is eventually served: end what runs until nothing waits.

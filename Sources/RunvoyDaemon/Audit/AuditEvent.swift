@@ -20,6 +20,9 @@ struct AuditEvent: Sendable {
         case backupKeyExported = "backup_key_exported"
         case recordsLost = "records_lost"
         case rateLimited = "rate_limited"
+        case executionQueued = "execution_queued"
+        case executionDequeued = "execution_dequeued"
+        case executionCancelled = "execution_cancelled"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -42,6 +45,9 @@ struct AuditEvent: Sendable {
             case .backupKeyExported: "850cfdcb7ac3432f9ad2d52c56bd15b4"
             case .recordsLost: "e9453f9583f64e16a11b23ac07d87d90"
             case .rateLimited: "9ce2c0d305154cff9c1e799bd27c9ce2"
+            case .executionQueued: "b5e099880d314ddc8cc34004d72678f3"
+            case .executionDequeued: "a97ce768d52440ecac3cc57a86ba8a8c"
+            case .executionCancelled: "ffbb9b1a9b90496184bfdb042d5804ab"
             }
         }
     }

@@ -1,4 +1,5 @@
 import Glibc
+import NIOCore
 
 /// Which waiting executions may start, and when: the queue in front of the running executions. Pure: the owner
 /// takes its lock around it, and starts what its methods return.
@@ -37,8 +38,11 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private(set) var running: [ID: Request] = [:]
     private(set) var runningOnExecutor: [String: Int] = [:]
     private(set) var locks: [String: LockHolders] = [:]
-    /// Each user's waiters, oldest first.
-    private var waiting: [uid_t: [Request]] = [:]
+    /// Each user's waiters, oldest first, and the ones that left the queue behind its head (dropped when they
+    /// reach it: leaving is O(1) however long the queue). A user's first entry is always a waiter.
+    private var waiting: [uid_t: CircularBuffer<Request>] = [:]
+    /// The user of each waiter; those that left are not here.
+    private var waitingUser: [ID: uid_t] = [:]
     /// The users with waiters, by uid.
     private var users: [uid_t] = []
     /// The user served last: the round-robin goes on after it.
@@ -46,10 +50,10 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private(set) var waitingCount = 0
 
     /// Whether `id` waits.
-    func isWaiting(_ id: ID) -> Bool { waiter(id) != nil }
+    func isWaiting(_ id: ID) -> Bool { waitingUser[id] != nil }
 
     /// The waiters, each user's oldest first, users by uid.
-    var waiters: [Request] { users.flatMap { waiting[$0] ?? [] } }
+    var waiters: [Request] { users.flatMap { (waiting[$0] ?? []).filter { waitingUser[$0.id] != nil } } }
 
     /// Queues `request` and starts whatever fits now (it, or nothing if it must wait).
     mutating func arrive(_ request: Request, within limits: FairShares.Limits) -> [ID] {
@@ -59,6 +63,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             users.insert(request.uid, at: index)
         }
         waiting[request.uid, default: []].append(request)
+        waitingUser[request.id] = request.uid
         waitingCount += 1
         return startWhatFits(within: limits)
     }
@@ -95,32 +100,36 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         return startWhatFits(within: limits)
     }
 
+    /// The limits changed (a reload): whatever fits now starts.
+    mutating func reconsider(within limits: FairShares.Limits) -> [ID] {
+        startWhatFits(within: limits)
+    }
+
     /// A waiter leaves the queue (cancelled, timed out, its client gone); whoever waited behind it may start.
     /// Returns nil when `id` was not waiting.
     mutating func cancel(_ id: ID, within limits: FairShares.Limits) -> [ID]? {
-        guard let (uid, index) = waiter(id) else { return nil }
-        waiting[uid]!.remove(at: index)
+        guard let uid = waitingUser.removeValue(forKey: id) else { return nil }
         waitingCount -= 1
-        if waiting[uid]!.isEmpty {
+        dropLeft(uid)
+        return startWhatFits(within: limits)
+    }
+
+    /// Drops the entries at the head of `uid`'s queue that left it, and the user once none waits.
+    private mutating func dropLeft(_ uid: uid_t) {
+        while let head = waiting[uid]?.first, waitingUser[head.id] == nil { waiting[uid]!.removeFirst() }
+        if waiting[uid]?.isEmpty == true {
             waiting[uid] = nil
             users.removeAll { $0 == uid }
         }
-        return startWhatFits(within: limits)
     }
 
     /// How many waiters on the same executor arrived before `id` (its place in line is this plus one), or nil
     /// when it does not wait.
     func ahead(of id: ID) -> Int? {
-        guard let (uid, index) = waiter(id) else { return nil }
-        let request = waiting[uid]![index]
-        return waiters.prefix { $0.id != id }.count { $0.executor == request.executor }
-    }
-
-    private func waiter(_ id: ID) -> (uid_t, Int)? {
-        for (uid, queue) in waiting {
-            if let index = queue.firstIndex(where: { $0.id == id }) { return (uid, index) }
+        guard let uid = waitingUser[id], let request = waiting[uid]?.first(where: { $0.id == id }) else {
+            return nil
         }
-        return nil
+        return waiters.prefix { $0.id != id }.count { $0.executor == request.executor }
     }
 
     /// Round-robin passes over the users after the last one served, each starting its oldest waiter if it fits,
@@ -144,11 +153,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     private mutating func start(_ request: Request) {
         waiting[request.uid]!.removeFirst()
+        waitingUser[request.id] = nil
         waitingCount -= 1
-        if waiting[request.uid]!.isEmpty {
-            waiting[request.uid] = nil
-            users.removeAll { $0 == request.uid }
-        }
+        dropLeft(request.uid)
         _ = shares.take(request.uid, as: request.holder, within: .unlimited)
         running[request.id] = request
         runningOnExecutor[request.executor, default: 0] += 1

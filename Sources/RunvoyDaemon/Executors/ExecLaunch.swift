@@ -43,12 +43,22 @@ struct ExecLaunch: Sendable {
         var process: SpawnedProcess?
     }
 
-    func launch(_ plan: ExecPlan) async throws(LaunchFailure) -> Launched {
-        let createdAtMs = WallClock.milliseconds()
-        var made = Made(id: ExecutionID.make(milliseconds: UInt64(createdAtMs)), createdAtMs: createdAtMs)
+    /// Launches `plan`. An execution that waited in the queue has its id and its history row already
+    /// (`queued`: made `running` by `ExecutionStore.dequeue` before this).
+    func launch(
+        _ plan: ExecPlan, queued: (id: String, createdAtMs: Int64)? = nil
+    ) async throws(LaunchFailure)
+        -> Launched
+    {
+        let createdAtMs = queued?.createdAtMs ?? WallClock.milliseconds()
+        var made = Made(
+            id: queued?.id ?? ExecutionID.make(milliseconds: UInt64(createdAtMs)), createdAtMs: createdAtMs)
         let audit = plan.auditLog(logger: logger, journal: journal)
         do throws(LaunchFailure.Stage) {
-            let recorder = try insert(plan, id: made.id, createdAtMs: createdAtMs)
+            let recorder =
+                queued == nil
+                ? try insert(plan, id: made.id, createdAtMs: createdAtMs)
+                : store.makeRecorder(made.id, cap: plan.config.history.maxOutputBytes)
             made.recorder = recorder
             let injection = try injectSecrets(plan, id: made.id)
             made.injection = injection
@@ -73,15 +83,7 @@ struct ExecLaunch: Sendable {
     private func insert(_ plan: ExecPlan, id: String, createdAtMs: Int64) throws(LaunchFailure.Stage) -> OutputRecorder
     {
         do throws(StoreError) {
-            try store.insert(
-                ExecutionInfo(
-                    executionId: id, status: .running, callerUid: plan.caller.uid,
-                    callerUser: plan.caller.displayName, callerPid: plan.caller.pid, executor: plan.executor.name,
-                    runAs: plan.runAs, argv: plan.argv, workingDirectory: plan.workingDirectory,
-                    envKeys: plan.envKeys, pid: nil, exitCode: nil, signal: nil, createdAtMs: createdAtMs,
-                    startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0, stderrBytes: 0,
-                    storedBytes: 0, droppedBytes: 0, outputPruned: false, configDigest: plan.config.digest,
-                    reason: nil))
+            try store.insert(plan.historyRow(id: id, status: .running, createdAtMs: createdAtMs))
         } catch {
             logger.error("cannot record an execution; refusing it", metadata: ["error": "\(error)"])
             throw .history(error)

@@ -78,6 +78,17 @@ struct ExecPlan: Sendable {
         ExecRefusal(error: error, fields: auditFields, argv: argv, executorName: executor.name)
     }
 
+    /// The history row of this plan's execution, before its process exists.
+    func historyRow(id: String, status: ExecutionStatus, createdAtMs: Int64) -> ExecutionInfo {
+        ExecutionInfo(
+            executionId: id, status: status, callerUid: caller.uid, callerUser: caller.displayName,
+            callerPid: caller.pid, executor: executor.name, runAs: runAs, argv: argv,
+            workingDirectory: workingDirectory, envKeys: envKeys, pid: nil, exitCode: nil, signal: nil,
+            createdAtMs: createdAtMs, startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0,
+            stderrBytes: 0, storedBytes: 0, droppedBytes: 0, outputPruned: false, configDigest: config.digest,
+            reason: nil)
+    }
+
     static func micros(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
     }

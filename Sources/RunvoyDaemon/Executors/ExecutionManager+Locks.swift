@@ -13,6 +13,22 @@ extension ExecutionManager {
         return byTicket
     }
 
+    /// The tickets holding any of `claims` in a way that keeps them from being taken now (nil: none).
+    static func heldLocks(
+        _ claims: [AdmissionScheduler<UInt64>.LockClaim], _ scheduler: AdmissionScheduler<UInt64>
+    ) -> [UInt64]? {
+        var tickets: [UInt64] = []
+        for claim in claims {
+            switch scheduler.locks[claim.name] {
+            case nil: continue
+            case .shared where claim.shared: continue
+            case .shared(let ids): tickets += ids.sorted()
+            case .exclusive(let id): tickets.append(id)
+            }
+        }
+        return tickets.isEmpty ? nil : tickets
+    }
+
     /// The refusal of `request` for the first lock it needs (by name) that is held against it, naming the
     /// holders; nil when every lock it needs is free for it.
     static func lockBusy(

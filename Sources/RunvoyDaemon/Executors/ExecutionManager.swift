@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// which shuts down first and calls `shutdown`.
 final class ExecutionManager: Service, Sendable {
     /// Where the manager is in its life.
-    private enum Phase {
+    enum Phase {
         /// Admitting executions.
         case serving
         /// Shutting down: nothing more is admitted; what runs has the shutdown grace to end.
@@ -23,7 +23,7 @@ final class ExecutionManager: Service, Sendable {
         case ended
     }
 
-    private struct State: ~Copyable {
+    struct State: ~Copyable {
         var phase = Phase.serving
         var running: [String: Execution] = [:]
         /// Admitted and being launched: not running yet, but the group must not end before they are.
@@ -34,6 +34,16 @@ final class ExecutionManager: Service, Sendable {
         var nextTicket: UInt64 = 0
         /// The ticket each running execution holds, by execution id.
         var tickets: [String: UInt64] = [:]
+        /// The executions that wait in the scheduler's queue, as their requests see them.
+        var room = WaitingRoom()
+        /// The limits of the configuration in force (`limitsChanged`; without it, of the latest request), for
+        /// what starts when something ends or leaves.
+        var limits = FairShares.Limits.unlimited
+        var limitsObserved = false
+        /// The waiters' clients, told of their places by one ticker (`ExecutionManager+QueueTicker`).
+        var tellers: [UInt64: QueueTeller] = [:]
+        var ticker: RepeatedTask?
+        var ticks: UInt64 = 0
         var started = 0
         /// Who waits for nothing to run or be launched any more (`shutdown`).
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -45,11 +55,11 @@ final class ExecutionManager: Service, Sendable {
         var isIdle: Bool { phase != .serving && running.isEmpty && launching == 0 }
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     /// Executions to run in the group, in the order they started.
     private let queue = AsyncStream<Execution>.makeStream()
-    private let group: any EventLoopGroup
-    private let logger: Logger
+    let group: any EventLoopGroup
+    let logger: Logger
     let launcher: ExecLaunch
     /// Called whenever the number of running executions changes (for sd_notify STATUS=).
     private let onChange: @Sendable (Int) -> Void
@@ -95,21 +105,25 @@ final class ExecutionManager: Service, Sendable {
 
     /// Plans, admits and launches `params` for `caller`. Every refusal is audited and thrown as a wire error.
     /// `onStarted` runs after the command is allowed, audited and spawned, before it runs and before any output.
+    /// With `params.wait`, what cannot start now waits in the queue (see `ExecutionManager+Queue`), telling
+    /// `client` where it stands.
     func start(
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
-        onStarted: @Sendable (Execution) async throws -> Void
+        client: QueueClient? = nil, onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let plan: ExecPlan
-        let ticket: UInt64
+        let admission: Admission
         do throws(ExecRefusal) {
             plan = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
-            ticket = try admit(plan)
+            admission = try admit(plan, waiting: try Self.waitRequest(params, plan))
         } catch {
             throw deny(error, caller: caller, config: config)
         }
+        let ticket = admission.ticket
+        let queued = try await waitIfQueued(admission, plan, client: client)
         let launched: ExecLaunch.Launched
         do throws(LaunchFailure) {
-            launched = try await launcher.launch(plan)
+            launched = try await launcher.launch(plan, queued: queued)
         } catch {
             release(ticket, plan.config)
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }
@@ -132,7 +146,7 @@ final class ExecutionManager: Service, Sendable {
     }
 
     /// Records a refusal (within the caller's bound) and gives the wire error.
-    private func deny(_ refusal: ExecRefusal, caller: Caller, config: DaemonConfig) -> RunvoyError {
+    func deny(_ refusal: ExecRefusal, caller: Caller, config: DaemonConfig) -> RunvoyError {
         let audit = AuditLog(
             failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
             journal: launcher.journal)
@@ -155,38 +169,52 @@ final class ExecutionManager: Service, Sendable {
     /// executions (the ceiling, the administrators' reserve, the caller's own share) or its executor's
     /// `concurrency`, nor when the state directory is nearly full (a reserve of free space keeps room for running
     /// executions' output and ends: new ones are refused first). An admitted plan holds a launch slot and a ticket
-    /// of the scheduler until `register` or `release`.
-    func admit(_ plan: ExecPlan) throws(ExecRefusal) -> UInt64 {
+    /// of the scheduler until `register` or `release`. With `waiting`, what cannot start now waits in the queue
+    /// under that id instead of being refused.
+    func admit(_ plan: ExecPlan, waiting: WaitRequest? = nil) throws(ExecRefusal) -> Admission {
         let metered: [RateBuckets.Key]
         switch rates.takeExecution(caller: plan.caller, executor: plan.executor, config: plan.config) {
         case .success(let keys): metered = keys
         case .failure(let limited): throw plan.refusal(limited)
         }
         let limits = FairShares.Limits.executions(plan.config.limits)
-        let refusal = state.withLock { state -> Result<UInt64, RunvoyError> in
+        let refusal = state.withLock { state -> Result<Admission, RunvoyError> in
             guard case .serving = state.phase else { return .failure(RunvoyError(.busy, "runvoyd is shutting down")) }
+            if !state.limitsObserved { state.limits = limits }
             state.nextTicket += 1
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: plan.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
                 executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims)
-            guard state.scheduler.arrive(request, within: limits).contains(request.id) else {
-                // Nothing waits yet: what cannot start now is refused.
+            let started = state.scheduler.arrive(request, within: limits)
+            began(started.filter { $0 != request.id }, &state)
+            guard started.contains(request.id) else {
+                if let waiting {
+                    queue(request, waiting, &state)
+                    return .success(Admission(ticket: request.id, waiting: waiting))
+                }
                 let error = Self.busy(
                     request, state.scheduler, limits, running: state.running, tickets: state.tickets)
-                _ = state.scheduler.cancel(request.id, within: limits)
+                began(state.scheduler.cancel(request.id, within: limits) ?? [], &state)
                 return .failure(error)
             }
             state.launching += 1
-            return .success(request.id)
+            return .success(Admission(ticket: request.id, waiting: nil))
         }
-        let ticket: UInt64
+        let admission: Admission
         switch refusal {
-        case .success(let admitted): ticket = admitted
+        case .success(let admitted): admission = admitted
         case .failure(let error):
             rates.refund(metered)
             throw plan.refusal(error)
         }
+        // A waiter's free space is checked when its turn comes.
+        if admission.waiting == nil { try checkFreeSpace(plan, ticket: admission.ticket) }
+        return admission
+    }
+
+    /// Refuses `plan` (releasing its admitted `ticket`) when the state directory is below its free-space reserve.
+    func checkFreeSpace(_ plan: ExecPlan, ticket: UInt64) throws(ExecRefusal) {
         let reserve = plan.config.history.minFreeBytes
         if reserve > 0, let free = store.freeBytes, free < reserve {
             release(ticket, plan.config)
@@ -199,12 +227,11 @@ final class ExecutionManager: Service, Sendable {
                     "the execution history is nearly out of space (\(free >> 20) MiB free, below the reserve of \(reserve >> 20) MiB); nothing was run"
                 ))
         }
-        return ticket
     }
 
     /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
     /// there), else a lock it needs (naming who holds it).
-    private static func busy(
+    static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
         _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64]
     ) -> RunvoyError {
@@ -260,10 +287,10 @@ final class ExecutionManager: Service, Sendable {
     }
 
     /// An admitted launch failed: its slot and its ticket are free again.
-    private func release(_ ticket: UInt64, _ config: DaemonConfig) {
+    func release(_ ticket: UInt64, _ config: DaemonConfig) {
         state.withLock { state in
             state.launching -= 1
-            _ = state.scheduler.finish(ticket, within: .executions(config.limits))
+            began(state.scheduler.finish(ticket, within: state.limits), &state)
             closeQueueIfDone(&state)
         }
     }
@@ -272,8 +299,7 @@ final class ExecutionManager: Service, Sendable {
         let count = state.withLock { state -> Int in
             state.running.removeValue(forKey: execution.id)
             if let ticket = state.tickets.removeValue(forKey: execution.id) {
-                // Nothing waits yet, so the limits only matter for what would start.
-                _ = state.scheduler.finish(ticket, within: .unlimited)
+                began(state.scheduler.finish(ticket, within: state.limits), &state)
             }
             closeQueueIfDone(&state)
             return state.running.count
@@ -284,7 +310,7 @@ final class ExecutionManager: Service, Sendable {
     /// Once shutting down with nothing running or launching, no execution can come any more: the group may end,
     /// and `shutdown` returns. (Not when the group has ended: an execution's last step, its `exit` event, may wait
     /// on a client that does not read, and only the server's end of that connection, after `shutdown`, ends it.)
-    private func closeQueueIfDone(_ state: inout State) {
+    func closeQueueIfDone(_ state: inout State) {
         guard state.isIdle else { return }
         queue.continuation.finish()
         let waiters = state.idleWaiters
@@ -325,6 +351,7 @@ final class ExecutionManager: Service, Sendable {
     func shutdown(grace: Duration, killGrace: Duration) async {
         let count = state.withLock { state -> Int in
             if state.phase == .serving { state.phase = .draining }
+            emptyQueue(&state)
             closeQueueIfDone(&state)
             return state.running.count
         }

@@ -7,8 +7,10 @@ import RunvoyStore
 /// the same pid), and removes output folders no execution owns.
 enum HistoryRecovery {
     static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
-        let unfinished = try store.unfinished()
+        let left = try store.unfinished()
         let now = WallClock.milliseconds()
+        let unfinished = left.filter { $0.status != .queued }
+        for info in left where info.status == .queued { cancelQueued(info, store: store, audit: audit, logger: logger) }
         for info in unfinished {
             let reader = OutputLogReader(directory: store.outputDirectory(info.executionId))
             var totals = OutputRecorder.Totals(
@@ -62,5 +64,30 @@ enum HistoryRecovery {
         if orphans > 0 { logger.notice("removed orphaned stored output", metadata: ["count": "\(orphans)"]) }
         // Only now: the orphan sweep would take spare folders for orphans.
         store.spares.refill()
+    }
+
+    /// An execution that waited in the previous daemon's queue never ran: it is `cancelled`. (Its client lost
+    /// its connection when that daemon stopped, and was told so then or saw the connection close.)
+    private static func cancelQueued(_ info: ExecutionInfo, store: ExecutionStore, audit: AuditLog, logger: Logger) {
+        let reason = "runvoyd stopped while the execution waited in the queue; it did not run"
+        var outcome = ExecutionStore.Outcome.notStarted(reason: reason)
+        outcome.status = .cancelled
+        do throws(StoreError) {
+            try store.finish(info.executionId, outcome)
+        } catch {
+            logger.error(
+                "cannot record a cancelled execution yet",
+                metadata: ["execution": "\(info.executionId)", "error": "\(error)"])
+        }
+        audit.recordBestEffort(
+            AuditEvent(
+                .executionCancelled, priority: 5,
+                message: "execution \(info.executionId) of \(info.callerUser) left the queue: \(reason)",
+                fields: [
+                    ("EXECUTION_ID", info.executionId), ("CALLER_UID", String(info.callerUid)),
+                    ("CALLER_USER", info.callerUser), ("CALLER_PID", String(info.callerPid)),
+                    ("EXECUTOR", info.executor), ("ARGV", JSONText.array(info.argv)), ("CAUSE", "restart"),
+                    ("REASON", "cancelled: \(reason)"),
+                ]))
     }
 }

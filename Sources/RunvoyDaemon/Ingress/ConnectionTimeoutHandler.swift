@@ -24,6 +24,8 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         /// A request that counts as activity arrived now.
         func touch() { state.withLock { $0.lastRequest = .now() } }
         var lastRequest: NIODeadline { state.withLock { $0.lastRequest } }
+        /// Fired when the connection's input closes.
+        let hangup = Hangup()
     }
 
     private let timeout: TimeAmount
@@ -47,7 +49,13 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     func channelInactive(context: ChannelHandlerContext) {
         scheduled?.cancel()
         scheduled = nil
+        activity.hangup.fire()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(ChannelEvent.inputClosed) = event as? ChannelEvent { activity.hangup.fire() }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -5,6 +5,7 @@ import RunvoyKit
 /// and executions keep the snapshot they started under.
 final class ConfigStore: Sendable {
     private let snapshot: Mutex<DaemonConfig>
+    private let observers = Mutex<[@Sendable (DaemonConfig) -> Void]>([])
 
     init(_ config: DaemonConfig) {
         snapshot = Mutex(config)
@@ -14,5 +15,12 @@ final class ConfigStore: Sendable {
 
     func replace(with config: DaemonConfig) {
         snapshot.withLock { $0 = config }
+        for observer in observers.withLock({ $0 }) { observer(config) }
+    }
+
+    /// Calls `observer` with the configuration in force now and after every reload.
+    func observe(_ observer: @escaping @Sendable (DaemonConfig) -> Void) {
+        observers.withLock { $0.append(observer) }
+        observer(current)
     }
 }

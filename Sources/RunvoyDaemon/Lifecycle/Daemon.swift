@@ -59,6 +59,8 @@ struct Daemon {
             executionChanges.add(1, ordering: .relaxed)
             if let server = server.value { notifier.status(server.statusLine()) }
         }
+        // What waits in the queue starts as soon as a reload makes room for it.
+        store.observe { executions.limitsChanged($0) }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
         let context = ServerContext(
             config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger)

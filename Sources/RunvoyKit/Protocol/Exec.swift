@@ -18,13 +18,20 @@ public struct ExecParams: Codable, Sendable, Equatable {
     public var binaryOutput: Bool?
     /// Run the command on a pseudo-terminal of this size instead of pipes.
     public var tty: TerminalParams?
+    /// Wait in the queue when the executor's `concurrency`, the daemon's ceiling or the caller's share is full,
+    /// instead of being refused with `busy` (the default, for clients that do not show queue events).
+    public var wait: Bool?
+    /// With `wait`: give up after this many milliseconds in the queue (`queue_timeout`); no bound when absent.
+    public var waitTimeoutMs: Int64?
 
     public init(
         argv: [String], executor: String? = nil, env: [String: String]? = nil, timeoutMs: Int64? = nil,
         detach: Bool? = nil, killOnDisconnect: Bool? = nil, stdin: Bool? = nil, binaryOutput: Bool? = nil,
-        tty: TerminalParams? = nil
+        tty: TerminalParams? = nil, wait: Bool? = nil, waitTimeoutMs: Int64? = nil
     ) {
         self.tty = tty
+        self.wait = wait
+        self.waitTimeoutMs = waitTimeoutMs
         self.argv = argv
         self.executor = executor
         self.env = env
@@ -36,8 +43,9 @@ public struct ExecParams: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case argv, executor, env, detach, stdin, tty
+        case argv, executor, env, detach, stdin, tty, wait
         case timeoutMs = "timeout_ms"
+        case waitTimeoutMs = "wait_timeout_ms"
         case killOnDisconnect = "kill_on_disconnect"
         case binaryOutput = "binary_output"
     }

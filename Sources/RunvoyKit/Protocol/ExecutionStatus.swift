@@ -1,6 +1,6 @@
 /// Where an execution is in its life, as `list` and `status` report it.
 public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
-    /// Accepted but not started yet (reserved: this daemon starts executions at once and never reports it).
+    /// Accepted and waiting in the queue (`exec` with `wait`): not started yet.
     case queued
     /// The command is running.
     case running
@@ -14,6 +14,9 @@ public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
     case timedOut = "timed_out"
     /// The daemon stopped (crashed, was killed) while the command ran; the command's end is unknown.
     case lost
+    /// Left the queue before it started (`cancel`, its wait timeout, its client went away, or the daemon
+    /// stopped): it never ran.
+    case cancelled
 
     /// Whether the execution has ended.
     public var isFinal: Bool { self != .queued && self != .running }

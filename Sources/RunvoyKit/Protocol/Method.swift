@@ -22,6 +22,8 @@ public enum Method: String, Sendable, CaseIterable {
     case kill
     /// The named locks: their mode, holders and waiters.
     case locks
+    /// Take a waiting execution out of the queue by id; it never runs.
+    case cancel
     /// Whether a command would be allowed, and the rule that decides.
     case explain
     /// The executors and command rules the caller may use.

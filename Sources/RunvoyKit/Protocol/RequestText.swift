@@ -16,6 +16,8 @@ public enum RequestText {
         if let stdin = params.stdin { members.append("\"stdin\":\(stdin)") }
         if let binary = params.binaryOutput { members.append("\"binary_output\":\(binary)") }
         if let tty = params.tty { members.append("\"tty\":" + terminal(tty)) }
+        if let wait = params.wait { members.append("\"wait\":\(wait)") }
+        if let waitTimeout = params.waitTimeoutMs { members.append("\"wait_timeout_ms\":\(waitTimeout)") }
         return frame(id: id, method: .exec, params: "{" + members.joined(separator: ",") + "}")
     }
 

@@ -38,6 +38,10 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// An executor injects a secret that is not set, or a secret named in a request does not exist.
         public static let secretMissing = Code(rawValue: "secret_missing")
+        /// The execution waited in the queue for its `wait_timeout_ms` and gave up; it never ran.
+        public static let queueTimeout = Code(rawValue: "queue_timeout")
+        /// The execution left the queue before it started (`cancel`, or the daemon stopped); it never ran.
+        public static let cancelled = Code(rawValue: "cancelled")
         /// Something failed inside the daemon.
         public static let internalError = Code(rawValue: "internal")
         /// The caller's rate limit is used up for now; `data.retry_after_ms` says when the next one is allowed.

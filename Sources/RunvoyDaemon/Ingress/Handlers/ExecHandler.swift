@@ -15,9 +15,14 @@ struct ExecHandler: MethodHandler {
         let detach = request.detach ?? false
         let activity = context.activity
         activity.attach()
+        let events = context.sink
+        let client = ExecutionManager.QueueClient(
+            send: { try await events.send($0) }, onHangup: { activity.hangup.on($0) },
+            isGone: { activity.hangup.isClosed })
         do {
             let execution = try await context.executions.start(
-                request, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink
+                request, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink,
+                client: client
             ) { execution in
                 try await sink.send(
                     StartedEvent(

@@ -54,7 +54,9 @@ struct KillHandler: MethodHandler {
             info = found
         }
         guard let execution = context.executions.running(id: info.executionId) else {
-            throw RunvoyError(.invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))")
+            let hint = info.status == .queued ? "; it waits in the queue: use cancel" : ""
+            throw RunvoyError(
+                .invalidState, "execution \(info.executionId) is not running (\(info.status.rawValue))\(hint)")
         }
         fields.append(("OWNER_UID", String(execution.caller.uid)))
         return execution

@@ -28,6 +28,7 @@ struct MethodTable: Sendable {
         LogsHandler(),
         KillHandler(),
         LocksHandler(),
+        CancelHandler(),
         ExplainHandler(),
         CapabilitiesHandler(),
         UsersHandler(),

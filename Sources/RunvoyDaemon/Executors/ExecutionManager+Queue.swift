@@ -1,0 +1,279 @@
+import Logging
+import NIOCore
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// The queue: an `exec` with `wait` that cannot start now gets its id and a `queued` history row at once, tells
+/// its client where it stands (`queued` events), and waits until the scheduler starts it, or it leaves the queue
+/// (`cancel`, its wait timeout, its client going away, the daemon stopping) and never runs.
+extension ExecutionManager {
+    /// An `exec` that may wait, with the id it gets at once.
+    struct WaitRequest: Sendable {
+        let executionID: String
+        let createdAtMs: Int64
+        /// Give up after this long in the queue; no bound when nil.
+        let timeout: Duration?
+    }
+
+    /// What admission gave a plan: a ticket of the scheduler, running (a launch slot) or waiting.
+    struct Admission: Sendable {
+        let ticket: UInt64
+        /// Set when it waits in the queue.
+        let waiting: WaitRequest?
+    }
+
+    /// The client of a waiting `exec`.
+    struct QueueClient: Sendable {
+        /// Sends a `queued` event; throws when the client is gone.
+        let send: @Sendable (QueuedEvent) async throws -> Void
+        /// Calls its argument once the client's input closes (at once if it has); returns what undoes that.
+        let onHangup: @Sendable (@escaping @Sendable () -> Void) -> @Sendable () -> Void
+        /// Whether the client's input has closed.
+        let isGone: @Sendable () -> Bool
+    }
+
+    /// The wait `params` asks for, or nil for none.
+    static func waitRequest(_ params: ExecParams, _ plan: ExecPlan) throws(ExecRefusal) -> WaitRequest? {
+        guard params.wait == true else { return nil }
+        var timeout: Duration?
+        if let ms = params.waitTimeoutMs {
+            guard ms > 0 else {
+                throw plan.refusal(RunvoyError(.invalidArgument, "wait_timeout_ms must be positive, not \(ms)"))
+            }
+            timeout = .milliseconds(ms)
+        }
+        let now = WallClock.milliseconds()
+        return WaitRequest(
+            executionID: ExecutionID.make(milliseconds: UInt64(now)), createdAtMs: now, timeout: timeout)
+    }
+
+    /// Puts `request` in the waiting room (it already waits in the scheduler).
+    func queue(_ request: AdmissionScheduler<UInt64>.Request, _ waiting: WaitRequest, _ state: inout State) {
+        state.room.add(
+            WaitingRoom.Waiter(
+                ticket: request.id, executionID: waiting.executionID, executor: request.executor, uid: request.uid,
+                holder: request.holder, concurrency: request.concurrency, queuedAtMs: waiting.createdAtMs,
+                locks: request.locks))
+    }
+
+    /// The scheduler started `started` (waiters): each takes a launch slot and its request launches it. While
+    /// shutting down, none does: each leaves instead, and its slot is freed at once.
+    func began(_ started: [UInt64], _ state: inout State) {
+        state.room.generation &+= 1
+        var work = started
+        while let ticket = work.popLast() {
+            if case .serving = state.phase {
+                if state.room.end(ticket, .started) { state.launching += 1 }
+            } else if state.room.end(ticket, .left(error: Self.stopping, cause: "shutdown")) {
+                work += state.scheduler.finish(ticket, within: state.limits)
+            }
+        }
+    }
+
+    static var stopping: RunvoyError {
+        RunvoyError(.cancelled, "runvoyd is stopping; the execution waited in the queue and did not run")
+    }
+
+    /// At shutdown: every waiter leaves the queue.
+    func emptyQueue(_ state: inout State) {
+        stopTicker(&state)
+        for ticket in state.room.waitingTickets.reversed()
+        where state.room.end(ticket, .left(error: Self.stopping, cause: "shutdown")) {
+            began(state.scheduler.cancel(ticket, within: state.limits) ?? [], &state)
+        }
+    }
+
+    /// Takes `ticket` out of the queue; false when it no longer waits (it started, or left already).
+    @discardableResult
+    func leave(_ ticket: UInt64, _ error: RunvoyError, cause: String) -> Bool {
+        state.withLock { state in
+            guard state.room.end(ticket, .left(error: error, cause: cause)) else { return false }
+            began(state.scheduler.cancel(ticket, within: state.limits) ?? [], &state)
+            return true
+        }
+    }
+
+    /// `cancel`: takes the waiting execution `executionID` out of the queue; false when it does not wait.
+    func cancel(_ executionID: String, by who: String) -> Bool {
+        guard let ticket = state.withLock({ $0.room.ticket(of: executionID) }) else { return false }
+        let error = RunvoyError(
+            .cancelled, "execution \(executionID) was cancelled by \(who) while it waited in the queue; it did not run")
+        return leave(ticket, error, cause: "cancelled")
+    }
+
+    /// The configuration in force changed: the limits what ends or leaves is judged by are its, and whatever
+    /// waits and fits now starts.
+    func limitsChanged(_ config: DaemonConfig) {
+        state.withLock { state in
+            state.limits = .executions(config.limits)
+            state.limitsObserved = true
+            began(state.scheduler.reconsider(within: state.limits), &state)
+        }
+    }
+
+    /// Whether `executionID` waits in the queue.
+    func isQueued(_ executionID: String) -> Bool { state.withLock { $0.room.ticket(of: executionID) != nil } }
+
+    /// How many executions wait in the queue.
+    var queuedCount: Int { state.withLock { $0.room.count } }
+
+    /// When `admission` waits: records it, waits for its turn while telling `client` where it stands, and returns
+    /// its id and creation time once it holds its slot. Throws what its client is told when it leaves instead.
+    func waitIfQueued(
+        _ admission: Admission, _ plan: ExecPlan, client: QueueClient?
+    ) async throws(RunvoyError) -> (id: String, createdAtMs: Int64)? {
+        guard let waiting = admission.waiting else { return nil }
+        let ticket = admission.ticket
+        let audit = plan.auditLog(logger: logger, journal: launcher.journal)
+        do throws(StoreError) {
+            try store.insert(
+                plan.historyRow(id: waiting.executionID, status: .queued, createdAtMs: waiting.createdAtMs))
+        } catch {
+            let told = RunvoyError(
+                .storeUnavailable, "cannot record the execution in the history (\(error.message)); nothing was run")
+            leave(ticket, told, cause: "store")
+            _ = await turn(ticket)
+            throw deny(plan.refusal(told), caller: plan.caller, config: plan.config)
+        }
+        let first = state.withLock { queueEvent(ticket, plan.requestID, &$0) }
+        audit.recordBestEffort(QueueRecords.queued(plan, waiting, first))
+        let watch = watch(ticket, waiting, plan.requestID, client: client, first: first)
+        let turn = await turn(ticket)
+        watch()
+        let waitedUsec = (WallClock.milliseconds() - waiting.createdAtMs) * 1000
+        switch turn {
+        case .started where client?.isGone() == true:
+            // Its client went away as its turn came: it never runs, and the slot goes to the next.
+            release(ticket, plan.config)
+            let gone = Self.clientGone
+            endQueued(waiting.executionID, reason: gone.message)
+            audit.recordBestEffort(
+                QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec))
+            throw gone
+        case .started:
+            try startQueued(ticket, plan, waiting, waitedUsec: waitedUsec, audit: audit)
+            return (waiting.executionID, waiting.createdAtMs)
+        case .left(let error, let cause):
+            endQueued(waiting.executionID, reason: error.message)
+            audit.recordBestEffort(
+                QueueRecords.cancelled(plan, waiting, cause: cause, reason: error, waitedUsec: waitedUsec))
+            throw error
+        }
+    }
+
+    /// A waiter's turn came: its row becomes `running` (unless the disk is below its reserve now).
+    private func startQueued(
+        _ ticket: UInt64, _ plan: ExecPlan, _ waiting: WaitRequest, waitedUsec: Int64, audit: AuditLog
+    ) throws(RunvoyError) {
+        do throws(ExecRefusal) {
+            try checkFreeSpace(plan, ticket: ticket)
+        } catch {
+            endQueued(waiting.executionID, reason: error.error.message, status: .failed)
+            throw deny(error, caller: plan.caller, config: plan.config)
+        }
+        let dequeued: Bool
+        do throws(StoreError) {
+            dequeued = try store.dequeue(waiting.executionID)
+        } catch {
+            release(ticket, plan.config)
+            let told = RunvoyError(
+                .storeUnavailable, "cannot record the execution's start (\(error.message)); it did not run")
+            endQueued(waiting.executionID, reason: told.message, status: .failed)
+            throw told
+        }
+        guard dequeued else {
+            release(ticket, plan.config)
+            throw RunvoyError(
+                .cancelled, "execution \(waiting.executionID) no longer waits in the queue; it did not run")
+        }
+        audit.recordBestEffort(QueueRecords.dequeued(plan, waiting, waitedUsec: waitedUsec))
+    }
+
+    /// Ends a queued row that never ran.
+    private func endQueued(_ id: String, reason: String, status: ExecutionStatus = .cancelled) {
+        var outcome = ExecutionStore.Outcome.notStarted(reason: reason)
+        outcome.status = status
+        do throws(StoreError) {
+            try store.finish(id, outcome)
+        } catch {
+            logger.error(
+                "cannot record the end of a queued execution", metadata: ["execution": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Returns once `ticket`'s wait has ended.
+    private func turn(_ ticket: UInt64) async -> WaitingRoom.Turn {
+        await withCheckedContinuation { continuation in
+            if let turn = state.withLock({ $0.room.await(ticket, continuation) }) {
+                continuation.resume(returning: turn)
+            }
+        }
+    }
+
+    /// While `ticket` waits: its client hears of the changes of its place (`QueueTicker`), and it leaves the
+    /// queue when its client goes or its wait timeout passes. Returns what stops all that.
+    private func watch(
+        _ ticket: UInt64, _ waiting: WaitRequest, _ requestID: RequestID?, client: QueueClient?, first: QueuedEvent?
+    ) -> @Sendable () -> Void {
+        let unhook = client?.onHangup { [self] in leave(ticket, Self.clientGone, cause: "client_gone") }
+        let timer = waiting.timeout.map { timeout in
+            group.any().scheduleTask(in: TimeAmount(timeout)) { [self] in
+                let error = RunvoyError(
+                    .queueTimeout,
+                    "execution \(waiting.executionID) waited \(Self.describe(timeout)) in the queue (its wait timeout) and did not run"
+                )
+                leave(ticket, error, cause: "wait_timeout")
+            }
+        }
+        if let client { tell(ticket, client, requestID, first: first) }
+        return { [self] in
+            unhook?()
+            timer?.cancel()
+            _ = state.withLock { $0.tellers.removeValue(forKey: ticket) }
+        }
+    }
+
+    static var clientGone: RunvoyError {
+        RunvoyError(.cancelled, "the client went away while the execution waited in the queue")
+    }
+
+    /// Where `ticket` stands, or nil once its wait has ended.
+    func queueEvent(_ ticket: UInt64, _ requestID: RequestID?, _ state: inout State) -> QueuedEvent? {
+        guard let waiter = state.room.waiters[ticket], let position = state.room.position(ticket) else { return nil }
+        var waitingFor = "turn"
+        var limit: Int?
+        var holders: [Execution] = []
+        let running = Array(state.running.values)
+        if let concurrency = waiter.concurrency,
+            state.scheduler.runningOnExecutor[waiter.executor, default: 0] >= concurrency
+        {
+            (waitingFor, limit) = ("concurrency", concurrency)
+            holders = running.filter { $0.executorName == waiter.executor }
+        } else if let denial = state.scheduler.shares.denial(waiter.uid, as: waiter.holder, within: state.limits) {
+            switch denial {
+            case .full(let total), .reserved(let total, _):
+                (waitingFor, limit, holders) = ("executions", total, running)
+            case .userShare(let share):
+                (waitingFor, limit) = ("user_share", share)
+                holders = running.filter { $0.caller.uid == waiter.uid }
+            }
+        } else if let held = Self.heldLocks(waiter.locks, state.scheduler), !held.isEmpty {
+            let executions = Self.byTicket(running: state.running, tickets: state.tickets)
+            waitingFor = "lock"
+            holders = held.compactMap { executions[$0] }
+        }
+        let now = WallClock.milliseconds()
+        let shown = holders.sorted { ($0.startedAtMs, $0.id) < ($1.startedAtMs, $1.id) }.prefix(3).map {
+            QueueHolder(executionId: $0.id, user: $0.caller.displayName, runningMs: max(0, now - $0.startedAtMs))
+        }
+        return QueuedEvent(
+            id: requestID, executionId: waiter.executionID, executor: waiter.executor, position: position,
+            waitingFor: waitingFor, limit: limit, holders: Array(shown), waitedMs: max(0, now - waiter.queuedAtMs))
+    }
+
+    static func describe(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+}
