@@ -89,6 +89,7 @@ final class ExecutionManager: Service, Sendable {
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
+        let began = ContinuousClock.now
         let plan: ExecPlan
         let ticket: UInt64
         do throws(ExecRefusal) {
@@ -107,6 +108,8 @@ final class ExecutionManager: Service, Sendable {
         }
         let execution = Execution(plan: plan, launched: launched, sink: sink)
         register(execution, ticket: ticket)
+        DaemonMetrics.shared.executionStarted(
+            executor: plan.executor.name, user: caller.displayName, latency: .now - began)
         // It runs (its timeout too) whether or not the client takes its `started` event; its output waits for that.
         if case .terminated = queue.continuation.yield(execution) {
             logger.error("an execution started after the execution manager stopped; killing it")
@@ -127,6 +130,7 @@ final class ExecutionManager: Service, Sendable {
             failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
             journal: launcher.journal)
         let hasRole = !Authorizer.roles(caller, config).isEmpty
+        DaemonMetrics.shared.refused(refusal.error.code)
         // A denial stands whether or not its record is written.
         refusals.record(
             refusal.record(caller: caller, hasRole: hasRole), caller: caller, hasRole: hasRole, audit: audit)
