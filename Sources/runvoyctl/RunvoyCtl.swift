@@ -32,7 +32,8 @@ struct RunvoyCtl: ParsableCommand {
         subcommands: [
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
             ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
-            WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self,
+            WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
+            TraceCommand.self,
         ]
     )
 }

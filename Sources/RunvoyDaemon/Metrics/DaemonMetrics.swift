@@ -65,6 +65,9 @@ final class DaemonMetrics: Sendable {
         self.gauges = gauges
     }
 
+    /// How long the daemon has run.
+    var uptime: Duration { .now - started }
+
     // MARK: - Hooks
 
     /// An execution's process started, `latency` after its request arrived.
@@ -122,7 +125,7 @@ final class DaemonMetrics: Sendable {
         gauges[.running]?.set(to: Double(sample.running))
         gauges[.queuedNow]?.set(to: Double(sample.queued))
         gauges[.connections]?.set(to: Double(sample.connections))
-        gauges[.uptime]?.set(to: Double((ContinuousClock.now - started).nanoseconds) / 1e9)
+        gauges[.uptime]?.set(to: Double(uptime.nanoseconds) / 1e9)
         gauges[.configLoaded]?.set(to: sample.configLoadedAtSeconds)
         if !sample.configDigest.isEmpty { setConfigDigest(sample.configDigest) }
         var bytes: [UInt8] = []

@@ -37,5 +37,7 @@ struct MethodTable: Sendable {
         SecretsGetHandler(),
         BackupHandler(),
         ExportHandler(),
+        HealthHandler(),
+        TraceHandler(),
     ])
 }
