@@ -107,6 +107,12 @@ let package = Package(
             path: "Benchmarks/StoreBench",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "MetricsBench",
+            dependencies: ["RunvoyDaemon"],
+            path: "Benchmarks/MetricsBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RunvoyConfigTests",
             dependencies: [

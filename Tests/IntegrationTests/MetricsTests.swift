@@ -100,6 +100,17 @@ final class MetricsTests {
         #expect(!after.body.contains("execution_id") && !after.body.contains("user="))
     }
 
+    /// The example alert rules load, and fire on the series runvoyd writes (their unit test beside them).
+    @Test func theExampleAlertRulesPassPromtool() throws {
+        let directory = Harness.packageRoot + "/packaging/prometheus"
+        let checked = try Harness.run([Self.promtool, "check", "rules", directory + "/runvoyd-alerts.yml"])
+        #expect(checked.status == 0, "\(checked.stdoutText) \(checked.stderrText)")
+        let tested = try Harness.run([
+            "/bin/sh", "-c", "cd \(directory) && \(Self.promtool) test rules runvoyd-alerts.test.yml",
+        ])
+        #expect(tested.status == 0, "\(tested.stdoutText) \(tested.stderrText)")
+    }
+
     @Test func theSocketHasItsOwnModeAndGroupAndAnswersOnlyMetrics() throws {
         let daemon = try Self.startDaemon()
         defer { daemon.stop() }

@@ -1,3 +1,4 @@
+import Foundation
 import RunvoyConfig
 import RunvoyKit
 import Testing
@@ -94,5 +95,42 @@ import Testing
         metrics.configure(userLabels: false) { DaemonMetrics.Sample(configDigest: "def") }
         text = String(decoding: metrics.exposition(), as: UTF8.self)
         #expect(text.contains(#"digest="def""#) && !text.contains(#"digest="abc""#))
+    }
+}
+
+/// The metric names in the documentation, the example alert rules and the Grafana dashboard are the ones the
+/// daemon exposes.
+@Suite struct MetricNamesTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func read(_ path: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+    }
+
+    /// Every `runvoyd_…` name in `text`, without a histogram's `_bucket`, `_sum` or `_count`.
+    static func names(in text: String) -> Set<String> {
+        let regex = try! Regex(#"runvoyd_[a-z_]+"#)
+        return Set(
+            text.matches(of: regex).map { match in
+                var name = String(text[match.range])
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) {
+                    name.removeLast(suffix.count)
+                }
+                return name
+            })
+    }
+
+    @Test func everyMetricIsDocumentedAndEveryUsedNameExists() throws {
+        let exposed = Set(MetricName.allCases.map(\.rawValue))
+        let documented = Self.names(in: try Self.read("docs/CONFIGURATION.md"))
+        #expect(exposed.subtracting(documented).isEmpty, "undocumented: \(exposed.subtracting(documented))")
+        for file in [
+            "docs/CONFIGURATION.md", "packaging/prometheus/runvoyd-alerts.yml",
+            "packaging/prometheus/runvoyd-alerts.test.yml", "packaging/grafana/runvoyd-dashboard.json",
+        ] {
+            let unknown = Self.names(in: try Self.read(file)).subtracting(exposed)
+            #expect(unknown.isEmpty, "\(file) names metrics runvoyd does not expose: \(unknown)")
+        }
     }
 }

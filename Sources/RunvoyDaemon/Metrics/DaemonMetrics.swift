@@ -12,16 +12,27 @@ import RunvoyKit
 ///
 /// One registry per process, like the journal writer (`Journal.shared`): the hooks sit deep in the execution path
 /// and need nothing passed down to them.
-final class DaemonMetrics: Sendable {
+public final class DaemonMetrics: Sendable {
     static let shared = DaemonMetrics()
 
     /// What the exposition samples at each scrape: state that exists elsewhere and costs nothing to keep here.
-    struct Sample: Sendable {
+    public struct Sample: Sendable {
         var running = 0
         var queued = 0
         var connections = 0
         var configDigest = ""
         var configLoadedAtSeconds = 0.0
+
+        public init(
+            running: Int = 0, queued: Int = 0, connections: Int = 0, configDigest: String = "",
+            configLoadedAtSeconds: Double = 0
+        ) {
+            self.running = running
+            self.queued = queued
+            self.connections = connections
+            self.configDigest = configDigest
+            self.configLoadedAtSeconds = configLoadedAtSeconds
+        }
     }
 
     let registry = PrometheusCollectorRegistry()
@@ -43,7 +54,7 @@ final class DaemonMetrics: Sendable {
     private let queuedTotal: CoreMetrics.Counter
     private let gauges: [MetricName: Prometheus.Gauge]
 
-    init() {
+    public init() {
         factory = PrometheusMetricsFactory(registry: registry)
         let registry = registry
         auditFailures = Self.counter(.auditWriteFailures, [], registry, factory)
@@ -71,14 +82,15 @@ final class DaemonMetrics: Sendable {
     // MARK: - Hooks
 
     /// An execution's process started, `latency` after its request arrived.
-    func executionStarted(executor: String, user: String, latency: Duration) {
+    public func executionStarted(executor: String, user: String, latency: Duration) {
         labelledCounter(.executionsStarted, [("executor", executor)]).increment()
         if userLabels.withLock({ $0 }) { labelledCounter(.executionsByUser, [("user", user)]).increment() }
         execLatency.recordNanoseconds(latency.nanoseconds)
     }
 
     /// An execution ended: how (`ExecutionStatus`' raw value), after how long, and what it printed.
-    func executionFinished(executor: String, outcome: String, durationUsec: Int64, stdout: Int64, stderr: Int64) {
+    public func executionFinished(executor: String, outcome: String, durationUsec: Int64, stdout: Int64, stderr: Int64)
+    {
         labelledCounter(.executionsFinished, [("executor", executor), ("outcome", outcome)]).increment()
         labelledTimer(.executionSeconds, [("executor", executor)]).recordMicroseconds(durationUsec)
         if stdout > 0 { labelledCounter(.streamedBytes, [("stream", "stdout")]).increment(by: stdout) }
@@ -91,13 +103,13 @@ final class DaemonMetrics: Sendable {
     }
 
     /// An audit record waited `latency` for the journal; `failed` when it was not written.
-    func auditWrite(_ latency: Duration, failed: Bool) {
+    public func auditWrite(_ latency: Duration, failed: Bool) {
         auditLatency.recordNanoseconds(latency.nanoseconds)
         if failed { auditFailures.increment() }
     }
 
     /// A write to the execution history took `latency`.
-    func storeWrite(_ latency: Duration) { storeLatency.recordNanoseconds(latency.nanoseconds) }
+    public func storeWrite(_ latency: Duration) { storeLatency.recordNanoseconds(latency.nanoseconds) }
 
     /// Secret values taken out of an execution's output.
     func redacted(_ count: Int) { if count > 0 { redactions.increment(by: count) } }
@@ -114,13 +126,13 @@ final class DaemonMetrics: Sendable {
     // MARK: - Exposition
 
     /// Sets what each scrape samples, and whether executions are counted by user.
-    func configure(userLabels: Bool, sampler: @escaping @Sendable () -> Sample) {
+    public func configure(userLabels: Bool, sampler: @escaping @Sendable () -> Sample) {
         self.userLabels.withLock { $0 = userLabels }
         self.sampler.withLock { $0 = sampler }
     }
 
     /// The exposition in Prometheus' text format (version 0.0.4), with the gauges sampled now.
-    func exposition() -> [UInt8] {
+    public func exposition() -> [UInt8] {
         let sample = sampler.withLock { $0 }?() ?? Sample()
         gauges[.running]?.set(to: Double(sample.running))
         gauges[.queuedNow]?.set(to: Double(sample.queued))
