@@ -13,7 +13,8 @@ final class MetricsTests {
     static func config(_ directory: String, extra: String = "") -> String {
         DaemonFixture.standardConfig(
             directory: directory,
-            extra: """
+            extra: SecretsTests.executors + """
+
                 metrics:
                   socket: \(directory)/metrics.sock
                   socket_mode: "0640"
@@ -98,6 +99,19 @@ final class MetricsTests {
         #expect(after.body.contains("runvoyd_config_info{digest="))
         // No execution id, and no user label unless configured.
         #expect(!after.body.contains("execution_id") && !after.body.contains("user="))
+    }
+
+    @Test func redactionsAreCounted() throws {
+        let daemon = try Self.startDaemon()
+        defer { daemon.stop() }
+        let path = daemon.directory + "/value"
+        try "metrics-secret-value-42\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try daemon.ctl(["secrets", "set", "api-token"], stdinPath: path).status == 0)
+        let before = Self.samples(try Self.scrape(daemon).body)["runvoyd_redactions_total"] ?? 0
+        let out = try daemon.ctl(["exec", "-e", "vault", "--", "sh", "-c", "echo $API_TOKEN; echo $API_TOKEN >&2"])
+        #expect(out.status == 0 && !out.stdoutText.contains("metrics-secret"))
+        let after = Self.samples(try Self.scrape(daemon).body)["runvoyd_redactions_total"] ?? 0
+        #expect(after - before == 2)
     }
 
     /// The example alert rules load, and fire on the series runvoyd writes (their unit test beside them).
