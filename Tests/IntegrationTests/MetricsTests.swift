@@ -80,7 +80,14 @@ final class MetricsTests {
         let timedOut = try daemon.ctl(["exec", "--timeout", "200ms", "--", "sleep", "30"])
         #expect(timedOut.stderrText.contains("timed out"))
 
-        let after = try Self.scrape(daemon)
+        var after = try Self.scrape(daemon)
+        // (The socket renders at most every 100 ms: wait for figures newer than the last execution.)
+        _ = try Harness.waitUntil {
+            after = try Self.scrape(daemon)
+            return Self.samples(after.body)["runvoyd_exec_latency_seconds_count"]
+                != old["runvoyd_exec_latency_seconds_count"]
+                && Self.samples(after.body)["runvoyd_executions_running"] == 0
+        }
         let checkedAfter = try Self.promtoolCheck(after.body, directory: daemon.directory)
         #expect(checkedAfter.status == 0, "promtool: \(checkedAfter.stdoutText) \(checkedAfter.stderrText)")
         let new = Self.samples(after.body)
@@ -110,8 +117,11 @@ final class MetricsTests {
         let before = Self.samples(try Self.scrape(daemon).body)["runvoyd_redactions_total"] ?? 0
         let out = try daemon.ctl(["exec", "-e", "vault", "--", "sh", "-c", "echo $API_TOKEN; echo $API_TOKEN >&2"])
         #expect(out.status == 0 && !out.stdoutText.contains("metrics-secret"))
-        let after = Self.samples(try Self.scrape(daemon).body)["runvoyd_redactions_total"] ?? 0
-        #expect(after - before == 2)
+        // (The socket renders at most every 100 ms: wait for figures newer than the execution.)
+        #expect(
+            try Harness.waitUntil {
+                (Self.samples(try Self.scrape(daemon).body)["runvoyd_redactions_total"] ?? 0) - before == 2
+            })
     }
 
     /// The example alert rules load, and fire on the series runvoyd writes (their unit test beside them).
