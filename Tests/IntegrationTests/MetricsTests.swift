@@ -108,6 +108,25 @@ final class MetricsTests {
         #expect(!after.body.contains("execution_id") && !after.body.contains("user="))
     }
 
+    /// A TCP listener only when configured, and then with a warning in the log.
+    @Test func aConfiguredTCPListenerServesWithAWarning() throws {
+        let port = Int.random(in: 20000...60000)
+        let daemon = try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory, extra: "metrics:\n  listen: 127.0.0.1:\(port)\n")
+        })
+        defer { daemon.stop() }
+        let fetch =
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(port)/metrics').read().decode())"
+        var out = try Harness.run(["/usr/bin/python3", "-c", fetch])
+        _ = try Harness.waitUntil {
+            out = try Harness.run(["/usr/bin/python3", "-c", fetch])
+            return out.status == 0
+        }
+        #expect(out.stdoutText.contains("runvoyd_build_info{"), "\(out.stderrText)")
+        #expect(daemon.log.contains("METRICS ARE SERVED ON TCP 127.0.0.1:\(port)"))
+        #expect(access(daemon.directory + "/metrics.sock", F_OK) != 0)
+    }
+
     @Test func redactionsAreCounted() throws {
         let daemon = try Self.startDaemon()
         defer { daemon.stop() }
