@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -66,6 +68,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -101,6 +105,12 @@ let package = Package(
             name: "StoreBench",
             dependencies: ["RunvoyStore"],
             path: "Benchmarks/StoreBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "MetricsBench",
+            dependencies: ["RunvoyDaemon"],
+            path: "Benchmarks/MetricsBench",
             swiftSettings: strict
         ),
         .testTarget(

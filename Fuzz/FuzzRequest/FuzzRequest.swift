@@ -39,7 +39,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .backup: check(BackupParams.self, payload)
     case .export: check(ExportParams.self, payload)
     case .resize: check(TerminalParams.self, payload)
-    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, nil: break
+    case .trace: check(TraceParams.self, payload)
+    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, nil: break
     }
     return 0
 }

@@ -12,6 +12,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var history: HistorySettings = HistorySettings()
     /// The secrets store and how secrets reach commands.
     public var secrets: SecretsSettings = SecretsSettings()
+    /// Where metrics are exposed (nowhere by default).
+    public var metrics: MetricsSettings = MetricsSettings()
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -41,7 +43,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public static func == (lhs: DaemonConfig, rhs: DaemonConfig) -> Bool {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
-            && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.roles == rhs.roles
+            && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
+            && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
             && lhs.defaultExecutorName == rhs.defaultExecutorName
@@ -139,4 +142,34 @@ public struct SecretsSettings: Sendable, Equatable {
     public var adminRead: Bool = false
 
     public init() {}
+}
+
+/// Where the daemon's metrics are exposed. Every way is off until configured.
+public struct MetricsSettings: Sendable, Equatable {
+    /// A Unix socket answering `GET /metrics` (plain HTTP); nil exposes none.
+    public var socket: String?
+    /// Permission bits of that socket file.
+    public var socketMode: UInt32 = 0o660
+    /// Group that owns that socket file (root's when nil).
+    public var socketGroup: String?
+    /// A node-exporter textfile-collector file (`….prom`), replaced atomically every `textfileInterval`; nil
+    /// writes none.
+    public var textfile: String?
+    public var textfileInterval: Duration = .seconds(15)
+    /// `HOST:PORT` of a TCP listener for `GET /metrics`; nil (the default) listens on no TCP port.
+    public var listen: String?
+    /// Count executions by calling user too (one series per user who ran something).
+    public var userLabels: Bool = false
+
+    public init() {}
+
+    /// `HOST:PORT` (`[::1]:9464` for IPv6), or nil when it is not one.
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
 }

@@ -38,6 +38,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case explainOthers = "explain_others"
     /// `backup`: an archive of the whole history, stored output and sealed secrets (and the key, if asked).
     case backup
+    /// `health`: the daemon's checks, configuration digest and up-time.
+    case health
 }
 
 /// The one place that says which role holds which permission (docs/CONFIGURATION.md prints the same table; a
@@ -47,9 +49,10 @@ public enum PermissionTable {
         .admin: Set(Permission.allCases),
         .operator: [
             .exec, .viewOwn, .viewAll, .killOwn, .killAll, .executorsRead, .secretsUse, .secretsManageOwn, .usersRead,
+            .health,
         ],
-        .developer: [.exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn],
-        .viewer: [.viewOwn, .viewAll, .executorsRead],
+        .developer: [.exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health],
+        .viewer: [.viewOwn, .viewAll, .executorsRead, .health],
     ]
 
     public static func permits(_ roles: Set<Role>, _ permission: Permission) -> Bool {

@@ -521,6 +521,11 @@ public final class ExecutionStore: Sendable {
     }
 
     /// SQLite's own consistency check: `["ok"]` when the database is sound.
+    /// `PRAGMA quick_check`: `["ok"]` when the database's structure is sound (`health` runs it).
+    public func quickCheck() throws(StoreError) -> [String] {
+        try read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+    }
+
     public func integrityCheck() throws(StoreError) -> [String] {
         try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
     }

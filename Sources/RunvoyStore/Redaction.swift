@@ -193,18 +193,21 @@ public struct RedactionSet: Sendable {
     ///
     /// A match may begin one character early (a base64 edge character) or end one character late, so a match
     /// starting exactly at `limit` is taken now: its edge character before `limit` is released with it.
-    func process(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int) {
+    func process(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int, replaced: Int) {
         let result = processCounting(buffer, limit: limit)
-        return (result.output, result.resume)
+        return (result.output, result.resume, result.replaced)
     }
 
     /// `process`, also saying how many times forms' bytes were compared with the output: only where a whole
     /// form's hash matched (tests check that output holding only the start of a form costs no comparison).
-    func processCounting(_ buffer: [UInt8], limit: Int) -> (output: [UInt8], resume: Int, comparisons: Int) {
+    func processCounting(
+        _ buffer: [UInt8], limit: Int
+    ) -> (output: [UInt8], resume: Int, comparisons: Int, replaced: Int) {
         var output: [UInt8] = []
         output.reserveCapacity(buffer.count)
         var position = 0
         var comparisons = 0
+        var replaced = 0
         buffer.withUnsafeBytes { raw in
             withHashes { hashes in
                 var scan = 0
@@ -223,6 +226,7 @@ public struct RedactionSet: Sendable {
                         if let (start, end, index) = confirm(raw, at: scan, after: position) {
                             output += raw[position..<start]
                             output += patterns[index].replacement
+                            replaced += 1
                             position = end
                             scan = end
                             fresh = false
@@ -237,7 +241,7 @@ public struct RedactionSet: Sendable {
                 position = limit
             }
         }
-        return (output, position, comparisons)
+        return (output, position, comparisons, replaced)
     }
 
     /// Runs `body` with this set's hash tables and a rolling hash per group, without copies or bounds checks.

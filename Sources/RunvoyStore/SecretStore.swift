@@ -25,6 +25,11 @@ public final class SecretStore: Sendable {
     private let store: ExecutionStore
     let key: SymmetricKey
 
+    /// Whether `other` is the key this store holds (`health` compares the key file with it).
+    public func holdsKey(_ other: SymmetricKey) -> Bool {
+        key.withUnsafeBytes { mine in other.withUnsafeBytes { Array(mine) == Array($0) } }
+    }
+
     static let checkText = Array("runvoy master key check".utf8)
 
     /// Opens the secrets of `store` with `key`; throws when `key` is not the key the store was sealed with.

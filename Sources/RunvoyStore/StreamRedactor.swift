@@ -18,6 +18,8 @@ public final class StreamRedactor {
     private var held: [UInt8] = []
     /// When the held bytes must be released (nanoseconds on the caller's monotonic clock); nil when none are held.
     public private(set) var deadline: Int64?
+    /// How many values (in any of their forms) were taken out so far.
+    public private(set) var replaced = 0
 
     public init(_ set: RedactionSet, idleFlush: Duration = StreamRedactor.defaultIdleFlush) {
         self.set = set
@@ -32,9 +34,10 @@ public final class StreamRedactor {
         var output: [UInt8] = []
         let limit = held.count - set.holdLength
         if limit > 0 {
-            let resume: Int
-            (output, resume) = set.process(held, limit: limit)
-            held.removeFirst(min(resume, held.count))
+            let result = set.process(held, limit: limit)
+            output = result.output
+            replaced += result.replaced
+            held.removeFirst(min(result.resume, held.count))
         }
         deadline = held.isEmpty ? nil : now + idleFlushNanoseconds
         return output
@@ -52,6 +55,8 @@ public final class StreamRedactor {
             held = []
             deadline = nil
         }
-        return set.process(held, limit: held.count).output
+        let result = set.process(held, limit: held.count)
+        replaced += result.replaced
+        return result.output
     }
 }

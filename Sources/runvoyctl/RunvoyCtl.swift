@@ -33,7 +33,8 @@ struct RunvoyCtl: ParsableCommand {
             ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
             LocksCommand.self, CancelCommand.self, ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self,
             ReloadCommand.self, SecretsCommand.self,
-            WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self,
+            WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
+            TraceCommand.self,
         ]
     )
 }

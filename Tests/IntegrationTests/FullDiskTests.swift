@@ -55,6 +55,21 @@ final class FullDiskTests {
         return try JSONDecoder().decode(ExecutionInfo.self, from: out.stdout)
     }
 
+    /// `health` fails (exit 2) on the disk check once free space is below the reserve (the thresholds are unit-tested
+    /// in `HealthChecksTests`).
+    @Test func healthReportsADiskBelowTheReserve() throws {
+        let daemon = try startDaemon(reserve: "2MiB")
+        defer { daemon.stop() }
+        #expect(try daemon.ctl(["health"], timeout: 20).status == 0)
+        fill()
+        let full = try daemon.ctl(["health", "--json"], timeout: 20)
+        #expect(full.status == 2)
+        let disk = try JSONDecoder().decode(HealthResult.self, from: full.stdout).checks.first { $0.name == "disk" }
+        #expect(disk?.status == .failing && disk?.message.contains("refused") == true, "\(String(describing: disk))")
+        freeSpace()
+        #expect(try daemon.ctl(["health"], timeout: 20).status == 0)
+    }
+
     @Test func theEndOfAnExecutionReachesTheHistoryWhenTheDiskFillsUp() throws {
         var daemon: DaemonFixture? = try startDaemon()
         // Some space to give back later.

@@ -120,6 +120,23 @@ final class JournalStallTests {
         #expect(entries.compactMap { $0["RUNVOY_EVENT"] } == ["decision", "execution_started", "execution_finished"])
     }
 
+    /// `health` says the journal fails (exit 2) while it takes no records, and is healthy again once it does.
+    @Test func healthReportsAStalledJournal() throws {
+        let daemon = try DaemonFixture(environment: ["RUNVOYD_JOURNAL_SOCKET": socketPath])
+        defer { daemon.stop() }
+        #expect(try daemon.ctl(["health"], timeout: 20).status == 0)
+        journald.signal(SIGSTOP)
+        defer { journald.signal(SIGCONT) }
+        try fillJournalQueue()
+        let stalled = try daemon.ctl(["health", "--json"], timeout: 20)
+        #expect(stalled.status == 2)
+        let health = try JSONDecoder().decode(HealthResult.self, from: stalled.stdout)
+        let journal = health.checks.first { $0.name == "journal" }
+        #expect(journal?.status == .failing && health.status == .failing, "\(String(describing: journal))")
+        journald.signal(SIGCONT)
+        #expect(try Harness.waitUntil { try daemon.ctl(["health"], timeout: 20).status == 0 })
+    }
+
     @Test func recordsLargerThanADatagramReachTheJournal() throws {
         let daemon = try DaemonFixture(environment: ["RUNVOYD_JOURNAL_SOCKET": socketPath])
         defer { daemon.stop() }

@@ -443,3 +443,39 @@ struct SecretsConfigTests {
         #expect(found.contains { $0.keyPath == key && $0.message.contains(message) }, "\(found)")
     }
 }
+
+/// `metrics`: off by default, each way configured on its own, and a listen address that is not `HOST:PORT` refused.
+struct MetricsConfigTests {
+    static let executor = "executors: {x: {run_as: {user: nobody}, commands: any}}\n"
+
+    @Test func nothingIsExposedByDefault() throws {
+        let config = try ConfigLoader.parse(yaml: Self.executor, file: "t.yaml")
+        #expect(config.metrics == MetricsSettings())
+        #expect(config.metrics.socket == nil && config.metrics.textfile == nil && config.metrics.listen == nil)
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let config = try ConfigLoader.parse(
+            yaml: Self.executor + """
+                metrics:
+                  socket: /run/m.sock
+                  socket_mode: "0640"
+                  socket_group: root
+                  textfile: /var/lib/node/runvoyd.prom
+                  textfile_interval: 5s
+                  listen: "[::1]:9464"
+                  user_labels: true
+                """, file: "t.yaml")
+        #expect(config.metrics.socket == "/run/m.sock" && config.metrics.socketMode == 0o640)
+        #expect(config.metrics.socketGroup == "root" && config.metrics.textfile == "/var/lib/node/runvoyd.prom")
+        #expect(config.metrics.textfileInterval == .seconds(5) && config.metrics.listen == "[::1]:9464")
+        #expect(config.metrics.userLabels)
+    }
+
+    @Test func aListenAddressMustBeHostAndPort() {
+        let diagnostics = ConfigLoaderTests.diagnostics(Self.executor + "metrics: {listen: \"9464\"}\n")
+        #expect(diagnostics.contains { $0.keyPath == "metrics.listen" && $0.message.contains("HOST:PORT") })
+        let interval = ConfigLoaderTests.diagnostics(Self.executor + "metrics: {textfile_interval: 100ms}\n")
+        #expect(interval.contains { $0.keyPath == "metrics.textfile_interval" })
+    }
+}

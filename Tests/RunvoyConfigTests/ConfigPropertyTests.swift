@@ -66,6 +66,7 @@ struct ConfigPropertyTests {
         ("history", "prune_interval", .duration(1000...Int64.max), { ms($0.history.pruneInterval) }),
         ("history", "min_free_bytes", .size(0...(1 << 50)), { $0.history.minFreeBytes }),
         ("secrets", "min_length", .integer(1...4096), { Int64($0.secrets.minLength) }),
+        ("metrics", "textfile_interval", .duration(1000...Int64.max), { ms($0.metrics.textfileInterval) }),
         (nil, "shutdown_grace", .duration(0...Int64.max), { ms($0.shutdownGrace) }),
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
         // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.

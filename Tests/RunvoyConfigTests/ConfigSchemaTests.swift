@@ -130,6 +130,8 @@ struct ConfigSchemaTests {
             required: [], file: { "history: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "history"),
         "secrets": Placement(
             required: [], file: { "secrets: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "secrets"),
+        "metrics": Placement(
+            required: [], file: { "metrics: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "metrics"),
         "roles.ROLE": Placement(
             required: [], file: { "roles: {viewer: {\($0.joined(separator: ", "))}}\n" + executor([]) },
             path: "roles.viewer"),

@@ -47,6 +47,7 @@ final class ConfigParser {
         let audit = parseAudit(top)
         let history = parseHistory(top)
         let secrets = parseSecrets(top)
+        let metrics = parseMetrics(top)
         let roles = parseRoles(top)
         let expectations = parseExpectations(top)
         let executors = parseExecutors(top, root: root)
@@ -60,6 +61,7 @@ final class ConfigParser {
         config.history = history
         config.roles = roles
         config.secrets = secrets
+        config.metrics = metrics
         config.expectations = expectations
         checkExpectedExecutors(expectations, executors)
         return config

@@ -20,6 +20,8 @@ extension ConfigSchema {
             "history", .section("history"), default: .value("{}"), "the execution history and its retention")
         public static let secrets = ConfigKey(
             "secrets", .section("secrets"), default: .value("{}"), "the secrets store and injected secret files")
+        public static let metrics = ConfigKey(
+            "metrics", .section("metrics"), default: .value("{}"), "where metrics are exposed (nowhere by default)")
         public static let roles = ConfigKey(
             "roles", .namedSections("roles.ROLE"), default: .value("{}"), "users and groups bound to each role")
         public static let executors = ConfigKey(
@@ -30,8 +32,8 @@ extension ConfigSchema {
         public static let section = ConfigSection(
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
-                socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets, roles,
-                executors, expect,
+                socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
+                metrics, roles, executors, expect,
             ])
     }
 
@@ -183,5 +185,28 @@ extension ConfigSchema {
         public static let section = ConfigSection(
             path: "secrets", doc: "the secrets store", docsHeading: "### `secrets`",
             keys: [keyFile, runtimeDirectory, minLength, adminRead])
+    }
+
+    /// `metrics`: where the daemon's metrics are exposed. Each way is off until configured.
+    public enum MetricsKeys {
+        public static let socket = ConfigKey(
+            "socket", .absolutePath, default: .none, "a Unix socket answering HTTP GET /metrics")
+        public static let socketMode = ConfigKey(
+            "socket_mode", .octalMode, default: .value("\"0660\""), "permission bits of the metrics socket")
+        public static let socketGroup = ConfigKey(
+            "socket_group", .group, default: .none, "group owning the metrics socket")
+        public static let textfile = ConfigKey(
+            "textfile", .absolutePath, default: .none, "a node-exporter textfile-collector file, replaced atomically")
+        public static let textfileInterval = ConfigKey(
+            "textfile_interval", .duration(.atLeast(.seconds(1))), default: .value("15s"),
+            "how often the textfile is written")
+        public static let listen = ConfigKey(
+            "listen", .string, default: .none, "HOST:PORT of a TCP listener for GET /metrics (logged as a warning)")
+        public static let userLabels = ConfigKey(
+            "user_labels", .boolean, default: .value("false"), "also count executions by calling user")
+
+        public static let section = ConfigSection(
+            path: "metrics", doc: "metrics exposition", docsHeading: "### `metrics`",
+            keys: [socket, socketMode, socketGroup, textfile, textfileInterval, listen, userLabels])
     }
 }

@@ -12,8 +12,8 @@ public enum ConfigSchema {
     /// Every section, the top level first.
     public static let sections: [ConfigSection] = [
         TopKeys.section, SocketKeys.section, LimitsKeys.section, RatesKeys.section, RateKeys.section, AuditKeys.section,
-        HistoryKeys.section,
-        SecretsKeys.section, RoleKeys.section, ExpectKeys.section, ExecutorKeys.section, RunAsKeys.section,
+        HistoryKeys.section, SecretsKeys.section, MetricsKeys.section, RoleKeys.section, ExpectKeys.section,
+        ExecutorKeys.section, RunAsKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
     ]
 

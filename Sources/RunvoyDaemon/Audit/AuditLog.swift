@@ -18,9 +18,12 @@ struct AuditLog: Sendable {
     /// fail-closed. Waiting never holds a thread: the caller's task is suspended.
     func record(_ event: AuditEvent) async throws(RunvoyError) {
         let fields = event.journalFields
+        let began = ContinuousClock.now
         do {
             try await journal.send(fields, timeout: writeTimeout)
+            DaemonMetrics.shared.auditWrite(.now - began, failed: false)
         } catch {
+            DaemonMetrics.shared.auditWrite(.now - began, failed: true)
             if failClosed {
                 logger.error(
                     "audit record could not be written; refusing",

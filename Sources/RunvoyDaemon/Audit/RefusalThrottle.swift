@@ -34,6 +34,7 @@ final class RefusalThrottle: Service, Sendable {
     /// and summed up in one `rate_limited` record when the window ends. A flood of refused requests writes two
     /// records a minute.
     func recordRateLimited(_ event: AuditEvent, caller: Caller, audit: some AuditSink) {
+        DaemonMetrics.shared.rateLimitedRequest()
         let admission = rateLimits.withLock { $0.admit(uid: caller.uid, user: caller.displayName, limit: 1, now: .now) }
         guard case .record(let summary) = admission else { return }
         if let summary { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }

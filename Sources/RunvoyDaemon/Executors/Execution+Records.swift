@@ -15,6 +15,8 @@ extension Execution {
     /// The pid and start time reach the history as soon as the process exists (off the request's path), so a
     /// daemon that dies now still finds, and ends, the process at its next start.
     func recordStarted() {
+        let began = ContinuousClock.now
+        defer { DaemonMetrics.shared.storeWrite(.now - began) }
         do throws(StoreError) {
             try records.store.started(
                 id, pid: pid, atMs: startedAtMs, startTicks: LostProcess.read(pid)?.startTicks,
@@ -33,6 +35,10 @@ extension Execution {
         let totals = recorder.totals
         let status: ExecutionStatus =
             event.timedOut ? .timedOut : event.signal != nil ? .killed : event.exitCode == 0 ? .succeeded : .failed
+        DaemonMetrics.shared.executionFinished(
+            executor: executorName, outcome: status.rawValue, durationUsec: event.durationUsec,
+            stdout: totals.stdoutBytes, stderr: totals.stderrBytes)
+        let began = ContinuousClock.now
         do throws(StoreError) {
             try records.store.finish(
                 id,
@@ -45,6 +51,7 @@ extension Execution {
                 "cannot record the end of an execution in the history",
                 metadata: ["execution": "\(id)", "error": "\(error)"])
         }
+        DaemonMetrics.shared.storeWrite(.now - began)
         records.audit.recordBestEffort(finishedRecord(event, totals: totals))
     }
 

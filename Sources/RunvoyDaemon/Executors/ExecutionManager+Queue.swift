@@ -188,6 +188,7 @@ extension ExecutionManager {
                 .cancelled, "execution \(waiting.executionID) no longer waits in the queue; it did not run")
         }
         audit.recordBestEffort(QueueRecords.dequeued(plan, waiting, waitedUsec: waitedUsec))
+        DaemonMetrics.shared.dequeued(after: .microseconds(waitedUsec))
     }
 
     /// Ends a queued row that never ran.

@@ -111,6 +111,7 @@ final class ExecutionManager: Service, Sendable {
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
         client: QueueClient? = nil, onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
+        let began = ContinuousClock.now
         let plan: ExecPlan
         let admission: Admission
         do throws(ExecRefusal) {
@@ -131,6 +132,8 @@ final class ExecutionManager: Service, Sendable {
         }
         let execution = Execution(plan: plan, launched: launched, sink: sink)
         register(execution, ticket: ticket)
+        DaemonMetrics.shared.executionStarted(
+            executor: plan.executor.name, user: caller.displayName, latency: .now - began)
         // It runs (its timeout too) whether or not the client takes its `started` event; its output waits for that.
         if case .terminated = queue.continuation.yield(execution) {
             logger.error("an execution started after the execution manager stopped; killing it")
@@ -157,6 +160,7 @@ final class ExecutionManager: Service, Sendable {
             return refusal.error
         }
         let hasRole = !Authorizer.roles(caller, config).isEmpty
+        DaemonMetrics.shared.refused(refusal.error.code)
         // A denial stands whether or not its record is written.
         refusals.record(
             refusal.record(caller: caller, hasRole: hasRole), caller: caller, hasRole: hasRole, audit: audit)

@@ -126,6 +126,7 @@ struct RunvoyServer: Service {
         let uid = accepted.caller.uid
         let holder = FairShares.Holder(roles: Authorizer.roles(accepted.caller, config))
         if let denial = connections.open(uid, as: holder, within: .connections(config.limits)) {
+            DaemonMetrics.shared.refused(.busy)
             await refuse(accepted, Self.busy(denial, holder: holder))
             return
         }

@@ -65,8 +65,8 @@ final class ConfigReloader: Service, Sendable {
             reject(text, old: old, path: path, audit: audit)
             return .rejected(text)
         }
-        if config.socket != old.socket {
-            logger.warning("socket settings changed; they take effect at the next restart")
+        if config.socket != old.socket || config.metrics != old.metrics {
+            logger.warning("socket or metrics settings changed; they take effect at the next restart")
         }
         store.replace(with: config)
         for warning in config.warnings { logger.warning("\(warning.description)") }

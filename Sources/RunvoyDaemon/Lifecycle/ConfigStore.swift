@@ -4,17 +4,20 @@ import RunvoyKit
 /// Holds the configuration snapshot in force. Readers take an immutable copy; a reload swaps it atomically,
 /// and executions keep the snapshot they started under.
 final class ConfigStore: Sendable {
-    private let snapshot: Mutex<DaemonConfig>
+    private let snapshot: Mutex<(config: DaemonConfig, loadedAtMs: Int64)>
     private let observers = Mutex<[@Sendable (DaemonConfig) -> Void]>([])
 
     init(_ config: DaemonConfig) {
-        snapshot = Mutex(config)
+        snapshot = Mutex((config, WallClock.milliseconds()))
     }
 
-    var current: DaemonConfig { snapshot.withLock { $0 } }
+    var current: DaemonConfig { snapshot.withLock { $0.config } }
+
+    /// When the configuration in force was loaded (Unix time, milliseconds): at start, or at the last reload.
+    var loadedAtMs: Int64 { snapshot.withLock { $0.loadedAtMs } }
 
     func replace(with config: DaemonConfig) {
-        snapshot.withLock { $0 = config }
+        snapshot.withLock { $0 = (config, WallClock.milliseconds()) }
         for observer in observers.withLock({ $0 }) { observer(config) }
     }
 

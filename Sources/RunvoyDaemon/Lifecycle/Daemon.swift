@@ -80,6 +80,7 @@ struct Daemon {
         services.append(HistoryPruner(store: history, config: store, logger: logger))
         services.append(HistoryCheckpointer(store: history, logger: logger))
         services.append(refusals)
+        services += metricsServices(store: store, executions: executions, server: runvoyServer, logger: logger)
         services.append(
             MemoryTrimmer(store: history) {
                 executionChanges.load(ordering: .relaxed) &+ runvoyServer.connections.changes

@@ -1,3 +1,4 @@
+import RunvoyKit
 import ServiceLifecycle
 
 /// Sends WATCHDOG=1 at half the interval systemd asked for. It is the first service of the group, so it is
@@ -11,9 +12,13 @@ struct WatchdogService: Service {
     /// The current status line, sent with every keepalive while the audit path is stalled.
     var statusLine: @Sendable () -> String = { "" }
 
+    /// When the watchdog was last fed, and at what interval systemd asked for it (`health` reports both).
+    static let lastFed = Mutex<(at: ContinuousClock.Instant, interval: Duration)?>(nil)
+
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
+                Self.lastFed.withLock { $0 = (.now, interval) }
                 if case .stalled = Journal.shared.health {
                     notifier.notify("WATCHDOG=1\nSTATUS=\(statusLine())")
                 } else {

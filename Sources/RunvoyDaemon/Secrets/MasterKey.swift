@@ -60,6 +60,12 @@ enum MasterKey {
         return key
     }
 
+    /// The key the file at `path` holds now, without creating one (for `health`); nil when it cannot be read or
+    /// holds no key.
+    static func current(at path: String) -> SymmetricKey? {
+        FileManager.default.contents(atPath: path).flatMap { parse(Array($0)) }
+    }
+
     /// 32 raw bytes, 64 hex digits or base64 of 32 bytes (surrounding whitespace ignored for the text forms).
     static func parse(_ bytes: [UInt8]) -> SymmetricKey? {
         if bytes.count == 32 { return SymmetricKey(data: bytes) }

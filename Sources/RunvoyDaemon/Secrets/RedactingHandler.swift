@@ -14,6 +14,8 @@ final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let redactor: StreamRedactor
     private let idleFlush: TimeAmount
     private var timer: Scheduled<Void>?
+    /// Replacements already added to the metrics.
+    private var counted = 0
 
     init(_ set: RedactionSet, idleFlush: Duration = StreamRedactor.defaultIdleFlush) {
         self.redactor = StreamRedactor(set, idleFlush: idleFlush)
@@ -56,6 +58,9 @@ final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         pass(redactor.finish(), context: context)
+        // (The end can be seen twice, input closed then inactive: each replacement is counted once.)
+        DaemonMetrics.shared.redacted(redactor.replaced - counted)
+        counted = redactor.replaced
     }
 
     /// Passes `bytes` on; `complete` ends the batch when this is not inside a read (timer, end of stream).

@@ -44,4 +44,8 @@ public enum Method: String, Sendable, CaseIterable {
     case backup
     /// Every visible execution's record since a time, oldest first, streamed (for a SIEM).
     case export
+    /// Whether the daemon is healthy: journal, history database, free space, master key, watchdog, configuration.
+    case health
+    /// The daemon's own journal records for one execution id or request id.
+    case trace
 }

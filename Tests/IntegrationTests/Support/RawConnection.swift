@@ -93,6 +93,18 @@ final class RawConnection {
         }
     }
 
+    /// Reads until the other end closes (or the receive timeout passes), and returns everything read.
+    func readToEnd() -> [UInt8] {
+        var all: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return all }
+            all += buffer[..<n]
+        }
+    }
+
     private func readExactly(_ count: Int) throws -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: count)
         var offset = 0

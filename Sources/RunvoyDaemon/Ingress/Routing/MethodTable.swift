@@ -39,5 +39,7 @@ struct MethodTable: Sendable {
         SecretsGetHandler(),
         BackupHandler(),
         ExportHandler(),
+        HealthHandler(),
+        TraceHandler(),
     ])
 }

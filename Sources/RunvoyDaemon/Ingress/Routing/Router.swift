@@ -78,6 +78,7 @@ struct Router: Sendable {
             let params = try ParamsDecoding.params(of: Handler.self, from: frame)
             outcome = try await handler.handle(params, context: context)
         } catch let refusal as Refusal {
+            DaemonMetrics.shared.refused(refusal.error.code)
             context.server.refusals.record(
                 refusal.record, caller: context.caller, hasRole: context.callerHasRole, audit: context.auditor)
             try await context.reply(error: refusal.error)

@@ -1,0 +1,28 @@
+import RunvoyKit
+
+/// `health`: the daemon's own checks (journal, history database, free space, master key, watchdog) and what it
+/// runs with (configuration digest and load time, up-time, containment). Any role may ask (`health`); the checks
+/// write one debug record to the journal and read the database, so a caller with no role may not.
+struct HealthHandler: MethodHandler {
+    static let method = Method.health.rawValue
+    static let params = ParamsRule<NoParams>.ignored(NoParams())
+
+    func handle(_ params: NoParams, context: RequestContext) async throws -> Outcome<HealthResult> {
+        try context.require(.health)
+        let config = context.config
+        let store = context.executions.store
+        let checks = [
+            await HealthChecks.journal(
+                context.executions.launcher.journal, timeout: min(config.audit.writeTimeout, .seconds(2))),
+            HealthChecks.database(store),
+            HealthChecks.disk(free: store.freeBytes, reserve: config.history.minFreeBytes),
+            HealthChecks.masterKey(context.executions.secrets, config: config),
+            HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
+        ]
+        return .result(
+            HealthResult(
+                checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
+                configLoadedAtMs: context.server.config.loadedAtMs,
+                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9, containment: "none"))
+    }
+}

@@ -1,0 +1,48 @@
+import NIOPosix
+import RunvoyKit
+
+/// `trace`: the daemon's journal records for one execution (by its id, or by the id of the request that
+/// started it), for a caller who may view that execution, without journal access of their own.
+///
+/// By execution id the caller must be able to see that execution (as `status`): another user's is answered as
+/// missing. Request ids are the client's own and not unique, so by request id only the caller's own records come
+/// back, unless it may view everyone's (`view_all`).
+struct TraceHandler: MethodHandler {
+    static let method = Method.trace.rawValue
+    static let params = ParamsRule<TraceParams>.required("trace needs params with execution_id or request_id")
+
+    func handle(_ params: TraceParams, context: RequestContext) async throws -> Outcome<TraceResult> {
+        let limit = params.limit ?? TraceParams.maximumLimit
+        guard (1...TraceParams.maximumLimit).contains(limit) else {
+            throw RunvoyError(.invalidArgument, "limit must be between 1 and \(TraceParams.maximumLimit)")
+        }
+        let matches = try matches(params, context: context)
+        let reader = JournalReader(limit: limit)
+        do {
+            return .result(try await NIOThreadPool.singleton.runIfActive { try reader.records(matching: matches) })
+        } catch {
+            context.logger.error("trace: cannot read the journal", metadata: ["error": "\(error)"])
+            throw RunvoyError(.internalError, "the journal cannot be read")
+        }
+    }
+
+    /// The exact fields the records must hold, once the caller is known to be allowed them.
+    private func matches(_ params: TraceParams, context: RequestContext) throws -> [(String, String)] {
+        switch (params.executionId, params.requestId) {
+        case (let id?, nil):
+            _ = try context.visibleExecution(id)
+            return [("RUNVOY_EXECUTION_ID", id)]
+        case (nil, let id?):
+            guard !id.isEmpty, id.utf8.count <= 256, !id.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+                throw RunvoyError(.invalidArgument, "request_id must be 1 to 256 bytes with no control characters")
+            }
+            guard context.permits(.viewOwn) || context.permits(.viewAll) else {
+                throw context.denied(Authorizer.refusal(context.caller, .viewOwn, context.config))
+            }
+            let own = context.permits(.viewAll) ? [] : [("RUNVOY_CALLER_UID", String(context.caller.uid))]
+            return [("RUNVOY_REQUEST_ID", id)] + own
+        default:
+            throw RunvoyError(.badRequest, "trace needs exactly one of execution_id and request_id")
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import CSystemd
+import Glibc
+import RunvoyKit
+
+/// Reads the daemon's own records back from the journal through libsystemd's sd-journal API (for `trace`).
+///
+/// Only the system journal's files are opened, and every query also matches `_UID` (a field journald sets from
+/// the sender's credentials, which a client cannot forge) and `SYSLOG_IDENTIFIER=runvoyd`, so records another
+/// user's process wrote under runvoyd's name never come back. Each match is one exact `FIELD=value`: sd-journal
+/// has no patterns, and matches on different fields must all hold, so a value cannot broaden the query. The work
+/// is bounded: at most `limit` records, `maxBytes` of field data and `timeLimit` of reading.
+struct JournalReader: Sendable {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    var limit = TraceParams.maximumLimit
+    var maxBytes = 4 << 20
+    var timeLimit = Duration.seconds(2)
+
+    /// The records that match every `FIELD=value` of `matches` (besides the daemon's own identity), oldest first.
+    func records(matching matches: [(String, String)]) throws(Failure) -> TraceResult {
+        var journal: OpaquePointer?
+        let opened = sd_journal_open(&journal, Int32(SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM))
+        guard opened >= 0, let journal else {
+            throw Failure(description: "cannot open the journal: \(SystemError.text(-opened))")
+        }
+        defer { sd_journal_close(journal) }
+        let own = [("_UID", String(geteuid())), ("SYSLOG_IDENTIFIER", "runvoyd")]
+        for (field, value) in own + matches {
+            let match = Array("\(field)=\(value)".utf8)
+            let added = match.withUnsafeBytes { sd_journal_add_match(journal, $0.baseAddress, $0.count) }
+            guard added >= 0 else {
+                throw Failure(description: "bad journal match \(field): \(SystemError.text(-added))")
+            }
+        }
+        return try read(journal)
+    }
+
+    private func read(_ journal: OpaquePointer) throws(Failure) -> TraceResult {
+        let deadline = ContinuousClock.now + timeLimit
+        var records: [TraceRecord] = []
+        var bytes = 0
+        while true {
+            let next = sd_journal_next(journal)
+            guard next >= 0 else { throw Failure(description: "reading the journal: \(SystemError.text(-next))") }
+            guard next > 0 else { return TraceResult(records: records, truncated: false) }
+            guard records.count < limit, bytes < maxBytes, ContinuousClock.now < deadline else {
+                return TraceResult(records: records, truncated: true)
+            }
+            let (record, size) = Self.record(journal)
+            records.append(record)
+            bytes += size
+        }
+    }
+
+    /// The entry at the cursor: its time, message, priority, `MESSAGE_ID` and `RUNVOY_*` fields, and their size.
+    private static func record(_ journal: OpaquePointer) -> (TraceRecord, Int) {
+        var usec: UInt64 = 0
+        _ = sd_journal_get_realtime_usec(journal, &usec)
+        var fields: [String: String] = [:]
+        var message = ""
+        var priority: Int?
+        var size = 0
+        var data: UnsafeRawPointer?
+        var length = 0
+        sd_journal_restart_data(journal)
+        while sd_journal_enumerate_data(journal, &data, &length) > 0, let data {
+            let bytes = UnsafeRawBufferPointer(start: data, count: length)
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
+            let value = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+            switch name {
+            case "MESSAGE": message = value
+            case "PRIORITY": priority = Int(value)
+            case "MESSAGE_ID": fields[name] = value
+            default:
+                guard name.hasPrefix("RUNVOY_") else { continue }
+                fields[name] = value
+            }
+            size += length
+        }
+        let record = TraceRecord(
+            timeUsec: Int64(clamping: usec), event: fields["RUNVOY_EVENT"], message: message, priority: priority,
+            fields: fields)
+        return (record, size)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// `runvoyctl health` against a real runvoyd: its exit status and checks, who may ask (real users: one with a
+/// role, one in the socket's reach with none), and the master key check failing when the key file goes. (The
+/// stalled journal is forced in `JournalStallTests`, the full disk in `FullDiskTests`.)
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class HealthTests {
+    let daemon: DaemonFixture
+    let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
+    var developer: String { "rvh\(suffix)-dev" }
+    var roleless: String { "rvh\(suffix)-none" }
+
+    init() throws {
+        let suffix = suffix
+        for user in ["dev", "none"] {
+            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rvh\(suffix)-\(user)")
+        }
+        daemon = try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory)
+                .replacingOccurrences(
+                    of: "developer: {users: [\"*\"]}", with: "developer: {users: [rvh\(suffix)-dev]}")
+        })
+    }
+
+    deinit {
+        daemon.stop()
+        for user in [developer, roleless] { try? AuthorizationTests.sh("userdel \(user)") }
+    }
+
+    static func decode(_ out: Harness.Output) throws -> HealthResult {
+        try JSONDecoder().decode(HealthResult.self, from: out.stdout)
+    }
+
+    static func check(_ result: HealthResult, _ name: String) -> HealthCheck? {
+        result.checks.first { $0.name == name }
+    }
+
+    @Test func aHealthyDaemonSaysSoWithExitStatusZero() throws {
+        let out = try daemon.ctl(["health", "--json"], asUser: developer)
+        #expect(out.status == 0, "\(out.stderrText)")
+        let health = try Self.decode(out)
+        #expect(health.status == .healthy)
+        #expect(health.checks.map(\.name) == ["journal", "database", "disk", "master_key", "watchdog"])
+        #expect(health.checks.allSatisfy { $0.status == .healthy })
+        #expect(Self.check(health, "journal")?.value != nil)
+        #expect(health.containment == "none")
+        #expect(health.configDigest.count == 16 && health.configLoadedAtMs > 0 && health.uptimeSeconds > 0)
+        let human = try daemon.ctl(["health"])
+        #expect(human.status == 0)
+        #expect(human.stdoutText.contains("journal:") && human.stdoutText.contains("containment: none"))
+    }
+
+    @Test func aCallerWithNoRoleIsRefused() throws {
+        let out = try daemon.ctl(["health"], asUser: roleless)
+        #expect(out.status == 3)
+        #expect(out.stderrText.contains("permission_denied"), "\(out.stderrText)")
+    }
+
+    @Test func aMissingOrReplacedKeyFileFails() throws {
+        let keyPath = daemon.directory + "/state/secrets.key"
+        let key = try Data(contentsOf: URL(fileURLWithPath: keyPath))
+        #expect(unlink(keyPath) == 0)
+        let missing = try daemon.ctl(["health", "--json"])
+        #expect(missing.status == 2)
+        let check = Self.check(try Self.decode(missing), "master_key")
+        #expect(check?.status == .failing && check?.message.contains("is gone") == true, "\(String(describing: check))")
+
+        try Data(repeating: 7, count: 32).write(to: URL(fileURLWithPath: keyPath))
+        let replaced = try daemon.ctl(["health", "--json"])
+        #expect(replaced.status == 2)
+        #expect(Self.check(try Self.decode(replaced), "master_key")?.status == .failing)
+
+        try key.write(to: URL(fileURLWithPath: keyPath))
+        chmod(keyPath, 0o600)
+        #expect(try daemon.ctl(["health"]).status == 0)
+    }
+
+    @Test func aDaemonThatDoesNotAnswerIsFailing() throws {
+        let out = try Harness.run([Harness.runvoyctl, "health", "--socket", daemon.directory + "/nothing.sock"])
+        #expect(out.status == 2)
+    }
+}
