@@ -12,7 +12,8 @@ extension Daemon {
         let settings = config.metrics
         DaemonMetrics.shared.configure(userLabels: settings.userLabels) {
             DaemonMetrics.Sample(
-                running: executions.runningCount, queued: executions.queuedCount, connections: server.connections.current,
+                running: executions.runningCount, queued: executions.queuedCount,
+                connections: server.connections.current,
                 configDigest: store.current.digest, configLoadedAtSeconds: Double(store.loadedAtMs) / 1000)
         }
         var services: [any Service] = MetricsServer.configured(
