@@ -30,7 +30,8 @@ struct RunvoyCtl: ParsableCommand {
             """,
         version: RunvoyProtocol.softwareVersion,
         subcommands: [
-            ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
+            ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, AttachCommand.self,
+            KillCommand.self,
             ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self,
         ]

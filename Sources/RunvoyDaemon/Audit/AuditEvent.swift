@@ -19,6 +19,8 @@ struct AuditEvent: Sendable {
         case backup
         case backupKeyExported = "backup_key_exported"
         case recordsLost = "records_lost"
+        case executionAttached = "execution_attached"
+        case executionDetached = "execution_detached"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -40,6 +42,8 @@ struct AuditEvent: Sendable {
             case .backup: "d965ed6f760a4c9ea627dfa41313777a"
             case .backupKeyExported: "850cfdcb7ac3432f9ad2d52c56bd15b4"
             case .recordsLost: "e9453f9583f64e16a11b23ac07d87d90"
+            case .executionAttached: "be54e9df1fb846fe9523f7184eb3a8bd"
+            case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
             }
         }
     }

@@ -20,6 +20,9 @@ public enum Method: String, Sendable, CaseIterable {
     case logs
     /// Send a signal (TERM by default) to a running execution by id.
     case kill
+    /// Watch a running execution live (its stored output, then live output until it ends); its owner may also
+    /// write to it (`write`).
+    case attach
     /// Whether a command would be allowed, and the rule that decides.
     case explain
     /// The executors and command rules the caller may use.
