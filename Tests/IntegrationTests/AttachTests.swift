@@ -240,4 +240,31 @@ final class AttachTests {
         #expect(session.process.wait(seconds: 30) == 0)
         #expect(session.stdout == "ready\ngot:typed\n")
     }
+
+    @Test func runvoyctlWritesItsLinesToAPipeExecutionAndLeavesItsInputOpen() throws {
+        let fifo = "\(daemon.directory)/lines-input"
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let holder = Glibc.open(fifo, O_RDWR)
+        defer { close(holder) }
+        let session = try background(
+            owner, ["exec", "--", "sh", "-c", "echo ready; read a; echo \"got:$a\"; read b; echo \"then:$b\"; exit 5"],
+            stdinPath: fifo)
+        let id = try session.executionID()
+        let typed = "\(daemon.directory)/typed"
+        try "one\n".write(toFile: typed, atomically: true, encoding: .utf8)
+        // The writer's input ends after one line: that ends its writing, not the command's input, and it stays
+        // attached until the command ends.
+        let writer = try background(owner, ["attach", "--write", id], stdinPath: typed)
+        #expect(Harness.waitUntil { writer.stdout.contains("got:one") }, "\(writer.stderr)")
+        #expect(writer.process.isRunning)
+        _ = "two\n".withCString { Glibc.write(holder, $0, 4) }
+        #expect(writer.process.wait(seconds: 30) == 5, "\(writer.stderr)")
+        #expect(writer.stdout == "ready\ngot:one\nthen:two\n")
+        #expect(session.process.wait(seconds: 30) == 5)
+
+        let detachedID = try detached(owner, gated("noinput"))
+        let noInput = try ctl(owner, ["attach", "--write", detachedID])
+        #expect(noInput.status == 125 && noInput.stderrText.contains("without standard input"))
+        open("noinput")
+    }
 }
