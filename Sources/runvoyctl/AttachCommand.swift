@@ -77,8 +77,8 @@ final class AttachSession {
                 _ = Glibc.write(attachSignalWriteFD, &byte, 1)
             }
         }
-        try client.send(
-            Request(id: .number(1), method: .attach, params: AttachParams(executionId: executionID, write: write)))
+        let params = AttachParams(executionId: executionID, write: write, binaryOutput: true)
+        try client.send(Request(id: .number(1), method: .attach, params: params))
         while true {
             var fds = [
                 pollfd(fd: client.socket.fd, events: Int16(POLLIN), revents: 0),
@@ -138,10 +138,15 @@ final class AttachSession {
         var outcome: Int32?
         var failure: ClientError?
         do {
-            try client.reader.forEachFrame { payload in
+            try client.reader.forEachEntry { entry in
                 guard outcome == nil, failure == nil else { return }
                 do {
-                    outcome = try handle(payload)
+                    switch entry {
+                    case .output(let stream, let bytes):
+                        LogPrinter.writeAll(stream == .stdout ? 1 : 2, Array(bytes))
+                    case .json(let payload):
+                        outcome = try handle(payload)
+                    }
                 } catch let error as ClientError {
                     failure = error
                 }

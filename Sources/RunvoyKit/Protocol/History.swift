@@ -73,15 +73,19 @@ public struct AttachParams: Codable, Sendable, Equatable {
     /// Also take the execution's one writer slot: `stdin` with this `execution_id` then goes to the command (only
     /// the user who started it; one writer at a time).
     public var write: Bool?
+    /// Send output as binary frames instead of base64 `output` events (as `exec` does; `t_usec` is not sent then).
+    public var binaryOutput: Bool?
 
-    public init(executionId: String, write: Bool? = nil) {
+    public init(executionId: String, write: Bool? = nil, binaryOutput: Bool? = nil) {
         self.executionId = executionId
         self.write = write
+        self.binaryOutput = binaryOutput
     }
 
     enum CodingKeys: String, CodingKey {
         case write
         case executionId = "execution_id"
+        case binaryOutput = "binary_output"
     }
 }
 

@@ -18,7 +18,8 @@ struct AttachHandler: MethodHandler {
         }
         let session = Session(
             execution: live, attachID: String(UInt64.random(in: 0...UInt64.max), radix: 16),
-            connection: context.sink.channel.map { ObjectIdentifier($0) }, write: params.write ?? false)
+            connection: context.sink.channel.map { ObjectIdentifier($0) }, write: params.write ?? false,
+            binary: params.binaryOutput ?? false)
         if session.write { try claimWriter(session, context) }
         do {
             try await context.auditor.record(session.event(.executionAttached, context, priority: 5))
@@ -48,6 +49,8 @@ struct AttachHandler: MethodHandler {
         let attachID: String
         let connection: ObjectIdentifier?
         let write: Bool
+        /// Output goes out as binary frames (`binary_output`), not base64 events.
+        let binary: Bool
 
         func releaseWriter() {
             if write, let connection { execution.writer.release(connection) }
@@ -96,7 +99,11 @@ struct AttachHandler: MethodHandler {
             try await context.sink.send(
                 AttachedEvent(id: context.id, executionId: live.id, terminal: live.isTerminal, write: session.write))
             while let entries = try await follower.next() {
-                try await LogsHandler.send(entries, context)
+                if session.binary {
+                    try await sendBinary(entries, context)
+                } else {
+                    try await LogsHandler.send(entries, context)
+                }
             }
             // `next` also ends when the stream is cancelled (the connection closed): that is a detach.
             if Task.isCancelled { return false }
@@ -117,6 +124,21 @@ struct AttachHandler: MethodHandler {
             return false
         } catch {
             return false
+        }
+    }
+
+    /// Chunks as binary output frames, with no encoding; `dropped` markers stay events.
+    private static func sendBinary(_ entries: [OutputEntry], _ context: RequestContext) async throws {
+        let sink = context.sink.binaryOutput(true)
+        for entry in entries {
+            switch entry {
+            case .chunk(let stream, let bytes, _):
+                var buffer = sink.allocator.buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                try await sink.output(stream, buffer)
+            case .dropped(let count):
+                try await sink.send(DroppedEvent(id: context.id, bytes: count))
+            }
         }
     }
 }
