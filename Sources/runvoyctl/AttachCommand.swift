@@ -11,7 +11,7 @@ struct AttachCommand: ParsableCommand {
         discussion: """
             Shows everything the execution printed so far, then its output live until it ends; runvoyctl then \
             exits with the command's status. Whoever may see the execution (its owner, operators, viewers, \
-            admins) may attach; watchers read the stored output, so they cost the command nothing. Ctrl-C \
+            admins) may attach; watchers read the stored output, so they never hold the command up. Ctrl-C \
             detaches: the command goes on running. With --write (the owner only, one writer at a time), what \
             you type goes to the command too: on a terminal session (exec -t) this terminal is in raw mode, \
             every key goes to the command, and Ctrl-] detaches; on a pipe execution, lines typed reach its \
