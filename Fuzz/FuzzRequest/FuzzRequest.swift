@@ -27,6 +27,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .list: check(ListParams.self, payload)
     case .status: check(ExecutionRef.self, payload)
     case .logs: check(LogsParams.self, payload)
+    case .attach: check(AttachParams.self, payload)
     case .kill: check(KillParams.self, payload)
     case .cancel: check(CancelParams.self, payload)
     case .explain: check(ExplainParams.self, payload)

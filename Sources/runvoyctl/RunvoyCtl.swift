@@ -30,9 +30,9 @@ struct RunvoyCtl: ParsableCommand {
             """,
         version: RunvoyProtocol.softwareVersion,
         subcommands: [
-            ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, KillCommand.self,
-            LocksCommand.self, CancelCommand.self, ExplainCommand.self, CapabilitiesCommand.self, UsersCommand.self,
-            ReloadCommand.self, SecretsCommand.self,
+            ExecCommand.self, ListCommand.self, StatusCommand.self, LogsCommand.self, AttachCommand.self,
+            KillCommand.self, LocksCommand.self, CancelCommand.self, ExplainCommand.self, CapabilitiesCommand.self,
+            UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
             TraceCommand.self,
         ]

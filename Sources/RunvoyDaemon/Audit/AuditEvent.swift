@@ -23,6 +23,8 @@ struct AuditEvent: Sendable {
         case executionQueued = "execution_queued"
         case executionDequeued = "execution_dequeued"
         case executionCancelled = "execution_cancelled"
+        case executionAttached = "execution_attached"
+        case executionDetached = "execution_detached"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -48,6 +50,8 @@ struct AuditEvent: Sendable {
             case .executionQueued: "b5e099880d314ddc8cc34004d72678f3"
             case .executionDequeued: "a97ce768d52440ecac3cc57a86ba8a8c"
             case .executionCancelled: "ffbb9b1a9b90496184bfdb042d5804ab"
+            case .executionAttached: "be54e9df1fb846fe9523f7184eb3a8bd"
+            case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
             }
         }
     }

@@ -26,6 +26,8 @@ final class Execution: Sendable {
     /// before it is given up on.
     let clientGrace: Duration
     let hasStdin: Bool
+    /// Who else may write to the command's input: the writer attached with `attach --write`, if any.
+    let writer = WriterSlot()
     /// Stores the output as it streams, for `logs` and its followers.
     let recorder: OutputRecorder
     /// Wall-clock milliseconds when the execution was accepted and when its process started.

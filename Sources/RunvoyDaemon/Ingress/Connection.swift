@@ -29,16 +29,20 @@ struct Connection {
         let logger = context.logger
         var attached: Execution?
         let streams = StreamTasks()
+        // `attach` streams: they end with the client's input, half-closed or not.
+        let watches = StreamTasks()
         var peerGone = false
         defer {
             // `logs` streams end with the connection unless it was only half-closed (awaited below).
             streams.cancelAll()
+            watches.cancelAll()
         }
         do {
             for try await frame in inbound {
                 switch try await router.respond(to: frame, on: self, sink: sink, attached: attached) {
                 case .none: break
                 case .stream(let body): streams.start(body)
+                case .watch(let body): watches.start(body)
                 case .attach(let execution): attached = execution
                 }
             }
@@ -63,6 +67,7 @@ struct Connection {
             logger.debug("connection failed", metadata: ["uid": "\(caller.uid)", "error": "\(error)"])
             peerGone = true
         }
+        watches.cancelAll()
         await endOfInput(attached: attached, streams: streams, peerGone: peerGone)
     }
 

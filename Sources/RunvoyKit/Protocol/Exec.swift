@@ -184,10 +184,19 @@ public struct StdinParams: Codable, Sendable, Equatable {
     public var data: String?
     /// Close the command's standard input after `data`, if any.
     public var eof: Bool?
+    /// The execution this connection is attached to as its writer (`attach` with `write`), when it is not the
+    /// one started on this connection. Such a writer cannot close the command's input (`eof`).
+    public var executionId: String?
 
-    public init(data: String?, eof: Bool?) {
+    public init(data: String?, eof: Bool?, executionId: String? = nil) {
         self.data = data
         self.eof = eof
+        self.executionId = executionId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case data, eof
+        case executionId = "execution_id"
     }
 }
 

@@ -67,6 +67,52 @@ public struct LogsParams: Codable, Sendable, Equatable {
     }
 }
 
+/// Parameters of `attach`.
+public struct AttachParams: Codable, Sendable, Equatable {
+    public var executionId: String
+    /// Also take the execution's one writer slot: `stdin` with this `execution_id` then goes to the command (only
+    /// the user who started it; one writer at a time).
+    public var write: Bool?
+    /// Send output as binary frames instead of base64 `output` events (as `exec` does; `t_usec` is not sent then).
+    public var binaryOutput: Bool?
+
+    public init(executionId: String, write: Bool? = nil, binaryOutput: Bool? = nil) {
+        self.executionId = executionId
+        self.write = write
+        self.binaryOutput = binaryOutput
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case write
+        case executionId = "execution_id"
+        case binaryOutput = "binary_output"
+    }
+}
+
+/// The first event of `attach`: what the watcher is attached to, before any output.
+public struct AttachedEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var executionId: String
+    /// Whether the execution runs on a terminal (`exec -t`): its output is one stream of terminal bytes.
+    public var terminal: Bool
+    /// Whether this connection holds the writer slot (`stdin` with this `execution_id` reaches the command).
+    public var write: Bool
+
+    public init(id: RequestID?, executionId: String, terminal: Bool, write: Bool) {
+        self.id = id
+        self.event = "attached"
+        self.executionId = executionId
+        self.terminal = terminal
+        self.write = write
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, terminal, write
+        case executionId = "execution_id"
+    }
+}
+
 /// An `output` event of `logs`: one stored chunk, with its time since the execution started.
 public struct LogChunkEvent: Codable, Sendable, Equatable {
     public var id: RequestID?

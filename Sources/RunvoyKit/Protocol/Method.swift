@@ -24,6 +24,9 @@ public enum Method: String, Sendable, CaseIterable {
     case locks
     /// Take a waiting execution out of the queue by id; it never runs.
     case cancel
+    /// Watch a running execution live (its stored output, then live output until it ends); its owner may also
+    /// write to it (`write`).
+    case attach
     /// Whether a command would be allowed, and the rule that decides.
     case explain
     /// The executors and command rules the caller may use.

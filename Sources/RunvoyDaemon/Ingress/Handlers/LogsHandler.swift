@@ -83,7 +83,7 @@ struct LogsHandler: MethodHandler {
         }
     }
 
-    private static func send(_ entries: [OutputEntry], _ context: RequestContext) async throws {
+    static func send(_ entries: [OutputEntry], _ context: RequestContext) async throws {
         let id = context.id
         for entry in entries {
             switch entry {

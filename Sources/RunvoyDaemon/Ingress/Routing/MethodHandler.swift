@@ -44,6 +44,8 @@ enum Outcome<Result: Codable & Sendable>: Sendable {
     case done
     /// Run `body` in a task of its own, so that the connection keeps reading requests; it sends the reply.
     case stream(@Sendable () async -> Void)
+    /// Like `stream`, but the client's end of input ends it too (`attach`: closing, or half-closing, detaches).
+    case watch(@Sendable () async -> Void)
     /// Attach the execution to the connection: its output and its end go out on it, and `stdin` and `signal`
     /// go to it.
     case attach(Execution)

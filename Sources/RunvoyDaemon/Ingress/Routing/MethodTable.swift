@@ -26,6 +26,7 @@ struct MethodTable: Sendable {
         ListHandler(),
         StatusHandler(),
         LogsHandler(),
+        AttachHandler(),
         KillHandler(),
         LocksHandler(),
         CancelHandler(),

@@ -12,6 +12,8 @@ struct Router: Sendable {
         case none
         /// Start this stream in a task of its own.
         case stream(@Sendable () async -> Void)
+        /// Start this stream in a task of its own, ended when the client's input ends.
+        case watch(@Sendable () async -> Void)
         /// Attach this execution to the connection.
         case attach(Execution)
     }
@@ -95,6 +97,8 @@ struct Router: Sendable {
             return .none
         case .stream(let body):
             return .stream(body)
+        case .watch(let body):
+            return .watch(body)
         case .attach(let execution):
             return .attach(execution)
         }
