@@ -37,7 +37,8 @@ struct LocksCommand: ParsableCommand {
         let what = holder.executionId ?? "(starting)"
         var text = "\(what) \(holder.user) on \(holder.executor)\(holder.shared ? " shared" : "")"
         if let since = holder.sinceMs {
-            text += " for " + DurationParser.format(.seconds(max(0, now - since) / 1000))
+            let (held, overflow) = now.subtractingReportingOverflow(since)
+            text += " for " + DurationParser.format(.seconds(overflow ? 0 : max(0, held) / 1000))
         }
         return text
     }

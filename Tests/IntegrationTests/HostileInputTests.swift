@@ -98,6 +98,39 @@ final class HostileInputTests {
         #expect((third["result"] as? [String: Any])?["uid"] as? Int == 0)
     }
 
+    /// Durations beyond any real use (`timeout_ms`, `wait_timeout_ms` at 2^63 - 1) are refused with
+    /// `invalid_argument`; they crashed runvoyd with an arithmetic overflow (exit 132) when the executor set no
+    /// `max_timeout`.
+    @Test func hugeDurationsAreRefusedAndDoNotCrashTheDaemon() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(
+                directory: $0,
+                extra: """
+                      serial:
+                        run_as: {user: nobody}
+                        allow: {users: ["*"]}
+                        commands: any
+                        concurrency: 1
+                    """)
+        })
+        defer { daemon.stop() }
+        let holder = try daemon.ctl(["exec", "-e", "serial", "--detach", "--", "sleep", "60"])
+        #expect(holder.status == 0, "\(holder.stderrText)")
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"executor":"serial","argv":["true"],"timeout_ms":9223372036854775807}}"#
+        )
+        let timeout = try #require(try connection.readReply(id: 1))
+        #expect((timeout["error"] as? [String: Any])?["code"] as? String == "invalid_argument", "\(timeout)")
+        try connection.sendFrame(
+            #"{"v":1,"id":2,"method":"exec","params":{"executor":"serial","argv":["true"],"wait":true,"wait_timeout_ms":9223372036854775807}}"#
+        )
+        let wait = try #require(try connection.readReply(id: 2))
+        #expect((wait["error"] as? [String: Any])?["code"] as? String == "invalid_argument", "\(wait)")
+        #expect(daemon.process.status == nil, "runvoyd is still running")
+        try Self.wellBehavedClientWorks(socket: daemon.socketPath)
+    }
+
     @Test func unknownMethodsAndVersionsGetSpecificErrors() throws {
         let connection = try RawConnection(path: daemon.socketPath)
         try connection.sendFrame(#"{"v":1,"id":"a","method":"format_disk"}"#)

@@ -132,6 +132,28 @@ final class QueueTests {
         for id in ids { #expect(try status(daemon, id).contains("succeeded")) }
     }
 
+    /// A waiter is decided again when its turn comes: one whose caller lost the role while it waited (a reload)
+    /// is refused `permission_denied` and never runs. (It ran under the policy it was queued with before.)
+    @Test func aWaiterWhoseAccessWasRevokedWhileItWaitedNeverRuns() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let go = marks + "/go"
+        _ = try block(daemon, go: go)
+        let user = users[0]
+        let client = try waiter(daemon, user, "revoked")
+        _ = try client.queuedID()
+        var text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        let before = text
+        text = text.replacingOccurrences(of: "developer: {users: [\(user), ", with: "developer: {users: [")
+        #expect(text != before)
+        try text.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        FileManager.default.createFile(atPath: go, contents: nil)
+        #expect(client.finish() == 125, "\(client.stderr)")
+        #expect(client.stderr.contains("[permission_denied]"), "\(client.stderr)")
+        #expect(!ran.contains("revoked"), "the revoked waiter ran")
+    }
+
     @Test func noWaitFailsAtOnceAndWaitTimeoutGivesUp() throws {
         let daemon = try daemon()
         defer { daemon.stop() }

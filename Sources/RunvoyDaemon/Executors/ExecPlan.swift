@@ -89,7 +89,11 @@ struct ExecPlan: Sendable {
             reason: nil)
     }
 
+    /// `duration` in whole microseconds, saturating at the 64-bit bounds (requests are bounded well below them).
     static func micros(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let (seconds, overflow) = duration.components.seconds.multipliedReportingOverflow(by: 1_000_000)
+        if overflow { return duration.components.seconds < 0 ? .min : .max }
+        let (total, carry) = seconds.addingReportingOverflow(duration.components.attoseconds / 1_000_000_000_000)
+        return carry ? (seconds < 0 ? .min : .max) : total
     }
 }

@@ -38,8 +38,10 @@ extension ExecutionManager {
         guard params.wait == true else { return nil }
         var timeout: Duration?
         if let ms = params.waitTimeoutMs {
-            guard ms > 0 else {
-                throw plan.refusal(RunvoyError(.invalidArgument, "wait_timeout_ms must be positive, not \(ms)"))
+            guard ms > 0, ms <= Authorizer.longestDurationMs else {
+                throw plan.refusal(
+                    RunvoyError(
+                        .invalidArgument, "wait_timeout_ms must be positive and below 10^13 (about 317 years), not \(ms)"))
             }
             timeout = .milliseconds(ms)
         }
@@ -108,6 +110,7 @@ extension ExecutionManager {
         state.withLock { state in
             state.limits = .executions(config.limits)
             state.limitsObserved = true
+            state.config = config
             began(state.scheduler.reconsider(within: state.limits), &state)
         }
     }
@@ -119,10 +122,11 @@ extension ExecutionManager {
     var queuedCount: Int { state.withLock { $0.room.count } }
 
     /// When `admission` waits: records it, waits for its turn while telling `client` where it stands, and returns
-    /// its id and creation time once it holds its slot. Throws what its client is told when it leaves instead.
+    /// its id, creation time and plan (decided again at its turn) once it holds its slot. Throws what its client
+    /// is told when it leaves instead.
     func waitIfQueued(
-        _ admission: Admission, _ plan: ExecPlan, client: QueueClient?
-    ) async throws(RunvoyError) -> (id: String, createdAtMs: Int64)? {
+        _ admission: Admission, _ plan: ExecPlan, params: ExecParams, client: QueueClient?
+    ) async throws(RunvoyError) -> (id: String, createdAtMs: Int64, plan: ExecPlan)? {
         guard let waiting = admission.waiting else { return nil }
         let ticket = admission.ticket
         let audit = plan.auditLog(logger: logger, journal: launcher.journal)
@@ -133,7 +137,8 @@ extension ExecutionManager {
             let told = RunvoyError(
                 .storeUnavailable, "cannot record the execution in the history (\(error.message)); nothing was run")
             leave(ticket, told, cause: "store")
-            _ = await turn(ticket)
+            // Another execution's end may have started it already: then its slot (and locks) are given back here.
+            if case .started = await turn(ticket) { release(ticket, plan.config) }
             throw deny(plan.refusal(told), caller: plan.caller, config: plan.config)
         }
         let first = state.withLock { queueEvent(ticket, plan.requestID, &$0) }
@@ -152,13 +157,44 @@ extension ExecutionManager {
                 QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec))
             throw gone
         case .started:
+            let plan = try redecided(plan, params, ticket, waiting, waitedUsec: waitedUsec, audit: audit)
             try startQueued(ticket, plan, waiting, waitedUsec: waitedUsec, audit: audit)
-            return (waiting.executionID, waiting.createdAtMs)
+            return (waiting.executionID, waiting.createdAtMs, plan)
         case .left(let error, let cause):
             endQueued(waiting.executionID, reason: error.message)
             audit.recordBestEffort(
                 QueueRecords.cancelled(plan, waiting, cause: cause, reason: error, waitedUsec: waitedUsec))
             throw error
+        }
+    }
+
+    /// A waiter's turn came: it is decided again under the configuration in force now, as every execution is
+    /// decided when it starts (a reload while it waited may have taken the caller's access away or changed the
+    /// command's rules). What its admission was judged by (its executor, that executor's `concurrency` and locks)
+    /// must be unchanged, else it leaves the queue without running and is told to start it again.
+    private func redecided(
+        _ plan: ExecPlan, _ params: ExecParams, _ ticket: UInt64, _ waiting: WaitRequest, waitedUsec: Int64,
+        audit: AuditLog
+    ) throws(RunvoyError) -> ExecPlan {
+        guard let current = state.withLock({ $0.config }), current.digest != plan.config.digest else { return plan }
+        do throws(ExecRefusal) {
+            let fresh = try ExecPlan.make(params, requestID: plan.requestID, caller: plan.caller, config: current)
+            guard fresh.executor.name == plan.executor.name, fresh.lockClaims == plan.lockClaims,
+                fresh.executor.concurrency == plan.executor.concurrency
+            else {
+                throw fresh.refusal(
+                    RunvoyError(
+                        .cancelled,
+                        "executor '\(plan.executor.name)' changed (its concurrency or locks) while execution \(waiting.executionID) waited in the queue; it did not run: start it again"
+                    ))
+            }
+            return fresh
+        } catch {
+            release(ticket, plan.config)
+            endQueued(waiting.executionID, reason: error.error.message)
+            audit.recordBestEffort(
+                QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error.error, waitedUsec: waitedUsec))
+            throw deny(error, caller: plan.caller, config: current)
         }
     }
 

@@ -40,6 +40,8 @@ final class ExecutionManager: Service, Sendable {
         /// what starts when something ends or leaves.
         var limits = FairShares.Limits.unlimited
         var limitsObserved = false
+        /// The configuration in force (`limitsChanged`): a waiter is decided again under it when its turn comes.
+        var config: DaemonConfig?
         /// The waiters' clients, told of their places by one ticker (`ExecutionManager+QueueTicker`).
         var tellers: [UInt64: QueueTeller] = [:]
         var ticker: RepeatedTask?
@@ -112,19 +114,20 @@ final class ExecutionManager: Service, Sendable {
         client: QueueClient? = nil, onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let began = ContinuousClock.now
-        let plan: ExecPlan
+        let decided: ExecPlan
         let admission: Admission
         do throws(ExecRefusal) {
-            plan = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
-            admission = try admit(plan, waiting: try Self.waitRequest(params, plan))
+            decided = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
+            admission = try admit(decided, waiting: try Self.waitRequest(params, decided))
         } catch {
             throw deny(error, caller: caller, config: config)
         }
         let ticket = admission.ticket
-        let queued = try await waitIfQueued(admission, plan, client: client)
+        let queued = try await waitIfQueued(admission, decided, params: params, client: client)
+        let plan = queued?.plan ?? decided
         let launched: ExecLaunch.Launched
         do throws(LaunchFailure) {
-            launched = try await launcher.launch(plan, queued: queued)
+            launched = try await launcher.launch(plan, queued: queued.map { ($0.id, $0.createdAtMs) })
         } catch {
             release(ticket, plan.config)
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }

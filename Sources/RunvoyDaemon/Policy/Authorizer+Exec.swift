@@ -17,11 +17,18 @@ extension Authorizer {
         return environment
     }
 
+    /// The longest duration a request may ask for, in milliseconds: what DurationParser reads (under 10^10 s).
+    /// Beyond it, microsecond counts of the duration would overflow 64 bits.
+    static let longestDurationMs: Int64 = 9_999_999_999_999
+
     /// The timeout a command gets: the caller's (positive, and within the executor's `max_timeout`), else the
     /// executor's default (nil: none).
     static func timeout(milliseconds requested: Int64?, on executor: ExecutorConfig) throws(RunvoyError) -> Duration? {
         guard let requested else { return executor.defaultTimeout }
         guard requested > 0 else { throw RunvoyError(.invalidArgument, "timeout must be positive") }
+        guard requested <= Self.longestDurationMs else {
+            throw RunvoyError(.invalidArgument, "timeout_ms must be below 10^13 (about 317 years), not \(requested)")
+        }
         let duration = Duration.milliseconds(requested)
         if let maximum = executor.maxTimeout, duration > maximum {
             throw RunvoyError(

@@ -47,7 +47,8 @@ public struct ClientError: Error, CustomStringConvertible, Sendable {
             let tenths = (max(ms, 1) + 99) / 100
             return "\(tenths / 10).\(tenths % 10) s"
         }
-        let seconds = (ms + 999) / 1000
+        // (A hostile or broken daemon may send anything: no overflow near Int64.max.)
+        let seconds = ms / 1000 + (ms % 1000 == 0 ? 0 : 1)
         return seconds < 120 ? "\(seconds) s" : "\(seconds / 60) min \(seconds % 60) s"
     }
 }
