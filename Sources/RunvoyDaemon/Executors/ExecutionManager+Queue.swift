@@ -41,7 +41,8 @@ extension ExecutionManager {
             guard ms > 0, ms <= Authorizer.longestDurationMs else {
                 throw plan.refusal(
                     RunvoyError(
-                        .invalidArgument, "wait_timeout_ms must be positive and below 10^13 (about 317 years), not \(ms)"))
+                        .invalidArgument,
+                        "wait_timeout_ms must be positive and below 10^13 (about 317 years), not \(ms)"))
             }
             timeout = .milliseconds(ms)
         }
