@@ -116,9 +116,12 @@ struct RunvoyServer: Service {
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(FrameDecoder(maxFrameBytes: limits.maxFrameBytes, budget: budget)))
         try channel.pipeline.syncOperations.addHandler(ConnectionTimeoutHandler(timeout: timeout, activity: activity))
+        // Requests are handled one after another; those sent behind one in progress (an `exec` waiting in the
+        // queue) wait here. Two at most, then the socket is no longer read: sixteen let one user's connections
+        // hold 16 MiB each (QueueTests.requestsSentBehindAWaitingExecAreBoundedInMemory).
         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
             wrappingChannelSynchronously: channel,
-            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
     }
 
     private func serve(_ accepted: Accepted) async {
