@@ -38,6 +38,17 @@ final class HealthTests {
         result.checks.first { $0.name == name }
     }
 
+    /// Asking often costs the journal and the database nothing more: the journal probe and the database check run
+    /// once per 5 s whoever asks (before, every call wrote a probe record: a loop of calls could push older audit
+    /// records out of a size-limited journal).
+    @Test func healthCalledInALoopWritesOneProbeRecord() throws {
+        for _ in 0..<6 { #expect(try daemon.ctl(["health"], asUser: developer).status == 0) }
+        let probes = try Harness.journal(
+            ["_PID=\(daemon.process.pid)", "MESSAGE=runvoyd health check: journal write probe"],
+            until: { $0.count >= 6 }, seconds: 3)
+        #expect(probes.count == 1, "\(probes.count) probe records for 6 calls")
+    }
+
     @Test func aHealthyDaemonSaysSoWithExitStatusZero() throws {
         let out = try daemon.ctl(["health", "--json"], asUser: developer)
         #expect(out.status == 0, "\(out.stderrText)")

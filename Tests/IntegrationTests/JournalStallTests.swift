@@ -128,7 +128,12 @@ final class JournalStallTests {
         journald.signal(SIGSTOP)
         defer { journald.signal(SIGCONT) }
         try fillJournalQueue()
-        let stalled = try daemon.ctl(["health", "--json"], timeout: 20)
+        // The journal probe runs at most every 5 s (HealthProbes): the stall shows within that.
+        var stalled = try daemon.ctl(["health", "--json"], timeout: 20)
+        _ = try Harness.waitUntil(seconds: 30) {
+            stalled = try daemon.ctl(["health", "--json"], timeout: 20)
+            return stalled.status == 2
+        }
         #expect(stalled.status == 2)
         let health = try JSONDecoder().decode(HealthResult.self, from: stalled.stdout)
         let journal = health.checks.first { $0.name == "journal" }

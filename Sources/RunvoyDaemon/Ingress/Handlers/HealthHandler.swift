@@ -1,8 +1,9 @@
 import RunvoyKit
 
 /// `health`: the daemon's own checks (journal, history database, free space, master key, watchdog) and what it
-/// runs with (configuration digest and load time, up-time, containment). Any role may ask (`health`); the checks
-/// write one debug record to the journal and read the database, so a caller with no role may not.
+/// runs with (configuration digest and load time, up-time, containment). Any role may ask (`health`); the journal
+/// probe and the database check run at most once per 5 s whoever asks (`HealthProbes`), and a caller with no role
+/// may not ask.
 struct HealthHandler: MethodHandler {
     static let method = Method.health.rawValue
     static let params = ParamsRule<NoParams>.ignored(NoParams())
@@ -11,14 +12,15 @@ struct HealthHandler: MethodHandler {
         try context.require(.health)
         let config = context.config
         let store = context.executions.store
-        let checks = [
-            await HealthChecks.journal(
-                context.executions.launcher.journal, timeout: min(config.audit.writeTimeout, .seconds(2))),
-            HealthChecks.database(store),
-            HealthChecks.disk(free: store.freeBytes, reserve: config.history.minFreeBytes),
-            HealthChecks.masterKey(context.executions.secrets, config: config),
-            HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
-        ]
+        let probes = await HealthProbes.shared.checks(
+            journal: context.executions.launcher.journal, timeout: min(config.audit.writeTimeout, .seconds(2)),
+            store: store)
+        let checks =
+            probes + [
+                HealthChecks.disk(free: store.freeBytes, reserve: config.history.minFreeBytes),
+                HealthChecks.masterKey(context.executions.secrets, config: config),
+                HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
+            ]
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
