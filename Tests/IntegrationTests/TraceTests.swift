@@ -93,10 +93,24 @@ final class TraceTests {
             """
         let sent = try Harness.run(["/usr/sbin/runuser", "-u", bob, "--", "/usr/bin/python3", "-c", forge])
         #expect(sent.status == 0, "\(sent.stderrText)")
-        _ = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "MESSAGE=forged"])
+        // Root too (a command on a root executor could do this): the sender is not runvoyd's executable.
+        let byRoot = try Harness.run(["/usr/bin/python3", "-c", forge])
+        #expect(byRoot.status == 0, "\(byRoot.stderrText)")
+        _ = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)", "MESSAGE=forged"], until: { $0.count >= 2 })
         let (_, result) = try trace([id], as: alice)
         #expect(result?.records.count == 3)
         #expect(result?.records.contains { $0.message == "forged" } == false)
+    }
+
+    /// Another user's refused requests that name an execution are not part of its trace: anyone could write
+    /// them (and push its end past the limit). They were returned before.
+    @Test func othersRefusedRequestsDoNotLandInMyTrace() throws {
+        let id = try run(as: alice)
+        for _ in 0..<3 { #expect(try daemon.ctl(["status", id], asUser: bob).status != 0) }
+        _ = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=request_denied"], until: { $0.count >= 3 })
+        let (_, result) = try trace([id], as: alice)
+        #expect(result?.records.compactMap(\.event) == ["decision", "execution_started", "execution_finished"])
     }
 
     @Test func theLimitBoundsTheRecords() throws {

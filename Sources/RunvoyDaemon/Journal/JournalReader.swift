@@ -4,9 +4,9 @@ import RunvoyKit
 
 /// Reads the daemon's own records back from the journal through libsystemd's sd-journal API (for `trace`).
 ///
-/// Only the system journal's files are opened, and every query also matches `_UID` (a field journald sets from
-/// the sender's credentials, which a client cannot forge) and `SYSLOG_IDENTIFIER=runvoyd`, so records another
-/// user's process wrote under runvoyd's name never come back. Each match is one exact `FIELD=value`: sd-journal
+/// Only the system journal's files are opened, and every query also matches `_UID` and `_EXE` (fields journald
+/// sets from the sender's credentials and /proc entry, which a client cannot forge) and `SYSLOG_IDENTIFIER=runvoyd`,
+/// so records another process wrote under runvoyd's name (another user's, or a root command's) never come back. Each match is one exact `FIELD=value`: sd-journal
 /// has no patterns, and matches on different fields must all hold, so a value cannot broaden the query. The work
 /// is bounded: at most `limit` records, `maxBytes` of field data and `timeLimit` of reading.
 struct JournalReader: Sendable {
@@ -17,6 +17,18 @@ struct JournalReader: Sendable {
     var limit = TraceParams.maximumLimit
     var maxBytes = 4 << 20
     var timeLimit = Duration.seconds(2)
+    /// Records left out (and not counted against `limit`): for one execution's trace, other users' refused
+    /// requests that named it, which anyone could otherwise write into it.
+    var skip: (@Sendable (TraceRecord) -> Bool)?
+
+    /// This program's executable, as journald records it in `_EXE` (from the sender's /proc entry, which the
+    /// sender cannot choose): with `_UID`, records another root process wrote under runvoyd's name are left out.
+    static let executable: String? = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
 
     /// The records that match every `FIELD=value` of `matches` (besides the daemon's own identity), oldest first.
     func records(matching matches: [(String, String)]) throws(Failure) -> TraceResult {
@@ -26,7 +38,9 @@ struct JournalReader: Sendable {
             throw Failure(description: "cannot open the journal: \(SystemError.text(-opened))")
         }
         defer { sd_journal_close(journal) }
-        let own = [("_UID", String(geteuid())), ("SYSLOG_IDENTIFIER", "runvoyd")]
+        let own =
+            [("_UID", String(geteuid())), ("SYSLOG_IDENTIFIER", "runvoyd")]
+            + (Self.executable.map { [("_EXE", $0)] } ?? [])
         for (field, value) in own + matches {
             let match = Array("\(field)=\(value)".utf8)
             let added = match.withUnsafeBytes { sd_journal_add_match(journal, $0.baseAddress, $0.count) }
@@ -49,6 +63,7 @@ struct JournalReader: Sendable {
                 return TraceResult(records: records, truncated: true)
             }
             let (record, size) = Self.record(journal)
+            if let skip, skip(record) { continue }
             records.append(record)
             bytes += size
         }

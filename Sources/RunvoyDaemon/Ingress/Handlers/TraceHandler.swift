@@ -16,8 +16,16 @@ struct TraceHandler: MethodHandler {
         guard (1...TraceParams.maximumLimit).contains(limit) else {
             throw RunvoyError(.invalidArgument, "limit must be between 1 and \(TraceParams.maximumLimit)")
         }
-        let matches = try matches(params, context: context)
-        let reader = JournalReader(limit: limit)
+        let (matches, owner) = try matches(params, context: context)
+        var configured = JournalReader(limit: limit)
+        if let owner {
+            // Someone else's refused request that named this execution is theirs, not the execution's story
+            // (and anyone could write such records into it, pushing its end out of the limit).
+            configured.skip = { record in
+                record.event == "request_denied" && record.fields["RUNVOY_CALLER_UID"] != String(owner)
+            }
+        }
+        let reader = configured
         do {
             return .result(try await NIOThreadPool.singleton.runIfActive { try reader.records(matching: matches) })
         } catch {
@@ -26,12 +34,15 @@ struct TraceHandler: MethodHandler {
         }
     }
 
-    /// The exact fields the records must hold, once the caller is known to be allowed them.
-    private func matches(_ params: TraceParams, context: RequestContext) throws -> [(String, String)] {
+    /// The exact fields the records must hold, once the caller is known to be allowed them, and for one
+    /// execution its owner's uid.
+    private func matches(
+        _ params: TraceParams, context: RequestContext
+    ) throws -> (matches: [(String, String)], owner: UInt32?) {
         switch (params.executionId, params.requestId) {
         case (let id?, nil):
-            _ = try context.visibleExecution(id)
-            return [("RUNVOY_EXECUTION_ID", id)]
+            let execution = try context.visibleExecution(id)
+            return ([("RUNVOY_EXECUTION_ID", id)], execution.callerUid)
         case (nil, let id?):
             guard !id.isEmpty, id.utf8.count <= 256, !id.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
                 throw RunvoyError(.invalidArgument, "request_id must be 1 to 256 bytes with no control characters")
@@ -40,7 +51,7 @@ struct TraceHandler: MethodHandler {
                 throw context.denied(Authorizer.refusal(context.caller, .viewOwn, context.config))
             }
             let own = context.permits(.viewAll) ? [] : [("RUNVOY_CALLER_UID", String(context.caller.uid))]
-            return [("RUNVOY_REQUEST_ID", id)] + own
+            return ([("RUNVOY_REQUEST_ID", id)] + own, nil)
         default:
             throw RunvoyError(.badRequest, "trace needs exactly one of execution_id and request_id")
         }
