@@ -241,6 +241,20 @@ final class MetricsTests {
 
     /// A reader in a loop never sees part of a file: every read is a whole exposition, while the daemon replaces
     /// it every second.
+    /// Whatever is planted in the textfile's folder is never opened: a FIFO at the temporary name the daemon used
+    /// blocked its writes for good (and its shutdown); the textfile is written beside it now.
+    @Test func aFIFOPlantedInTheTextfileFolderDoesNotBlockTheDaemon() throws {
+        let daemon = try DaemonFixture(config: { directory in
+            mkdir(directory + "/textfile", 0o755)
+            mkfifo(directory + "/textfile/runvoyd.prom.tmp", 0o666)
+            return Self.config(directory)
+        })
+        defer { daemon.stop() }
+        let textfile = daemon.directory + "/textfile/runvoyd.prom"
+        #expect(Harness.waitUntil(seconds: 20) { access(textfile, R_OK) == 0 }, "no textfile was written")
+        #expect(try daemon.ctl(["exec", "--", "true"]).status == 0)
+    }
+
     @Test func theTextfileIsReplacedAtomically() throws {
         let daemon = try Self.startDaemon()
         defer { daemon.stop() }

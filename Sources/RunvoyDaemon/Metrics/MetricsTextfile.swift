@@ -3,8 +3,8 @@ import Logging
 import RunvoyKit
 import ServiceLifecycle
 
-/// Writes the exposition for node-exporter's textfile collector every `interval`: to a temporary file in the same
-/// directory (a name the collector skips: it reads only `*.prom`), then renamed over `path`, so a reader sees the
+/// Writes the exposition for node-exporter's textfile collector every `interval`: to a new temporary file in the
+/// same directory (a hidden name the collector skips: it reads only `*.prom`), then renamed over `path`, so a reader sees the
 /// old file or the new one, never part of one. The file is removed at shutdown, so stale figures do not outlive
 /// the daemon.
 struct MetricsTextfile: Service {
@@ -14,10 +14,23 @@ struct MetricsTextfile: Service {
     var exposition: @Sendable () -> [UInt8] = { DaemonMetrics.shared.exposition() }
 
     func run() async throws {
+        // The folder is opened once: later changes to the path (a component swapped for a symbolic link by whoever
+        // may write a parent) do not move where the daemon, as root, writes and renames.
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else {
+            logger.warning(
+                "cannot open the metrics textfile's folder; no textfile is written",
+                metadata: ["path": "\(folder)", "error": "\(SystemError.text())"])
+            return
+        }
+        defer { close(directory) }
         var failing = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do throws(SystemError) {
-                try write()
+                try write(in: directory, name: name)
                 if failing { logger.notice("metrics textfile written again", metadata: ["path": "\(path)"]) }
                 failing = false
             } catch {
@@ -29,15 +42,17 @@ struct MetricsTextfile: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
-        unlink(path)
+        unlinkat(directory, name, 0)
     }
 
-    /// Writes the exposition to `PATH.tmp` (mode 0644: node-exporter does not run as root) and renames it over
-    /// `path`.
-    func write() throws(SystemError) {
-        let temporary = path + ".tmp"
+    /// Writes the exposition to a new file of a random name in `directory` (mode 0644: node-exporter does not run
+    /// as root) and renames it over `name`. The temporary file is made with `O_EXCL` and `O_NOFOLLOW`: nothing
+    /// planted in the folder (a file of the same name, a FIFO that would block, a symbolic link) is opened.
+    func write(in directory: Int32, name: String) throws(SystemError) {
+        let temporary = ".\(name).\(UInt64.random(in: 0...UInt64.max)).tmp"
         let bytes = exposition()
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let fd = openat(
+            directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw SystemError("open \(temporary)") }
         var written = 0
         while written < bytes.count {
@@ -47,15 +62,15 @@ struct MetricsTextfile: Service {
             guard count > 0 else {
                 let error = SystemError("write \(temporary)")
                 close(fd)
-                unlink(temporary)
+                unlinkat(directory, temporary, 0)
                 throw error
             }
             written += count
         }
         close(fd)
-        guard rename(temporary, path) == 0 else {
+        guard renameat(directory, temporary, directory, name) == 0 else {
             let error = SystemError("rename \(temporary)")
-            unlink(temporary)
+            unlinkat(directory, temporary, 0)
             throw error
         }
     }
