@@ -32,9 +32,16 @@ import Testing
             {
                 return false
             }
+            let heads = Set(waiting.map(\.uid)).compactMap { uid in waiting.first { $0.uid == uid } }
             for claim in request.locks {
                 let holders = running.flatMap { $0.locks }.filter { $0.name == claim.name }
                 if !holders.isEmpty && (!claim.shared || holders.contains { !$0.shared }) { return false }
+                // Writers first: a shared claim waits while another user's oldest waiter, come before it, needs the
+                // lock alone.
+                let writerWaits = heads.contains { head in
+                    head.id < request.id && head.locks.contains { $0.name == claim.name && !$0.shared }
+                }
+                if claim.shared && writerWaits { return false }
             }
             return true
         }
@@ -182,11 +189,35 @@ import Testing
         #expect(scheduler.arrive(request(1, 1, [("y", false)]), within: limits) == [1])
         #expect(scheduler.arrive(request(2, 2, [("x", false), ("y", false)]), within: limits) == [])
         #expect(scheduler.locks["x"] == nil)
-        #expect(scheduler.arrive(request(3, 3, [("x", true)]), within: limits) == [3])
-        #expect(scheduler.arrive(request(4, 4, [("x", true)]), within: limits) == [4])
-        #expect(scheduler.finish(1, within: limits) == [])
-        #expect(scheduler.finish(3, within: limits) == [])
-        #expect(scheduler.finish(4, within: limits) == [2])
+        // Writers first: 2 waits for x (and y) alone, so no shared holder of x is let in before it.
+        #expect(scheduler.arrive(request(3, 3, [("x", true)]), within: limits) == [])
+        #expect(scheduler.arrive(request(4, 4, [("x", true)]), within: limits) == [])
+        #expect(scheduler.locks["x"] == nil)
+        #expect(scheduler.finish(1, within: limits) == [2])
         #expect(scheduler.locks["x"] == .exclusive(2) && scheduler.locks["y"] == .exclusive(2))
+        #expect(Set(scheduler.finish(2, within: limits)) == [3, 4])
+    }
+
+    /// Shared holders that keep coming cannot keep an exclusive waiter waiting for ever: once it waits, new shared
+    /// claims wait behind it. (Before, 1,000 overlapping shared holders kept it waiting.)
+    @Test func sharedHoldersCannotStarveAnExclusiveWaiter() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 10_000, reserved: 0, perUser: 10_000, perUserWithoutRole: 10_000)
+        func request(_ id: Int, _ uid: uid_t, shared: Bool) -> Request {
+            Request(
+                id: id, uid: uid, holder: .member, executor: "e", concurrency: nil,
+                locks: [.init(name: "db", shared: shared)])
+        }
+        #expect(scheduler.arrive(request(1, 1, shared: true), within: limits) == [1])
+        #expect(scheduler.arrive(request(2, 2, shared: false), within: limits) == [])
+        var holder = 1
+        var started: [Int] = []
+        for next in 3..<1_003 {
+            started += scheduler.arrive(request(next, 3, shared: true), within: limits)
+            started += scheduler.finish(holder, within: limits)
+            holder = next
+            if started.contains(2) { break }
+        }
+        #expect(started.first == 2, "the exclusive waiter started first once the holder ended: \(started.prefix(5))")
     }
 }

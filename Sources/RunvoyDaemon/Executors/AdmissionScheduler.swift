@@ -43,6 +43,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private var waiting: [uid_t: CircularBuffer<Request>] = [:]
     /// The user of each waiter; those that left are not here.
     private var waitingUser: [ID: uid_t] = [:]
+    /// When each waiter arrived (a count), for writers first: a shared claim defers to an older exclusive one.
+    private var arrival: [ID: UInt64] = [:]
+    private var arrivals: UInt64 = 0
     /// The users with waiters, by uid.
     private var users: [uid_t] = []
     /// The user served last: the round-robin goes on after it.
@@ -64,6 +67,8 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         }
         waiting[request.uid, default: []].append(request)
         waitingUser[request.id] = request.uid
+        arrivals += 1
+        arrival[request.id] = arrivals
         waitingCount += 1
         return startWhatFits(within: limits)
     }
@@ -76,10 +81,23 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         }
         return request.locks.allSatisfy { claim in
             switch locks[claim.name] {
-            case nil: return true
+            case nil: return !claim.shared || !olderExclusiveWaiter(for: claim.name, than: request.id)
             case .exclusive: return false
-            case .shared: return claim.shared
+            case .shared: return claim.shared && !olderExclusiveWaiter(for: claim.name, than: request.id)
             }
+        }
+    }
+
+    /// Whether a user's oldest waiter that arrived before `id` needs `name` exclusively. While one does, no shared
+    /// claim that came after it is let in, so shared holders coming and going cannot keep it waiting for ever
+    /// (writers first). Only older ones: the oldest waiter never defers, so waiters cannot wait for each other.
+    private func olderExclusiveWaiter(for name: String, than id: ID) -> Bool {
+        let mine = arrival[id] ?? .max
+        return users.contains { uid in
+            guard let head = waiting[uid]?.first, head.id != id, let theirs = arrival[head.id], theirs < mine else {
+                return false
+            }
+            return head.locks.contains { $0.name == name && !$0.shared }
         }
     }
 
@@ -109,6 +127,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// Returns nil when `id` was not waiting.
     mutating func cancel(_ id: ID, within limits: FairShares.Limits) -> [ID]? {
         guard let uid = waitingUser.removeValue(forKey: id) else { return nil }
+        arrival[id] = nil
         waitingCount -= 1
         dropLeft(uid)
         return startWhatFits(within: limits)
@@ -154,6 +173,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private mutating func start(_ request: Request) {
         waiting[request.uid]!.removeFirst()
         waitingUser[request.id] = nil
+        arrival[request.id] = nil
         waitingCount -= 1
         dropLeft(request.uid)
         _ = shares.take(request.uid, as: request.holder, within: .unlimited)
