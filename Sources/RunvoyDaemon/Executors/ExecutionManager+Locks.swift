@@ -1,3 +1,4 @@
+import Glibc
 import RunvoyConfig
 import RunvoyKit
 
@@ -76,32 +77,43 @@ extension ExecutionManager {
         for (executor, names) in declared {
             for name in names { byLock[name, default: []].append(executor) }
         }
-        let names = Set(byLock.keys).union(scheduler.locks.keys)
-            .union(scheduler.waiters.flatMap { $0.locks.map(\.name) })
-        return names.sorted().map { name in
+        // The waiters once (not per lock), and each user's name looked up once (NSS may be slow: LDAP, sssd).
+        let allWaiters = scheduler.waiters.filter { !$0.locks.isEmpty }
+        var names: [uid_t: String] = [:]
+        func name(_ uid: uid_t) -> String {
+            if let known = names[uid] { return known }
+            let found = Caller.lookup(uid: uid).displayName
+            names[uid] = found
+            return found
+        }
+        let lockNames = Set(byLock.keys).union(scheduler.locks.keys).union(allWaiters.flatMap { $0.locks.map(\.name) })
+        return lockNames.sorted().map { lock in
             let (mode, ids): (String, [UInt64]) =
-                switch scheduler.locks[name] {
+                switch scheduler.locks[lock] {
                 case nil: ("free", [])
                 case .exclusive(let id): ("exclusive", [id])
                 case .shared(let ids): ("shared", ids.sorted())
                 }
             let holders = ids.compactMap { ticket in
-                scheduler.running[ticket].map { Self.holder($0, name, execution: executions[ticket]) }
+                scheduler.running[ticket].map {
+                    Self.holder($0, lock, execution: executions[ticket], user: executions[ticket] == nil ? name : nil)
+                }
             }
-            let waiters = scheduler.waiters.filter { $0.locks.contains { $0.name == name } }.map {
-                Self.holder($0, name, execution: nil)
+            let waiters = allWaiters.filter { $0.locks.contains { $0.name == lock } }.map {
+                Self.holder($0, lock, execution: nil, user: name)
             }
             return LockInfo(
-                name: name, mode: mode, executors: (byLock[name] ?? []).sorted(), holders: holders, waiters: waiters)
+                name: lock, mode: mode, executors: (byLock[lock] ?? []).sorted(), holders: holders, waiters: waiters)
         }
     }
 
     private static func holder(
-        _ request: AdmissionScheduler<UInt64>.Request, _ lock: String, execution: Execution?
+        _ request: AdmissionScheduler<UInt64>.Request, _ lock: String, execution: Execution?,
+        user: ((uid_t) -> String)?
     ) -> LockHolder {
         LockHolder(
             executionId: execution?.id,
-            user: execution?.caller.displayName ?? Caller.lookup(uid: request.uid).displayName,
+            user: execution?.caller.displayName ?? user?(request.uid) ?? Caller.lookup(uid: request.uid).displayName,
             uid: request.uid, executor: request.executor,
             shared: request.locks.first { $0.name == lock }?.shared ?? false, sinceMs: execution?.startedAtMs)
     }
