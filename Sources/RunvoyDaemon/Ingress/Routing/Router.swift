@@ -37,9 +37,13 @@ struct Router: Sendable {
             try await sink.send(Reply<NoParams>(id: envelope.id, error: error))
             return .none
         }
-        if type(of: routed.handler).countsAsActivity { connection.activity.touch() }
         let server = connection.context
         let config = server.config.current
+        // Only a caller with a role can be active: one without may only greet, and anything else it sends is
+        // refused or does nothing, so it must not keep its connections from the idle timeout.
+        if type(of: routed.handler).countsAsActivity && !Authorizer.roles(connection.caller, config).isEmpty {
+            connection.activity.touch()
+        }
         if let limited = server.executions.rates.takeRequest(
             type(of: routed.handler).method, caller: connection.caller, config: config)
         {
