@@ -132,29 +132,31 @@ final class FairShareTests {
         defer { daemon.stop() }
         let script = daemon.directory + "/stdin-flood.py"
         try #"""
-            import json, socket, struct, sys, time
-            def frame(obj):
-                b = json.dumps(obj).encode(); return struct.pack(">I", len(b)) + b
-            alive = []
-            for i in range(4):
-                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(0.2); alive.append(s)
-            start = time.time()
-            while time.time() - start < 5 and alive:
-                for s in list(alive):
-                    try:
-                        s.sendall(frame({"v": 1, "id": 1, "method": "stdin", "params": {"data": "aGk="}}))
-                        while True:
-                            if not s.recv(65536): alive.remove(s); break
-                    except socket.timeout:
-                        pass
-                    except OSError:
-                        alive.remove(s)
-                time.sleep(0.1)
-            print("held", len(alive), flush=True)
-            """#.write(toFile: script, atomically: true, encoding: .utf8)
+        import json, socket, struct, sys, time
+        def frame(obj):
+            b = json.dumps(obj).encode(); return struct.pack(">I", len(b)) + b
+        alive = []
+        for i in range(4):
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(0.2); alive.append(s)
+        start = time.time()
+        while time.time() - start < 5 and alive:
+            for s in list(alive):
+                try:
+                    s.sendall(frame({"v": 1, "id": 1, "method": "stdin", "params": {"data": "aGk="}}))
+                    while True:
+                        if not s.recv(65536): alive.remove(s); break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    alive.remove(s)
+            time.sleep(0.1)
+        print("held", len(alive), flush=True)
+        """#.write(toFile: script, atomically: true, encoding: .utf8)
         chmod(daemon.directory, 0o755)
         chmod(script, 0o644)
-        let out = try Harness.run(["/usr/sbin/runuser", "-u", none, "--", "/usr/bin/python3", script, daemon.socketPath])
+        let out = try Harness.run([
+            "/usr/sbin/runuser", "-u", none, "--", "/usr/bin/python3", script, daemon.socketPath,
+        ])
         #expect(out.stdoutText.contains("held 0"), "\(out.stdoutText) \(out.stderrText)")
     }
 
