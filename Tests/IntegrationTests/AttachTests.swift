@@ -23,9 +23,7 @@ final class AttachTests {
     init() throws {
         let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
         self.suffix = suffix
-        for user in ["adm", "op", "dev", "dev2", "view", "none"].map({ "rva\(suffix)-\($0)" }) {
-            try Self.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin \(user)")
-        }
+        try TestUsers.add(["adm", "op", "dev", "dev2", "view", "none"].map { "rva\(suffix)-\($0)" })
         gates = try Harness.makeTemporaryDirectory()
         chmod(gates, 0o755)
         daemon = try DaemonFixture(config: { directory in
@@ -45,13 +43,8 @@ final class AttachTests {
 
     deinit {
         daemon.stop()
-        for user in users { try? Self.sh("userdel \(user)") }
+        TestUsers.remove(users)
         try? FileManager.default.removeItem(atPath: gates)
-    }
-
-    static func sh(_ command: String) throws {
-        let out = try Harness.run(["/bin/sh", "-c", command])
-        if out.status != 0 { throw HarnessError("\(command): \(out.stderrText)") }
     }
 
     func ctl(_ user: String?, _ arguments: [String]) throws -> Harness.Output {

@@ -15,9 +15,7 @@ final class HealthTests {
 
     init() throws {
         let suffix = suffix
-        for user in ["dev", "none"] {
-            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rvh\(suffix)-\(user)")
-        }
+        try TestUsers.add(["rvh\(suffix)-dev", "rvh\(suffix)-none"])
         daemon = try DaemonFixture(config: { directory in
             DaemonFixture.standardConfig(directory: directory)
                 .replacingOccurrences(
@@ -27,7 +25,7 @@ final class HealthTests {
 
     deinit {
         daemon.stop()
-        for user in [developer, roleless] { try? AuthorizationTests.sh("userdel \(user)") }
+        TestUsers.remove([developer, roleless])
     }
 
     static func decode(_ out: Harness.Output) throws -> HealthResult {

@@ -15,9 +15,7 @@ final class TraceTests {
 
     init() throws {
         let suffix = suffix
-        for user in ["a", "b"] {
-            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rvr\(suffix)-\(user)")
-        }
+        try TestUsers.add(["rvr\(suffix)-a", "rvr\(suffix)-b"])
         daemon = try DaemonFixture(config: { directory in
             DaemonFixture.standardConfig(directory: directory)
                 .replacingOccurrences(
@@ -27,7 +25,7 @@ final class TraceTests {
 
     deinit {
         daemon.stop()
-        for user in [alice, bob] { try? AuthorizationTests.sh("userdel \(user)") }
+        TestUsers.remove([alice, bob])
     }
 
     /// Runs `true` as `user` and returns its execution id once its three records are in the journal.
