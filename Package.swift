@@ -148,6 +148,8 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FuzzRedactor", ["RunvoyKit", "RunvoyStore"]),
     ("FuzzOutputLog", ["RunvoyKit", "RunvoyStore"]),
     ("FuzzBackupArchive", ["RunvoyKit", "RunvoyStore", .product(name: "Crypto", package: "swift-crypto")]),
+    ("FuzzDaemonFrame", ["RunvoyDaemon", "RunvoyKit", .product(name: "NIOCore", package: "swift-nio")]),
+    ("FuzzPath", ["RunvoyDaemon"]),
 ]
 package.targets += [
     .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
