@@ -12,7 +12,8 @@ extension ListeningSocket {
         let path: String
 
         init(of socketPath: String) throws(SetupError) {
-            path = Self.parent(of: socketPath).isEmpty ? "/" : Self.parent(of: socketPath)
+            let parent = Self.parent(of: socketPath)
+            path = socketPath.contains("/") ? (parent.isEmpty ? "/" : parent) : "."
             name = String(socketPath.split(separator: "/", omittingEmptySubsequences: false).last ?? "")
             guard !name.isEmpty, name != ".", name != ".." else {
                 throw SetupError(description: "the socket path \(socketPath) does not name a file")
