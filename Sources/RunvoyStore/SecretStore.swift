@@ -25,9 +25,10 @@ public final class SecretStore: Sendable {
     private let store: ExecutionStore
     let key: SymmetricKey
 
-    /// Whether `other` is the key this store holds (`health` compares the key file with it).
+    /// Whether `other` is the key this store holds (`health` compares the key file with it): in constant time,
+    /// on the keys' own storage (no copy of either is made).
     public func holdsKey(_ other: SymmetricKey) -> Bool {
-        key.withUnsafeBytes { mine in other.withUnsafeBytes { Array(mine) == Array($0) } }
+        key.withUnsafeBytes { mine in other.withUnsafeBytes { ConstantTime.equal(mine, $0) } }
     }
 
     static let checkText = Array("runvoy master key check".utf8)

@@ -38,7 +38,8 @@ struct HealthCommand: ParsableCommand {
         var text = "runvoyd \(health.version): \(health.status.rawValue)\n"
         for check in health.checks {
             let name = check.name + ":" + String(repeating: " ", count: max(1, 12 - check.name.count))
-            text += "  \(name)\(check.status.rawValue.padding(9)) \(check.message)\n"
+            let detail = check.detail.map { " (\($0))" } ?? ""
+            text += "  \(name)\(check.status.rawValue.padding(9)) \(check.message)\(detail)\n"
         }
         text += "  configuration: digest \(health.configDigest), loaded "
         text += HistoryFormat.localTime(ms: health.configLoadedAtMs) + "\n"

@@ -87,6 +87,31 @@ final class HealthTests {
         #expect(try daemon.ctl(["health"]).status == 0)
     }
 
+    /// Paths and error text are for administrators: a developer is told the status words (before, every role was
+    /// told the master key's path, and a failing check's error text).
+    @Test func onlyAdministratorsSeePathsAndErrorText() throws {
+        let keyPath = daemon.directory + "/state/secrets.key"
+        let asDeveloper = try daemon.ctl(["health"], asUser: developer)
+        #expect(asDeveloper.status == 0, "\(asDeveloper.stderrText)")
+        #expect(asDeveloper.stdoutText.contains("master_key:"))
+        #expect(!asDeveloper.stdoutText.contains(daemon.directory), "\(asDeveloper.stdoutText)")
+        #expect(try daemon.ctl(["health"]).stdoutText.contains(keyPath))
+
+        let key = try Data(contentsOf: URL(fileURLWithPath: keyPath))
+        #expect(unlink(keyPath) == 0)
+        defer {
+            try? key.write(to: URL(fileURLWithPath: keyPath))
+            chmod(keyPath, 0o600)
+        }
+        let failing = try daemon.ctl(["health"], asUser: developer)
+        #expect(failing.status == 2)
+        #expect(failing.stdoutText.contains("is gone") && !failing.stdoutText.contains(daemon.directory))
+        let json = try daemon.ctl(["health", "--json"], asUser: developer)
+        #expect(!json.stdoutText.contains("secrets.key") && !json.stdoutText.contains("\"detail\""))
+        let asAdmin = try daemon.ctl(["health"])
+        #expect(asAdmin.status == 2 && asAdmin.stdoutText.contains(keyPath), "\(asAdmin.stdoutText)")
+    }
+
     @Test func aDaemonThatDoesNotAnswerIsFailing() throws {
         let out = try Harness.run([Harness.runvoyctl, "health", "--socket", daemon.directory + "/nothing.sock"])
         #expect(out.status == 2)

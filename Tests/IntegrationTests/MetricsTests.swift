@@ -239,6 +239,70 @@ final class MetricsTests {
         #expect(try daemon.ctl(["exec", "--", "true"]).status == 0)
     }
 
+    /// One account in the socket's group that holds all it can (connecting again as each is closed) keeps neither
+    /// root nor another account's scraper out: it holds 4 connections, not all 64 (before, it held them all and
+    /// every other scrape was closed unanswered).
+    @Test func oneAccountCannotHoldTheMetricsSocket() throws {
+        let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
+        let (hostile, scraper) = ("rvm\(suffix)-h", "rvm\(suffix)-s")
+        for name in [hostile, scraper] {
+            try AuthorizationTests.sh("useradd -M -N -g nogroup -G adm -s /usr/sbin/nologin \(name)")
+        }
+        defer { TestUsers.remove([hostile, scraper]) }
+        let daemon = try DaemonFixture(config: { directory in
+            mkdir(directory + "/textfile", 0o755)
+            return Self.config(directory).replacingOccurrences(
+                of: "socket_mode: \"0640\"", with: "socket_mode: \"0660\"")
+        })
+        defer { daemon.stop() }
+        let path = daemon.directory + "/metrics.sock"
+        // (Where the holder, not root, may write.)
+        let spot = daemon.directory + "/holder"
+        mkdir(spot, 0o777)
+        chmod(spot, 0o777)
+        let (ready, done) = (spot + "/held", spot + "/done")
+        let holder = """
+            import os, select, socket, time
+            def dial():
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect("\(path)")
+                    return s
+                except OSError:
+                    s.close()
+                    return None
+            held = [s for s in (dial() for _ in range(64)) if s]
+            open("\(ready)", "w").write(str(len(held)))
+            deadline = time.time() + 120
+            while not os.path.exists("\(done)") and time.time() < deadline:
+                closed = [s for s in held if select.select([s], [], [], 0)[0] and not s.recv(1)]
+                for s in closed:
+                    held.remove(s)
+                    s.close()
+                held += [s for s in (dial() for _ in range(64 - len(held))) if s]
+                time.sleep(0.05)
+            """
+        let process = try ChildProcess(
+            ["/usr/sbin/runuser", "-u", hostile, "--", "/usr/bin/python3", "-c", holder],
+            environment: ProcessInfo.processInfo.environment, stdoutPath: daemon.directory + "/holder.out",
+            stderrPath: daemon.directory + "/holder.err")
+        defer {
+            FileManager.default.createFile(atPath: done, contents: nil)
+            _ = process.wait(seconds: 30)
+        }
+        #expect(Harness.waitUntil(seconds: 30) { access(ready, F_OK) == 0 }, "the holder did not start")
+        #expect(try Self.scrape(daemon).status == "HTTP/1.1 200 OK")
+        let scrape = """
+            import socket
+            s = socket.socket(socket.AF_UNIX); s.connect("\(path)")
+            s.sendall(b"GET /metrics HTTP/1.1\\r\\n\\r\\n")
+            print(s.makefile("rb").readline().decode().strip())
+            """
+        let asScraper = try Harness.run(["/usr/sbin/runuser", "-u", scraper, "--", "/usr/bin/python3", "-c", scrape])
+        #expect(asScraper.stdoutText == "HTTP/1.1 200 OK\n", "\(asScraper.stdoutText) \(asScraper.stderrText)")
+        #expect(try Self.scrape(daemon).status == "HTTP/1.1 200 OK")
+    }
+
     /// A reader in a loop never sees part of a file: every read is a whole exposition, while the daemon replaces
     /// it every second.
     /// Whatever is planted in the textfile's folder is never opened: a FIFO at the temporary name the daemon used

@@ -5,6 +5,21 @@ import Testing
 @testable import RunvoyStore
 
 struct SecretStoreTests {
+    /// `holdsKey` (health's check of the key file) is true for the same key only, wherever another differs.
+    @Test func holdsKeyComparesWholeKeys() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let bytes = (0..<32).map { UInt8($0 * 3 + 1) }
+        let secrets = try SecretStore(
+            store: try ExecutionStore(stateDirectory: directory.path), key: SymmetricKey(data: bytes))
+        #expect(secrets.holdsKey(SymmetricKey(data: bytes)))
+        for position in [0, 16, 31] {
+            var other = bytes
+            other[position] ^= 0x80
+            #expect(!secrets.holdsKey(SymmetricKey(data: other)))
+        }
+    }
+
     @Test func valuesAreSealedAtRestAndOnlyTheRightKeyOpensThem() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

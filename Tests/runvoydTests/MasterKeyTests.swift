@@ -54,6 +54,9 @@ struct MasterKeyTests {
         #expect(MasterKey.parse(Array((hex + "\n").utf8)) == expected)
         #expect(MasterKey.parse(Array(base64.utf8)) == expected)
         #expect(MasterKey.parse(Array("too short".utf8)) == nil)
+        #expect(MasterKey.parse(Array(String(hex.dropLast() + "g").utf8)) == nil)
+        #expect(MasterKey.parse(Array(("  " + base64 + "\r\n").utf8)) == expected)
+        #expect(MasterKey.parse(Array(String(base64.dropLast() + "!").utf8)) == nil)
 
         let directory = Self.temporaryDirectory()
         defer { _ = system("rm -rf \(directory)") }
@@ -76,5 +79,20 @@ struct MasterKeyTests {
         let config = try Self.config(directory + "/state-not-created")
         #expect(try MasterKey.load(config) == SymmetricKey(data: raw))
         #expect(MasterKey.source(config) == directory + "/runvoy.key")
+    }
+
+    /// The key file as `health` reads it: each form, and nothing from a file too large to be a key.
+    @Test func theKeyFileIsReadInEachForm() throws {
+        let directory = Self.temporaryDirectory()
+        defer { _ = system("rm -rf \(directory)") }
+        let raw = (0..<32).map { UInt8($0 + 100) }
+        let path = directory + "/k"
+        for form in [Data(raw), Data((raw.map { String(format: "%02X", $0) }.joined() + "\n").utf8)] {
+            try form.write(to: URL(fileURLWithPath: path))
+            #expect(MasterKey.current(at: path) == SymmetricKey(data: raw))
+        }
+        try Data(repeating: 0x41, count: 5000).write(to: URL(fileURLWithPath: path))
+        #expect(MasterKey.current(at: path) == nil)
+        #expect(MasterKey.current(at: directory + "/none") == nil)
     }
 }

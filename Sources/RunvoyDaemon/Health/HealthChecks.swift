@@ -6,6 +6,7 @@ import RunvoyStore
 
 /// The checks of `health`, one function each. Each says what it found in words a person can act on, and whether
 /// that is healthy, degraded (it serves, but needs attention) or failing (requests are refused, or will be).
+/// Paths and system error text go in `detail`, which only administrators are sent (`HealthHandler`).
 enum HealthChecks {
     /// Above this, a journal write is slow enough to say so.
     static let slowJournalWrite = Duration.milliseconds(250)
@@ -23,7 +24,8 @@ enum HealthChecks {
         } catch {
             return HealthCheck(
                 name: "journal", status: .failing,
-                message: "the journal did not take a record within \(timeout) (\(error)): executions are refused")
+                message: "the journal did not take a record within \(timeout): executions are refused",
+                detail: "\(error)")
         }
         let took = ContinuousClock.now - began
         let milliseconds = Double(took.nanoseconds) / 1e6
@@ -41,13 +43,14 @@ enum HealthChecks {
         do throws(StoreError) {
             result = try store.quickCheck()
         } catch {
-            return HealthCheck(name: "database", status: .failing, message: "cannot check the history: \(error)")
+            return HealthCheck(
+                name: "database", status: .failing, message: "cannot check the history", detail: "\(error)")
         }
         let milliseconds = Double((ContinuousClock.now - began).nanoseconds) / 1e6
         guard result == ["ok"] else {
             return HealthCheck(
-                name: "database", status: .failing,
-                message: "quick check failed: \(result.prefix(3).joined(separator: "; "))")
+                name: "database", status: .failing, message: "quick check failed",
+                detail: result.prefix(3).joined(separator: "; "))
         }
         return HealthCheck(
             name: "database", status: .healthy, message: "quick check ok", value: milliseconds, unit: "ms")
@@ -77,15 +80,16 @@ enum HealthChecks {
         guard access(path, F_OK) == 0 else {
             return HealthCheck(
                 name: "master_key", status: .failing,
-                message: "loaded, but \(path) is gone: restore it before runvoyd restarts, or every secret is lost")
+                message: "loaded, but its file is gone: restore it before runvoyd restarts, or every secret is lost",
+                detail: path)
         }
         let file = MasterKey.current(at: path)
         guard let file, secrets.holdsKey(file) else {
             return HealthCheck(
                 name: "master_key", status: .failing,
-                message: "loaded, but \(path) no longer holds that key (unreadable or replaced)")
+                message: "loaded, but its file no longer holds that key (unreadable or replaced)", detail: path)
         }
-        return HealthCheck(name: "master_key", status: .healthy, message: "loaded from \(path)")
+        return HealthCheck(name: "master_key", status: .healthy, message: "loaded", detail: path)
     }
 
     /// Whether the watchdog is fed: failing once the last keepalive is older than systemd's interval.

@@ -4,6 +4,12 @@ import RunvoyConfig
 import RunvoyKit
 
 /// Where the daemon's listening socket comes from: a path it binds, or a socket systemd passed (LISTEN_FDS).
+///
+/// A socket file the daemon binds is never handled by path once its folder is checked: the folder must be one
+/// only root (or the daemon's own account) can write, it is opened once (`Folder`), and the stale socket is
+/// removed, the new one bound, and its group and mode set through that descriptor, never following a symlink.
+/// The socket is bound with its mode already set (narrower while its group is not yet set), so no account can
+/// swap the file between bind and chmod, and the socket is never wider than configured.
 enum ListeningSocket {
     case path(String)
     case inherited(Int32)
@@ -25,48 +31,76 @@ enum ListeningSocket {
         return fd
     }
 
-    /// Prepares `path` for binding: creates the parent directory, refuses when a live daemon answers there,
-    /// and removes a stale socket file left by one that died.
+    /// Prepares `path` for binding: creates the parent directory, checks that no other account can write it,
+    /// refuses when a live daemon answers there, and removes a stale socket file left by one that died.
     static func prepare(path: String) throws(SetupError) {
-        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        if !parent.isEmpty { try makeDirectories(parent) }
+        let parent = Folder.parent(of: path)
+        if !parent.isEmpty && parent != "/" { try makeDirectories(parent) }
+        let folder = try Folder(of: path)
+        defer { folder.close() }
         var info = stat()
-        guard lstat(path, &info) == 0 else { return }
+        guard fstatat(folder.fd, folder.name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
             throw SetupError(description: "\(path) exists and is not a socket; refusing to replace it")
         }
         if isLive(path) {
             throw SetupError(description: "another runvoyd is already serving at \(path)")
         }
-        guard unlink(path) == 0 else {
+        guard unlinkat(folder.fd, folder.name, 0) == 0 else {
             throw SetupError(description: "cannot remove the stale socket \(path): \(SystemError.text())")
         }
     }
 
-    /// Applies the configured mode and group to a socket file the daemon bound.
+    /// A listening Unix socket bound at `path` with the mode and group of `settings` (see the type's comment):
+    /// its descriptor, for `ServerBootstrap.bind(_:)`.
+    static func bind(path: String, settings: SocketSettings, backlog: Int32) throws(SetupError) -> Int32 {
+        let folder = try Folder(of: path)
+        defer { folder.close() }
+        let gid = try settings.group.map { name throws(SetupError) in try groupID(name) }
+        let mode = mode_t(settings.mode)
+        let fd = socket(AF_UNIX, SOCK_STREAM.rawValue.asInt32 | SOCK_CLOEXEC.rawValue.asInt32, 0)
+        guard fd >= 0 else { throw SetupError(description: "socket: \(SystemError.text())") }
+        var bound = false
+        do throws(SetupError) {
+            // The socket file takes this mode (less the umask) at bind: until its group is set, owner only.
+            guard fchmod(fd, gid == nil ? mode : mode & 0o700) == 0 else {
+                throw SetupError(description: "fchmod of the socket for \(path): \(SystemError.text())")
+            }
+            try folder.bind(fd, path: path)
+            bound = true
+            guard listen(fd, backlog) == 0 else {
+                throw SetupError(description: "listen \(path): \(SystemError.text())")
+            }
+            try folder.apply(mode: mode, gid: gid, path: path)
+            return fd
+        } catch {
+            if bound { unlinkat(folder.fd, folder.name, 0) }
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Applies the configured mode and group to the socket file at `path`, through its folder and without
+    /// following a symlink there (a symlink planted at `path` is refused, its target left alone).
     static func applyPermissions(path: String, settings: SocketSettings) throws(SetupError) {
-        if let group = settings.group {
-            guard let gid = UserDatabase.groupID(named: group) else {
-                throw SetupError(description: "socket group '\(group)' does not exist")
-            }
-            guard chown(path, uid_t.max, gid) == 0 else {
-                throw SetupError(description: "chown \(path): \(SystemError.text())")
-            }
+        let folder = try Folder(of: path)
+        defer { folder.close() }
+        let gid = try settings.group.map { name throws(SetupError) in try groupID(name) }
+        try folder.apply(mode: mode_t(settings.mode), gid: gid, path: path)
+    }
+
+    static func groupID(_ name: String) throws(SetupError) -> gid_t {
+        guard let gid = UserDatabase.groupID(named: name) else {
+            throw SetupError(description: "socket group '\(name)' does not exist")
         }
-        guard chmod(path, mode_t(settings.mode)) == 0 else {
-            throw SetupError(description: "chmod \(path): \(SystemError.text())")
-        }
+        return gid
     }
 
     private static func isLive(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, SOCK_STREAM.rawValue.asInt32 | SOCK_CLOEXEC.rawValue.asInt32, 0)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8.prefix(raw.count - 1))
-        }
+        defer { Glibc.close(fd) }
+        guard var address = Folder.address(path) else { return false }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))

@@ -75,8 +75,10 @@ struct RunvoyServer: Service {
             server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
             logger.info("serving on the socket passed by systemd")
         case .path(let path):
-            server = try await bootstrap.bind(unixDomainSocketPath: path, childChannelInitializer: initializer)
-            try ListeningSocket.applyPermissions(path: path, settings: config.current.socket)
+            let fd = try ListeningSocket.bind(path: path, settings: config.current.socket, backlog: 1024)
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+            // (NIO listens again with its default backlog on a socket it is given: the daemon's is 1024.)
+            listen(fd, 1024)
             logger.info("serving", metadata: ["socket": "\(path)"])
         }
         notifier.ready(status: statusLine())

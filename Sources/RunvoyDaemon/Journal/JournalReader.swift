@@ -8,7 +8,8 @@ import RunvoyKit
 /// sets from the sender's credentials and /proc entry, which a client cannot forge) and `SYSLOG_IDENTIFIER=runvoyd`,
 /// so records another process wrote under runvoyd's name (another user's, or a root command's) never come back. Each match is one exact `FIELD=value`: sd-journal
 /// has no patterns, and matches on different fields must all hold, so a value cannot broaden the query. The work
-/// is bounded: at most `limit` records, `maxBytes` of field data and `timeLimit` of reading.
+/// is bounded: at most `limit` records, `maxBytes` of records as they are sent (JSON, after escaping: a control
+/// character takes 6 bytes there) and `timeLimit` of reading.
 struct JournalReader: Sendable {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -59,24 +60,26 @@ struct JournalReader: Sendable {
             let next = sd_journal_next(journal)
             guard next >= 0 else { throw Failure(description: "reading the journal: \(SystemError.text(-next))") }
             guard next > 0 else { return TraceResult(records: records, truncated: false) }
-            guard records.count < limit, bytes < maxBytes, ContinuousClock.now < deadline else {
+            guard records.count < limit, ContinuousClock.now < deadline else {
                 return TraceResult(records: records, truncated: true)
             }
-            let (record, size) = Self.record(journal)
+            let record = Self.record(journal)
             if let skip, skip(record) { continue }
+            // As sent: the record's JSON, and the comma before it.
+            let size = ((try? Frame.payload(record).count) ?? Int.max / 2) + 1
+            guard bytes + size <= maxBytes else { return TraceResult(records: records, truncated: true) }
             records.append(record)
             bytes += size
         }
     }
 
-    /// The entry at the cursor: its time, message, priority, `MESSAGE_ID` and `RUNVOY_*` fields, and their size.
-    private static func record(_ journal: OpaquePointer) -> (TraceRecord, Int) {
+    /// The entry at the cursor: its time, message, priority, `MESSAGE_ID` and `RUNVOY_*` fields.
+    private static func record(_ journal: OpaquePointer) -> TraceRecord {
         var usec: UInt64 = 0
         _ = sd_journal_get_realtime_usec(journal, &usec)
         var fields: [String: String] = [:]
         var message = ""
         var priority: Int?
-        var size = 0
         var data: UnsafeRawPointer?
         var length = 0
         sd_journal_restart_data(journal)
@@ -93,11 +96,9 @@ struct JournalReader: Sendable {
                 guard name.hasPrefix("RUNVOY_") else { continue }
                 fields[name] = value
             }
-            size += length
         }
-        let record = TraceRecord(
+        return TraceRecord(
             timeUsec: Int64(clamping: usec), event: fields["RUNVOY_EVENT"], message: message, priority: priority,
             fields: fields)
-        return (record, size)
     }
 }

@@ -4,8 +4,9 @@ import NIOCore
 /// anything else an error status.
 ///
 /// A client cannot hold more than a little of the daemon: the request head is read up to `maxRequestBytes` (past
-/// that: 431), and the connection is closed `timeout` after it was accepted whatever it did, reply sent or not
-/// (one that connects and never sends, or never reads, goes then).
+/// that: 431) and must be whole within `headTimeout` of the connection's accept (one that connects and never
+/// sends goes then), and the connection is closed `timeout` after it was accepted whatever it did, reply sent or
+/// not (one that never reads goes then).
 final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -13,23 +14,28 @@ final class MetricsRequestHandler: ChannelInboundHandler {
     static let maxRequestBytes = 8192
 
     private let timeout: TimeAmount
+    private let headTimeout: TimeAmount
     private let exposition: @Sendable () -> [UInt8]
     private var received: [UInt8] = []
     private var answered = false
     private var timer: Scheduled<Void>?
+    private var headTimer: Scheduled<Void>?
 
-    init(timeout: TimeAmount, exposition: @escaping @Sendable () -> [UInt8]) {
+    init(timeout: TimeAmount, headTimeout: TimeAmount, exposition: @escaping @Sendable () -> [UInt8]) {
         self.timeout = timeout
+        self.headTimeout = min(headTimeout, timeout)
         self.exposition = exposition
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
         timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        headTimer = context.eventLoop.scheduleTask(in: headTimeout) { channel.close(promise: nil) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        headTimer?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -54,6 +60,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
 
     private func answer(_ response: [UInt8], context: ChannelHandlerContext) {
         answered = true
+        headTimer?.cancel()
         received = []
         guard !response.isEmpty else { return context.close(promise: nil) }
         let channel = context.channel

@@ -9,7 +9,9 @@ import ServiceLifecycle
 /// Serves the metrics exposition over plain HTTP (`GET /metrics`) on a Unix socket of its own, with its own mode
 /// and group, or on a TCP port when one is configured (`metrics.listen`). Each connection gets one answer and is
 /// closed (see `MetricsRequestHandler` for the bounds); beyond `maxConnections` at once, new ones are closed at
-/// once, so scrapers cannot hold the daemon's descriptors.
+/// once, so scrapers cannot hold the daemon's descriptors. On the Unix socket one account (its `SO_PEERCRED` uid)
+/// holds at most `maxConnectionsPerPeer` of them, and the last `keptForRoot` are root's: a member of the socket's
+/// group that connects in a loop cannot keep the others' scraper, or root, out.
 struct MetricsServer: Service {
     enum Endpoint: Sendable, CustomStringConvertible {
         case unix(path: String, mode: UInt32, group: String?)
@@ -24,11 +26,14 @@ struct MetricsServer: Service {
     }
 
     static let maxConnections = 64
+    static let maxConnectionsPerPeer = 4
+    static let keptForRoot = 8
 
     let endpoint: Endpoint
     let group: any EventLoopGroup
     let logger: Logger
     var timeout: TimeAmount = .seconds(2)
+    var headTimeout: TimeAmount = .seconds(1)
     var exposition: @Sendable () -> [UInt8] = Recent(maxAge: .milliseconds(100)).exposition
 
     /// The servers the settings ask for: none by default.
@@ -61,28 +66,30 @@ struct MetricsServer: Service {
     /// Binds the endpoint (a stale socket file is replaced; a live one is not) and applies its permissions.
     func bind() async throws -> any Channel {
         let open = OpenConnections()
-        let timeout = timeout
+        let (timeout, headTimeout) = (timeout, headTimeout)
         let exposition = exposition
+        let byPeer: Bool = if case .unix = endpoint { true } else { false }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                guard open.take(limit: Self.maxConnections) else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.give() }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        MetricsRequestHandler(timeout: timeout, exposition: exposition))
+                Self.peer(of: channel, byPeer: byPeer).flatMap { peer in
+                    guard open.take(peer, limit: Self.maxConnections) else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in open.give(peer) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            MetricsRequestHandler(timeout: timeout, headTimeout: headTimeout, exposition: exposition))
+                    }
                 }
             }
         switch endpoint {
         case .unix(let path, let mode, let group):
             try ListeningSocket.prepare(path: path)
-            let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
             var settings = SocketSettings()
             settings.mode = mode
             settings.group = group
-            try ListeningSocket.applyPermissions(path: path, settings: settings)
-            return channel
+            let fd = try ListeningSocket.bind(path: path, settings: settings, backlog: 128)
+            return try await bootstrap.withBoundSocket(fd).get()
         case .tcp(let host, let port):
             logger.warning(
                 "METRICS ARE SERVED ON TCP \(host):\(port) (metrics.listen): anyone who can reach that port can read them; prefer metrics.socket"
@@ -109,18 +116,44 @@ struct MetricsServer: Service {
         }
     }
 
-    /// How many metrics connections are open, bounded.
-    final class OpenConnections: Sendable {
-        private let count = Mutex(0)
+    /// The uid of the peer of a Unix socket connection (`SO_PEERCRED`; a connection without one is closed), and
+    /// nil on TCP, where there is none.
+    static func peer(of channel: any Channel, byPeer: Bool) -> EventLoopFuture<uid_t?> {
+        guard byPeer else { return channel.eventLoop.makeSucceededFuture(nil) }
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(PeerCredentials.PeerCredentialsError())
+        }
+        return provider.unsafeGetSocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
+        ).map { (credentials: PeerCredentials.UCred) in credentials.uid }
+    }
 
-        func take(limit: Int) -> Bool {
-            count.withLock {
-                guard $0 < limit else { return false }
-                $0 += 1
+    /// How many metrics connections are open, bounded in all and per peer.
+    final class OpenConnections: Sendable {
+        private let state = Mutex((total: 0, byPeer: [uid_t: Int]()))
+
+        /// Counts a connection of `peer` (nil: not known, on TCP) in, or says it may not be served: root's are
+        /// bounded only by `limit`, anyone else's by `limit - keptForRoot` in all and `maxConnectionsPerPeer` each.
+        func take(_ peer: uid_t?, limit: Int) -> Bool {
+            state.withLock {
+                guard $0.total < (peer == 0 ? limit : limit - keptForRoot) else { return false }
+                if let peer, peer != 0 {
+                    guard $0.byPeer[peer, default: 0] < maxConnectionsPerPeer else { return false }
+                    $0.byPeer[peer, default: 0] += 1
+                }
+                $0.total += 1
                 return true
             }
         }
 
-        func give() { count.withLock { $0 -= 1 } }
+        func give(_ peer: uid_t?) {
+            state.withLock {
+                $0.total -= 1
+                if let peer, peer != 0 {
+                    let left = $0.byPeer[peer, default: 1] - 1
+                    $0.byPeer[peer] = left > 0 ? left : nil
+                }
+            }
+        }
     }
 }

@@ -48,10 +48,10 @@ enum MasterKey {
                 )
             }
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let contents = read(path) else {
             throw LoadError(description: "cannot read the secrets master key \(path)")
         }
-        guard let key = parse(Array(data)) else {
+        guard let key = contents else {
             throw LoadError(
                 description:
                     "the secrets master key \(path) is not a 256-bit key (32 bytes, or 64 hex digits, or base64 of 32 bytes)"
@@ -63,25 +63,73 @@ enum MasterKey {
     /// The key the file at `path` holds now, without creating one (for `health`); nil when it cannot be read or
     /// holds no key.
     static func current(at path: String) -> SymmetricKey? {
-        FileManager.default.contents(atPath: path).flatMap { parse(Array($0)) }
+        read(path) ?? nil
+    }
+
+    /// The most a key file may hold (a key is 32 bytes, or 64 hex digits or 44 base64 characters, with spaces).
+    static let maximumFileBytes = 4096
+
+    /// Reads the key file at `path` into a buffer that is cleared once the key is parsed, so no copy of the key
+    /// is left in memory nobody clears (`SymmetricKey` clears its own). nil: it cannot be read; .some(nil): it
+    /// holds no key.
+    static func read(_ path: String) -> SymmetricKey?? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maximumFileBytes + 1, alignment: 1)
+        defer {
+            ConstantTime.zero(buffer)
+            buffer.deallocate()
+        }
+        var count = 0
+        while count < buffer.count {
+            let got = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { return nil }
+            if got == 0 { break }
+            count += got
+        }
+        guard count <= maximumFileBytes else { return .some(nil) }
+        return .some(parse(UnsafeRawBufferPointer(rebasing: buffer[..<count])))
     }
 
     /// 32 raw bytes, 64 hex digits or base64 of 32 bytes (surrounding whitespace ignored for the text forms).
     static func parse(_ bytes: [UInt8]) -> SymmetricKey? {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
+    /// As `parse(_:)`, decoding into a buffer that is cleared after.
+    static func parse(_ bytes: UnsafeRawBufferPointer) -> SymmetricKey? {
         if bytes.count == 32 { return SymmetricKey(data: bytes) }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.count == 64, text.allSatisfy(\.isHexDigit) {
-            var raw: [UInt8] = []
-            var index = text.startIndex
-            while index < text.endIndex {
-                let next = text.index(index, offsetBy: 2)
-                raw.append(UInt8(text[index..<next], radix: 16)!)
-                index = next
-            }
-            return SymmetricKey(data: raw)
+        let space: Set<UInt8> = [9, 10, 11, 12, 13, 32]
+        var (start, end) = (0, bytes.count)
+        while start < end, space.contains(bytes[start]) { start += 1 }
+        while end > start, space.contains(bytes[end - 1]) { end -= 1 }
+        let text = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { raw -> SymmetricKey? in
+            defer { ConstantTime.zero(raw) }
+            let decoded =
+                text.count == 64 ? hex(text, into: raw) : text.count == 44 ? Base64.decode(text, into: raw) : nil
+            guard decoded == 32 else { return nil }
+            return SymmetricKey(data: UnsafeRawBufferPointer(rebasing: raw[..<32]))
         }
-        if let raw = Data(base64Encoded: text), raw.count == 32 { return SymmetricKey(data: raw) }
-        return nil
+    }
+
+    /// Decodes hex digits into `output`; the count of bytes written, or nil when one is not a hex digit.
+    private static func hex(_ text: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int? {
+        func nibble(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        for index in 0..<text.count / 2 {
+            guard let high = nibble(text[2 * index]), let low = nibble(text[2 * index + 1]) else { return nil }
+            output[index] = high << 4 | low
+        }
+        return text.count / 2
     }
 
     private static func create(_ path: String) throws(LoadError) {

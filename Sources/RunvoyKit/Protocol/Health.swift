@@ -26,16 +26,23 @@ public enum HealthStatus: String, Codable, Sendable, Comparable, CaseIterable {
 public struct HealthCheck: Codable, Sendable, Equatable {
     public var name: String
     public var status: HealthStatus
+    /// What was found, in words: never a path or a system error's text.
     public var message: String
     public var value: Double?
     public var unit: String?
+    /// Paths and error text behind `message`: sent to administrators only.
+    public var detail: String?
 
-    public init(name: String, status: HealthStatus, message: String, value: Double? = nil, unit: String? = nil) {
+    public init(
+        name: String, status: HealthStatus, message: String, value: Double? = nil, unit: String? = nil,
+        detail: String? = nil
+    ) {
         self.name = name
         self.status = status
         self.message = message
         self.value = value
         self.unit = unit
+        self.detail = detail
     }
 }
 

@@ -3,7 +3,8 @@ import RunvoyKit
 /// `health`: the daemon's own checks (journal, history database, free space, master key, watchdog) and what it
 /// runs with (configuration digest and load time, up-time, containment). Any role may ask (`health`); the journal
 /// probe and the database check run at most once per 5 s whoever asks (`HealthProbes`), and a caller with no role
-/// may not ask.
+/// may not ask. Only administrators are sent each check's `detail` (paths, system error text); other roles get the
+/// status words.
 struct HealthHandler: MethodHandler {
     static let method = Method.health.rawValue
     static let params = ParamsRule<NoParams>.ignored(NoParams())
@@ -15,12 +16,15 @@ struct HealthHandler: MethodHandler {
         let probes = await HealthProbes.shared.checks(
             journal: context.executions.launcher.journal, timeout: min(config.audit.writeTimeout, .seconds(2)),
             store: store)
-        let checks =
+        var checks =
             probes + [
                 HealthChecks.disk(free: store.freeBytes, reserve: config.history.minFreeBytes),
                 HealthChecks.masterKey(context.executions.secrets, config: config),
                 HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
             ]
+        if !Authorizer.roles(context.caller, config).contains(.admin) {
+            for index in checks.indices { checks[index].detail = nil }
+        }
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,

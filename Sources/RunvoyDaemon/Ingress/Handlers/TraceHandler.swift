@@ -1,3 +1,4 @@
+import Glibc
 import NIOPosix
 import RunvoyKit
 
@@ -7,9 +8,20 @@ import RunvoyKit
 /// By execution id the caller must be able to see that execution (as `status`): another user's is answered as
 /// missing. Request ids are the client's own and not unique, so by request id only the caller's own records come
 /// back, unless it may view everyone's (`view_all`).
+///
+/// The journal is read on a thread of trace's own (`pool`), not the pool `backup` and `health` use, and one user
+/// has at most one trace in flight, `maxInFlight` in all (`slots`): more are answered `busy`.
 struct TraceHandler: MethodHandler {
     static let method = Method.trace.rawValue
     static let params = ParamsRule<TraceParams>.required("trace needs params with execution_id or request_id")
+
+    static let maxInFlight = 4
+    static let slots = TraceSlots(total: maxInFlight)
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
 
     func handle(_ params: TraceParams, context: RequestContext) async throws -> Outcome<TraceResult> {
         let limit = params.limit ?? TraceParams.maximumLimit
@@ -17,6 +29,8 @@ struct TraceHandler: MethodHandler {
             throw RunvoyError(.invalidArgument, "limit must be between 1 and \(TraceParams.maximumLimit)")
         }
         let (matches, owner) = try matches(params, context: context)
+        if let busy = Self.slots.take(context.caller.uid) { throw busy }
+        defer { Self.slots.give(context.caller.uid) }
         var configured = JournalReader(limit: limit)
         if let owner {
             // Someone else's refused request that named this execution is theirs, not the execution's story
@@ -27,7 +41,7 @@ struct TraceHandler: MethodHandler {
         }
         let reader = configured
         do {
-            return .result(try await NIOThreadPool.singleton.runIfActive { try reader.records(matching: matches) })
+            return .result(try await Self.pool.runIfActive { try reader.records(matching: matches) })
         } catch {
             context.logger.error("trace: cannot read the journal", metadata: ["error": "\(error)"])
             throw RunvoyError(.internalError, "the journal cannot be read")
@@ -56,4 +70,29 @@ struct TraceHandler: MethodHandler {
             throw RunvoyError(.badRequest, "trace needs exactly one of execution_id and request_id")
         }
     }
+}
+
+/// The traces being read: one per user at a time, `total` in all.
+final class TraceSlots: Sendable {
+    let total: Int
+    private let readers = Mutex<[uid_t: Int]>([:])
+
+    init(total: Int) { self.total = total }
+
+    /// Takes a slot for `uid`, or says why there is none (and takes nothing).
+    func take(_ uid: uid_t) -> RunvoyError? {
+        readers.withLock {
+            if $0[uid] != nil {
+                return RunvoyError(
+                    .busy, "a trace of yours is still being read (one at a time per user); wait for it and try again")
+            }
+            if $0.count >= total {
+                return RunvoyError(.busy, "runvoyd is reading \(total) traces already; try again shortly")
+            }
+            $0[uid] = 1
+            return nil
+        }
+    }
+
+    func give(_ uid: uid_t) { readers.withLock { $0[uid] = nil } }
 }
