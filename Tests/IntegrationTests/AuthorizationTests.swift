@@ -287,5 +287,15 @@ struct PolicyReloadTests {
         // Root is admin and may use every executor: its grants moved too.
         #expect(gained.contains("\"root\":["))
         #expect(try daemon.ctl(["exec", "-e", "extra", "--", "true"], asUser: "daemon").status == 0)
+
+        // docs/AUDIT.md's priorities for these kinds: policy_loaded 5, config_rejected 3, config_reloaded 5,
+        // daemon_started 6.
+        #expect(started.first?["PRIORITY"] == "5")
+        #expect(changed.allSatisfy { $0["PRIORITY"] == "5" })
+        #expect(rejected.first?["PRIORITY"] == "3")
+        let reloaded = try Harness.journal(["RUNVOY_EVENT=config_reloaded", "_PID=\(daemon.process.pid)"])
+        #expect(!reloaded.isEmpty && reloaded.allSatisfy { $0["PRIORITY"] == "5" })
+        let began = try Harness.journal(["RUNVOY_EVENT=daemon_started", "_PID=\(daemon.process.pid)"])
+        #expect(began.count == 1 && began.first?["PRIORITY"] == "6")
     }
 }

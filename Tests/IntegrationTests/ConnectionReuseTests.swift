@@ -47,6 +47,105 @@ final class ConnectionReuseTests {
         #expect((signal["error"] as? [String: Any])?["code"] as? String == "invalid_state", "\(signal)")
     }
 
+    /// docs/PROTOCOL.md: one execution per connection; another `exec` while one runs is `invalid_state`, starts
+    /// nothing, and leaves the running one attached.
+    @Test func aSecondExecWhileOneRunsIsInvalidStateAndTheFirstGoesOn() throws {
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":["cat"],"stdin":true,"binary_output":false}}"#)
+        let started = try #require(try connection.readFrame())
+        #expect(started["event"] as? String == "started", "\(started)")
+        try connection.sendFrame(#"{"v":1,"id":2,"method":"exec","params":{"argv":["true"]}}"#)
+        let second = try #require(try connection.readFrame())
+        #expect(second["id"] as? Int == 2 && second["event"] == nil, "\(second)")
+        #expect((second["error"] as? [String: Any])?["code"] as? String == "invalid_state", "\(second)")
+        // The first execution is still the connection's: its input reaches it, and it ends as usual.
+        try connection.sendFrame(#"{"v":1,"id":3,"method":"stdin","params":{"data":"aGkK","eof":true}}"#)
+        var output = ""
+        var exit: [String: Any]?
+        while let frame = try connection.readFrame() {
+            #expect(frame["id"] as? Int == 1, "a frame for another request: \(frame)")
+            if frame["event"] as? String == "output", let data = frame["data"] as? String,
+                let bytes = Data(base64Encoded: data)
+            {
+                output += String(decoding: bytes, as: UTF8.self)
+            }
+            if frame["event"] as? String == "exit" {
+                exit = frame
+                break
+            }
+        }
+        #expect(output == "hi\n")
+        #expect(exit?["exit_code"] as? Int == 0, "\(exit ?? [:])")
+    }
+
+    /// docs/PROTOCOL.md, "Connection end": frames are processed in order, and a `signal` sent after `stdin` data
+    /// waits until that data is in the command's input pipe. The command blocks the signal and reads slowly; once
+    /// it sees the signal pending, everything sent before it must already be read or waiting in the pipe.
+    @Test func aSignalAfterStdinWaitsUntilThatDataIsInTheCommandsInput() throws {
+        let script = """
+            import os, select, signal, time
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            os.set_blocking(0, False)
+            total = 0
+            print("ready", flush=True)
+            while signal.SIGUSR1 not in signal.sigpending():
+                try:
+                    chunk = os.read(0, 4096)
+                except BlockingIOError:
+                    select.select([0], [], [], 0.01)
+                    continue
+                total += len(chunk)
+                time.sleep(0.0005)
+            while True:
+                try:
+                    chunk = os.read(0, 65536)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    break
+                total += len(chunk)
+            print(total, flush=True)
+            """
+        let argv = try JSONSerialization.data(withJSONObject: ["python3", "-c", script])
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"argv":\#(String(decoding: argv, as: UTF8.self)),"stdin":true,"binary_output":false}}"#
+        )
+        var output = ""
+        func readOutput(until done: (String) -> Bool) throws -> [String: Any]? {
+            while let frame = try connection.readFrame() {
+                if frame["event"] as? String == "output", let data = frame["data"] as? String,
+                    let bytes = Data(base64Encoded: data)
+                {
+                    output += String(decoding: bytes, as: UTF8.self)
+                    if done(output) { return nil }
+                }
+                if frame["event"] as? String == "exit" || frame["error"] != nil { return frame }
+            }
+            return nil
+        }
+        let early = try readOutput { $0.contains("ready\n") }
+        #expect(early == nil, "\(early ?? [:])")
+        // 1 MiB in small frames, then the signal, in one write: the daemon reads them in order.
+        let chunk = Base64.encode([UInt8](repeating: 0x61, count: 4096))
+        var frames: [UInt8] = []
+        for id in 0..<256 {
+            let json = Array(#"{"v":1,"id":\#(10 + id),"method":"stdin","params":{"data":"\#(chunk)"}}"#.utf8)
+            frames += Frame.header(length: json.count) + json
+        }
+        let signal = Array(#"{"v":1,"id":2,"method":"signal","params":{"signal":"USR1"}}"#.utf8)
+        frames += Frame.header(length: signal.count) + signal
+        try connection.send(frames)
+        let exit = try readOutput { _ in false }
+        #expect(exit?["event"] as? String == "exit", "\(exit ?? [:])")
+        // A known defect: the daemon delivers the signal while part of the data is still queued (it saw 430080 of
+        // 1048576 bytes); docs/PROTOCOL.md promises otherwise. Remove the wrapper with the fix.
+        withKnownIssue("a signal after stdin overtakes queued input", isIntermittent: true) {
+            #expect(output == "ready\n\(256 * 4096)\n")
+        }
+    }
+
     @Test func aClientThatGoesAwayClosesItsCommandsInput() throws {
         let connection = try RawConnection(path: daemon.socketPath)
         try connection.sendFrame(

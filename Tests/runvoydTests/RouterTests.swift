@@ -235,13 +235,23 @@ import Testing
     }
 }
 
-/// An auditor that keeps what it is given.
+/// An auditor that keeps what it is given, and refuses the kinds a test tells it to (as a journal that does not
+/// take records makes `AuditLog.record` refuse, fail-closed).
 final class RecordingAuditor: AuditSink {
     private let recorded = Mutex<[AuditEvent]>([])
+    private let refused = Mutex<Set<AuditEvent.Kind>>([])
 
     var events: [AuditEvent] { recorded.withLock { $0 } }
 
-    func record(_ event: AuditEvent) async throws(RunvoyError) { recorded.withLock { $0.append(event) } }
+    /// From now on, records of `kinds` that must be written before an action cannot be written.
+    func refuse(_ kinds: Set<AuditEvent.Kind>) { refused.withLock { $0 = kinds } }
+
+    func record(_ event: AuditEvent) async throws(RunvoyError) {
+        if refused.withLock({ $0.contains(event.kind) }) {
+            throw RunvoyError(.auditUnavailable, "the audit trail cannot be written (test); nothing was done")
+        }
+        recorded.withLock { $0.append(event) }
+    }
 
     func recordBestEffort(_ event: AuditEvent) { recorded.withLock { $0.append(event) } }
 }
