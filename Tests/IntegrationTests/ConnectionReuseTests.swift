@@ -139,11 +139,8 @@ final class ConnectionReuseTests {
         try connection.send(frames)
         let exit = try readOutput { _ in false }
         #expect(exit?["event"] as? String == "exit", "\(exit ?? [:])")
-        // A known defect: the daemon delivers the signal while part of the data is still queued (it saw 430080 of
-        // 1048576 bytes); docs/PROTOCOL.md promises otherwise. Remove the wrapper with the fix.
-        withKnownIssue("a signal after stdin overtakes queued input", isIntermittent: true) {
-            #expect(output == "ready\n\(256 * 4096)\n")
-        }
+        // Before the fix the signal overtook queued input (the command had 430080 of 1048576 bytes).
+        #expect(output == "ready\n\(256 * 4096)\n")
     }
 
     @Test func aClientThatGoesAwayClosesItsCommandsInput() throws {

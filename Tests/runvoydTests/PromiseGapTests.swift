@@ -364,6 +364,8 @@ extension PromiseGapTests {
         #expect(Self.field("PRIORITY", in: text) == 3)
         #expect(text.contains("MESSAGE_ID=e9453f9583f64e16a11b23ac07d87d90\n"))
         #expect(Self.field("RUNVOY_LOST_LOG_LINES", in: text) == 0)
+        // They are dropped, not written anywhere else (the message once said "written to stderr instead").
+        #expect(text.contains("were dropped") && !text.contains("stderr"), "\(text)")
     }
 
     /// The integer value of `name` in a journal entry's text.

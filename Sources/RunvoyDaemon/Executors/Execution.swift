@@ -237,6 +237,13 @@ final class Execution: Sendable {
         if !channel.isWritable { try? await write.get() }
     }
 
+    /// Returns once every byte queued for standard input so far is in the command's input pipe (or could not be
+    /// written): what a `signal` sent after `stdin` on the same connection waits for (docs/PROTOCOL.md).
+    func stdinWritten() async {
+        let last = state.withLock { $0.lastStdinWrite }
+        try? await last?.get()
+    }
+
     /// Closes the command's standard input once everything queued for it is written.
     func closeStdin() async {
         let (channel, last) = state.withLock { state -> ((any Channel)?, EventLoopFuture<Void>?) in

@@ -187,7 +187,7 @@ final class Journal: @unchecked Sendable {
             state.lostLog += 1
         } else {
             if entry.deadline == nil && entry.kind == .audit {
-                // Too many best-effort records waiting: the oldest ones waiting without a deadline go to stderr.
+                // Too many best-effort records waiting: the oldest ones waiting without a deadline are dropped.
                 var index = state.head + 1
                 while state.queuedBytes + entry.bytes.count > Self.maximumQueuedBytes && index < state.queue.count {
                     if state.queue[index].deadline == nil && state.queue[index].kind == .audit {
@@ -352,7 +352,7 @@ final class Journal: @unchecked Sendable {
         let event = AuditEvent(
             .recordsLost, priority: 3,
             message:
-                "the journal did not take entries for a while: \(audit) best-effort audit records (written to stderr instead) and \(log) log lines were lost",
+                "the journal did not take entries for a while: \(audit) best-effort audit records and \(log) log lines were dropped (the history still has every execution's outcome)",
             fields: [("LOST_AUDIT_RECORDS", String(audit)), ("LOST_LOG_LINES", String(log))])
         return write(Entry(bytes: Self.encode(event.journalFields), kind: .audit)).isWritten
     }

@@ -18,6 +18,9 @@ struct SignalHandler: MethodHandler {
                 throw RunvoyError(.invalidState, "no execution is attached to this connection")
             }
             target = attached
+            // Frames are handled in order, and input the client sent before this signal must reach the command
+            // first; a signal by id (another connection, as runvoyctl's Ctrl-C) does not wait.
+            await attached.stdinWritten()
         }
         let delivered = target.signal(number)
         if !delivered && request.executionId == nil && target.isFinished {
