@@ -163,13 +163,17 @@ extension QueueInProcessTests {
             // Two run on vault: the lower concurrency holds it, then the new lock does.
             first.terminate()
             while manager.runningCount > 2 { await Task.yield() }
-            #expect(manager.isQueued(id), "it started under the old concurrency")
+            // (Read first: a failed expectation must not reflect the manager, whose state cannot be copied.)
+            let waitsUnderTheLowerConcurrency = manager.isQueued(id)
+            #expect(waitsUnderTheLowerConcurrency, "it started under the old concurrency")
             second.terminate()
             while manager.runningCount > 1 { await Task.yield() }
-            #expect(manager.isQueued(id), "it started without the new lock")
+            let waitsForTheNewLock = manager.isQueued(id)
+            #expect(waitsForTheNewLock, "it started without the new lock")
             lockHolder.terminate()
             let started = try await waiter.value
-            #expect(started.id == id)
+            let startedID = started.id
+            #expect(startedID == id)
             #expect(await started.waitFinished().exitCode == 0)
         }
     }
