@@ -221,6 +221,36 @@ import Testing
         #expect(scheduler.blocker(of: request(4, 3, "b", [("x", true)]), within: limits) == .lockWaiter("x"))
     }
 
+    /// What a refused `--no-wait` request is told names what it really waits for: never "a limit of 0".
+    @Test func theBusyRefusalNamesWhatItWaitsFor() {
+        typealias Ticketed = AdmissionScheduler<UInt64>
+        var scheduler = Ticketed()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        func request(_ id: UInt64, _ uid: uid_t, _ executor: String, _ locks: [(String, Bool)]) -> Ticketed.Request {
+            Ticketed.Request(
+                id: id, uid: uid, holder: .member, executor: executor, concurrency: executor == "a" ? 1 : nil,
+                locks: locks.map { .init(name: $0.0, shared: $0.1) })
+        }
+        func told(_ request: Ticketed.Request) -> String {
+            _ = scheduler.arrive(request, within: limits)
+            return ExecutionManager.busy(request, scheduler, limits, running: [:], tickets: [:]).message
+        }
+        #expect(scheduler.arrive(request(1, 2, "a", []), within: limits) == [1])
+        #expect(told(request(2, 1, "a", [("x", false)])).contains("running its limit of 1 (concurrency)"))
+        #expect(told(request(3, 1, "b", [("x", true)])).contains("an earlier execution of yours"))
+        #expect(told(request(4, 3, "b", [("x", true)])).contains("lock 'x'"))
+        #expect(told(request(5, 4, "c", [("x", true)])).contains("wanted exclusively"))
+        for (denial, limit) in [
+            (FairShares.Denial.full(limit: 4), "max_connections"),
+            (.reserved(limit: 4, reserved: 1), "reserved_admin_connections"),
+        ] {
+            let caller = Caller.resolve(uid: 0, gid: 0, pid: 1, hasPidfd: false)
+            let record = RunvoyServer.refusedRecord(
+                caller, RunvoyServer.busy(denial, holder: .member), denial: denial, holder: .member)
+            #expect(Dictionary(record.fields) { $1 }["LIMIT"] == "limits.\(limit)")
+        }
+    }
+
     /// Locks are taken all at once: one that needs x and y does not hold x while it waits for y.
     @Test func locksAreTakenAllAtOnce() {
         var scheduler = Scheduler()
