@@ -34,8 +34,10 @@ struct LocksCommand: ParsableCommand {
     }
 
     static func describe(_ holder: LockHolder, now: Int64) -> String {
-        let what = holder.executionId ?? "(starting)"
-        var text = "\(what) \(holder.user) on \(holder.executor)\(holder.shared ? " shared" : "")"
+        let what = holder.executionId ?? (holder.uid == nil ? "" : "(starting)")
+        var text = holder.uid == nil ? "another user's execution" : "\(what) \(holder.user)"
+        if let executor = holder.executor { text += " on \(executor)" }
+        if holder.shared { text += " shared" }
         if let since = holder.sinceMs {
             let (held, overflow) = now.subtractingReportingOverflow(since)
             text += " for " + DurationParser.format(.seconds(overflow ? 0 : max(0, held) / 1000))

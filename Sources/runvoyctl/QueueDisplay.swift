@@ -81,8 +81,10 @@ struct QueueDisplay {
         if case .array(let holders) = event["holders"], !holders.isEmpty {
             line += "; running: "
             line += holders.map { holder in
-                let id = holder["execution_id"]?.string ?? "?"
                 let running = Int64(holder["running_ms"]?.int ?? 0) + elapsedMs
+                guard let id = holder["execution_id"]?.string else {
+                    return "another user's execution for \(duration(running))"
+                }
                 return "\(id.prefix(8))… by \(holder["user"]?.string ?? "?") for \(duration(running))"
             }.joined(separator: ", ")
         }

@@ -124,6 +124,27 @@ final class FairShareTests {
         #expect(printed().contains("\"busy\": 36"), "\(printed())")
     }
 
+    /// Connections refused at the fair shares are audited, coalesced: the role-less user's first refusal is a
+    /// `connection_refused` record naming the limit, the rest are counted in one summary with the count (written
+    /// at the latest when the daemon stops). (Before, they were only counted in the metrics.)
+    @Test func connectionsRefusedAtTheFairSharesAreAuditedCoalesced() throws {
+        let daemon = try daemon(limits: "max_connections: 32")
+        let pid = daemon.process.pid
+        let (flood, stop, printed) = try Self.flood(daemon, as: none, connections: 10)
+        #expect(Harness.waitUntil(seconds: 60) { printed().contains("past ") }, "\(printed())")
+        FileManager.default.createFile(atPath: stop, contents: nil)
+        flood.wait()
+        #expect(printed().contains("\"busy\": 6"), "\(printed())")
+        let matches = ["RUNVOY_EVENT=connection_refused", "_PID=\(pid)", "RUNVOY_CALLER_USER=\(none)"]
+        let first = try Harness.journal(matches)
+        #expect(first.count == 1, "\(first)")
+        #expect(first.first?["RUNVOY_LIMIT"] == "limits.max_connections_without_role", "\(first)")
+        #expect(first.first?["MESSAGE_ID"] == "195bace4d778400ab3932aa7cedec38c")
+        daemon.stop()
+        let all = try Harness.journal(matches) { $0.count >= 2 }
+        #expect(all.count == 2 && all.last?["RUNVOY_SUPPRESSED"] == "5", "\(all)")
+    }
+
     /// A caller without a role cannot keep connections from the idle timeout with requests it is refused or that
     /// do nothing (`stdin` with nothing attached, answered `invalid_state`): only callers with a role count as
     /// active. (Before, `stdin` every 300 ms held the role-less user's 4 connections for ever.)

@@ -13,43 +13,50 @@ final class LockTests {
     var alice: String { "rvl\(suffix)-a" }
     var bob: String { "rvl\(suffix)-b" }
     var none: String { "rvl\(suffix)-n" }
+    var oscar: String { "rvl\(suffix)-o" }
 
     init() throws {
-        for user in [alice, bob, none] {
+        for user in [alice, bob, none, oscar] {
             try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin \(user)")
         }
     }
 
     deinit {
-        for user in [alice, bob, none] { try? AuthorizationTests.sh("userdel \(user)") }
+        for user in [alice, bob, none, oscar] { try? AuthorizationTests.sh("userdel \(user)") }
     }
 
-    static func executor(_ name: String, locks: String, timeout: String = "10m") -> String {
+    static func executor(
+        _ name: String, locks: String, timeout: String = "10m", allow: String = #"["*"]"#
+    ) -> String {
         """
           \(name):
             run_as: {user: nobody}
             environment: {PATH: /usr/bin:/bin}
             timeout: \(timeout)
             locks: \(locks)
-            allow: {users: ["*"]}
+            allow: {users: \(allow)}
             commands: any
         """
     }
 
-    /// A daemon where `alice` and `bob` are developers and `none` has no role, with executors that take locks.
-    func daemon() throws -> DaemonFixture {
-        let (alice, bob) = (alice, bob)
-        let extra = [
-            Self.executor("tf-a", locks: "[terraform-prod]"), Self.executor("tf-b", locks: "[terraform-prod, other]"),
-            Self.executor("read-1", locks: "[{name: db, shared: true}]"),
-            Self.executor("read-2", locks: "[{name: db, shared: true}]"), Self.executor("write", locks: "[db]"),
-            Self.executor("brief", locks: "[brief]", timeout: "1s"), Self.executor("brief-too", locks: "[brief]"),
-        ].joined(separator: "\n")
+    /// A daemon where `alice` and `bob` are developers, `oscar` an operator and `none` has no role, with
+    /// executors that take locks (and with `ops`, one only for `oscar`).
+    func daemon(ops: Bool = false) throws -> DaemonFixture {
+        let (alice, bob, oscar) = (alice, bob, oscar)
+        let only = ops ? [Self.executor("ops", locks: "[terraform-prod]", allow: "[\(oscar)]")] : []
+        let extra =
+            (only + [
+                Self.executor("tf-a", locks: "[terraform-prod]"),
+                Self.executor("tf-b", locks: "[terraform-prod, other]"),
+                Self.executor("read-1", locks: "[{name: db, shared: true}]"),
+                Self.executor("read-2", locks: "[{name: db, shared: true}]"), Self.executor("write", locks: "[db]"),
+                Self.executor("brief", locks: "[brief]", timeout: "1s"), Self.executor("brief-too", locks: "[brief]"),
+            ]).joined(separator: "\n")
         return try DaemonFixture(config: { directory in
             DaemonFixture.standardConfig(directory: directory, extra: extra)
                 .replacingOccurrences(
                     of: "roles:\n  developer: {users: [\"*\"]}\n",
-                    with: "roles:\n  developer: {users: [\(alice), \(bob)]}\n")
+                    with: "roles:\n  developer: {users: [\(alice), \(bob)]}\n  operator: {users: [\(oscar)]}\n")
         })
     }
 
@@ -174,8 +181,42 @@ final class LockTests {
         let human = try daemon.ctl(["locks"], asUser: bob)
         #expect(human.status == 0)
         #expect(human.stdoutText.contains("terraform-prod: exclusive (executors: tf-a, tf-b)"), "\(human.stdoutText)")
-        #expect(human.stdoutText.contains("  held by \(id) \(alice) on tf-a for "), "\(human.stdoutText)")
+        // Another developer's execution, to a developer (no `view_all`): held, for how long, not whose.
+        #expect(human.stdoutText.contains("  held by another user's execution on tf-a for "), "\(human.stdoutText)")
+        #expect(!human.stdoutText.contains(id), "\(human.stdoutText)")
+        let own = try daemon.ctl(["locks"], asUser: alice)
+        #expect(own.stdoutText.contains("  held by \(id) \(alice) on tf-a for "), "\(own.stdoutText)")
         #expect(human.stdoutText.contains("db: free"), "\(human.stdoutText)")
         #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+    }
+
+    /// A developer sees that an operator's execution holds a lock, and for how long, but not its id, its user nor
+    /// an executor the developer may not use; neither in `locks` nor in the `queued` events of its own waiting
+    /// execution. The operator and root see it all. (Before, every caller with a role saw all of it.)
+    @Test func anotherUsersExecutionIsNamedOnlyToWhoMaySeeIt() throws {
+        let daemon = try daemon(ops: true)
+        defer { daemon.stop() }
+        let id = try detached(daemon, "ops", as: oscar)
+        let seen = try #require(try locks(daemon, as: bob).first { $0.name == "terraform-prod" })
+        #expect(seen.mode == "exclusive" && seen.executors == ["tf-a", "tf-b"])
+        let holder = try #require(seen.holders.first)
+        #expect(holder.executionId == nil && holder.uid == nil && holder.user == "another user", "\(holder)")
+        #expect(holder.executor == nil && holder.sinceMs != nil)
+        let raw = try daemon.ctl(["locks", "--json"], asUser: bob).stdoutText
+        #expect(!raw.contains(id) && !raw.contains(oscar) && !raw.contains("\"ops\""), "\(raw)")
+        for user in [oscar, nil] {
+            let full = try #require(try locks(daemon, as: user).first { $0.name == "terraform-prod" })
+            #expect(full.holders.first?.executionId == id && full.holders.first?.user == oscar)
+            #expect(full.holders.first?.executor == "ops" && full.executors == ["ops", "tf-a", "tf-b"])
+        }
+        // bob's own waiting execution hears that the lock is held, and for how long, but not by whom.
+        let waiter = try QueueTests.Client(daemon, bob, ["exec", "-e", "tf-b", "--", "true"])
+        #expect(Harness.waitUntil(seconds: 30) { waiter.stderr.contains("queued:") }, "\(waiter.stderr)")
+        #expect(Harness.waitUntil(seconds: 30) { waiter.stderr.contains("another user's execution for") })
+        #expect(!waiter.stderr.contains(id.prefix(8) + "…") && !waiter.stderr.contains(oscar), "\(waiter.stderr)")
+        let listed = try #require(try locks(daemon, as: bob).first { $0.name == "terraform-prod" })
+        #expect(listed.waiters.first?.user == bob && listed.waiters.first?.executor == "tf-b")
+        #expect(try daemon.ctl(["kill", "--signal", "KILL", id]).status == 0)
+        #expect(waiter.finish() == 0, "\(waiter.stderr)")
     }
 }

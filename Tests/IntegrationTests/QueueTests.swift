@@ -117,8 +117,10 @@ final class QueueTests {
         // The last one hears its place, what it waits for and who holds it.
         let last = clients[5].stderr
         #expect(
-            last.contains("queued: 6th for serial (concurrency 1); running: \(blocker.prefix(8))… by root for"),
+            // root's execution, to a developer (no `view_all`): held, and for how long, but not whose nor which.
+            last.contains("queued: 6th for serial (concurrency 1); running: another user's execution for"),
             "\(last)")
+        #expect(!last.contains(blocker.prefix(8) + "…"), "\(last)")
         #expect(try status(daemon, ids[0]).contains("queued"))
         let listed = try daemon.ctl(["list", "--status", "queued"]).stdoutText
         #expect(ids.allSatisfy { listed.contains($0.prefix(12)) }, "\(listed)")
@@ -130,6 +132,27 @@ final class QueueTests {
         // uids grow in the order the users were made: a, b, c.
         #expect(ran == ["a1", "b1", "c1", "a2", "b2", "a3"])
         for id in ids { #expect(try status(daemon, id).contains("succeeded")) }
+    }
+
+    /// A user's execution that waits for `serial` (`concurrency: 1`, held by root) does not hold up that user's
+    /// executions on another executor: they start at once, `--no-wait` too. (Before, only each user's oldest
+    /// waiter was considered: the second was refused with "executor 'default' is running its limit of 0
+    /// (concurrency)".)
+    @Test func aWaiterDoesNotHoldUpItsUsersExecutionsOnOtherExecutors() throws {
+        let daemon = try daemon()
+        defer { daemon.stop() }
+        let go = marks + "/go"
+        _ = try block(daemon, go: go)
+        let first = try waiter(daemon, users[0], "a1")
+        _ = try first.queuedID()
+        let other = try daemon.ctl(["exec", "--no-wait", "-e", "default", "--", "true"], asUser: users[0])
+        #expect(other.status == 0, "\(other.stderrText)")
+        #expect(!other.stderrText.contains("limit of 0"), "\(other.stderrText)")
+        // One for the same executor still waits behind it, and is told what it really waits for.
+        let same = try daemon.ctl(["exec", "--no-wait", "-e", "serial", "--", "true"], asUser: users[0])
+        #expect(same.status == 125 && same.stderrText.contains("running its limit of 1"), "\(same.stderrText)")
+        FileManager.default.createFile(atPath: go, contents: nil)
+        #expect(first.finish() == 0, "\(first.stderr)")
     }
 
     /// A waiter is decided again when its turn comes: one whose caller lost the role while it waited (a reload)

@@ -32,18 +32,24 @@ import Testing
             {
                 return false
             }
-            let heads = Set(waiting.map(\.uid)).compactMap { uid in waiting.first { $0.uid == uid } }
             for claim in request.locks {
                 let holders = running.flatMap { $0.locks }.filter { $0.name == claim.name }
                 if !holders.isEmpty && (!claim.shared || holders.contains { !$0.shared }) { return false }
-                // Writers first: a shared claim waits while another user's oldest waiter, come before it, needs the
-                // lock alone.
-                let writerWaits = heads.contains { head in
-                    head.id < request.id && head.locks.contains { $0.name == claim.name && !$0.shared }
+                // Writers first: a shared claim waits while a waiter come before it needs the lock alone.
+                let writerWaits = waiting.contains { other in
+                    other.id < request.id && other.locks.contains { $0.name == claim.name && !$0.shared }
                 }
                 if claim.shared && writerWaits { return false }
             }
-            return true
+            // First come first served within a user, among those that compete: on the same executor, or for a lock
+            // one of them needs alone.
+            return !waiting.contains { other in
+                other.uid == request.uid && other.id < request.id
+                    && (other.executor == request.executor
+                        || other.locks.contains { mine in
+                            request.locks.contains { $0.name == mine.name && !($0.shared && mine.shared) }
+                        })
+            }
         }
 
         mutating func schedule() -> [Int] {
@@ -57,9 +63,7 @@ import Testing
                     }
                 var any = false
                 for uid in pass {
-                    guard let index = waiting.firstIndex(where: { $0.uid == uid }), fits(waiting[index]) else {
-                        continue
-                    }
+                    guard let index = waiting.firstIndex(where: { $0.uid == uid && fits($0) }) else { continue }
                     running.append(waiting.remove(at: index))
                     started.append(running.last!.id)
                     lastServed = uid
@@ -95,9 +99,8 @@ import Testing
             // A lock held exclusively is held once, and by no one else.
             if claims.contains(where: { !$0.shared }) { #expect(claims.count == 1) }
         }
-        // Nothing that could start waits: each user's oldest waiter does not fit.
-        var seen = Set<uid_t>()
-        for waiter in scheduler.waiters where seen.insert(waiter.uid).inserted {
+        // Nothing that could start waits.
+        for waiter in scheduler.waiters {
             #expect(!scheduler.fits(waiter, within: limits))
         }
     }
@@ -174,6 +177,77 @@ import Testing
         for user in 0..<3 {
             let own = started.filter { $0 / 10 == user }
             #expect(own == own.sorted(), "user \(user)'s executions out of order")
+        }
+    }
+
+    /// A user's oldest waiter, waiting for an executor with `concurrency: 1`, does not hold up that user's later
+    /// requests for other executors, nor other locks; one for the same executor, or that wants one of its locks,
+    /// still waits behind it. (Before, only each user's oldest waiter was considered: the one for 'b' waited.)
+    @Test func aWaiterDoesNotHoldUpItsUsersRequestsForOtherThings() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        func request(_ id: Int, _ uid: uid_t, _ executor: String, _ locks: [(String, Bool)] = []) -> Request {
+            Request(
+                id: id, uid: uid, holder: .member, executor: executor, concurrency: executor == "a" ? 1 : nil,
+                locks: locks.map { .init(name: $0.0, shared: $0.1) })
+        }
+        #expect(scheduler.arrive(request(1, 2, "a"), within: limits) == [1])
+        #expect(scheduler.arrive(request(2, 1, "a", [("x", false)]), within: limits) == [])
+        #expect(scheduler.arrive(request(3, 1, "b"), within: limits) == [3])
+        #expect(scheduler.arrive(request(4, 1, "c", [("y", false)]), within: limits) == [4])
+        // Competing with its older waiter: the same executor, or a lock that one needs alone.
+        #expect(scheduler.arrive(request(5, 1, "a"), within: limits) == [])
+        #expect(scheduler.arrive(request(6, 1, "b", [("x", true)]), within: limits) == [])
+        #expect(scheduler.finish(1, within: limits) == [2])
+        #expect(scheduler.finish(2, within: limits) == [5, 6])
+    }
+
+    /// What a waiter waits for, as its `queued` events and a `busy` refusal say it: not "a concurrency of 0" when
+    /// it waits behind its user's earlier execution.
+    @Test func theBlockerNamesWhatAWaiterReallyWaitsFor() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        func request(_ id: Int, _ uid: uid_t, _ executor: String, _ locks: [(String, Bool)] = []) -> Request {
+            Request(
+                id: id, uid: uid, holder: .member, executor: executor, concurrency: executor == "a" ? 1 : nil,
+                locks: locks.map { .init(name: $0.0, shared: $0.1) })
+        }
+        #expect(scheduler.arrive(request(1, 2, "a"), within: limits) == [1])
+        #expect(scheduler.arrive(request(2, 1, "a", [("x", false)]), within: limits) == [])
+        #expect(scheduler.blocker(of: request(2, 1, "a", [("x", false)]), within: limits) == .concurrency(1))
+        #expect(scheduler.arrive(request(3, 1, "b", [("x", true)]), within: limits) == [])
+        #expect(scheduler.blocker(of: request(3, 1, "b", [("x", true)]), within: limits) == .earlier(2))
+        #expect(scheduler.arrive(request(4, 3, "b", [("x", true)]), within: limits) == [])
+        #expect(scheduler.blocker(of: request(4, 3, "b", [("x", true)]), within: limits) == .lockWaiter("x"))
+    }
+
+    /// What a refused `--no-wait` request is told names what it really waits for: never "a limit of 0".
+    @Test func theBusyRefusalNamesWhatItWaitsFor() {
+        typealias Ticketed = AdmissionScheduler<UInt64>
+        var scheduler = Ticketed()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 100)
+        func request(_ id: UInt64, _ uid: uid_t, _ executor: String, _ locks: [(String, Bool)]) -> Ticketed.Request {
+            Ticketed.Request(
+                id: id, uid: uid, holder: .member, executor: executor, concurrency: executor == "a" ? 1 : nil,
+                locks: locks.map { .init(name: $0.0, shared: $0.1) })
+        }
+        func told(_ request: Ticketed.Request) -> String {
+            _ = scheduler.arrive(request, within: limits)
+            return ExecutionManager.busy(request, scheduler, limits, running: [:], tickets: [:]).message
+        }
+        #expect(scheduler.arrive(request(1, 2, "a", []), within: limits) == [1])
+        #expect(told(request(2, 1, "a", [("x", false)])).contains("running its limit of 1 (concurrency)"))
+        #expect(told(request(3, 1, "b", [("x", true)])).contains("an earlier execution of yours"))
+        #expect(told(request(4, 3, "b", [("x", true)])).contains("lock 'x'"))
+        #expect(told(request(5, 4, "c", [("x", true)])).contains("wanted exclusively"))
+        for (denial, limit) in [
+            (FairShares.Denial.full(limit: 4), "max_connections"),
+            (.reserved(limit: 4, reserved: 1), "reserved_admin_connections"),
+        ] {
+            let caller = Caller.resolve(uid: 0, gid: 0, pid: 1, hasPidfd: false)
+            let record = RunvoyServer.refusedRecord(
+                caller, RunvoyServer.busy(denial, holder: .member), denial: denial, holder: .member)
+            #expect(Dictionary(record.fields) { $1 }["LIMIT"] == "limits.\(limit)")
         }
     }
 

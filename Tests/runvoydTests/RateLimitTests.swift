@@ -194,4 +194,30 @@ struct RateLimitTests {
                 to: #"{"v":1,"id":"p","method":"ping"}"#, #"{"id":"p","result":{"pong":true}}"#)
         }
     }
+
+    /// Every frame takes from the request bucket before it is answered: a frame that is not a request, an
+    /// unknown method, a `signal` or `resize` by id. A flood of them is refused with `rate_limited` (audited once,
+    /// coalesced), not answered for free. (Before, each was answered and none was counted.)
+    @Test func everyFrameIsMeteredBeforeItIsAnswered() async throws {
+        let frames = [
+            "{not json", #"{"id":1,"method":"hello"}"#, #"{"v":1,"id":2,"method":"format_disk"}"#,
+            #"{"v":1,"id":3,"method":"signal","params":{"signal":"TERM","execution_id":"01nosuch"}}"#,
+            #"{"v":1,"id":4,"method":"resize","params":{"rows":24,"cols":80,"execution_id":"01nosuch"}}"#,
+        ]
+        for frame in frames {
+            let yaml = RouterTests.developerYAML + "\nlimits:\n  request_rate: 3/1d\n"
+            try await InProcessConnection.with(caller: RouterTests.nobody, yaml: yaml) { connection in
+                var replies: [String] = []
+                for _ in 0..<20 { replies.append(await connection.call(frame)) }
+                #expect(replies.prefix(3).allSatisfy { !$0.contains("rate_limited") }, "\(frame): \(replies[0])")
+                #expect(
+                    replies.dropFirst(3).allSatisfy { $0.contains(#""code":"rate_limited""#) },
+                    "\(frame): \(replies[3])")
+                #expect(connection.auditor.events.filter { $0.kind == .rateLimited }.count == 1, "\(frame)")
+                // Greetings still go free.
+                await connection.expectReply(
+                    to: #"{"v":1,"id":"p","method":"ping"}"#, #"{"id":"p","result":{"pong":true}}"#)
+            }
+        }
+    }
 }

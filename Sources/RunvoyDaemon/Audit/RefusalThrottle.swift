@@ -22,12 +22,49 @@ final class RefusalThrottle: Service, Sendable {
     private let windows: Mutex<RefusalWindows>
     /// Rate-limit refusals: per user and window, the first is recorded and the rest counted (one summary).
     private let rateLimits: Mutex<RefusalWindows>
+    /// Other records one caller can make many of at no cost (`connection_refused`, `execution_queued`,
+    /// `execution_cancelled`): per kind, user and window, the first `limit` are recorded and the rest counted.
+    private let coalesced: Mutex<[AuditEvent.Kind: RefusalWindows]>
+    private let period: Duration
     private let logger: Logger
+
+    /// How many records of each coalesced kind one user writes in full per window.
+    static let coalescedLimits: [AuditEvent.Kind: Int] = [
+        .connectionRefused: 1, .executionQueued: 30, .executionCancelled: 30,
+    ]
 
     init(period: Duration = .seconds(60), logger: Logger) {
         self.windows = Mutex(RefusalWindows(period: period))
         self.rateLimits = Mutex(RefusalWindows(period: period))
+        self.coalesced = Mutex([:])
+        self.period = period
         self.logger = logger
+    }
+
+    /// Writes `event` (of a kind in `coalescedLimits`) if `caller` has written fewer than its limit of that kind
+    /// in this window; the rest are counted, and one record of the same kind with `SUPPRESSED` says how many when
+    /// the window ends. No count is lost: every window's summary is written, at the latest at shutdown.
+    func recordCoalesced(_ event: AuditEvent, caller: Caller, audit: some AuditSink) {
+        let limit = Self.coalescedLimits[event.kind] ?? 1
+        let admission = coalesced.withLock { windows in
+            windows[event.kind, default: RefusalWindows(period: period)].admit(
+                uid: caller.uid, user: caller.displayName, limit: limit, now: .now)
+        }
+        guard case .record(let summary) = admission else { return }
+        if let summary { audit.recordBestEffort(Self.coalescedSummary(event.kind, summary)) }
+        audit.recordBestEffort(event)
+    }
+
+    static func coalescedSummary(_ kind: AuditEvent.Kind, _ summary: RefusalWindows.Summary) -> AuditEvent {
+        let seconds = max(1, summary.elapsed.components.seconds)
+        return AuditEvent(
+            kind, priority: 5,
+            message:
+                "\(summary.suppressed) more \(kind.rawValue) record(s) of \(summary.user) (uid \(summary.uid)) in the last \(seconds) s were counted, not written one by one",
+            fields: [
+                ("CALLER_UID", String(summary.uid)), ("CALLER_USER", summary.user),
+                ("SUPPRESSED", String(summary.suppressed)), ("WINDOW_SEC", String(seconds)),
+            ])
     }
 
     /// Writes `event`, a `rate_limited` record, if it is `caller`'s first in this window; later ones are counted
@@ -84,9 +121,15 @@ final class RefusalThrottle: Service, Sendable {
         let now = ContinuousClock.now
         let summaries = windows.withLock { $0.expire(now: now, all: all) }
         let limited = rateLimits.withLock { $0.expire(now: now, all: all) }
+        let others = coalesced.withLock { windows in
+            AuditEvent.Kind.allCases.flatMap { kind in
+                (windows[kind]?.expire(now: now, all: all) ?? []).map { Self.coalescedSummary(kind, $0) }
+            }
+        }
         let audit = audit ?? AuditLog(failClosed: false, logger: logger)
         for summary in summaries { audit.recordBestEffort(Self.summaryEvent(summary)) }
         for summary in limited { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }
+        for summary in others { audit.recordBestEffort(summary) }
     }
 
     static func summaryEvent(_ summary: RefusalWindows.Summary) -> AuditEvent {

@@ -7,9 +7,11 @@ import NIOCore
 /// An execution may start when the caller's fair share allows one more (`FairShares`), its executor runs fewer
 /// than its `concurrency`, and every lock it names is free (an exclusive one held by no one, a shared one held by
 /// no one exclusively). It takes all of these at once or none. Waiters are served first come first served within a
-/// user (only a user's oldest waiter is considered) and round-robin across users: after serving a user, the next
-/// chance goes to the next user by uid that has a waiter, cyclically, so no user starves another. Whenever
-/// something ends or leaves the queue, every user's oldest waiter that now fits is started.
+/// user, but only among those that compete for the same thing: a waiter waits behind an older one of its user on
+/// the same executor, or that claims one of its locks (not both shared); it does not wait behind one that waits
+/// for another executor or other locks. Across users, round-robin: after serving a user, the next chance goes to
+/// the next user by uid that has a waiter, cyclically, so no user starves another; each chance starts the user's
+/// oldest waiter that may start. Whenever something ends or leaves the queue, whatever now may start is started.
 struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A lock an execution takes for its life.
     struct LockClaim: Hashable, Sendable {
@@ -34,71 +36,121 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         case shared(Set<ID>)
     }
 
+    /// What a waiter waits for, the first that holds it of: its share (or the global ceiling), its executor's
+    /// `concurrency`, a lock held against it, an older execution of the same user that competes with it, an
+    /// older waiter that needs one of its (shared) locks alone.
+    enum Blocker: Sendable, Equatable {
+        case share(FairShares.Denial)
+        case concurrency(Int)
+        case lock(String)
+        case earlier(ID)
+        case lockWaiter(String)
+    }
+
+    private struct Waiter: Sendable {
+        var request: Request
+        var arrival: UInt64
+    }
+
+    /// The arrivals of the waiting claims on one lock (of all users, or of one), oldest first.
+    private struct Claims: Sendable {
+        var all: [UInt64] = []
+        var exclusive: [UInt64] = []
+        var isEmpty: Bool { all.isEmpty }
+    }
+
+    private struct UserLock: Hashable, Sendable {
+        var uid: uid_t
+        var name: String
+    }
+
     private(set) var shares = FairShares()
     private(set) var running: [ID: Request] = [:]
     private(set) var runningOnExecutor: [String: Int] = [:]
     private(set) var locks: [String: LockHolders] = [:]
-    /// Each user's waiters, oldest first, and the ones that left the queue behind its head (dropped when they
-    /// reach it: leaving is O(1) however long the queue). A user's first entry is always a waiter.
-    private var waiting: [uid_t: CircularBuffer<Request>] = [:]
-    /// The user of each waiter; those that left are not here.
-    private var waitingUser: [ID: uid_t] = [:]
-    /// When each waiter arrived (a count), for writers first: a shared claim defers to an older exclusive one.
-    private var arrival: [ID: UInt64] = [:]
+    /// Each user's waiters on each executor, oldest first, and the ones that left the queue behind their line's
+    /// head (dropped when they reach it: leaving is O(1) however long the queue). A line's first entry is always a
+    /// waiter.
+    private var lines: [uid_t: [String: CircularBuffer<ID>]] = [:]
+    /// The waiters, by id; those that left are not here.
+    private var waiting: [ID: Waiter] = [:]
+    /// The waiting exclusive claims on each lock (writers first), and each user's waiting claims on each lock.
+    private var exclusiveClaims: [String: [UInt64]] = [:]
+    private var userClaims: [UserLock: Claims] = [:]
     private var arrivals: UInt64 = 0
+    /// The waiters by arrival.
+    private var byArrival: [UInt64: ID] = [:]
     /// The users with waiters, by uid.
     private var users: [uid_t] = []
     /// The user served last: the round-robin goes on after it.
     private var lastServed: uid_t?
-    private(set) var waitingCount = 0
+    var waitingCount: Int { waiting.count }
 
     /// Whether `id` waits.
-    func isWaiting(_ id: ID) -> Bool { waitingUser[id] != nil }
+    func isWaiting(_ id: ID) -> Bool { waiting[id] != nil }
 
-    /// The waiters, each user's oldest first, users by uid.
-    var waiters: [Request] { users.flatMap { (waiting[$0] ?? []).filter { waitingUser[$0.id] != nil } } }
+    /// What the waiter `id` needs now.
+    func request(waiting id: ID) -> Request? { waiting[id]?.request }
+
+    /// The waiters, users by uid, each user's oldest first.
+    var waiters: [Request] {
+        users.flatMap { uid in
+            (lines[uid] ?? [:]).values.flatMap { $0.compactMap { waiting[$0] } }.sorted { $0.arrival < $1.arrival }
+                .map(\.request)
+        }
+    }
 
     /// Queues `request` and starts whatever fits now (it, or nothing if it must wait).
     mutating func arrive(_ request: Request, within limits: FairShares.Limits) -> [ID] {
         precondition(running[request.id] == nil && !isWaiting(request.id), "an execution arrives twice")
-        if waiting[request.uid] == nil {
+        if lines[request.uid] == nil {
             let index = users.firstIndex { $0 > request.uid } ?? users.endIndex
             users.insert(request.uid, at: index)
         }
-        waiting[request.uid, default: []].append(request)
-        waitingUser[request.id] = request.uid
+        lines[request.uid, default: [:]][request.executor, default: []].append(request.id)
         arrivals += 1
-        arrival[request.id] = arrivals
-        waitingCount += 1
+        let waiter = Waiter(request: request, arrival: arrivals)
+        waiting[request.id] = waiter
+        byArrival[arrivals] = request.id
+        claim(waiter)
         return startWhatFits(within: limits)
     }
 
-    /// Whether `request` could start now if it were its user's oldest waiter.
+    /// Whether `request` (a waiter, or one about to be) may start now.
     func fits(_ request: Request, within limits: FairShares.Limits) -> Bool {
-        if shares.denial(request.uid, as: request.holder, within: limits) != nil { return false }
-        if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
-            return false
-        }
-        return request.locks.allSatisfy { claim in
-            switch locks[claim.name] {
-            case nil: return !claim.shared || !olderExclusiveWaiter(for: claim.name, than: request.id)
-            case .exclusive: return false
-            case .shared: return claim.shared && !olderExclusiveWaiter(for: claim.name, than: request.id)
-            }
-        }
+        blocker(of: request, within: limits) == nil
     }
 
-    /// Whether a user's oldest waiter that arrived before `id` needs `name` exclusively. While one does, no shared
-    /// claim that came after it is let in, so shared holders coming and going cannot keep it waiting for ever
-    /// (writers first). Only older ones: the oldest waiter never defers, so waiters cannot wait for each other.
-    private func olderExclusiveWaiter(for name: String, than id: ID) -> Bool {
-        let mine = arrival[id] ?? .max
-        return users.contains { uid in
-            guard let head = waiting[uid]?.first, head.id != id, let theirs = arrival[head.id], theirs < mine else {
-                return false
-            }
-            return head.locks.contains { $0.name == name && !$0.shared }
+    /// What keeps `request` (a waiter) from starting now; nil when it may start.
+    func blocker(of request: Request, within limits: FairShares.Limits) -> Blocker? {
+        if let denial = shares.denial(request.uid, as: request.holder, within: limits) { return .share(denial) }
+        if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
+            return .concurrency(concurrency)
         }
+        for claim in request.locks {
+            switch locks[claim.name] {
+            case nil: continue
+            case .shared where claim.shared: continue
+            case .shared, .exclusive: return .lock(claim.name)
+            }
+        }
+        let mine = waiting[request.id]?.arrival ?? .max
+        if let head = lines[request.uid]?[request.executor]?.first, head != request.id, isWaiting(head) {
+            return .earlier(head)
+        }
+        for claim in request.locks {
+            let own = userClaims[UserLock(uid: request.uid, name: claim.name)]
+            if let older = (claim.shared ? own?.exclusive : own?.all)?.first, older < mine {
+                return .earlier(byArrival[older] ?? request.id)
+            }
+            // Writers first: while an older waiter needs the lock alone, no shared claim that came after it is let
+            // in, so shared holders coming and going cannot keep it waiting for ever. Only older ones: the oldest
+            // waiter never defers, so waiters cannot wait for each other.
+            if claim.shared, let older = exclusiveClaims[claim.name]?.first, older < mine {
+                return .lockWaiter(claim.name)
+            }
+        }
+        return nil
     }
 
     /// A running execution ended: what it held is free, and whatever fits now starts.
@@ -126,33 +178,100 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A waiter leaves the queue (cancelled, timed out, its client gone); whoever waited behind it may start.
     /// Returns nil when `id` was not waiting.
     mutating func cancel(_ id: ID, within limits: FairShares.Limits) -> [ID]? {
-        guard let uid = waitingUser.removeValue(forKey: id) else { return nil }
-        arrival[id] = nil
-        waitingCount -= 1
-        dropLeft(uid)
+        guard let waiter = waiting[id] else { return nil }
+        forget(waiter)
         return startWhatFits(within: limits)
     }
 
-    /// Drops the entries at the head of `uid`'s queue that left it, and the user once none waits.
-    private mutating func dropLeft(_ uid: uid_t) {
-        while let head = waiting[uid]?.first, waitingUser[head.id] == nil { waiting[uid]!.removeFirst() }
-        if waiting[uid]?.isEmpty == true {
-            waiting[uid] = nil
-            users.removeAll { $0 == uid }
+    /// The waiter `request.id` needs what `request` says now (a reload changed its executor's `concurrency` or
+    /// locks): it keeps its place in its line. Nothing starts here (`reconsider` once all are replanned). False
+    /// when it does not wait, or `request` is for another user or executor.
+    @discardableResult
+    mutating func replan(_ request: Request) -> Bool {
+        guard let waiter = waiting[request.id], waiter.request.executor == request.executor,
+            request.uid == waiter.request.uid
+        else { return false }
+        unclaim(waiter)
+        waiting[request.id]?.request = request
+        claim(Waiter(request: request, arrival: waiter.arrival))
+        return true
+    }
+
+    private mutating func claim(_ waiter: Waiter) {
+        for claim in waiter.request.locks {
+            let key = UserLock(uid: waiter.request.uid, name: claim.name)
+            Self.insert(waiter.arrival, into: &userClaims[key, default: Claims()].all)
+            if !claim.shared {
+                Self.insert(waiter.arrival, into: &userClaims[key, default: Claims()].exclusive)
+                Self.insert(waiter.arrival, into: &exclusiveClaims[claim.name, default: []])
+            }
         }
     }
 
-    /// How many waiters on the same executor arrived before `id` (its place in line is this plus one), or nil
-    /// when it does not wait.
-    func ahead(of id: ID) -> Int? {
-        guard let uid = waitingUser[id], let request = waiting[uid]?.first(where: { $0.id == id }) else {
-            return nil
+    private mutating func unclaim(_ waiter: Waiter) {
+        for claim in waiter.request.locks {
+            let key = UserLock(uid: waiter.request.uid, name: claim.name)
+            Self.remove(waiter.arrival, from: &userClaims[key, default: Claims()].all)
+            Self.remove(waiter.arrival, from: &userClaims[key, default: Claims()].exclusive)
+            if userClaims[key]?.isEmpty == true { userClaims[key] = nil }
+            Self.remove(waiter.arrival, from: &exclusiveClaims[claim.name, default: []])
+            if exclusiveClaims[claim.name]?.isEmpty == true { exclusiveClaims[claim.name] = nil }
         }
+    }
+
+    /// Takes `waiter` out of the queue (it started or left).
+    private mutating func forget(_ waiter: Waiter) {
+        let request = waiter.request
+        waiting[request.id] = nil
+        byArrival[waiter.arrival] = nil
+        unclaim(waiter)
+        while let head = lines[request.uid]?[request.executor]?.first, waiting[head] == nil {
+            lines[request.uid]![request.executor]!.removeFirst()
+        }
+        if lines[request.uid]?[request.executor]?.isEmpty == true { lines[request.uid]![request.executor] = nil }
+        if lines[request.uid]?.isEmpty == true {
+            lines[request.uid] = nil
+            users.removeAll { $0 == request.uid }
+        }
+    }
+
+    /// The index of the first of `list` (sorted) not below `arrival`.
+    private static func index(of arrival: UInt64, in list: [UInt64]) -> Int {
+        var low = 0
+        var high = list.count
+        while low < high {
+            let middle = (low + high) / 2
+            if list[middle] < arrival { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    private static func insert(_ arrival: UInt64, into list: inout [UInt64]) {
+        let index = index(of: arrival, in: list)
+        if index == list.count || list[index] != arrival { list.insert(arrival, at: index) }
+    }
+
+    private static func remove(_ arrival: UInt64, from list: inout [UInt64]) {
+        let index = index(of: arrival, in: list)
+        if index < list.count, list[index] == arrival { list.remove(at: index) }
+    }
+
+    /// How many waiters on the same executor come before `id` in `waiters` (its place in line is this plus one),
+    /// or nil when it does not wait.
+    func ahead(of id: ID) -> Int? {
+        guard let request = waiting[id]?.request else { return nil }
         return waiters.prefix { $0.id != id }.count { $0.executor == request.executor }
     }
 
-    /// Round-robin passes over the users after the last one served, each starting its oldest waiter if it fits,
-    /// until a pass starts nothing.
+    /// `uid`'s oldest waiter that may start now: the heads of its lines (a waiter behind another on its executor
+    /// competes with it), oldest first.
+    private func candidate(of uid: uid_t, within limits: FairShares.Limits) -> Waiter? {
+        let heads = (lines[uid] ?? [:]).values.compactMap { $0.first.flatMap { waiting[$0] } }
+        return heads.sorted { $0.arrival < $1.arrival }.first { fits($0.request, within: limits) }
+    }
+
+    /// Round-robin passes over the users after the last one served, each starting its oldest waiter that may
+    /// start, until a pass starts nothing.
     private mutating func startWhatFits(within limits: FairShares.Limits) -> [ID] {
         var started: [ID] = []
         while true {
@@ -160,9 +279,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             let pass = Array(users[after...] + users[..<after])
             var any = false
             for uid in pass {
-                guard let head = waiting[uid]?.first, fits(head, within: limits) else { continue }
-                start(head)
-                started.append(head.id)
+                guard let waiter = candidate(of: uid, within: limits) else { continue }
+                start(waiter)
+                started.append(waiter.request.id)
                 lastServed = uid
                 any = true
             }
@@ -170,12 +289,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         }
     }
 
-    private mutating func start(_ request: Request) {
-        waiting[request.uid]!.removeFirst()
-        waitingUser[request.id] = nil
-        arrival[request.id] = nil
-        waitingCount -= 1
-        dropLeft(request.uid)
+    private mutating func start(_ waiter: Waiter) {
+        let request = waiter.request
+        forget(waiter)
         _ = shares.take(request.uid, as: request.holder, within: .unlimited)
         running[request.id] = request
         runningOnExecutor[request.executor, default: 0] += 1

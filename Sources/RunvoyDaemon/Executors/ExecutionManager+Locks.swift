@@ -66,11 +66,16 @@ extension ExecutionManager {
     }
 
     /// Every lock the configuration declares or an execution holds or waits for, by name: its mode, its holders
-    /// (running executions, or admitted ones still being launched) and its waiters, oldest first.
-    func lockTable(_ config: DaemonConfig) -> [LockInfo] {
+    /// (running executions, or admitted ones still being launched) and its waiters, oldest first. As `viewer` may
+    /// see them: another user's execution without its id and user unless it may see that user's executions, and
+    /// executors it may not use not at all.
+    func lockTable(_ config: DaemonConfig, for viewer: Caller) -> [LockInfo] {
         let (scheduler, executions) = admissionSnapshot()
+        let usable = Set(config.executors.filter { Authorizer.mayUse(viewer, $0, config) }.map(\.name))
+        let visible = Visibility(
+            mayView: { Authorizer.mayView(viewer, ownerUid: $0, config) }, mayUse: { usable.contains($0) })
         var declared: [String: Set<String>] = [:]
-        for executor in config.executors {
+        for executor in config.executors where usable.contains(executor.name) {
             for lock in executor.locks { declared[executor.name, default: []].insert(lock.name) }
         }
         var byLock: [String: [String]] = [:]
@@ -96,32 +101,53 @@ extension ExecutionManager {
                 }
             let holders = ids.compactMap { ticket in
                 scheduler.running[ticket].map {
-                    Self.holder($0, lock, execution: executions[ticket], user: executions[ticket] == nil ? name : nil)
+                    Self.holder(
+                        $0, lock, execution: executions[ticket], user: executions[ticket] == nil ? name : nil,
+                        visible)
                 }
             }
             let waiters = allWaiters.filter { $0.locks.contains { $0.name == lock } }.map {
-                Self.holder($0, lock, execution: nil, user: name)
+                Self.holder($0, lock, execution: nil, user: name, visible)
             }
             return LockInfo(
                 name: lock, mode: mode, executors: (byLock[lock] ?? []).sorted(), holders: holders, waiters: waiters)
         }
     }
 
+    /// What a caller of `locks` may see.
+    struct Visibility {
+        /// Whether it may see the executions of this user.
+        let mayView: (uid_t) -> Bool
+        /// Whether it may use this executor.
+        let mayUse: (String) -> Bool
+    }
+
     private static func holder(
         _ request: AdmissionScheduler<UInt64>.Request, _ lock: String, execution: Execution?,
-        user: ((uid_t) -> String)?
+        user: ((uid_t) -> String)?, _ visible: Visibility
     ) -> LockHolder {
-        LockHolder(
+        let shared = request.locks.first { $0.name == lock }?.shared ?? false
+        let executor = visible.mayUse(request.executor) ? request.executor : nil
+        guard visible.mayView(request.uid) else {
+            return LockHolder(
+                executionId: nil, user: "another user", uid: nil, executor: executor, shared: shared,
+                sinceMs: execution?.startedAtMs)
+        }
+        return LockHolder(
             executionId: execution?.id,
             user: execution?.caller.displayName ?? user?(request.uid) ?? Caller.lookup(uid: request.uid).displayName,
-            uid: request.uid, executor: request.executor,
-            shared: request.locks.first { $0.name == lock }?.shared ?? false, sinceMs: execution?.startedAtMs)
+            uid: request.uid, executor: executor, shared: shared, sinceMs: execution?.startedAtMs)
     }
 }
 
 extension ExecPlan {
     /// The executor's locks as the scheduler takes them: all at once, in the order of their names.
+    var lockClaims: [AdmissionScheduler<UInt64>.LockClaim] { executor.lockClaims }
+}
+
+extension ExecutorConfig {
+    /// Its locks as the scheduler takes them: all at once, in the order of their names.
     var lockClaims: [AdmissionScheduler<UInt64>.LockClaim] {
-        executor.locks.map { AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared) }
+        locks.map { AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared) }
     }
 }

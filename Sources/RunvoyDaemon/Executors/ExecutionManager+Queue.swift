@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import RunvoyConfig
@@ -51,13 +52,15 @@ extension ExecutionManager {
             executionID: ExecutionID.make(milliseconds: UInt64(now)), createdAtMs: now, timeout: timeout)
     }
 
-    /// Puts `request` in the waiting room (it already waits in the scheduler).
-    func queue(_ request: AdmissionScheduler<UInt64>.Request, _ waiting: WaitRequest, _ state: inout State) {
+    /// Puts `request` of `plan` in the waiting room (it already waits in the scheduler).
+    func queue(
+        _ request: AdmissionScheduler<UInt64>.Request, _ plan: ExecPlan, _ waiting: WaitRequest, _ state: inout State
+    ) {
         state.room.add(
             WaitingRoom.Waiter(
                 ticket: request.id, executionID: waiting.executionID, executor: request.executor, uid: request.uid,
                 holder: request.holder, concurrency: request.concurrency, queuedAtMs: waiting.createdAtMs,
-                locks: request.locks))
+                locks: request.locks, caller: plan.caller, config: plan.config))
     }
 
     /// The scheduler started `started` (waiters): each takes a launch slot and its request launches it. While
@@ -105,13 +108,23 @@ extension ExecutionManager {
         return leave(ticket, error, cause: "cancelled")
     }
 
-    /// The configuration in force changed: the limits what ends or leaves is judged by are its, and whatever
-    /// waits and fits now starts.
+    /// The configuration in force changed: the limits what ends or leaves is judged by are its, every waiter
+    /// needs its executor's `concurrency` and locks as it declares them now (running executions keep what they
+    /// hold), and whatever waits and fits now starts.
     func limitsChanged(_ config: DaemonConfig) {
         state.withLock { state in
             state.limits = .executions(config.limits)
             state.limitsObserved = true
             state.config = config
+            let executors = Dictionary(config.executors.map { ($0.name, $0) }) { first, _ in first }
+            for request in state.scheduler.waiters {
+                guard let executor = executors[request.executor] else { continue }
+                var replanned = request
+                replanned.concurrency = executor.concurrency
+                replanned.locks = executor.lockClaims
+                if replanned != request { state.scheduler.replan(replanned) }
+            }
+            state.room.generation &+= 1
             began(state.scheduler.reconsider(within: state.limits), &state)
         }
     }
@@ -143,7 +156,7 @@ extension ExecutionManager {
             throw deny(plan.refusal(told), caller: plan.caller, config: plan.config)
         }
         let first = state.withLock { queueEvent(ticket, plan.requestID, &$0) }
-        audit.recordBestEffort(QueueRecords.queued(plan, waiting, first))
+        refusals.recordCoalesced(QueueRecords.queued(plan, waiting, first), caller: plan.caller, audit: audit)
         let watch = watch(ticket, waiting, plan.requestID, client: client, first: first)
         let turn = await turn(ticket)
         watch()
@@ -154,8 +167,9 @@ extension ExecutionManager {
             release(ticket, plan.config)
             let gone = Self.clientGone
             endQueued(waiting.executionID, reason: gone.message)
-            audit.recordBestEffort(
-                QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec))
+            refusals.recordCoalesced(
+                QueueRecords.cancelled(plan, waiting, cause: "client_gone", reason: gone, waitedUsec: waitedUsec),
+                caller: plan.caller, audit: audit)
             throw gone
         case .started:
             let plan = try redecided(plan, params, ticket, waiting, waitedUsec: waitedUsec, audit: audit)
@@ -163,25 +177,28 @@ extension ExecutionManager {
             return (waiting.executionID, waiting.createdAtMs, plan)
         case .left(let error, let cause):
             endQueued(waiting.executionID, reason: error.message)
-            audit.recordBestEffort(
-                QueueRecords.cancelled(plan, waiting, cause: cause, reason: error, waitedUsec: waitedUsec))
+            refusals.recordCoalesced(
+                QueueRecords.cancelled(plan, waiting, cause: cause, reason: error, waitedUsec: waitedUsec),
+                caller: plan.caller, audit: audit)
             throw error
         }
     }
 
     /// A waiter's turn came: it is decided again under the configuration in force now, as every execution is
     /// decided when it starts (a reload while it waited may have taken the caller's access away or changed the
-    /// command's rules). What its admission was judged by (its executor, that executor's `concurrency` and locks)
-    /// must be unchanged, else it leaves the queue without running and is told to start it again.
+    /// command's rules). A reload re-plans every waiter's `concurrency` and locks (`limitsChanged`), so it was
+    /// admitted with those of the configuration in force; should they differ still (a reload between its start
+    /// and this), it leaves the queue without running and is told to start it again.
     private func redecided(
         _ plan: ExecPlan, _ params: ExecParams, _ ticket: UInt64, _ waiting: WaitRequest, waitedUsec: Int64,
         audit: AuditLog
     ) throws(RunvoyError) -> ExecPlan {
-        guard let current = state.withLock({ $0.config }), current.digest != plan.config.digest else { return plan }
+        let (config, admitted) = state.withLock { ($0.config, $0.scheduler.running[ticket]) }
+        guard let current = config, current.digest != plan.config.digest else { return plan }
         do throws(ExecRefusal) {
             let fresh = try ExecPlan.make(params, requestID: plan.requestID, caller: plan.caller, config: current)
-            guard fresh.executor.name == plan.executor.name, fresh.lockClaims == plan.lockClaims,
-                fresh.executor.concurrency == plan.executor.concurrency
+            guard fresh.executor.name == plan.executor.name, fresh.lockClaims == admitted?.locks,
+                fresh.executor.concurrency == admitted?.concurrency
             else {
                 throw fresh.refusal(
                     RunvoyError(
@@ -193,8 +210,9 @@ extension ExecutionManager {
         } catch {
             release(ticket, plan.config)
             endQueued(waiting.executionID, reason: error.error.message)
-            audit.recordBestEffort(
-                QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error.error, waitedUsec: waitedUsec))
+            refusals.recordCoalesced(
+                QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error.error, waitedUsec: waitedUsec),
+                caller: plan.caller, audit: audit)
             throw deny(error, caller: plan.caller, config: current)
         }
     }
@@ -220,9 +238,14 @@ extension ExecutionManager {
             throw told
         }
         guard dequeued else {
+            // Its row is no longer `queued` (its client went away, or it was ended elsewhere): it never runs.
             release(ticket, plan.config)
-            throw RunvoyError(
+            let gone = RunvoyError(
                 .cancelled, "execution \(waiting.executionID) no longer waits in the queue; it did not run")
+            refusals.recordCoalesced(
+                QueueRecords.cancelled(plan, waiting, cause: "not_queued", reason: gone, waitedUsec: waitedUsec),
+                caller: plan.caller, audit: audit)
+            throw gone
         }
         audit.recordBestEffort(QueueRecords.dequeued(plan, waiting, waitedUsec: waitedUsec))
         DaemonMetrics.shared.dequeued(after: .microseconds(waitedUsec))
@@ -278,36 +301,49 @@ extension ExecutionManager {
 
     /// Where `ticket` stands, or nil once its wait has ended.
     func queueEvent(_ ticket: UInt64, _ requestID: RequestID?, _ state: inout State) -> QueuedEvent? {
-        guard let waiter = state.room.waiters[ticket], let position = state.room.position(ticket) else { return nil }
-        var waitingFor = "turn"
-        var limit: Int?
-        var holders: [Execution] = []
-        let running = Array(state.running.values)
-        if let concurrency = waiter.concurrency,
-            state.scheduler.runningOnExecutor[waiter.executor, default: 0] >= concurrency
-        {
-            (waitingFor, limit) = ("concurrency", concurrency)
-            holders = running.filter { $0.executorName == waiter.executor }
-        } else if let denial = state.scheduler.shares.denial(waiter.uid, as: waiter.holder, within: state.limits) {
-            switch denial {
-            case .full(let total), .reserved(let total, _):
-                (waitingFor, limit, holders) = ("executions", total, running)
-            case .userShare(let share):
-                (waitingFor, limit) = ("user_share", share)
-                holders = running.filter { $0.caller.uid == waiter.uid }
-            }
-        } else if let held = Self.heldLocks(waiter.locks, state.scheduler), !held.isEmpty {
-            let executions = Self.byTicket(running: state.running, tickets: state.tickets)
-            waitingFor = "lock"
-            holders = held.compactMap { executions[$0] }
-        }
+        guard let waiter = state.room.waiters[ticket], let position = state.room.position(ticket),
+            let request = state.scheduler.request(waiting: ticket)
+        else { return nil }
+        let (waitingFor, limit, holders) = Self.waitingFor(request, state.scheduler, state.limits, state)
         let now = WallClock.milliseconds()
+        // Another user's execution is named only to who may see it (as in `status` and `list`).
+        let config = state.config ?? waiter.config
+        let mayView = { (uid: uid_t) -> Bool in
+            guard let caller = waiter.caller, let config else { return false }
+            return Authorizer.mayView(caller, ownerUid: uid, config)
+        }
         let shown = holders.sorted { ($0.startedAtMs, $0.id) < ($1.startedAtMs, $1.id) }.prefix(3).map {
-            QueueHolder(executionId: $0.id, user: $0.caller.displayName, runningMs: max(0, now - $0.startedAtMs))
+            let visible = mayView($0.caller.uid)
+            return QueueHolder(
+                executionId: visible ? $0.id : nil, user: visible ? $0.caller.displayName : nil,
+                runningMs: max(0, now - $0.startedAtMs))
         }
         return QueuedEvent(
             id: requestID, executionId: waiter.executionID, executor: waiter.executor, position: position,
             waitingFor: waitingFor, limit: limit, holders: Array(shown), waitedMs: max(0, now - waiter.queuedAtMs))
+    }
+
+    /// What `request` (a waiter) waits for, as its `queued` events say it: the `waiting_for`, the limit that is
+    /// full, and the running executions that hold it.
+    private static func waitingFor(
+        _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
+        _ limits: FairShares.Limits, _ state: borrowing State
+    ) -> (String, Int?, [Execution]) {
+        let running = Array(state.running.values)
+        switch scheduler.blocker(of: request, within: limits) {
+        case .share(.full(let total)), .share(.reserved(let total, _)):
+            return ("executions", total, running)
+        case .share(.userShare(let share)):
+            return ("user_share", share, running.filter { $0.caller.uid == request.uid })
+        case .concurrency(let concurrency):
+            return ("concurrency", concurrency, running.filter { $0.executorName == request.executor })
+        case .lock, .lockWaiter:
+            let held = heldLocks(request.locks, scheduler) ?? []
+            let executions = byTicket(running: state.running, tickets: state.tickets)
+            return ("lock", nil, held.compactMap { executions[$0] })
+        case .earlier, nil:
+            return ("turn", nil, [])
+        }
     }
 
     static func describe(_ duration: Duration) -> String {

@@ -197,7 +197,7 @@ final class ExecutionManager: Service, Sendable {
             began(started.filter { $0 != request.id }, &state)
             guard started.contains(request.id) else {
                 if let waiting {
-                    queue(request, waiting, &state)
+                    queue(request, plan, waiting, &state)
                     return .success(Admission(ticket: request.id, waiting: waiting))
                 }
                 let error = Self.busy(
@@ -237,26 +237,39 @@ final class ExecutionManager: Service, Sendable {
     }
 
     /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
-    /// there), else a lock it needs (naming who holds it).
+    /// there), else a lock it needs (naming who holds it), else an earlier execution of the same caller that
+    /// wants the same, else an earlier waiter that needs one of its locks alone.
     static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
         _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64]
     ) -> RunvoyError {
-        if let denial = scheduler.shares.denial(request.uid, as: request.holder, within: limits) {
+        switch scheduler.blocker(of: request, within: limits) {
+        case .share(let denial):
             return busy(denial)
+        case .concurrency(let concurrency):
+            let holders = running.values.filter { $0.executorName == request.executor }.map {
+                "\($0.id) by \($0.caller.displayName)"
+            }
+            return RunvoyError(
+                .busy,
+                "executor '\(request.executor)' is running its limit of \(concurrency) (concurrency): "
+                    + (holders.isEmpty ? "executions being started" : holders.sorted().joined(separator: ", ")))
+        case .lock:
+            return lockBusy(request, scheduler, running: running, tickets: tickets)
+                ?? RunvoyError(.busy, "a lock executor '\(request.executor)' needs is held")
+        case .earlier:
+            return RunvoyError(
+                .busy,
+                "an earlier execution of yours waits in the queue for executor '\(request.executor)' or one of its locks, and goes first"
+            )
+        case .lockWaiter(let name):
+            return RunvoyError(
+                .busy,
+                "lock '\(name)' (needed shared by executor '\(request.executor)') is wanted exclusively by an execution that waits in the queue, and goes first"
+            )
+        case nil:
+            return RunvoyError(.busy, "executor '\(request.executor)' cannot start it now")
         }
-        if request.concurrency.map({ scheduler.runningOnExecutor[request.executor, default: 0] < $0 }) ?? true,
-            let held = lockBusy(request, scheduler, running: running, tickets: tickets)
-        {
-            return held
-        }
-        let holders = running.values.filter { $0.executorName == request.executor }.map {
-            "\($0.id) by \($0.caller.displayName)"
-        }
-        return RunvoyError(
-            .busy,
-            "executor '\(request.executor)' is running its limit of \(request.concurrency ?? 0) (concurrency): "
-                + (holders.isEmpty ? "executions being started" : holders.sorted().joined(separator: ", ")))
     }
 
     /// What an execution refused by the fair shares is told.

@@ -1,4 +1,5 @@
 import Glibc
+import RunvoyConfig
 import RunvoyKit
 
 /// The executions that wait in the queue, as their requests see them: each one's id, its place in line for its
@@ -27,6 +28,9 @@ struct WaitingRoom: Sendable {
         let queuedAtMs: Int64
         /// The named locks it needs, all at once.
         var locks: [AdmissionScheduler<UInt64>.LockClaim] = []
+        /// Who waits, and the configuration it was queued under: what its `queued` events may show it.
+        var caller: Caller? = nil
+        var config: DaemonConfig? = nil
         var continuation: CheckedContinuation<Turn, Never>?
         var turn: Turn?
     }

@@ -132,7 +132,11 @@ struct RunvoyServer: Service {
         let holder = FairShares.Holder(roles: Authorizer.roles(accepted.caller, config))
         if let denial = connections.open(uid, as: holder, within: .connections(config.limits)) {
             DaemonMetrics.shared.refused(.busy)
-            await refuse(accepted, Self.busy(denial, holder: holder))
+            let error = Self.busy(denial, holder: holder)
+            context.refusals.recordCoalesced(
+                Self.refusedRecord(accepted.caller, error, denial: denial, holder: holder), caller: accepted.caller,
+                audit: context.auditor(config.audit))
+            await refuse(accepted, error)
             return
         }
         defer {
@@ -152,6 +156,25 @@ struct RunvoyServer: Service {
             buffer.writeBytes(try Frame.encode(Reply<NoParams>(id: nil, error: error)))
             try await outbound.write(buffer)
         }
+    }
+
+    /// The `connection_refused` record of a connection refused by the connection limits.
+    static func refusedRecord(
+        _ caller: Caller, _ error: RunvoyError, denial: FairShares.Denial, holder: FairShares.Holder
+    ) -> AuditEvent {
+        let limit: String
+        switch denial {
+        case .full: limit = "max_connections"
+        case .reserved: limit = "reserved_admin_connections"
+        case .userShare: limit = holder == .noRole ? "max_connections_without_role" : "max_connections_per_user"
+        }
+        return AuditEvent(
+            .connectionRefused, priority: 4,
+            message: "refused a connection of \(caller.displayName) (uid \(caller.uid)): \(error.message)",
+            fields: [
+                ("CALLER_UID", String(caller.uid)), ("CALLER_USER", caller.displayName),
+                ("CALLER_PID", String(caller.pid)), ("LIMIT", "limits.\(limit)"), ("REASON", error.description),
+            ])
     }
 
     /// What a connection refused by the connection limits is told.

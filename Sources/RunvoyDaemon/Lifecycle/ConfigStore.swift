@@ -5,6 +5,9 @@ import RunvoyKit
 /// and executions keep the snapshot they started under.
 final class ConfigStore: Sendable {
     private let snapshot: Mutex<(config: DaemonConfig, loadedAtMs: Int64)>
+    /// The observers, and the lock that orders what they are told: a reload swaps the snapshot and tells every
+    /// observer while holding it, so two reloads in quick succession reach each observer in the order they were
+    /// made (never the older one last). Observers must not reload.
     private let observers = Mutex<[@Sendable (DaemonConfig) -> Void]>([])
 
     init(_ config: DaemonConfig) {
@@ -17,13 +20,17 @@ final class ConfigStore: Sendable {
     var loadedAtMs: Int64 { snapshot.withLock { $0.loadedAtMs } }
 
     func replace(with config: DaemonConfig) {
-        snapshot.withLock { $0 = (config, WallClock.milliseconds()) }
-        for observer in observers.withLock({ $0 }) { observer(config) }
+        observers.withLock { observers in
+            snapshot.withLock { $0 = (config, WallClock.milliseconds()) }
+            for observer in observers { observer(config) }
+        }
     }
 
-    /// Calls `observer` with the configuration in force now and after every reload.
+    /// Calls `observer` with the configuration in force now and after every reload, in order.
     func observe(_ observer: @escaping @Sendable (DaemonConfig) -> Void) {
-        observers.withLock { $0.append(observer) }
-        observer(current)
+        observers.withLock { observers in
+            observers.append(observer)
+            observer(current)
+        }
     }
 }

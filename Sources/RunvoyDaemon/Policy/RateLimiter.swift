@@ -8,8 +8,8 @@ import RunvoyKit
 final class RateLimiter: Sendable {
     private let buckets = Mutex(RateBuckets())
 
-    /// Methods that never take from the request bucket: greetings, and what goes to an execution already
-    /// running (its input, signals and window size).
+    /// Methods that never take from the request bucket: greetings, and what goes to the execution attached to
+    /// the connection (its input, signals and window size; a `signal` or `resize` by id is metered: `Router`).
     static let unmetered: Set<String> = [
         Method.hello.rawValue, "ping", Method.whoami.rawValue, Method.stdin.rawValue, Method.signal.rawValue,
         Method.resize.rawValue,
@@ -21,6 +21,12 @@ final class RateLimiter: Sendable {
     /// Takes from `caller`'s request bucket for `method`; the refusal when it is empty.
     func takeRequest(_ method: String, caller: Caller, config: DaemonConfig) -> RunvoyError? {
         guard !Self.unmetered.contains(method) else { return nil }
+        return takeFrame(caller: caller, config: config)
+    }
+
+    /// Takes from `caller`'s request bucket for a frame, whatever it is (`Router` decides which go free); the
+    /// refusal when it is empty.
+    func takeFrame(caller: Caller, config: DaemonConfig) -> RunvoyError? {
         let roles = Authorizer.roles(caller, config)
         guard
             let (rate, setting) = Self.rate(

@@ -27,19 +27,23 @@ public struct LockInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// An execution that holds, or waits for, a lock.
+/// An execution that holds, or waits for, a lock. Another user's execution, for a caller who may not see it (the
+/// permission `view_all`), has no `execution_id` and no `uid`, and `user` is `another user`; its `executor` is
+/// nil when the caller may not use that executor.
 public struct LockHolder: Codable, Sendable, Equatable {
-    /// Nil while the execution is still being started (it has no id yet).
+    /// Nil while the execution is still being started (it has no id yet), or when it is hidden.
     public var executionId: String?
     public var user: String
-    public var uid: UInt32
-    public var executor: String
+    public var uid: UInt32?
+    public var executor: String?
     /// Whether it holds (or wants) the lock shared.
     public var shared: Bool
     /// Wall-clock milliseconds since it holds (or waits); nil while it is being started.
     public var sinceMs: Int64?
 
-    public init(executionId: String?, user: String, uid: UInt32, executor: String, shared: Bool, sinceMs: Int64?) {
+    public init(
+        executionId: String?, user: String, uid: UInt32?, executor: String?, shared: Bool, sinceMs: Int64?
+    ) {
         self.executionId = executionId
         self.user = user
         self.uid = uid

@@ -41,13 +41,14 @@ public struct QueuedEvent: Codable, Sendable, Equatable {
     }
 }
 
-/// A running execution that holds what a waiter waits for.
+/// A running execution that holds what a waiter waits for. Another user's execution, for a caller who may not
+/// see it (the permission `view_all`), has no `execution_id` nor `user`.
 public struct QueueHolder: Codable, Sendable, Equatable {
-    public var executionId: String
-    public var user: String
+    public var executionId: String?
+    public var user: String?
     public var runningMs: Int64
 
-    public init(executionId: String, user: String, runningMs: Int64) {
+    public init(executionId: String?, user: String?, runningMs: Int64) {
         self.executionId = executionId
         self.user = user
         self.runningMs = runningMs

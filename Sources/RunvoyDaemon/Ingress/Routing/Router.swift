@@ -19,45 +19,81 @@ struct Router: Sendable {
     }
 
     /// Answers one request frame. Errors thrown are the connection's (the client went away), not the request's.
+    /// Every frame takes from the caller's request bucket before anything else is done or answered (a frame that
+    /// is not a request, or names no method, too), but for greetings and what goes to the execution attached to
+    /// the connection (`RateLimiter.unmetered`).
     func respond(
         to frame: ByteBuffer, on connection: Connection, sink: ConnectionSink, attached: Execution?
     ) async throws -> Effect {
-        let envelope: RequestEnvelope
+        let server = connection.context
+        let config = server.config.current
+        var envelope: RequestEnvelope?
+        let routed: Result<(id: RequestID, handler: any MethodHandler), RunvoyError>
         do {
-            envelope = try frame.withUnsafeReadableBytes { try Frame.decode(RequestEnvelope.self, from: $0) }
+            let decoded = try frame.withUnsafeReadableBytes { try Frame.decode(RequestEnvelope.self, from: $0) }
+            envelope = decoded
+            do throws(RunvoyError) { routed = .success(try route(decoded)) } catch { routed = .failure(error) }
         } catch {
             let reason = "the frame is not a valid request: \(ParamsDecoding.brief(error))"
-            try await sink.send(Reply<NoParams>(id: nil, error: RunvoyError(.badRequest, reason)))
+            routed = .failure(RunvoyError(.badRequest, reason))
+        }
+        let handler = try? routed.get().handler
+        if !Self.isUnmetered(handler, frame, attached: attached),
+            let limited = server.executions.rates.takeFrame(caller: connection.caller, config: config)
+        {
+            let method = handler.map { type(of: $0).method } ?? envelope?.method.map { String($0.prefix(64)) }
+            server.refusals.recordRateLimited(
+                RateLimiter.record(limited, caller: connection.caller, method: method ?? "(not a request)"),
+                caller: connection.caller, audit: server.auditor(config.audit))
+            try await sink.send(Reply<NoParams>(id: envelope?.id, error: limited))
             return .none
         }
-        let routed: (id: RequestID, handler: any MethodHandler)
-        do throws(RunvoyError) {
-            routed = try route(envelope)
-        } catch {
-            try await sink.send(Reply<NoParams>(id: envelope.id, error: error))
+        return try await respond(frame, envelope?.id, routed, on: connection, sink: sink, attached: attached)
+    }
+
+    /// Whether `frame` goes free of the request bucket: a greeting, or input, a signal or a window size for the
+    /// execution attached to the connection (a `signal` or `resize` by id is metered).
+    static func isUnmetered(_ handler: (any MethodHandler)?, _ frame: ByteBuffer, attached: Execution?) -> Bool {
+        guard let handler else { return false }
+        let method = type(of: handler).method
+        guard RateLimiter.unmetered.contains(method) else { return false }
+        guard method == Method.signal.rawValue || method == Method.resize.rawValue else { return true }
+        guard attached != nil else { return false }
+        let target = try? frame.withUnsafeReadableBytes { try Frame.decode(ParamsContainer<Target>.self, from: $0) }
+        return target != nil && target?.params?.executionId == nil
+    }
+
+    /// The execution a `signal` or `resize` is for.
+    private struct Target: Decodable, Sendable {
+        var executionId: String?
+        enum CodingKeys: String, CodingKey { case executionId = "execution_id" }
+    }
+
+    /// Answers a frame that passed the rate limit.
+    private func respond(
+        _ frame: ByteBuffer, _ id: RequestID?,
+        _ routed: Result<(id: RequestID, handler: any MethodHandler), RunvoyError>, on connection: Connection,
+        sink: ConnectionSink, attached: Execution?
+    ) async throws -> Effect {
+        let route: (id: RequestID, handler: any MethodHandler)
+        switch routed {
+        case .success(let found): route = found
+        case .failure(let error):
+            try await sink.send(Reply<NoParams>(id: id, error: error))
             return .none
         }
         let server = connection.context
         let config = server.config.current
         // Only a caller with a role can be active: one without may only greet, and anything else it sends is
         // refused or does nothing, so it must not keep its connections from the idle timeout.
-        if type(of: routed.handler).countsAsActivity && !Authorizer.roles(connection.caller, config).isEmpty {
+        if type(of: route.handler).countsAsActivity && !Authorizer.roles(connection.caller, config).isEmpty {
             connection.activity.touch()
         }
-        if let limited = server.executions.rates.takeRequest(
-            type(of: routed.handler).method, caller: connection.caller, config: config)
-        {
-            server.refusals.recordRateLimited(
-                RateLimiter.record(limited, caller: connection.caller, method: type(of: routed.handler).method),
-                caller: connection.caller, audit: server.auditor(config.audit))
-            try await sink.send(Reply<NoParams>(id: routed.id, error: limited))
-            return .none
-        }
         let context = RequestContext(
-            id: routed.id, method: type(of: routed.handler).method, caller: connection.caller, config: config,
-            logger: server.logger, auditor: server.auditor(config.audit), sink: sink.replying(to: routed.id),
+            id: route.id, method: type(of: route.handler).method, caller: connection.caller, config: config,
+            logger: server.logger, auditor: server.auditor(config.audit), sink: sink.replying(to: route.id),
             server: server, attached: attached, activity: connection.activity)
-        return try await respond(frame, with: routed.handler, context: context)
+        return try await respond(frame, with: route.handler, context: context)
     }
 
     /// The request's id and handler, or why there are none.
