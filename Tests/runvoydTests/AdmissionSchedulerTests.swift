@@ -233,7 +233,8 @@ import Testing
         }
         func told(_ request: Ticketed.Request) -> String {
             _ = scheduler.arrive(request, within: limits)
-            return ExecutionManager.busy(request, scheduler, limits, running: [:], tickets: [:]).message
+            return ExecutionManager.busy(request, scheduler, limits, running: [:], tickets: [:], mayView: { _ in true })
+                .message
         }
         #expect(scheduler.arrive(request(1, 2, "a", []), within: limits) == [1])
         #expect(told(request(2, 1, "a", [("x", false)])).contains("running its limit of 1 (concurrency)"))

@@ -34,7 +34,7 @@ extension ExecutionManager {
     /// holders; nil when every lock it needs is free for it.
     static func lockBusy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
-        running: [String: Execution], tickets: [String: UInt64]
+        running: [String: Execution], tickets: [String: UInt64], mayView: (uid_t) -> Bool
     ) -> RunvoyError? {
         for claim in request.locks {
             let holders: [UInt64]
@@ -49,12 +49,15 @@ extension ExecutionManager {
             let named = holders.map { ticket -> String in
                 guard let execution = executions[ticket] else {
                     let uid = scheduler.running[ticket]?.uid
-                    return "an execution being started"
-                        + (uid.map { " by \(Caller.lookup(uid: $0).displayName)" } ?? "")
+                    guard let uid, mayView(uid) else { return "an execution being started" }
+                    return "an execution being started by \(Caller.lookup(uid: uid).displayName)"
                 }
                 let held = Duration.milliseconds(max(0, now - execution.startedAtMs))
-                return "\(execution.id) by \(execution.caller.displayName) on '\(execution.executorName)' for "
-                    + DurationParser.format(Duration.seconds(held.components.seconds))
+                let whose =
+                    mayView(execution.caller.uid)
+                    ? "\(execution.id) by \(execution.caller.displayName) on '\(execution.executorName)'"
+                    : "another user's execution"
+                return whose + " for " + DurationParser.format(Duration.seconds(held.components.seconds))
             }
             let mode = claim.shared ? "shared" : "exclusive"
             return RunvoyError(

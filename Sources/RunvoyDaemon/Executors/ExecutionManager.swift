@@ -201,7 +201,8 @@ final class ExecutionManager: Service, Sendable {
                     return .success(Admission(ticket: request.id, waiting: waiting))
                 }
                 let error = Self.busy(
-                    request, state.scheduler, limits, running: state.running, tickets: state.tickets)
+                    request, state.scheduler, limits, running: state.running, tickets: state.tickets,
+                    mayView: { Authorizer.mayView(plan.caller, ownerUid: $0, plan.config) })
                 began(state.scheduler.cancel(request.id, within: limits) ?? [], &state)
                 return .failure(error)
             }
@@ -238,24 +239,26 @@ final class ExecutionManager: Service, Sendable {
 
     /// Why `request` cannot start now: the caller's share, else its executor's concurrency (naming who runs
     /// there), else a lock it needs (naming who holds it), else an earlier execution of the same caller that
-    /// wants the same, else an earlier waiter that needs one of its locks alone.
+    /// wants the same, else an earlier waiter that needs one of its locks alone. Another user's execution is named
+    /// (id, user, executor) only where `mayView` says the caller may see that user's executions, as in `locks`.
     static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
-        _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64]
+        _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64],
+        mayView: (uid_t) -> Bool
     ) -> RunvoyError {
         switch scheduler.blocker(of: request, within: limits) {
         case .share(let denial):
             return busy(denial)
         case .concurrency(let concurrency):
             let holders = running.values.filter { $0.executorName == request.executor }.map {
-                "\($0.id) by \($0.caller.displayName)"
+                mayView($0.caller.uid) ? "\($0.id) by \($0.caller.displayName)" : "another user's execution"
             }
             return RunvoyError(
                 .busy,
                 "executor '\(request.executor)' is running its limit of \(concurrency) (concurrency): "
                     + (holders.isEmpty ? "executions being started" : holders.sorted().joined(separator: ", ")))
         case .lock:
-            return lockBusy(request, scheduler, running: running, tickets: tickets)
+            return lockBusy(request, scheduler, running: running, tickets: tickets, mayView: mayView)
                 ?? RunvoyError(.busy, "a lock executor '\(request.executor)' needs is held")
         case .earlier:
             return RunvoyError(
