@@ -208,12 +208,17 @@ struct RateLimitTests {
             let yaml = RouterTests.developerYAML + "\nlimits:\n  request_rate: 3/1d\n"
             try await InProcessConnection.with(caller: RouterTests.nobody, yaml: yaml) { connection in
                 var replies: [String] = []
+                let began = ContinuousClock.now
                 for _ in 0..<20 { replies.append(await connection.call(frame)) }
+                // Coalesced to one record per caller and minute: one, unless a loaded machine took the 20 calls
+                // across a minute's boundary.
+                let windows = Int((ContinuousClock.now - began).components.seconds / 60) + 2
                 #expect(replies.prefix(3).allSatisfy { !$0.contains("rate_limited") }, "\(frame): \(replies[0])")
                 #expect(
                     replies.dropFirst(3).allSatisfy { $0.contains(#""code":"rate_limited""#) },
                     "\(frame): \(replies[3])")
-                #expect(connection.auditor.events.filter { $0.kind == .rateLimited }.count == 1, "\(frame)")
+                let recorded = connection.auditor.events.filter { $0.kind == .rateLimited }.count
+                #expect(recorded >= 1 && recorded <= min(windows, 17), "\(frame): \(recorded) records")
                 // Greetings still go free.
                 await connection.expectReply(
                     to: #"{"v":1,"id":"p","method":"ping"}"#, #"{"id":"p","result":{"pong":true}}"#)
