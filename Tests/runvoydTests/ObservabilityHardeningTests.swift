@@ -36,6 +36,30 @@ import Testing
         #expect(info.st_gid == getegid())
     }
 
+    /// Review 17 (PoC, fails): the folder check looks at the socket's own folder only. Under a folder another
+    /// account owns (here `nobody`), runvoyd creates the last folder itself (root's, 0755), the check passes, and
+    /// that account can later rename the folder away and put its own socket at the path: clients (runvoyctl sending
+    /// a secret, a scraper) then talk to it. Every folder on the way should be root's (or runvoyd's) and not
+    /// writable by another account, as the socket's own folder must be.
+    @Test(.enabled(if: geteuid() == 0, "needs root (chown)"))
+    func aFolderAnotherAccountOwnsAboveTheSocketsFolderIsRefused() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { FileSystem.removeTree(directory) }
+        chmod(directory, 0o755)
+        let theirs = directory + "/theirs"
+        #expect(mkdir(theirs, 0o755) == 0)
+        #expect(chown(theirs, 65534, 65534) == 0)
+        let path = theirs + "/runvoy/metrics.sock"
+        var settings = SocketSettings()
+        settings.mode = 0o660
+        var bound: Int32 = -1
+        #expect(throws: (any Error).self) {
+            try ListeningSocket.prepare(path: path)
+            bound = try ListeningSocket.bind(path: path, settings: settings, backlog: 8)
+        }
+        if bound >= 0 { close(bound) }
+    }
+
     /// A reply of records full of control characters (6 bytes each once escaped) was bounded by their raw size
     /// (4 MiB), so it could reach six times that on the wire. Now the records are bounded as they are sent.
     @Test(
