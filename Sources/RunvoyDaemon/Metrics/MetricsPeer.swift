@@ -7,9 +7,9 @@ import RunvoyKit
 ///
 /// A uid with no passwd entry is not an account of its own: an account with a subordinate uid range (useradd gives
 /// each new one 65,536 in /etc/subuid) can connect from a user namespace as any of those uids, so all such uids
-/// share one `unknown` account. On TCP the peer's uid is read from the kernel's socket table (/proc/net/tcp and
-/// tcp6: the connecting socket's owner), so a local scraper counts as its account, and root's reserve holds there
-/// too; a peer whose socket is not in the table is its remote address, or, on loopback, `unknown`.
+/// share one `unknown` account. On TCP the peer's uid is asked of the kernel (the owner of the connecting socket,
+/// found by its addresses and ports through sock_diag), so a local scraper counts as its account, and root's
+/// reserve holds there too; a peer whose socket is not found is its remote address, or, on loopback, `unknown`.
 enum MetricsPeer: Hashable, Sendable {
     case root
     case account(uid_t)
@@ -26,88 +26,84 @@ enum MetricsPeer: Hashable, Sendable {
 
     /// The peer of a TCP connection from `remote` to `local`.
     static func of(
-        remote: SocketAddress?, local: SocketAddress?, table: (Bool) -> [UInt8]? = socketTable
+        remote: SocketAddress?, local: SocketAddress?, owner: (Endpoint, Endpoint) -> uid_t? = socketOwner
     ) -> MetricsPeer {
         guard let remote, let local, let peer = Endpoint(remote), let ours = Endpoint(local) else { return .unknown }
-        if peer.v6 == ours.v6, let bytes = table(peer.v6), let uid = owner(of: peer, connectedTo: ours, in: bytes) {
-            return of(uid: uid)
-        }
+        if peer.v6 == ours.v6, let uid = owner(peer, ours) { return of(uid: uid) }
         return peer.loopback ? .unknown : .remote(remote.ipAddress ?? "\(remote)")
     }
 
-    /// One end of a TCP connection as /proc/net/tcp{,6} prints it: the address as 8 (32) hex digits of its
-    /// 32-bit words in host order, the port as 4.
+    /// One end of a TCP connection: its address (4 or 16 bytes, network order; a v4 address mapped into v6 is
+    /// its v4 address) and port.
     struct Endpoint: Equatable {
-        var address: String
-        var port: String
-        var v6: Bool
-        var loopback: Bool
+        var address: [UInt8]
+        var port: UInt16
+        var v6: Bool { address.count == 16 }
+        var loopback: Bool { v6 ? address == [UInt8](repeating: 0, count: 15) + [1] : address.first == 127 }
 
-        init(address: String, port: String, v6: Bool, loopback: Bool) {
-            (self.address, self.port, self.v6, self.loopback) = (address, port, v6, loopback)
+        init(address: [UInt8], port: UInt16) {
+            (self.address, self.port) = (address, port)
         }
 
-        init?(_ address: SocketAddress) {
-            guard let number = address.port else { return nil }
-            port = Self.hex(UInt32(number), digits: 4)
-            switch address {
+        init?(_ socketAddress: SocketAddress) {
+            guard let number = socketAddress.port, let port = UInt16(exactly: number) else { return nil }
+            self.port = port
+            switch socketAddress {
             case .v4(let v4):
-                let raw = v4.address.sin_addr.s_addr
-                self.address = Self.hex(raw, digits: 8)
-                (v6, loopback) = (false, UInt32(bigEndian: raw) >> 24 == 127)
-            case .v6(let v6Address):
-                var bytes = v6Address.address.sin6_addr
-                let words = withUnsafeBytes(of: &bytes) { raw in
-                    (0..<4).map { raw.load(fromByteOffset: $0 * 4, as: UInt32.self) }
-                }
-                let raw = withUnsafeBytes(of: &bytes) { Array($0) }
-                if raw[0..<10].allSatisfy({ $0 == 0 }) && raw[10] == 0xff && raw[11] == 0xff {
-                    // A v4 peer of a dual-stack listener: its socket is in /proc/net/tcp.
-                    self.address = Self.hex(words[3], digits: 8)
-                    (v6, loopback) = (false, raw[12] == 127)
-                } else {
-                    self.address = words.map { Self.hex($0, digits: 8) }.joined()
-                    (v6, loopback) = (true, raw[0..<15].allSatisfy({ $0 == 0 }) && raw[15] == 1)
-                }
+                var raw = v4.address.sin_addr
+                address = withUnsafeBytes(of: &raw) { Array($0) }
+            case .v6(let v6):
+                var raw = v6.address.sin6_addr
+                let bytes = withUnsafeBytes(of: &raw) { Array($0) }
+                let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+                address = mapped ? Array(bytes[12...]) : bytes
             case .unixDomainSocket:
                 return nil
             }
         }
-
-        static func hex(_ value: UInt32, digits: Int) -> String {
-            let text = String(value, radix: 16, uppercase: true)
-            return String(repeating: "0", count: max(0, digits - text.count)) + text
-        }
     }
 
-    /// The uid column of the line of `table` whose local end is `peer` and remote end `ours`: the owner of the
-    /// socket that connected to us.
-    static func owner(of peer: Endpoint, connectedTo ours: Endpoint, in table: [UInt8]) -> uid_t? {
-        let (local, remote) = (peer.address + ":" + peer.port, ours.address + ":" + ours.port)
-        for line in table.split(separator: UInt8(ascii: "\n")).dropFirst() {
-            let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 8)
-            guard fields.count > 7, fields[1].elementsEqual(local.utf8), fields[2].elementsEqual(remote.utf8) else {
-                continue
-            }
-            return uid_t(String(decoding: fields[7], as: UTF8.self))
-        }
-        return nil
-    }
-
-    /// The kernel's TCP socket table of this network namespace (at most 64 MiB of it), or nil.
-    static func socketTable(v6: Bool) -> [UInt8]? {
-        let fd = open(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", O_RDONLY | O_CLOEXEC)
+    /// The uid owning the socket whose local end is `peer` and remote end `ours` (the socket that connected to
+    /// us), asked of the kernel for that one socket (`SOCK_DIAG_BY_FAMILY` over `NETLINK_SOCK_DIAG`, as `ss`
+    /// does); nil when it cannot be told. (Reading /proc/net/tcp instead costs a read of every socket of the
+    /// machine, TIME_WAIT ones included, per connection: a client connecting in a loop made each accept read
+    /// megabytes.)
+    static func socketOwner(peer: Endpoint, ours: Endpoint) -> uid_t? {
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4)  // NETLINK_SOCK_DIAG
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count < 64 << 20 {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { return bytes }
-            bytes += chunk[..<count]
+        var wait = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        var request = diagRequest(peer: peer, ours: ours)
+        guard request.withUnsafeMutableBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
+            return nil
         }
-        return nil
+        var reply = [UInt8](repeating: 0, count: 4096)
+        let count = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        // nlmsghdr (16 bytes), then inet_diag_msg: its uid 64 bytes in.
+        guard count >= 84 else { return nil }
+        return reply.withUnsafeBytes { raw in
+            raw.load(fromByteOffset: 4, as: UInt16.self) == 20 ? raw.load(fromByteOffset: 80, as: UInt32.self) : nil
+        }
+    }
+
+    /// A `SOCK_DIAG_BY_FAMILY` request (nlmsghdr + inet_diag_req_v2) for the TCP socket from `peer` to `ours`.
+    static func diagRequest(peer: Endpoint, ours: Endpoint) -> [UInt8] {
+        var request = [UInt8](repeating: 0, count: 72)
+        request.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(72), toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: UInt16(20), toByteOffset: 4, as: UInt16.self)  // SOCK_DIAG_BY_FAMILY
+            raw.storeBytes(of: UInt16(1), toByteOffset: 6, as: UInt16.self)  // NLM_F_REQUEST: one socket
+            raw.storeBytes(of: UInt32(1), toByteOffset: 8, as: UInt32.self)
+            raw[16] = UInt8(peer.v6 ? AF_INET6 : AF_INET)
+            raw[17] = UInt8(IPPROTO_TCP)
+            raw.storeBytes(of: UInt32.max, toByteOffset: 20, as: UInt32.self)  // every state
+            raw.storeBytes(of: peer.port.bigEndian, toByteOffset: 24, as: UInt16.self)
+            raw.storeBytes(of: ours.port.bigEndian, toByteOffset: 26, as: UInt16.self)
+            for (index, byte) in peer.address.enumerated() { raw[28 + index] = byte }
+            for (index, byte) in ours.address.enumerated() { raw[44 + index] = byte }
+            raw.storeBytes(of: UInt64.max, toByteOffset: 64, as: UInt64.self)  // INET_DIAG_NOCOOKIE
+        }
+        return request
     }
 }
