@@ -248,6 +248,71 @@ final class FairShareTests {
         flood.wait()
     }
 
+    /// Review 17: the per-user share counted uids, and one account is not one uid. An account with a subordinate
+    /// uid range (useradd gives it 65,536 in /etc/subuid) connects from a user namespace (`unshare --map-auto`) as
+    /// 16 uids with no passwd entry, 4 connections each: it held every connection but the administrators' reserve,
+    /// and a developer was refused. Now all uids with no passwd entry share one role-less share.
+    @Test func oneAccountCannotHoldTheConnectionsThroughSubordinateUIDs() throws {
+        try #require(access("/usr/bin/newuidmap", X_OK) == 0, "needs newuidmap (Debian's uidmap package)")
+        let daemon = try daemon(limits: "max_connections: 32\nreserved_admin_connections: 4")
+        defer { daemon.stop() }
+        let spot = daemon.directory + "/holder"
+        mkdir(spot, 0o777)
+        chmod(spot, 0o777)
+        let (ready, done) = (spot + "/held", spot + "/done")
+        let holder = """
+            import os, select, socket, time
+            def dial():
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect("\(daemon.socketPath)")
+                    return s
+                except OSError:
+                    s.close()
+                    return None
+            def hold(uid):
+                os.setgid(0)
+                os.setuid(uid)
+                held = [s for s in (dial() for _ in range(4)) if s]
+                open("\(spot)/held-%d" % uid, "w").write(str(len(held)))
+                deadline = time.time() + 120
+                while not os.path.exists("\(done)") and time.time() < deadline:
+                    closed = [s for s in held if select.select([s], [], [], 0)[0] and not s.recv(4096)]
+                    for s in closed:
+                        held.remove(s)
+                        s.close()
+                    held += [s for s in (dial() for _ in range(4 - len(held))) if s]
+                    time.sleep(0.05)
+                os._exit(0)
+            children = []
+            for uid in range(1, 17):
+                pid = os.fork()
+                if pid == 0:
+                    hold(uid)
+                children.append(pid)
+            while len([n for n in os.listdir("\(spot)") if n.startswith("held-")]) < 16:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            open("\(ready)", "w").write("ok")
+            for pid in children:
+                os.waitpid(pid, 0)
+            """
+        let process = try ChildProcess(
+            [
+                "/usr/sbin/runuser", "-u", none, "--", "/usr/bin/unshare", "--map-auto", "--map-root-user",
+                "/usr/bin/python3", "-c", holder,
+            ],
+            environment: ProcessInfo.processInfo.environment, stdoutPath: daemon.directory + "/holder.out",
+            stderrPath: daemon.directory + "/holder.err")
+        defer {
+            FileManager.default.createFile(atPath: done, contents: nil)
+            _ = process.wait(seconds: 30)
+        }
+        #expect(Harness.waitUntil(seconds: 30) { access(ready, F_OK) == 0 }, "the holder did not start")
+        let developer = try daemon.ctl(["exec", "--", "true"], asUser: dev)
+        #expect(developer.status == 0, "a developer: \(developer.stderrText)")
+    }
+
     /// Opens `count` connections as the user running it, sends the header of a `length`-byte frame and its first
     /// `sent` bytes on each, prints `sent`, waits for `go` to exist, then finishes each frame (a `ping`) and prints
     /// what each connection answered.

@@ -303,6 +303,151 @@ final class MetricsTests {
         #expect(try Self.scrape(daemon).status == "HTTP/1.1 200 OK")
     }
 
+    /// Review 17 (PoC, fails): on a configured TCP listener there is no peer to count by, so one local account,
+    /// in no group at all (here `nobody`), that connects 64 times and connects again as each is closed holds every
+    /// slot a non-root peer may have (64 - 8), and root's reserve means nothing on TCP (root's scraper has no peer
+    /// uid either): every other scrape is closed unanswered.
+    @Test func oneAccountCannotHoldTheTCPMetricsListener() throws {
+        let port = Int.random(in: 20000...60000)
+        let daemon = try DaemonFixture(config: { directory in
+            DaemonFixture.standardConfig(directory: directory, extra: "metrics:\n  listen: 127.0.0.1:\(port)\n")
+        })
+        defer { daemon.stop() }
+        let scrape = """
+            import socket, sys
+            try:
+                s = socket.create_connection(("127.0.0.1", \(port)))
+                s.sendall(b"GET /metrics HTTP/1.1\\r\\n\\r\\n")
+                print(s.makefile("rb").readline().decode().strip())
+            except OSError as e:
+                print("error", e)
+            """
+        #expect(
+            Harness.waitUntil(seconds: 30) {
+                (try? Harness.run(["/usr/bin/python3", "-c", scrape]))?.stdoutText == "HTTP/1.1 200 OK\n"
+            }, "the TCP listener did not answer")
+        let spot = daemon.directory + "/holder"
+        mkdir(spot, 0o777)
+        chmod(spot, 0o777)
+        let (ready, done) = (spot + "/held", spot + "/done")
+        let holder = """
+            import os, select, socket, time
+            def dial():
+                try:
+                    return socket.create_connection(("127.0.0.1", \(port)))
+                except OSError:
+                    return None
+            held = [s for s in (dial() for _ in range(64)) if s]
+            time.sleep(0.5)
+            open("\(ready)", "w").write(str(len(held)))
+            deadline = time.time() + 120
+            while not os.path.exists("\(done)") and time.time() < deadline:
+                closed = [s for s in held if select.select([s], [], [], 0)[0] and not s.recv(1)]
+                for s in closed:
+                    held.remove(s)
+                    s.close()
+                held += [s for s in (dial() for _ in range(64 - len(held))) if s]
+                time.sleep(0.05)
+            """
+        let process = try ChildProcess(
+            ["/usr/sbin/runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", holder],
+            environment: ProcessInfo.processInfo.environment, stdoutPath: daemon.directory + "/holder.out",
+            stderrPath: daemon.directory + "/holder.err")
+        defer {
+            FileManager.default.createFile(atPath: done, contents: nil)
+            _ = process.wait(seconds: 30)
+        }
+        #expect(Harness.waitUntil(seconds: 30) { access(ready, F_OK) == 0 }, "the holder did not start")
+        let asRoot = try Harness.run(["/usr/bin/python3", "-c", scrape])
+        #expect(asRoot.stdoutText == "HTTP/1.1 200 OK\n", "root: \(asRoot.stdoutText) \(asRoot.stderrText)")
+        let asOther = try Harness.run(["/usr/sbin/runuser", "-u", "daemon", "--", "/usr/bin/python3", "-c", scrape])
+        #expect(asOther.stdoutText == "HTTP/1.1 200 OK\n", "daemon: \(asOther.stdoutText) \(asOther.stderrText)")
+    }
+
+    /// Review 17 (PoC, fails): the per-peer cap counts `SO_PEERCRED` uids, and one account is not one uid. An
+    /// account with a subordinate uid range (useradd gives every new account 65,536 in /etc/subuid) makes a user
+    /// namespace with newuidmap (`unshare --map-auto`), and its processes there connect as 16 different uids, keeping
+    /// the socket's group: it holds all 56 non-root slots, and another account's scraper is closed unanswered.
+    @Test func oneAccountCannotHoldTheMetricsSocketThroughSubordinateUIDs() throws {
+        try #require(access("/usr/bin/newuidmap", X_OK) == 0, "needs newuidmap (Debian's uidmap package)")
+        let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
+        let (hostile, scraper) = ("rvn\(suffix)-h", "rvn\(suffix)-s")
+        for name in [hostile, scraper] {
+            try AuthorizationTests.sh("useradd -M -N -g nogroup -G adm -s /usr/sbin/nologin \(name)")
+        }
+        defer { TestUsers.remove([hostile, scraper]) }
+        let daemon = try DaemonFixture(config: { directory in
+            mkdir(directory + "/textfile", 0o755)
+            return Self.config(directory).replacingOccurrences(
+                of: "socket_mode: \"0640\"", with: "socket_mode: \"0660\"")
+        })
+        defer { daemon.stop() }
+        let path = daemon.directory + "/metrics.sock"
+        let spot = daemon.directory + "/holder"
+        mkdir(spot, 0o777)
+        chmod(spot, 0o777)
+        let (ready, done) = (spot + "/held", spot + "/done")
+        // Each of 16 children takes another uid of the namespace (its supplementary groups, adm among them, stay)
+        // and keeps 4 connections open, dialling again as each is closed.
+        let holder = """
+            import os, select, socket, time
+            def dial():
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect("\(path)")
+                    return s
+                except OSError:
+                    s.close()
+                    return None
+            def hold(uid):
+                os.setgid(0)
+                os.setuid(uid)
+                held = [s for s in (dial() for _ in range(4)) if s]
+                open("\(spot)/held-%d" % uid, "w").write(str(len(held)))
+                deadline = time.time() + 120
+                while not os.path.exists("\(done)") and time.time() < deadline:
+                    closed = [s for s in held if select.select([s], [], [], 0)[0] and not s.recv(1)]
+                    for s in closed:
+                        held.remove(s)
+                        s.close()
+                    held += [s for s in (dial() for _ in range(4 - len(held))) if s]
+                    time.sleep(0.05)
+                os._exit(0)
+            children = []
+            for uid in range(1, 17):
+                pid = os.fork()
+                if pid == 0:
+                    hold(uid)
+                children.append(pid)
+            while len([n for n in os.listdir("\(spot)") if n.startswith("held-")]) < 16:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            open("\(ready)", "w").write("ok")
+            for pid in children:
+                os.waitpid(pid, 0)
+            """
+        let process = try ChildProcess(
+            [
+                "/usr/sbin/runuser", "-u", hostile, "--", "/usr/bin/unshare", "--map-auto", "--map-root-user",
+                "/usr/bin/python3", "-c", holder,
+            ],
+            environment: ProcessInfo.processInfo.environment, stdoutPath: daemon.directory + "/holder.out",
+            stderrPath: daemon.directory + "/holder.err")
+        defer {
+            FileManager.default.createFile(atPath: done, contents: nil)
+            _ = process.wait(seconds: 30)
+        }
+        #expect(Harness.waitUntil(seconds: 30) { access(ready, F_OK) == 0 }, "the holder did not start")
+        let scrape = """
+            import socket
+            s = socket.socket(socket.AF_UNIX); s.connect("\(path)")
+            s.sendall(b"GET /metrics HTTP/1.1\\r\\n\\r\\n")
+            print(s.makefile("rb").readline().decode().strip())
+            """
+        let asScraper = try Harness.run(["/usr/sbin/runuser", "-u", scraper, "--", "/usr/bin/python3", "-c", scrape])
+        #expect(asScraper.stdoutText == "HTTP/1.1 200 OK\n", "\(asScraper.stdoutText) \(asScraper.stderrText)")
+    }
+
     /// A reader in a loop never sees part of a file: every read is a whole exposition, while the daemon replaces
     /// it every second.
     /// Whatever is planted in the textfile's folder is never opened: a FIFO at the temporary name the daemon used

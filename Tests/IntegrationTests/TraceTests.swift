@@ -111,6 +111,19 @@ final class TraceTests {
         #expect(result?.records.compactMap(\.event) == ["decision", "execution_started", "execution_finished"])
     }
 
+    /// Review 17 (PoC, fails): another user's refused `kill` of an execution is recorded as `execution_kill` with
+    /// `DECISION=deny`, not `request_denied`, so `TraceHandler`'s skip does not drop it: anyone who knows the id (a
+    /// viewer lists every id) writes records into the owner's trace, as many as they like, and a trace of a
+    /// running execution loses its end past the limit.
+    @Test func othersRefusedKillsDoNotLandInMyTrace() throws {
+        let id = try run(as: alice)
+        for _ in 0..<3 { #expect(try daemon.ctl(["kill", id], asUser: bob).status != 0) }
+        _ = try Harness.journal(
+            ["RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_kill"], until: { $0.count >= 3 })
+        let (_, result) = try trace([id], as: alice)
+        #expect(result?.records.compactMap(\.event) == ["decision", "execution_started", "execution_finished"])
+    }
+
     @Test func theLimitBoundsTheRecords() throws {
         let id = try run(as: alice)
         let (out, result) = try trace(["--limit", "2", id], as: alice)

@@ -134,3 +134,52 @@ import Testing
         }
     }
 }
+
+/// The costly checks of `health` are shared: an unhealthy journal result is kept a while (a flood of `health`
+/// calls while the journal is slow does not run the probe back to back), and the database check runs at most once
+/// per interval whatever the journal says. (Before, an unhealthy result was never reused: every call ran both.)
+@Suite struct HealthProbesTests {
+    final class Runs: Sendable {
+        let counts = Mutex((journal: 0, database: 0))
+    }
+
+    @Test func anUnhealthyJournalIsNotProbedOnEveryCall() async {
+        let probes = HealthProbes(interval: .seconds(3600), unhealthyInterval: .seconds(3600))
+        let runs = Runs()
+        for _ in 0..<5 {
+            let checks = await probes.probe(
+                journal: {
+                    runs.counts.withLock { $0.journal += 1 }
+                    return HealthCheck(name: "journal", status: .failing, message: "slow")
+                },
+                database: {
+                    runs.counts.withLock { $0.database += 1 }
+                    return HealthCheck(name: "database", status: .healthy, message: "ok")
+                })
+            #expect(checks.map(\.name) == ["journal", "database"])
+            #expect(checks[0].status == .failing)
+        }
+        #expect(runs.counts.withLock { $0.journal } == 1)
+        #expect(runs.counts.withLock { $0.database } == 1)
+    }
+
+    @Test func theDatabaseIsCheckedApartFromTheJournal() async {
+        // An unhealthy journal result is not kept at all here: the journal is probed on every call, the
+        // database still once.
+        let probes = HealthProbes(interval: .seconds(3600), unhealthyInterval: .zero)
+        let runs = Runs()
+        for _ in 0..<3 {
+            _ = await probes.probe(
+                journal: {
+                    runs.counts.withLock { $0.journal += 1 }
+                    return HealthCheck(name: "journal", status: .degraded, message: "slow")
+                },
+                database: {
+                    runs.counts.withLock { $0.database += 1 }
+                    return HealthCheck(name: "database", status: .failing, message: "bad")
+                })
+        }
+        #expect(runs.counts.withLock { $0.journal } == 3)
+        #expect(runs.counts.withLock { $0.database } == 1)
+    }
+}

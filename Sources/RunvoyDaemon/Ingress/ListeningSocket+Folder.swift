@@ -2,35 +2,25 @@ import Glibc
 import RunvoyKit
 
 extension ListeningSocket {
-    /// The folder a socket file lives in, opened once (`O_DIRECTORY | O_NOFOLLOW`) and checked: owned by root
-    /// or the daemon's account, and writable by no group and no other account (sticky folders such as /tmp
-    /// included). Everything done to the socket file afterwards goes through this descriptor.
+    /// The folder a socket file lives in, opened once by walking to it from `/` (`walk`): it and every folder
+    /// above it owned by root or the daemon's account, and writable by no group and no other account (a sticky
+    /// folder such as /tmp may be on the way, never be the socket's own). Everything done to the socket file
+    /// afterwards goes through this descriptor.
     struct Folder {
         let fd: Int32
         /// The socket file's name in the folder.
         let name: String
         let path: String
 
-        init(of socketPath: String) throws(SetupError) {
+        /// With `create`, folders missing on the way are made (0755) as the walk reaches them.
+        init(of socketPath: String, create: Bool = false) throws(SetupError) {
             let parent = Self.parent(of: socketPath)
             path = socketPath.contains("/") ? (parent.isEmpty ? "/" : parent) : "."
             name = String(socketPath.split(separator: "/", omittingEmptySubsequences: false).last ?? "")
             guard !name.isEmpty, name != ".", name != ".." else {
                 throw SetupError(description: "the socket path \(socketPath) does not name a file")
             }
-            fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
-                throw SetupError(description: "cannot open the socket's folder \(path): \(SystemError.text())")
-            }
-            var info = stat()
-            let owner = fstat(fd, &info) == 0 ? info.st_uid : uid_t.max
-            guard owner == 0 || owner == geteuid(), info.st_mode & 0o022 == 0 else {
-                Glibc.close(fd)
-                throw SetupError(
-                    description:
-                        "the socket's folder \(path) may be written by another account (owner uid \(owner), mode \(String(info.st_mode & 0o7777, radix: 8))): it could replace the socket file while runvoyd sets its mode and group. Put the socket in a folder only root can write, such as /run/runvoy (sticky folders such as /tmp are refused too)"
-                )
-            }
+            fd = try Self.walk(to: path, create: create)
         }
 
         func close() { Glibc.close(fd) }

@@ -5,8 +5,8 @@ import RunvoyKit
 
 /// Where the daemon's listening socket comes from: a path it binds, or a socket systemd passed (LISTEN_FDS).
 ///
-/// A socket file the daemon binds is never handled by path once its folder is checked: the folder must be one
-/// only root (or the daemon's own account) can write, it is opened once (`Folder`), and the stale socket is
+/// A socket file the daemon binds is never handled by path once its folder is checked: the folder, and every
+/// folder above it, must be one only root (or the daemon's own account) can write, it is opened once (`Folder`), and the stale socket is
 /// removed, the new one bound, and its group and mode set through that descriptor, never following a symlink.
 /// The socket is bound with its mode already set (narrower while its group is not yet set), so no account can
 /// swap the file between bind and chmod, and the socket is never wider than configured.
@@ -31,12 +31,10 @@ enum ListeningSocket {
         return fd
     }
 
-    /// Prepares `path` for binding: creates the parent directory, checks that no other account can write it,
+    /// Prepares `path` for binding: creates the folders on the way, checks that no other account can write them,
     /// refuses when a live daemon answers there, and removes a stale socket file left by one that died.
     static func prepare(path: String) throws(SetupError) {
-        let parent = Folder.parent(of: path)
-        if !parent.isEmpty && parent != "/" { try makeDirectories(parent) }
-        let folder = try Folder(of: path)
+        let folder = try Folder(of: path, create: true)
         defer { folder.close() }
         var info = stat()
         guard fstatat(folder.fd, folder.name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
@@ -109,15 +107,42 @@ enum ListeningSocket {
         return rc == 0
     }
 
-    private static func makeDirectories(_ path: String) throws(SetupError) {
-        do throws(SystemError) {
-            try FileSystem.makeDirectories(path, mode: 0o755)
-        } catch {
-            throw SetupError(description: "cannot create the socket's directory: \(error)")
-        }
-    }
 }
 
 extension UInt32 {
     var asInt32: Int32 { Int32(bitPattern: self) }
+}
+
+extension ListeningSocket {
+    /// What to warn about when systemd passed the socket (socket activation): the socket unit's `SocketMode=` and
+    /// `SocketGroup=` decide who may connect, and the configuration's `socket.mode` and `socket.group` are not
+    /// applied. Nil when they agree with the socket file, or when its file cannot be examined.
+    static func activationMismatch(_ fd: Int32, settings: SocketSettings) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var info = stat()
+        guard !path.isEmpty, stat(path, &info) == 0 else { return nil }
+        return activationMismatch(path: path, mode: UInt32(info.st_mode & 0o7777), gid: info.st_gid, settings: settings)
+    }
+
+    static func activationMismatch(path: String, mode: UInt32, gid: gid_t, settings: SocketSettings) -> String? {
+        var ignored: [String] = []
+        if mode != settings.mode {
+            ignored.append(
+                "socket.mode \(String(settings.mode, radix: 8)) (the socket is \(String(mode, radix: 8)))")
+        }
+        if let group = settings.group, UserDatabase.groupID(named: group) != gid {
+            ignored.append(
+                "socket.group \(group) (the socket's group is \(UserDatabase.groupName(gid: gid) ?? "#\(gid)"))")
+        }
+        guard !ignored.isEmpty else { return nil }
+        return "systemd passed the socket \(path) (socket activation), so the configuration's "
+            + ignored.joined(separator: " and ")
+            + " is not applied: the socket unit's SocketMode= and SocketGroup= decide who may connect. Set them there, or make the configuration match"
+    }
 }

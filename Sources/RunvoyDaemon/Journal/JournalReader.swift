@@ -13,6 +13,8 @@ import RunvoyKit
 struct JournalReader: Sendable {
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// What the caller may be told (no paths or system error text), when more than "cannot be read".
+        var reason: String?
     }
 
     var limit = TraceParams.maximumLimit
@@ -21,10 +23,17 @@ struct JournalReader: Sendable {
     /// Records left out (and not counted against `limit`): for one execution's trace, other users' refused
     /// requests that named it, which anyone could otherwise write into it.
     var skip: (@Sendable (TraceRecord) -> Bool)?
+    /// At most this many records are read, those left out by `skip` included: past it the answer is truncated,
+    /// so records written to be skipped cannot keep the reader scanning for its whole `timeLimit`.
+    var maxScanned = 4 * TraceParams.maximumLimit
+
+    /// The executable whose records are read (`_EXE`): this program's. Without it the trace is refused, not
+    /// read without that match (fail closed).
+    var executable = Self.ownExecutable
 
     /// This program's executable, as journald records it in `_EXE` (from the sender's /proc entry, which the
     /// sender cannot choose): with `_UID`, records another root process wrote under runvoyd's name are left out.
-    static let executable: String? = {
+    static let ownExecutable: String? = {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard count > 0 else { return nil }
@@ -33,15 +42,19 @@ struct JournalReader: Sendable {
 
     /// The records that match every `FIELD=value` of `matches` (besides the daemon's own identity), oldest first.
     func records(matching matches: [(String, String)]) throws(Failure) -> TraceResult {
+        guard let executable else {
+            throw Failure(
+                description:
+                    "runvoyd cannot read its own executable's path (/proc/self/exe), so it cannot tell its records from another root process's; trace is refused",
+                reason: "cannot tell runvoyd's own records (/proc/self/exe is unreadable)")
+        }
         var journal: OpaquePointer?
         let opened = sd_journal_open(&journal, Int32(SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM))
         guard opened >= 0, let journal else {
             throw Failure(description: "cannot open the journal: \(SystemError.text(-opened))")
         }
         defer { sd_journal_close(journal) }
-        let own =
-            [("_UID", String(geteuid())), ("SYSLOG_IDENTIFIER", "runvoyd")]
-            + (Self.executable.map { [("_EXE", $0)] } ?? [])
+        let own = [("_UID", String(geteuid())), ("SYSLOG_IDENTIFIER", "runvoyd"), ("_EXE", executable)]
         for (field, value) in own + matches {
             let match = Array("\(field)=\(value)".utf8)
             let added = match.withUnsafeBytes { sd_journal_add_match(journal, $0.baseAddress, $0.count) }
@@ -56,13 +69,15 @@ struct JournalReader: Sendable {
         let deadline = ContinuousClock.now + timeLimit
         var records: [TraceRecord] = []
         var bytes = 0
+        var scanned = 0
         while true {
             let next = sd_journal_next(journal)
             guard next >= 0 else { throw Failure(description: "reading the journal: \(SystemError.text(-next))") }
             guard next > 0 else { return TraceResult(records: records, truncated: false) }
-            guard records.count < limit, ContinuousClock.now < deadline else {
+            guard records.count < limit, scanned < maxScanned, ContinuousClock.now < deadline else {
                 return TraceResult(records: records, truncated: true)
             }
+            scanned += 1
             let record = Self.record(journal)
             if let skip, skip(record) { continue }
             // As sent: the record's JSON, and the comma before it.

@@ -30,6 +30,11 @@ struct Daemon {
         }
         try prepareSecretsRuntimeDirectory(logger: logger)
         let listening = try Self.listeningSocket(config.socket.path)
+        if case .inherited(let fd) = listening,
+            let warning = ListeningSocket.activationMismatch(fd, settings: config.socket)
+        {
+            logger.warning("\(warning)")
+        }
         let services = makeServices(
             listening: listening, history: history, secrets: secrets, notifier: notifier, logger: logger)
         recordStart(audit)

@@ -9,9 +9,10 @@ import ServiceLifecycle
 /// Serves the metrics exposition over plain HTTP (`GET /metrics`) on a Unix socket of its own, with its own mode
 /// and group, or on a TCP port when one is configured (`metrics.listen`). Each connection gets one answer and is
 /// closed (see `MetricsRequestHandler` for the bounds); beyond `maxConnections` at once, new ones are closed at
-/// once, so scrapers cannot hold the daemon's descriptors. On the Unix socket one account (its `SO_PEERCRED` uid)
-/// holds at most `maxConnectionsPerPeer` of them, and the last `keptForRoot` are root's: a member of the socket's
-/// group that connects in a loop cannot keep the others' scraper, or root, out.
+/// once, so scrapers cannot hold the daemon's descriptors. One peer (`MetricsPeer`: an account, all uids with no
+/// passwd entry together, or on TCP a remote address) holds at most `maxConnectionsPerPeer` of them, and the last
+/// `keptForRoot` are root's: a member of the socket's group, or a local account on the TCP port, that connects in
+/// a loop cannot keep the others' scraper, or root, out.
 struct MetricsServer: Service {
     enum Endpoint: Sendable, CustomStringConvertible {
         case unix(path: String, mode: UInt32, group: String?)
@@ -68,12 +69,12 @@ struct MetricsServer: Service {
         let open = OpenConnections()
         let (timeout, headTimeout) = (timeout, headTimeout)
         let exposition = exposition
-        let byPeer: Bool = if case .unix = endpoint { true } else { false }
+        let tcp: Bool = if case .tcp = endpoint { true } else { false }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                Self.peer(of: channel, byPeer: byPeer).flatMap { peer in
+                Self.peer(of: channel, tcp: tcp).flatMap { peer in
                     guard open.take(peer, limit: Self.maxConnections) else { return channel.close() }
                     channel.closeFuture.whenComplete { _ in open.give(peer) }
                     return channel.eventLoop.makeCompletedFuture {
@@ -91,10 +92,10 @@ struct MetricsServer: Service {
             let fd = try ListeningSocket.bind(path: path, settings: settings, backlog: 128)
             return try await bootstrap.withBoundSocket(fd).get()
         case .tcp(let host, let port):
-            logger.warning(
-                "METRICS ARE SERVED ON TCP \(host):\(port) (metrics.listen): anyone who can reach that port can read them; prefer metrics.socket"
-            )
-            Daemon.shout("runvoyd: WARNING: metrics are served on TCP \(host):\(port) (metrics.listen)")
+            let warning =
+                "METRICS ARE SERVED ON TCP \(host):\(port) (metrics.listen): every account on this machine, and anyone who can reach that port, can read them and hold connections (\(Self.maxConnectionsPerPeer) each, \(Self.maxConnections - Self.keptForRoot) in all); prefer metrics.socket, whose mode and group say who may scrape"
+            logger.warning("\(warning)")
+            Daemon.shout("runvoyd: WARNING: \(warning)")
             return try await bootstrap.bind(host: host, port: port).get()
         }
     }
@@ -116,28 +117,31 @@ struct MetricsServer: Service {
         }
     }
 
-    /// The uid of the peer of a Unix socket connection (`SO_PEERCRED`; a connection without one is closed), and
-    /// nil on TCP, where there is none.
-    static func peer(of channel: any Channel, byPeer: Bool) -> EventLoopFuture<uid_t?> {
-        guard byPeer else { return channel.eventLoop.makeSucceededFuture(nil) }
+    /// The peer of a connection: on a Unix socket its `SO_PEERCRED` uid's account (a connection without one is
+    /// closed), on TCP the owner of the connecting socket or its address (`MetricsPeer`).
+    static func peer(of channel: any Channel, tcp: Bool) -> EventLoopFuture<MetricsPeer> {
+        if tcp {
+            return channel.eventLoop.makeSucceededFuture(
+                MetricsPeer.of(remote: channel.remoteAddress, local: channel.localAddress))
+        }
         guard let provider = channel as? any SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(PeerCredentials.PeerCredentialsError())
         }
         return provider.unsafeGetSocketOption(
             level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)
-        ).map { (credentials: PeerCredentials.UCred) in credentials.uid }
+        ).map { (credentials: PeerCredentials.UCred) in MetricsPeer.of(uid: credentials.uid) }
     }
 
     /// How many metrics connections are open, bounded in all and per peer.
     final class OpenConnections: Sendable {
-        private let state = Mutex((total: 0, byPeer: [uid_t: Int]()))
+        private let state = Mutex((total: 0, byPeer: [MetricsPeer: Int]()))
 
-        /// Counts a connection of `peer` (nil: not known, on TCP) in, or says it may not be served: root's are
-        /// bounded only by `limit`, anyone else's by `limit - keptForRoot` in all and `maxConnectionsPerPeer` each.
-        func take(_ peer: uid_t?, limit: Int) -> Bool {
+        /// Counts a connection of `peer` in, or says it may not be served: root's are bounded only by `limit`,
+        /// any other peer's by `limit - keptForRoot` in all and `maxConnectionsPerPeer` each.
+        func take(_ peer: MetricsPeer, limit: Int) -> Bool {
             state.withLock {
-                guard $0.total < (peer == 0 ? limit : limit - keptForRoot) else { return false }
-                if let peer, peer != 0 {
+                guard $0.total < (peer == .root ? limit : limit - keptForRoot) else { return false }
+                if peer != .root {
                     guard $0.byPeer[peer, default: 0] < maxConnectionsPerPeer else { return false }
                     $0.byPeer[peer, default: 0] += 1
                 }
@@ -146,10 +150,10 @@ struct MetricsServer: Service {
             }
         }
 
-        func give(_ peer: uid_t?) {
+        func give(_ peer: MetricsPeer) {
             state.withLock {
                 $0.total -= 1
-                if let peer, peer != 0 {
+                if peer != .root {
                     let left = $0.byPeer[peer, default: 1] - 1
                     $0.byPeer[peer] = left > 0 ? left : nil
                 }

@@ -2,8 +2,8 @@ import RunvoyKit
 
 /// `health`: the daemon's own checks (journal, history database, free space, master key, watchdog) and what it
 /// runs with (configuration digest and load time, up-time, containment). Any role may ask (`health`); the journal
-/// probe and the database check run at most once per 5 s whoever asks (`HealthProbes`), and a caller with no role
-/// may not ask. Only administrators are sent each check's `detail` (paths, system error text); other roles get the
+/// probe and the database check run at most so often whoever asks (`HealthProbes`: the database once per 5 s, the
+/// journal once per 5 s while healthy and once per second while not), and a caller with no role may not ask. Only administrators are sent each check's `detail` (paths, system error text); other roles get the
 /// status words.
 struct HealthHandler: MethodHandler {
     static let method = Method.health.rawValue

@@ -33,19 +33,25 @@ struct TraceHandler: MethodHandler {
         defer { Self.slots.give(context.caller.uid) }
         var configured = JournalReader(limit: limit)
         if let owner {
-            // Someone else's refused request that named this execution is theirs, not the execution's story
-            // (and anyone could write such records into it, pushing its end out of the limit).
-            configured.skip = { record in
-                record.event == "request_denied" && record.fields["RUNVOY_CALLER_UID"] != String(owner)
-            }
+            // Someone else's refused request that named this execution (a `request_denied`, or any record with
+            // `DECISION=deny`: a refused `kill` is an `execution_kill`) is theirs, not the execution's story, and
+            // anyone could write such records into it, pushing its end out of the limit.
+            configured.skip = { record in Self.isOthersRefusal(record, owner: owner) }
         }
         let reader = configured
         do {
             return .result(try await Self.pool.runIfActive { try reader.records(matching: matches) })
         } catch {
             context.logger.error("trace: cannot read the journal", metadata: ["error": "\(error)"])
-            throw RunvoyError(.internalError, "the journal cannot be read")
+            let reason = (error as? JournalReader.Failure)?.reason.map { "trace refused: \($0)" }
+            throw RunvoyError(.internalError, reason ?? "the journal cannot be read")
         }
+    }
+
+    /// Whether `record` is a refusal of someone other than the execution's owner (`owner`), whatever its event.
+    static func isOthersRefusal(_ record: TraceRecord, owner: UInt32) -> Bool {
+        (record.event == "request_denied" || record.fields["RUNVOY_DECISION"] == "deny")
+            && record.fields["RUNVOY_CALLER_UID"] != String(owner)
     }
 
     /// The exact fields the records must hold, once the caller is known to be allowed them, and for one
