@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -62,7 +64,28 @@ static void child_main(const struct runvoy_spawn_request *r, volatile struct run
     }
     (void)sigprocmask(SIG_SETMASK, empty, NULL);
 
-    int stage = RUNVOY_STAGE_SETSID;
+    int stage = RUNVOY_STAGE_CGROUP;
+    /* Into the execution's cgroup before anything else: from here on all it starts is in there too. */
+    if (r->cgroup_procs_fd >= 0) {
+        ssize_t written;
+        do {
+            written = write(r->cgroup_procs_fd, "0", 1);
+        } while (written < 0 && errno == EINTR);
+        if (written != 1) goto fail;
+    }
+    if (r->loginuid != NULL) {
+        int fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)write(fd, r->loginuid, strlen(r->loginuid));
+            close(fd);
+        }
+    }
+    stage = RUNVOY_STAGE_RLIMIT;
+    for (size_t i = 0; i < r->nrlimits; i++) {
+        struct rlimit limit = {(rlim_t)r->rlimits[i].value, (rlim_t)r->rlimits[i].value};
+        if (setrlimit(r->rlimits[i].resource, &limit) < 0) goto fail;
+    }
+    stage = RUNVOY_STAGE_SETSID;
     if (setsid() < 0) goto fail;
     if (r->tty_fd >= 0) {
         /* The new session's controlling terminal: taken while still privileged, and only this pty. */
@@ -164,6 +187,139 @@ fail:;
     close(m);
     errno = saved;
     return -1;
+}
+
+long runvoy_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)getxattr(path, name, value, size);
+}
+
+int runvoy_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+static int pid_kept(pid_t pid, const pid_t *keep, size_t nkeep) {
+    size_t low = 0, high = nkeep;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        if (keep[middle] == pid) return 1;
+        if (keep[middle] < pid) low = middle + 1; else high = middle;
+    }
+    return 0;
+}
+
+int runvoy_reap_orphans(const pid_t *keep, size_t nkeep) {
+    int reaped = 0;
+    /* Any zombie child at all? Cheap, and the common answer is no. */
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return 0;
+    if (!pid_kept(info.si_pid, keep, nkeep)) {
+        int status;
+        if (waitpid(info.si_pid, &status, WNOHANG) > 0) reaped++;
+    }
+    /* The others: by /proc, each child of ours that is a zombie and not kept. */
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return reaped;
+    pid_t self = getpid();
+    struct dirent *entry;
+    while ((entry = readdir(proc)) != NULL) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        char path[64], buffer[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buffer[n] = 0;
+        char *end = strrchr(buffer, ')');
+        char state;
+        int pid = atoi(buffer), ppid;
+        if (end == NULL || sscanf(end + 1, " %c %d", &state, &ppid) != 2) continue;
+        if (ppid != self || state != 'Z' || pid_kept(pid, keep, nkeep)) continue;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) > 0) reaped++;
+    }
+    closedir(proc);
+    return reaped;
+}
+
+unsigned int runvoy_audit_session(pid_t pid) {
+    char path[64], buffer[32];
+    snprintf(path, sizeof path, "/proc/%d/sessionid", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0xffffffffu;
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return 0xffffffffu;
+    buffer[n] = 0;
+    return (unsigned int)strtoul(buffer, NULL, 10);
+}
+
+struct proc_entry {
+    pid_t pid, ppid, pgrp, session;
+    char member;
+};
+
+long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity) {
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return -1;
+    size_t count = 0, room = 256;
+    struct proc_entry *entries = malloc(room * sizeof *entries);
+    if (entries == NULL) {
+        closedir(proc);
+        errno = ENOMEM;
+        return -1;
+    }
+    pid_t self = getpid();
+    struct dirent *entry;
+    while ((entry = readdir(proc)) != NULL) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        char path[64], buffer[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buffer[n] = 0;
+        char *end = strrchr(buffer, ')');
+        struct proc_entry e = {0};
+        char state;
+        e.pid = (pid_t)atoi(buffer);
+        if (end == NULL || sscanf(end + 1, " %c %d %d %d", &state, &e.ppid, &e.pgrp, &e.session) != 4) continue;
+        if (state == 'Z' || state == 'X' || e.pid == self) continue;
+        e.member = e.pid == leader || e.pgrp == leader || e.session == leader ||
+                   (audit_session != 0xffffffffu && runvoy_audit_session(e.pid) == audit_session);
+        if (count == room) {
+            struct proc_entry *grown = realloc(entries, 2 * room * sizeof *entries);
+            if (grown == NULL) break;
+            entries = grown;
+            room *= 2;
+        }
+        entries[count++] = e;
+    }
+    closedir(proc);
+    /* Descendants: whoever's parent is a member is one, until nothing changes. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (entries[i].member) continue;
+            for (size_t j = 0; j < count; j++) {
+                if (entries[j].member && entries[j].pid == entries[i].ppid) {
+                    entries[i].member = 1;
+                    changed = 1;
+                    break;
+                }
+            }
+        }
+    }
+    long found = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!entries[i].member || entries[i].pid == leader) continue;
+        if ((size_t)found < capacity) out[found] = entries[i].pid;
+        found++;
+    }
+    free(entries);
+    return found;
 }
 
 int runvoy_pidfd_open(pid_t pid) {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 
 /// Where in the child the spawn failed.
 enum runvoy_spawn_stage {
@@ -18,6 +19,19 @@ enum runvoy_spawn_stage {
     RUNVOY_STAGE_EXEC = 8,
     RUNVOY_STAGE_FORK = 9,
     RUNVOY_STAGE_TTY = 10,
+    RUNVOY_STAGE_CGROUP = 11,
+    RUNVOY_STAGE_RLIMIT = 12,
+};
+
+/// The resources `runvoy_rlimit_setting` names (glibc's are macros Swift does not import).
+static const int RUNVOY_RLIMIT_NOFILE = RLIMIT_NOFILE;
+static const int RUNVOY_RLIMIT_NPROC = RLIMIT_NPROC;
+static const int RUNVOY_RLIMIT_CORE = RLIMIT_CORE;
+
+/// One resource limit the child sets (soft and hard) before it execs.
+struct runvoy_rlimit_setting {
+    int resource;
+    unsigned long long value;
 };
 
 struct runvoy_spawn_request {
@@ -36,6 +50,15 @@ struct runvoy_spawn_request {
     /// The slave of a pseudo-terminal to make the controlling terminal of the child's new session (right after
     /// setsid, before the identity changes), or -1. With a terminal the three stdio descriptors are usually it.
     int tty_fd;
+    /// An open (O_WRONLY) `cgroup.procs` of the execution's cgroup, or -1: the child writes itself into it first
+    /// thing, so nothing it starts is ever outside that cgroup.
+    int cgroup_procs_fd;
+    /// A login uid, as decimal text, the child writes to /proc/self/loginuid (which gives it, and everything it
+    /// starts, a new audit session id: the subreaper containment's tag), or NULL. A failure is ignored.
+    const char *loginuid;
+    /// Resource limits set (soft = hard) in the child before it execs.
+    const struct runvoy_rlimit_setting *rlimits;
+    size_t nrlimits;
 };
 
 /// The outcome of a spawn: the pid, or the stage and errno at which the child failed before exec.
@@ -61,6 +84,25 @@ int runvoy_set_window_size(int fd, unsigned short rows, unsigned short cols);
 
 /// TIOCGWINSZ: the window size of the terminal open at `fd`. Returns 0, or -1 with errno.
 int runvoy_get_window_size(int fd, unsigned short *rows, unsigned short *cols);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. 0 or -1 with errno.
+int runvoy_set_child_subreaper(void);
+
+/// Reaps the zombie children of this process that are not in `keep` (sorted ascending, `nkeep` of them): with a
+/// subreaper, escaped processes of executions that exited. Returns how many were reaped.
+int runvoy_reap_orphans(const pid_t *keep, size_t nkeep);
+
+/// The live processes (not zombies, not this process, not `leader` itself) that belong to the execution whose
+/// main process is `leader`: in its process group or session, descended from it, or (`audit_session` not
+/// 0xffffffff) in that audit session. Fills at most `capacity` pids into `out`; returns how many there are (which
+/// can be more than `capacity`), or -1 with errno when /proc cannot be read.
+long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity);
+
+/// The audit session id of `pid` (/proc/PID/sessionid), or 0xffffffff when it has none or cannot be read.
+unsigned int runvoy_audit_session(pid_t pid);
+
+/// The extended attribute `name` of `path` into `value` (at most `size` bytes): its length, or -1 with errno.
+long runvoy_getxattr(const char *path, const char *name, void *value, size_t size);
 
 /// pidfd_open(2); -1 with errno on failure.
 int runvoy_pidfd_open(pid_t pid);

@@ -25,6 +25,7 @@ struct AuditEvent: Sendable {
         case executionCancelled = "execution_cancelled"
         case executionAttached = "execution_attached"
         case executionDetached = "execution_detached"
+        case executionProcessesEnded = "execution_processes_ended"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -52,6 +53,7 @@ struct AuditEvent: Sendable {
             case .executionCancelled: "ffbb9b1a9b90496184bfdb042d5804ab"
             case .executionAttached: "be54e9df1fb846fe9523f7184eb3a8bd"
             case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
+            case .executionProcessesEnded: "3f0c2a9d5b6e4e1c8a7d2b4f6e9c1a35"
             }
         }
     }

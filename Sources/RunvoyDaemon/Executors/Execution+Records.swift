@@ -74,6 +74,9 @@ extension Execution {
         record.append(("DURATION_USEC", String(event.durationUsec)))
         record.append(("STDOUT_BYTES", String(totals.stdoutBytes)))
         record.append(("STDERR_BYTES", String(totals.stderrBytes)))
+        let (leftoversKilled, usage) = containmentReport
+        if leftoversKilled > 0 { record.append(("LEFTOVERS_KILLED", String(leftoversKilled))) }
+        if let usage { record += usage.auditFields }
         return AuditEvent(
             .executionFinished, priority: event.exitCode == 0 ? 6 : 5, message: "execution \(id) \(outcome)",
             fields: record)

@@ -21,10 +21,12 @@ struct HealthHandler: MethodHandler {
                 HealthChecks.masterKey(context.executions.secrets, config: config),
                 HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
             ]
+        let containment = context.executions.containment
+        let notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
                 configLoadedAtMs: context.server.config.loadedAtMs,
-                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9, containment: "none"))
+                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9, containment: containment.mode.rawValue + notes))
     }
 }

@@ -1,0 +1,150 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// What an execution starts ends with it (issue 13). Without a delegated cgroup (the test daemon runs in the root
+/// cgroup) runvoyd is a child subreaper; with `RUNVOYD_CGROUP_ROOT` naming a cgroup v2 directory it uses a cgroup
+/// per execution there.
+enum Escapees {
+    /// The pids of live (not zombie) processes whose command line is exactly `argv`.
+    static func find(_ argv: [String]) -> [pid_t] {
+        let wanted = argv.joined(separator: "\0") + "\0"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name),
+                let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+                String(decoding: data, as: UTF8.self) == wanted,
+                let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")"),
+                stat[stat.index(close, offsetBy: 2)] != "Z"
+            else { return nil }
+            return pid
+        }
+    }
+
+    static func gone(_ argv: [String]) -> Bool { Harness.waitUntil(seconds: 20) { find(argv).isEmpty } }
+
+    /// The cgroup v2 mount, if there is one this test can make a cgroup in.
+    static let hierarchy: String? = {
+        for path in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        where FileManager.default.fileExists(atPath: path + "/cgroup.subtree_control") && access(path, W_OK) == 0 {
+            return path
+        }
+        return nil
+    }()
+
+    /// Kills what a failed test left behind.
+    static func clean(_ argv: [String]) { for pid in find(argv) { kill(pid, SIGKILL) } }
+}
+
+@Suite(.serialized, .enabled(if: Harness.isRoot && Harness.hasJournal, "needs root and a journal (scripts/test)"))
+final class SubreaperContainmentTests {
+    let daemon: DaemonFixture
+
+    init() throws {
+        daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(
+                directory: $0,
+                extra: [
+                    "  lingering:", "    run_as: {user: root}", "    environment: {PATH: /usr/bin:/bin}",
+                    "    leftovers: wait", "    commands: any", "  limited_files:", "    run_as: {user: nobody}",
+                    "    environment: {PATH: /usr/bin:/bin}", "    rlimits: {nofile: 99, nproc: 1000}",
+                    "    allow: {users: [\"*\"]}", "    commands: any",
+                ].joined(separator: "\n"))
+        })
+    }
+
+    deinit { daemon.stop() }
+
+    private func finished(_ id: String) throws -> [String: String]? {
+        try Harness.journal(
+            ["_PID=\(daemon.process.pid)", "RUNVOY_EXECUTION_ID=\(id)", "RUNVOY_EVENT=execution_finished"],
+            seconds: 10
+        ).first
+    }
+
+    @Test func saysItIsASubreaper() throws {
+        let who = try daemon.ctl(["whoami", "--json"])
+        #expect(who.stdoutText.contains("\"containment\":\"subreaper\""), "\(who.stdoutText)")
+        let health = try daemon.ctl(["health"])
+        #expect(health.stdoutText.contains("containment: subreaper"), "\(health.stdoutText)")
+    }
+
+    @Test func aSetsidEscapeeEndsWhenTheCommandExits() throws {
+        let sleeper = ["sleep", "7771"]
+        defer { Escapees.clean(sleeper) }
+        let out = try daemon.ctl(["exec", "--", "sh", "-c", "(setsid sleep 7771 &); echo started"])
+        #expect(out.stdoutText == "started\n")
+        #expect(Escapees.gone(sleeper), "sleep 7771 survived its execution")
+        let id = try #require(ExecTests.executionID(out.stderrText))
+        #expect(try finished(id)?["RUNVOY_LEFTOVERS_KILLED"] == "1")
+    }
+
+    @Test func aDoubleForkedEscapeeEndsWhenTheCommandExits() throws {
+        let sleeper = ["sleep", "7772"]
+        defer { Escapees.clean(sleeper) }
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "(setsid sh -c 'sleep 7772 & exit 0' &); echo started"])
+        #expect(out.stdoutText == "started\n")
+        #expect(Escapees.gone(sleeper), "sleep 7772 survived its execution")
+    }
+
+    @Test func killEndsTheEscapee() throws {
+        let sleeper = ["sleep", "7773"]
+        defer { Escapees.clean(sleeper) }
+        let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "(setsid sleep 7773 &); sleep 600"])
+        let id = try ctl.executionID()
+        #expect(Harness.waitUntil { !Escapees.find(sleeper).isEmpty })
+        #expect(try daemon.ctl(["kill", id]).status == 0)
+        #expect(Escapees.gone(sleeper), "sleep 7773 survived kill")
+        ctl.process.wait()
+    }
+
+    @Test func theTimeoutEndsTheEscapee() throws {
+        let sleeper = ["sleep", "7774"]
+        defer { Escapees.clean(sleeper) }
+        let out = try daemon.ctl(["exec", "-q", "--timeout", "2s", "--", "sh", "-c", "(setsid sleep 7774 &); sleep 600"])
+        #expect(out.status != 0)
+        #expect(Escapees.gone(sleeper), "sleep 7774 survived the timeout")
+    }
+
+    @Test func killOnDisconnectEndsTheEscapee() throws {
+        let sleeper = ["sleep", "7775"]
+        defer { Escapees.clean(sleeper) }
+        let ctl = try daemon.startCtl(["exec", "--kill-on-disconnect", "--", "sh", "-c", "(setsid sleep 7775 &); sleep 600"])
+        _ = try ctl.executionID()
+        #expect(Harness.waitUntil { !Escapees.find(sleeper).isEmpty })
+        ctl.process.signal(SIGKILL)
+        ctl.process.wait()
+        #expect(Escapees.gone(sleeper), "sleep 7775 survived the disconnect")
+    }
+
+    @Test func leftoversWaitKeepsTheExecutionUntilTheRestHasEnded() throws {
+        let marker = daemon.directory + "/late"
+        let out = try daemon.ctl([
+            "exec", "-q", "-e", "lingering", "--", "sh", "-c",
+            "(setsid sh -c 'sleep 1; echo late > \(marker)' &); echo started",
+        ])
+        #expect(out.stdoutText == "started\n")
+        // The execution ended only once its escapee had.
+        #expect(FileManager.default.fileExists(atPath: marker))
+    }
+
+    @Test func resourceLimitsApplyInTheChild() throws {
+        let out = try daemon.ctl(["exec", "-q", "-e", "limited_files", "--", "sh", "-c", "ulimit -n; ulimit -c; grep -o 'Max processes *[0-9]*' /proc/self/limits"])
+        #expect(out.stdoutText == "99\n0\nMax processes             1000\n", "\(out.stdoutText) \(out.stderrText)")
+        let defaults = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "ulimit -c"])
+        #expect(defaults.stdoutText == "0\n")
+    }
+
+    @Test func shutdownEndsTheEscapee() throws {
+        let sleeper = ["sleep", "7776"]
+        defer { Escapees.clean(sleeper) }
+        let ctl = try daemon.startCtl(["exec", "--", "sh", "-c", "(setsid sleep 7776 &); sleep 600"])
+        _ = try ctl.executionID()
+        #expect(Harness.waitUntil { !Escapees.find(sleeper).isEmpty })
+        daemon.process.signal(SIGTERM)
+        #expect(Escapees.gone(sleeper), "sleep 7776 survived the daemon's shutdown")
+        ctl.process.wait()
+    }
+}
