@@ -15,22 +15,16 @@ final class CgroupContainmentTests {
     var daemon: DaemonFixture?
 
     init() throws {
-        root = Escapees.hierarchy! + "/runvoy-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        Escapees.removeStaleTestCgroups()
+        root = Escapees.hierarchy! + "/\(Escapees.testCgroupPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         #expect(mkdir(root, 0o755) == 0)
         daemon = try start()
     }
 
     deinit {
         daemon?.stop()
-        // What the daemon made; an execution's cgroup is gone once it ended.
-        let executions = root + "/executions"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: executions)) ?? [] {
-            try? "1".write(toFile: executions + "/" + name + "/cgroup.kill", atomically: false, encoding: .utf8)
-            _ = Harness.waitUntil(seconds: 5) { rmdir(executions + "/" + name) == 0 }
-        }
-        rmdir(executions)
-        rmdir(root + "/daemon")
-        rmdir(root)
+        // What the daemon made (its own leaf and the executions' cgroups; an execution's is gone once it ended).
+        Escapees.removeCgroup(root)
     }
 
     private func start() throws -> DaemonFixture {

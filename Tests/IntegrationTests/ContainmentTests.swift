@@ -34,6 +34,34 @@ enum Escapees {
         return nil
     }()
 
+    /// The name of every cgroup the tests make, followed by the test process's pid.
+    static let testCgroupPrefix = "runvoy-test-"
+
+    /// Kills what is in the cgroup at `path` and below, and removes it (its child cgroups first). Only
+    /// directories are cgroups: the files in them (cgroup.procs, ...) are not removed.
+    static func removeCgroup(_ path: String) {
+        let fileManager = FileManager.default
+        for name in (try? fileManager.contentsOfDirectory(atPath: path)) ?? [] {
+            var isDirectory: ObjCBool = false
+            if fileManager.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory), isDirectory.boolValue {
+                removeCgroup(path + "/" + name)
+            }
+        }
+        try? "1".write(toFile: path + "/cgroup.kill", atomically: false, encoding: .utf8)
+        _ = Harness.waitUntil(seconds: 10) { rmdir(path) == 0 || errno == ENOENT }
+    }
+
+    /// Removes the test cgroups that test runs no longer running left (an interrupted run cannot clean up).
+    static func removeStaleTestCgroups() {
+        guard let hierarchy else { return }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: hierarchy)) ?? []
+        where name.hasPrefix(testCgroupPrefix) {
+            let owner = name.dropFirst(testCgroupPrefix.count).prefix { $0.isNumber }
+            guard let pid = pid_t(owner), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            removeCgroup(hierarchy + "/" + name)
+        }
+    }
+
     /// Kills what a failed test left behind.
     static func clean(_ argv: [String]) { for pid in find(argv) { kill(pid, SIGKILL) } }
 }
@@ -84,7 +112,9 @@ final class SubreaperContainmentTests {
     @Test func aDoubleForkedEscapeeEndsWhenTheCommandExits() throws {
         let sleeper = ["sleep", "7772"]
         defer { Escapees.clean(sleeper) }
-        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "(setsid sh -c 'sleep 7772 & exit 0' &); echo started"])
+        let out = try daemon.ctl([
+            "exec", "-q", "--", "sh", "-c", "(setsid sh -c 'sleep 7772 & exit 0' &); echo started",
+        ])
         #expect(out.stdoutText == "started\n")
         #expect(Escapees.gone(sleeper), "sleep 7772 survived its execution")
     }
@@ -103,7 +133,9 @@ final class SubreaperContainmentTests {
     @Test func theTimeoutEndsTheEscapee() throws {
         let sleeper = ["sleep", "7774"]
         defer { Escapees.clean(sleeper) }
-        let out = try daemon.ctl(["exec", "-q", "--timeout", "2s", "--", "sh", "-c", "(setsid sleep 7774 &); sleep 600"])
+        let out = try daemon.ctl([
+            "exec", "-q", "--timeout", "2s", "--", "sh", "-c", "(setsid sleep 7774 &); sleep 600",
+        ])
         #expect(out.status != 0)
         #expect(Escapees.gone(sleeper), "sleep 7774 survived the timeout")
     }
@@ -111,7 +143,9 @@ final class SubreaperContainmentTests {
     @Test func killOnDisconnectEndsTheEscapee() throws {
         let sleeper = ["sleep", "7775"]
         defer { Escapees.clean(sleeper) }
-        let ctl = try daemon.startCtl(["exec", "--kill-on-disconnect", "--", "sh", "-c", "(setsid sleep 7775 &); sleep 600"])
+        let ctl = try daemon.startCtl([
+            "exec", "--kill-on-disconnect", "--", "sh", "-c", "(setsid sleep 7775 &); sleep 600",
+        ])
         _ = try ctl.executionID()
         #expect(Harness.waitUntil { !Escapees.find(sleeper).isEmpty })
         ctl.process.signal(SIGKILL)
@@ -131,7 +165,10 @@ final class SubreaperContainmentTests {
     }
 
     @Test func resourceLimitsApplyInTheChild() throws {
-        let out = try daemon.ctl(["exec", "-q", "-e", "limited_files", "--", "sh", "-c", "ulimit -n; ulimit -c; grep -o 'Max processes *[0-9]*' /proc/self/limits"])
+        let out = try daemon.ctl([
+            "exec", "-q", "-e", "limited_files", "--", "sh", "-c",
+            "ulimit -n; ulimit -c; grep -o 'Max processes *[0-9]*' /proc/self/limits",
+        ])
         #expect(out.stdoutText == "99\n0\nMax processes             1000\n", "\(out.stdoutText) \(out.stderrText)")
         let defaults = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "ulimit -c"])
         #expect(defaults.stdoutText == "0\n")
