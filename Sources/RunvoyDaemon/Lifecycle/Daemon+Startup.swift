@@ -87,7 +87,10 @@ extension Daemon {
                     AuditEvent(
                         .executionProcessesEnded, priority: 4,
                         message: "execution \(id) left \(count) processes in its cgroup from a previous run; killed",
-                        fields: [("EXECUTION_ID", id), ("PROCESSES", String(count)), ("CGROUP", cgroups.executions + "/" + id)]))
+                        fields: [
+                            ("EXECUTION_ID", id), ("PROCESSES", String(count)),
+                            ("CGROUP", cgroups.executions + "/" + id),
+                        ]))
             }
         }
         return containment

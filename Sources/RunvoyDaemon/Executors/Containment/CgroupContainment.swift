@@ -25,7 +25,8 @@ final class CgroupContainment: Containment {
         try Self.makeDirectory(root + "/daemon")
         try CgroupFiles.write(root + "/daemon/cgroup.procs", "0")
         try Self.makeDirectory(root + "/executions")
-        let available = Set((CgroupFiles.read(root + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
+        let available = Set(
+            (CgroupFiles.read(root + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
         var enabled = Set<String>()
         for controller in Self.wanted where available.contains(controller) {
             let add = "+\(controller)"
@@ -50,7 +51,9 @@ final class CgroupContainment: Containment {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir \(path)") }
     }
 
-    func scope(executionID: String, executor: ExecutorConfig, caller uid: uid_t) throws(SpawnError) -> any ExecutionScope {
+    func scope(
+        executionID: String, executor: ExecutorConfig, caller uid: uid_t
+    ) throws(SpawnError) -> any ExecutionScope {
         let path = executions + "/" + executionID
         guard mkdir(path, 0o755) == 0 else { throw SpawnError(.cgroup, errno: errno) }
         for (file, value) in executor.limits.cgroupFiles
@@ -77,7 +80,9 @@ final class CgroupContainment: Containment {
         guard let directory = opendir(executions) else { return [] }
         var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if name != "." && name != ".." && entry.pointee.d_type == DT_DIR { names.append(name) }
         }
         closedir(directory)

@@ -20,7 +20,9 @@ protocol Containment: Sendable {
     /// What start-up and `health` say besides the mode: controllers missing, tags unavailable.
     var notes: [String] { get }
     /// The scope of a new execution, made before its command is spawned (the command starts inside it).
-    func scope(executionID: String, executor: ExecutorConfig, caller uid: uid_t) throws(SpawnError) -> any ExecutionScope
+    func scope(
+        executionID: String, executor: ExecutorConfig, caller uid: uid_t
+    ) throws(SpawnError) -> any ExecutionScope
 }
 
 /// The processes of one execution, beyond its main process (whose process group `Execution` signals itself).
@@ -67,7 +69,9 @@ struct ResourceUsage: Sendable, Equatable, Codable {
 struct ProcessGroupContainment: Containment {
     var mode: ContainmentMode { .none }
     var notes: [String] { [] }
-    func scope(executionID: String, executor: ExecutorConfig, caller uid: uid_t) throws(SpawnError) -> any ExecutionScope {
+    func scope(
+        executionID: String, executor: ExecutorConfig, caller uid: uid_t
+    ) throws(SpawnError) -> any ExecutionScope {
         ProcessGroupScope()
     }
 }

@@ -40,7 +40,9 @@ enum ContainmentSelection {
     /// The daemon's delegated cgroup v2 directory, or why there is none.
     static func delegatedCgroup(environment: [String: String], forced: Bool) -> Result<String, Unavailable> {
         if let root = environment[rootVariable], root.hasPrefix("/") { return usable(root) }
-        guard let mount = unifiedMount() else { return .failure(Unavailable(description: "no cgroup v2 hierarchy is mounted")) }
+        guard let mount = unifiedMount() else {
+            return .failure(Unavailable(description: "no cgroup v2 hierarchy is mounted"))
+        }
         guard let own = ownCgroup(), own != "/" else {
             return .failure(Unavailable(description: "the daemon is in the root cgroup"))
         }

@@ -51,7 +51,9 @@ final class SubreaperContainment: Containment {
         thread.start()
     }
 
-    func scope(executionID: String, executor: ExecutorConfig, caller uid: uid_t) throws(SpawnError) -> any ExecutionScope {
+    func scope(
+        executionID: String, executor: ExecutorConfig, caller uid: uid_t
+    ) throws(SpawnError) -> any ExecutionScope {
         state.withLock { $0.spawning += 1 }
         return SubreaperScope(owner: self, loginUID: tagging ? uid : nil)
     }

@@ -27,6 +27,7 @@ struct HealthHandler: MethodHandler {
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
                 configLoadedAtMs: context.server.config.loadedAtMs,
-                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9, containment: containment.mode.rawValue + notes))
+                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9,
+                containment: containment.mode.rawValue + notes))
     }
 }
