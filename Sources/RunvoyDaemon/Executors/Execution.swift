@@ -356,10 +356,10 @@ final class Execution: Sendable {
             let killed = state.withLock { state in state.machine.maySignal ? scope.kill() : 0 }
             state.withLock { $0.leftoversKilled = killed }
         case .wait:
-            // Polled: cgroup.events and /proc give no event an async task can wait on here. Short sleeps, so a
-            // cancelled one holds nothing for long.
+            // Polled: /proc gives no event to wait on. On the event loop's timers, not `Task.sleep` (see
+            // ExecutionLifetimeTests: a cancelled one would hold its task until its deadline).
             while scope.isPopulated {
-                try? await Task.sleep(for: .milliseconds(100))
+                try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
             }
         }
     }
