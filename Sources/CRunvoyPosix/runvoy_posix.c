@@ -350,6 +350,30 @@ int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status) {
     return pidfd_wait(pidfd, exited, status, WNOWAIT);
 }
 
+int runvoy_pidfd_usage(int pidfd, struct runvoy_usage *usage) {
+    /* The raw waitid takes a struct rusage (glibc's wrapper does not); with WNOWAIT the kernel fills it from the
+       zombie (getrusage RUSAGE_BOTH: the process and the children it waited for) and leaves it unreaped. */
+    siginfo_t info;
+    struct rusage ru;
+    memset(&info, 0, sizeof(info));
+    memset(&ru, 0, sizeof(ru));
+    long rc;
+    do {
+        rc = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT, &ru);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -1;
+    if (info.si_pid == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    usage->user_usec = (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
+    usage->system_usec = (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+    usage->max_rss_bytes = (long long)ru.ru_maxrss * 1024;
+    usage->read_bytes = (long long)ru.ru_inblock * 512;
+    usage->write_bytes = (long long)ru.ru_oublock * 512;
+    return 0;
+}
+
 int runvoy_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }

@@ -86,6 +86,11 @@ final class CgroupContainmentTests {
         #expect(finished.first?["RUNVOY_LEFTOVERS_KILLED"] == "2")
         #expect(finished.first?["RUNVOY_USAGE_SOURCE"] == "cgroup")
         #expect(finished.first?["RUNVOY_CPU_USER_USEC"] != nil)
+        // The history has the cgroup's figures too (no controllers on this host: cpu.stat only).
+        let status = try daemon.ctl(["status", "--json", id])
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: Data(status.stdoutText.utf8))
+        #expect(info.usage?.source == "cgroup", "\(status.stdoutText)")
+        #expect(info.usage?.cpuUserUsec.map(String.init) == finished.first?["RUNVOY_CPU_USER_USEC"])
     }
 
     @Test func aCrashedDaemonsEscapeesAreEndedAtTheNextStart() throws {

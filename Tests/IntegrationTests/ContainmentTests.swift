@@ -62,6 +62,12 @@ enum Escapees {
         }
     }
 
+    /// The id of the newest execution in the daemon's history.
+    static func lastID(_ daemon: DaemonFixture) throws -> String? {
+        let list = try daemon.ctl(["list", "--json", "--limit", "1"])
+        return try JSONDecoder().decode(ListResult.self, from: Data(list.stdoutText.utf8)).executions.first?.executionId
+    }
+
     /// Kills what a failed test left behind.
     static func clean(_ argv: [String]) { for pid in find(argv) { kill(pid, SIGKILL) } }
 }
@@ -107,6 +113,30 @@ final class SubreaperContainmentTests {
         #expect(Escapees.gone(sleeper), "sleep 7771 survived its execution")
         let id = try #require(ExecTests.executionID(out.stderrText))
         #expect(try finished(id)?["RUNVOY_LEFTOVERS_KILLED"] == "1")
+    }
+
+    /// Accounting without a cgroup: the main process's rusage (and its waited-for children's), taken from the
+    /// zombie before it is reaped, in the history (`status`, `list`) and the `execution_finished` record.
+    @Test func statusAndListCarryTheMainProcesssUsage() throws {
+        let out = try daemon.ctl(["exec", "-q", "--", "sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done"])
+        #expect(out.status == 0, "\(out.stderrText)")
+        let id = try #require(try Escapees.lastID(daemon))
+        let status = try daemon.ctl(["status", "--json", id])
+        let info = try JSONDecoder().decode(ExecutionInfo.self, from: Data(status.stdoutText.utf8))
+        let usage = try #require(info.usage, "\(status.stdoutText)")
+        #expect(usage.source == "rusage")
+        #expect((usage.cpuUserUsec ?? 0) + (usage.cpuSystemUsec ?? 0) > 0)
+        #expect((usage.memoryPeakBytes ?? 0) > 0)
+        #expect(usage.tasksPeak == nil, "rusage has no tasks peak")
+        #expect(usage.ioReadBytes != nil && usage.ioWriteBytes != nil)
+        let list = try daemon.ctl(["list", "--json", "--limit", "1"])
+        let listed = try JSONDecoder().decode(ListResult.self, from: Data(list.stdoutText.utf8))
+        #expect(listed.executions.first?.usage == usage)
+        let human = try daemon.ctl(["status", info.executionId])
+        #expect(human.stdoutText.contains("usage:") && human.stdoutText.contains("(rusage)"), "\(human.stdoutText)")
+        let record = try finished(info.executionId)
+        #expect(record?["RUNVOY_USAGE_SOURCE"] == "rusage")
+        #expect(record?["RUNVOY_CPU_USER_USEC"] == usage.cpuUserUsec.map(String.init))
     }
 
     @Test func aDoubleForkedEscapeeEndsWhenTheCommandExits() throws {

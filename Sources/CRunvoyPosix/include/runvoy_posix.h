@@ -114,6 +114,19 @@ int runvoy_pidfd_wait(int pidfd, int *exited, int *status);
 /// reserved until runvoy_pidfd_wait reaps it, and a signal to the group can reach no other process meanwhile.
 int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status);
 
+/// What an exited (not yet reaped) process and the children it waited for used, from the kernel's rusage.
+struct runvoy_usage {
+    long long user_usec, system_usec;
+    /// ru_maxrss: the largest resident set of one of those processes.
+    long long max_rss_bytes;
+    /// ru_inblock and ru_oublock, in bytes (the kernel counts 512-byte units of block I/O).
+    long long read_bytes, write_bytes;
+};
+
+/// The rusage of the exited process `pidfd` refers to, leaving it a zombie (waitid WNOWAIT). 0, or -1 with errno
+/// (EAGAIN: it has not exited).
+int runvoy_pidfd_usage(int pidfd, struct runvoy_usage *usage);
+
 /// pidfd_send_signal(2).
 int runvoy_pidfd_send_signal(int pidfd, int sig);
 

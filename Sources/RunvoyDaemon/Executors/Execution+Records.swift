@@ -45,7 +45,7 @@ extension Execution {
                 ExecutionStore.Outcome(
                     status: status, pid: pid, exitCode: event.exitCode, signal: event.signal,
                     startedAtMs: startedAtMs, finishedAtMs: WallClock.milliseconds(),
-                    durationUsec: event.durationUsec, totals: totals, reason: nil))
+                    durationUsec: event.durationUsec, totals: totals, reason: nil, usage: containmentReport.usage))
         } catch {
             records.logger.error(
                 "cannot record the end of an execution in the history",

@@ -331,7 +331,7 @@ final class Execution: Sendable {
         await endLeftovers()
         state.withLock { state in
             state.timeoutTimer?.cancel()
-            state.usage = scope.usage()
+            state.usage = scope.usage() ?? Self.rusage(pidfd)
         }
         let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
@@ -362,6 +362,16 @@ final class Execution: Sendable {
                 try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
             }
         }
+    }
+
+    /// What the exited (still unreaped) main process and the children it waited for used: the figures where the
+    /// scope has none (subreaper containment). Processes it did not wait for (escaped ones) are not in them.
+    static func rusage(_ pidfd: Int32) -> ResourceUsage? {
+        var usage = runvoy_usage()
+        guard runvoy_pidfd_usage(pidfd, &usage) == 0 else { return nil }
+        return ResourceUsage(
+            cpuUserUsec: usage.user_usec, cpuSystemUsec: usage.system_usec, memoryPeakBytes: usage.max_rss_bytes,
+            ioReadBytes: usage.read_bytes, ioWriteBytes: usage.write_bytes, source: "rusage")
     }
 
     /// How many leftover processes were killed when the main process exited, and what the execution used.

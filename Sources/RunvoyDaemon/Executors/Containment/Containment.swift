@@ -53,18 +53,6 @@ struct SpawnHooks: Sendable {
     var loginUID: uid_t?
 }
 
-/// What an execution used, as the kernel accounted it. nil fields are unavailable (said why in the docs).
-struct ResourceUsage: Sendable, Equatable, Codable {
-    var cpuUserUsec: Int64?
-    var cpuSystemUsec: Int64?
-    var memoryPeakBytes: Int64?
-    var tasksPeak: Int64?
-    var ioReadBytes: Int64?
-    var ioWriteBytes: Int64?
-    /// Where the figures come from: `cgroup` or `rusage` (the main process and the children it waited for).
-    var source: String
-}
-
 /// Only the process group: for tests that start executions with their own spawner.
 struct ProcessGroupContainment: Containment {
     var mode: ContainmentMode { .none }
