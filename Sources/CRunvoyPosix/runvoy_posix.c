@@ -116,6 +116,88 @@ fail:
     _exit(127);
 }
 
+#if defined(__x86_64__)
+/* long runvoy_clone3_vfork(struct clone_args *args, size_t size, void (*fn)(void *), void *arg): clone3, and in
+   the child (on the stack the arguments give) fn(arg), which must not return; as glibc's clone3.S does. Returns
+   the child's pid, or -errno. rdx and r8 survive the syscall; the child starts with the parent's registers. */
+__asm__(".text\n"
+        ".type runvoy_clone3_vfork,@function\n"
+        "runvoy_clone3_vfork:\n"
+        "    mov %rcx, %r8\n"
+        "    mov $435, %eax\n" /* SYS_clone3 */
+        "    syscall\n"
+        "    test %rax, %rax\n"
+        "    jz 1f\n"
+        "    ret\n"
+        "1:  xor %ebp, %ebp\n"
+        "    and $-16, %rsp\n"
+        "    mov %r8, %rdi\n"
+        "    call *%rdx\n"
+        "    mov $231, %eax\n" /* exit_group(127): fn does not return */
+        "    mov $127, %edi\n"
+        "    syscall\n"
+        "    hlt\n"
+        ".size runvoy_clone3_vfork, .-runvoy_clone3_vfork\n");
+long runvoy_clone3_vfork(void *args, size_t size, void (*fn)(void *), void *arg) __attribute__((visibility("hidden")));
+#endif
+
+/* The kernel's struct clone_args (linux/sched.h, whose macros clash with sched.h's). */
+struct clone3_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+        cgroup;
+};
+
+struct child_call {
+    const struct runvoy_spawn_request *request;
+    volatile struct runvoy_spawn_result *result;
+    const sigset_t *mask;
+};
+
+static void child_entry(void *argument) {
+    struct child_call *call = argument;
+    child_main(call->request, call->result, call->mask);
+    _exit(127);
+}
+
+/* vfork, but created in the cgroup `r->cgroup_dir_fd` (clone3 with CLONE_INTO_CGROUP, on a stack of its own).
+   Returns the pid, -1 with errno, or -2 when clone3 or CLONE_INTO_CGROUP is not there (then vfork). */
+static pid_t vfork_into_cgroup(const struct runvoy_spawn_request *r, volatile struct runvoy_spawn_result *result,
+                               const sigset_t *mask) {
+#if defined(__x86_64__)
+    static volatile int unsupported = 0;
+    if (r->cgroup_dir_fd < 0 || unsupported) return -2;
+    size_t size = 256 << 10;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    struct runvoy_spawn_request inside = *r;
+    inside.cgroup_procs_fd = -1; /* created in it already */
+    struct child_call call = {&inside, result, mask};
+    struct clone3_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = 0x100 /* CLONE_VM */ | 0x4000 /* CLONE_VFORK */ | 0x200000000ULL /* CLONE_INTO_CGROUP */;
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = size;
+    args.cgroup = (uint64_t)r->cgroup_dir_fd;
+    long pid = runvoy_clone3_vfork(&args, sizeof(args), child_entry, &call);
+    munmap(stack, size);
+    if (pid == -ENOSYS || pid == -E2BIG || (pid == -EINVAL && r->cgroup_procs_fd >= 0)) {
+        unsupported = 1;
+        return -2;
+    }
+    if (pid < 0) {
+        errno = (int)-pid;
+        return -1;
+    }
+    return (pid_t)pid;
+#else
+    (void)r;
+    (void)result;
+    (void)mask;
+    return -2;
+#endif
+}
+
 struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
     volatile struct runvoy_spawn_result result = {0, RUNVOY_STAGE_NONE, 0};
     sigset_t all, old, empty;
@@ -123,10 +205,13 @@ struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
     sigemptyset(&empty);
     /* No signal handler of the daemon may run in the child while it shares the daemon's memory. */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = vfork();
-    if (pid == 0) {
-        child_main(r, &result, &empty);
-        _exit(127);
+    pid_t pid = vfork_into_cgroup(r, &result, &empty);
+    if (pid == -2) {
+        pid = vfork();
+        if (pid == 0) {
+            child_main(r, &result, &empty);
+            _exit(127);
+        }
     }
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -287,8 +372,10 @@ long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, 
         e.pid = (pid_t)atoi(buffer);
         if (end == NULL || sscanf(end + 1, " %c %d %d %d", &state, &e.ppid, &e.pgrp, &e.session) != 4) continue;
         if (state == 'Z' || state == 'X' || e.pid == self) continue;
+        /* A process whose parent died was re-parented to this subreaper: only those need their tag read (the
+           rest of the execution descends from the leader or from one of them). */
         e.member = e.pid == leader || e.pgrp == leader || e.session == leader ||
-                   (audit_session != 0xffffffffu && runvoy_audit_session(e.pid) == audit_session);
+                   (audit_session != 0xffffffffu && e.ppid == self && runvoy_audit_session(e.pid) == audit_session);
         if (count == room) {
             struct proc_entry *grown = realloc(entries, 2 * room * sizeof *entries);
             if (grown == NULL) break;

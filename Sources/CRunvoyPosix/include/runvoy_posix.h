@@ -53,6 +53,10 @@ struct runvoy_spawn_request {
     /// An open (O_WRONLY) `cgroup.procs` of the execution's cgroup, or -1: the child writes itself into it first
     /// thing, so nothing it starts is ever outside that cgroup.
     int cgroup_procs_fd;
+    /// The execution's cgroup directory (O_DIRECTORY), or -1: where clone3 can (x86_64), the child is created in
+    /// it (CLONE_INTO_CGROUP) and does not write `cgroup_procs_fd`. A write to cgroup.procs takes the kernel's
+    /// cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period (about 10 ms on an idle host).
+    int cgroup_dir_fd;
     /// A login uid, as decimal text, the child writes to /proc/self/loginuid (which gives it, and everything it
     /// starts, a new audit session id: the subreaper containment's tag), or NULL. A failure is ignored.
     const char *loginuid;

@@ -68,6 +68,9 @@ final class Execution: Sendable {
         var releaseWaiters: [CheckedContinuation<Void, Never>] = []
         /// How many processes were left when the main process exited and were killed (`leftovers: kill`).
         var leftoversKilled = 0
+        /// The main process had exited and nothing else of the execution was left (killed, or waited for): nothing
+        /// of it can start any more, so the end needs no second search.
+        var leftoversEnded = false
         /// What the execution's processes used, read once they have all ended.
         var usage: ResourceUsage?
     }
@@ -299,7 +302,7 @@ final class Execution: Sendable {
         // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
         // drained it stayed a zombie, so a signal to its process group could reach no other process. Whatever of
         // the execution started since its leftovers were handled goes first, while that still holds.
-        scope.kill()
+        if !state.withLock({ $0.leftoversEnded }) { scope.kill() }
         var exited: Int32 = 0
         var code: Int32 = 0
         _ = runvoy_pidfd_wait(pidfd, &exited, &code)
@@ -353,14 +356,18 @@ final class Execution: Sendable {
     private func endLeftovers() async {
         switch leftovers {
         case .kill:
-            let killed = state.withLock { state in state.machine.maySignal ? scope.kill() : 0 }
-            state.withLock { $0.leftoversKilled = killed }
+            state.withLock { state in
+                guard state.machine.maySignal else { return }
+                state.leftoversKilled = scope.kill()
+                state.leftoversEnded = true
+            }
         case .wait:
             // Polled: /proc gives no event to wait on. On the event loop's timers, not `Task.sleep` (see
             // ExecutionLifetimeTests: a cancelled one would hold its task until its deadline).
             while scope.isPopulated {
                 try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
             }
+            state.withLock { $0.leftoversEnded = true }
         }
     }
 

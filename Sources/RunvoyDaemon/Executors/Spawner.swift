@@ -116,6 +116,7 @@ struct PosixSpawner: ProcessSpawner {
                             groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
                             stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write,
                             tty_fd: ends.terminalSlave, cgroup_procs_fd: request.hooks.cgroupProcsFD,
+                            cgroup_dir_fd: request.hooks.cgroupDirectoryFD,
                             loginuid: UnsafePointer(loginUID), rlimits: limitsBuffer.baseAddress,
                             nrlimits: limitsBuffer.count)
                         return runvoy_spawn(&spec)

@@ -65,13 +65,16 @@ final class CgroupContainment: Containment {
                 throw SpawnError(.cgroup, errno: error.errno)
             }
         }
+        let directory = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         let procs = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        guard procs >= 0 else {
+        guard procs >= 0, directory >= 0 else {
             let saved = errno
+            if procs >= 0 { close(procs) }
+            if directory >= 0 { close(directory) }
             rmdir(path)
             throw SpawnError(.cgroup, errno: saved)
         }
-        return CgroupScope(path: path, procsFD: procs)
+        return CgroupScope(path: path, procsFD: procs, directoryFD: directory)
     }
 
     /// Ends and removes the cgroups of executions a previous run of the daemon left (it crashed, or was killed):
@@ -98,20 +101,25 @@ final class CgroupContainment: Containment {
 /// One execution's cgroup.
 final class CgroupScope: ExecutionScope {
     let path: String
-    private let procsFD: Mutex<Int32>
+    /// The cgroup's `cgroup.procs` and directory, open until the command is spawned.
+    private let spawnFDs: Mutex<(procs: Int32, directory: Int32)>
     private let leader = Mutex<pid_t?>(nil)
 
-    init(path: String, procsFD: Int32) {
+    init(path: String, procsFD: Int32, directoryFD: Int32 = -1) {
         self.path = path
-        self.procsFD = Mutex(procsFD)
+        self.spawnFDs = Mutex((procsFD, directoryFD))
     }
 
-    var spawnHooks: SpawnHooks { SpawnHooks(cgroupProcsFD: procsFD.withLock { $0 }) }
+    var spawnHooks: SpawnHooks {
+        let fds = spawnFDs.withLock { $0 }
+        return SpawnHooks(cgroupProcsFD: fds.procs, cgroupDirectoryFD: fds.directory)
+    }
 
     func spawned(leader: pid_t?) {
-        procsFD.withLock { fd in
-            if fd >= 0 { close(fd) }
-            fd = -1
+        spawnFDs.withLock { fds in
+            if fds.procs >= 0 { close(fds.procs) }
+            if fds.directory >= 0 { close(fds.directory) }
+            fds = (-1, -1)
         }
         if let leader {
             self.leader.withLock { $0 = leader }

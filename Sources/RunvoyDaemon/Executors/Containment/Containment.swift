@@ -49,6 +49,8 @@ protocol ExecutionScope: Sendable {
 struct SpawnHooks: Sendable {
     /// An open `cgroup.procs` the child writes itself into, or -1.
     var cgroupProcsFD: Int32 = -1
+    /// The cgroup's directory, to create the child in it (clone3 CLONE_INTO_CGROUP), or -1.
+    var cgroupDirectoryFD: Int32 = -1
     /// The login uid the child sets (a new audit session: the subreaper's tag), or nil.
     var loginUID: uid_t?
 }
