@@ -372,13 +372,15 @@ final class Execution: Sendable {
     }
 
     /// What the exited (still unreaped) main process and the children it waited for used: the figures where the
-    /// scope has none (subreaper containment). Processes it did not wait for (escaped ones) are not in them.
+    /// scope has none (subreaper containment). Processes it did not wait for (escaped ones) are not in them. No
+    /// memory peak: the kernel's ru_maxrss of a vfork'd child is the daemon's own resident set, which the child
+    /// shared until it exec'd (exec records the old memory's high-water mark).
     static func rusage(_ pidfd: Int32) -> ResourceUsage? {
         var usage = runvoy_usage()
         guard runvoy_pidfd_usage(pidfd, &usage) == 0 else { return nil }
         return ResourceUsage(
-            cpuUserUsec: usage.user_usec, cpuSystemUsec: usage.system_usec, memoryPeakBytes: usage.max_rss_bytes,
-            ioReadBytes: usage.read_bytes, ioWriteBytes: usage.write_bytes, source: "rusage")
+            cpuUserUsec: usage.user_usec, cpuSystemUsec: usage.system_usec, ioReadBytes: usage.read_bytes,
+            ioWriteBytes: usage.write_bytes, source: "rusage")
     }
 
     /// How many leftover processes were killed when the main process exited, and what the execution used.

@@ -4,8 +4,7 @@ public struct ResourceUsage: Codable, Sendable, Equatable {
     /// CPU time in user and in kernel mode, microseconds.
     public var cpuUserUsec: Int64?
     public var cpuSystemUsec: Int64?
-    /// `cgroup`: the peak of the whole cgroup's memory (`memory.peak`); `rusage`: the largest resident set of
-    /// one process (the main one or a child it waited for).
+    /// The peak of the whole cgroup's memory (`memory.peak`); cgroup only.
     public var memoryPeakBytes: Int64?
     /// The most processes and threads at once (`pids.peak`); cgroup only.
     public var tasksPeak: Int64?
