@@ -98,6 +98,7 @@ let package = Package(
             name: "RunvoyStoreTests",
             dependencies: [
                 "RunvoyStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

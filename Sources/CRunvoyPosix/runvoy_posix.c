@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -62,7 +64,28 @@ static void child_main(const struct runvoy_spawn_request *r, volatile struct run
     }
     (void)sigprocmask(SIG_SETMASK, empty, NULL);
 
-    int stage = RUNVOY_STAGE_SETSID;
+    int stage = RUNVOY_STAGE_CGROUP;
+    /* Into the execution's cgroup before anything else: from here on all it starts is in there too. */
+    if (r->cgroup_procs_fd >= 0) {
+        ssize_t written;
+        do {
+            written = write(r->cgroup_procs_fd, "0", 1);
+        } while (written < 0 && errno == EINTR);
+        if (written != 1) goto fail;
+    }
+    if (r->loginuid != NULL) {
+        int fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)write(fd, r->loginuid, strlen(r->loginuid));
+            close(fd);
+        }
+    }
+    stage = RUNVOY_STAGE_RLIMIT;
+    for (size_t i = 0; i < r->nrlimits; i++) {
+        struct rlimit limit = {(rlim_t)r->rlimits[i].value, (rlim_t)r->rlimits[i].value};
+        if (setrlimit(r->rlimits[i].resource, &limit) < 0) goto fail;
+    }
+    stage = RUNVOY_STAGE_SETSID;
     if (setsid() < 0) goto fail;
     if (r->tty_fd >= 0) {
         /* The new session's controlling terminal: taken while still privileged, and only this pty. */
@@ -93,6 +116,88 @@ fail:
     _exit(127);
 }
 
+#if defined(__x86_64__)
+/* long runvoy_clone3_vfork(struct clone_args *args, size_t size, void (*fn)(void *), void *arg): clone3, and in
+   the child (on the stack the arguments give) fn(arg), which must not return; as glibc's clone3.S does. Returns
+   the child's pid, or -errno. rdx and r8 survive the syscall; the child starts with the parent's registers. */
+__asm__(".text\n"
+        ".type runvoy_clone3_vfork,@function\n"
+        "runvoy_clone3_vfork:\n"
+        "    mov %rcx, %r8\n"
+        "    mov $435, %eax\n" /* SYS_clone3 */
+        "    syscall\n"
+        "    test %rax, %rax\n"
+        "    jz 1f\n"
+        "    ret\n"
+        "1:  xor %ebp, %ebp\n"
+        "    and $-16, %rsp\n"
+        "    mov %r8, %rdi\n"
+        "    call *%rdx\n"
+        "    mov $231, %eax\n" /* exit_group(127): fn does not return */
+        "    mov $127, %edi\n"
+        "    syscall\n"
+        "    hlt\n"
+        ".size runvoy_clone3_vfork, .-runvoy_clone3_vfork\n");
+long runvoy_clone3_vfork(void *args, size_t size, void (*fn)(void *), void *arg) __attribute__((visibility("hidden")));
+#endif
+
+/* The kernel's struct clone_args (linux/sched.h, whose macros clash with sched.h's). */
+struct clone3_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+        cgroup;
+};
+
+struct child_call {
+    const struct runvoy_spawn_request *request;
+    volatile struct runvoy_spawn_result *result;
+    const sigset_t *mask;
+};
+
+static void child_entry(void *argument) {
+    struct child_call *call = argument;
+    child_main(call->request, call->result, call->mask);
+    _exit(127);
+}
+
+/* vfork, but created in the cgroup `r->cgroup_dir_fd` (clone3 with CLONE_INTO_CGROUP, on a stack of its own).
+   Returns the pid, -1 with errno, or -2 when clone3 or CLONE_INTO_CGROUP is not there (then vfork). */
+static pid_t vfork_into_cgroup(const struct runvoy_spawn_request *r, volatile struct runvoy_spawn_result *result,
+                               const sigset_t *mask) {
+#if defined(__x86_64__)
+    static volatile int unsupported = 0;
+    if (r->cgroup_dir_fd < 0 || unsupported) return -2;
+    size_t size = 256 << 10;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    struct runvoy_spawn_request inside = *r;
+    inside.cgroup_procs_fd = -1; /* created in it already */
+    struct child_call call = {&inside, result, mask};
+    struct clone3_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = 0x100 /* CLONE_VM */ | 0x4000 /* CLONE_VFORK */ | 0x200000000ULL /* CLONE_INTO_CGROUP */;
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = size;
+    args.cgroup = (uint64_t)r->cgroup_dir_fd;
+    long pid = runvoy_clone3_vfork(&args, sizeof(args), child_entry, &call);
+    munmap(stack, size);
+    if (pid == -ENOSYS || pid == -E2BIG || (pid == -EINVAL && r->cgroup_procs_fd >= 0)) {
+        unsupported = 1;
+        return -2;
+    }
+    if (pid < 0) {
+        errno = (int)-pid;
+        return -1;
+    }
+    return (pid_t)pid;
+#else
+    (void)r;
+    (void)result;
+    (void)mask;
+    return -2;
+#endif
+}
+
 struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
     volatile struct runvoy_spawn_result result = {0, RUNVOY_STAGE_NONE, 0};
     sigset_t all, old, empty;
@@ -100,10 +205,13 @@ struct runvoy_spawn_result runvoy_spawn(const struct runvoy_spawn_request *r) {
     sigemptyset(&empty);
     /* No signal handler of the daemon may run in the child while it shares the daemon's memory. */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = vfork();
-    if (pid == 0) {
-        child_main(r, &result, &empty);
-        _exit(127);
+    pid_t pid = vfork_into_cgroup(r, &result, &empty);
+    if (pid == -2) {
+        pid = vfork();
+        if (pid == 0) {
+            child_main(r, &result, &empty);
+            _exit(127);
+        }
     }
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -166,6 +274,141 @@ fail:;
     return -1;
 }
 
+long runvoy_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)getxattr(path, name, value, size);
+}
+
+int runvoy_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+static int pid_kept(pid_t pid, const pid_t *keep, size_t nkeep) {
+    size_t low = 0, high = nkeep;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        if (keep[middle] == pid) return 1;
+        if (keep[middle] < pid) low = middle + 1; else high = middle;
+    }
+    return 0;
+}
+
+int runvoy_reap_orphans(const pid_t *keep, size_t nkeep) {
+    int reaped = 0;
+    /* Any zombie child at all? Cheap, and the common answer is no. */
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return 0;
+    if (!pid_kept(info.si_pid, keep, nkeep)) {
+        int status;
+        if (waitpid(info.si_pid, &status, WNOHANG) > 0) reaped++;
+    }
+    /* The others: by /proc, each child of ours that is a zombie and not kept. */
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return reaped;
+    pid_t self = getpid();
+    struct dirent *entry;
+    while ((entry = readdir(proc)) != NULL) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        char path[64], buffer[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buffer[n] = 0;
+        char *end = strrchr(buffer, ')');
+        char state;
+        int pid = atoi(buffer), ppid;
+        if (end == NULL || sscanf(end + 1, " %c %d", &state, &ppid) != 2) continue;
+        if (ppid != self || state != 'Z' || pid_kept(pid, keep, nkeep)) continue;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) > 0) reaped++;
+    }
+    closedir(proc);
+    return reaped;
+}
+
+unsigned int runvoy_audit_session(pid_t pid) {
+    char path[64], buffer[32];
+    snprintf(path, sizeof path, "/proc/%d/sessionid", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0xffffffffu;
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return 0xffffffffu;
+    buffer[n] = 0;
+    return (unsigned int)strtoul(buffer, NULL, 10);
+}
+
+struct proc_entry {
+    pid_t pid, ppid, pgrp, session;
+    char member;
+};
+
+long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity) {
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return -1;
+    size_t count = 0, room = 256;
+    struct proc_entry *entries = malloc(room * sizeof *entries);
+    if (entries == NULL) {
+        closedir(proc);
+        errno = ENOMEM;
+        return -1;
+    }
+    pid_t self = getpid();
+    struct dirent *entry;
+    while ((entry = readdir(proc)) != NULL) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+        char path[64], buffer[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buffer[n] = 0;
+        char *end = strrchr(buffer, ')');
+        struct proc_entry e = {0};
+        char state;
+        e.pid = (pid_t)atoi(buffer);
+        if (end == NULL || sscanf(end + 1, " %c %d %d %d", &state, &e.ppid, &e.pgrp, &e.session) != 4) continue;
+        if (state == 'Z' || state == 'X' || e.pid == self) continue;
+        /* A process whose parent died was re-parented to this subreaper: only those need their tag read (the
+           rest of the execution descends from the leader or from one of them). */
+        e.member = e.pid == leader || e.pgrp == leader || e.session == leader ||
+                   (audit_session != 0xffffffffu && e.ppid == self && runvoy_audit_session(e.pid) == audit_session);
+        if (count == room) {
+            struct proc_entry *grown = realloc(entries, 2 * room * sizeof *entries);
+            if (grown == NULL) break;
+            entries = grown;
+            room *= 2;
+        }
+        entries[count++] = e;
+    }
+    closedir(proc);
+    /* Descendants: whoever's parent is a member is one, until nothing changes. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (entries[i].member) continue;
+            for (size_t j = 0; j < count; j++) {
+                if (entries[j].member && entries[j].pid == entries[i].ppid) {
+                    entries[i].member = 1;
+                    changed = 1;
+                    break;
+                }
+            }
+        }
+    }
+    long found = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!entries[i].member || entries[i].pid == leader) continue;
+        if ((size_t)found < capacity) out[found] = entries[i].pid;
+        found++;
+    }
+    free(entries);
+    return found;
+}
+
 int runvoy_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
@@ -192,6 +435,30 @@ int runvoy_pidfd_wait(int pidfd, int *exited, int *status) { return pidfd_wait(p
 
 int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status) {
     return pidfd_wait(pidfd, exited, status, WNOWAIT);
+}
+
+int runvoy_pidfd_usage(int pidfd, struct runvoy_usage *usage) {
+    /* The raw waitid takes a struct rusage (glibc's wrapper does not); with WNOWAIT the kernel fills it from the
+       zombie (getrusage RUSAGE_BOTH: the process and the children it waited for) and leaves it unreaped. */
+    siginfo_t info;
+    struct rusage ru;
+    memset(&info, 0, sizeof(info));
+    memset(&ru, 0, sizeof(ru));
+    long rc;
+    do {
+        rc = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT, &ru);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -1;
+    if (info.si_pid == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    usage->user_usec = (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
+    usage->system_usec = (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+    usage->max_rss_bytes = (long long)ru.ru_maxrss * 1024;
+    usage->read_bytes = (long long)ru.ru_inblock * 512;
+    usage->write_bytes = (long long)ru.ru_oublock * 512;
+    return 0;
 }
 
 int runvoy_pidfd_send_signal(int pidfd, int sig) {

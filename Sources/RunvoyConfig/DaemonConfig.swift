@@ -20,6 +20,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var expectations: [PolicyExpectation] = []
     /// Who to ask for access; shown in denials.
     public var adminContact: String?
+    /// How executions' processes are confined (chosen at start-up; a reload does not change it).
+    public var containment: ContainmentSetting = .auto
     /// Executors in file order.
     public var executors: [ExecutorConfig]
     /// The executor used when a request names none.
@@ -46,7 +48,8 @@ public struct DaemonConfig: Sendable, Equatable {
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
-            && lhs.adminContact == rhs.adminContact && lhs.executors == rhs.executors
+            && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment
+            && lhs.executors == rhs.executors
             && lhs.defaultExecutorName == rhs.defaultExecutorName
     }
 }

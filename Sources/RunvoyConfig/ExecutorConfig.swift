@@ -25,6 +25,12 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
     public var tty: TerminalPolicy = .allow
+    /// What happens to the execution's other processes when its main process exits.
+    public var leftovers: LeftoverPolicy = .kill
+    /// Limits written to each execution's cgroup (cgroup containment only).
+    public var limits = ExecutionLimits()
+    /// Resource limits set in the command's process before it execs.
+    public var rlimits = ChildResourceLimits()
     /// Line of the executor's key in the file.
     public var line: Int
 

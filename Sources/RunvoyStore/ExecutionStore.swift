@@ -149,6 +149,20 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN boot_id TEXT;
                     """)
         }
+        migrator.registerMigration("v4-usage") { db in
+            // What an execution's processes used (`ResourceUsage`): NULL where the source gave no figure, and
+            // `usage_source` NULL for executions without accounting (running, failed to start, lost, older).
+            try db.execute(
+                sql: """
+                    ALTER TABLE executions ADD COLUMN usage_source TEXT;
+                    ALTER TABLE executions ADD COLUMN cpu_user_usec INTEGER;
+                    ALTER TABLE executions ADD COLUMN cpu_system_usec INTEGER;
+                    ALTER TABLE executions ADD COLUMN memory_peak_bytes INTEGER;
+                    ALTER TABLE executions ADD COLUMN tasks_peak INTEGER;
+                    ALTER TABLE executions ADD COLUMN io_read_bytes INTEGER;
+                    ALTER TABLE executions ADD COLUMN io_write_bytes INTEGER;
+                    """)
+        }
         return migrator
     }
 
@@ -193,11 +207,15 @@ public final class ExecutionStore: Sendable {
         public var durationUsec: Int64?
         public var totals: OutputRecorder.Totals
         public var reason: String?
+        /// What the execution's processes used, where known.
+        public var usage: ResourceUsage?
 
         public init(
             status: ExecutionStatus, pid: Int32?, exitCode: Int32?, signal: Int32?, startedAtMs: Int64?,
-            finishedAtMs: Int64, durationUsec: Int64?, totals: OutputRecorder.Totals, reason: String?
+            finishedAtMs: Int64, durationUsec: Int64?, totals: OutputRecorder.Totals, reason: String?,
+            usage: ResourceUsage? = nil
         ) {
+            self.usage = usage
             self.status = status
             self.pid = pid
             self.exitCode = exitCode
@@ -242,7 +260,9 @@ public final class ExecutionStore: Sendable {
             sql: """
                 UPDATE executions SET status = ?, pid = COALESCE(?, pid), exit_code = ?, signal = ?,
                     started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
-                    stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?
+                    stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?, usage_source = ?,
+                    cpu_user_usec = ?, cpu_system_usec = ?, memory_peak_bytes = ?, tasks_peak = ?, io_read_bytes = ?,
+                    io_write_bytes = ?
                 WHERE id = ?
                 """
         ).execute(
@@ -250,7 +270,9 @@ public final class ExecutionStore: Sendable {
                 outcome.status.rawValue, outcome.pid.map { Int64($0) }, outcome.exitCode.map { Int64($0) },
                 outcome.signal.map { Int64($0) }, outcome.startedAtMs, outcome.finishedAtMs, outcome.durationUsec,
                 outcome.totals.stdoutBytes, outcome.totals.stderrBytes, outcome.totals.storedBytes,
-                outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, id,
+                outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, outcome.usage?.source,
+                outcome.usage?.cpuUserUsec, outcome.usage?.cpuSystemUsec, outcome.usage?.memoryPeakBytes,
+                outcome.usage?.tasksPeak, outcome.usage?.ioReadBytes, outcome.usage?.ioWriteBytes, id,
             ])
     }
 
@@ -270,6 +292,7 @@ public final class ExecutionStore: Sendable {
         info.storedBytes = outcome.totals.storedBytes
         info.droppedBytes = outcome.totals.droppedBytes
         info.reason = outcome.reason ?? outcome.totals.failure
+        info.usage = outcome.usage
         return info
     }
 
@@ -591,6 +614,15 @@ public final class ExecutionStore: Sendable {
             startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
-            reason: row["reason"])
+            reason: row["reason"], usage: usage(row))
+    }
+
+    /// The `usage_source` and figure columns of a row, nil when no source was recorded.
+    static func usage(_ row: Row) -> ResourceUsage? {
+        guard let source = row["usage_source"] as String? else { return nil }
+        return ResourceUsage(
+            cpuUserUsec: row["cpu_user_usec"], cpuSystemUsec: row["cpu_system_usec"],
+            memoryPeakBytes: row["memory_peak_bytes"], tasksPeak: row["tasks_peak"], ioReadBytes: row["io_read_bytes"],
+            ioWriteBytes: row["io_write_bytes"], source: source)
     }
 }

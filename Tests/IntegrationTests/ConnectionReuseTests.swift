@@ -10,7 +10,16 @@ final class ConnectionReuseTests {
     let daemon: DaemonFixture
 
     init() throws {
-        daemon = try DaemonFixture()
+        // `lingering` keeps an execution running while a process it started outlives its main process
+        // (`leftovers: kill`, the default, ends such a process the moment the main process exits).
+        daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(
+                directory: $0,
+                extra: [
+                    "  lingering:", "    run_as: {user: nobody}", "    environment: {PATH: /usr/bin:/bin}",
+                    "    leftovers: wait", "    allow: {users: [\"*\"]}", "    commands: any",
+                ].joined(separator: "\n"))
+        })
     }
 
     deinit { daemon.stop() }
@@ -170,11 +179,11 @@ final class ConnectionReuseTests {
     @Test func theLeadersPidStaysReservedUntilTheExecutionEnds() throws {
         let gate = daemon.directory + "/leader-gate"
         let connection = try RawConnection(path: daemon.socketPath)
-        // The leader exits at once; a process in a session of its own keeps the output open until the gate opens
-        // (and at most the daemon's 2 s drain grace).
+        // The leader exits at once; a process in a session of its own keeps the execution running (`leftovers:
+        // wait`) until the gate opens.
         let script = "setsid sh -c 'while [ ! -e \(gate) ]; do sleep 0.02; done' & echo started"
         try connection.sendFrame(
-            #"{"v":1,"id":1,"method":"exec","params":{"argv":["sh","-c","\#(script)"]}}"#)
+            #"{"v":1,"id":1,"method":"exec","params":{"executor":"lingering","argv":["sh","-c","\#(script)"]}}"#)
         let started = try #require(try connection.readFrame())
         let pid = try #require(started["pid"] as? Int, "\(started)")
         _ = try connection.readFrame()  // "started\n"

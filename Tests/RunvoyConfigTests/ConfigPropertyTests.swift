@@ -71,6 +71,44 @@ struct ConfigPropertyTests {
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
         // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.
         ("executors.NAME", "concurrency", .integer(1...100_000), { $0.executors.first?.concurrency.map(Int64.init) }),
+        ("executors.NAME.limits", "memory_max", .size(4096...Int64.max), { $0.executors.first?.limits.memoryMax }),
+        (
+            "executors.NAME.limits", "memory_swap_max", .size(0...Int64.max),
+            { $0.executors.first?.limits.memorySwapMax }
+        ),
+        (
+            "executors.NAME.limits", "cpu_quota", .integer(1...100_000),
+            { $0.executors.first?.limits.cpuQuota.map(Int64.init) }
+        ),
+        (
+            "executors.NAME.limits", "cpu_weight", .integer(1...10_000),
+            { $0.executors.first?.limits.cpuWeight.map(Int64.init) }
+        ),
+        (
+            "executors.NAME.limits", "tasks_max", .integer(1...4_194_304),
+            { $0.executors.first?.limits.tasksMax.map(Int64.init) }
+        ),
+        (
+            "executors.NAME.limits", "io_weight", .integer(1...10_000),
+            { $0.executors.first?.limits.ioWeight.map(Int64.init) }
+        ),
+        (
+            "executors.NAME.rlimits", "nofile", .integer(1...1_048_576),
+            { $0.executors.first?.rlimits.openFiles.map { Int64($0) } }
+        ),
+        (
+            "executors.NAME.rlimits", "nproc", .integer(1...4_194_304),
+            { $0.executors.first?.rlimits.processes.map { Int64($0) } }
+        ),
+        (
+            "executors.NAME.rlimits", "core", .size(0...Int64.max),
+            { $0.executors.first?.rlimits.coreBytes.map { Int64($0) } }
+        ),
+    ]
+
+    /// Keys that may not be given together: the second is reported when both are (in range).
+    static let exclusive: [(first: String, second: String)] = [
+        ("executors.NAME.limits.cpu_quota", "executors.NAME.limits.cpu_weight")
     ]
 
     /// Keys whose value must be less than another key's (a reserve and its ceiling), with the ceiling's default.
@@ -87,6 +125,11 @@ struct ConfigPropertyTests {
                 continue
             }
             if value >= written[rule.ceiling] ?? rule.default { expected[position].value = nil }
+        }
+        for (first, second) in exclusive where written[first] != nil {
+            for position in expected.indices where path(expected[position].index) == second {
+                expected[position].value = nil
+            }
         }
     }
 
@@ -127,9 +170,14 @@ struct ConfigPropertyTests {
                     text = "\(number)\(unit.0)"
                     value = number >= 0 && range.contains(Int64(number) * unit.1) ? Int64(number) * unit.1 : nil
                 }
-                if key.section == "executors.NAME" {
-                    lines += Self.executorLines
-                    lines.append("    \(key.key): \(text)")
+                if let nested = key.section, nested.hasPrefix("executors.NAME") {
+                    // The executor's own keys, then its `limits` and `rlimits` mappings, in the table's order.
+                    if section?.hasPrefix("executors.NAME") != true { lines += Self.executorLines }
+                    if nested != section, let inner = nested.split(separator: ".").dropFirst(2).first {
+                        lines.append("    \(inner):")
+                    }
+                    section = nested
+                    lines.append((nested == "executors.NAME" ? "    " : "      ") + "\(key.key): \(text)")
                     expected.append((index, value, lines.count))
                     continue
                 }

@@ -153,6 +153,11 @@ struct ConfigSchemaTests {
         "executors.NAME.environment.VAR": Placement(
             required: ["secret: s1"], file: { executor(["environment: {V: {\($0.joined(separator: ", "))}}"]) },
             path: "executors.x.environment.V"),
+        "executors.NAME.limits": Placement(
+            required: [], file: { executor(["limits: {\($0.joined(separator: ", "))}"]) }, path: "executors.x.limits"),
+        "executors.NAME.rlimits": Placement(
+            required: [], file: { executor(["rlimits: {\($0.joined(separator: ", "))}"]) },
+            path: "executors.x.rlimits"),
     ]
 
     /// The sections read through `fields`, each with the place the tests put it.

@@ -1,3 +1,4 @@
+import GRDB
 import Glibc
 import RunvoyKit
 import Testing
@@ -76,6 +77,64 @@ struct ExecutionStoreTests {
         // A finished execution is never marked lost.
         try store.markLost(Self.id(1), atMs: 50, reason: "no", totals: .init())
         #expect(try store.get(Self.id(1))?.status == .killed)
+    }
+
+    /// Issue 13: what an execution used is kept with its end, every figure or only some (nil where the source
+    /// has none), and an end without accounting has none; also while the end waits to be written.
+    @Test func theUsageOfAnExecutionIsStoredWithItsEnd() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        let full = ResourceUsage(
+            cpuUserUsec: 1_200_000, cpuSystemUsec: 30_000, memoryPeakBytes: 12 << 20, tasksPeak: 3,
+            ioReadBytes: 4096, ioWriteBytes: 0, source: "cgroup")
+        let partial = ResourceUsage(cpuUserUsec: 5, cpuSystemUsec: 6, memoryPeakBytes: 7 << 10, source: "rusage")
+        for (n, usage) in [(1, Optional(full)), (2, partial), (3, nil)] {
+            try store.insert(Self.info(Self.id(n), status: .running, createdAtMs: Int64(n)))
+            try store.finish(
+                Self.id(n),
+                .init(
+                    status: .succeeded, pid: 7, exitCode: 0, signal: nil, startedAtMs: 1, finishedAtMs: 9,
+                    durationUsec: 8, totals: .init(), reason: nil, usage: usage))
+            #expect(try store.get(Self.id(n))?.usage == usage)
+        }
+        #expect(try store.list(ListParams(), ownerUid: nil).map(\.usage) == [nil, partial, full])
+        let waiting = ExecutionStore.Outcome(
+            status: .failed, pid: 7, exitCode: 1, signal: nil, startedAtMs: 1, finishedAtMs: 9, durationUsec: 8,
+            totals: .init(), reason: nil, usage: partial)
+        #expect(store.withPending(Self.info(Self.id(4), createdAtMs: 4), [Self.id(4): waiting]).usage == partial)
+    }
+
+    /// A history written before accounting (schema v3) is migrated: its executions have no usage, and new ends
+    /// record theirs.
+    @Test func aHistoryFromBeforeAccountingIsMigrated() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        do {
+            let queue = try DatabaseQueue(path: directory.path + "/history.sqlite")
+            try ExecutionStore.migrator.migrate(queue, upTo: "v3-process-identity")
+            try queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv,
+                            cwd, env_keys, created_at, config_digest)
+                        VALUES (?, 'succeeded', 1000, 'alice', 42, 'default', 'nobody:nogroup', '["true"]', '/', '[]',
+                            5, 'abc')
+                        """, arguments: [Self.id(1)])
+            }
+        }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        #expect(ExecutionStore.schemaVersions.last == "v4-usage")
+        let old = try #require(try store.get(Self.id(1)))
+        #expect(old.usage == nil && old.status == .succeeded)
+        try store.insert(Self.info(Self.id(2), status: .running, createdAtMs: 6))
+        let usage = ResourceUsage(cpuUserUsec: 1, source: "rusage")
+        try store.finish(
+            Self.id(2),
+            .init(
+                status: .succeeded, pid: 7, exitCode: 0, signal: nil, startedAtMs: 6, finishedAtMs: 9,
+                durationUsec: 3, totals: .init(), reason: nil, usage: usage))
+        #expect(try store.get(Self.id(2))?.usage == usage)
     }
 
     @Test func retentionDeletesOldFinishedExecutionsThenTrimsOutputButNeverTouchesRunningOnes() throws {

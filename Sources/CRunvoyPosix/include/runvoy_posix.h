@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 
 /// Where in the child the spawn failed.
 enum runvoy_spawn_stage {
@@ -18,6 +19,19 @@ enum runvoy_spawn_stage {
     RUNVOY_STAGE_EXEC = 8,
     RUNVOY_STAGE_FORK = 9,
     RUNVOY_STAGE_TTY = 10,
+    RUNVOY_STAGE_CGROUP = 11,
+    RUNVOY_STAGE_RLIMIT = 12,
+};
+
+/// The resources `runvoy_rlimit_setting` names (glibc's are macros Swift does not import).
+static const int RUNVOY_RLIMIT_NOFILE = RLIMIT_NOFILE;
+static const int RUNVOY_RLIMIT_NPROC = RLIMIT_NPROC;
+static const int RUNVOY_RLIMIT_CORE = RLIMIT_CORE;
+
+/// One resource limit the child sets (soft and hard) before it execs.
+struct runvoy_rlimit_setting {
+    int resource;
+    unsigned long long value;
 };
 
 struct runvoy_spawn_request {
@@ -36,6 +50,19 @@ struct runvoy_spawn_request {
     /// The slave of a pseudo-terminal to make the controlling terminal of the child's new session (right after
     /// setsid, before the identity changes), or -1. With a terminal the three stdio descriptors are usually it.
     int tty_fd;
+    /// An open (O_WRONLY) `cgroup.procs` of the execution's cgroup, or -1: the child writes itself into it first
+    /// thing, so nothing it starts is ever outside that cgroup.
+    int cgroup_procs_fd;
+    /// The execution's cgroup directory (O_DIRECTORY), or -1: where clone3 can (x86_64), the child is created in
+    /// it (CLONE_INTO_CGROUP) and does not write `cgroup_procs_fd`. A write to cgroup.procs takes the kernel's
+    /// cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period (about 10 ms on an idle host).
+    int cgroup_dir_fd;
+    /// A login uid, as decimal text, the child writes to /proc/self/loginuid (which gives it, and everything it
+    /// starts, a new audit session id: the subreaper containment's tag), or NULL. A failure is ignored.
+    const char *loginuid;
+    /// Resource limits set (soft = hard) in the child before it execs.
+    const struct runvoy_rlimit_setting *rlimits;
+    size_t nrlimits;
 };
 
 /// The outcome of a spawn: the pid, or the stage and errno at which the child failed before exec.
@@ -62,6 +89,25 @@ int runvoy_set_window_size(int fd, unsigned short rows, unsigned short cols);
 /// TIOCGWINSZ: the window size of the terminal open at `fd`. Returns 0, or -1 with errno.
 int runvoy_get_window_size(int fd, unsigned short *rows, unsigned short *cols);
 
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. 0 or -1 with errno.
+int runvoy_set_child_subreaper(void);
+
+/// Reaps the zombie children of this process that are not in `keep` (sorted ascending, `nkeep` of them): with a
+/// subreaper, escaped processes of executions that exited. Returns how many were reaped.
+int runvoy_reap_orphans(const pid_t *keep, size_t nkeep);
+
+/// The live processes (not zombies, not this process, not `leader` itself) that belong to the execution whose
+/// main process is `leader`: in its process group or session, descended from it, or (`audit_session` not
+/// 0xffffffff) in that audit session. Fills at most `capacity` pids into `out`; returns how many there are (which
+/// can be more than `capacity`), or -1 with errno when /proc cannot be read.
+long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity);
+
+/// The audit session id of `pid` (/proc/PID/sessionid), or 0xffffffff when it has none or cannot be read.
+unsigned int runvoy_audit_session(pid_t pid);
+
+/// The extended attribute `name` of `path` into `value` (at most `size` bytes): its length, or -1 with errno.
+long runvoy_getxattr(const char *path, const char *name, void *value, size_t size);
+
 /// pidfd_open(2); -1 with errno on failure.
 int runvoy_pidfd_open(pid_t pid);
 
@@ -71,6 +117,19 @@ int runvoy_pidfd_wait(int pidfd, int *exited, int *status);
 /// Like runvoy_pidfd_wait, but leaves the process a zombie (WNOWAIT): its pid, and so its process group id, stay
 /// reserved until runvoy_pidfd_wait reaps it, and a signal to the group can reach no other process meanwhile.
 int runvoy_pidfd_wait_keeping(int pidfd, int *exited, int *status);
+
+/// What an exited (not yet reaped) process and the children it waited for used, from the kernel's rusage.
+struct runvoy_usage {
+    long long user_usec, system_usec;
+    /// ru_maxrss: the largest resident set of one of those processes.
+    long long max_rss_bytes;
+    /// ru_inblock and ru_oublock, in bytes (the kernel counts 512-byte units of block I/O).
+    long long read_bytes, write_bytes;
+};
+
+/// The rusage of the exited process `pidfd` refers to, leaving it a zombie (waitid WNOWAIT). 0, or -1 with errno
+/// (EAGAIN: it has not exited).
+int runvoy_pidfd_usage(int pidfd, struct runvoy_usage *usage);
 
 /// pidfd_send_signal(2).
 int runvoy_pidfd_send_signal(int pidfd, int sig);

@@ -78,6 +78,7 @@ extension ConfigParser {
                 error(entries[Keys.tty], entries.path(Keys.tty), "must be allow, deny or require")
             }
         }
+        parseContainment(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)
         executor.execRate = rate(Keys.execRate, in: entries)

@@ -63,6 +63,7 @@ final class ConfigParser {
         config.secrets = secrets
         config.metrics = metrics
         config.expectations = expectations
+        config.containment = parseContainmentSetting(top)
         checkExpectedExecutors(expectations, executors)
         return config
     }

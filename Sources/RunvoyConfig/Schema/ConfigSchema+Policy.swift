@@ -62,13 +62,57 @@ extension ConfigSchema {
         public static let commands = ConfigKey(
             "commands", .commandRules("executors.NAME.commands[N]"), default: .required,
             "`any`, or a list of command rules")
+        public static let leftovers = ConfigKey(
+            "leftovers", .string, default: .value("kill"),
+            "`kill` or `wait`: the execution's other processes when its main process exits")
+        public static let limits = ConfigKey(
+            "limits", .section("executors.NAME.limits"), default: .value("{}"),
+            "cgroup limits of each execution (cgroup containment)")
+        public static let rlimits = ConfigKey(
+            "rlimits", .section("executors.NAME.rlimits"), default: .value("{}"),
+            "resource limits set in the command's process before it execs")
 
         public static let section = ConfigSection(
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, concurrency, execRate, locks, allow, tty, commands,
+                maxTimeout, concurrency, execRate, locks, allow, tty, commands, leftovers, limits, rlimits,
             ])
+    }
+
+    /// `executors.NAME.limits`: what each execution's cgroup is limited to.
+    public enum ExecutorLimitKeys {
+        public static let memoryMax = ConfigKey(
+            "memory_max", .size(4096...Int64.max), default: .none, "memory.max: the most memory, e.g. 512MiB")
+        public static let memorySwapMax = ConfigKey(
+            "memory_swap_max", .size(0...Int64.max), default: .none, "memory.swap.max: the most swap")
+        public static let cpuQuota = ConfigKey(
+            "cpu_quota", .integer(1...100_000), default: .none, "cpu.max, in percent of one CPU (200: two CPUs)")
+        public static let cpuWeight = ConfigKey(
+            "cpu_weight", .integer(1...10_000), default: .none, "cpu.weight, 1-10000 (100 is the kernel's default)")
+        public static let tasksMax = ConfigKey(
+            "tasks_max", .integer(1...4_194_304), default: .none, "pids.max: the most processes and threads")
+        public static let ioWeight = ConfigKey(
+            "io_weight", .integer(1...10_000), default: .none, "io.weight, 1-10000 (100 is the kernel's default)")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.limits", doc: "cgroup limits of each execution", docsHeading: "### `executors`",
+            docsPrefix: "limits.", keys: [memoryMax, memorySwapMax, cpuQuota, cpuWeight, tasksMax, ioWeight])
+    }
+
+    /// `executors.NAME.rlimits`: resource limits set in the command's process (soft and hard alike).
+    public enum ResourceLimitKeys {
+        public static let nofile = ConfigKey(
+            "nofile", .integer(1...1_048_576), default: .none, "RLIMIT_NOFILE: open files per process")
+        public static let nproc = ConfigKey(
+            "nproc", .integer(1...4_194_304), default: .none, "RLIMIT_NPROC: processes of the run-as user")
+        public static let core = ConfigKey(
+            "core", .size(0...Int64.max, orWord: "unlimited"), default: .value("0"),
+            "RLIMIT_CORE: the largest core dump; 0 (none) by default")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.rlimits", doc: "resource limits of the command's process",
+            docsHeading: "### `executors`", docsPrefix: "rlimits.", keys: [nofile, nproc, core])
     }
 
     /// `executors.NAME.locks[N]`: a lock written as a mapping (a name alone is an exclusive lock).

@@ -28,12 +28,15 @@ extension ConfigSchema {
             "executors", .namedSections("executors.NAME"), default: .required, "the named execution environments")
         public static let expect = ConfigKey(
             "expect", .listOfSections("expect[N]"), default: .value("[]"), "expectations the policy must meet to load")
+        public static let containment = ConfigKey(
+            "containment", .string, default: .value("auto"),
+            "`auto`, `cgroup` or `subreaper`: how executions' processes are confined (read at start-up)")
 
         public static let section = ConfigSection(
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
                 socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
-                metrics, roles, executors, expect,
+                metrics, roles, executors, expect, containment,
             ])
     }
 

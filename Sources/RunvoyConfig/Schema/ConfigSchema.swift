@@ -13,7 +13,7 @@ public enum ConfigSchema {
     public static let sections: [ConfigSection] = [
         TopKeys.section, SocketKeys.section, LimitsKeys.section, RatesKeys.section, RateKeys.section, AuditKeys.section,
         HistoryKeys.section, SecretsKeys.section, MetricsKeys.section, RoleKeys.section, ExpectKeys.section,
-        ExecutorKeys.section, RunAsKeys.section,
+        ExecutorKeys.section, RunAsKeys.section, ExecutorLimitKeys.section, ResourceLimitKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
     ]
 

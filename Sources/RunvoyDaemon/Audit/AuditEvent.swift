@@ -26,6 +26,7 @@ struct AuditEvent: Sendable {
         case executionAttached = "execution_attached"
         case executionDetached = "execution_detached"
         case connectionRefused = "connection_refused"
+        case executionProcessesEnded = "execution_processes_ended"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -54,6 +55,7 @@ struct AuditEvent: Sendable {
             case .executionAttached: "be54e9df1fb846fe9523f7184eb3a8bd"
             case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
             case .connectionRefused: "195bace4d778400ab3932aa7cedec38c"
+            case .executionProcessesEnded: "3f0c2a9d5b6e4e1c8a7d2b4f6e9c1a35"
             }
         }
     }

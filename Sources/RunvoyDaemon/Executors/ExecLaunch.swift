@@ -20,6 +20,8 @@ struct ExecLaunch: Sendable {
     let logger: Logger
     /// Where audit records go (a test's own journal socket in tests).
     var journal: Journal = .shared
+    /// What confines each execution's processes (chosen at start-up).
+    var containment: any Containment = ProcessGroupContainment()
 
     /// What a launch made, all of which the execution takes over.
     struct Launched: Sendable {
@@ -31,6 +33,8 @@ struct ExecLaunch: Sendable {
         let process: SpawnedProcess
         let pipes: ExecutionPipes
         let records: Execution.Records
+        /// Every process of the execution (its cgroup, or what the subreaper finds).
+        let scope: any ExecutionScope
     }
 
     /// What was made so far, for the rollback.
@@ -41,6 +45,7 @@ struct ExecLaunch: Sendable {
         var injection: SecretInjection?
         var fields: [(String, String)] = []
         var process: SpawnedProcess?
+        var scope: (any ExecutionScope)?
     }
 
     /// Launches `plan`. An execution that waited in the queue has its id and its history row already
@@ -64,14 +69,17 @@ struct ExecLaunch: Sendable {
             made.injection = injection
             made.fields = plan.startedFields(executionID: made.id)
             try await recordDecision(plan, id: made.id, audit: audit)
-            let process = try spawn(plan, injection)
+            let scope = try makeScope(plan, id: made.id)
+            made.scope = scope
+            let process = try spawn(plan, injection, scope: scope)
             made.process = process
             let startedAtMs = WallClock.milliseconds()
             let pipes = try await attachPipes(process, redaction: injection.redaction)
             return Launched(
                 id: made.id, createdAtMs: createdAtMs, startedAtMs: startedAtMs, recorder: recorder,
                 injection: injection, process: process, pipes: pipes,
-                records: Execution.Records(store: store, audit: audit, fields: made.fields, logger: logger))
+                records: Execution.Records(store: store, audit: audit, fields: made.fields, logger: logger),
+                scope: scope)
         } catch {
             rollBack(made, error, audit: audit)
             throw LaunchFailure(stage: error)
@@ -114,16 +122,30 @@ struct ExecLaunch: Sendable {
         }
     }
 
-    private func spawn(_ plan: ExecPlan, _ injection: SecretInjection) throws(LaunchFailure.Stage) -> SpawnedProcess {
+    /// The execution's scope (its cgroup, with the executor's limits), made before the command, which starts in it.
+    private func makeScope(_ plan: ExecPlan, id: String) throws(LaunchFailure.Stage) -> any ExecutionScope {
+        do throws(SpawnError) {
+            return try containment.scope(executionID: id, executor: plan.executor, caller: plan.caller.uid)
+        } catch {
+            throw .spawn(error)
+        }
+    }
+
+    private func spawn(
+        _ plan: ExecPlan, _ injection: SecretInjection, scope: any ExecutionScope
+    ) throws(LaunchFailure.Stage) -> SpawnedProcess {
         var environment = plan.environment
         for (key, value) in injection.environment { environment[key] = value }
         do throws(SpawnError) {
-            return try spawner.spawn(
+            let process = try spawner.spawn(
                 SpawnRequest(
                     path: plan.command, argv: plan.argv, environment: environment,
                     workingDirectory: plan.workingDirectory, identity: plan.identity, stdinPipe: plan.wantsStdin,
-                    terminal: plan.terminal))
+                    terminal: plan.terminal, hooks: scope.spawnHooks, resourceLimits: plan.executor.rlimits))
+            scope.spawned(leader: process.pid)
+            return process
         } catch {
+            scope.spawned(leader: nil)
             throw .spawn(error)
         }
     }
@@ -135,10 +157,12 @@ struct ExecLaunch: Sendable {
         if let process = made.process {
             // Its pipes (and a terminal's control descriptor) were closed by `attachPipes`; the process group goes, and the leader is reaped.
             kill(-process.pid, SIGKILL)
+            made.scope?.kill()
             var exited: Int32 = 0
             var status: Int32 = 0
             _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
             close(process.pidfd)
+            made.scope?.release()
         }
         if let record = stage.finishedRecord(executionID: made.id, fields: made.fields, pid: made.process?.pid) {
             audit.recordBestEffort(record)

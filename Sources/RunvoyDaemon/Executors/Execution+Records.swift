@@ -45,7 +45,7 @@ extension Execution {
                 ExecutionStore.Outcome(
                     status: status, pid: pid, exitCode: event.exitCode, signal: event.signal,
                     startedAtMs: startedAtMs, finishedAtMs: WallClock.milliseconds(),
-                    durationUsec: event.durationUsec, totals: totals, reason: nil))
+                    durationUsec: event.durationUsec, totals: totals, reason: nil, usage: containmentReport.usage))
         } catch {
             records.logger.error(
                 "cannot record the end of an execution in the history",
@@ -74,6 +74,9 @@ extension Execution {
         record.append(("DURATION_USEC", String(event.durationUsec)))
         record.append(("STDOUT_BYTES", String(totals.stdoutBytes)))
         record.append(("STDERR_BYTES", String(totals.stderrBytes)))
+        let (leftoversKilled, usage) = containmentReport
+        if leftoversKilled > 0 { record.append(("LEFTOVERS_KILLED", String(leftoversKilled))) }
+        if let usage { record += usage.auditFields }
         return AuditEvent(
             .executionFinished, priority: event.exitCode == 0 ? 6 : 5, message: "execution \(id) \(outcome)",
             fields: record)

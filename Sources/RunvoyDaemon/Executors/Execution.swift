@@ -2,6 +2,7 @@ import CRunvoyPosix
 import Glibc
 import NIOCore
 import NIOPosix
+import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
 
@@ -37,6 +38,10 @@ final class Execution: Sendable {
     let secrets: SecretInjection
     /// The history and audit trail this execution records itself in.
     let records: Records
+    /// Every process of the execution, beyond its process group: its cgroup, or what the subreaper finds.
+    let scope: any ExecutionScope
+    /// What happens to the execution's other processes when its main process exits.
+    let leftovers: LeftoverPolicy
     /// The pidfd of the process group leader: waited for, and reaped once nothing can signal the group any more.
     private let pidfd: Int32
     /// The daemon's ends of the command's output pipes, read by `run` (with a terminal, its master alone).
@@ -61,6 +66,13 @@ final class Execution: Sendable {
         /// Output flows once the client has its `started` event (or has been given up on).
         var outputReleased = false
         var releaseWaiters: [CheckedContinuation<Void, Never>] = []
+        /// How many processes were left when the main process exited and were killed (`leftovers: kill`).
+        var leftoversKilled = 0
+        /// The main process had exited and nothing else of the execution was left (killed, or waited for): nothing
+        /// of it can start any more, so the end needs no second search.
+        var leftoversEnded = false
+        /// What the execution's processes used, read once they have all ended.
+        var usage: ResourceUsage?
     }
 
     /// How many `Execution` objects exist: each one is released once its command has ended and nothing refers
@@ -91,6 +103,8 @@ final class Execution: Sendable {
         startedAtMs = launched.startedAtMs
         secrets = launched.injection
         records = launched.records
+        scope = launched.scope
+        leftovers = plan.executor.leftovers
         let machine = StateMachine(executionID: launched.id, requestID: plan.requestID, started: .now)
         state = Mutex(Locked(machine: machine, sink: sink, stdin: launched.pipes.stdin))
         Self.live.add(1, ordering: .relaxed)
@@ -135,13 +149,23 @@ final class Execution: Sendable {
         }
     }
 
-    /// SIGTERM to the process group, then SIGKILL after the kill grace if anything is left.
+    /// SIGTERM or SIGKILL to every process of the execution: its process group, and the rest of its scope (all
+    /// of its cgroup; or what the subreaper finds of it).
+    private func signalEverything(_ signal: Int32) {
+        state.withLock { state in
+            guard state.machine.maySignal else { return }
+            kill(-pid, signal)
+            if signal == SIGKILL { scope.kill() } else { scope.signal(signal) }
+        }
+    }
+
+    /// SIGTERM to every process of the execution, then SIGKILL after the kill grace if anything is left.
     func terminate(timedOut: Bool = false) {
         guard state.withLock({ $0.machine.terminate(timedOut: timedOut) }) == .signalAndArmKillTimer else { return }
-        signal(SIGTERM)
+        signalEverything(SIGTERM)
         let killer = Self.timerLoop.scheduleTask(in: TimeAmount(killGrace)) { [weak self] in
             guard let self, self.state.withLock({ $0.machine.killsWhenGraceEnds }) else { return }
-            self.signal(SIGKILL)
+            self.signalEverything(SIGKILL)
         }
         state.withLock { $0.killTimer = killer }
     }
@@ -283,11 +307,14 @@ final class Execution: Sendable {
             return (state.sink, state.waiters)
         }
         // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
-        // drained it stayed a zombie, so a signal to its process group could reach no other process.
+        // drained it stayed a zombie, so a signal to its process group could reach no other process. Whatever of
+        // the execution started since its leftovers were handled goes first, while that still holds.
+        if !state.withLock({ $0.leftoversEnded }) { scope.kill() }
         var exited: Int32 = 0
         var code: Int32 = 0
         _ = runvoy_pidfd_wait(pidfd, &exited, &code)
         close(pidfd)
+        scope.release()
         if let sink {
             try? await sink.exit(event)
         }
@@ -309,9 +336,12 @@ final class Execution: Sendable {
             if let stderr { group.addTask { await self.pump(stderr, .stderr) } }
         }
         let status = await Reaper.shared.wait(pidfd: pidfd)
+        state.withLock { $0.machine.leaderExited(status) }
+        // The timeout still runs while `leftovers: wait` waits for the rest of the execution.
+        await endLeftovers()
         state.withLock { state in
             state.timeoutTimer?.cancel()
-            state.machine.leaderExited(status)
+            state.usage = scope.usage() ?? Self.rusage(pidfd)
         }
         let closer = loop.scheduleTask(in: TimeAmount(drainGrace)) {
             stdout.channel.close(promise: nil)
@@ -326,6 +356,43 @@ final class Execution: Sendable {
         state.withLock { $0.abandonTimer = abandon }
         await pumps
         closer.cancel()
+    }
+
+    /// The main process exited: kill what else of the execution runs (`leftovers: kill`, counted for the audit
+    /// trail), or wait until it has all ended (`wait`; the timeout, a kill or shutdown end it all).
+    private func endLeftovers() async {
+        switch leftovers {
+        case .kill:
+            state.withLock { state in
+                guard state.machine.maySignal else { return }
+                state.leftoversKilled = scope.kill()
+                state.leftoversEnded = true
+            }
+        case .wait:
+            // Polled: /proc gives no event to wait on. On the event loop's timers, not `Task.sleep` (see
+            // ExecutionLifetimeTests: a cancelled one would hold its task until its deadline).
+            while scope.isPopulated {
+                try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
+            }
+            state.withLock { $0.leftoversEnded = true }
+        }
+    }
+
+    /// What the exited (still unreaped) main process and the children it waited for used: the figures where the
+    /// scope has none (subreaper containment). Processes it did not wait for (escaped ones) are not in them. No
+    /// memory peak: the kernel's ru_maxrss of a vfork'd child is the daemon's own resident set, which the child
+    /// shared until it exec'd (exec records the old memory's high-water mark).
+    static func rusage(_ pidfd: Int32) -> ResourceUsage? {
+        var usage = runvoy_usage()
+        guard runvoy_pidfd_usage(pidfd, &usage) == 0 else { return nil }
+        return ResourceUsage(
+            cpuUserUsec: usage.user_usec, cpuSystemUsec: usage.system_usec, ioReadBytes: usage.read_bytes,
+            ioWriteBytes: usage.write_bytes, source: "rusage")
+    }
+
+    /// How many leftover processes were killed when the main process exited, and what the execution used.
+    var containmentReport: (leftoversKilled: Int, usage: ResourceUsage?) {
+        state.withLock { ($0.leftoversKilled, $0.usage) }
     }
 
     /// The most output one frame (and one stored record) carries.

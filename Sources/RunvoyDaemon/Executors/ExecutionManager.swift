@@ -76,17 +76,21 @@ final class ExecutionManager: Service, Sendable {
     var store: ExecutionStore { launcher.store }
     /// The secrets executors inject.
     var secrets: SecretStore { launcher.secrets }
+    /// What confines executions' processes.
+    var containment: any Containment { launcher.containment }
 
     init(
         group: any EventLoopGroup, logger: Logger, store: ExecutionStore, secrets: SecretStore,
         refusals: RefusalThrottle, spawner: any ProcessSpawner = PosixSpawner(), journal: Journal = .shared,
-        drainGrace: Duration = .seconds(2), onChange: @escaping @Sendable (Int) -> Void
+        drainGrace: Duration = .seconds(2), containment: any Containment = ProcessGroupContainment(),
+        onChange: @escaping @Sendable (Int) -> Void
     ) {
         self.refusals = refusals
         self.group = group
         self.logger = logger
         self.launcher = ExecLaunch(
-            store: store, secrets: secrets, spawner: spawner, group: group, logger: logger, journal: journal)
+            store: store, secrets: secrets, spawner: spawner, group: group, logger: logger, journal: journal,
+            containment: containment)
         self.drainGrace = drainGrace
         self.onChange = onChange
     }

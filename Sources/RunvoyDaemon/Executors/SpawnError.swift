@@ -31,6 +31,10 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case pidfd
         /// The pseudo-terminal could not be made.
         case terminal
+        /// The execution's cgroup could not be made, limited, or entered.
+        case cgroup
+        /// A resource limit (`rlimits`) could not be set in the child.
+        case resourceLimit
         case setgroups
         case setgid
         case setuid
@@ -48,6 +52,8 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
             case RUNVOY_STAGE_SETUID.rawValue: self = .setuid
             case RUNVOY_STAGE_CHDIR.rawValue: self = .chdir
             case RUNVOY_STAGE_EXEC.rawValue: self = .exec
+            case RUNVOY_STAGE_CGROUP.rawValue: self = .cgroup
+            case RUNVOY_STAGE_RLIMIT.rawValue: self = .resourceLimit
             default: self = .child(stage)
             }
         }
@@ -63,7 +69,7 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
 
     var code: Code {
         switch stage {
-        case .pipe, .devNull, .fork, .pidfd, .terminal: return .resources
+        case .pipe, .devNull, .fork, .pidfd, .terminal, .cgroup, .resourceLimit: return .resources
         case .setgroups, .setgid, .setuid: return .identity
         case .chdir: return .workingDirectory
         case .child: return .exec
@@ -91,6 +97,8 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case .pidfd: message = "pidfd_open: \(text)"
         case .terminal: message = "cannot make a terminal: \(text)"
         case .fork: message = "cannot fork: \(text)"
+        case .cgroup: message = "cannot make or enter the execution's cgroup: \(text)"
+        case .resourceLimit: message = "cannot set the executor's resource limits: \(text)"
         case .setgroups, .setgid, .setuid: message = "cannot switch to the run-as identity: \(text)"
         case .chdir: message = "cannot enter the working directory: \(text)"
         case .exec:

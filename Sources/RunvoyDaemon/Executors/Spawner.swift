@@ -1,5 +1,6 @@
 import CRunvoyPosix
 import Glibc
+import RunvoyConfig
 import RunvoyKit
 
 /// What to start: a resolved program, its argv and environment, and the identity to run it as.
@@ -20,6 +21,10 @@ struct SpawnRequest: Sendable {
     var stdinPipe: Bool
     /// A pseudo-terminal of this size as the command's controlling terminal and stdio, instead of pipes.
     var terminal: TerminalSize? = nil
+    /// What the child does to enter its execution's scope (cgroup, audit session).
+    var hooks = SpawnHooks()
+    /// Resource limits set in the child before exec.
+    var resourceLimits = ChildResourceLimits()
 }
 
 /// A terminal's window, in character cells.
@@ -97,20 +102,43 @@ struct PosixSpawner: ProcessSpawner {
         let argv = CStringArray(request.argv)
         let envp = CStringArray(request.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         let groups = request.identity?.groups ?? []
+        let limits = Self.limits(request.resourceLimits)
+        let loginUID = request.hooks.loginUID.map { strdup(String($0)) } ?? nil
+        defer { free(loginUID) }
         return request.path.withCString { path in
             request.workingDirectory.withCString { cwd in
                 groups.withUnsafeBufferPointer { groupsBuffer in
-                    var spec = runvoy_spawn_request(
-                        path: path, argv: argv.pointers, envp: envp.pointers, cwd: cwd,
-                        change_identity: request.identity == nil ? 0 : 1,
-                        uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
-                        groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
-                        stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write,
-                        tty_fd: ends.terminalSlave)
-                    return runvoy_spawn(&spec)
+                    limits.withUnsafeBufferPointer { limitsBuffer in
+                        var spec = runvoy_spawn_request(
+                            path: path, argv: argv.pointers, envp: envp.pointers, cwd: cwd,
+                            change_identity: request.identity == nil ? 0 : 1,
+                            uid: request.identity?.uid ?? 0, gid: request.identity?.gid ?? 0,
+                            groups: groupsBuffer.baseAddress, ngroups: groupsBuffer.count,
+                            stdin_fd: ends.stdin.read, stdout_fd: ends.stdout.write, stderr_fd: ends.stderr.write,
+                            tty_fd: ends.terminalSlave, cgroup_procs_fd: request.hooks.cgroupProcsFD,
+                            cgroup_dir_fd: request.hooks.cgroupDirectoryFD,
+                            loginuid: UnsafePointer(loginUID), rlimits: limitsBuffer.baseAddress,
+                            nrlimits: limitsBuffer.count)
+                        return runvoy_spawn(&spec)
+                    }
                 }
             }
         }
+    }
+
+    /// The resource limits the child sets, as the C side takes them.
+    static func limits(_ limits: ChildResourceLimits) -> [runvoy_rlimit_setting] {
+        var settings: [runvoy_rlimit_setting] = []
+        if let value = limits.openFiles {
+            settings.append(runvoy_rlimit_setting(resource: RUNVOY_RLIMIT_NOFILE, value: value))
+        }
+        if let value = limits.processes {
+            settings.append(runvoy_rlimit_setting(resource: RUNVOY_RLIMIT_NPROC, value: value))
+        }
+        if let value = limits.coreBytes {
+            settings.append(runvoy_rlimit_setting(resource: RUNVOY_RLIMIT_CORE, value: value))
+        }
+        return settings
     }
 }
 

@@ -68,8 +68,36 @@ extension Daemon {
         return .path(path)
     }
 
+    /// Chooses the containment (`containment:`), says which at start-up, and in cgroup mode ends and removes
+    /// what executions of a previous run left in their cgroups (audited, one record each).
+    func selectContainment(audit: AuditLog, logger: Logger) throws -> any Containment {
+        let containment: any Containment
+        do throws(ContainmentSelection.Unavailable) {
+            containment = try ContainmentSelection.select(config.containment)
+        } catch {
+            throw ListeningSocket.SetupError(description: "not starting: \(error.description)")
+        }
+        var location = ""
+        if let cgroups = containment as? CgroupContainment { location = " in \(cgroups.root)" }
+        logger.notice("containment: \(containment.mode.rawValue)\(location)")
+        for note in containment.notes { logger.warning("containment: \(note)") }
+        if let cgroups = containment as? CgroupContainment {
+            for (id, count) in cgroups.recoverLost() {
+                audit.recordBestEffort(
+                    AuditEvent(
+                        .executionProcessesEnded, priority: 4,
+                        message: "execution \(id) left \(count) processes in its cgroup from a previous run; killed",
+                        fields: [
+                            ("EXECUTION_ID", id), ("PROCESSES", String(count)),
+                            ("CGROUP", cgroups.executions + "/" + id),
+                        ]))
+            }
+        }
+        return containment
+    }
+
     /// The `daemon_started` record, and the policy record of the configuration it serves.
-    func recordStart(_ audit: AuditLog) {
+    func recordStart(_ audit: AuditLog, containment: any Containment) {
         audit.recordBestEffort(
             AuditEvent(
                 .daemonStarted, priority: 6,
@@ -78,7 +106,8 @@ extension Daemon {
                     ("CONFIG_PATH", configPath ?? "(embedded)"), ("CONFIG_DIGEST", config.digest),
                     ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
-                ]))
+                    ("CONTAINMENT", containment.mode.rawValue),
+                ] + containment.notes.map { ("CONTAINMENT_NOTE", $0) }))
         audit.recordBestEffort(ConfigReloader.policyRecord(config, previous: nil))
     }
 }

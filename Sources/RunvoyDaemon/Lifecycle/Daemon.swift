@@ -29,6 +29,7 @@ struct Daemon {
             logger.warning("\(warning)")
         }
         try prepareSecretsRuntimeDirectory(logger: logger)
+        let containment = try selectContainment(audit: audit, logger: logger)
         let listening = try Self.listeningSocket(config.socket.path)
         if case .inherited(let fd) = listening,
             let warning = ListeningSocket.activationMismatch(fd, settings: config.socket)
@@ -36,8 +37,9 @@ struct Daemon {
             logger.warning("\(warning)")
         }
         let services = makeServices(
-            listening: listening, history: history, secrets: secrets, notifier: notifier, logger: logger)
-        recordStart(audit)
+            listening: listening, history: history, secrets: secrets, containment: containment, notifier: notifier,
+            logger: logger)
+        recordStart(audit, containment: containment)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
@@ -50,8 +52,8 @@ struct Daemon {
     /// The daemon's services, in the order the service group starts them (and the reverse of the order it stops
     /// them in).
     private func makeServices(
-        listening: ListeningSocket, history: ExecutionStore, secrets: SecretStore, notifier: SystemdNotifier,
-        logger: Logger
+        listening: ListeningSocket, history: ExecutionStore, secrets: SecretStore, containment: any Containment,
+        notifier: SystemdNotifier, logger: Logger
     ) -> [any Service] {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
@@ -59,7 +61,8 @@ struct Daemon {
         let refusals = RefusalThrottle(logger: logger)
         let executionChanges = Atomic(0)
         let executions = ExecutionManager(
-            group: group, logger: logger, store: history, secrets: secrets, refusals: refusals
+            group: group, logger: logger, store: history, secrets: secrets, refusals: refusals,
+            containment: containment
         ) { _ in
             executionChanges.add(1, ordering: .relaxed)
             if let server = server.value { notifier.status(server.statusLine()) }

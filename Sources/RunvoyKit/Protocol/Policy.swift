@@ -123,6 +123,8 @@ public struct CapabilitiesResult: Codable, Sendable, Equatable {
     public var roles: [String]
     public var permissions: [String]
     public var executors: [ExecutorCapability]
+    /// How the daemon confines executions' processes: `cgroup`, `subreaper` (nil from daemons before it).
+    public var containment: String?
 
     public init(user: String, roles: [String], permissions: [String], executors: [ExecutorCapability]) {
         self.user = user

@@ -19,6 +19,8 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
     public var executors: [String]
     /// The executor used when none is named.
     public var defaultExecutor: String?
+    /// How the daemon confines executions' processes: `cgroup`, `subreaper` (nil from daemons before it).
+    public var containment: String?
 
     public init(
         uid: UInt32, gid: UInt32, pid: Int32, user: String?, group: String?, groups: [String], admin: Bool,
@@ -40,6 +42,7 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case uid, gid, pid, user, group, groups, admin, roles, pidfd, executors
         case defaultExecutor = "default_executor"
+        case containment
     }
 
     /// Every member is written, `null` where there is no value, as docs/PROTOCOL.md shows.
@@ -56,5 +59,6 @@ public struct WhoamiResult: Codable, Sendable, Equatable {
         try c.encode(pidfd, forKey: .pidfd)
         try c.encode(executors, forKey: .executors)
         try c.encode(defaultExecutor, forKey: .defaultExecutor)
+        try c.encodeIfPresent(containment, forKey: .containment)
     }
 }

@@ -13,10 +13,11 @@ struct CapabilitiesHandler: MethodHandler {
         let executors = config.executors.filter { Authorizer.mayUse(caller, $0, config) }.map {
             Self.capability($0, config)
         }
-        return .result(
-            CapabilitiesResult(
-                user: caller.displayName, roles: roles.sorted().map(\.rawValue),
-                permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors))
+        var result = CapabilitiesResult(
+            user: caller.displayName, roles: roles.sorted().map(\.rawValue),
+            permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors)
+        result.containment = context.executions.containment.mode.rawValue
+        return .result(result)
     }
 
     private static func capability(_ executor: ExecutorConfig, _ config: DaemonConfig) -> ExecutorCapability {

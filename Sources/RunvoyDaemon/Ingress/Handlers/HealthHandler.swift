@@ -25,10 +25,13 @@ struct HealthHandler: MethodHandler {
         if !Authorizer.roles(context.caller, config).contains(.admin) {
             for index in checks.indices { checks[index].detail = nil }
         }
+        let containment = context.executions.containment
+        let notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
                 configLoadedAtMs: context.server.config.loadedAtMs,
-                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9, containment: "none"))
+                uptimeSeconds: Double(DaemonMetrics.shared.uptime.nanoseconds) / 1e9,
+                containment: containment.mode.rawValue + notes))
     }
 }

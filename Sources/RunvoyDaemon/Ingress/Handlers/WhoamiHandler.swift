@@ -16,6 +16,7 @@ struct WhoamiHandler: MethodHandler {
             groups: caller.groupNames, admin: roles.contains(.admin), pidfd: caller.hasPidfd, executors: usable,
             defaultExecutor: usable.contains(config.defaultExecutorName) ? config.defaultExecutorName : nil)
         result.roles = roles.sorted().map(\.rawValue)
+        result.containment = context.executions.containment.mode.rawValue
         return .result(result)
     }
 }

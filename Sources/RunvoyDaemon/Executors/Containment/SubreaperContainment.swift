@@ -1,0 +1,163 @@
+import CRunvoyPosix
+import Foundation
+import Glibc
+import RunvoyConfig
+import RunvoyKit
+
+/// Containment without a delegated cgroup: runvoyd is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so a process
+/// whose parent exits is re-parented to it rather than to init, and an execution's processes are found in /proc
+/// as those in its main process's process group or session, descended from it, or, where the daemon may set login
+/// uids (CAP_AUDIT_CONTROL, login uid not immutable), in the audit session the child opened by setting its login
+/// uid to the caller's: a tag the kernel keeps across fork, `setsid` and re-parenting that only CAP_AUDIT_CONTROL
+/// changes. Without that tag, a process that left the session and process group after its parent exited is not
+/// found. Re-parented processes that exit are reaped here (`reapOrphans`), never the executions' main processes.
+final class SubreaperContainment: Containment {
+    private struct State: ~Copyable {
+        /// Main processes of executions, not reaped yet: their owners reap them, never `reapOrphans`.
+        var leaders = Set<pid_t>()
+        /// Spawns under way: a child that exits before it is registered must not be reaped by someone else.
+        var spawning = 0
+    }
+
+    private let state = Mutex(State())
+    /// Whether children can set their login uid (and so get an audit session of their own).
+    let tagging: Bool
+    /// This process's audit session, which a child that could not open its own keeps.
+    let ownAuditSession: UInt32
+
+    var mode: ContainmentMode { .subreaper }
+
+    var notes: [String] {
+        tagging
+            ? []
+            : [
+                "audit sessions cannot tag executions (no CAP_AUDIT_CONTROL or login uid immutable): a process that "
+                    + "leaves its session after its parent exited is not found"
+            ]
+    }
+
+    /// Makes this process a child subreaper and starts the thread that reaps re-parented processes.
+    init() throws(SystemError) {
+        guard runvoy_set_child_subreaper() == 0 else { throw SystemError("prctl(PR_SET_CHILD_SUBREAPER)") }
+        ownAuditSession = runvoy_audit_session(getpid())
+        tagging = access("/proc/self/loginuid", W_OK) == 0 && Self.hasCapability(30)  // CAP_AUDIT_CONTROL
+        let thread = Thread { [self] in
+            while true {
+                sleep(1)
+                self.reapOrphans()
+            }
+        }
+        thread.name = "runvoyd-orphans"
+        thread.start()
+    }
+
+    func scope(
+        executionID: String, executor: ExecutorConfig, caller uid: uid_t
+    ) throws(SpawnError) -> any ExecutionScope {
+        state.withLock { $0.spawning += 1 }
+        return SubreaperScope(owner: self, loginUID: tagging ? uid : nil)
+    }
+
+    /// A spawn ended: its process (if any) is a leader until `released`.
+    func spawned(_ leader: pid_t?) {
+        state.withLock { state in
+            state.spawning -= 1
+            if let leader { state.leaders.insert(leader) }
+        }
+    }
+
+    func released(_ leader: pid_t) {
+        state.withLock { _ = $0.leaders.remove(leader) }
+        reapOrphans()
+    }
+
+    /// Reaps the zombie children that are no execution's main process. Returns how many.
+    @discardableResult
+    func reapOrphans() -> Int {
+        state.withLock { state in
+            guard state.spawning == 0 else { return 0 }
+            let keep = state.leaders.sorted()
+            return Int(keep.withUnsafeBufferPointer { runvoy_reap_orphans($0.baseAddress, $0.count) })
+        }
+    }
+
+    /// Whether the effective capability set holds capability `bit`.
+    static func hasCapability(_ bit: Int) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+            let mask = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { return false }
+        return mask & (1 << UInt64(bit)) != 0
+    }
+}
+
+/// One execution's processes under the subreaper: found in /proc each time they are needed.
+final class SubreaperScope: ExecutionScope {
+    private struct State {
+        var leader: pid_t?
+        var auditSession: UInt32 = 0xffff_ffff
+    }
+
+    private let owner: SubreaperContainment
+    private let loginUID: uid_t?
+    private let state = Mutex(State())
+
+    init(owner: SubreaperContainment, loginUID: uid_t?) {
+        self.owner = owner
+        self.loginUID = loginUID
+    }
+
+    var spawnHooks: SpawnHooks { SpawnHooks(loginUID: loginUID) }
+
+    func spawned(leader: pid_t?) {
+        if let leader {
+            let session = runvoy_audit_session(leader)
+            let tagged = session != 0xffff_ffff && session != owner.ownAuditSession
+            state.withLock {
+                $0.leader = leader
+                if tagged { $0.auditSession = session }
+            }
+        }
+        owner.spawned(leader)
+    }
+
+    /// The execution's live processes but the main one.
+    func members() -> [pid_t] {
+        let (leader, session) = state.withLock { ($0.leader, $0.auditSession) }
+        guard let leader else { return [] }
+        var capacity = 64
+        while true {
+            var pids = [pid_t](repeating: 0, count: capacity)
+            let found = pids.withUnsafeMutableBufferPointer {
+                runvoy_scope_members(leader, session, $0.baseAddress, capacity)
+            }
+            if found < 0 { return [] }
+            if found <= capacity { return Array(pids.prefix(Int(found))) }
+            capacity = Int(found) + 16
+        }
+    }
+
+    func signal(_ signal: Int32) -> Int {
+        members().reduce(0) { count, pid in Glibc.kill(pid, signal) == 0 ? count + 1 : count }
+    }
+
+    func kill() -> Int {
+        // Again while something is found: a process may fork between the scan and its SIGKILL.
+        var killed = Set<pid_t>()
+        for _ in 0..<8 {
+            let found = members()
+            if found.isEmpty { break }
+            for pid in found where Glibc.kill(pid, SIGKILL) == 0 { killed.insert(pid) }
+        }
+        return killed.count
+    }
+
+    var isPopulated: Bool { !members().isEmpty }
+
+    func release() {
+        guard let leader = state.withLock({ $0.leader }) else { return }
+        owner.released(leader)
+    }
+
+    func usage() -> ResourceUsage? { nil }
+}
