@@ -25,6 +25,9 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
     public var tty: TerminalPolicy = .allow
+    /// Where `runvoyctl edit` may edit files as `run_as`: each entry is a directory (or a file) matched as
+    /// `path_under` matches; empty, nothing may be edited.
+    public var editable: [String] = []
     /// Line of the executor's key in the file.
     public var line: Int
 

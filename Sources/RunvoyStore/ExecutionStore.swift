@@ -149,6 +149,15 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN boot_id TEXT;
                     """)
         }
+        migrator.registerMigration("v4-edits") { db in
+            // `runvoyctl edit` records: the file and its SHA-256 before and after (null for commands).
+            try db.execute(
+                sql: """
+                    ALTER TABLE executions ADD COLUMN edit_path TEXT;
+                    ALTER TABLE executions ADD COLUMN edit_sha256_before TEXT;
+                    ALTER TABLE executions ADD COLUMN edit_sha256_after TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -167,8 +176,9 @@ public final class ExecutionStore: Sendable {
                 sql: """
                     INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                         env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
-                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
+                        edit_path, edit_sha256_before, edit_sha256_after)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [
@@ -177,7 +187,8 @@ public final class ExecutionStore: Sendable {
                     info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
                     info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
                     info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
-                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason,
+                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
+                    info.edit?.sha256Before, info.edit?.sha256After,
                 ])
         }
     }
@@ -591,6 +602,14 @@ public final class ExecutionStore: Sendable {
             startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
-            reason: row["reason"])
+            reason: row["reason"], edit: edit(row))
+    }
+
+    /// The edit an edit record describes; nil for a command.
+    static func edit(_ row: Row) -> EditSummary? {
+        guard let path = row["edit_path"] as String?, let before = row["edit_sha256_before"] as String?,
+            let after = row["edit_sha256_after"] as String?
+        else { return nil }
+        return EditSummary(path: path, sha256Before: before, sha256After: after)
     }
 }

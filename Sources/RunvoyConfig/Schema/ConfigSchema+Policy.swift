@@ -59,6 +59,9 @@ extension ConfigSchema {
         public static let tty = ConfigKey(
             "tty", .string, default: .value("allow"),
             "`allow`, `deny` or `require`: whether commands run on a pseudo-terminal (`exec -t`)")
+        public static let editable = ConfigKey(
+            "editable", .strings, default: .value("[]"),
+            "absolute paths `runvoyctl edit` may edit as `run_as`, each matched as `path_under`")
         public static let commands = ConfigKey(
             "commands", .commandRules("executors.NAME.commands[N]"), default: .required,
             "`any`, or a list of command rules")
@@ -67,7 +70,7 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, concurrency, execRate, locks, allow, tty, commands,
+                maxTimeout, concurrency, execRate, locks, allow, tty, editable, commands,
             ])
     }
 

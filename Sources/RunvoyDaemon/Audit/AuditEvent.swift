@@ -26,6 +26,8 @@ struct AuditEvent: Sendable {
         case executionAttached = "execution_attached"
         case executionDetached = "execution_detached"
         case connectionRefused = "connection_refused"
+        case fileOpened = "file_opened"
+        case fileEdited = "file_edited"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -54,6 +56,8 @@ struct AuditEvent: Sendable {
             case .executionAttached: "be54e9df1fb846fe9523f7184eb3a8bd"
             case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
             case .connectionRefused: "195bace4d778400ab3932aa7cedec38c"
+            case .fileOpened: "6e2292a0e51a43c0b18d665818659b30"
+            case .fileEdited: "8b7c70da326d498da9aaca97e404e7dd"
             }
         }
     }

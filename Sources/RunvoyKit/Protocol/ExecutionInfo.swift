@@ -32,13 +32,15 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var configDigest: String
     /// Why the execution failed to start or was marked lost, when it did.
     public var reason: String?
+    /// For a `runvoyctl edit` record: the file and its hashes before and after; nil for a command.
+    public var edit: EditSummary?
 
     public init(
         executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
         executor: String, runAs: String, argv: [String], workingDirectory: String, envKeys: [String], pid: Int32?,
         exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
-        outputPruned: Bool, configDigest: String, reason: String?
+        outputPruned: Bool, configDigest: String, reason: String?, edit: EditSummary? = nil
     ) {
         self.executionId = executionId
         self.status = status
@@ -64,10 +66,11 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         self.outputPruned = outputPruned
         self.configDigest = configDigest
         self.reason = reason
+        self.edit = edit
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, executor, argv, pid, signal, reason
+        case status, executor, argv, pid, signal, reason, edit
         case executionId = "execution_id"
         case callerUid = "caller_uid"
         case callerUser = "caller_user"
@@ -115,5 +118,6 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(outputPruned, forKey: .outputPruned)
         try c.encode(configDigest, forKey: .configDigest)
         try c.encode(reason, forKey: .reason)
+        try c.encode(edit, forKey: .edit)
     }
 }
