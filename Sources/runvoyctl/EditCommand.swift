@@ -105,8 +105,10 @@ struct TemporaryCopy {
 
     /// Runs the editor on the copy and waits for it; a failed editor saves nothing.
     func edit() throws {
-        let editor = ["VISUAL", "EDITOR"].lazy.compactMap { getenv($0).map { String(cString: $0) } }
-            .first { !$0.isEmpty } ?? "vi"
+        var editor = "vi"
+        for name in ["EDITOR", "VISUAL"] {
+            if let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty { editor = value }
+        }
         // Through the shell, as sudoedit and git do, so that an editor with arguments (`code -w`) works.
         let argv = ["/bin/sh", "-c", editor + " \"$1\"", "sh", path]
         var pid: pid_t = 0
