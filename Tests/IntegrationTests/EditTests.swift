@@ -27,6 +27,7 @@ final class EditTests {
         let base = base
         for name in ["conf", "open", "other"] { mkdir("\(base)/\(name)", 0o755) }
         chmod("\(base)/open", 0o777)
+        try AuthorizationTests.sh("chown rve\(suffix)-svc:nogroup \(base)/conf")
         daemon = try DaemonFixture(config: { directory in
             DaemonFixture.standardConfig(
                 directory: directory,
