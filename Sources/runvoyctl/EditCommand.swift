@@ -21,8 +21,9 @@ struct EditCommand: ParsableCommand {
 
     @Option(
         name: [.short, .customLong("executor")],
-        help: ArgumentHelp("The executor whose user reads and writes the file (default: the default executor).",
-                           valueName: "name"))
+        help: ArgumentHelp(
+            "The executor whose user reads and writes the file (default: the default executor).",
+            valueName: "name"))
     var executor: String?
 
     @Argument(help: ArgumentHelp("The file (relative paths from the current directory).", valueName: "path"))
@@ -43,7 +44,9 @@ struct EditCommand: ParsableCommand {
         let saved = try call(.editSave, params, EditSaveResult.self, keeping: edited == original ? nil : copy)
         copy.remove()
         if saved.changed {
-            printLine("\(saved.path) saved (sha256 \(saved.sha256Before) -> \(saved.sha256After)); record \(saved.executionId)")
+            printLine(
+                "\(saved.path) saved (sha256 \(saved.sha256Before) -> \(saved.sha256After)); record \(saved.executionId)"
+            )
         } else {
             printLine("\(saved.path) unchanged; nothing written; record \(saved.executionId)")
         }

@@ -46,6 +46,11 @@ struct StatusCommand: ParsableCommand {
         if info.outputPruned { output += "; stored output removed by retention" }
         lines.append(("output", output))
         if let reason = info.reason { lines.append(("reason", reason)) }
+        if let edit = info.edit {
+            lines.append(("edited file", edit.path + (edit.changed ? "" : " (unchanged: nothing written)")))
+            lines.append(("sha256 before", edit.sha256Before))
+            lines.append(("sha256 after", edit.sha256After))
+        }
         lines.append(("config", info.configDigest))
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map {

@@ -32,13 +32,13 @@ final class EditTests {
             DaemonFixture.standardConfig(
                 directory: directory,
                 extra: """
-                  files:
-                    run_as: {user: rve\(suffix)-svc}
-                    allow:
-                      users: ["*"]
-                    editable: [\(base)/conf, \(base)/open]
-                    commands: any
-                """
+                      files:
+                        run_as: {user: rve\(suffix)-svc}
+                        allow:
+                          users: ["*"]
+                        editable: [\(base)/conf, \(base)/open]
+                        commands: any
+                    """
             )
             .replacingOccurrences(
                 of: "roles:\n  developer: {users: [\"*\"]}\n",
@@ -97,7 +97,9 @@ final class EditTests {
         #expect(text(path) == "port = 8080\nname = a\n")
         #expect(owner(path).uid == serviceUid && owner(path).mode == 0o640)
         let after = try sha256(path)
-        let id = try #require(out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
+        let id = try #require(
+            out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        )
         let records = try Harness.journal(["RUNVOY_EVENT=file_edited", "RUNVOY_EXECUTION_ID=\(id)"])
         let record = try #require(records.first)
         #expect(record["RUNVOY_SHA256_BEFORE"] == before && record["RUNVOY_SHA256_AFTER"] == after)
@@ -109,7 +111,8 @@ final class EditTests {
         let status = try daemon.ctl(["status", "--json", id], asUser: dev)
         #expect(status.stdoutText.contains("\"sha256_after\"") && status.stdoutText.contains(after))
         let human = try daemon.ctl(["status", id], asUser: dev)
-        #expect(human.stdoutText.contains(path), "\(human.stdoutText)")
+        #expect(human.stdoutText.contains("edited file:   \(path)"), "\(human.stdoutText)")
+        #expect(human.stdoutText.contains("sha256 before: \(before)") && human.stdoutText.contains(after))
         let list = try daemon.ctl(["list"], asUser: dev)
         #expect(list.stdoutText.contains(String(id.prefix(12))), "\(list.stdoutText)")
         let logs = try daemon.ctl(["logs", id], asUser: dev)
@@ -142,7 +145,8 @@ final class EditTests {
         try file(target, "target\n")
         symlink(target, "\(base)/conf/link.conf")
         let refusedLink = try edit(dev, "\(base)/conf/link.conf", editor: change)
-        #expect(refusedLink.status == 125 && refusedLink.stderrText.contains("symbolic link"), "\(refusedLink.stderrText)")
+        #expect(
+            refusedLink.status == 125 && refusedLink.stderrText.contains("symbolic link"), "\(refusedLink.stderrText)")
         #expect(text(target) == "target\n")
 
         let changeable = "\(base)/open/app.conf"

@@ -17,19 +17,28 @@ final class EditSessions: Sendable {
 
     static let shared = EditSessions()
 
-    private let open = Mutex<[String: Open]>([:])
+    private struct Entry {
+        var session: Open
+        /// The order it was opened in (times can be equal).
+        var order: UInt64
+    }
+
+    private let open = Mutex<(entries: [String: Entry], next: UInt64)>(([:], 0))
 
     /// A new token for `session`.
     func add(_ session: Open) -> String {
         var rng = SystemRandomNumberGenerator()
         let token = (0..<2).map { _ in String(rng.next() as UInt64, radix: 16) }.joined(separator: "-")
         open.withLock { open in
-            Self.expire(&open, now: session.openedAt)
-            let mine = open.filter { $0.value.uid == session.uid }.sorted { $0.value.openedAt < $1.value.openedAt }
-            for (stale, _) in mine.prefix(max(0, mine.count - EditLimits.openPerUser + 1)) {
-                open[stale] = nil
+            Self.expire(&open.entries, now: .now)
+            let mine = open.entries.filter { $0.value.session.uid == session.uid }.sorted {
+                $0.value.order < $1.value.order
             }
-            open[token] = session
+            for (stale, _) in mine.prefix(max(0, mine.count - EditLimits.openPerUser + 1)) {
+                open.entries[stale] = nil
+            }
+            open.entries[token] = Entry(session: session, order: open.next)
+            open.next += 1
         }
         return token
     }
@@ -37,20 +46,20 @@ final class EditSessions: Sendable {
     /// The open edit `token` names, if `uid` opened it and it has not expired; it stays until `remove`.
     func find(_ token: String, uid: UInt32) -> Open? {
         open.withLock { open in
-            Self.expire(&open, now: .now)
-            guard let session = open[token], session.uid == uid else { return nil }
-            return session
+            Self.expire(&open.entries, now: .now)
+            guard let entry = open.entries[token], entry.session.uid == uid else { return nil }
+            return entry.session
         }
     }
 
     func remove(_ token: String) {
-        _ = open.withLock { $0.removeValue(forKey: token) }
+        _ = open.withLock { $0.entries.removeValue(forKey: token) }
     }
 
-    var count: Int { open.withLock { $0.count } }
+    var count: Int { open.withLock { $0.entries.count } }
 
-    private static func expire(_ open: inout [String: Open], now: ContinuousClock.Instant) {
+    private static func expire(_ entries: inout [String: Entry], now: ContinuousClock.Instant) {
         let lifetime = Duration.seconds(EditLimits.tokenLifetimeSeconds)
-        open = open.filter { now - $0.value.openedAt < lifetime }
+        entries = entries.filter { now - $0.value.session.openedAt < lifetime }
     }
 }

@@ -47,7 +47,8 @@ enum LineDiff {
         for d in 0...min(n + m, maxChanges) {
             trace.append(v)
             for k in stride(from: -d, through: d, by: 2) {
-                var x = (k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]))
+                var x =
+                    (k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]))
                     ? v[offset + k + 1] : v[offset + k - 1] + 1
                 var y = x - k
                 while x < n, y < m, a[x] == b[y] {
@@ -107,7 +108,9 @@ enum LineDiff {
         return result
     }
 
-    private static func render(_ hunk: ArraySlice<Edit>, _ a: [ArraySlice<UInt8>], _ b: [ArraySlice<UInt8>], into out: inout [UInt8]) {
+    private static func render(
+        _ hunk: ArraySlice<Edit>, _ a: [ArraySlice<UInt8>], _ b: [ArraySlice<UInt8>], into out: inout [UInt8]
+    ) {
         var oldStart: Int?
         var newStart: Int?
         var oldCount = 0

@@ -75,7 +75,8 @@ struct EditSaveHandler: MethodHandler {
     ) -> AuditEvent {
         AuditEvent(
             .fileEdited, priority: 5,
-            message: "\(context.who) \(edit.changed ? "edited" : "left unchanged") \(target.path) as \(target.runAs.label)",
+            message:
+                "\(context.who) \(edit.changed ? "edited" : "left unchanged") \(target.path) as \(target.runAs.label)",
             fields: context.editFields(target) + [
                 ("EXECUTION_ID", id), ("SHA256_BEFORE", edit.sha256Before), ("SHA256_AFTER", edit.sha256After),
                 ("CHANGED", edit.changed ? "true" : "false"),
@@ -92,7 +93,9 @@ struct EditSaveHandler: MethodHandler {
             diff = redaction.redact(diff)
         }
         if diff.count > EditLimits.maxDiffBytes {
-            diff = Array(diff.prefix(EditLimits.maxDiffBytes)) + Array("\n[diff cut at \(EditLimits.maxDiffBytes) bytes]\n".utf8)
+            diff =
+                Array(diff.prefix(EditLimits.maxDiffBytes))
+                + Array("\n[diff cut at \(EditLimits.maxDiffBytes) bytes]\n".utf8)
         }
         let store = context.executions.store
         let recorder = store.makeRecorder(id, cap: context.config.history.maxOutputBytes)
@@ -111,10 +114,12 @@ struct EditSaveHandler: MethodHandler {
         do {
             try store.insert(info)
         } catch {
-            context.logger.error("cannot store an edit's record", metadata: ["execution": "\(id)", "error": "\(error)"])
+            context.logger.error(
+                "cannot store an edit's record", metadata: ["execution": "\(id)", "error": "\(error)"])
             throw RunvoyError(
                 .storeUnavailable,
-                "\(target.path) was \(edit.changed ? "written" : "left as it was") (sha256 \(edit.sha256After)), but its history record could not be stored")
+                "\(target.path) was \(edit.changed ? "written" : "left as it was") (sha256 \(edit.sha256After)), but its history record could not be stored"
+            )
         }
     }
 }

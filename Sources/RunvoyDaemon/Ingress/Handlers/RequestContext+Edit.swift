@@ -26,9 +26,12 @@ extension RequestContext {
             throw denied(RunvoyError(.noSuchExecutor, "no executor named '\(name)'"), fields: fields)
         }
         let roles = Authorizer.roles(caller, config)
-        guard roles.contains(.admin)
-            || caller.userName.map({ executor.access.admits(userName: $0, groupNames: caller.groupNames, roles: roles) })
-                == true
+        guard
+            roles.contains(.admin)
+                || caller.userName.map({
+                    executor.access.admits(userName: $0, groupNames: caller.groupNames, roles: roles)
+                })
+                    == true
         else {
             throw denied(
                 RunvoyError(.permissionDenied, "user \(caller.displayName) may not use executor '\(name)'"),
