@@ -149,13 +149,16 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN boot_id TEXT;
                     """)
         }
-        migrator.registerMigration("v4-edits") { db in
-            // `runvoyctl edit` records: the file and its SHA-256 before and after (null for commands).
+        migrator.registerMigration("v5-edits-terminal") { db in
+            // `runvoyctl edit` records: the file and its SHA-256 before and after (null for commands); a terminal
+            // execution's window size at the start (null for pipes).
             try db.execute(
                 sql: """
                     ALTER TABLE executions ADD COLUMN edit_path TEXT;
                     ALTER TABLE executions ADD COLUMN edit_sha256_before TEXT;
                     ALTER TABLE executions ADD COLUMN edit_sha256_after TEXT;
+                    ALTER TABLE executions ADD COLUMN terminal_rows INTEGER;
+                    ALTER TABLE executions ADD COLUMN terminal_cols INTEGER;
                     """)
         }
         return migrator
@@ -177,8 +180,8 @@ public final class ExecutionStore: Sendable {
                     INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                         env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
                         stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
-                        edit_path, edit_sha256_before, edit_sha256_after)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [
@@ -188,7 +191,8 @@ public final class ExecutionStore: Sendable {
                     info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
                     info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
                     info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
-                    info.edit?.sha256Before, info.edit?.sha256After,
+                    info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
+                    info.terminal.map { Int64($0.cols) },
                 ])
         }
     }
@@ -602,7 +606,13 @@ public final class ExecutionStore: Sendable {
             startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
-            reason: row["reason"], edit: edit(row))
+            reason: row["reason"], edit: edit(row), terminal: terminal(row))
+    }
+
+    /// A terminal execution's window at the start; nil for pipes.
+    static func terminal(_ row: Row) -> TerminalWindow? {
+        guard let rows = row["terminal_rows"] as Int64?, let cols = row["terminal_cols"] as Int64? else { return nil }
+        return TerminalWindow(rows: Int(rows), cols: Int(cols))
     }
 
     /// The edit an edit record describes; nil for a command.

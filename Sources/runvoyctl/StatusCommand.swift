@@ -46,6 +46,9 @@ struct StatusCommand: ParsableCommand {
         if info.outputPruned { output += "; stored output removed by retention" }
         lines.append(("output", output))
         if let reason = info.reason { lines.append(("reason", reason)) }
+        if let window = info.terminal {
+            lines.append(("terminal", "\(window.rows) rows x \(window.cols) columns at start"))
+        }
         if let edit = info.edit {
             lines.append(("edited file", edit.path + (edit.changed ? "" : " (unchanged: nothing written)")))
             lines.append(("sha256 before", edit.sha256Before))

@@ -34,13 +34,16 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var reason: String?
     /// For a `runvoyctl edit` record: the file and its hashes before and after; nil for a command.
     public var edit: EditSummary?
+    /// For an execution on a pseudo-terminal (`exec` with `tty`): its window size at the start; nil for pipes.
+    public var terminal: TerminalWindow?
 
     public init(
         executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
         executor: String, runAs: String, argv: [String], workingDirectory: String, envKeys: [String], pid: Int32?,
         exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
-        outputPruned: Bool, configDigest: String, reason: String?, edit: EditSummary? = nil
+        outputPruned: Bool, configDigest: String, reason: String?, edit: EditSummary? = nil,
+        terminal: TerminalWindow? = nil
     ) {
         self.executionId = executionId
         self.status = status
@@ -67,10 +70,11 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         self.configDigest = configDigest
         self.reason = reason
         self.edit = edit
+        self.terminal = terminal
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, executor, argv, pid, signal, reason, edit
+        case status, executor, argv, pid, signal, reason, edit, terminal
         case executionId = "execution_id"
         case callerUid = "caller_uid"
         case callerUser = "caller_user"
@@ -119,5 +123,6 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(configDigest, forKey: .configDigest)
         try c.encode(reason, forKey: .reason)
         try c.encode(edit, forKey: .edit)
+        try c.encode(terminal, forKey: .terminal)
     }
 }
