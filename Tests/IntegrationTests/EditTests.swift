@@ -42,7 +42,10 @@ final class EditTests {
             )
             .replacingOccurrences(
                 of: "roles:\n  developer: {users: [\"*\"]}\n",
-                with: "roles:\n  developer: {users: [rve\(suffix)-dev]}\n")
+                with: "roles:\n  developer: {users: [rve\(suffix)-dev]}\n"
+            )
+            .replacingOccurrences(
+                of: "max_frame_bytes: 1048576\n", with: "max_frame_bytes: 1048576\n  max_edit_bytes: 64\n")
         })
     }
 
@@ -184,5 +187,54 @@ final class EditTests {
         let out = try edit(none, path, editor: try editor("none", "echo no > \"$1\""))
         #expect(out.status == 125 && out.stderrText.contains("has no runvoy role"), "\(out.stderrText)")
         #expect(text(path) == "keep\n")
+    }
+
+    @Test func theProtocolRefusesWhatDoesNotFitAndAdministratorsNeedNoAllow() throws {
+        let path = "\(base)/conf/raw.conf"
+        try file(path, "raw\n")
+        let big = "\(base)/conf/big.conf"
+        try file(big, String(repeating: "x", count: 65))
+        let connection = try RawConnection(path: daemon.socketPath)
+        func request(_ id: Int, _ method: String, _ params: String) throws -> [String: Any] {
+            try connection.sendFrame("{\"v\":1,\"id\":\(id),\"method\":\"\(method)\",\"params\":\(params)}")
+            return try #require(try connection.readReply(id: id))
+        }
+        func code(_ reply: [String: Any]) -> String? { (reply["error"] as? [String: Any])?["code"] as? String }
+        #expect(code(try request(1, "edit_open", "{\"executor\":\"files\",\"path\":\"\(big)\"}")) == "invalid_argument")
+        #expect(
+            code(try request(2, "edit_open", "{\"executor\":\"files\",\"path\":\"\(base)/conf\"}"))
+                == "invalid_argument")
+        #expect(code(try request(3, "edit_open", "{\"executor\":\"nope\",\"path\":\"\(path)\"}")) == "no_such_executor")
+        #expect(
+            code(try request(4, "edit_open", "{\"executor\":\"files\",\"path\":\"\(base)/conf/..\"}"))
+                == "invalid_argument")
+        #expect(code(try request(5, "edit_save", "{\"token\":\"nope\",\"base_sha256\":\"x\"}")) == "invalid_state")
+        let opened = try #require(
+            try request(6, "edit_open", "{\"executor\":\"files\",\"path\":\"\(path)\"}")["result"] as? [String: Any])
+        let token = try #require(opened["token"] as? String)
+        let sha = try #require(opened["sha256"] as? String)
+        #expect(opened["mode"] as? Int == 0o640 && opened["size"] as? Int == 4)
+        #expect(
+            code(try request(7, "edit_save", "{\"token\":\"\(token)\",\"content\":\"%%%\",\"base_sha256\":\"\(sha)\"}"))
+                == "bad_request")
+        let tooLarge = Data(String(repeating: "y", count: 65).utf8).base64EncodedString()
+        #expect(
+            code(
+                try request(
+                    8, "edit_save", "{\"token\":\"\(token)\",\"content\":\"\(tooLarge)\",\"base_sha256\":\"\(sha)\"}"))
+                == "invalid_argument")
+        #expect(code(try request(9, "edit_save", "{\"token\":\"\(token)\",\"base_sha256\":\"0000\"}")) == "conflict")
+        let content = Data("new\n".utf8).base64EncodedString()
+        let saved = try #require(
+            try request(
+                10, "edit_save", "{\"token\":\"\(token)\",\"content\":\"\(content)\",\"base_sha256\":\"\(sha)\"}")[
+                    "result"] as? [String: Any])
+        let written = try sha256(path)
+        #expect(saved["changed"] as? Bool == true && saved["sha256_after"] as? String == written)
+        #expect(text(path) == "new\n")
+        // A saved edit's token is spent.
+        #expect(
+            code(try request(11, "edit_save", "{\"token\":\"\(token)\",\"base_sha256\":\"\(sha)\"}")) == "invalid_state"
+        )
     }
 }
