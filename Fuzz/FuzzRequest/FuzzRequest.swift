@@ -41,6 +41,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .export: check(ExportParams.self, payload)
     case .resize: check(TerminalParams.self, payload)
     case .trace: check(TraceParams.self, payload)
+    case .editOpen: check(EditOpenParams.self, payload)
+    case .editSave:
+        if let content = check(EditSaveParams.self, payload)?.content { _ = Base64.decode(content) }
     case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, nil: break
     }
     return 0

@@ -82,6 +82,8 @@ public struct Limits: Sendable, Equatable {
     /// Bytes of unfinished request frames over 64 KiB that one user's connections may hold together (at least
     /// `maxFrameBytes`, so one frame always fits).
     public var maxPendingBytesPerUser: Int = 8 << 20
+    /// The largest file `runvoyctl edit` reads or writes.
+    public var maxEditBytes: Int = 512 << 10
     /// Rate limits: each user's token buckets for requests (other than greetings and what goes to a running
     /// execution) and for executions, unless `rateOverrides` sets another for the user or one of its roles.
     /// Administrators are held to them only through an override.

@@ -40,6 +40,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case backup
     /// `health`: the daemon's checks, configuration digest and up-time.
     case health
+    /// `runvoyctl edit`: edit files as an executor's user, where its `editable` allows, on executors one may use.
+    case edit
 }
 
 /// The one place that says which role holds which permission (docs/CONFIGURATION.md prints the same table; a
@@ -49,9 +51,9 @@ public enum PermissionTable {
         .admin: Set(Permission.allCases),
         .operator: [
             .exec, .viewOwn, .viewAll, .killOwn, .killAll, .executorsRead, .secretsUse, .secretsManageOwn, .usersRead,
-            .health,
+            .health, .edit,
         ],
-        .developer: [.exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health],
+        .developer: [.exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health, .edit],
         .viewer: [.viewOwn, .viewAll, .executorsRead, .health],
     ]
 

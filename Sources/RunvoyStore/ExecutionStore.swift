@@ -163,6 +163,18 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN io_write_bytes INTEGER;
                     """)
         }
+        migrator.registerMigration("v5-edits-terminal") { db in
+            // `runvoyctl edit` records: the file and its SHA-256 before and after (null for commands); a terminal
+            // execution's window size at the start (null for pipes).
+            try db.execute(
+                sql: """
+                    ALTER TABLE executions ADD COLUMN edit_path TEXT;
+                    ALTER TABLE executions ADD COLUMN edit_sha256_before TEXT;
+                    ALTER TABLE executions ADD COLUMN edit_sha256_after TEXT;
+                    ALTER TABLE executions ADD COLUMN terminal_rows INTEGER;
+                    ALTER TABLE executions ADD COLUMN terminal_cols INTEGER;
+                    """)
+        }
         return migrator
     }
 
@@ -181,8 +193,9 @@ public final class ExecutionStore: Sendable {
                 sql: """
                     INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                         env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
-                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
+                        edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(
                 arguments: [
@@ -191,7 +204,9 @@ public final class ExecutionStore: Sendable {
                     info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
                     info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
                     info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
-                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason,
+                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
+                    info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
+                    info.terminal.map { Int64($0.cols) },
                 ])
         }
     }
@@ -614,7 +629,7 @@ public final class ExecutionStore: Sendable {
             startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
-            reason: row["reason"], usage: usage(row))
+            reason: row["reason"], usage: usage(row), edit: edit(row), terminal: terminal(row))
     }
 
     /// The `usage_source` and figure columns of a row, nil when no source was recorded.
@@ -624,5 +639,19 @@ public final class ExecutionStore: Sendable {
             cpuUserUsec: row["cpu_user_usec"], cpuSystemUsec: row["cpu_system_usec"],
             memoryPeakBytes: row["memory_peak_bytes"], tasksPeak: row["tasks_peak"], ioReadBytes: row["io_read_bytes"],
             ioWriteBytes: row["io_write_bytes"], source: source)
+    }
+
+    /// A terminal execution's window at the start; nil for pipes.
+    static func terminal(_ row: Row) -> TerminalWindow? {
+        guard let rows = row["terminal_rows"] as Int64?, let cols = row["terminal_cols"] as Int64? else { return nil }
+        return TerminalWindow(rows: Int(rows), cols: Int(cols))
+    }
+
+    /// The edit an edit record describes; nil for a command.
+    static func edit(_ row: Row) -> EditSummary? {
+        guard let path = row["edit_path"] as String?, let before = row["edit_sha256_before"] as String?,
+            let after = row["edit_sha256_after"] as String?
+        else { return nil }
+        return EditSummary(path: path, sha256Before: before, sha256After: after)
     }
 }

@@ -47,6 +47,14 @@ struct StatusCommand: ParsableCommand {
         lines.append(("output", output))
         if let usage = info.usage { lines.append(("usage", Self.usage(usage))) }
         if let reason = info.reason { lines.append(("reason", reason)) }
+        if let window = info.terminal {
+            lines.append(("terminal", "\(window.rows) rows x \(window.cols) columns at start"))
+        }
+        if let edit = info.edit {
+            lines.append(("edited file", edit.path + (edit.changed ? "" : " (unchanged: nothing written)")))
+            lines.append(("sha256 before", edit.sha256Before))
+            lines.append(("sha256 after", edit.sha256After))
+        }
         lines.append(("config", info.configDigest))
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map {

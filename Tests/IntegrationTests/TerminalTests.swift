@@ -91,6 +91,27 @@ final class TerminalTests {
         #expect(result.restored)
     }
 
+    @Test func theHistoryKeepsTheWindowSizeATerminalSessionStartedWith() throws {
+        let result = try ctlOnTerminal(
+            ["exec", "-t", "-q", "-e", "interactive", "--", "sh", "-c", "stty size; echo window-kept"],
+            rows: 33, cols: 111, steps: [.expect("window-kept")])
+        #expect(result.status == 0)
+        let listed = try daemon.ctl(["list", "--json", "--limit", "1"])
+        let executions = try #require(
+            (try JSONSerialization.jsonObject(with: listed.stdout) as? [String: Any])?["executions"]
+                as? [[String: Any]], "\(listed.stdoutText)")
+        let terminal = try #require(executions.first?["terminal"] as? [String: Any], "\(listed.stdoutText)")
+        #expect(terminal["rows"] as? Int == 33 && terminal["cols"] as? Int == 111)
+        let id = try #require(executions.first?["execution_id"] as? String)
+        let status = try daemon.ctl(["status", id])
+        #expect(status.stdoutText.contains("33 rows x 111 columns at start"), "\(status.stdoutText)")
+        let piped = try daemon.ctl(["exec", "--", "true"])
+        #expect(piped.status == 0)
+        let pipes = try daemon.ctl(["list", "--json", "--limit", "1"])
+        let latest = (try JSONSerialization.jsonObject(with: pipes.stdout) as? [String: Any])?["executions"]
+        #expect((latest as? [[String: Any]])?.first?["terminal"] is NSNull)
+    }
+
     @Test func ctrlCTravelsAsAByte() throws {
         let result = try ctlOnTerminal(
             [

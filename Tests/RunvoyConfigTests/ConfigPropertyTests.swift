@@ -54,6 +54,7 @@ struct ConfigPropertyTests {
         ("limits", "max_executions_per_user", .integer(1...100_000), { Int64($0.limits.maxExecutionsPerUser) }),
         ("limits", "reserved_admin_executions", .integer(0...100_000), { Int64($0.limits.reservedAdminExecutions) }),
         ("limits", "max_pending_bytes_per_user", .size(1024...(1 << 40)), { Int64($0.limits.maxPendingBytesPerUser) }),
+        ("limits", "max_edit_bytes", .size(1...(48 << 20)), { Int64($0.limits.maxEditBytes) }),
         ("limits", "max_arguments", .integer(1...1_000_000), { Int64($0.limits.maxArguments) }),
         ("limits", "max_argument_bytes", .size(1...(64 << 20)), { Int64($0.limits.maxArgumentBytes) }),
         ("limits", "max_argv_bytes", .size(1...(64 << 20)), { Int64($0.limits.maxArgvBytes) }),

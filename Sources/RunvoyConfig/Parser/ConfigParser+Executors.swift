@@ -79,6 +79,7 @@ extension ConfigParser {
             }
         }
         parseContainment(entries, into: &executor)
+        parseEditable(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)
         executor.execRate = rate(Keys.execRate, in: entries)
@@ -104,6 +105,16 @@ extension ConfigParser {
         }
         if !runAs.contains(Keys.user) { error(node, runAs.path(Keys.user), "required: the user commands run as") }
         return nil
+    }
+
+    /// `editable`: absolute paths only.
+    private func parseEditable(_ entries: ConfigEntries, into executor: inout ExecutorConfig) {
+        let key = ConfigSchema.ExecutorKeys.editable
+        guard let paths = strings(key, in: entries) else { return }
+        for path in paths where !path.hasPrefix("/") {
+            error(entries[key], entries.path(key), "'\(path)' is not an absolute path")
+        }
+        executor.editable = paths.filter { $0.hasPrefix("/") }
     }
 
     /// `timeout` and `max_timeout`; the one may not exceed the other.

@@ -15,6 +15,7 @@ extension ConfigParser {
         if let value = integer(Keys.maxExecutionsPerUser, in: entries) { limits.maxExecutionsPerUser = value }
         if let value = integer(Keys.reservedAdminExecutions, in: entries) { limits.reservedAdminExecutions = value }
         if let value = size(Keys.maxPendingBytesPerUser, in: entries) { limits.maxPendingBytesPerUser = Int(value) }
+        if let value = size(Keys.maxEditBytes, in: entries) { limits.maxEditBytes = Int(value) }
         applyShares(&limits, entries)
         parseRates(entries, into: &limits)
         // The request limits, in the order they have always been reported in.

@@ -91,6 +91,9 @@ extension ConfigSchema {
             "each user's executions started; administrators only by override")
         public static let rates = ConfigKey(
             "rates", .section("limits.rates"), default: .value("{}"), "other rates for some roles and users")
+        public static let maxEditBytes = ConfigKey(
+            "max_edit_bytes", .size(1...(48 << 20)), default: .value("512KiB"),
+            "largest file `runvoyctl edit` reads or writes (its base64 must fit in max_frame_bytes)")
         public static let maxArguments = ConfigKey(
             "max_arguments", .integer(1...1_000_000), default: .value("4096"), "arguments in one request's argv")
         public static let maxArgumentBytes = ConfigKey(
@@ -108,8 +111,8 @@ extension ConfigSchema {
             keys: [
                 maxFrameBytes, idleTimeout, maxConnections, maxExecutions, maxConnectionsPerUser,
                 maxConnectionsWithoutRole, reservedAdminConnections, maxExecutionsPerUser, reservedAdminExecutions,
-                maxPendingBytesPerUser, requestRate, execRate, rates, maxArguments, maxArgumentBytes, maxArgvBytes,
-                maxEnvEntries, maxEnvBytes,
+                maxPendingBytesPerUser, maxEditBytes, requestRate, execRate, rates, maxArguments, maxArgumentBytes,
+                maxArgvBytes, maxEnvEntries, maxEnvBytes,
             ])
     }
 

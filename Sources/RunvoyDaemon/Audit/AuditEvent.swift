@@ -27,6 +27,8 @@ struct AuditEvent: Sendable {
         case executionDetached = "execution_detached"
         case connectionRefused = "connection_refused"
         case executionProcessesEnded = "execution_processes_ended"
+        case fileOpened = "file_opened"
+        case fileEdited = "file_edited"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -56,6 +58,8 @@ struct AuditEvent: Sendable {
             case .executionDetached: "a5cdb2d1166846cabd70b54a5d00d393"
             case .connectionRefused: "195bace4d778400ab3932aa7cedec38c"
             case .executionProcessesEnded: "3f0c2a9d5b6e4e1c8a7d2b4f6e9c1a35"
+            case .fileOpened: "6e2292a0e51a43c0b18d665818659b30"
+            case .fileEdited: "8b7c70da326d498da9aaca97e404e7dd"
             }
         }
     }

@@ -34,13 +34,18 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var reason: String?
     /// What its processes used, once it has ended (nil before, and for executions recorded before accounting).
     public var usage: ResourceUsage?
+    /// For a `runvoyctl edit` record: the file and its hashes before and after; nil for a command.
+    public var edit: EditSummary?
+    /// For an execution on a pseudo-terminal (`exec` with `tty`): its window size at the start; nil for pipes.
+    public var terminal: TerminalWindow?
 
     public init(
         executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
         executor: String, runAs: String, argv: [String], workingDirectory: String, envKeys: [String], pid: Int32?,
         exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
-        outputPruned: Bool, configDigest: String, reason: String?, usage: ResourceUsage? = nil
+        outputPruned: Bool, configDigest: String, reason: String?, usage: ResourceUsage? = nil,
+        edit: EditSummary? = nil, terminal: TerminalWindow? = nil
     ) {
         self.usage = usage
         self.executionId = executionId
@@ -67,10 +72,12 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         self.outputPruned = outputPruned
         self.configDigest = configDigest
         self.reason = reason
+        self.edit = edit
+        self.terminal = terminal
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, executor, argv, pid, signal, reason, usage
+        case status, executor, argv, pid, signal, reason, usage, edit, terminal
         case executionId = "execution_id"
         case callerUid = "caller_uid"
         case callerUser = "caller_user"
@@ -119,5 +126,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(configDigest, forKey: .configDigest)
         try c.encode(reason, forKey: .reason)
         try c.encode(usage, forKey: .usage)
+        try c.encode(edit, forKey: .edit)
+        try c.encode(terminal, forKey: .terminal)
     }
 }

@@ -51,4 +51,8 @@ public enum Method: String, Sendable, CaseIterable {
     case health
     /// The daemon's own journal records for one execution id or request id.
     case trace
+    /// Read a file as an executor's user for `runvoyctl edit`: its content, hash and a token for `edit_save`.
+    case editOpen = "edit_open"
+    /// Write an edited file back as the executor's user, atomically, unless it changed since `edit_open`.
+    case editSave = "edit_save"
 }

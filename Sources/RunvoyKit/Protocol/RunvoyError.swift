@@ -46,6 +46,8 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let internalError = Code(rawValue: "internal")
         /// The caller's rate limit is used up for now; `data.retry_after_ms` says when the next one is allowed.
         public static let rateLimited = Code(rawValue: "rate_limited")
+        /// `edit_save`: the file changed since `edit_open` read it, so nothing was written.
+        public static let conflict = Code(rawValue: "conflict")
     }
 
     /// Machine-readable details some codes carry.

@@ -42,5 +42,7 @@ struct MethodTable: Sendable {
         ExportHandler(),
         HealthHandler(),
         TraceHandler(),
+        EditOpenHandler(),
+        EditSaveHandler(),
     ])
 }

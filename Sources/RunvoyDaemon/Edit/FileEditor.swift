@@ -1,0 +1,119 @@
+import CRunvoyPosix
+import Crypto
+import Glibc
+import RunvoyKit
+
+/// The file operations of `runvoyctl edit`, each done as the executor's user (its filesystem uid, gid and groups,
+/// on the calling thread for that call alone: see `runvoy_edit.c`), never as root: the kernel checks what that
+/// user may read, create and rename. The last component of the path is never followed if it is a link, and only a
+/// regular file is read. Writing back is atomic: a new file beside the old one (created exclusively, with the old
+/// one's owner and mode, fsynced) is renamed over it, unless the old one changed in the meantime.
+struct FileEditor: Sendable {
+    /// The identity to act as; nil for the daemon's own (an unprivileged daemon can only edit as itself).
+    let identity: SpawnRequest.Identity?
+
+    /// A file as read: its bytes, their SHA-256, and what `write` checks to know it has not changed since.
+    struct Snapshot: Sendable {
+        var content: [UInt8]
+        var sha256: String
+        var mode: Int
+        var owner: (uid: uid_t, gid: gid_t)
+        var info: stat
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in SHA256.hash(data: bytes) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    /// Reads the regular file at `path` (absolute), at most `maxBytes`.
+    func read(_ path: String, maxBytes: Int) throws(RunvoyError) -> Snapshot {
+        var buffer = [UInt8](repeating: 0, count: maxBytes)
+        var length = 0
+        var info = stat()
+        let rc = withIdentity { identity in
+            buffer.withUnsafeMutableBufferPointer { bytes in
+                runvoy_edit_read(identity, path, bytes.baseAddress, maxBytes, &length, &info)
+            }
+        }
+        if rc != 0 { throw Self.failure(rc, errno: errno, path: path, maxBytes: maxBytes) }
+        buffer.removeSubrange(length...)
+        return Snapshot(
+            content: buffer, sha256: Self.sha256(buffer), mode: Int(info.st_mode & 0o7777),
+            owner: (info.st_uid, info.st_gid), info: info)
+    }
+
+    /// Replaces the file at `path` with `content` if it is still the file `snapshot` read; `beforeRename` runs
+    /// once the new file is written and fsynced, before it replaces the old one, and throwing there leaves the old
+    /// one in place (the audit record, fail-closed).
+    func write(
+        _ path: String, content: [UInt8], over snapshot: Snapshot, beforeRename: () async throws -> Void
+    ) async throws {
+        let (directory, name) = Self.split(path)
+        var temp = [CChar](repeating: 0, count: 256)
+        let prepared = withIdentity { identity in
+            content.withUnsafeBufferPointer { bytes in
+                runvoy_edit_prepare(
+                    identity, directory, name, bytes.baseAddress, bytes.count, mode_t(snapshot.mode),
+                    snapshot.owner.uid, snapshot.owner.gid, &temp, temp.count)
+            }
+        }
+        if prepared != 0 { throw Self.failure(prepared, errno: errno, path: path, maxBytes: 0) }
+        let tempName = String(cString: temp)
+        do {
+            try await beforeRename()
+        } catch {
+            _ = withIdentity { runvoy_edit_discard($0, directory, tempName) }
+            throw error
+        }
+        var expected = snapshot.info
+        let committed = withIdentity { runvoy_edit_commit($0, directory, tempName, name, &expected) }
+        if committed != 0 { throw Self.failure(committed, errno: errno, path: path, maxBytes: 0) }
+    }
+
+    /// `/a/b/c` → (`/a/b`, `c`); `/c` → (`/`, `c`).
+    static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+
+    private func withIdentity(_ body: (UnsafePointer<runvoy_edit_identity>) -> Int32) -> Int32 {
+        let groups = identity?.groups ?? []
+        return groups.withUnsafeBufferPointer { groupBuffer in
+            var value = runvoy_edit_identity(
+                switch_identity: identity == nil ? 0 : 1, uid: identity?.uid ?? 0, gid: identity?.gid ?? 0,
+                groups: groupBuffer.baseAddress, ngroups: groupBuffer.count)
+            return body(&value)
+        }
+    }
+
+    /// What a failed operation tells the caller (the path is the caller's own request; no secret is in it).
+    static func failure(_ rc: Int32, errno code: Int32, path: String, maxBytes: Int) -> RunvoyError {
+        switch rc {
+        case Int32(RUNVOY_EDIT_NOT_REGULAR):
+            return RunvoyError(.invalidArgument, "\(path) is not a regular file")
+        case Int32(RUNVOY_EDIT_TOO_LARGE):
+            return RunvoyError(.invalidArgument, "\(path) is larger than limits.max_edit_bytes (\(maxBytes) bytes)")
+        case Int32(RUNVOY_EDIT_CONFLICT):
+            return RunvoyError(.conflict, "\(path) changed while it was being saved; nothing was written")
+        case Int32(RUNVOY_EDIT_OWNER):
+            return RunvoyError(
+                .permissionDenied,
+                "\(path) belongs to another user or group than the executor's: replacing it would change its owner")
+        default:
+            switch code {
+            case ELOOP: return RunvoyError(.invalidArgument, "\(path) is a symbolic link; edit the file it names")
+            case ENOENT: return RunvoyError(.invalidArgument, "\(path) does not exist")
+            case EACCES, EPERM:
+                return RunvoyError(.permissionDenied, "the executor's user may not do this to \(path)")
+            default: return RunvoyError(.invalidState, "\(path): \(String(cString: strerror(code)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// What `edit_open` and `edit_save` both decide, the same way, under the request's configuration: whether the
+/// caller may edit this path on this executor, which file it is, and who it is read and written as.
+extension RequestContext {
+    /// A file the caller may edit.
+    struct EditTarget {
+        var executor: ExecutorConfig
+        /// Absolute, its directories resolved as the kernel walks them, its own name kept (never followed).
+        var path: String
+        var runAs: RunAsIdentity
+        var editor: FileEditor { FileEditor(identity: runAs.identity) }
+    }
+
+    /// The file `path` names on `executorName` (nil: the default executor), or the refusal, audited as
+    /// `request_denied`: the caller needs the `edit` permission, the executor's `allow`, and a path that one of
+    /// its `editable` entries admits as `path_under` admits an argument — every reading of it inside, through no
+    /// directory the caller can change.
+    func editTarget(executor executorName: String?, path: String) throws -> EditTarget {
+        try require(.edit)
+        let name = executorName ?? config.defaultExecutorName
+        var fields: [(String, String)] = [("EXECUTOR", name), ("PATH", String(path.prefix(1024)))]
+        guard let executor = config.executor(named: name) else {
+            throw denied(RunvoyError(.noSuchExecutor, "no executor named '\(name)'"), fields: fields)
+        }
+        let roles = Authorizer.roles(caller, config)
+        guard
+            roles.contains(.admin)
+                || caller.userName.map({
+                    executor.access.admits(userName: $0, groupNames: caller.groupNames, roles: roles)
+                })
+                    == true
+        else {
+            throw denied(
+                RunvoyError(.permissionDenied, "user \(caller.displayName) may not use executor '\(name)'"),
+                fields: fields)
+        }
+        let resolved = try editablePath(path, executor, &fields)
+        do {
+            return EditTarget(executor: executor, path: resolved, runAs: try RunAsIdentity.resolve(executor))
+        } catch {
+            throw denied(error, fields: fields)
+        }
+    }
+
+    /// `path` resolved (see `EditTarget.path`) when `executor.editable` admits it.
+    private func editablePath(
+        _ path: String, _ executor: ExecutorConfig, _ fields: inout [(String, String)]
+    ) throws -> String {
+        let directory = executor.workingDirectory
+        let absolute = path.hasPrefix("/") ? path : directory + "/" + path
+        let last = absolute.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
+        guard !path.isEmpty, !last.isEmpty, last != ".", last != "..", !path.utf8.contains(0) else {
+            throw denied(RunvoyError(.invalidArgument, "'\(path)' does not name a file"), fields: fields)
+        }
+        let resolved = CommandMatcher.identity(absolute)
+        fields[1] = ("PATH", String(resolved.prefix(1024)))
+        let writer = caller.pathWriter
+        let admitted = executor.editable.contains { base in
+            CommandMatcher.isPath(path, under: base, workingDirectory: directory, writer: writer)
+                && PathResolver.isInside(Array(resolved.utf8), PathResolver.resolve(base).bytes)
+        }
+        guard admitted else {
+            var reason = "executor '\(executor.name)' does not let you edit \(resolved)"
+            reason += executor.editable.isEmpty ? " (it has no editable paths)" : ""
+            let reading = PathResolver.resolve(path, from: directory, writer: writer)
+            if reading.changeable || reading.indeterminate {
+                reason += "; the path passes through a directory you can change or a link runvoyd cannot follow"
+            }
+            throw denied(RunvoyError(.permissionDenied, reason), fields: fields)
+        }
+        return resolved
+    }
+
+    /// The audit fields of an edit.
+    func editFields(_ target: EditTarget) -> [(String, String)] {
+        callerFields + [
+            ("EXECUTOR", target.executor.name), ("RUN_AS", target.runAs.label), ("PATH", target.path),
+        ]
+    }
+
+    /// The values of the secrets `executor` injects, to take out of an edit's diff (a value that cannot be read
+    /// is left out: the file holds what it holds, and the diff is only what the history keeps of it).
+    func editRedaction(_ executor: ExecutorConfig) -> RedactionSet? {
+        let names = executor.secretNames.sorted()
+        guard !names.isEmpty else { return nil }
+        let secrets = names.compactMap { name -> (name: String, value: [UInt8])? in
+            guard let value = try? executions.secrets.value(name) else { return nil }
+            return (name, value)
+        }
+        return RedactionSet(secrets: secrets)
+    }
+}
