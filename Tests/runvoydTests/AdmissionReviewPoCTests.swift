@@ -1,4 +1,8 @@
 import Glibc
+import NIOPosix
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
 import Testing
 
 @testable import RunvoyDaemon
@@ -55,5 +59,58 @@ import Testing
             started += scheduler.arrive(Self.request(id, victim + uid_t(id), "report", [("db", true)]), within: limits)
         }
         #expect(started.count == 10, "shared claims on the free lock 'db' started: \(started)")
+    }
+}
+
+/// A waiter keeps the share class (administrator or not) it arrived with: a reload that takes a user's admin role
+/// away (it stays a developer) neither re-plans it (`limitsChanged` re-plans only `concurrency` and locks) nor
+/// decides it again at its turn (`redecided` checks access, executor, locks, concurrency), so it starts beyond
+/// `max_executions_per_user` and may take the administrators' reserve.
+@Suite(.serialized) struct AdmissionReviewPoCInProcessTests {
+    @Test func aWaiterOfADemotedAdministratorStartsBeyondItsUsersShare() async throws {
+        let fixture = try ExecLaunchTests.Fixture(limits: "{max_executions: 8, max_executions_per_user: 1}")
+        var config = fixture.config
+        let vault = try #require(config.executors.firstIndex { $0.name == "vault" })
+        config.executors[vault].concurrency = 1
+        var other = config.executors[vault]
+        (other.name, other.isDefault, other.concurrency) = ("other", false, nil)
+        config.executors.append(other)
+        var demoted = config
+        config.roles.append(RoleBinding(role: .admin, users: ["nobody"], groups: [], line: 0))
+        demoted.digest = "demoted"
+        let initial = config
+        let manager = fixture.manager(PosixSpawner())
+        manager.limitsChanged(initial)
+        let nobody = try #require(UserDatabase.user(named: "nobody"))
+        let caller = Caller.resolve(uid: nobody.uid, gid: nobody.gid, pid: getpid(), hasPidfd: false)
+        let events = QueueInProcessTests.Events()
+        try await ExecutionLifetimeTests.running(manager) {
+            func start(_ executor: String) async throws -> Execution {
+                try await manager.start(
+                    ExecParams(argv: ["sleep", "600"], executor: executor), requestID: .number(1), caller: caller,
+                    config: initial, sink: nil
+                ) { _ in }
+            }
+            let onVault = try await start("vault")
+            let elsewhere = try await start("other")
+            let waiter = Task {
+                try await manager.start(
+                    ExecParams(argv: ["true"], executor: "vault", wait: true), requestID: .number(2), caller: caller,
+                    config: initial, sink: nil, client: QueueInProcessTests.client(events)
+                ) { _ in }
+            }
+            while await events.received.isEmpty { await Task.yield() }
+            let id = try #require(await events.received.first?.executionId)
+            // The admin role is taken away; the user stays a developer, with a share of 1 (`elsewhere` runs).
+            manager.limitsChanged(demoted)
+            let vaultID = onVault.id
+            onVault.terminate()
+            while manager.running(id: vaultID) != nil && manager.isQueued(id) { await Task.yield() }
+            let stillWaits = manager.isQueued(id)
+            #expect(stillWaits, "the demoted administrator's waiter started beyond max_executions_per_user (1)")
+            _ = manager.cancel(id, by: "test")
+            _ = try? await waiter.value.waitFinished()
+            elsewhere.terminate()
+        }
     }
 }
