@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import NIOPosix
 import RunvoyConfig
 import RunvoyKit
@@ -59,6 +60,148 @@ import Testing
             started += scheduler.arrive(Self.request(id, victim + uid_t(id), "report", [("db", true)]), within: limits)
         }
         #expect(started.count == 10, "shared claims on the free lock 'db' started: \(started)")
+    }
+
+    /// The writer waits for nothing but db's holders once its own commands end: then readers wait behind it
+    /// again (writers first still protects a writer that could start), and it starts when they end.
+    @Test func aWriterThatWaitsOnlyForTheLocksHoldersStillHoldsNewReaders() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 2, perUserWithoutRole: 1)
+        #expect(scheduler.arrive(Self.request(1, 1000, "shell"), within: limits) == [1])
+        #expect(scheduler.arrive(Self.request(2, 1000, "shell"), within: limits) == [2])
+        #expect(scheduler.arrive(Self.request(3, 1000, "migrate", [("db", false)]), within: limits) == [])
+        #expect(scheduler.arrive(Self.request(4, 2000, "report", [("db", true)]), within: limits) == [4])
+        // Its share frees: 3 now waits only for reader 4, and a new reader waits behind it.
+        #expect(scheduler.finish(1, within: limits) == [])
+        let late = Self.request(5, 3000, "report", [("db", true)])
+        #expect(scheduler.arrive(late, within: limits) == [])
+        #expect(scheduler.blocker(of: late, within: limits) == .lockWaiter("db"))
+        #expect(scheduler.finish(4, within: limits) == [3])
+        #expect(scheduler.finish(3, within: limits) == [5])
+    }
+
+    /// A chain: writer A (db alone, y shared) defers on y to writer B (y alone), which waits for y's holder. A
+    /// cannot start, so it holds no reader of the free db.
+    @Test func aWriterThatDefersToAnotherWriterHoldsNoReaders() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 100, perUserWithoutRole: 1)
+        #expect(scheduler.arrive(Self.request(1, 1000, "y-reader", [("y", true)]), within: limits) == [1])
+        #expect(scheduler.arrive(Self.request(2, 1001, "y-writer", [("y", false)]), within: limits) == [])
+        let writer = Self.request(3, 1002, "migrate", [("db", false), ("y", true)])
+        #expect(scheduler.arrive(writer, within: limits) == [])
+        #expect(scheduler.blocker(of: writer, within: limits) == .lockWaiter("y"))
+        #expect(scheduler.arrive(Self.request(4, 2000, "report", [("db", true)]), within: limits) == [4])
+    }
+
+    /// Judging a running execution's share again as another holder class (a demoted administrator's).
+    @Test func aRunningExecutionsShareIsJudgedAgainAsAnotherHolder() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 1, perUserWithoutRole: 1)
+        var admin = Self.request(1, 1000, "a")
+        admin.holder = .admin
+        var second = Self.request(2, 1000, "b")
+        second.holder = .admin
+        #expect(scheduler.arrive(admin, within: limits) == [1])
+        #expect(scheduler.arrive(second, within: limits) == [2])
+        #expect(scheduler.shareDenial(ofRunning: 1, as: .admin, within: limits) == nil)
+        #expect(scheduler.shareDenial(ofRunning: 2, as: .member, within: limits) == .userShare(limit: 1))
+        #expect(scheduler.shareDenial(ofRunning: 3, as: .member, within: limits) == nil)
+        #expect(scheduler.finish(1, within: limits) == [])
+        #expect(scheduler.shareDenial(ofRunning: 2, as: .member, within: limits) == nil)
+    }
+}
+
+/// Review 14, finding 1 in the daemon's own state: every uid without a passwd entry is one account for the
+/// per-user limits (connections, pending-frame bytes, rate buckets, refusal records), so subordinate uids do not
+/// multiply a role-less user's share. Users with a passwd entry keep their own.
+@Suite struct AccountKeyTests {
+    /// Two uids with no passwd entry (a user's subordinate uids, as `unshare --map-auto` maps them).
+    static let unnamed: [uid_t] = [3_000_100_001, 3_000_100_002]
+
+    static func caller(_ uid: uid_t) -> Caller {
+        let caller = Caller.resolve(uid: uid, gid: uid, pid: 1, hasPidfd: false)
+        #expect(caller.userName == nil, "uid \(uid) has a passwd entry here")
+        return caller
+    }
+
+    @Test func uidsWithoutAPasswdEntryAreOneAccountAndUsersTheirOwn() throws {
+        let (a, b) = (Self.caller(Self.unnamed[0]), Self.caller(Self.unnamed[1]))
+        #expect(a.accountKey == AccountKey.withoutPasswdEntry && b.accountKey == a.accountKey)
+        #expect(a.accountName == "uids without a passwd entry")
+        let nobody = try #require(Caller.lookup(userName: "nobody"))
+        #expect(nobody.accountKey == nobody.uid && nobody.accountName == "nobody")
+        #expect(Caller.lookup(uid: 0).accountKey == 0)
+        #expect(AccountKey.of(uid: 0, hasPasswdEntry: false) == 0)
+        #expect(AccountKey.of(uid: 5, hasPasswdEntry: false) == AccountKey.withoutPasswdEntry)
+    }
+
+    /// The request bucket: the second unnamed uid finds the first's bucket empty; a named user has its own.
+    @Test func uidsWithoutAPasswdEntryShareOneRateBucket() throws {
+        let config = try ConfigLoader.parse(
+            yaml: """
+                limits:
+                  request_rate: 1/1h
+                roles:
+                  developer: {users: [nobody]}
+                executors:
+                  x: {run_as: {user: nobody}, commands: any}
+                """, file: "r.yaml")
+        let limiter = RateLimiter()
+        let (a, b) = (Self.caller(Self.unnamed[0]), Self.caller(Self.unnamed[1]))
+        #expect(limiter.takeRequest("list", caller: a, config: config) == nil)
+        #expect(limiter.takeRequest("list", caller: b, config: config)?.code == .rateLimited)
+        let nobody = try #require(Caller.lookup(userName: "nobody"))
+        #expect(limiter.takeRequest("list", caller: nobody, config: config) == nil)
+    }
+
+    /// Refusal records: the unnamed uids' first few are written in full, then only counted, whichever uid.
+    @Test func uidsWithoutAPasswdEntryShareOneRefusalWindow() {
+        let throttle = RefusalThrottle(logger: Logger(label: "AccountKeyTests"))
+        let audit = RecordingAuditor()
+        for uid in 3_000_100_000..<3_000_100_050 {
+            let caller = Self.caller(uid_t(uid))
+            let error = RunvoyError(.permissionDenied, "no role")
+            throttle.record(
+                AuditEvent(.requestDenied, priority: 4, message: error.message, fields: []), caller: caller,
+                hasRole: false, audit: audit)
+            throttle.recordCoalesced(
+                RunvoyServer.refusedRecord(
+                    caller, RunvoyServer.busy(.userShare(limit: 4), holder: .noRole), denial: .userShare(limit: 4),
+                    holder: .noRole), caller: caller, audit: audit)
+            throttle.recordRateLimited(
+                RateLimiter.record(RunvoyError(.rateLimited, "too many"), caller: caller, method: "list"),
+                caller: caller, audit: audit)
+        }
+        #expect(audit.events.filter { $0.kind == .requestDenied }.count == RefusalThrottle.limitWithoutRole)
+        #expect(audit.events.filter { $0.kind == .connectionRefused }.count == 1)
+        #expect(audit.events.filter { $0.kind == .rateLimited }.count == 1)
+        throttle.flush(all: true, audit: audit)
+        let summary = audit.events.first { $0.kind == .refusalsSuppressed }.map { Dictionary($0.fields) { $1 } }
+        #expect(summary?["CALLER_USER"] == "uids without a passwd entry")
+        #expect(summary?["SUPPRESSED"] == String(50 - RefusalThrottle.limitWithoutRole))
+    }
+
+    /// The connection share: role-less callers without a passwd entry hold `max_connections_without_role`
+    /// together.
+    @Test func uidsWithoutAPasswdEntryShareOneConnectionShare() {
+        let connections = RunvoyServer.Connections()
+        let limits = FairShares.Limits(total: 32, reserved: 2, perUser: 8, perUserWithoutRole: 2)
+        let keys = (3_000_100_000..<3_000_100_004).map { Self.caller(uid_t($0)).accountKey }
+        #expect(connections.open(keys[0], as: .noRole, within: limits) == nil)
+        #expect(connections.open(keys[1], as: .noRole, within: limits) == nil)
+        #expect(connections.open(keys[2], as: .noRole, within: limits) == .userShare(limit: 2))
+        connections.closed(keys[0])
+        #expect(connections.open(keys[3], as: .noRole, within: limits) == nil)
+    }
+
+    /// Pending-frame bytes: the unnamed uids' budget is one.
+    @Test func uidsWithoutAPasswdEntryShareOnePendingFrameBudget() {
+        let pending = PendingFrames()
+        let (a, b) = (Self.caller(Self.unnamed[0]), Self.caller(Self.unnamed[1]))
+        let held = pending.reserve(a.accountKey, 600, limit: 1000)
+        #expect(held != nil)
+        #expect(pending.reserve(b.accountKey, 600, limit: 1000) == nil)
+        withExtendedLifetime(held) {}
     }
 }
 

@@ -123,11 +123,27 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     /// What keeps `request` (a waiter) from starting now; nil when it may start.
     func blocker(of request: Request, within limits: FairShares.Limits) -> Blocker? {
+        var ready: [WriterKey: Bool] = [:]
+        return blocker(of: request, ignoringHoldersOf: nil, within: limits, ready: &ready)
+    }
+
+    /// A waiter's exclusive claim on a lock, by its arrival.
+    private struct WriterKey: Hashable {
+        var arrival: UInt64
+        var name: String
+    }
+
+    /// What keeps `request` from starting now, not counting the holders of `ignored` (nil: counting all);
+    /// `ready` remembers `waitsOnlyForHolders` answers within one question.
+    private func blocker(
+        of request: Request, ignoringHoldersOf ignored: String?, within limits: FairShares.Limits,
+        ready: inout [WriterKey: Bool]
+    ) -> Blocker? {
         if let denial = shares.denial(request.uid, as: request.holder, within: limits) { return .share(denial) }
         if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
             return .concurrency(concurrency)
         }
-        for claim in request.locks {
+        for claim in request.locks where claim.name != ignored {
             switch locks[claim.name] {
             case nil: continue
             case .shared where claim.shared: continue
@@ -143,14 +159,36 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             if let older = (claim.shared ? own?.exclusive : own?.all)?.first, older < mine {
                 return .earlier(byArrival[older] ?? request.id)
             }
-            // Writers first: while an older waiter needs the lock alone, no shared claim that came after it is let
-            // in, so shared holders coming and going cannot keep it waiting for ever. Only older ones: the oldest
+            // Writers first: while an older waiter needs the lock alone and waits for nothing but its holders, no
+            // shared claim that came after it is let in, so shared holders coming and going cannot keep it waiting
+            // for ever. Only such a writer: one that cannot start anyway (its share, its executor, an earlier
+            // waiter of its user, another lock) does not hold readers of a free lock. Only older ones: the oldest
             // waiter never defers, so waiters cannot wait for each other.
-            if claim.shared, let older = exclusiveClaims[claim.name]?.first, older < mine {
+            if claim.shared, defersToWriter(on: claim.name, before: mine, within: limits, ready: &ready) {
                 return .lockWaiter(claim.name)
             }
         }
         return nil
+    }
+
+    /// Whether a waiter that came before `arrival` needs `name` alone and waits for nothing but its holders.
+    private func defersToWriter(
+        on name: String, before arrival: UInt64, within limits: FairShares.Limits, ready: inout [WriterKey: Bool]
+    ) -> Bool {
+        for older in exclusiveClaims[name] ?? [] {
+            guard older < arrival else { return false }
+            let key = WriterKey(arrival: older, name: name)
+            if ready[key] == nil {
+                // (Asked of older waiters only, so this ends; each claim is judged once per question.)
+                ready[key] = false
+                if let id = byArrival[older], let writer = waiting[id] {
+                    ready[key] =
+                        blocker(of: writer.request, ignoringHoldersOf: name, within: limits, ready: &ready) == nil
+                }
+            }
+            if ready[key] == true { return true }
+        }
+        return false
     }
 
     /// A running execution ended: what it held is free, and whatever fits now starts.
@@ -168,6 +206,17 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             }
         }
         return startWhatFits(within: limits)
+    }
+
+    /// Whether the running `id` would exceed its user's share as `holder` (others of its user running, and it
+    /// not): for judging it again when its user's roles changed as it started. Nil when it fits or does not run.
+    func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits)
+        -> FairShares.Denial?
+    {
+        guard let request = running[id] else { return nil }
+        var others = shares
+        others.give(request.uid)
+        return others.denial(request.uid, as: holder, within: limits)
     }
 
     /// The limits changed (a reload): whatever fits now starts.
