@@ -103,3 +103,58 @@ final class AdmissionReviewPoCIntegrationTests {
         )
     }
 }
+
+/// Review 14, finding 6: runvoyctl sends no signal for a command it does not know to run. Against a stand-in for
+/// runvoyd that takes the `exec` and answers nothing (as one busy before the first `queued` event), Ctrl-C makes
+/// runvoyctl leave: it closes its connection and sends no `signal`, which would otherwise wait behind the `exec`
+/// and interrupt the command as soon as it started, long after the user gave up. (Before, it sent one in band.)
+@Suite struct CtlInterruptBeforeStartTests {
+    @Test func ctrlCBeforeTheStartedEventLeavesAndSendsNoSignal() throws {
+        let directory = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/fake.sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        #expect(bound == 0 && listen(listener, 8) == 0)
+        let ctl = try ChildProcess(
+            [Harness.runvoyctl, "exec", "--socket", path, "--", "sleep", "1"], stderrPath: directory + "/ctl.err")
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connection = accept(listener, nil, nil)
+        try #require(connection >= 0, "runvoyctl did not connect")
+        defer { close(connection) }
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        func receive() -> Int {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let n = recv(connection, &buffer, buffer.count, 0)
+            if n > 0 { received += buffer[..<n] }
+            return n
+        }
+        while !String(decoding: received, as: UTF8.self).contains("\"exec\"") { guard receive() > 0 else { break } }
+        #expect(String(decoding: received, as: UTF8.self).contains("\"exec\""))
+        ctl.signal(SIGINT)
+        while receive() > 0 {}
+        let status = ctl.wait(seconds: 30)
+        let stderr = (try? String(contentsOfFile: directory + "/ctl.err", encoding: .utf8)) ?? ""
+        #expect(status == 128 + SIGINT, "\(stderr)")
+        #expect(!String(decoding: received, as: UTF8.self).contains("\"signal\""), "runvoyctl sent a signal")
+        #expect(stderr.contains("left without signalling"), "\(stderr)")
+        // No second connection (an out-of-band signal) either.
+        _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
+        let other = accept(listener, nil, nil)
+        #expect(other < 0, "runvoyctl opened another connection")
+        if other >= 0 { close(other) }
+    }
+}

@@ -93,6 +93,35 @@ import Testing
         #expect(scheduler.arrive(Self.request(4, 2000, "report", [("db", true)]), within: limits) == [4])
     }
 
+    /// Waiters that leave behind a head that waits for ever are not kept: the line holds at most about twice
+    /// its waiters. (Before, every cancelled id stayed behind the stuck head until it started.)
+    @Test func waitersThatLeaveBehindAStuckHeadAreNotKept() {
+        var scheduler = Scheduler()
+        let limits = FairShares.Limits(total: 100, reserved: 0, perUser: 1, perUserWithoutRole: 1)
+        #expect(scheduler.arrive(Self.request(1, 1000, "shell"), within: limits) == [1])
+        #expect(scheduler.arrive(Self.request(2, 1000, "shell"), within: limits) == [])
+        for id in 3..<1_003 {
+            #expect(scheduler.arrive(Self.request(id, 1000, "shell"), within: limits) == [])
+            #expect(scheduler.cancel(id, within: limits) == [])
+        }
+        #expect(scheduler.waitingCount == 1)
+        #expect(scheduler.lineEntries <= 3, "ids kept in the line: \(scheduler.lineEntries)")
+        // Some left in the middle of a line with live waiters behind them: order and service are kept.
+        for id in 1_003..<1_010 { _ = scheduler.arrive(Self.request(id, 1000, "shell"), within: limits) }
+        for id in [1_004, 1_006] { _ = scheduler.cancel(id, within: limits) }
+        #expect(scheduler.waiters.map(\.id) == [2, 1_003, 1_005, 1_007, 1_008, 1_009])
+        var started: [Int] = []
+        var running = 1
+        while scheduler.waitingCount > 0 {
+            let next = scheduler.finish(running, within: limits)
+            started += next
+            running = next.first ?? running
+            if next.isEmpty { break }
+        }
+        #expect(started == [2, 1_003, 1_005, 1_007, 1_008, 1_009])
+        #expect(scheduler.lineEntries == 0)
+    }
+
     /// Judging a running execution's share again as another holder class (a demoted administrator's).
     @Test func aRunningExecutionsShareIsJudgedAgainAsAnotherHolder() {
         var scheduler = Scheduler()

@@ -69,9 +69,13 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private(set) var runningOnExecutor: [String: Int] = [:]
     private(set) var locks: [String: LockHolders] = [:]
     /// Each user's waiters on each executor, oldest first, and the ones that left the queue behind their line's
-    /// head (dropped when they reach it: leaving is O(1) however long the queue). A line's first entry is always a
-    /// waiter.
+    /// head (dropped when they reach it, or when they are half the line: leaving is amortized O(1) however long
+    /// the queue, and a head that waits for ever does not keep them). A line's first entry is always a waiter.
     private var lines: [uid_t: [String: CircularBuffer<ID>]] = [:]
+    /// How many of each line's entries left the queue behind its head.
+    private var departed: [uid_t: [String: Int]] = [:]
+    /// How many ids the lines hold, waiters and those that left behind a head (bounded by twice the waiters).
+    var lineEntries: Int { lines.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } } }
     /// The waiters, by id; those that left are not here.
     private var waiting: [ID: Waiter] = [:]
     /// The waiting exclusive claims on each lock (writers first), and each user's waiting claims on each lock.
@@ -274,13 +278,29 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         waiting[request.id] = nil
         byArrival[waiter.arrival] = nil
         unclaim(waiter)
-        while let head = lines[request.uid]?[request.executor]?.first, waiting[head] == nil {
-            lines[request.uid]![request.executor]!.removeFirst()
+        let (uid, executor) = (request.uid, request.executor)
+        // Taken out of the table while changed, so that it is not copied.
+        var line = lines[uid]?.removeValue(forKey: executor) ?? []
+        var gone = departed[uid]?[executor] ?? 0
+        if line.first == request.id {
+            line.removeFirst()
+            while let head = line.first, waiting[head] == nil {
+                line.removeFirst()
+                gone -= 1
+            }
+        } else {
+            gone += 1
+            if gone * 2 > line.count {
+                line = CircularBuffer(line.filter { waiting[$0] != nil })
+                gone = 0
+            }
         }
-        if lines[request.uid]?[request.executor]?.isEmpty == true { lines[request.uid]![request.executor] = nil }
-        if lines[request.uid]?.isEmpty == true {
-            lines[request.uid] = nil
-            users.removeAll { $0 == request.uid }
+        lines[uid]?[executor] = line.isEmpty ? nil : line
+        departed[uid, default: [:]][executor] = gone > 0 ? gone : nil
+        if departed[uid]?.isEmpty == true { departed[uid] = nil }
+        if lines[uid]?.isEmpty == true {
+            lines[uid] = nil
+            users.removeAll { $0 == uid }
         }
     }
 
