@@ -72,7 +72,9 @@ final class RefusalThrottle: Service, Sendable {
     /// records a minute.
     func recordRateLimited(_ event: AuditEvent, caller: Caller, audit: some AuditSink) {
         DaemonMetrics.shared.rateLimitedRequest()
-        let admission = rateLimits.withLock { $0.admit(uid: caller.accountKey, user: caller.accountName, limit: 1, now: .now) }
+        let admission = rateLimits.withLock {
+            $0.admit(uid: caller.accountKey, user: caller.accountName, limit: 1, now: .now)
+        }
         guard case .record(let summary) = admission else { return }
         if let summary { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }
         audit.recordBestEffort(event)

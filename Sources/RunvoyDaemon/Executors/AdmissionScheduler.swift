@@ -12,6 +12,8 @@ import NIOCore
 /// for another executor or other locks. Across users, round-robin: after serving a user, the next chance goes to
 /// the next user by uid that has a waiter, cyclically, so no user starves another; each chance starts the user's
 /// oldest waiter that may start. Whenever something ends or leaves the queue, whatever now may start is started.
+/// Writers first: a shared claim on a lock waits behind an older exclusive claim on it whose waiter waits for
+/// nothing but that lock's holders (not behind one that could not start anyway).
 struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A lock an execution takes for its life.
     struct LockClaim: Hashable, Sendable {
@@ -63,6 +65,8 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         var uid: uid_t
         var name: String
     }
+
+    typealias Denial = FairShares.Denial
 
     private(set) var shares = FairShares()
     private(set) var running: [ID: Request] = [:]
@@ -214,9 +218,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     /// Whether the running `id` would exceed its user's share as `holder` (others of its user running, and it
     /// not): for judging it again when its user's roles changed as it started. Nil when it fits or does not run.
-    func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits)
-        -> FairShares.Denial?
-    {
+    func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits) -> Denial? {
         guard let request = running[id] else { return nil }
         var others = shares
         others.give(request.uid)

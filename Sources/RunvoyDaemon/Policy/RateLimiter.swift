@@ -57,7 +57,8 @@ final class RateLimiter: Sendable {
         if let rate = executor.execRate, case .perPeriod(let count, let period) = rate {
             claims.append(
                 (
-                    RateBuckets.Claim(key: .executor(caller.accountKey, executor.name), count: count, period: period), rate,
+                    RateBuckets.Claim(key: .executor(caller.accountKey, executor.name), count: count, period: period),
+                    rate,
                     "executors.\(executor.name).exec_rate"
                 ))
         }
