@@ -94,7 +94,7 @@ final class AdmissionReviewPoCIntegrationTests {
             "the holders did not start: \(printed()) \((try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? "")"
         )
         let developer = try daemon.ctl(["exec", "--", "true"], asUser: dev)
-        FileManager.default.createFile(atPath: stop, contents: nil)
+        _ = FileManager.default.createFile(atPath: stop, contents: nil)
         flood.wait()
         let served = printed().split(separator: "\n").compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
         #expect(

@@ -225,6 +225,10 @@ import Testing
         #expect(scheduler.blocker(of: request(2, 1, "a", [("x", false)]), within: limits) == .concurrency(1))
         #expect(scheduler.arrive(request(3, 1, "b", [("x", true)]), within: limits) == [])
         #expect(scheduler.blocker(of: request(3, 1, "b", [("x", true)]), within: limits) == .earlier(2))
+        // 2 waits for its executor, so it holds no reader of x (review 14); a writer that waits only for x's
+        // holder (10) does.
+        #expect(scheduler.arrive(request(10, 5, "c", [("x", true)]), within: limits) == [10])
+        #expect(scheduler.arrive(request(11, 6, "c", [("x", false)]), within: limits) == [])
         #expect(scheduler.arrive(request(4, 3, "b", [("x", true)]), within: limits) == [])
         #expect(scheduler.blocker(of: request(4, 3, "b", [("x", true)]), within: limits) == .lockWaiter("x"))
     }
@@ -247,6 +251,10 @@ import Testing
         #expect(scheduler.arrive(request(1, 2, "a", []), within: limits) == [1])
         #expect(told(request(2, 1, "a", [("x", false)])).contains("running its limit of 1 (concurrency)"))
         #expect(told(request(3, 1, "b", [("x", true)])).contains("an earlier execution of yours"))
+        // 2 waits for its executor, so it holds no reader of x (review 14); a writer that waits only for x's
+        // holder (10) does.
+        #expect(scheduler.arrive(request(10, 5, "c", [("x", true)]), within: limits) == [10])
+        #expect(scheduler.arrive(request(11, 6, "c", [("x", false)]), within: limits) == [])
         #expect(told(request(4, 3, "b", [("x", true)])).contains("lock 'x'"))
         #expect(told(request(5, 4, "c", [("x", true)])).contains("wanted exclusively"))
         for (denial, limit) in [
