@@ -47,8 +47,13 @@ final class AdmissionReviewPoCIntegrationTests {
                 return None
         held = []
         for i in range(count):
-            s = socket.socket(socket.AF_UNIX); s.connect(path)
-            s.sendall(frame({"v": 1, "id": 1, "method": "hello"}))
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(path)
+                s.sendall(frame({"v": 1, "id": 1, "method": "hello"}))
+            except OSError:
+                # Refused over its share: runvoyd sent `busy` and closed before the hello was written.
+                s.close(); continue
             f = read(s)
             if f is not None and "error" not in f: held.append(s)
             else: s.close()
@@ -97,6 +102,8 @@ final class AdmissionReviewPoCIntegrationTests {
         _ = FileManager.default.createFile(atPath: stop, contents: nil)
         flood.wait()
         let served = printed().split(separator: "\n").compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+        // All the unnamed uids are one role-less account: together they hold max_connections_without_role (4).
+        #expect(served.count == 8 && served.reduce(0, +) <= 4, "served per uid: \(served)")
         #expect(
             developer.status == 0,
             "a developer while one role-less user holds \(served.reduce(0, +)) connections under \(served.count) uids: \(developer.stderrText)"
