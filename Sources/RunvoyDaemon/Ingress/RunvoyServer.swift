@@ -57,7 +57,7 @@ struct RunvoyServer: Service {
                 let activity = ConnectionTimeoutHandler.Activity()
                 let limits = config.current.limits
                 let budget = FrameDecoder.Budget(
-                    pending: pendingFrames, uid: caller.accountKey,
+                    pending: pendingFrames, uid: FairShares.account(of: caller),
                     limit: max(limits.maxPendingBytesPerUser, limits.maxFrameBytes))
                 let wrapped = try Self.wrap(channel, limits: limits, activity: activity, budget: budget)
                 return Accepted(channel: wrapped, caller: caller, activity: activity)
@@ -128,8 +128,7 @@ struct RunvoyServer: Service {
 
     private func serve(_ accepted: Accepted) async {
         let config = context.config.current
-        // Per account: all uids without a passwd entry share one role-less cap (`AccountKey`).
-        let uid = accepted.caller.accountKey
+        let uid = FairShares.account(of: accepted.caller)
         let holder = FairShares.Holder(roles: Authorizer.roles(accepted.caller, config))
         if let denial = connections.open(uid, as: holder, within: .connections(config.limits)) {
             DaemonMetrics.shared.refused(.busy)

@@ -48,6 +48,17 @@ struct FairShares: Sendable, Equatable {
         case userShare(limit: Int)
     }
 
+    /// What every uid with no passwd entry is counted as, together: such uids are not accounts of their own (an
+    /// account with a subordinate uid range connects from a user namespace as any of its 65,536 uids), so they
+    /// share one share. (`(uid_t)-1` is no uid the kernel gives.)
+    static let unknownAccounts = uid_t.max
+
+    /// Whom `caller`'s shares count against: its uid, or `unknownAccounts` when the user database has no entry
+    /// for it (root excepted).
+    static func account(of caller: Caller) -> uid_t {
+        caller.uid == 0 || caller.userName != nil ? caller.uid : unknownAccounts
+    }
+
     private(set) var total = 0
     private(set) var byUser: [uid_t: Int] = [:]
 
