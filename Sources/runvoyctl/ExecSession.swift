@@ -173,15 +173,21 @@ final class ExecSession {
         try flush()
     }
 
-    /// Ctrl-C (or TERM, HUP, QUIT) while the execution waits in the queue: runvoyctl leaves, and with its
-    /// connection the execution leaves the queue. Returns the exit status then; nil when nothing waits.
+    /// Ctrl-C (or TERM, HUP, QUIT) before the `started` event: runvoyctl leaves, and with its connection the
+    /// execution leaves the queue (or its request is dropped). A signal is forwarded only to a command known to
+    /// run: one sent in band before then would wait behind the `exec` and reach the command when it starts, long
+    /// after the user gave up. Returns the exit status then; nil once the command started.
     private func leaveQueueOnSignal() -> Int32? {
-        guard executionID == nil, let queued = queue.executionID else { return nil }
+        guard executionID == nil else { return nil }
         var byte: UInt8 = 0
         while read(signalRead, &byte, 1) == 1 {
             guard Self.forwarded.contains(Int32(byte)) else { continue }
             queue.end()
-            complain("left the queue; execution \(queued) did not run")
+            if let queued = queue.executionID {
+                complain("left the queue; execution \(queued) did not run")
+            } else {
+                complain("interrupted before runvoyd reported that the command started; left without signalling it")
+            }
             return 128 + Int32(byte)
         }
         return nil

@@ -18,7 +18,10 @@ import Testing
         var running: [Request] = []
         var lastServed: uid_t?
 
-        func fits(_ request: Request) -> Bool {
+        func fits(_ request: Request) -> Bool { fits(request, ignoringHoldersOf: nil) }
+
+        /// Whether `request` may start, not counting the holders of lock `ignored`.
+        func fits(_ request: Request, ignoringHoldersOf ignored: String?) -> Bool {
             let limits = AdmissionSchedulerTests.limits
             let mine = running.filter { $0.uid == request.uid }.count
             if running.count >= limits.total { return false }
@@ -32,23 +35,28 @@ import Testing
             {
                 return false
             }
-            for claim in request.locks {
+            for claim in request.locks where claim.name != ignored {
                 let holders = running.flatMap { $0.locks }.filter { $0.name == claim.name }
                 if !holders.isEmpty && (!claim.shared || holders.contains { !$0.shared }) { return false }
-                // Writers first: a shared claim waits while a waiter come before it needs the lock alone.
-                let writerWaits = waiting.contains { other in
-                    other.id < request.id && other.locks.contains { $0.name == claim.name && !$0.shared }
-                }
-                if claim.shared && writerWaits { return false }
             }
             // First come first served within a user, among those that compete: on the same executor, or for a lock
             // one of them needs alone.
-            return !waiting.contains { other in
+            let earlier = waiting.contains { other in
                 other.uid == request.uid && other.id < request.id
                     && (other.executor == request.executor
                         || other.locks.contains { mine in
                             request.locks.contains { $0.name == mine.name && !($0.shared && mine.shared) }
                         })
+            }
+            if earlier { return false }
+            // Writers first: a shared claim waits while a waiter come before it needs the lock alone and waits for
+            // nothing but the lock's holders (one that cannot start anyway holds no reader of a free lock).
+            return !request.locks.contains { claim in
+                claim.shared
+                    && waiting.contains { other in
+                        other.id < request.id && other.locks.contains { $0.name == claim.name && !$0.shared }
+                            && fits(other, ignoringHoldersOf: claim.name)
+                    }
             }
         }
 
@@ -217,6 +225,10 @@ import Testing
         #expect(scheduler.blocker(of: request(2, 1, "a", [("x", false)]), within: limits) == .concurrency(1))
         #expect(scheduler.arrive(request(3, 1, "b", [("x", true)]), within: limits) == [])
         #expect(scheduler.blocker(of: request(3, 1, "b", [("x", true)]), within: limits) == .earlier(2))
+        // 2 waits for its executor, so it holds no reader of x (review 14); a writer that waits only for x's
+        // holder (10) does.
+        #expect(scheduler.arrive(request(10, 5, "c", [("x", true)]), within: limits) == [10])
+        #expect(scheduler.arrive(request(11, 6, "c", [("x", false)]), within: limits) == [])
         #expect(scheduler.arrive(request(4, 3, "b", [("x", true)]), within: limits) == [])
         #expect(scheduler.blocker(of: request(4, 3, "b", [("x", true)]), within: limits) == .lockWaiter("x"))
     }
@@ -239,6 +251,10 @@ import Testing
         #expect(scheduler.arrive(request(1, 2, "a", []), within: limits) == [1])
         #expect(told(request(2, 1, "a", [("x", false)])).contains("running its limit of 1 (concurrency)"))
         #expect(told(request(3, 1, "b", [("x", true)])).contains("an earlier execution of yours"))
+        // 2 waits for its executor, so it holds no reader of x (review 14); a writer that waits only for x's
+        // holder (10) does.
+        #expect(scheduler.arrive(request(10, 5, "c", [("x", true)]), within: limits) == [10])
+        #expect(scheduler.arrive(request(11, 6, "c", [("x", false)]), within: limits) == [])
         #expect(told(request(4, 3, "b", [("x", true)])).contains("lock 'x'"))
         #expect(told(request(5, 4, "c", [("x", true)])).contains("wanted exclusively"))
         for (denial, limit) in [
@@ -264,13 +280,20 @@ import Testing
         #expect(scheduler.arrive(request(1, 1, [("y", false)]), within: limits) == [1])
         #expect(scheduler.arrive(request(2, 2, [("x", false), ("y", false)]), within: limits) == [])
         #expect(scheduler.locks["x"] == nil)
-        // Writers first: 2 waits for x (and y) alone, so no shared holder of x is let in before it.
-        #expect(scheduler.arrive(request(3, 3, [("x", true)]), within: limits) == [])
-        #expect(scheduler.arrive(request(4, 4, [("x", true)]), within: limits) == [])
-        #expect(scheduler.locks["x"] == nil)
-        #expect(scheduler.finish(1, within: limits) == [2])
+        // 2 waits for y, which 1 holds: it cannot start whatever happens to x, so it does not hold readers of the
+        // free x (writers first defers only to a writer that waits for nothing but that lock's holders; review 14:
+        // else a writer that cannot start, held by another lock or its own share, starves a free lock's readers).
+        #expect(scheduler.arrive(request(3, 3, [("x", true)]), within: limits) == [3])
+        #expect(scheduler.arrive(request(4, 4, [("x", true)]), within: limits) == [4])
+        #expect(scheduler.locks["x"] == .shared([3, 4]))
+        // y is free now: 2 waits for x's holders alone, so from now on readers of x wait behind it.
+        #expect(scheduler.finish(1, within: limits) == [])
+        #expect(scheduler.locks["y"] == nil)
+        #expect(scheduler.arrive(request(5, 5, [("x", true)]), within: limits) == [])
+        #expect(scheduler.finish(3, within: limits) == [])
+        #expect(scheduler.finish(4, within: limits) == [2])
         #expect(scheduler.locks["x"] == .exclusive(2) && scheduler.locks["y"] == .exclusive(2))
-        #expect(Set(scheduler.finish(2, within: limits)) == [3, 4])
+        #expect(scheduler.finish(2, within: limits) == [5])
     }
 
     /// Shared holders that keep coming cannot keep an exclusive waiter waiting for ever: once it waits, new shared

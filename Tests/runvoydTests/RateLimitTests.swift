@@ -225,4 +225,27 @@ struct RateLimitTests {
             }
         }
     }
+
+    /// `stdin`, `signal` and `resize` go free only for an execution attached to the connection (or input for one
+    /// it is the attached writer of): with none attached, they are metered like any request, so a flood of them
+    /// (each refused with `invalid_state`) is not answered for free. (Before, `stdin` with nothing attached was.)
+    @Test func inputSignalsAndResizesWithNoExecutionAttachedAreMetered() async throws {
+        let frames = [
+            #"{"v":1,"id":1,"method":"stdin","params":{"data":"eA=="}}"#,
+            #"{"v":1,"id":2,"method":"stdin","params":{"data":"eA==","execution_id":"01nosuch"}}"#,
+            #"{"v":1,"id":3,"method":"signal","params":{"signal":"TERM"}}"#,
+            #"{"v":1,"id":4,"method":"resize","params":{"rows":24,"cols":80}}"#,
+        ]
+        for frame in frames {
+            let yaml = RouterTests.developerYAML + "\nlimits:\n  request_rate: 3/1d\n"
+            try await InProcessConnection.with(caller: RouterTests.nobody, yaml: yaml) { connection in
+                var replies: [String] = []
+                for _ in 0..<6 { replies.append(await connection.call(frame)) }
+                #expect(replies.prefix(3).allSatisfy { !$0.contains("rate_limited") }, "\(frame): \(replies[0])")
+                #expect(
+                    replies.dropFirst(3).allSatisfy { $0.contains(#""code":"rate_limited""#) },
+                    "\(frame): \(replies[3])")
+            }
+        }
+    }
 }

@@ -48,7 +48,7 @@ final class RefusalThrottle: Service, Sendable {
         let limit = Self.coalescedLimits[event.kind] ?? 1
         let admission = coalesced.withLock { windows in
             windows[event.kind, default: RefusalWindows(period: period)].admit(
-                uid: caller.uid, user: caller.displayName, limit: limit, now: .now)
+                uid: caller.accountKey, user: caller.accountName, limit: limit, now: .now)
         }
         guard case .record(let summary) = admission else { return }
         if let summary { audit.recordBestEffort(Self.coalescedSummary(event.kind, summary)) }
@@ -72,7 +72,9 @@ final class RefusalThrottle: Service, Sendable {
     /// records a minute.
     func recordRateLimited(_ event: AuditEvent, caller: Caller, audit: some AuditSink) {
         DaemonMetrics.shared.rateLimitedRequest()
-        let admission = rateLimits.withLock { $0.admit(uid: caller.uid, user: caller.displayName, limit: 1, now: .now) }
+        let admission = rateLimits.withLock {
+            $0.admit(uid: caller.accountKey, user: caller.accountName, limit: 1, now: .now)
+        }
         guard case .record(let summary) = admission else { return }
         if let summary { audit.recordBestEffort(Self.rateLimitedSummary(summary)) }
         audit.recordBestEffort(event)
@@ -100,7 +102,7 @@ final class RefusalThrottle: Service, Sendable {
         event.message = Self.clamp(event.message, to: bound)
         event.fields = event.fields.map { ($0.0, Self.clamp($0.1, to: bound)) }
         let admission = windows.withLock {
-            $0.admit(uid: caller.uid, user: caller.displayName, limit: limit, now: .now)
+            $0.admit(uid: caller.accountKey, user: caller.accountName, limit: limit, now: .now)
         }
         guard case .record(let summary) = admission else { return }
         if let summary { audit.recordBestEffort(Self.summaryEvent(summary)) }

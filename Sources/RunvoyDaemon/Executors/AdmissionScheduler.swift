@@ -12,6 +12,8 @@ import NIOCore
 /// for another executor or other locks. Across users, round-robin: after serving a user, the next chance goes to
 /// the next user by uid that has a waiter, cyclically, so no user starves another; each chance starts the user's
 /// oldest waiter that may start. Whenever something ends or leaves the queue, whatever now may start is started.
+/// Writers first: a shared claim on a lock waits behind an older exclusive claim on it whose waiter waits for
+/// nothing but that lock's holders (not behind one that could not start anyway).
 struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A lock an execution takes for its life.
     struct LockClaim: Hashable, Sendable {
@@ -64,14 +66,20 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         var name: String
     }
 
+    typealias Denial = FairShares.Denial
+
     private(set) var shares = FairShares()
     private(set) var running: [ID: Request] = [:]
     private(set) var runningOnExecutor: [String: Int] = [:]
     private(set) var locks: [String: LockHolders] = [:]
     /// Each user's waiters on each executor, oldest first, and the ones that left the queue behind their line's
-    /// head (dropped when they reach it: leaving is O(1) however long the queue). A line's first entry is always a
-    /// waiter.
+    /// head (dropped when they reach it, or when they are half the line: leaving is amortized O(1) however long
+    /// the queue, and a head that waits for ever does not keep them). A line's first entry is always a waiter.
     private var lines: [uid_t: [String: CircularBuffer<ID>]] = [:]
+    /// How many of each line's entries left the queue behind its head.
+    private var departed: [uid_t: [String: Int]] = [:]
+    /// How many ids the lines hold, waiters and those that left behind a head (bounded by twice the waiters).
+    var lineEntries: Int { lines.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } } }
     /// The waiters, by id; those that left are not here.
     private var waiting: [ID: Waiter] = [:]
     /// The waiting exclusive claims on each lock (writers first), and each user's waiting claims on each lock.
@@ -123,11 +131,27 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     /// What keeps `request` (a waiter) from starting now; nil when it may start.
     func blocker(of request: Request, within limits: FairShares.Limits) -> Blocker? {
+        var ready: [WriterKey: Bool] = [:]
+        return blocker(of: request, ignoringHoldersOf: nil, within: limits, ready: &ready)
+    }
+
+    /// A waiter's exclusive claim on a lock, by its arrival.
+    private struct WriterKey: Hashable {
+        var arrival: UInt64
+        var name: String
+    }
+
+    /// What keeps `request` from starting now, not counting the holders of `ignored` (nil: counting all);
+    /// `ready` remembers `waitsOnlyForHolders` answers within one question.
+    private func blocker(
+        of request: Request, ignoringHoldersOf ignored: String?, within limits: FairShares.Limits,
+        ready: inout [WriterKey: Bool]
+    ) -> Blocker? {
         if let denial = shares.denial(request.uid, as: request.holder, within: limits) { return .share(denial) }
         if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
             return .concurrency(concurrency)
         }
-        for claim in request.locks {
+        for claim in request.locks where claim.name != ignored {
             switch locks[claim.name] {
             case nil: continue
             case .shared where claim.shared: continue
@@ -143,14 +167,36 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             if let older = (claim.shared ? own?.exclusive : own?.all)?.first, older < mine {
                 return .earlier(byArrival[older] ?? request.id)
             }
-            // Writers first: while an older waiter needs the lock alone, no shared claim that came after it is let
-            // in, so shared holders coming and going cannot keep it waiting for ever. Only older ones: the oldest
+            // Writers first: while an older waiter needs the lock alone and waits for nothing but its holders, no
+            // shared claim that came after it is let in, so shared holders coming and going cannot keep it waiting
+            // for ever. Only such a writer: one that cannot start anyway (its share, its executor, an earlier
+            // waiter of its user, another lock) does not hold readers of a free lock. Only older ones: the oldest
             // waiter never defers, so waiters cannot wait for each other.
-            if claim.shared, let older = exclusiveClaims[claim.name]?.first, older < mine {
+            if claim.shared, defersToWriter(on: claim.name, before: mine, within: limits, ready: &ready) {
                 return .lockWaiter(claim.name)
             }
         }
         return nil
+    }
+
+    /// Whether a waiter that came before `arrival` needs `name` alone and waits for nothing but its holders.
+    private func defersToWriter(
+        on name: String, before arrival: UInt64, within limits: FairShares.Limits, ready: inout [WriterKey: Bool]
+    ) -> Bool {
+        for older in exclusiveClaims[name] ?? [] {
+            guard older < arrival else { return false }
+            let key = WriterKey(arrival: older, name: name)
+            if ready[key] == nil {
+                // (Asked of older waiters only, so this ends; each claim is judged once per question.)
+                ready[key] = false
+                if let id = byArrival[older], let writer = waiting[id] {
+                    ready[key] =
+                        blocker(of: writer.request, ignoringHoldersOf: name, within: limits, ready: &ready) == nil
+                }
+            }
+            if ready[key] == true { return true }
+        }
+        return false
     }
 
     /// A running execution ended: what it held is free, and whatever fits now starts.
@@ -168,6 +214,15 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             }
         }
         return startWhatFits(within: limits)
+    }
+
+    /// Whether the running `id` would exceed its user's share as `holder` (others of its user running, and it
+    /// not): for judging it again when its user's roles changed as it started. Nil when it fits or does not run.
+    func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits) -> Denial? {
+        guard let request = running[id] else { return nil }
+        var others = shares
+        others.give(request.uid)
+        return others.denial(request.uid, as: holder, within: limits)
     }
 
     /// The limits changed (a reload): whatever fits now starts.
@@ -225,13 +280,29 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         waiting[request.id] = nil
         byArrival[waiter.arrival] = nil
         unclaim(waiter)
-        while let head = lines[request.uid]?[request.executor]?.first, waiting[head] == nil {
-            lines[request.uid]![request.executor]!.removeFirst()
+        let (uid, executor) = (request.uid, request.executor)
+        // Taken out of the table while changed, so that it is not copied.
+        var line = lines[uid]?.removeValue(forKey: executor) ?? []
+        var gone = departed[uid]?[executor] ?? 0
+        if line.first == request.id {
+            line.removeFirst()
+            while let head = line.first, waiting[head] == nil {
+                line.removeFirst()
+                gone -= 1
+            }
+        } else {
+            gone += 1
+            if gone * 2 > line.count {
+                line = CircularBuffer(line.filter { waiting[$0] != nil })
+                gone = 0
+            }
         }
-        if lines[request.uid]?[request.executor]?.isEmpty == true { lines[request.uid]![request.executor] = nil }
-        if lines[request.uid]?.isEmpty == true {
-            lines[request.uid] = nil
-            users.removeAll { $0 == request.uid }
+        lines[uid]?[executor] = line.isEmpty ? nil : line
+        departed[uid, default: [:]][executor] = gone > 0 ? gone : nil
+        if departed[uid]?.isEmpty == true { departed[uid] = nil }
+        if lines[uid]?.isEmpty == true {
+            lines[uid] = nil
+            users.removeAll { $0 == uid }
         }
     }
 

@@ -109,8 +109,9 @@ extension ExecutionManager {
     }
 
     /// The configuration in force changed: the limits what ends or leaves is judged by are its, every waiter
-    /// needs its executor's `concurrency` and locks as it declares them now (running executions keep what they
-    /// hold), and whatever waits and fits now starts.
+    /// needs its executor's `concurrency` and locks as it declares them now, and has the share of the roles its
+    /// user holds now (an administrator demoted while it waits waits as what it is now; running executions keep
+    /// what they hold), and whatever waits and fits now starts.
     func limitsChanged(_ config: DaemonConfig) {
         state.withLock { state in
             state.limits = .executions(config.limits)
@@ -122,6 +123,9 @@ extension ExecutionManager {
                 var replanned = request
                 replanned.concurrency = executor.concurrency
                 replanned.locks = executor.lockClaims
+                if let caller = state.room.waiters[request.id]?.caller {
+                    replanned.holder = FairShares.Holder(roles: Authorizer.roles(caller, config))
+                }
                 if replanned != request { state.scheduler.replan(replanned) }
             }
             state.room.generation &+= 1
@@ -206,6 +210,15 @@ extension ExecutionManager {
                         "executor '\(plan.executor.name)' changed (its concurrency or locks) while execution \(waiting.executionID) waited in the queue; it did not run: start it again"
                     ))
             }
+            // Its share is judged again with the roles its user holds now: one started as an administrator's
+            // just before a reload took the role away does not run beyond its user's share.
+            if let denial = shareDenial(ticket, caller: plan.caller, config: current) {
+                throw fresh.refusal(
+                    RunvoyError(
+                        .cancelled,
+                        "your roles changed while execution \(waiting.executionID) waited in the queue: \(Self.busy(denial).message); it did not run: start it again"
+                    ))
+            }
             return fresh
         } catch {
             release(ticket, plan.config)
@@ -214,6 +227,16 @@ extension ExecutionManager {
                 QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error.error, waitedUsec: waitedUsec),
                 caller: plan.caller, audit: audit)
             throw deny(error, caller: plan.caller, config: current)
+        }
+    }
+
+    /// Whether the running `ticket` exceeds its user's share under `config` (judged with the roles the user
+    /// holds there), counting the others it runs; nil when it fits or its share class did not change.
+    private func shareDenial(_ ticket: UInt64, caller: Caller, config: DaemonConfig) -> FairShares.Denial? {
+        let holder = FairShares.Holder(roles: Authorizer.roles(caller, config))
+        return state.withLock { state in
+            guard let admitted = state.scheduler.running[ticket], admitted.holder != holder else { return nil }
+            return state.scheduler.shareDenial(ofRunning: ticket, as: holder, within: .executions(config.limits))
         }
     }
 

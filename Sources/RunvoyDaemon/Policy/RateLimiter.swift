@@ -33,7 +33,7 @@ final class RateLimiter: Sendable {
                 \.requestRate, default: config.limits.requestRate, "limits.request_rate", caller, roles, config),
             case .perPeriod(let count, let period) = rate
         else { return nil }
-        let claim = RateBuckets.Claim(key: .requests(caller.uid), count: count, period: period)
+        let claim = RateBuckets.Claim(key: .requests(caller.accountKey), count: count, period: period)
         guard let wait = buckets.withLock({ $0.take([claim], now: .now) }) else { return nil }
         return Self.limited("requests", caller, rate, setting, wait)
     }
@@ -52,12 +52,13 @@ final class RateLimiter: Sendable {
             case .perPeriod(let count, let period) = rate
         {
             claims.append(
-                (RateBuckets.Claim(key: .executions(caller.uid), count: count, period: period), rate, setting))
+                (RateBuckets.Claim(key: .executions(caller.accountKey), count: count, period: period), rate, setting))
         }
         if let rate = executor.execRate, case .perPeriod(let count, let period) = rate {
             claims.append(
                 (
-                    RateBuckets.Claim(key: .executor(caller.uid, executor.name), count: count, period: period), rate,
+                    RateBuckets.Claim(key: .executor(caller.accountKey, executor.name), count: count, period: period),
+                    rate,
                     "executors.\(executor.name).exec_rate"
                 ))
         }

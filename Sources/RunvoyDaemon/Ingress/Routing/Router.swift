@@ -38,7 +38,11 @@ struct Router: Sendable {
             routed = .failure(RunvoyError(.badRequest, reason))
         }
         let handler = try? routed.get().handler
-        if !Self.isUnmetered(handler, frame, attached: attached),
+        let writes: (String) -> Bool = { id in
+            guard let channel = sink.channel else { return false }
+            return server.executions.running(id: id)?.writer.isHeld(by: ObjectIdentifier(channel)) == true
+        }
+        if !Self.isUnmetered(handler, frame, attached: attached, writes: writes),
             let limited = server.executions.rates.takeFrame(caller: connection.caller, config: config)
         {
             let method = handler.map { type(of: $0).method } ?? envelope?.method.map { String($0.prefix(64)) }
@@ -52,15 +56,24 @@ struct Router: Sendable {
     }
 
     /// Whether `frame` goes free of the request bucket: a greeting, or input, a signal or a window size for the
-    /// execution attached to the connection (a `signal` or `resize` by id is metered).
-    static func isUnmetered(_ handler: (any MethodHandler)?, _ frame: ByteBuffer, attached: Execution?) -> Bool {
+    /// execution attached to the connection (a `signal` or `resize` by id is metered), or input for an execution
+    /// this connection is the attached writer of (`writes`). With no execution attached, `stdin`, `signal` and
+    /// `resize` are metered like any request: they would only be refused, and a refusal is not free.
+    static func isUnmetered(
+        _ handler: (any MethodHandler)?, _ frame: ByteBuffer, attached: Execution?,
+        writes: (String) -> Bool = { _ in false }
+    ) -> Bool {
         guard let handler else { return false }
         let method = type(of: handler).method
         guard RateLimiter.unmetered.contains(method) else { return false }
-        guard method == Method.signal.rawValue || method == Method.resize.rawValue else { return true }
-        guard attached != nil else { return false }
+        let isStdin = method == Method.stdin.rawValue
+        guard isStdin || method == Method.signal.rawValue || method == Method.resize.rawValue else { return true }
+        // Input on the connection that started the execution: not decoded twice.
+        if isStdin && attached != nil { return true }
         let target = try? frame.withUnsafeReadableBytes { try Frame.decode(ParamsContainer<Target>.self, from: $0) }
-        return target != nil && target?.params?.executionId == nil
+        guard let target else { return false }
+        if let id = target.params?.executionId { return isStdin && writes(id) }
+        return attached != nil
     }
 
     /// The execution a `signal` or `resize` is for.
