@@ -60,7 +60,7 @@ import Testing
         let old = text((0..<(LineDiff.maxChanges + 10)).map { "o\($0)\n" }.joined())
         let new = text((0..<(LineDiff.maxChanges + 10)).map { "n\($0)\n" }.joined())
         let diff = String(decoding: LineDiff.unified(old, new, label: "/f"), as: UTF8.self)
-        #expect(diff.contains("lines differ; not shown"))
+        #expect(diff.contains("too many lines differ to show"))
     }
 
     @Test func tokensBelongToTheirUserAndTheOldestGoesFirst() {

@@ -1,9 +1,13 @@
 /// A unified diff (`diff -u` style, three lines of context) of two texts, line by line, for the history of
 /// `runvoyctl edit`. Myers' algorithm, which takes time linear in the size of the texts times the number of lines
-/// that differ; past `maxChanges` differing lines it gives up on the detail and says how many lines each side has.
+/// that differ; past `maxChanges` differing lines (fewer for long texts, so that the search keeps at most
+/// `traceBudget` integers) it gives up on the detail and says how many lines each side has.
 enum LineDiff {
     static let context = 3
     static let maxChanges = 4000
+    /// The search keeps a copy of its frontier (2 × lines + 3 integers) per change: at most this many in all
+    /// (32 MiB), whatever the texts (review of issue 16: 7,000 empty lines took 302 MiB before).
+    static let traceBudget = 4 << 20
 
     enum Edit: Equatable {
         case same(Int, Int)
@@ -18,7 +22,7 @@ enum LineDiff {
         let b = lines(new)
         var out = Array("--- \(label)\n+++ \(label)\n".utf8)
         guard let script = edits(a, b) else {
-            out += Array("@@ -1,\(a.count) +1,\(b.count) @@ (more than \(maxChanges) lines differ; not shown)\n".utf8)
+            out += Array("@@ -1,\(a.count) +1,\(b.count) @@ (too many lines differ to show)\n".utf8)
             return out
         }
         for hunk in hunks(script) { render(hunk, a, b, into: &out) }
@@ -44,7 +48,8 @@ enum LineDiff {
         let offset = n + m + 1
         var v = [Int](repeating: 0, count: 2 * offset + 1)
         var trace: [[Int]] = []
-        for d in 0...min(n + m, maxChanges) {
+        let frontier = 2 * offset + 1
+        for d in 0...min(n + m, maxChanges, traceBudget / frontier) {
             trace.append(v)
             for k in stride(from: -d, through: d, by: 2) {
                 var x =

@@ -1,3 +1,4 @@
+import Glibc
 import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
@@ -38,11 +39,40 @@ extension RequestContext {
                 fields: fields)
         }
         let resolved = try editablePath(path, executor, &fields)
+        let runAs: RunAsIdentity
         do {
-            return EditTarget(executor: executor, path: resolved, runAs: try RunAsIdentity.resolve(executor))
+            runAs = try RunAsIdentity.resolve(executor)
         } catch {
             throw denied(error, fields: fields)
         }
+        if let directory = Self.redirectableDirectory(of: resolved, owner: runAs.identity?.uid ?? getuid()) {
+            throw denied(
+                RunvoyError(
+                    .permissionDenied,
+                    "\(directory) could be changed by an account other than root or executor '\(executor.name)''s user, so runvoyd does not edit through it"
+                ), fields: fields)
+        }
+        return EditTarget(executor: executor, path: resolved, runAs: runAs)
+    }
+
+    /// The first directory on the way to `path` that an account other than root and `owner` could rename or
+    /// replace (owned by another, writable by group or others, or not a directory), nil when none: the file is
+    /// opened by its path after the check, so every directory to it must stay put meanwhile (review of issue 16: a
+    /// service user's folder under `editable`, swapped for a link, sent a root executor's read elsewhere).
+    /// Root-owned sticky folders (`/tmp`) may be passed through: others cannot rename what they do not own there.
+    static func redirectableDirectory(of path: String, owner: uid_t) -> String? {
+        var prefix = ""
+        let components = path.split(separator: "/").dropLast()
+        for component in [Substring("")] + components {
+            prefix += component.isEmpty ? "/" : (prefix == "/" ? "" : "/") + component
+            var info = stat()
+            guard lstat(prefix, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return prefix }
+            let owned = info.st_uid == 0 || info.st_uid == owner
+            let writable = info.st_mode & 0o022 != 0
+            let sticky = info.st_mode & S_ISVTX != 0 && info.st_uid == 0
+            guard owned, !writable || sticky else { return prefix }
+        }
+        return nil
     }
 
     /// `path` resolved (see `EditTarget.path`) when `executor.editable` admits it.
