@@ -74,7 +74,9 @@ final class CgroupContainment: Containment {
             rmdir(path)
             throw SpawnError(.cgroup, errno: saved)
         }
-        return CgroupScope(path: path, procsFD: procs, directoryFD: directory)
+        // The caller's uid as the command's login uid: unset, the command could set any uid once itself and have
+        // auditd and journald name another user (review of issue 13); set, only CAP_AUDIT_CONTROL changes it.
+        return CgroupScope(path: path, procsFD: procs, directoryFD: directory, loginUID: uid)
     }
 
     /// Ends and removes the cgroups of executions a previous run of the daemon left (it crashed, or was killed):
@@ -105,14 +107,18 @@ final class CgroupScope: ExecutionScope {
     private let spawnFDs: Mutex<(procs: Int32, directory: Int32)>
     private let leader = Mutex<pid_t?>(nil)
 
-    init(path: String, procsFD: Int32, directoryFD: Int32 = -1) {
+    /// The login uid the command gets (the caller's), nil for a scope found at start-up.
+    private let loginUID: uid_t?
+
+    init(path: String, procsFD: Int32, directoryFD: Int32 = -1, loginUID: uid_t? = nil) {
+        self.loginUID = loginUID
         self.path = path
         self.spawnFDs = Mutex((procsFD, directoryFD))
     }
 
     var spawnHooks: SpawnHooks {
         let fds = spawnFDs.withLock { $0 }
-        return SpawnHooks(cgroupProcsFD: fds.procs, cgroupDirectoryFD: fds.directory)
+        return SpawnHooks(cgroupProcsFD: fds.procs, cgroupDirectoryFD: fds.directory, loginUID: loginUID)
     }
 
     func spawned(leader: pid_t?) {
