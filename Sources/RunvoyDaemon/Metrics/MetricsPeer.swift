@@ -69,7 +69,9 @@ enum MetricsPeer: Hashable, Sendable {
     /// machine, TIME_WAIT ones included, per connection: a client connecting in a loop made each accept read
     /// megabytes.)
     static func socketOwner(peer: Endpoint, ours: Endpoint) -> uid_t? {
-        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4)  // NETLINK_SOCK_DIAG
+        // SOCK_DGRAM (2) | SOCK_CLOEXEC (0o2000000), spelled out: the optimized static build (scripts/build-deb)
+        // does not see Glibc's `__socket_type` names from this file.
+        let fd = socket(AF_NETLINK, 2 | 0o2000000, 4)  // NETLINK_SOCK_DIAG
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var wait = timeval(tv_sec: 0, tv_usec: 200_000)
