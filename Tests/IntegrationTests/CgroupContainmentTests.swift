@@ -114,4 +114,22 @@ final class CgroupContainmentTests {
             seconds: 10)
         #expect(Int(ended.first?["RUNVOY_PROCESSES"] ?? "") ?? 0 >= 1)
     }
+
+    /// From the containment review (failed on 3278b33: the command read 4294967295, set 4242 and kept it). In
+    /// cgroup containment the child left its login uid as the daemon's: unset under systemd. The kernel lets a
+    /// process whose login uid is unset set it once without any privilege, so a command running as `nobody` can
+    /// make the audit subsystem and journald (`auid`, `_AUDIT_LOGINUID`) attribute everything it does to root or
+    /// to any other user. The login uid must be set (to the caller's, as subreaper containment does) before exec.
+    @Test func aCommandCannotClaimAnotherUsersLoginUID() throws {
+        let daemon = try #require(daemon)
+        let out = try daemon.ctl([
+            "exec", "-q", "--", "sh", "-c",
+            "cat /proc/self/loginuid; echo; if echo 4242 2>/dev/null > /proc/self/loginuid; then echo forged; fi; "
+                + "cat /proc/self/loginuid; echo",
+        ])
+        let lines = out.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.first == String(getuid()), "the command's login uid is not the caller's: \(lines)")
+        #expect(!lines.contains("forged"), "a command set its own login uid: \(lines)")
+        #expect(lines.last != "4242", "\(lines)")
+    }
 }
