@@ -80,7 +80,9 @@ extension Daemon {
         var location = ""
         if let cgroups = containment as? CgroupContainment { location = " in \(cgroups.root)" }
         logger.notice("containment: \(containment.mode.rawValue)\(location)")
-        for note in containment.notes { logger.warning("containment: \(note)") }
+        for note in containment.notes + ContainmentSelection.unenforced(config, mode: containment.mode) {
+            logger.warning("containment: \(note)")
+        }
         if let cgroups = containment as? CgroupContainment {
             for (id, count) in cgroups.recoverLost() {
                 audit.recordBestEffort(
@@ -107,7 +109,10 @@ extension Daemon {
                     ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
                     ("CONTAINMENT", containment.mode.rawValue),
-                ] + containment.notes.map { ("CONTAINMENT_NOTE", $0) }))
+                ]
+                    + (containment.notes + ContainmentSelection.unenforced(config, mode: containment.mode)).map {
+                        ("CONTAINMENT_NOTE", $0)
+                    }))
         audit.recordBestEffort(ConfigReloader.policyRecord(config, previous: nil))
     }
 }
