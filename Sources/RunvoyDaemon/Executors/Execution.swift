@@ -371,7 +371,10 @@ final class Execution: Sendable {
         case .wait:
             // Polled: /proc gives no event to wait on. On the event loop's timers, not `Task.sleep` (see
             // ExecutionLifetimeTests: a cancelled one would hold its task until its deadline).
-            while scope.isPopulated {
+            // The check scans /proc under the subreaper (a fraction of a second on a crowded host): on the thread
+            // pool, never on one of the few cooperative threads.
+            let scope = self.scope
+            while (try? await NIOThreadPool.singleton.runIfActive { scope.isPopulated }) ?? false {
                 try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
             }
             state.withLock { $0.leftoversEnded = true }
