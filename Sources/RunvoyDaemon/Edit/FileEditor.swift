@@ -7,10 +7,14 @@ import RunvoyKit
 /// on the calling thread for that call alone: see `runvoy_edit.c`), never as root: the kernel checks what that
 /// user may read, create and rename. The last component of the path is never followed if it is a link, and only a
 /// regular file is read. Writing back is atomic: a new file beside the old one (created exclusively, with the old
-/// one's owner and mode, fsynced) is renamed over it, unless the old one changed in the meantime.
+/// one's owner, mode and extended attributes — its ACL above all —, fsynced) is renamed over it, unless the old
+/// one changed in the meantime. An attribute that cannot be copied refuses the save (the old file is kept):
+/// the new file must not be more readable, or differently labelled, than the old one.
 struct FileEditor: Sendable {
     /// The identity to act as; nil for the daemon's own (an unprivileged daemon can only edit as itself).
     let identity: SpawnRequest.Identity?
+    /// For tests: an extended attribute to treat as one the kernel refused to copy.
+    var refuseAttribute: String? = nil
 
     /// A file as read: its bytes, their SHA-256, and what `write` checks to know it has not changed since.
     struct Snapshot: Sendable {
@@ -56,14 +60,31 @@ struct FileEditor: Sendable {
     ) async throws {
         let (directory, name) = Self.split(path)
         var temp = [CChar](repeating: 0, count: 256)
+        var failed = [CChar](repeating: 0, count: 256)
+        var original = snapshot.info
         let prepared = withIdentity { identity in
             content.withUnsafeBufferPointer { bytes in
-                runvoy_edit_prepare(
-                    identity, directory, name, bytes.baseAddress, bytes.count, mode_t(snapshot.mode),
-                    snapshot.owner.uid, snapshot.owner.gid, &temp, temp.count)
+                temp.withUnsafeMutableBufferPointer { tempBuffer in
+                    failed.withUnsafeMutableBufferPointer { failedBuffer in
+                        withUnsafePointer(to: &original) { originalPointer in
+                            (refuseAttribute ?? "").withCString { refuse in
+                                var file = runvoy_edit_new_file(
+                                    content: bytes.baseAddress, length: bytes.count, mode: mode_t(snapshot.mode),
+                                    owner_uid: snapshot.owner.uid, owner_gid: snapshot.owner.gid,
+                                    original: originalPointer, refuse_attribute: refuseAttribute == nil ? nil : refuse,
+                                    temp_name: tempBuffer.baseAddress, temp_capacity: tempBuffer.count,
+                                    failed_attribute: failedBuffer.baseAddress, failed_capacity: failedBuffer.count)
+                                return runvoy_edit_prepare(identity, directory, name, &file)
+                            }
+                        }
+                    }
+                }
             }
         }
-        if prepared != 0 { throw Self.failure(prepared, errno: errno, path: path, maxBytes: 0) }
+        if prepared != 0 {
+            let attribute = String(cString: failed)
+            throw Self.failure(prepared, errno: errno, path: path, maxBytes: 0, attribute: attribute)
+        }
         let tempName = String(cString: temp)
         do {
             try await beforeRename()
@@ -94,8 +115,15 @@ struct FileEditor: Sendable {
     }
 
     /// What a failed operation tells the caller (the path is the caller's own request; no secret is in it).
-    static func failure(_ rc: Int32, errno code: Int32, path: String, maxBytes: Int) -> RunvoyError {
+    static func failure(
+        _ rc: Int32, errno code: Int32, path: String, maxBytes: Int, attribute: String = ""
+    ) -> RunvoyError {
         switch rc {
+        case Int32(RUNVOY_EDIT_ATTRIBUTE):
+            return RunvoyError(
+                .permissionDenied,
+                "\(path) has the extended attribute '\(attribute)', which the executor's user cannot give the new file (\(String(cString: strerror(code)))); nothing was written"
+            )
         case Int32(RUNVOY_EDIT_NOT_REGULAR):
             return RunvoyError(.invalidArgument, "\(path) is not a regular file")
         case Int32(RUNVOY_EDIT_TOO_LARGE):

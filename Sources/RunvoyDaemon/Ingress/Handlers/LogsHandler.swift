@@ -1,7 +1,8 @@
 import RunvoyKit
 import RunvoyStore
 
-/// `logs`: an execution's stored output, optionally followed live until it ends. It streams in a task of its
+/// `logs`: an execution's stored output, optionally followed live until it ends (an edit's diff only to its
+/// editor and administrators). It streams in a task of its
 /// own, so the connection keeps reading (and notices a client that goes away).
 struct LogsHandler: MethodHandler {
     static let method = Method.logs.rawValue
@@ -9,6 +10,7 @@ struct LogsHandler: MethodHandler {
 
     func handle(_ params: LogsParams, context: RequestContext) async throws -> Outcome<NoParams> {
         let info = try context.visibleExecution(params.executionId)
+        try Self.checkDiffReader(info, context)
         if info.outputPruned {
             throw RunvoyError(
                 .invalidState, "the stored output of execution \(info.executionId) was removed by retention")
@@ -31,6 +33,21 @@ struct LogsHandler: MethodHandler {
                 // The client went away; nothing more to send.
             }
         }
+    }
+
+    /// The stored output of an edit is its diff, with lines of a file that only the executor's user may read
+    /// (unchanged context lines too): only the editor, who read the whole file, and administrators may read it.
+    /// Everyone else who may see the record (`view_all`) gets its hashes and sizes from `status`, and this refusal,
+    /// audited (review of issue 16: a viewer read a root-only file's password line from a diff's context).
+    static func checkDiffReader(_ info: ExecutionInfo, _ context: RequestContext) throws {
+        guard info.edit != nil, info.callerUid != context.caller.uid,
+            !Authorizer.roles(context.caller, context.config).contains(.admin)
+        else { return }
+        throw context.denied(
+            RunvoyError(
+                .permissionDenied,
+                "the diff of edit \(info.executionId) is shown only to the user who made it and to administrators (it holds lines of a file you may not read); `runvoyctl status \(info.executionId)` shows its hashes and sizes"
+            ), fields: [("EXECUTION_ID", info.executionId), ("OWNER_UID", String(info.callerUid))])
     }
 
     /// Sends the output (stored, then live with `follow`), then the reply with the execution's record.
