@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,33 @@ static void leave(struct saved_identity *saved) {
     errno = error;
 }
 
-static int read_file(const char *path, unsigned char *buffer, size_t capacity, size_t *length, struct stat *info) {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+/* The directory `place->directory` beneath `place->base`, opened with `flags` (O_PATH or O_RDONLY) by openat2
+   with no symbolic link followed anywhere: not in `base` (RESOLVE_NO_SYMLINKS), not on the way from it, and never
+   out of it (RESOLVE_BENEATH). The daemon checked the path as text and by lstat before; a directory swapped for a
+   link since then is refused here (ELOOP) instead of followed, whoever swapped it. */
+static int open_directory(const struct runvoy_edit_place *place, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_DIRECTORY | O_CLOEXEC);
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    int base = (int)syscall(SYS_openat2, AT_FDCWD, place->base, &how, sizeof how);
+    if (base < 0 || place->directory[0] == '\0') return base;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+    int dir = (int)syscall(SYS_openat2, base, place->directory, &how, sizeof how);
+    int error = errno;
+    close(base);
+    errno = error;
+    return dir;
+}
+
+static int read_file(const struct runvoy_edit_place *place, unsigned char *buffer, size_t capacity, size_t *length,
+                     struct stat *info) {
+    int dir = open_directory(place, O_PATH);
+    if (dir < 0) return -1;
+    int fd = openat(dir, place->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int opened = errno;
+    close(dir);
+    errno = opened;
     if (fd < 0) return -1;
     int rc = 0;
     if (fstat(fd, info) != 0) {
@@ -111,11 +137,11 @@ static int read_file(const char *path, unsigned char *buffer, size_t capacity, s
     return rc;
 }
 
-int runvoy_edit_read(const struct runvoy_edit_identity *identity, const char *path, unsigned char *buffer,
-                     size_t capacity, size_t *length, struct stat *info) {
+int runvoy_edit_read(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                     unsigned char *buffer, size_t capacity, size_t *length, struct stat *info) {
     struct saved_identity saved;
     *length = 0;
-    int rc = enter(identity, &saved) == 0 ? read_file(path, buffer, capacity, length, info) : -1;
+    int rc = enter(identity, &saved) == 0 ? read_file(place, buffer, capacity, length, info) : -1;
     leave(&saved);
     return rc;
 }
@@ -240,9 +266,10 @@ static int temp_name(const char *name, char *temp, size_t capacity) {
     return 0;
 }
 
-static int prepare(const char *directory, const char *name, struct runvoy_edit_new_file *file) {
+static int prepare(const struct runvoy_edit_place *place, struct runvoy_edit_new_file *file) {
+    const char *name = place->name;
     if (temp_name(name, file->temp_name, file->temp_capacity) != 0) return -1;
-    int dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int dir = open_directory(place, O_PATH);
     if (dir < 0) return -1;
     int fd = openat(dir, file->temp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -273,10 +300,10 @@ static int prepare(const char *directory, const char *name, struct runvoy_edit_n
     return rc;
 }
 
-int runvoy_edit_prepare(const struct runvoy_edit_identity *identity, const char *directory, const char *name,
+int runvoy_edit_prepare(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
                         struct runvoy_edit_new_file *file) {
     struct saved_identity saved;
-    int rc = enter(identity, &saved) == 0 ? prepare(directory, name, file) : -1;
+    int rc = enter(identity, &saved) == 0 ? prepare(place, file) : -1;
     leave(&saved);
     return rc;
 }
@@ -287,10 +314,11 @@ static int same_file(const struct stat *a, const struct stat *b) {
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-static int commit(const char *directory, const char *temp_name, const char *name, const struct stat *expected) {
-    int dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static int commit(const struct runvoy_edit_place *place, const char *temp_name, const struct stat *expected) {
+    const char *name = place->name;
+    int dir = open_directory(place, O_RDONLY);
     int synced = dir >= 0;
-    if (dir < 0) dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 && errno != ELOOP && errno != EXDEV) dir = open_directory(place, O_PATH);
     if (dir < 0) return -1;
     struct stat now;
     int rc = 0;
@@ -311,19 +339,20 @@ static int commit(const char *directory, const char *temp_name, const char *name
     return rc;
 }
 
-int runvoy_edit_commit(const struct runvoy_edit_identity *identity, const char *directory, const char *temp_name,
-                       const char *name, const struct stat *expected) {
+int runvoy_edit_commit(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                       const char *temp_name, const struct stat *expected) {
     struct saved_identity saved;
-    int rc = enter(identity, &saved) == 0 ? commit(directory, temp_name, name, expected) : -1;
+    int rc = enter(identity, &saved) == 0 ? commit(place, temp_name, expected) : -1;
     leave(&saved);
     return rc;
 }
 
-int runvoy_edit_discard(const struct runvoy_edit_identity *identity, const char *directory, const char *temp_name) {
+int runvoy_edit_discard(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                        const char *temp_name) {
     struct saved_identity saved;
     int rc = -1;
     if (enter(identity, &saved) == 0) {
-        int dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int dir = open_directory(place, O_PATH);
         if (dir >= 0) {
             rc = unlinkat(dir, temp_name, 0);
             close(dir);
