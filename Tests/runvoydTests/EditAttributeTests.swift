@@ -116,4 +116,30 @@ import Testing
         #expect(leftovers == ["f.conf"], "the temporary file was left behind: \(leftovers)")
         _ = snapshot
     }
+
+    /// A directory with a default ACL gives one to every new file in it, the edit's temporary file too: a file that
+    /// had no ACL must not come out of an edit with the directory's.
+    @Test func aFileWithoutAnACLDoesNotInheritTheDirectorysDefaultACL() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/plain.conf"
+        FileManager.default.createFile(atPath: path, contents: Data("a\n".utf8))
+        chmod(path, 0o600)
+        // Default ACL (version 2): user::rw-, group::r--, other::---, and user 4713 may read.
+        let status = try python(
+            "os.setxattr(sys.argv[1], 'system.posix_acl_default', struct.pack('<I',2) + "
+                + "b''.join(struct.pack('<HHI',t,p,i) for t,p,i in [(1,6,2**32-1),(2,4,4713),(4,4,2**32-1),"
+                + "(16,4,2**32-1),(32,0,2**32-1)]))",
+            directory)
+        try #require(status == 0, "cannot set a default ACL here")
+        #expect(!hasACL(path))
+        let editor = FileEditor(identity: nil)
+        let snapshot = try editor.read(path, maxBytes: 1000)
+        try await editor.write(path, content: text("b\n"), over: snapshot) {}
+        #expect(FileManager.default.contents(atPath: path) == Data("b\n".utf8))
+        #expect(!hasACL(path), "the edited file took the directory's default ACL (user 4713 may read it now)")
+        var info = stat()
+        stat(path, &info)
+        #expect(info.st_mode & 0o7777 == 0o600)
+    }
 }
