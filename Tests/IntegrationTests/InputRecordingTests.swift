@@ -110,6 +110,9 @@ final class InputRecordingTests {
         let events = try asciicast(id)
         #expect(events.filter { $0.1 == "i" }.map(\.2).joined() == input.stdoutText)
         #expect(events.filter { $0.1 == "o" }.map(\.2).joined() == "done\n")
+        #expect(try daemon.ctl(["status", id]).stdoutText.contains("recorded (runvoyctl logs --input \(id))"))
+        let replayed = try daemon.ctl(["logs", "--input", "--replay", id])
+        #expect(replayed.status != 0 && replayed.stderrText.contains("not with --replay"), "\(replayed.stderrText)")
         // The stored files hold no trace of the value either.
         let stored = try Harness.run(["/usr/bin/grep", "-r", "-c", Self.secret, daemon.directory + "/state"])
         #expect(!stored.stdoutText.contains(":1"), "\(stored.stdoutText)")
@@ -120,6 +123,7 @@ final class InputRecordingTests {
         let input = try daemon.ctl(["logs", "--input", id])
         #expect(input.status == 0 && input.stdoutText.isEmpty, "\(input.stdoutText)")
         #expect(try record(id)["stdin_bytes"] is NSNull)
+        #expect(!(try daemon.ctl(["status", id]).stdoutText.contains("logs --input")))
         #expect(try asciicast(id).allSatisfy { $0.1 == "o" })
     }
 
