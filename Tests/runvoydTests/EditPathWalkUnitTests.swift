@@ -64,4 +64,11 @@ import Testing
         symlink(root + "/outside", root + "/editable")
         #expect(throws: RunvoyError.self) { try editor.read(root + "/editable/f.conf", maxBytes: 100) }
     }
+
+    @Test func aKernelWithoutOpenat2IsAClearRefusal() {
+        let error = FileEditor.failure(-1, errno: ENOSYS, path: "/etc/app.conf", maxBytes: 0)
+        #expect(error.code == .invalidState && error.message.contains("openat2"))
+        let link = FileEditor.failure(-1, errno: ELOOP, path: "/etc/app.conf", maxBytes: 0)
+        #expect(link.code == .invalidArgument && link.message.contains("link"))
+    }
 }

@@ -176,7 +176,6 @@ struct FileEditor: Sendable {
                     .invalidArgument,
                     "\(path) is a symbolic link, or a link was put on the way to it since it was checked; edit the file it names"
                 )
-            case EXDEV: return RunvoyError(.permissionDenied, "\(path) is no longer beneath its editable entry")
             case ENOSYS:
                 return RunvoyError(.invalidState, "this kernel has no openat2 (Linux 5.6 or later edits files)")
             case ENOENT: return RunvoyError(.invalidArgument, "\(path) does not exist")
