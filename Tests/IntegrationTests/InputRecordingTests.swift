@@ -175,3 +175,15 @@ extension InputRecordingTests {
         #expect(logs.stdoutText.hasSuffix("last-line-x\r\n"), "\(logs.stdoutText)")
     }
 }
+
+extension InputRecordingTests {
+    /// Whoever may use an executor is told that it records their input, before typing anything into it.
+    @Test func capabilitiesSayWhichExecutorsRecordInput() throws {
+        let text = try daemon.ctl(["capabilities"]).stdoutText
+        let blocks = text.components(separatedBy: "\nexecutor ")
+        let recorded = try #require(blocks.first { $0.hasPrefix("recorded ") })
+        let unrecorded = try #require(blocks.first { $0.hasPrefix("unrecorded ") })
+        #expect(recorded.contains("what you type or pipe in is recorded"), "\(text)")
+        #expect(!unrecorded.contains("is recorded"), "\(text)")
+    }
+}
