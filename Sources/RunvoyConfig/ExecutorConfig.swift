@@ -25,6 +25,9 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
     public var tty: TerminalPolicy = .allow
+    /// Whether the input given to its commands (`stdin`: typed into a terminal or piped) is stored with their
+    /// output, redacted like it.
+    public var recordInput = false
     /// What happens to the execution's other processes when its main process exits.
     public var leftovers: LeftoverPolicy = .kill
     /// Limits written to each execution's cgroup (cgroup containment only).

@@ -78,6 +78,7 @@ extension ConfigParser {
                 error(entries[Keys.tty], entries.path(Keys.tty), "must be allow, deny or require")
             }
         }
+        if let value = boolean(Keys.recordInput, in: entries) { executor.recordInput = value }
         parseContainment(entries, into: &executor)
         parseEditable(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)

@@ -31,6 +31,8 @@ final class Execution: Sendable {
     let writer = WriterSlot()
     /// Stores the output as it streams, for `logs` and its followers.
     let recorder: OutputRecorder
+    /// Stores the input too, where the executor has `record_input`.
+    let inputRecording: InputRecording?
     /// Wall-clock milliseconds when the execution was accepted and when its process started.
     let createdAtMs: Int64
     let startedAtMs: Int64
@@ -99,6 +101,9 @@ final class Execution: Sendable {
         output = (launched.pipes.stdout, launched.pipes.stderr)
         terminalFD = launched.process.terminalFD
         recorder = launched.recorder
+        inputRecording =
+            plan.executor.recordInput
+            ? InputRecording(recorder: launched.recorder, redaction: launched.injection.redaction) : nil
         createdAtMs = launched.createdAtMs
         startedAtMs = launched.startedAtMs
         secrets = launched.injection
@@ -240,7 +245,7 @@ final class Execution: Sendable {
         if killOnDisconnect { terminate() }
     }
 
-    /// Queues bytes for the command's standard input. It returns at once while the input channel holds less than
+    /// Queues bytes for the command's standard input (and records them, where the executor records input). It returns at once while the input channel holds less than
     /// its high watermark, so a `signal` request behind some input is still read promptly; past the watermark it
     /// waits for the write (backpressure to the client). Bytes for a command that closed its input are dropped,
     /// as a shell pipeline would.
@@ -250,6 +255,7 @@ final class Execution: Sendable {
         }
         guard !isFinished else { throw RunvoyError(.invalidState, "execution \(id) has ended") }
         guard let channel = state.withLock({ $0.stdin }) else { return }
+        inputRecording?.record(bytes)
         let promise = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(bytes, promise: promise)
         let write = promise.futureResult

@@ -42,6 +42,14 @@ final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// A read error also ends the stream, and comes before `channelInactive`: a terminal's master reads EIO once
+    /// the last process holding its slave is gone, and the async channel reading this one ends its stream at the
+    /// error, so the held tail (a session's last line) goes out first or not at all.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        endOfStream(context: context)
+        context.fireErrorCaught(error)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .some(ChannelEvent.inputClosed) = event as? ChannelEvent {
             endOfStream(context: context)

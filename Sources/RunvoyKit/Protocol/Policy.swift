@@ -91,8 +91,14 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
     public var isDefault: Bool
     public var runAs: String
     public var rules: [RuleInfo]
+    /// Whether the input its commands are given is stored (`record_input`); nil from daemons before it.
+    public var recordInput: Bool?
 
-    public init(name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo]) {
+    public init(
+        name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo],
+        recordInput: Bool? = nil
+    ) {
+        self.recordInput = recordInput
         self.name = name
         self.description = description
         self.isDefault = isDefault
@@ -104,6 +110,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         case name, description, rules
         case isDefault = "default"
         case runAs = "run_as"
+        case recordInput = "record_input"
     }
 
     /// `description` is written as `null` when the executor has none, as docs/PROTOCOL.md shows.
@@ -114,6 +121,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         try c.encode(isDefault, forKey: .isDefault)
         try c.encode(runAs, forKey: .runAs)
         try c.encode(rules, forKey: .rules)
+        try c.encodeIfPresent(recordInput, forKey: .recordInput)
     }
 }
 

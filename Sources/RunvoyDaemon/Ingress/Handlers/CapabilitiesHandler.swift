@@ -32,6 +32,7 @@ struct CapabilitiesHandler: MethodHandler {
         return ExecutorCapability(
             name: executor.name, description: executor.description,
             isDefault: executor.name == config.defaultExecutorName,
-            runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules)
+            runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules,
+            recordInput: executor.recordInput)
     }
 }
