@@ -79,6 +79,7 @@ extension ConfigParser {
             }
         }
         parseContainment(entries, into: &executor)
+        parseSandbox(entries, into: &executor)
         parseEditable(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)

@@ -135,7 +135,7 @@ final class Execution: Sendable {
         // finished under it, so the group id cannot name another process here.
         state.withLock { state in
             guard state.machine.maySignal else { return false }
-            return kill(-pid, signal) == 0
+            return scope.signalMain(pid, signal)
         }
     }
 
@@ -154,7 +154,7 @@ final class Execution: Sendable {
     private func signalEverything(_ signal: Int32) {
         state.withLock { state in
             guard state.machine.maySignal else { return }
-            kill(-pid, signal)
+            _ = scope.signalMain(pid, signal)
             if signal == SIGKILL { scope.kill() } else { scope.signal(signal) }
         }
     }
@@ -335,7 +335,7 @@ final class Execution: Sendable {
             group.addTask { await self.pump(stdout, .stdout) }
             if let stderr { group.addTask { await self.pump(stderr, .stderr) } }
         }
-        let status = await Reaper.shared.wait(pidfd: pidfd)
+        let status = await scope.waitMain(pidfd: pidfd)
         state.withLock { $0.machine.leaderExited(status) }
         // The timeout still runs while `leftovers: wait` waits for the rest of the execution.
         await endLeftovers()
