@@ -32,8 +32,41 @@ static inline void runvoy_bus_take_errno(int r, char *err) {
     if (err != NULL && r < 0) snprintf(err, RUNVOY_BUS_ERR_LEN, "%s", strerror(-r));
 }
 
-/// Opens a connection to the system bus and subscribes to the service manager's signals (JobRemoved, and
-/// PropertiesChanged of units, which systemd sends on the bus only while a client is subscribed).
+/// Subscribes to the service manager's signals (JobRemoved, and PropertiesChanged of units, which systemd sends on
+/// the system bus only while a client is subscribed). On failure the connection is closed.
+static inline int runvoy_bus_subscribe(sd_bus *bus, char *err) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r = sd_bus_call_method(bus, RUNVOY_SYSTEMD_DEST, RUNVOY_SYSTEMD_PATH, RUNVOY_SYSTEMD_MANAGER, "Subscribe",
+                               &error, NULL, "");
+    if (r < 0) {
+        runvoy_bus_take_error(&error, r, err);
+        sd_bus_flush_close_unref(bus);
+    }
+    return r;
+}
+
+/// A direct (peer-to-peer) connection over a connected socket `fd`: the client side, or with `server` the side
+/// that answers (tests play systemd's part with it).
+static inline int runvoy_bus_open_fd(int fd, int server, sd_bus **ret) {
+    sd_bus *bus = NULL;
+    int r = sd_bus_new(&bus);
+    if (r < 0) return r;
+    r = sd_bus_set_fd(bus, fd, fd);
+    if (r >= 0 && server) {
+        sd_id128_t id;
+        r = sd_id128_randomize(&id);
+        if (r >= 0) r = sd_bus_set_server(bus, 1, id);
+    }
+    if (r >= 0) r = sd_bus_start(bus);
+    if (r < 0) {
+        sd_bus_unref(bus);
+        return r;
+    }
+    *ret = bus;
+    return 0;
+}
+
+/// Opens a connection to the system bus and subscribes to the service manager's signals.
 static inline int runvoy_bus_open_system(sd_bus **ret, char *err) {
     sd_bus *bus = NULL;
     int r = sd_bus_open_system_with_description(&bus, "runvoyd");
@@ -41,14 +74,8 @@ static inline int runvoy_bus_open_system(sd_bus **ret, char *err) {
         runvoy_bus_take_errno(r, err);
         return r;
     }
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-    r = sd_bus_call_method(bus, RUNVOY_SYSTEMD_DEST, RUNVOY_SYSTEMD_PATH, RUNVOY_SYSTEMD_MANAGER, "Subscribe", &error,
-                           NULL, "");
-    if (r < 0) {
-        runvoy_bus_take_error(&error, r, err);
-        sd_bus_flush_close_unref(bus);
-        return r;
-    }
+    r = runvoy_bus_subscribe(bus, err);
+    if (r < 0) return r;
     *ret = bus;
     return 0;
 }

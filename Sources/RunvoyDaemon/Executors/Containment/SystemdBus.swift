@@ -63,6 +63,22 @@ final class SystemdBus: Sendable {
         var error = [CChar](repeating: 0, count: Int(RUNVOY_BUS_ERR_LEN))
         let r = runvoy_bus_open_system(&bus, &error)
         guard r >= 0, let bus else { return .failure(Failure(message: Self.text(error, r))) }
+        return start(bus)
+    }
+
+    /// A direct connection over the connected socket `fd` to something that answers as systemd does (tests).
+    static func connect(fd: Int32) -> Result<SystemdBus, Failure> {
+        var bus: OpaquePointer?
+        let r = runvoy_bus_open_fd(fd, 0, &bus)
+        guard r >= 0, let bus else { return .failure(Failure(message: SystemError.text(-r))) }
+        var error = [CChar](repeating: 0, count: Int(RUNVOY_BUS_ERR_LEN))
+        let subscribed = runvoy_bus_subscribe(bus, &error)
+        guard subscribed >= 0 else { return .failure(Failure(message: Self.text(error, subscribed))) }
+        return start(bus)
+    }
+
+    /// Follows the signals on `bus` and starts the thread that owns it.
+    private static func start(_ bus: OpaquePointer) -> Result<SystemdBus, Failure> {
         let wake = runvoy_eventfd()
         guard wake >= 0 else {
             sd_bus_flush_close_unref(bus)
