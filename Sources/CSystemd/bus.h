@@ -253,11 +253,9 @@ static inline int runvoy_bus_get_trivial(sd_bus *bus, const char *path, const ch
     return r;
 }
 
-/// What the daemon reads of a service unit: whether it is still active or has a job, its main process and cgroup,
-/// how its main process ended, and what systemd kept of its accounting.
-static inline int runvoy_bus_unit_state(sd_bus *bus, const char *path, runvoy_unit_state *s, char *err) {
+/// Whether a unit is still active or has a job (two round trips: what each PropertiesChanged costs).
+static inline int runvoy_bus_unit_activity(sd_bus *bus, const char *path, runvoy_unit_state *s, char *err) {
     const char *unit = "org.freedesktop.systemd1.Unit";
-    const char *service = "org.freedesktop.systemd1.Service";
     memset(s, 0, sizeof(*s));
     int r = runvoy_bus_get_string(bus, path, unit, "ActiveState", s->active_state, sizeof(s->active_state), err);
     if (r < 0) return r;
@@ -271,12 +269,26 @@ static inline int runvoy_bus_unit_state(sd_bus *bus, const char *path, runvoy_un
     const char *job = NULL;
     r = sd_bus_message_read(reply, "(uo)", &s->job_id, &job);
     sd_bus_message_unref(reply);
+    return r < 0 ? r : 0;
+}
+
+/// A started unit's main process and cgroup.
+static inline int runvoy_bus_unit_started(sd_bus *bus, const char *path, runvoy_unit_state *s, char *err) {
+    const char *service = "org.freedesktop.systemd1.Service";
+    memset(s, 0, sizeof(*s));
+    int r = runvoy_bus_get_string(bus, path, service, "ControlGroup", s->control_group, sizeof(s->control_group),
+                                  err);
+    if (r < 0) return r;
+    return runvoy_bus_get_trivial(bus, path, service, "MainPID", 'u', &s->main_pid, err);
+}
+
+/// What the daemon reads of a service unit once it has ended: its activity, how its main process ended, and
+/// what systemd kept of its accounting.
+static inline int runvoy_bus_unit_state(sd_bus *bus, const char *path, runvoy_unit_state *s, char *err) {
+    const char *service = "org.freedesktop.systemd1.Service";
+    int r = runvoy_bus_unit_activity(bus, path, s, err);
     if (r < 0) return r;
     if ((r = runvoy_bus_get_string(bus, path, service, "Result", s->result, sizeof(s->result), err)) < 0) return r;
-    if ((r = runvoy_bus_get_string(bus, path, service, "ControlGroup", s->control_group, sizeof(s->control_group),
-                                   err)) < 0)
-        return r;
-    if ((r = runvoy_bus_get_trivial(bus, path, service, "MainPID", 'u', &s->main_pid, err)) < 0) return r;
     if ((r = runvoy_bus_get_trivial(bus, path, service, "ExecMainCode", 'i', &s->exec_main_code, err)) < 0) return r;
     if ((r = runvoy_bus_get_trivial(bus, path, service, "ExecMainStatus", 'i', &s->exec_main_status, err)) < 0)
         return r;

@@ -177,27 +177,39 @@ final class SystemdBus: Sendable {
         return .success(String(cString: job))
     }
 
-    static func state(_ bus: OpaquePointer, _ objectPath: String) -> Result<runvoy_unit_state, Failure> {
+    /// One of the `runvoy_bus_unit_*` reads of the unit at `objectPath`.
+    static func readUnit(
+        _ bus: OpaquePointer, _ objectPath: String,
+        _ body: (
+            OpaquePointer, UnsafePointer<CChar>, UnsafeMutablePointer<runvoy_unit_state>, UnsafeMutablePointer<CChar>
+        )
+            -> Int32 = runvoy_bus_unit_state
+    ) -> Result<runvoy_unit_state, Failure> {
         var unit = runvoy_unit_state()
         var error = [CChar](repeating: 0, count: Int(RUNVOY_BUS_ERR_LEN))
-        let r = runvoy_bus_unit_state(bus, objectPath, &unit, &error)
+        let r = objectPath.withCString { path in
+            error.withUnsafeMutableBufferPointer { body(bus, path, &unit, $0.baseAddress!) }
+        }
         return r < 0 ? .failure(Failure(message: Self.text(error, r))) : .success(unit)
     }
 
+    /// Resumes the unit's waiter once it is inactive or failed with no job pending: two property reads per
+    /// PropertiesChanged, the rest only at the end.
     private func checkEnd(_ bus: OpaquePointer, _ objectPath: String) {
         let outcome: Result<Ended, Failure>
-        switch Self.state(bus, objectPath) {
+        switch Self.readUnit(bus, objectPath, runvoy_bus_unit_activity) {
         case .failure(let failure):
             outcome = .failure(failure)
-        case .success(let unit):
-            let active = Self.string(unit.active_state)
-            guard (active == "inactive" || active == "failed") && unit.job_id == 0 else { return }
+        case .success(let activity):
+            let active = Self.string(activity.active_state)
+            guard (active == "inactive" || active == "failed") && activity.job_id == 0 else { return }
             func figure(_ value: UInt64) -> UInt64? { value == UInt64.max ? nil : value }
-            outcome = .success(
+            outcome = Self.readUnit(bus, objectPath).map { unit in
                 Ended(
                     code: unit.exec_main_code, status: unit.exec_main_status, result: Self.string(unit.result),
                     cpuNsec: figure(unit.cpu_usage_nsec), ioReadBytes: figure(unit.io_read_bytes),
-                    ioWriteBytes: figure(unit.io_write_bytes)))
+                    ioWriteBytes: figure(unit.io_write_bytes))
+            }
         }
         let waiter = state.withLock { $0.ends.removeValue(forKey: objectPath) }
         waiter?.resume(returning: outcome)
@@ -207,13 +219,13 @@ final class SystemdBus: Sendable {
         guard let waiter = state.withLock({ $0.jobs.removeValue(forKey: job) }) else { return }
         guard result == "done" else {
             var detail = "its start job ended '\(result)'"
-            if case .success(let unit) = Self.state(bus, unitPath) {
+            if case .success(let unit) = Self.readUnit(bus, unitPath) {
                 detail += " (unit result '\(Self.string(unit.result))', status \(unit.exec_main_status))"
             }
             return waiter.resume(returning: .failure(Failure(message: detail)))
         }
         waiter.resume(
-            returning: Self.state(bus, unitPath).map {
+            returning: Self.readUnit(bus, unitPath, runvoy_bus_unit_started).map {
                 Started(
                     objectPath: unitPath, mainPID: pid_t(bitPattern: $0.main_pid),
                     controlGroup: Self.string($0.control_group))
