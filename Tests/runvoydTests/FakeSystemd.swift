@@ -54,6 +54,8 @@ final class FakeSystemd: @unchecked Sendable {
     /// The StartTransientUnit calls, as `sd_bus_message_dump` writes them.
     var starts: [String] { state.withLock { $0.starts } }
     var unrefs: [String] { state.withLock { $0.unrefs } }
+    /// The object paths of the units started so far.
+    var unitPaths: [String] { state.withLock { Array($0.units.keys) } }
 
     /// The unit at `path` ends: inactive, its main process with `code` and `status`, PropertiesChanged sent.
     func finish(_ path: String, code: Int32, status: Int32) {
