@@ -285,14 +285,13 @@ final class Execution: Sendable {
     /// The execution's whole life once launched: records the process in the history, pumps output until the
     /// command and every process holding its pipes are done (`drainGrace` bounds how long output is still read
     /// after the command itself exited), records the end, and tells the client. `ended` runs once the end is
-    /// recorded and before the `exit` event goes out (the manager unregisters the execution there).
+    /// recorded and the execution finished, before the `exit` event goes out (the manager unregisters it there).
     func run(drainGrace: Duration, ended: @Sendable (Execution) -> Void) async {
         recordStarted()
         await pumpUntilDrained(drainGrace: drainGrace)
         await closeStdin()
         let event = state.withLock { $0.machine.outputDrained(at: .now) }
         recordFinished(event)
-        ended(self)
         // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
         // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
         let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
@@ -306,6 +305,9 @@ final class Execution: Sendable {
             }
             return (state.sink, state.waiters)
         }
+        // Unregistered once finished: whoever sees the manager with nothing running (shutdown's wait among them)
+        // finds this execution finished too (ExecutionLifetimeTests' shutdown test lost that race now and then).
+        ended(self)
         // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
         // drained it stayed a zombie, so a signal to its process group could reach no other process. Whatever of
         // the execution started since its leftovers were handled goes first, while that still holds.
