@@ -149,3 +149,14 @@ struct UnitRecipeTests {
         }
     }
 }
+
+extension UnitRecipeTests {
+    /// A sandboxed executor's limits are its unit's (systemd enforces them whatever the daemon's own containment):
+    /// start-up does not call them unenforced under the subreaper.
+    @Test func aSandboxedExecutorsLimitsAreNotCalledUnenforced() throws {
+        var config = try ConfigLoader.parse(yaml: Self.config, file: "unit.yaml")
+        #expect(ContainmentSelection.unenforced(config, mode: .subreaper).isEmpty)
+        config.executors[0].sandbox = nil
+        #expect(ContainmentSelection.unenforced(config, mode: .subreaper).count == 1)
+    }
+}
