@@ -34,6 +34,9 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var limits = ExecutionLimits()
     /// Resource limits set in the command's process before it execs.
     public var rlimits = ChildResourceLimits()
+    /// systemd execution properties (`sandbox:`): each execution runs as a transient unit with them. nil: the
+    /// executor is not sandboxed.
+    public var sandbox: SandboxConfig?
     /// Where `runvoyctl edit` may edit files as `run_as`: each entry is a directory (or a file) matched as
     /// `path_under` matches; empty, nothing may be edited.
     public var editable: [String] = []

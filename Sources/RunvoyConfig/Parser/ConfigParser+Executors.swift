@@ -80,6 +80,7 @@ extension ConfigParser {
         }
         if let value = boolean(Keys.recordInput, in: entries) { executor.recordInput = value }
         parseContainment(entries, into: &executor)
+        parseSandbox(entries, into: &executor)
         parseEditable(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)

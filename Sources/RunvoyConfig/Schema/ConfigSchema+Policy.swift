@@ -77,13 +77,16 @@ extension ConfigSchema {
         public static let rlimits = ConfigKey(
             "rlimits", .section("executors.NAME.rlimits"), default: .value("{}"),
             "resource limits set in the command's process before it execs")
+        public static let sandbox = ConfigKey(
+            "sandbox", .section("executors.NAME.sandbox"), default: .none,
+            "systemd execution properties: each execution runs as a transient unit with them")
 
         public static let section = ConfigSection(
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
                 maxTimeout, concurrency, execRate, locks, allow, tty, recordInput, editable, commands, leftovers,
-                limits, rlimits,
+                limits, rlimits, sandbox,
             ])
     }
 

@@ -140,7 +140,7 @@ final class Execution: Sendable {
         // finished under it, so the group id cannot name another process here.
         state.withLock { state in
             guard state.machine.maySignal else { return false }
-            return kill(-pid, signal) == 0
+            return scope.signalMain(pid, signal)
         }
     }
 
@@ -159,7 +159,7 @@ final class Execution: Sendable {
     private func signalEverything(_ signal: Int32) {
         state.withLock { state in
             guard state.machine.maySignal else { return }
-            kill(-pid, signal)
+            _ = scope.signalMain(pid, signal)
             if signal == SIGKILL { scope.kill() } else { scope.signal(signal) }
         }
     }
@@ -291,14 +291,13 @@ final class Execution: Sendable {
     /// The execution's whole life once launched: records the process in the history, pumps output until the
     /// command and every process holding its pipes are done (`drainGrace` bounds how long output is still read
     /// after the command itself exited), records the end, and tells the client. `ended` runs once the end is
-    /// recorded and before the `exit` event goes out (the manager unregisters the execution there).
+    /// recorded and the execution finished, before the `exit` event goes out (the manager unregisters it there).
     func run(drainGrace: Duration, ended: @Sendable (Execution) -> Void) async {
         recordStarted()
         await pumpUntilDrained(drainGrace: drainGrace)
         await closeStdin()
         let event = state.withLock { $0.machine.outputDrained(at: .now) }
         recordFinished(event)
-        ended(self)
         // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
         // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
         let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
@@ -312,6 +311,9 @@ final class Execution: Sendable {
             }
             return (state.sink, state.waiters)
         }
+        // Unregistered once finished: whoever sees the manager with nothing running (shutdown's wait among them)
+        // finds this execution finished too (ExecutionLifetimeTests' shutdown test lost that race now and then).
+        ended(self)
         // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
         // drained it stayed a zombie, so a signal to its process group could reach no other process. Whatever of
         // the execution started since its leftovers were handled goes first, while that still holds.
@@ -341,7 +343,7 @@ final class Execution: Sendable {
             group.addTask { await self.pump(stdout, .stdout) }
             if let stderr { group.addTask { await self.pump(stderr, .stderr) } }
         }
-        let status = await Reaper.shared.wait(pidfd: pidfd)
+        let status = await scope.waitMain(pidfd: pidfd)
         state.withLock { $0.machine.leaderExited(status) }
         // The timeout still runs while `leftovers: wait` waits for the rest of the execution.
         await endLeftovers()

@@ -17,6 +17,8 @@ struct CapabilitiesHandler: MethodHandler {
             user: caller.displayName, roles: roles.sorted().map(\.rawValue),
             permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors)
         result.containment = context.executions.containment.mode.rawValue
+        let sandboxed = config.executors.filter { Authorizer.mayUse(caller, $0, config) }
+        if let units = context.executions.units?.summary(sandboxed) { result.containment! += "; " + units }
         return .result(result)
     }
 

@@ -26,7 +26,8 @@ struct HealthHandler: MethodHandler {
             for index in checks.indices { checks[index].detail = nil }
         }
         let containment = context.executions.containment
-        let notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
+        var notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
+        if let units = context.executions.units?.summary(config.executors) { notes += "; " + units }
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,
