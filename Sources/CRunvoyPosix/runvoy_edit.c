@@ -190,9 +190,17 @@ static int copy_attribute(int from, int to, const char *name, const char *refuse
     for (int attempt = 0; attempt < 8; attempt++) {
         ssize_t need = fgetxattr(from, name, NULL, 0);
         if (need < 0) return errno == ENODATA ? 0 : -1;
-        char *value = malloc(need > 0 ? (size_t)need : 1);
+        /* A read of size 0 is only another size query (it writes nothing and returns the size now): never make
+           one, and never use more bytes than the buffer holds, or a value that grew between the two calls would
+           be filled from the daemon's heap (found by review). */
+        size_t capacity = need > 0 ? (size_t)need : 1;
+        char *value = malloc(capacity);
         if (value == NULL) return -1;
-        ssize_t got = fgetxattr(from, name, value, (size_t)need);
+        ssize_t got = fgetxattr(from, name, value, capacity);
+        if (got > (ssize_t)capacity) {
+            free(value);
+            continue;
+        }
         if (got < 0) {
             int error = errno;
             free(value);

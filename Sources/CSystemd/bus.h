@@ -309,6 +309,15 @@ static inline int runvoy_bus_unref_unit(sd_bus *bus, const char *name, char *err
     return r;
 }
 
+/// Manager.StopUnit(name, "replace"): cancels a start job still waiting, or stops the unit.
+static inline int runvoy_bus_stop_unit(sd_bus *bus, const char *name, char *err) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r = sd_bus_call_method(bus, RUNVOY_SYSTEMD_DEST, RUNVOY_SYSTEMD_PATH, RUNVOY_SYSTEMD_MANAGER, "StopUnit",
+                               &error, NULL, "ss", name, "replace");
+    if (r < 0) runvoy_bus_take_error(&error, r, err);
+    return r;
+}
+
 /// Manager.KillUnit(name, "all", signal).
 static inline int runvoy_bus_kill_unit(sd_bus *bus, const char *name, int32_t signal, char *err) {
     sd_bus_error error = SD_BUS_ERROR_NULL;

@@ -18,6 +18,8 @@ final class SandboxRefusalTests {
                     "  boxed:", "    run_as: {user: nobody}", "    environment: {PATH: /usr/bin:/bin}",
                     "    allow: {users: [\"*\"]}", "    commands: any",
                     "    sandbox: {ProtectSystem: strict, PrivateTmp: true, NoNewPrivileges: true}",
+                    "  hidden:", "    run_as: {user: nobody}", "    allow: {users: [root]}", "    commands: any",
+                    "    sandbox: {PrivateTmp: true}",
                 ].joined(separator: "\n"))
         })
     }
@@ -55,8 +57,21 @@ final class SandboxRefusalTests {
     @Test func startUpWhoamiAndHealthSayWhy() throws {
         #expect(daemon.log.contains("sandboxed executors cannot be honoured"), "\(daemon.log)")
         let who = try daemon.ctl(["whoami", "--json"])
-        #expect(who.stdoutText.contains("sandboxed executors refused (boxed)"), "\(who.stdoutText)")
+        #expect(who.stdoutText.contains("sandboxed executors refused (boxed, hidden): "), "\(who.stdoutText)")
         let health = try daemon.ctl(["health"])
-        #expect(health.stdoutText.contains("sandboxed executors refused (boxed)"), "\(health.stdoutText)")
+        #expect(health.stdoutText.contains("sandboxed executors refused (boxed, hidden): "), "\(health.stdoutText)")
+    }
+
+    /// Review of issue 13 item 5: `health` named every sandboxed executor, and the system bus's error text, to
+    /// callers of any role. Now only the executors the caller may use, and why only to administrators.
+    @Test func healthNamesOnlyTheCallersSandboxedExecutorsAndWhyOnlyToAdministrators() throws {
+        let user = "rvsb\(String(UInt32.random(in: 0..<0xFFFF), radix: 16))"
+        try TestUsers.add([user])
+        defer { TestUsers.remove([user]) }
+        for method in [["health"], ["whoami", "--json"]] {
+            let out = try daemon.ctl(method, asUser: user).stdoutText
+            #expect(out.contains("sandboxed executors refused (boxed)"), "\(method): \(out)")
+            #expect(!out.contains("hidden") && !out.contains("refused (boxed):"), "\(method): \(out)")
+        }
     }
 }

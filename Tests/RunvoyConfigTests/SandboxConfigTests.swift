@@ -116,6 +116,15 @@ import Testing
         #expect(found.first?.message.contains("without a terminal") == true)
     }
 
+    /// Review of issue 13 item 5: `runvoyctl edit` works in the daemon's mount namespace, so a sandboxed
+    /// executor's ReadOnlyPaths/InaccessiblePaths did not hold for its edits.
+    @Test func aSandboxedExecutorCannotHaveEditablePaths() {
+        let found = errors("      ReadOnlyPaths: [/srv/app/conf]", extra: "    editable: [/srv/app]\n")
+        #expect(found.map(\.keyPath) == ["executors.web.editable"])
+        #expect(found.first?.message.contains("not in the sandbox") == true)
+        #expect(found.first?.line == 5)
+    }
+
     @Test func pathsAreCheckedAsSystemdNeedsThem() {
         for good in ["/", "/srv", "-/srv/app", "/a b/c"] { #expect(ConfigParser.isSandboxPath(good), "\(good)") }
         for bad in ["", "-", "srv", "/srv/", "/srv/./x", "/srv/../x", "//x", "+/x", "/x\ny"] {

@@ -23,6 +23,8 @@ final class FakeSystemd: @unchecked Sendable {
         var starts: [String] = []
         var units: [String: Unit] = [:]
         var unrefs: [String] = []
+        /// StopUnit and KillUnit calls, by unit name (review PoC).
+        var stops: [String] = []
         var changed: [String] = []
         var jobs = 0
         var stopped = false
@@ -32,14 +34,17 @@ final class FakeSystemd: @unchecked Sendable {
     let jobResult: String
     /// What the "command" writes to its standard output.
     let output: String
+    /// Properties whose Get is answered with an error (a fault injected after the start job, review PoC).
+    let failingProperties: Set<String>
     let clientFD: Int32
     private let serverFD: Int32
     private let state = Mutex(State())
     private var thread: Thread?
 
-    init(jobResult: String = "done", output: String = "") throws {
+    init(jobResult: String = "done", output: String = "", failingProperties: Set<String> = []) throws {
         self.jobResult = jobResult
         self.output = output
+        self.failingProperties = failingProperties
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw SystemError("socketpair")
@@ -54,6 +59,7 @@ final class FakeSystemd: @unchecked Sendable {
     /// The StartTransientUnit calls, as `sd_bus_message_dump` writes them.
     var starts: [String] { state.withLock { $0.starts } }
     var unrefs: [String] { state.withLock { $0.unrefs } }
+    var stops: [String] { state.withLock { $0.stops } }
     /// The object paths of the units started so far.
     var unitPaths: [String] { state.withLock { Array($0.units.keys) } }
 
@@ -116,13 +122,24 @@ final class FakeSystemd: @unchecked Sendable {
             sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &interface)
             sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &name)
             let path = String(cString: sd_bus_message_get_path(message))
-            guard let unit = state.withLock({ $0.units[path] }) else { return reject(bus, message) }
+            guard let unit = state.withLock({ $0.units[path] }), !failingProperties.contains(String(cString: name!))
+            else { return reject(bus, message) }
             property(reply!, String(cString: name!), unit)
         case "UnrefUnit":
             var name: UnsafePointer<CChar>?
             sd_bus_message_rewind(message, 1)
             sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &name)
             state.withLock { $0.unrefs.append(String(cString: name!)) }
+        case "StopUnit", "KillUnit":
+            var name: UnsafePointer<CChar>?
+            sd_bus_message_rewind(message, 1)
+            sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &name)
+            state.withLock { $0.stops.append(String(cString: name!)) }
+            if member == "StopUnit" {
+                _ = "/org/freedesktop/systemd1/job/stop".withCString {
+                    sd_bus_message_append_basic(reply, CChar(UInt8(ascii: "o")), $0)
+                }
+            }
         default:
             break
         }

@@ -113,7 +113,7 @@ import Testing
         var bytes = [UInt8](repeating: 0, count: 64)
         let count = read(process.stdoutFD, &bytes, 64)
         #expect(String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self) == "hello from the unit\n")
-        #expect(units.summary([try UnitRecipeTests.executor()]) == "unit for sandboxed executors (web)")
+        #expect(units.summary([try UnitRecipeTests.executor()], detail: true) == "unit for sandboxed executors (web)")
         #expect(scope.members().isEmpty && !scope.isPopulated && !scope.signalMain(process.pid, 0))
         async let status = scope.waitMain(pidfd: process.pidfd)
         fake.finish(scope.unit.objectPath, code: 2, status: SIGTERM)

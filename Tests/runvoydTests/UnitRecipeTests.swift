@@ -144,7 +144,7 @@ struct UnitRecipeTests {
                 #expect(error.wireError.message.contains(reason), "\(error.wireError.message)")
             }
             #expect(units.unavailableReason?.contains(reason) == true)
-            #expect(units.summary([executor])?.hasPrefix("sandboxed executors refused (web)") == true)
+            #expect(units.summary([executor], detail: true)?.hasPrefix("sandboxed executors refused (web)") == true)
             #expect(units.recoverLost().isEmpty)
         }
     }

@@ -80,8 +80,8 @@ extension ConfigParser {
         }
         if let value = boolean(Keys.recordInput, in: entries) { executor.recordInput = value }
         parseContainment(entries, into: &executor)
-        parseSandbox(entries, into: &executor)
         parseEditable(entries, into: &executor)
+        parseSandbox(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)
         executor.execRate = rate(Keys.execRate, in: entries)

@@ -13,6 +13,12 @@ extension ConfigParser {
             config.properties.append(SandboxProperty(name: name, value: value))
         }
         executor.sandbox = config
+        if !executor.editable.isEmpty {
+            error(
+                entries[ConfigSchema.ExecutorKeys.editable], entries.path(ConfigSchema.ExecutorKeys.editable),
+                "runvoyctl edit reads and writes files in the daemon's own view of the file system, not in the "
+                    + "sandbox: a sandboxed executor cannot have editable paths")
+        }
         if executor.tty == .require {
             error(
                 entries[ConfigSchema.ExecutorKeys.tty], entries.path(ConfigSchema.ExecutorKeys.tty),

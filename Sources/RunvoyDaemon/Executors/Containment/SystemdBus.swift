@@ -152,6 +152,18 @@ final class SystemdBus: Sendable {
         }
     }
 
+    /// Ends a unit whose launch failed after StartTransientUnit was sent (systemd may have run the start job, or
+    /// may still run it: a reply that timed out, a read that failed after the job): SIGKILL to all of it, its
+    /// start job cancelled or the unit stopped, then the reference dropped.
+    func abandon(_ name: String) {
+        perform { bus in
+            guard let bus else { return }
+            _ = runvoy_bus_kill_unit(bus, name, SIGKILL, nil)
+            _ = runvoy_bus_stop_unit(bus, name, nil)
+            _ = runvoy_bus_unref_unit(bus, name, nil)
+        }
+    }
+
     private var gone: Failure { Failure(message: "the system bus connection is gone: \(brokenReason ?? "closed")") }
 
     private static func callStart(

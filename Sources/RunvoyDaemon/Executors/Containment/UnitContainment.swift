@@ -67,11 +67,14 @@ final class UnitContainment: Sendable {
 
     /// What `whoami`, `capabilities` and `health` add to the containment for the sandboxed executors of
     /// `executors` (nil without any): `unit`, or why they are refused.
-    func summary(_ executors: [ExecutorConfig]) -> String? {
+    /// `detail`: whether to say why (system bus error text: administrators only).
+    func summary(_ executors: [ExecutorConfig], detail: Bool) -> String? {
         let names = executors.filter { $0.sandbox != nil }.map(\.name)
         guard !names.isEmpty else { return nil }
         let list = names.joined(separator: ", ")
-        if let reason = knownUnavailableReason { return "sandboxed executors refused (\(list)): \(reason)" }
+        if let reason = knownUnavailableReason {
+            return "sandboxed executors refused (\(list))" + (detail ? ": \(reason)" : "")
+        }
         return "unit for sandboxed executors (\(list))"
     }
 
@@ -109,7 +112,11 @@ final class UnitContainment: Sendable {
         case .failure(let failure):
             ends.closeParentEnds()
             if placeholder >= 0 { close(placeholder) }
-            bus.unref(name)
+            // The unit may run although the launch failed: end it, through its cgroup too (the bus may be gone).
+            if let cgroupMount {
+                try? CgroupFiles.write(cgroupMount + "/" + UnitRecipe.slice + "/" + name + "/cgroup.kill", "1")
+            }
+            bus.abandon(name)
             throw SpawnError(.unit(failure.message), errno: 0)
         case .success(let unit):
             guard placeholder >= 0 else {

@@ -110,7 +110,10 @@ struct UnitRecipe: Sendable {
             // Held until the daemon has read how it ended (UnrefUnit), then collected even when it failed.
             .boolean("AddRef", true),
             .string("CollectMode", "inactive-or-failed"),
-            .execStart(path: path, argv: argv),
+            // systemd substitutes `$NAME`/`${NAME}` in ExecStart's argv with the unit's environment (secrets
+            // included) and splits whole-word `$NAME`: `$$` is its escape for `$`, so the command gets the argv
+            // the rules checked and the audit trail shows, byte for byte.
+            .execStart(path: path, argv: argv.map { $0.replacingOccurrences(of: "$", with: "$$") }),
             .string("WorkingDirectory", workingDirectory),
             .fileDescriptor("StandardInputFileDescriptor", stdio.stdin),
             .fileDescriptor("StandardOutputFileDescriptor", stdio.stdout),

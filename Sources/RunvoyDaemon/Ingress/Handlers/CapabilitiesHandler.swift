@@ -18,7 +18,9 @@ struct CapabilitiesHandler: MethodHandler {
             permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors)
         result.containment = context.executions.containment.mode.rawValue
         let sandboxed = config.executors.filter { Authorizer.mayUse(caller, $0, config) }
-        if let units = context.executions.units?.summary(sandboxed) { result.containment! += "; " + units }
+        if let units = context.executions.units?.summary(sandboxed, detail: roles.contains(.admin)) {
+            result.containment! += "; " + units
+        }
         return .result(result)
     }
 

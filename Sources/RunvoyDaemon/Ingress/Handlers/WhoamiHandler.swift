@@ -18,7 +18,9 @@ struct WhoamiHandler: MethodHandler {
         result.roles = roles.sorted().map(\.rawValue)
         result.containment = context.executions.containment.mode.rawValue
         let sandboxed = config.executors.filter { usable.contains($0.name) }
-        if let units = context.executions.units?.summary(sandboxed) { result.containment! += "; " + units }
+        if let units = context.executions.units?.summary(sandboxed, detail: roles.contains(.admin)) {
+            result.containment! += "; " + units
+        }
         return .result(result)
     }
 }
