@@ -96,4 +96,26 @@ final class FrameSizeTests {
         #expect(archive.frames > 10, "the archive came in \(archive.frames) frames")
         #expect(archive.largestFrame <= Self.megabyte, "a backup frame of \(archive.largestFrame) bytes")
     }
+
+    /// Replies that carry execution objects carry their whole argv (up to `max_argv_bytes`, 1 MiB by default), and
+    /// `list` up to 1000 of them: two executions with 600 KiB of arguments make a `list` reply of over 1.2 MiB.
+    /// A known defect (docs/TESTING.md): the check is held as a known issue until replies are bounded.
+    @Test func aListOfExecutionsWithLongArgvIsOneFrameOverTheLimit() throws {
+        // Six arguments of 100 KiB (one argument may not pass the kernel's 128 KiB).
+        let words = Array(repeating: "\"" + String(repeating: "a", count: 100 << 10) + "\"", count: 6)
+        for id in 1...2 {
+            let connection = try RawConnection(path: daemon.socketPath)
+            try connection.sendFrame(
+                #"{"v":1,"id":\#(id),"method":"exec","params":{"argv":["true",\#(words.joined(separator: ","))]}}"#)
+            let run = try Self.read(connection)
+            #expect(run.exit?["exit_code"] as? Int == 0, "\(String(describing: run.reply))")
+        }
+        let connection = try RawConnection(path: daemon.socketPath)
+        try connection.sendFrame(#"{"v":1,"id":1,"method":"list","params":{"limit":2}}"#)
+        let list = try Self.read(connection)
+        #expect(list.reply?["result"] != nil)
+        withKnownIssue("replies with execution objects are not bounded to 1 MiB") {
+            #expect(list.largestFrame <= Self.megabyte, "a list reply of \(list.largestFrame) bytes")
+        }
+    }
 }
