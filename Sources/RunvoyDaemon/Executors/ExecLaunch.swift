@@ -75,7 +75,8 @@ struct ExecLaunch: Sendable {
             made.scope = scope
             made.process = process
             let startedAtMs = WallClock.milliseconds()
-            let pipes = try await attachPipes(process, redaction: injection.redaction)
+            let pipes = try await attachPipes(
+                process, redaction: injection.redaction, holdStored: plan.executor.recordInput)
             return Launched(
                 id: made.id, createdAtMs: createdAtMs, startedAtMs: startedAtMs, recorder: recorder,
                 injection: injection, process: process, pipes: pipes,

@@ -48,6 +48,8 @@ final class Execution: Sendable {
     private let pidfd: Int32
     /// The daemon's ends of the command's output pipes, read by `run` (with a terminal, its master alone).
     private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>?)
+    /// The stored copies' own redaction, where it is apart from the live stream's (see `StoredOutputRedaction`).
+    private let storedRedaction: (stdout: StoredOutputRedaction?, stderr: StoredOutputRedaction?)
     /// With a terminal: a descriptor of its master for window size changes, closed when the execution ends.
     private let terminalFD: Int32?
     /// Whether the command runs on a pseudo-terminal.
@@ -99,6 +101,7 @@ final class Execution: Sendable {
         clientGrace = plan.config.limits.idleTimeout
         hasStdin = launched.pipes.stdin != nil
         output = (launched.pipes.stdout, launched.pipes.stderr)
+        storedRedaction = (launched.pipes.storedStdout, launched.pipes.storedStderr)
         terminalFD = launched.process.terminalFD
         recorder = launched.recorder
         inputRecording =
@@ -412,7 +415,18 @@ final class Execution: Sendable {
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
         await outputMayFlow()
         // Secret values were already taken out by the pipe's RedactingHandler: the client, the stored output and
-        // every follower see only redacted bytes.
+        // every follower see only redacted bytes. Where the stored copy is redacted apart, it is stored from
+        // there, after each live chunk and at the end.
+        let stored = stream == .stdout ? storedRedaction.stdout : storedRedaction.stderr
+        let recorder = recorder
+        func store(_ bytes: [UInt8]) {
+            var start = 0
+            while start < bytes.count {
+                let end = min(start + Self.maximumChunk, bytes.count)
+                bytes[start..<end].withUnsafeBytes { recorder.append(stream, $0) }
+                start = end
+            }
+        }
         func deliver(_ chunk: ByteBuffer) async {
             if let sink = state.withLock({ $0.sink }) {
                 do {
@@ -421,7 +435,11 @@ final class Execution: Sendable {
                     clientGone()
                 }
             }
-            chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+            if let stored {
+                store(stored.take())
+            } else {
+                chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+            }
         }
         do {
             try await channel.executeThenClose { inbound in
@@ -439,6 +457,12 @@ final class Execution: Sendable {
             }
         } catch {
             // A read error ends this stream; the exit status still comes from the reaper.
+        }
+        if let stored {
+            // The handler has seen the end of the stream (it comes before the inbound stream's end); a stream
+            // closed at the end of the drain grace is finished here.
+            stored.finish()
+            store(stored.take())
         }
     }
 }
