@@ -297,8 +297,13 @@ static int prepare(const struct runvoy_edit_place *place, struct runvoy_edit_new
     /* While the new file is still 0600 (user.* needs write access); an ACL sets the group bits to its mask,
        which for the old file were its group bits, so the mode below agrees with it. */
     if (rc == 0) rc = copy_attributes(dir, name, fd, file);
-    /* After the owner: a change of owner clears set-id bits. */
-    if (rc == 0 && fchmod(fd, file->mode & 07777) != 0) rc = -1;
+    /* After the owner (a change of owner clears set-id bits). New content does not keep set-user-ID, nor
+       set-group-ID where the group may execute: what a write by the owner without CAP_FSETID clears
+       (file_remove_privs), or one edit would replace a set-id program that every user runs with its owner's
+       rights. */
+    mode_t mode = file->mode & 07777 & ~(mode_t)S_ISUID;
+    if (mode & S_IXGRP) mode &= ~(mode_t)S_ISGID;
+    if (rc == 0 && fchmod(fd, mode) != 0) rc = -1;
     if (rc == 0 && fsync(fd) != 0) rc = -1;
     int error = errno;
     close(fd);

@@ -142,4 +142,31 @@ import Testing
         stat(path, &info)
         #expect(info.st_mode & 0o7777 == 0o600)
     }
+
+    /// Review of issue 16 (lower finding): the new content got the old file's set-user-ID and set-group-ID bits, so
+    /// whoever may edit a set-id program replaced what every user on the host runs with its owner's rights. A
+    /// write by the owner without CAP_FSETID clears them (the kernel's `file_remove_privs`); an edit does too. The
+    /// sticky bit and the permission bits stay; set-group-ID without group execute (not a privilege) stays.
+    @Test(.enabled(if: geteuid() == 0, "needs root to set owners"))
+    func anEditClearsSetIDBitsAsAWriteWould() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let editor = FileEditor(identity: nil)
+        for (before, after) in [(0o6755, 0o755), (0o4750, 0o750), (0o2710, 0o710), (0o3644, 0o3644), (0o1755, 0o1755)]
+        {
+            let path = directory + "/tool-\(String(before, radix: 8))"
+            FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\necho old\n".utf8))
+            chown(path, 4711, 4711)
+            chmod(path, mode_t(before))
+            var info = stat()
+            try #require(stat(path, &info) == 0 && Int(info.st_mode & 0o7777) == before, "cannot set \(before)")
+            let snapshot = try editor.read(path, maxBytes: 1000)
+            try await editor.write(path, content: text("#!/bin/sh\necho new\n"), over: snapshot) {}
+            #expect(stat(path, &info) == 0)
+            #expect(
+                String(info.st_mode & 0o7777, radix: 8) == String(after, radix: 8),
+                "mode \(String(before, radix: 8)) after an edit")
+            #expect(info.st_uid == 4711 && info.st_gid == 4711)
+        }
+    }
 }
