@@ -152,8 +152,7 @@ import Testing
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let editor = FileEditor(identity: nil)
-        for (before, after) in [(0o6755, 0o755), (0o4750, 0o750), (0o2710, 0o710), (0o3644, 0o3644), (0o1755, 0o1755)]
-        {
+        for (before, after) in [(0o6755, 0o755), (0o4750, 0o750), (0o2710, 0o710), (0o3644, 0o3644), (0o1755, 0o1755)] {
             let path = directory + "/tool-\(String(before, radix: 8))"
             FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\necho old\n".utf8))
             chown(path, 4711, 4711)
