@@ -56,8 +56,9 @@ struct StatusCommand: ParsableCommand {
         }
         if let edit = info.edit {
             lines.append(("edited file", edit.path + (edit.changed ? "" : " (unchanged: nothing written)")))
-            lines.append(("sha256 before", edit.sha256Before))
-            lines.append(("sha256 after", edit.sha256After))
+            let withheld = "(shown to its editor and administrators)"
+            lines.append(("sha256 before", edit.sha256Before ?? withheld))
+            lines.append(("sha256 after", edit.sha256After ?? withheld))
         }
         lines.append(("config", info.configDigest))
         let width = lines.map(\.0.count).max() ?? 0

@@ -89,4 +89,52 @@ final class EditDiffVisibilityTests {
             until: { $0.count >= 2 })
         #expect(denied.count == 2, "both refusals are audited: \(denied)")
     }
+
+    /// Review of issue 16 (lower finding): `status` and `list` gave every viewer the SHA-256 of a root-only file
+    /// before and after an edit, with which anyone can test guesses of its content offline (a file that holds one
+    /// short secret). They go only to who may read the edit (its editor, administrators); others see `changed`.
+    @Test func theHashesOfAnEditedFileAreShownOnlyToWhoMayReadTheEdit() throws {
+        let path = "\(base)/etc/pin"
+        try "4711\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o600)
+        let script = "\(base)/pin.sh"
+        try "#!/bin/sh\necho 4712 > \"$1\"\n".write(toFile: script, atomically: false, encoding: .utf8)
+        chmod(script, 0o755)
+        let out = try Harness.run([
+            "/usr/sbin/runuser", "-u", dev, "--", "/usr/bin/env", "VISUAL=", "EDITOR=\(script)", "TMPDIR=/tmp",
+            Harness.runvoyctl, "edit", "--socket", daemon.socketPath, "-e", "rootfiles", path,
+        ])
+        #expect(out.status == 0, "\(out.stderrText)")
+        let id = try #require(
+            out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        )
+        func edits(_ user: String?) throws -> [[String: Any]] {
+            let status = try daemon.ctl(["status", "--json", id], asUser: user)
+            let listed = try daemon.ctl(["list", "--json", "--limit", "5"], asUser: user)
+            let one = try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any]
+            let all =
+                (try JSONSerialization.jsonObject(with: listed.stdout) as? [String: Any])?["executions"]
+                as? [[String: Any]] ?? []
+            return ([one].compactMap { $0 } + all.filter { $0["execution_id"] as? String == id })
+                .compactMap { $0["edit"] as? [String: Any] }
+        }
+        for user in [viewer, op] {
+            let seen = try edits(user)
+            #expect(seen.count == 2, "\(user): \(seen)")
+            for edit in seen {
+                #expect(edit["sha256_before"] is NSNull && edit["sha256_after"] is NSNull, "\(user): \(edit)")
+                #expect(edit["changed"] as? Bool == true && edit["path"] as? String == path, "\(user): \(edit)")
+            }
+            let status = try daemon.ctl(["status", id], asUser: user)
+            #expect(status.stdoutText.contains("shown to its editor and administrators"), "\(status.stdoutText)")
+        }
+        for user in [dev, nil] {
+            let seen = try edits(user)
+            #expect(seen.count == 2, "\(user ?? "root"): \(seen)")
+            for edit in seen {
+                #expect((edit["sha256_before"] as? String)?.count == 64, "\(user ?? "root"): \(edit)")
+                #expect((edit["sha256_after"] as? String)?.count == 64, "\(user ?? "root"): \(edit)")
+            }
+        }
+    }
 }

@@ -87,24 +87,53 @@ public struct EditSaveResult: Codable, Sendable, Equatable {
 }
 
 /// An edit as the history keeps it: which file, and its hashes before and after.
+///
+/// The hashes are sent only to the user who made the edit and to administrators, who may read its diff: a hash
+/// of a file only the executor's user may read lets anyone test guesses of its content offline (a short secret
+/// file). Everyone else who may see the record gets them as null, and `changed`.
 public struct EditSummary: Codable, Sendable, Equatable {
     public var path: String
-    public var sha256Before: String
-    public var sha256After: String
+    public var sha256Before: String?
+    public var sha256After: String?
+    /// Whether the file was written.
+    public var changed: Bool
 
     public init(path: String, sha256Before: String, sha256After: String) {
         self.path = path
         self.sha256Before = sha256Before
         self.sha256After = sha256After
+        self.changed = sha256Before != sha256After
     }
 
-    /// Whether the file was written.
-    public var changed: Bool { sha256Before != sha256After }
+    /// The same record without its hashes.
+    public var withoutHashes: EditSummary {
+        var summary = self
+        summary.sha256Before = nil
+        summary.sha256After = nil
+        return summary
+    }
 
     enum CodingKeys: String, CodingKey {
-        case path
+        case path, changed
         case sha256Before = "sha256_before"
         case sha256After = "sha256_after"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        path = try container.decode(String.self, forKey: .path)
+        sha256Before = try container.decodeIfPresent(String.self, forKey: .sha256Before)
+        sha256After = try container.decodeIfPresent(String.self, forKey: .sha256After)
+        // (Daemons before `changed` always sent both hashes.)
+        changed = try container.decodeIfPresent(Bool.self, forKey: .changed) ?? (sha256Before != sha256After)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(path, forKey: .path)
+        try container.encode(sha256Before, forKey: .sha256Before)
+        try container.encode(sha256After, forKey: .sha256After)
+        try container.encode(changed, forKey: .changed)
     }
 }
 

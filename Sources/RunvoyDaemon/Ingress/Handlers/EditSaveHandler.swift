@@ -38,7 +38,8 @@ struct EditSaveHandler: MethodHandler {
                 fields: fields + [("SHA256_BEFORE", params.baseSha256), ("SHA256_NOW", current.sha256)])
         }
         let after = content ?? current.content
-        let edit = EditSummary(path: target.path, sha256Before: current.sha256, sha256After: FileEditor.sha256(after))
+        let afterSHA256 = FileEditor.sha256(after)
+        let edit = EditSummary(path: target.path, sha256Before: current.sha256, sha256After: afterSHA256)
         let id = ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()))
         let record = Self.record(edit, id: id, target, context)
         if edit.changed {
@@ -56,8 +57,8 @@ struct EditSaveHandler: MethodHandler {
         try Self.keep(edit, id: id, target, old: current.content, new: after, context)
         return .result(
             EditSaveResult(
-                executionId: id, path: target.path, sha256Before: edit.sha256Before, sha256After: edit.sha256After,
-                changed: edit.changed))
+                executionId: id, path: target.path, sha256Before: current.sha256,
+                sha256After: afterSHA256, changed: edit.changed))
     }
 
     /// The new bytes, nil when the caller sent none (nothing changed).
@@ -78,7 +79,7 @@ struct EditSaveHandler: MethodHandler {
             message:
                 "\(context.who) \(edit.changed ? "edited" : "left unchanged") \(target.path) as \(target.runAs.label)",
             fields: context.editFields(target) + [
-                ("EXECUTION_ID", id), ("SHA256_BEFORE", edit.sha256Before), ("SHA256_AFTER", edit.sha256After),
+                ("EXECUTION_ID", id), ("SHA256_BEFORE", edit.sha256Before ?? ""), ("SHA256_AFTER", edit.sha256After ?? ""),
                 ("CHANGED", edit.changed ? "true" : "false"),
             ])
     }
@@ -118,7 +119,7 @@ struct EditSaveHandler: MethodHandler {
                 "cannot store an edit's record", metadata: ["execution": "\(id)", "error": "\(error)"])
             throw RunvoyError(
                 .storeUnavailable,
-                "\(target.path) was \(edit.changed ? "written" : "left as it was") (sha256 \(edit.sha256After)), but its history record could not be stored"
+                "\(target.path) was \(edit.changed ? "written" : "left as it was") (sha256 \(edit.sha256After ?? "")), but its history record could not be stored"
             )
         }
     }

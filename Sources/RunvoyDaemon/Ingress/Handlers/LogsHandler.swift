@@ -38,16 +38,14 @@ struct LogsHandler: MethodHandler {
 
     /// The stored output of an edit is its diff, with lines of a file that only the executor's user may read
     /// (unchanged context lines too): only the editor, who read the whole file, and administrators may read it.
-    /// Everyone else who may see the record (`view_all`) gets its hashes and sizes from `status`, and this refusal,
+    /// Everyone else who may see the record (`view_all`) gets its path and sizes from `status`, and this refusal,
     /// audited (review of issue 16: a viewer read a root-only file's password line from a diff's context).
     static func checkDiffReader(_ info: ExecutionInfo, _ context: RequestContext) throws {
-        guard info.edit != nil, info.callerUid != context.caller.uid,
-            !Authorizer.roles(context.caller, context.config).contains(.admin)
-        else { return }
+        guard info.edit != nil, !context.mayReadEdit(info) else { return }
         throw context.denied(
             RunvoyError(
                 .permissionDenied,
-                "the diff of edit \(info.executionId) is shown only to the user who made it and to administrators (it holds lines of a file you may not read); `runvoyctl status \(info.executionId)` shows its hashes and sizes"
+                "the diff of edit \(info.executionId) is shown only to the user who made it and to administrators (it holds lines of a file you may not read); `runvoyctl status \(info.executionId)` shows its path and sizes"
             ), fields: [("EXECUTION_ID", info.executionId), ("OWNER_UID", String(info.callerUid))])
     }
 

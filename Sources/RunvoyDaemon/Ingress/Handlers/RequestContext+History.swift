@@ -25,7 +25,22 @@ extension RequestContext {
         guard Authorizer.mayView(caller, ownerUid: info.callerUid, config) else {
             return .hidden(ownerUid: info.callerUid)
         }
-        return .visible(info)
+        return .visible(shown(info))
+    }
+
+    /// Whether the caller may read what an edit record holds of the file (its diff, its hashes): only the user
+    /// who made it, who read the whole file, and administrators.
+    func mayReadEdit(_ info: ExecutionInfo) -> Bool {
+        info.callerUid == caller.uid || Authorizer.roles(caller, config).contains(.admin)
+    }
+
+    /// The record as the caller may see it: an edit's hashes only to who may read the edit (review of issue 16:
+    /// a file's SHA-256 lets a viewer test guesses of a root-only file offline).
+    func shown(_ info: ExecutionInfo) -> ExecutionInfo {
+        guard let edit = info.edit, !mayReadEdit(info) else { return info }
+        var info = info
+        info.edit = edit.withoutHashes
+        return info
     }
 
     /// The answer for an execution that does not exist, and for one the caller may not see: the same, so that
