@@ -79,8 +79,8 @@ struct EditSaveHandler: MethodHandler {
             message:
                 "\(context.who) \(edit.changed ? "edited" : "left unchanged") \(target.path) as \(target.runAs.label)",
             fields: context.editFields(target) + [
-                ("EXECUTION_ID", id), ("SHA256_BEFORE", edit.sha256Before ?? ""), ("SHA256_AFTER", edit.sha256After ?? ""),
-                ("CHANGED", edit.changed ? "true" : "false"),
+                ("EXECUTION_ID", id), ("SHA256_BEFORE", edit.sha256Before ?? ""),
+                ("SHA256_AFTER", edit.sha256After ?? ""), ("CHANGED", edit.changed ? "true" : "false"),
             ])
     }
 
