@@ -53,6 +53,18 @@ final class EditDiffVisibilityTests {
         try? FileManager.default.removeItem(atPath: base)
     }
 
+    /// Edits `path` on `rootfiles` as the developer with `editor` as $EDITOR; the edit record's id.
+    func editAsDeveloper(_ path: String, editor: String) throws -> String {
+        let out = try Harness.run([
+            "/usr/sbin/runuser", "-u", dev, "--", "/usr/bin/env", "VISUAL=", "EDITOR=\(editor)", "TMPDIR=/tmp",
+            Harness.runvoyctl, "edit", "--socket", daemon.socketPath, "-e", "rootfiles", path,
+        ])
+        #expect(out.status == 0, "\(out.stderrText)")
+        return try #require(
+            out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        )
+    }
+
     @Test func aViewerCannotReadUnchangedLinesOfARootOnlyFileFromAnEditsDiff() throws {
         let path = "\(base)/etc/db.conf"
         try "db_password = s3cret-not-a-runvoyd-secret\nport = 80\n".write(
@@ -62,14 +74,7 @@ final class EditDiffVisibilityTests {
         try "#!/bin/sh\nsed -i 's/port = 80/port = 8080/' \"$1\"\n".write(
             toFile: sed, atomically: false, encoding: .utf8)
         chmod(sed, 0o755)
-        let out = try Harness.run([
-            "/usr/sbin/runuser", "-u", dev, "--", "/usr/bin/env", "VISUAL=", "EDITOR=\(sed)", "TMPDIR=/tmp",
-            Harness.runvoyctl, "edit", "--socket", daemon.socketPath, "-e", "rootfiles", path,
-        ])
-        #expect(out.status == 0, "\(out.stderrText)")
-        let id = try #require(
-            out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-        )
+        let id = try editAsDeveloper(path, editor: sed)
         for user in [viewer, op] {
             let logs = try daemon.ctl(["logs", id], asUser: user)
             #expect(!logs.stdoutText.contains("s3cret"), "\(user) read a line of a root-only file: \(logs.stdoutText)")
@@ -100,14 +105,7 @@ final class EditDiffVisibilityTests {
         let script = "\(base)/pin.sh"
         try "#!/bin/sh\necho 4712 > \"$1\"\n".write(toFile: script, atomically: false, encoding: .utf8)
         chmod(script, 0o755)
-        let out = try Harness.run([
-            "/usr/sbin/runuser", "-u", dev, "--", "/usr/bin/env", "VISUAL=", "EDITOR=\(script)", "TMPDIR=/tmp",
-            Harness.runvoyctl, "edit", "--socket", daemon.socketPath, "-e", "rootfiles", path,
-        ])
-        #expect(out.status == 0, "\(out.stderrText)")
-        let id = try #require(
-            out.stdoutText.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-        )
+        let id = try editAsDeveloper(path, editor: script)
         func edits(_ user: String?) throws -> [[String: Any]] {
             let status = try daemon.ctl(["status", "--json", id], asUser: user)
             let listed = try daemon.ctl(["list", "--json", "--limit", "5"], asUser: user)
