@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import RunvoyConfig
 import RunvoyKit
@@ -113,6 +114,41 @@ struct UnitRecipeTests {
         #expect(info.st_uid == geteuid())
         // Never over an existing file (or a link put there).
         #expect(throws: SystemError.self) { try UnitEnvironment.write(["A": "b"], to: path) }
+    }
+
+    /// Review of issue 13: the bus was (re)connected on the thread of whichever execution needed it, under a lock,
+    /// once per waiting execution: a system bus slow to answer held a thread of Swift's small cooperative pool per
+    /// sandboxed execution started meanwhile (every other task of the daemon waits for those threads), and each
+    /// tried again in turn. Now one attempt at a time runs on NIO's thread pool, and everyone waits for it. Here
+    /// the connect answers only once a task on the cooperative pool has run (or after 10 s): it must run at once.
+    @Test func aSlowBusHoldsNoCooperativeThreadAndIsAskedOnce() async throws {
+        let calls = Mutex(0)
+        let probed = DispatchSemaphore(value: 0)
+        let answeredAfterTheProbe = Mutex(false)
+        let units = UnitContainment(
+            booted: true, root: true, cgroupMount: "/sys/fs/cgroup",
+            connect: {
+                calls.withLock { $0 += 1 }
+                let ran = probed.wait(timeout: .now() + 10) == .success
+                answeredAfterTheProbe.withLock { $0 = $0 || ran }
+                return .failure(SystemdBus.Failure(message: "Connection timed out"))
+            })
+        let waiters = 2 * ProcessInfo.processInfo.activeProcessorCount + 2
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<waiters {
+                group.addTask {
+                    if case .success = await units.bus() { Issue.record("connected") }
+                }
+            }
+            group.addTask {
+                // Once the waiters are under way: a task of the cooperative pool that only signals.
+                try? await Task.sleep(for: .milliseconds(200))
+                probed.signal()
+            }
+        }
+        #expect(answeredAfterTheProbe.withLock { $0 }, "the cooperative pool was blocked while the bus was asked")
+        #expect(calls.withLock { $0 } < waiters, "every waiting execution asked the bus again")
+        #expect(units.knownUnavailableReason == "the system bus: Connection timed out")
     }
 
     /// Without systemd, not as root, or without a bus: a sandboxed execution is refused, never run unsandboxed.

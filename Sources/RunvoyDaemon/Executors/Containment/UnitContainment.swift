@@ -1,6 +1,7 @@
 import CRunvoyPosix
 import CSystemd
 import Glibc
+import NIOPosix
 import RunvoyConfig
 import RunvoyKit
 
@@ -12,8 +13,16 @@ import RunvoyKit
 /// Only where systemd is PID 1, the daemon is root and the system bus answers: elsewhere a sandboxed executor's
 /// executions are refused (`spawn_failed`, reason `sandbox_unavailable`), never run unsandboxed.
 final class UnitContainment: Sendable {
-    /// The connection once made, and why the last attempt failed (tried again at the next use).
-    private let connection = Mutex<(bus: SystemdBus?, failure: String?)>((nil, nil))
+    private struct Connection {
+        /// The connection once made.
+        var bus: SystemdBus?
+        /// Why the last attempt failed (tried again at the next use).
+        var failure: String?
+        /// The attempt under way: everyone who needs the bus meanwhile waits for that one.
+        var attempt: Task<Result<SystemdBus, SystemdBus.Failure>, Never>?
+    }
+
+    private let connection = Mutex(Connection())
     /// Where cgroup v2 is mounted (unit cgroups are read and killed there), or nil.
     let cgroupMount: String?
     /// Why units cannot be used whatever happens later (no systemd, not root), or nil.
@@ -34,26 +43,57 @@ final class UnitContainment: Sendable {
                 ? "runvoyd is not root" : cgroupMount == nil ? "no cgroup v2 hierarchy is mounted" : nil
     }
 
-    /// The bus connection, made on first use (and again after it broke), or why there is none.
-    func bus() -> Result<SystemdBus, SpawnError> {
+    /// The bus connection, made on first use (and again after it broke), or why there is none. The connection is
+    /// made on NIO's thread pool, one attempt at a time: a system bus that is slow to answer holds up the executions
+    /// that need it, never a thread of Swift's cooperative pool (nor everyone else who shares it).
+    func bus() async -> Result<SystemdBus, SpawnError> {
         if let permanentReason { return .failure(SpawnError(.sandboxUnavailable(permanentReason), errno: 0)) }
-        return connection.withLock { current in
+        let connect = connect
+        let next = connection.withLock { current -> Result<SystemdBus, SpawnError>? in
             if let bus = current.bus, bus.brokenReason == nil { return .success(bus) }
-            switch connect() {
-            case .success(let bus):
-                current = (bus, nil)
-                return .success(bus)
-            case .failure(let failure):
-                current.failure = "the system bus: \(failure.message)"
-                return .failure(SpawnError(.sandboxUnavailable(current.failure!), errno: 0))
+            return nil
+        }
+        if let next { return next }
+        let attempt = connection.withLock { current in
+            if let attempt = current.attempt { return attempt }
+            let attempt = Task {
+                do {
+                    return try await NIOThreadPool.singleton.runIfActive { connect() }
+                } catch {
+                    return .failure(SystemdBus.Failure(message: "the daemon is stopping"))
+                }
             }
+            current.attempt = attempt
+            return attempt
+        }
+        let made = await attempt.value
+        return connection.withLock { current in
+            if current.attempt == attempt {
+                current.attempt = nil
+                switch made {
+                case .success(let bus): current = Connection(bus: bus)
+                case .failure(let failure): current.failure = "the system bus: \(failure.message)"
+                }
+            }
+            return made.mapError { SpawnError(.sandboxUnavailable("the system bus: \($0.message)"), errno: 0) }
         }
     }
 
-    /// What start-up, `health` and `capabilities` say of sandboxed executors: nil when units can be started.
+    /// What start-up says of sandboxed executors (it connects now, on the calling thread): nil when units can be
+    /// started.
     var unavailableReason: String? {
-        if case .failure(let error) = bus(), case .sandboxUnavailable(let why) = error.stage { return why }
-        return nil
+        if let permanentReason { return permanentReason }
+        return connection.withLock { current in
+            if let bus = current.bus, bus.brokenReason == nil { return nil }
+            switch connect() {
+            case .success(let bus):
+                current = Connection(bus: bus)
+                return nil
+            case .failure(let failure):
+                current.failure = "the system bus: \(failure.message)"
+                return current.failure
+            }
+        }
     }
 
     /// Why units cannot be started, as far as known without connecting: nil once connected (or not tried yet).
@@ -83,7 +123,7 @@ final class UnitContainment: Sendable {
     func start(
         _ request: SpawnRequest, executionID: String, executor: ExecutorConfig, runtimeDirectory: String
     ) async throws(SpawnError) -> (SpawnedProcess, UnitScope) {
-        let bus = try bus().get()
+        let bus = try await bus().get()
         guard request.terminal == nil else {
             throw SpawnError(.unit("a sandboxed executor's commands run without a terminal"), errno: 0)
         }

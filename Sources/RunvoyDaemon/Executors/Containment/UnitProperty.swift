@@ -102,11 +102,17 @@ struct UnitRecipe: Sendable {
     /// The slice every execution unit is in (packaging/systemd/runvoy.slice).
     static let slice = "runvoy.slice"
 
+    /// How long systemd may take to execute the command (`TimeoutStartUSec`): 60 s.
+    static let startTimeoutUsec: UInt64 = 60_000_000
+
     var properties: [UnitProperty] {
         var list: [UnitProperty] = [
             .string("Description", "runvoy execution \(executionID) (executor \(executorName))"),
             .string("Slice", Self.slice),
             .string("Type", "exec"),
+            // The start job (fork, sandbox set-up, execve) ends within this, whatever the system's
+            // DefaultTimeoutStartSec says (it may be infinity): a launch never waits for ever.
+            .uint64("TimeoutStartUSec", Self.startTimeoutUsec),
             // Held until the daemon has read how it ended (UnrefUnit), then collected even when it failed.
             .boolean("AddRef", true),
             .string("CollectMode", "inactive-or-failed"),
