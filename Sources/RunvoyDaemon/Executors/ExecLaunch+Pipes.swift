@@ -10,17 +10,18 @@ struct ExecutionPipes: Sendable {
     let stderr: NIOAsyncChannel<ByteBuffer, Never>?
     /// nil when the command reads /dev/null.
     let stdin: (any Channel)?
-    /// The stored copies' own redaction (executors with `record_input` and secrets); nil where the stored output
-    /// is what the channel reads.
-    var storedStdout: StoredOutputRedaction? = nil
-    var storedStderr: StoredOutputRedaction? = nil
+    /// The stored copy's own redaction (a terminal session of an executor with `record_input` and secrets); nil
+    /// where the stored output is what the channel reads.
+    var storedOutput: StoredOutputRedaction? = nil
 }
 
 extension ExecLaunch {
     /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed (with a
     /// terminal, its control descriptor too).
     /// With a non-empty `redaction`, each output pipe's first handler takes the secrets out of what it reads;
-    /// with `holdStored` too (the executor records input), the stored copy is redacted without the idle timer.
+    /// with `holdStored` too (the executor records input) and a terminal, the stored copy is redacted without the
+    /// idle timer. (Only with a terminal: it echoes what is typed, and it has one stream. On pipes, a stream's
+    /// held tail would be stored after what the other stream wrote later: review of 076ac7e.)
     func attachPipes(
         _ spawned: SpawnedProcess, redaction: RedactionSet?, holdStored: Bool = false
     ) async throws(LaunchFailure.Stage)
@@ -28,19 +29,18 @@ extension ExecLaunch {
     {
         let group = group
         let active = redaction.flatMap { $0.isEmpty ? nil : $0 }
-        let storedOut = holdStored ? active.map(StoredOutputRedaction.init) : nil
-        let storedErr = holdStored && spawned.stderrFD != nil ? active.map(StoredOutputRedaction.init) : nil
+        let storedOut = holdStored && spawned.terminalFD != nil ? active.map(StoredOutputRedaction.init) : nil
         async let out = Self.settle {
             try await Self.reader(spawned.stdoutFD, group: group, redaction: active, storage: storedOut)
         }
         async let err = Self.settle { () async throws -> NIOAsyncChannel<ByteBuffer, Never>? in
             guard let fd = spawned.stderrFD else { return nil }
-            return try await Self.reader(fd, group: group, redaction: active, storage: storedErr)
+            return try await Self.reader(fd, group: group, redaction: active, storage: nil)
         }
         async let input = Self.settle { try await Self.writer(spawned.stdinFD, group: group) }
         let results = (await out, await err, await input)
         if case .success(let o) = results.0, case .success(let e) = results.1, case .success(let i) = results.2 {
-            return ExecutionPipes(stdout: o, stderr: e, stdin: i, storedStdout: storedOut, storedStderr: storedErr)
+            return ExecutionPipes(stdout: o, stderr: e, stdin: i, storedOutput: storedOut)
         }
         // A channel that was created owns its descriptor; close it through NIO, the others directly.
         if let control = spawned.terminalFD { close(control) }

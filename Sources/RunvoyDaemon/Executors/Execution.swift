@@ -48,8 +48,9 @@ final class Execution: Sendable {
     private let pidfd: Int32
     /// The daemon's ends of the command's output pipes, read by `run` (with a terminal, its master alone).
     private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>?)
-    /// The stored copies' own redaction, where it is apart from the live stream's (see `StoredOutputRedaction`).
-    private let storedRedaction: (stdout: StoredOutputRedaction?, stderr: StoredOutputRedaction?)
+    /// The stored copy's own redaction, where it is apart from the live stream's (a terminal session's one stream;
+    /// see `StoredOutputRedaction`).
+    private let storedRedaction: StoredOutputRedaction?
     /// With a terminal: a descriptor of its master for window size changes, closed when the execution ends.
     private let terminalFD: Int32?
     /// Whether the command runs on a pseudo-terminal.
@@ -101,7 +102,7 @@ final class Execution: Sendable {
         clientGrace = plan.config.limits.idleTimeout
         hasStdin = launched.pipes.stdin != nil
         output = (launched.pipes.stdout, launched.pipes.stderr)
-        storedRedaction = (launched.pipes.storedStdout, launched.pipes.storedStderr)
+        storedRedaction = launched.pipes.storedOutput
         terminalFD = launched.process.terminalFD
         recorder = launched.recorder
         inputRecording =
@@ -417,7 +418,7 @@ final class Execution: Sendable {
         // Secret values were already taken out by the pipe's RedactingHandler: the client, the stored output and
         // every follower see only redacted bytes. Where the stored copy is redacted apart, it is stored from
         // there, after each live chunk and at the end.
-        let stored = stream == .stdout ? storedRedaction.stdout : storedRedaction.stderr
+        let stored = stream == .stdout ? storedRedaction : nil
         let recorder = recorder
         func store(_ bytes: [UInt8]) {
             var start = 0

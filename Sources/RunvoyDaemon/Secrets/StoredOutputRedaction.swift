@@ -2,8 +2,8 @@ import NIOCore
 import RunvoyKit
 import RunvoyStore
 
-/// The stored copy of one output stream of an executor with `record_input`, redacted by a redactor of its own that
-/// never releases held bytes on a timer.
+/// The stored copy of a terminal session's output on an executor with `record_input`, redacted by a redactor of its
+/// own that never releases held bytes on a timer.
 ///
 /// The live stream's redactor releases what it holds after 20 ms of quiet, so that a prompt shows. A terminal
 /// echoes what is typed, one key at a time, and each echoed key would go out, and into the stored output, on its
@@ -11,6 +11,10 @@ import RunvoyStore
 /// (whatever they are, so what is stored and when still does not depend on the secret) until more output comes
 /// or the stream ends, so the typed value is stored as `[secret:NAME]`, as its input is. The caller, who typed it,
 /// sees the echo live; the stored output, `logs`, `attach` and replays do not.
+///
+/// Not on pipes: each stream would hold its tail while the other went on being stored, so what a command wrote to
+/// stdout would be stored after what it wrote to stderr later (review of 076ac7e); a terminal has one stream, and
+/// is what echoes typing. On pipes, a value written with a pause in its middle stays a documented limit.
 ///
 /// `RedactingHandler` feeds it every read, on the pipe's event loop; the pump that stores the output takes what
 /// it has released after each live chunk and at the end of the stream. (The live redactor holds bytes whenever
