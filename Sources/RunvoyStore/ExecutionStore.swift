@@ -175,6 +175,7 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN terminal_cols INTEGER;
                     """)
         }
+        registerApprovals(&migrator)
         return migrator
     }
 
@@ -188,27 +189,29 @@ public final class ExecutionStore: Sendable {
 
     /// Records a new execution.
     public func insert(_ info: ExecutionInfo) throws(StoreError) {
-        try write { db in
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
-                        env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
-                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
-                        edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(
-                arguments: [
-                    info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
-                    Int64(info.callerPid), info.executor, info.runAs, JSONText.array(info.argv),
-                    info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
-                    info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
-                    info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
-                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
-                    info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
-                    info.terminal.map { Int64($0.cols) },
-                ])
-        }
+        try write { db in try Self.insertExecution(db, info) }
+    }
+
+    static func insertExecution(_ db: Database, _ info: ExecutionInfo) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
+                    env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
+                    stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
+                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(
+            arguments: [
+                info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
+                Int64(info.callerPid), info.executor, info.runAs, JSONText.array(info.argv),
+                info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
+                info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
+                info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
+                info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
+                info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
+                info.terminal.map { Int64($0.cols) },
+            ])
     }
 
     /// How an execution ended.
@@ -445,7 +448,7 @@ public final class ExecutionStore: Sendable {
     /// executions' records too. Running executions are never touched.
     public func prune(olderThanMs: Int64?, maxTotalBytes: Int64?) throws(StoreError) -> PruneReport {
         var report = PruneReport()
-        let final = "status NOT IN ('running', 'queued')"
+        let final = "status NOT IN ('running', 'queued', 'awaiting_approval')"
         try write { db in
             if let olderThanMs {
                 let rows = try Row.fetchAll(

@@ -15,6 +15,7 @@ public enum ConfigSchema {
         HistoryKeys.section, SecretsKeys.section, MetricsKeys.section, RoleKeys.section, ExpectKeys.section,
         ExecutorKeys.section, RunAsKeys.section, ExecutorLimitKeys.section, ResourceLimitKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
+        ApprovalsKeys.section, ApprovalKeys.section, ApproverKeys.section, BreakGlassKeys.section,
     ]
 
     /// The section at `path`, as sections name each other in `ConfigType`.

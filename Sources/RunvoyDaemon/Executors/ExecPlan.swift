@@ -22,6 +22,8 @@ struct ExecPlan: Sendable {
     let envKeys: [String]
     let timeout: Duration?
     let decision: Authorizer.Decision
+    /// Why it runs (`exec --reason`), checked: shown to approvers, bound by the approval's digest, audited.
+    let reason: String?
     /// Whether the command reads a pipe the client feeds (`stdin`, not detached); otherwise /dev/null.
     let wantsStdin: Bool
     let killOnDisconnect: Bool

@@ -1,7 +1,11 @@
+import RunvoyConfig
 import RunvoyKit
+import RunvoyStore
 
 /// `exec`: starts a command and attaches it to the connection (its output and exit stream on it), or detaches
 /// it and replies with its id. The policy and audit checks, and the audit of refusals, are `ExecutionManager`'s.
+/// A command that needs approval first waits for it here (`approval` events), or, detached, replies at once and
+/// starts when approved.
 struct ExecHandler: MethodHandler {
     static let method = Method.exec.rawValue
     static let params = ParamsRule<ExecParams>.required("exec needs params with argv")
@@ -18,11 +22,27 @@ struct ExecHandler: MethodHandler {
         let events = context.sink
         let client = ExecutionManager.QueueClient(
             send: { try await events.send($0) }, onHangup: { activity.hangup.on($0) },
-            isGone: { activity.hangup.isClosed })
+            isGone: { activity.hangup.isClosed }, sendApproval: { try await events.send($0) })
         do {
+            var params = request
+            var approval: ApprovalTicket?
+            if let record = try await Self.gate(request, context: context) {
+                if record.state == .pending && detach {
+                    activity.detach()
+                    return .result(
+                        DetachedResult(
+                            executionId: record.id, pid: nil, state: ExecutionStatus.awaitingApproval.rawValue))
+                }
+                approval =
+                    record.state == .breakGlass
+                    ? ApprovalTicket(record: record)
+                    : try await context.executions.approvals.awaitDecision(
+                        record, requestID: id, client: client, config: context.config)
+                params.wait = true
+            }
             let execution = try await context.executions.start(
-                request, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink,
-                client: client
+                params, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink,
+                client: client, approval: approval
             ) { execution in
                 try await sink.send(
                     StartedEvent(
@@ -43,5 +63,23 @@ struct ExecHandler: MethodHandler {
             activity.detach()
             throw error
         }
+    }
+
+    /// The request for approval this exec needs (made here), or nil when it needs none. Only requests on an
+    /// executor with an approval policy anywhere are planned here; `ExecutionManager.start` refuses any plan that
+    /// needs approval without its ticket, whatever the way it came.
+    static func gate(_ params: ExecParams, context: RequestContext) async throws(RunvoyError) -> ApprovalRecord? {
+        let config = context.config
+        guard let executor = config.executor(named: params.executor ?? config.defaultExecutorName),
+            params.breakGlass == true || executor.approval != nil
+                || executor.commands.rules.contains(where: { $0.approval?.requiresApproval == true })
+        else { return nil }
+        let plan: ExecPlan
+        do throws(ExecRefusal) {
+            plan = try ExecPlan.make(params, requestID: context.id, caller: context.caller, config: config)
+        } catch {
+            throw context.executions.deny(error, caller: context.caller, config: config)
+        }
+        return try await context.executions.approvals.gate(params, plan, executions: context.executions)
     }
 }

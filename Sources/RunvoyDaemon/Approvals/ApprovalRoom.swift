@@ -1,0 +1,96 @@
+import RunvoyKit
+import RunvoyStore
+
+/// Where the clients of requests that wait for approval wait (not the scheduler's `WaitingRoom`: a request waiting
+/// for approval holds no ticket, slot or lock). Each watcher hears of every change of its request (`approval`
+/// events) and is told once how the wait ended.
+struct ApprovalRoom: ~Copyable {
+    /// How a wait for approval ended.
+    enum Turn: Sendable {
+        /// Approved: the waiter starts it with this ticket.
+        case approved(ApprovalTicket)
+        /// It never runs: what the waiter is told.
+        case ended(RunvoyError)
+    }
+
+    struct Watcher {
+        let send: @Sendable (ApprovalRecord) async -> Void
+        var continuation: CheckedContinuation<Turn, Never>?
+        /// A turn that came before the watcher awaited it.
+        var turn: Turn?
+    }
+
+    private(set) var watchers: [String: [Int: Watcher]] = [:]
+    private var nextToken = 0
+
+    /// Adds a watcher of request `id`; returns its token.
+    mutating func watch(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+        nextToken += 1
+        watchers[id, default: [:]][nextToken] = Watcher(send: send, continuation: nil, turn: nil)
+        return nextToken
+    }
+
+    /// Waits for the turn of watcher `token` of `id` (at once when it came already); nil when it is not watching.
+    mutating func await(_ id: String, _ token: Int, _ continuation: CheckedContinuation<Turn, Never>) -> Turn? {
+        guard var watcher = watchers[id]?[token] else { return .ended(RunvoyError(.cancelled, "not waiting")) }
+        if let turn = watcher.turn {
+            watchers[id]?[token] = nil
+            return turn
+        }
+        watcher.continuation = continuation
+        watchers[id]?[token] = watcher
+        return nil
+    }
+
+    /// Removes watcher `token` of `id` (its client went); true when it still watched.
+    mutating func leave(_ id: String, _ token: Int) -> Bool {
+        guard let watcher = watchers[id]?.removeValue(forKey: token) else { return false }
+        if watchers[id]?.isEmpty == true { watchers[id] = nil }
+        watcher.continuation?.resume(returning: .ended(RunvoyError(.cancelled, "the client went away")))
+        return true
+    }
+
+    /// Whether anyone watches `id`.
+    func isWatched(_ id: String) -> Bool { !(watchers[id]?.isEmpty ?? true) }
+
+    /// The senders of `id`'s watchers, to tell them of a change.
+    func senders(_ id: String) -> [@Sendable (ApprovalRecord) async -> Void] {
+        watchers[id]?.values.map(\.send) ?? []
+    }
+
+    /// Ends the wait of `id`: `approved` goes to one watcher only (the first; it starts the command), `ended` to
+    /// all. Returns whether a watcher took an approval (otherwise the daemon starts it itself).
+    mutating func end(_ id: String, _ turn: Turn) -> Bool {
+        guard var waiting = watchers[id], !waiting.isEmpty else { return false }
+        let tokens = waiting.keys.sorted()
+        for (index, token) in tokens.enumerated() {
+            var watcher = waiting[token]!
+            let given: Turn
+            if case .approved = turn, index > 0 {
+                given = .ended(RunvoyError(.cancelled, "request \(id) is started by another client"))
+            } else {
+                given = turn
+            }
+            if let continuation = watcher.continuation {
+                continuation.resume(returning: given)
+                waiting[token] = nil
+            } else {
+                watcher.turn = given
+                waiting[token] = watcher
+            }
+        }
+        watchers[id] = waiting.isEmpty ? nil : waiting
+        return true
+    }
+}
+
+/// What lets `ExecutionManager.start` run a plan that needs approval: the request's id (the execution's), and the
+/// digest that was approved (or the break-glass record).
+struct ApprovalTicket: Sendable {
+    let record: ApprovalRecord
+    var id: String { record.id }
+    var digest: String { record.digest }
+    var isBreakGlass: Bool { record.kind == "break_glass" }
+    /// uids of the approvers, for the audit trail.
+    var approvedBy: [UInt32] { record.answers.filter { $0.answer == .approve }.map(\.uid) }
+}

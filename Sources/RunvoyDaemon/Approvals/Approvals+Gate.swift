@@ -1,0 +1,181 @@
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// The approval gate of `exec`: a step after the plan and before `ExecutionManager.start`. A plan that needs no
+/// approval goes on; one that does becomes a request (and an `awaiting_approval` history row) and waits, or, with
+/// `--break-glass`, runs at once on a record listed for review.
+extension Approvals {
+    /// What approvers are shown besides argv: kept with the request, never the environment's values.
+    struct Summary: Codable, Sendable {
+        var runAs: String
+        var command: String
+        var cwd: String
+        var envKeys: [String]
+        var secrets: [String]
+        var terminal: Bool
+        var timeoutMs: Int64?
+        var argv: [String]
+    }
+
+    /// Makes the request `plan` needs, or nil when it needs none. Throws the refusal (audited) of a plan that
+    /// cannot be made, of a break-glass that is not allowed, or beyond the bounds of `approvals`.
+    func gate(
+        _ params: ExecParams, _ plan: ExecPlan, executions: ExecutionManager
+    ) async throws(RunvoyError) -> ApprovalRecord? {
+        let config = plan.config
+        let breakGlass = params.breakGlass ?? false
+        guard let policy = plan.decision.approval else {
+            if breakGlass {
+                throw RunvoyError(
+                    .invalidArgument, "executor '\(plan.executor.name)' needs no approval for this: drop --break-glass")
+            }
+            return nil
+        }
+        if breakGlass {
+            guard plan.reason != nil else {
+                throw RunvoyError(.invalidArgument, "--break-glass needs --reason")
+            }
+            guard Authorizer.mayBreakGlass(plan.caller, plan.executor, config) else {
+                throw executions.deny(
+                    plan.refusal(
+                        RunvoyError(
+                            .permissionDenied,
+                            "user \(plan.caller.displayName) may not break the glass on executor '\(plan.executor.name)'"
+                        )),
+                    caller: plan.caller, config: config)
+            }
+        }
+        let record = Self.record(plan, params, policy, breakGlass: breakGlass)
+        try insert(record, plan)
+        do throws(RunvoyError) {
+            try await audit(config).record(
+                breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
+        } catch {
+            await withdraw(record.id, reason: "its record could not be audited", config: config)
+            throw error
+        }
+        if !breakGlass { scheduleExpiry(record, config: config) }
+        return record
+    }
+
+    /// The request of `plan` as the database keeps it.
+    static func record(
+        _ plan: ExecPlan, _ params: ExecParams, _ policy: ApprovalPolicy, breakGlass: Bool
+    ) -> ApprovalRecord {
+        let now = WallClock.milliseconds()
+        let expires = min(policy.expires, plan.config.approvals.maxExpires)
+        let subject = ApprovalSubject(plan, reason: plan.reason ?? "")
+        let summary = Summary(
+            runAs: plan.runAs, command: plan.command, cwd: plan.workingDirectory,
+            envKeys: plan.environment.keys.sorted(), secrets: plan.executor.secretNames.sorted(),
+            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv)
+        return ApprovalRecord(
+            id: ExecutionID.make(milliseconds: UInt64(now)), kind: breakGlass ? "break_glass" : "exec",
+            state: breakGlass ? .breakGlass : .pending, requesterUid: plan.caller.uid,
+            requesterUser: plan.caller.displayName, executor: plan.executor.name, digest: subject.digest,
+            params: ExecutionStore.json(params), summary: ExecutionStore.json(summary), reason: plan.reason,
+            required: policy.count, approvers: Authorizer.approverList(policy.approvers),
+            needsClient: plan.terminal != nil || plan.wantsStdin, createdAtMs: now,
+            expiresAtMs: now + ExecPlan.micros(expires) / 1000, configDigest: plan.config.digest)
+    }
+
+    /// Records the request and its `awaiting_approval` history row, within the bounds of `approvals`.
+    private func insert(_ record: ApprovalRecord, _ plan: ExecPlan) throws(RunvoyError) {
+        let bounds = plan.config.approvals
+        let inserted: Bool
+        do throws(StoreError) {
+            inserted = try store.insertApproval(
+                record,
+                execution: plan.historyRow(id: record.id, status: .awaitingApproval, createdAtMs: record.createdAtMs),
+                maxPending: bounds.maxPending, maxPerUser: bounds.maxPendingPerUser)
+        } catch {
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
+        }
+        guard inserted else {
+            throw RunvoyError(
+                .busy,
+                "too many requests wait for approval (approvals.max_pending \(bounds.maxPending), or \(bounds.maxPendingPerUser) of yours); wait for them to be answered or withdraw one with cancel"
+            )
+        }
+    }
+
+    /// The `approval` event of `record` for request `requestID`.
+    static func event(_ record: ApprovalRecord, requestID: RequestID?) -> ApprovalEvent {
+        ApprovalEvent(
+            id: requestID, executionId: record.id, state: record.state, approvals: record.approvals,
+            required: record.required,
+            approvedBy: record.answers.filter { $0.answer == .approve }.map(\.user), approvers: record.approvers,
+            expiresAtMs: record.expiresAtMs, digest: record.digest)
+    }
+
+    /// Waits, telling `client` of each change, until `record` is approved (the ticket to start it with) or ends
+    /// (thrown). When the client goes first, a request that needs it is withdrawn; another stays pending and the
+    /// daemon starts it when it is approved.
+    func awaitDecision(
+        _ record: ApprovalRecord, requestID: RequestID?, client: ExecutionManager.QueueClient, config: DaemonConfig
+    ) async throws(RunvoyError) -> ApprovalTicket {
+        let send: @Sendable (ApprovalRecord) async -> Void = { record in
+            try? await client.sendApproval(Self.event(record, requestID: requestID))
+        }
+        let token = room.withLock { $0.watch(record.id, send: send) }
+        await send((try? store.approval(record.id)) ?? record)
+        let unhook = client.onHangup { [self] in
+            guard room.withLock({ $0.leave(record.id, token) }) else { return }
+            if record.needsClient {
+                Task { await withdraw(record.id, reason: "its client went away", config: config) }
+            }
+        }
+        let turn = await withCheckedContinuation { continuation in
+            if let turn = room.withLock({ $0.await(record.id, token, continuation) }) {
+                continuation.resume(returning: turn)
+            }
+        }
+        unhook()
+        switch turn {
+        case .approved(let ticket): return ticket
+        case .ended(let error): throw error
+        }
+    }
+
+    /// Spends `ticket` on `plan`, which is about to be queued or started (`status`): the plan must be the one
+    /// approved, its requester still allowed, and the policy in force ask for no more than it had; otherwise it
+    /// is invalidated and never runs. Its history row leaves `awaiting_approval` in the same transaction.
+    func fulfil(_ ticket: ApprovalTicket, _ plan: ExecPlan, to status: ExecutionStatus) async throws(RunvoyError) {
+        let config = plan.config
+        if ticket.isBreakGlass {
+            let started: Bool
+            do throws(StoreError) {
+                started = try store.startAwaiting(ticket.id, as: status)
+            } catch {
+                throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
+            }
+            guard started else {
+                throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
+            }
+            return
+        }
+        for _ in 0..<3 {
+            guard let old = try? store.approval(ticket.id) else { break }
+            let policy = plan.decision.approval
+            let allowed =
+                policy.map { $0.count <= old.required && Authorizer.approverList($0.approvers) == old.approvers }
+                ?? true
+            let event = ApprovalMachine.Event.launch(
+                digest: ApprovalSubject(plan, reason: plan.reason ?? "").digest, allowed: allowed,
+                reason: "the approval policy changed", atMs: WallClock.milliseconds())
+            let (new, result) = ApprovalMachine.apply(event, to: old)
+            let change: ApprovalMachine.Change
+            switch result {
+            case .success(let done): change = done
+            case .failure(let error): throw error
+            }
+            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { continue }
+            await applied(change, new, config: config)
+            if change == .invalidated { throw Self.ending(new) }
+            return
+        }
+        throw RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
+    }
+}
