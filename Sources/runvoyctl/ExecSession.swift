@@ -280,6 +280,11 @@ final class ExecSession {
             queue.queued(frame, quiet: quiet)
             return nil
         }
+        if isExec, frame["event"]?.string == "approval" {
+            if let id = frame["execution_id"]?.string { queue.executionID = id }
+            if !quiet { complain(ApprovalDisplay.waiting(frame)) }
+            return nil
+        }
         if isExec && frame["event"]?.string != "output" { queue.end() }
         if let error = frame["error"], case .object = error {
             var remote = RunvoyError(
@@ -317,6 +322,9 @@ final class ExecSession {
         case nil:
             if isExec, let id = frame["result"]?["execution_id"]?.string {
                 printLine(id)
+                if frame["result"]?["state"]?.string == "awaiting_approval", !quiet {
+                    complain("execution \(id) waits for approval; it runs once approved (runvoyctl logs -f \(id))")
+                }
                 return 0
             }
         default:
