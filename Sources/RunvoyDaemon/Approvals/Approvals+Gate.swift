@@ -120,7 +120,13 @@ extension Approvals {
             try? await client.sendApproval(Self.event(record, requestID: requestID))
         }
         let token = room.withLock { $0.watch(record.id, send: send) }
-        await send((try? store.approval(record.id)) ?? record)
+        let current = (try? store.approval(record.id)) ?? record
+        await send(current)
+        if current.state.isFinal && current.state != .fulfilled {
+            // It ended before this client watched (a denial or deadline at once): nobody else would tell it.
+            _ = room.withLock { $0.leave(record.id, token) }
+            throw Self.ending(current)
+        }
         let unhook = client.onHangup { [self] in
             guard room.withLock({ $0.leave(record.id, token) }) else { return }
             if record.needsClient {
@@ -143,21 +149,11 @@ extension Approvals {
     /// approved, its requester still allowed, and the policy in force ask for no more than it had; otherwise it
     /// is invalidated and never runs. Its history row leaves `awaiting_approval` in the same transaction.
     func fulfil(_ ticket: ApprovalTicket, _ plan: ExecPlan, to status: ExecutionStatus) async throws(RunvoyError) {
-        let config = plan.config
-        if ticket.isBreakGlass {
-            let started: Bool
-            do throws(StoreError) {
-                started = try store.startAwaiting(ticket.id, as: status)
-            } catch {
-                throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
-            }
-            guard started else {
-                throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
-            }
-            return
-        }
-        for _ in 0..<3 {
-            guard let old = try? store.approval(ticket.id) else { break }
+        if ticket.isBreakGlass { return try startBreakGlass(ticket, to: status) }
+        let gone = RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
+        let (new, change) = try await serially(ticket.id) {
+            () async throws(RunvoyError) -> (ApprovalRecord, ApprovalMachine.Change) in
+            guard let old = try? store.approval(ticket.id) else { throw gone }
             let policy = plan.decision.approval
             let allowed =
                 policy.map { $0.count <= old.required && Authorizer.approverList($0.approvers) == old.approvers }
@@ -166,16 +162,24 @@ extension Approvals {
                 digest: ApprovalSubject(plan, reason: plan.reason ?? "").digest, allowed: allowed,
                 reason: "the approval policy changed", atMs: WallClock.milliseconds())
             let (new, result) = ApprovalMachine.apply(event, to: old)
-            let change: ApprovalMachine.Change
-            switch result {
-            case .success(let done): change = done
-            case .failure(let error): throw error
-            }
-            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { continue }
-            await applied(change, new, config: config)
-            if change == .invalidated { throw Self.ending(new) }
-            return
+            let change = try result.get()
+            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { throw gone }
+            return (new, change)
         }
-        throw RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
+        await applied(change, new, config: plan.config)
+        if change == .invalidated { throw Self.ending(new) }
+    }
+
+    /// A break-glass run's history row leaves `awaiting_approval` (its record stays, for review).
+    private func startBreakGlass(_ ticket: ApprovalTicket, to status: ExecutionStatus) throws(RunvoyError) {
+        let started: Bool
+        do throws(StoreError) {
+            started = try store.startAwaiting(ticket.id, as: status)
+        } catch {
+            throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
+        }
+        guard started else {
+            throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
+        }
     }
 }

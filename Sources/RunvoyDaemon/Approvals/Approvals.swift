@@ -15,6 +15,8 @@ final class Approvals: Sendable {
     let group: any EventLoopGroup
     let room = Mutex(ApprovalRoom())
     private let timers = Mutex<[String: Scheduled<Void>]>([:])
+    /// The changes waiting for their turn at each request being changed (`serially`).
+    private let turns = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
     /// Starts an approved request no client waits for (`ExecutionManager.startApproved`).
     private let launcher = Mutex<(@Sendable (ApprovalTicket, DaemonConfig) async -> Void)?>(nil)
 
@@ -71,32 +73,66 @@ final class Approvals: Sendable {
     }
 
     /// Applies the event `make` builds (given the record as read and whether `caller` may answer it) and writes
-    /// what it changed. An answer is audited before it counts, fail-closed. A write that finds the record changed
-    /// since it was read is tried again from a fresh read.
+    /// what it changed. An answer is audited before it counts, fail-closed: no record, nothing written. Changes of
+    /// one request are made one at a time (`serially`), so the record of an answer says what was then stored (two
+    /// approvers at once are counted 1 and 2, never both 1); what follows the change comes after.
     func change(
         _ id: String, caller: Caller, config: DaemonConfig, audited: Bool,
         _ make: (ApprovalRecord, Bool) -> ApprovalMachine.Event
     ) async throws(RunvoyError) -> ApprovalRecord {
-        for _ in 0..<3 {
+        let (new, result, wrote) = try await serially(id) { () async throws(RunvoyError) in
             let old = try visible(id, caller: caller, config: config)
             let eligible = Authorizer.mayApprove(caller, old.approvers, config)
             let (new, result) = ApprovalMachine.apply(make(old, eligible), to: old)
-            switch result {
-            case .failure(let error):
-                if new.state != old.state, (try? store.updateApproval(new, from: old)) == true {
-                    await ended(new, cause: new.state.rawValue, config: config)
-                }
-                throw error
-            case .success(let change):
-                if audited, let answer = new.answers.last {
-                    try await audit(config).record(ApprovalRecords.answered(new, answer, caller: caller))
-                }
-                guard try write(new, from: old) else { continue }
-                await applied(change, new, config: config)
-                return new
+            if case .failure = result {
+                // Refused; a request found expired on the way is written so.
+                return (new, result, new.state != old.state && (try? store.updateApproval(new, from: old)) == true)
             }
+            if audited, let answer = new.answers.last {
+                try await audit(config).record(ApprovalRecords.answered(new, answer, caller: caller))
+            }
+            guard try write(new, from: old) else {
+                throw RunvoyError(.conflict, "request \(id) changed while it was being answered; try again")
+            }
+            return (new, result, true)
         }
-        throw RunvoyError(.conflict, "request \(id) changed while it was being answered; try again")
+        switch result {
+        case .success(let change):
+            await applied(change, new, config: config)
+            return new
+        case .failure(let error):
+            if wrote { await ended(new, cause: new.state.rawValue, config: config) }
+            throw error
+        }
+    }
+
+    /// Runs `body` alone among the changes of request `id` in this daemon (answers, deadlines, withdrawals,
+    /// launches), in the order they came; the database's conditional writes still guard against any other writer.
+    func serially<T>(_ id: String, _ body: () async throws(RunvoyError) -> T) async throws(RunvoyError) -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let free = turns.withLock { turns -> Bool in
+                guard let waiting = turns[id] else {
+                    turns[id] = []
+                    return true
+                }
+                turns[id] = waiting + [continuation]
+                return false
+            }
+            if free { continuation.resume() }
+        }
+        defer {
+            let next = turns.withLock { turns -> CheckedContinuation<Void, Never>? in
+                guard var waiting = turns[id], !waiting.isEmpty else {
+                    turns[id] = nil
+                    return nil
+                }
+                let first = waiting.removeFirst()
+                turns[id] = waiting
+                return first
+            }
+            next?.resume()
+        }
+        return try await body()
     }
 
     /// Writes `new` over `old`; false when `old` is no longer what the database holds.
@@ -188,17 +224,18 @@ final class Approvals: Sendable {
 
     /// Applies an event no caller answers for (deadline, withdrawal); nothing when it no longer applies.
     private func system(_ id: String, config: DaemonConfig, _ event: ApprovalMachine.Event) async {
-        for _ in 0..<3 {
-            guard let old = try? store.approval(id) else { return }
+        let done = try? await serially(id) {
+            () async throws(RunvoyError) -> (ApprovalRecord, Result<ApprovalMachine.Change, RunvoyError>)? in
+            guard let old = try? store.approval(id) else { return nil }
             let (new, result) = ApprovalMachine.apply(event, to: old)
-            guard new != old else { return }
-            guard (try? store.updateApproval(new, from: old)) == true else { continue }
-            if case .success(let change) = result {
-                await applied(change, new, config: config)
-            } else {
-                await ended(new, cause: new.state.rawValue, config: config)
-            }
-            return
+            guard new != old, (try? store.updateApproval(new, from: old)) == true else { return nil }
+            return (new, result)
+        }
+        guard let (new, result) = done ?? nil else { return }
+        if case .success(let change) = result {
+            await applied(change, new, config: config)
+        } else {
+            await ended(new, cause: new.state.rawValue, config: config)
         }
     }
 }
