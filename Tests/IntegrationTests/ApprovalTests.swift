@@ -11,41 +11,55 @@ final class ApprovalTests {
     let daemon: DaemonFixture
     let suffix: String
     func user(_ name: String) -> String { "rva\(suffix)-\(name)" }
-    var users: [String] { ["alice", "bob", "carol", "dave", "eve"].map(user) }
+    var users: [String] { Self.names.map(user) }
 
     init() throws {
         let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
         self.suffix = suffix
-        for name in ["alice", "bob", "carol", "dave", "eve"] {
+        for name in Self.names {
             try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rva\(suffix)-\(name)")
         }
-        daemon = try DaemonFixture(config: { directory in
-            DaemonFixture.standardConfig(directory: directory)
-                .replacingOccurrences(
-                    of: "roles:\n  developer: {users: [\"*\"]}\n",
-                    with: """
-                        roles:
-                          admin: {users: [rva\(suffix)-alice]}
-                          developer: {users: [rva\(suffix)-bob, rva\(suffix)-carol, rva\(suffix)-dave, rva\(suffix)-eve]}
+        daemon = try DaemonFixture(config: { Self.config(suffix: suffix, directory: $0) })
+    }
 
-                        """)
-                    + """
-                      prod:
-                        run_as: {user: nobody}
-                        environment: {PATH: /usr/bin:/bin}
-                        allow: {users: ["*"]}
-                        approval:
-                          count: 2
-                          approvers: {users: [rva\(suffix)-alice, rva\(suffix)-bob, rva\(suffix)-carol, rva\(suffix)-dave]}
-                          expires: 10m
-                          reason: required
-                        break_glass: {roles: [admin]}
-                        commands:
-                          - {allow: [echo, "*"]}
-                          - {allow: [true], approval: {count: 0}}
+    /// alice (an administrator) asks; bob, carol and dave approve; eve is a developer who may not approve; frank
+    /// may connect but holds no role.
+    static let names = ["alice", "bob", "carol", "dave", "eve", "frank"]
 
-                    """
-        })
+    /// `prod` needs 2 of {alice, bob, carol, dave} within 10 minutes, with a reason; `quick` needs 1 within 3 s.
+    static func config(suffix: String, directory: String) -> String {
+        DaemonFixture.standardConfig(directory: directory)
+            .replacingOccurrences(
+                of: "roles:\n  developer: {users: [\"*\"]}\n",
+                with: """
+                    approvals: {max_pending: 6, max_pending_per_user: 3}
+                    roles:
+                      admin: {users: [rva\(suffix)-alice]}
+                      developer: {users: [rva\(suffix)-bob, rva\(suffix)-carol, rva\(suffix)-dave, rva\(suffix)-eve]}
+
+                    """)
+                + """
+                  prod:
+                    run_as: {user: nobody}
+                    environment: {PATH: /usr/bin:/bin}
+                    allow: {users: ["*"]}
+                    approval:
+                      count: 2
+                      approvers: {users: [rva\(suffix)-alice, rva\(suffix)-bob, rva\(suffix)-carol, rva\(suffix)-dave]}
+                      expires: 10m
+                      reason: required
+                    break_glass: {roles: [admin]}
+                    commands:
+                      - {allow: [echo, "*"]}
+                      - {allow: [true], approval: {count: 0}}
+                  quick:
+                    run_as: {user: nobody}
+                    environment: {PATH: /usr/bin:/bin}
+                    allow: {users: ["*"]}
+                    approval: {count: 1, approvers: {users: [rva\(suffix)-bob]}, expires: 3s}
+                    commands: any
+
+                """
     }
 
     deinit {

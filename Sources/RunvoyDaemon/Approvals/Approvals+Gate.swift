@@ -47,7 +47,13 @@ extension Approvals {
             }
         }
         let record = Self.record(plan, params, policy, breakGlass: breakGlass)
-        try insert(record, plan)
+        do throws(RunvoyError) {
+            try insert(record, plan)
+        } catch {
+            // Beyond the bounds (`busy`) is a refusal like any other: audited, coalesced per caller.
+            throw error.code == .busy
+                ? executions.deny(plan.refusal(error), caller: plan.caller, config: config) : error
+        }
         do throws(RunvoyError) {
             try await audit(config).record(
                 breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
