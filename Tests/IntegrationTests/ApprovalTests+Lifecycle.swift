@@ -103,6 +103,25 @@ extension ApprovalTests {
         #expect(told.contains("approval_denied") && told.contains("change freeze"), "\(told)")
     }
 
+    /// Ctrl-C while waiting withdraws the request (before, runvoyctl left and said it did not run, while the
+    /// request stayed pending and would have run once approved).
+    @Test func ctrlCWhileWaitingForApprovalWithdrawsTheRequest() throws {
+        let (waiting, stderr) = try background(
+            "alice", ["exec", "-e", "prod", "--reason", "INC-3", "--", "echo", "interrupted"])
+        let shown = try waitFor("runvoyctl approve ", in: stderr)
+        let id = try #require(shown.components(separatedBy: "runvoyctl approve ").last?.prefix(26)).description
+        // runuser's child is runvoyctl: the terminal's Ctrl-C reaches it.
+        let children = try String(
+            contentsOfFile: "/proc/\(waiting.pid)/task/\(waiting.pid)/children", encoding: .utf8)
+        let ctl = try #require(children.split(separator: " ").first.flatMap { pid_t($0) })
+        kill(ctl, SIGINT)
+        #expect(waiting.wait(seconds: 30) != nil)
+        let told = (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? ""
+        #expect(told.contains("withdrew request \(id)"), "\(told)")
+        #expect(try info(id)["state"] as? String == "withdrawn")
+        #expect(try status(id, until: ["cancelled"]).contains("withdrawn by"))
+    }
+
     @Test func itsRequesterWithdrawsARequestWithCancel() throws {
         let id = try request(["echo", "withdrawn"])
         let other = try ctl("bob", ["cancel", id])

@@ -114,6 +114,13 @@ final class ApprovalTests {
         #expect(logs.stdoutText.contains("approved-output"))
         let decided = try Harness.journal(["RUNVOY_EVENT=approval_decided", "RUNVOY_APPROVAL_ID=\(id)"])
         #expect(decided.contains { $0["RUNVOY_STATE"] == "approved" })
+        // Its launch records say which request, approved by whom, for what.
+        for event in ["decision", "execution_started"] {
+            let launch = try Harness.journal(["RUNVOY_EVENT=\(event)", "RUNVOY_EXECUTION_ID=\(id)"])
+            #expect(launch.first?["RUNVOY_APPROVAL_ID"] == id, "\(event): \(launch)")
+            #expect(launch.first?["RUNVOY_APPROVED_BY"]?.split(separator: ",").count == 2, "\(event): \(launch)")
+            #expect(launch.first?["RUNVOY_APPROVAL_DIGEST"]?.hasPrefix("sha256:") == true, "\(event): \(launch)")
+        }
     }
 
     @Test func aDenialEndsTheRequestAndItsRowWithTheComment() throws {
@@ -143,6 +150,9 @@ final class ApprovalTests {
         #expect(out.stdoutText.contains("glass"))
         let records = try Harness.journal(["RUNVOY_EVENT=break_glass", "RUNVOY_CALLER_USER=\(user("alice"))"])
         #expect(records.contains { $0["PRIORITY"] == "2" && $0["RUNVOY_REQUEST_REASON"] == "fire" }, "\(records)")
+        let id = try #require(records.first?["RUNVOY_APPROVAL_ID"])
+        let started = try Harness.journal(["RUNVOY_EVENT=execution_started", "RUNVOY_EXECUTION_ID=\(id)"])
+        #expect(started.first?["RUNVOY_BREAK_GLASS"] == "1" && started.first?["RUNVOY_APPROVAL_ID"] == id, "\(started)")
         let listed = try ctl("bob", ["approvals", "--break-glass"])
         #expect(listed.stdoutText.contains("BREAK-GLASS"), "\(listed.stdoutText)")
     }

@@ -93,4 +93,15 @@ struct ApprovalTicket: Sendable {
     var isBreakGlass: Bool { record.kind == "break_glass" }
     /// uids of the approvers, for the audit trail.
     var approvedBy: [UInt32] { record.answers.filter { $0.answer == .approve }.map(\.uid) }
+
+    /// What the launch records (`decision`, `execution_started`) of a plan started with it add.
+    var auditFields: [(String, String)] {
+        var fields = [("APPROVAL_ID", id), ("APPROVAL_DIGEST", digest)]
+        if isBreakGlass {
+            fields.append(("BREAK_GLASS", "1"))
+        } else {
+            fields.append(("APPROVED_BY", approvedBy.map(String.init).joined(separator: ",")))
+        }
+        return fields
+    }
 }

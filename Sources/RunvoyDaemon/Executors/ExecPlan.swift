@@ -33,7 +33,7 @@ struct ExecPlan: Sendable {
     let config: DaemonConfig
     /// What every audit record of this execution begins with: the request, the caller, the executor, argv, the
     /// caller's environment names, the rule that decided and the injected secrets' names.
-    let auditFields: [(String, String)]
+    var auditFields: [(String, String)]
 
     var workingDirectory: String { executor.workingDirectory }
 

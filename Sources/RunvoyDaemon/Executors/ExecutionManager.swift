@@ -136,7 +136,8 @@ final class ExecutionManager: Service, Sendable {
         }
         let ticket = admission.ticket
         let queued = try await waitIfQueued(admission, decided, params: params, client: client, approval: approval)
-        let plan = queued?.plan ?? decided
+        var plan = queued?.plan ?? decided
+        plan.auditFields += approval?.auditFields ?? []
         let existing = try await startApproval(approval, plan, queued: queued, ticket: ticket)
         let launched: ExecLaunch.Launched
         do throws(LaunchFailure) {
