@@ -122,6 +122,25 @@ extension ApprovalTests {
         #expect(try status(id, until: ["cancelled"]).contains("withdrawn by"))
     }
 
+    /// `logs -f` of a request that waits for approval shows where it stands, then its output once it runs.
+    @Test func logsFollowShowsApprovalEventsThenTheOutput() throws {
+        let id = try request(["echo", "followed"])
+        let (follower, stderr) = try background("alice", ["logs", "-f", id])
+        _ = try waitFor("waiting for approval 0/2", in: stderr)
+        #expect(try ctl("bob", ["approve", id]).status == 0)
+        _ = try waitFor("waiting for approval 1/2", in: stderr)
+        #expect(try ctl("carol", ["approve", id]).status == 0)
+        #expect(follower.wait(seconds: 30) == 0)
+        #expect((try? String(contentsOfFile: stderr + ".out", encoding: .utf8)) == "followed\n")
+        // A follower of a request that ends without running is let go with its record.
+        let denied = try request(["echo", "never"])
+        let (second, secondErr) = try background("alice", ["logs", "-f", denied])
+        _ = try waitFor("waiting for approval 0/2", in: secondErr)
+        #expect(try ctl("dave", ["deny", denied, "--comment", "no"]).status == 0)
+        #expect(second.wait(seconds: 30) == 0)
+        #expect((try? String(contentsOfFile: secondErr + ".out", encoding: .utf8)) == "")
+    }
+
     @Test func itsRequesterWithdrawsARequestWithCancel() throws {
         let id = try request(["echo", "withdrawn"])
         let other = try ctl("bob", ["cancel", id])

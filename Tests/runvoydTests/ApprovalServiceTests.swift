@@ -253,7 +253,8 @@ struct ApprovalServiceTests {
 
     @Test func aWaitingClientIsToldOfADenialAndOfItsExpiry() async throws {
         let fixture = try Fixture()
-        let config = try fixture.config(expires: "1s")
+        let config = try fixture.config()
+        let quick = try fixture.config(expires: "1s")
         let manager = fixture.manager()
         let denied = try await fixture.request(["echo", "no"], manager, config)
         let waiter = Waiter()
@@ -268,9 +269,9 @@ struct ApprovalServiceTests {
         #expect(refusal.code == .approvalDenied && refusal.message.contains("not now"), "\(refusal)")
         #expect(try fixture.store.get(denied.id)?.status == .cancelled)
 
-        let expiring = try await fixture.request(["echo", "late"], manager, config)
+        let expiring = try await fixture.request(["echo", "late"], manager, quick)
         let late = Waiter()
-        guard case .failure(let expiry) = await Self.wait(expiring, manager, config, late).value else {
+        guard case .failure(let expiry) = await Self.wait(expiring, manager, quick, late).value else {
             throw CancellationError()
         }
         #expect(expiry.code == .approvalExpired, "\(expiry)")
@@ -279,7 +280,7 @@ struct ApprovalServiceTests {
         let decided = fixture.records("approval_decided")
         #expect(decided.contains { $0["RUNVOY_APPROVAL_ID"] == expiring.id && $0["RUNVOY_STATE"] == "expired" })
         // One that ended before its client watched is told at once.
-        guard case .failure(let already) = await Self.wait(expiring, manager, config, Waiter()).value else {
+        guard case .failure(let already) = await Self.wait(expiring, manager, quick, Waiter()).value else {
             throw CancellationError()
         }
         #expect(already.code == .approvalExpired)
@@ -307,6 +308,51 @@ struct ApprovalServiceTests {
         await manager.approvals.withdraw(plain.id, reason: "withdrawn by root", config: config)
         #expect(try fixture.store.approval(plain.id)?.state == .withdrawn)
         await #expect(throws: RunvoyError.self) { try await fixture.approve(plain, by: "bin", manager, config) }
+    }
+
+    /// `logs -f` of a waiting request: its events, and it is let go when the command starts (or fails to), when
+    /// the request ends, when its client goes, or at once for a request that no longer waits.
+    @Test func aFollowerHearsEachChangeAndIsLetGoWhenItStartsEndsOrItsClientGoes() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config(count: 1)
+        let manager = fixture.manager()
+        final class Heard: @unchecked Sendable {
+            let lock = NSLock()
+            var events: [ApprovalEvent] = []
+            func add(_ event: ApprovalEvent) { lock.withLock { events.append(event) } }
+            var count: Int { lock.withLock { events.count } }
+        }
+        func follow(_ id: String, _ heard: Heard, _ hangup: Hangup = Hangup()) -> Task<Void, Never> {
+            Task { await manager.approvals.follow(id, requestID: .number(3), hangup: hangup) { heard.add($0) } }
+        }
+        let started = try await fixture.request(["echo", "followed"], manager, config)
+        let heard = Heard()
+        let following = follow(started.id, heard)
+        try await Waiter.until { heard.count == 1 }
+        _ = try await fixture.approve(started, by: "daemon", manager, config)
+        await following.value
+        #expect(heard.events.map(\.state) == [.pending, .approved])
+        #expect(fixture.spawner.calls == 1, "it was let go once the command was launched")
+        // At once for a request that no longer waits.
+        let after = Heard()
+        await follow(started.id, after).value
+        #expect(after.count == 0)
+        // A request that ends; a client that goes.
+        let denied = try await fixture.request(["echo", "denied"], manager, config)
+        let deniedHeard = Heard()
+        let deniedFollow = follow(denied.id, deniedHeard)
+        try await Waiter.until { deniedHeard.count == 1 }
+        await manager.approvals.withdraw(denied.id, reason: "withdrawn by root", config: config)
+        await deniedFollow.value
+        #expect(deniedHeard.events.last?.state == .withdrawn)
+        let left = try await fixture.request(["echo", "left"], manager, config)
+        let hangup = Hangup()
+        let leftHeard = Heard()
+        let leaving = follow(left.id, leftHeard, hangup)
+        try await Waiter.until { leftHeard.count == 1 }
+        hangup.fire()
+        await leaving.value
+        #expect(try fixture.store.approval(left.id)?.state == .pending)
     }
 
     // MARK: - Spending the ticket

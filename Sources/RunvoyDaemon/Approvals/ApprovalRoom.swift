@@ -20,7 +20,16 @@ struct ApprovalRoom: ~Copyable {
         var turn: Turn?
     }
 
+    /// Who follows a request without waiting to start it (`logs -f`): it hears of every change, and is let go
+    /// once the request's command started or the request ended.
+    struct Observer {
+        let send: @Sendable (ApprovalRecord) async -> Void
+        var continuation: CheckedContinuation<Void, Never>?
+        var settled = false
+    }
+
     private(set) var watchers: [String: [Int: Watcher]] = [:]
+    private(set) var observers: [String: [Int: Observer]] = [:]
     private var nextToken = 0
 
     /// Adds a watcher of request `id`; returns its token.
@@ -53,9 +62,47 @@ struct ApprovalRoom: ~Copyable {
     /// Whether anyone watches `id`.
     func isWatched(_ id: String) -> Bool { !(watchers[id]?.isEmpty ?? true) }
 
-    /// The senders of `id`'s watchers, to tell them of a change.
+    /// The senders of `id`'s watchers and observers, to tell them of a change.
     func senders(_ id: String) -> [@Sendable (ApprovalRecord) async -> Void] {
-        watchers[id]?.values.map(\.send) ?? []
+        (watchers[id]?.values.map(\.send) ?? []) + (observers[id]?.values.map(\.send) ?? [])
+    }
+
+    /// Adds an observer of request `id`; returns its token.
+    mutating func observe(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+        nextToken += 1
+        observers[id, default: [:]][nextToken] = Observer(send: send)
+        return nextToken
+    }
+
+    /// Waits until `id` settles; false (go on at once) when it did already or the observer left.
+    mutating func awaitSettled(_ id: String, _ token: Int, _ continuation: CheckedContinuation<Void, Never>) -> Bool {
+        guard let observer = observers[id]?[token], !observer.settled else {
+            stopObserving(id, token)
+            return false
+        }
+        observers[id]?[token]?.continuation = continuation
+        return true
+    }
+
+    /// Lets go of observer `token` of `id` (its client went, or it is done).
+    mutating func stopObserving(_ id: String, _ token: Int) {
+        observers[id]?.removeValue(forKey: token)?.continuation?.resume()
+        if observers[id]?.isEmpty == true { observers[id] = nil }
+    }
+
+    /// Request `id`'s command started (or failed to), or it ended without running: its observers are let go
+    /// (one that has not begun to wait yet will not).
+    mutating func settle(_ id: String) {
+        guard var waiting = observers[id] else { return }
+        for (token, observer) in waiting {
+            if let continuation = observer.continuation {
+                continuation.resume()
+                waiting[token] = nil
+            } else {
+                waiting[token]?.settled = true
+            }
+        }
+        observers[id] = waiting.isEmpty ? nil : waiting
     }
 
     /// Ends the wait of `id`: `approved` goes to one watcher only (the first; it starts the command), `ended` to

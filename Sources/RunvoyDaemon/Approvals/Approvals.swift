@@ -175,7 +175,37 @@ final class Approvals: Sendable {
         cancelTimer(record.id)
         audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: cause))
         await tell(record)
-        _ = room.withLock { $0.end(record.id, .ended(Self.ending(record))) }
+        room.withLock {
+            _ = $0.end(record.id, .ended(Self.ending(record)))
+            $0.settle(record.id)
+        }
+    }
+
+    /// Request `id`'s command started, or failed to: who follows it (`logs -f`) goes on to its output.
+    func settle(_ id: String) {
+        room.withLock { $0.settle(id) }
+    }
+
+    /// Follows request `id` for `logs -f`: its `approval` events to `tell` until its command started (or failed
+    /// to start) or it ended without running, or the client went (`hangup`). Returns at once for a request that
+    /// is neither pending nor approved.
+    func follow(
+        _ id: String, requestID: RequestID?, hangup: Hangup, tell: @escaping @Sendable (ApprovalEvent) async -> Void
+    ) async {
+        let send: @Sendable (ApprovalRecord) async -> Void = { record in
+            await tell(Self.event(record, requestID: requestID))
+        }
+        let token = room.withLock { $0.observe(id, send: send) }
+        guard let current = try? store.approval(id), current.state == .pending || current.state == .approved else {
+            room.withLock { $0.stopObserving(id, token) }
+            return
+        }
+        await send(current)
+        let undo = hangup.on { [self] in room.withLock { $0.stopObserving(id, token) } }
+        await withCheckedContinuation { continuation in
+            if !room.withLock({ $0.awaitSettled(id, token, continuation) }) { continuation.resume() }
+        }
+        undo()
     }
 
     /// What the requester's client is told when its request ended without running.

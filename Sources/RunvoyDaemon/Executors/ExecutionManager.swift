@@ -125,6 +125,8 @@ final class ExecutionManager: Service, Sendable {
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let began = ContinuousClock.now
+        // Who follows its request (`logs -f`) goes on to its output once it started, or failed to.
+        defer { if let approval { approvals.settle(approval.id) } }
         let decided: ExecPlan
         let admission: Admission
         do throws(ExecRefusal) {
