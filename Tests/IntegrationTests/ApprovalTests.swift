@@ -142,6 +142,10 @@ final class ApprovalTests {
     }
 
     @Test func breakGlassRunsAtOnceAuditedCriticalAndIsListedForReview() throws {
+        let noReason = try ctl("alice", ["exec", "-e", "prod", "--break-glass", "--", "echo", "x"])
+        #expect(noReason.status != 0 && noReason.stderrText.contains("--reason"), "\(noReason.stderrText)")
+        let needless = try ctl("alice", ["exec", "-e", "prod", "--break-glass", "--reason", "r", "--", "true"])
+        #expect(needless.status != 0 && needless.stderrText.contains("needs no approval"), "\(needless.stderrText)")
         let refused = try ctl("bob", ["exec", "-e", "prod", "--break-glass", "--reason", "fire", "--", "echo", "x"])
         #expect(refused.status != 0)
         #expect(refused.stderrText.contains("may not break the glass"), "\(refused.stderrText)")

@@ -195,6 +195,41 @@ struct ApprovalServiceTests {
         #expect(fixture.records("decision").contains { $0["RUNVOY_DECISION"] == "deny" })
     }
 
+    /// No record, no request: when `approval_requested` cannot be written, the request is withdrawn and the
+    /// caller refused.
+    @Test func aRequestWhoseRecordCannotBeWrittenIsWithdrawn() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config()
+        let manager = ExecutionManager(
+            group: MultiThreadedEventLoopGroup.singleton, logger: fixture.logger, store: fixture.store,
+            secrets: fixture.secrets, refusals: RefusalThrottle(logger: fixture.logger), spawner: fixture.spawner,
+            journal: Journal(socketPath: "/nonexistent/runvoy-journal.sock")
+        ) { _ in }
+        let plan = try ExecPlan.make(
+            ExecParams(argv: ["echo", "x"]), requestID: nil, caller: Fixture.root, config: config)
+        await #expect(throws: RunvoyError.self) {
+            try await manager.approvals.gate(ExecParams(argv: ["echo", "x"]), plan, executions: manager)
+        }
+        let left = try fixture.store.approvals(states: [])
+        #expect(left.map(\.state) == [.withdrawn], "\(left)")
+        #expect(left.first?.decision?.contains("could not be audited") == true)
+    }
+
+    /// An approved request whose stored parameters cannot be read (a damaged database) is withdrawn, never run.
+    @Test func anApprovedRequestWithUnreadableParametersIsWithdrawn() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config()
+        let manager = fixture.manager()
+        var record = try await fixture.request(["echo", "damaged"], manager, config)
+        record.id = ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()) + 7)
+        record.params = "{"
+        record.state = .approved
+        #expect(try fixture.store.insertApproval(record, execution: nil, maxPending: 10, maxPerUser: 10))
+        await manager.startApproved(ApprovalTicket(record: record), config: config)
+        #expect(try fixture.store.approval(record.id)?.state == .withdrawn)
+        #expect(fixture.spawner.calls == 0)
+    }
+
     // MARK: - Answers
 
     /// Two approvers at once used to be recorded both as APPROVALS=1 (the second retried after its write lost,
