@@ -159,5 +159,13 @@ final class ApprovalTests {
         #expect(started.first?["RUNVOY_BREAK_GLASS"] == "1" && started.first?["RUNVOY_APPROVAL_ID"] == id, "\(started)")
         let listed = try ctl("bob", ["approvals", "--break-glass"])
         #expect(listed.stdoutText.contains("BREAK-GLASS"), "\(listed.stdoutText)")
+        // Reviewed later by one of the executor's approvers, never by whoever broke the glass.
+        let own = try ctl("alice", ["approve", id, "--comment", "fine"])
+        #expect(own.status != 0 && own.stderrText.contains("your own"), "\(own.stderrText)")
+        let review = try ctl("bob", ["approve", id, "--comment", "checked the fix"])
+        #expect(review.status == 0, "\(review.stderrText)")
+        #expect(try ctl("bob", ["approvals", "--break-glass"]).stdoutText.contains("no requests"))
+        let reviewed = try Harness.journal(["RUNVOY_EVENT=approval_answered", "RUNVOY_APPROVAL_ID=\(id)"])
+        #expect(reviewed.first?["RUNVOY_ANSWER"] == "review" && reviewed.first?["RUNVOY_COMMENT"] == "checked the fix")
     }
 }

@@ -230,6 +230,55 @@ struct ApprovalServiceTests {
         #expect(fixture.spawner.calls == 0)
     }
 
+    /// A request whose deadline passed with no timer to see it (one the daemon left) is found expired by the next
+    /// event, here a withdrawal: it ends `expired`, and is told so.
+    @Test func aRequestFoundDueByAnotherEventEndsExpired() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config()
+        let manager = fixture.manager()
+        var due = try await fixture.request(["echo", "due"], manager, config)
+        due.id = ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()) + 9)
+        due.expiresAtMs = WallClock.milliseconds() - 1
+        #expect(try fixture.store.insertApproval(due, execution: nil, maxPending: 10, maxPerUser: 10))
+        await manager.approvals.withdraw(due.id, reason: "withdrawn by root", config: config)
+        #expect(try fixture.store.approval(due.id)?.state == .expired)
+        #expect(fixture.records("approval_decided").contains { $0["RUNVOY_APPROVAL_ID"] == due.id })
+    }
+
+    /// The room's orderings that depend on timing in the daemon: a turn that comes before its watcher waits, an
+    /// approval with two watchers (one starts it, the other is told), an observer let go before it waits.
+    @Test func theRoomKeepsATurnThatComesBeforeItsWatcherWaits() async throws {
+        let room = Mutex(ApprovalRoom())
+        let record = ApprovalRecord(
+            id: "01aaaaaaaaaaaaaaaaaaaaaaaa", kind: "exec", state: .approved, requesterUid: 0, requesterUser: "root",
+            executor: "prod", digest: "sha256:x", params: "{}", summary: "{}", reason: nil, required: 1,
+            approvers: ApproverList(users: ["bin"]), needsClient: false, createdAtMs: 1, expiresAtMs: 2,
+            configDigest: "")
+        let first = room.withLock { $0.watch(record.id) { _ in } }
+        let second = room.withLock { $0.watch(record.id) { _ in } }
+        #expect(room.withLock { $0.end(record.id, .approved(ApprovalTicket(record: record))) })
+        func turn(_ token: Int) async -> ApprovalRoom.Turn {
+            await withCheckedContinuation { continuation in
+                if let turn = room.withLock({ $0.await(record.id, token, continuation) }) {
+                    continuation.resume(returning: turn)
+                }
+            }
+        }
+        guard case .approved(let ticket) = await turn(first) else { throw CancellationError() }
+        #expect(ticket.id == record.id)
+        guard case .ended(let told) = await turn(second) else { throw CancellationError() }
+        #expect(told.message.contains("started by another client"))
+        #expect(room.withLock { $0.watchers.isEmpty })
+        // Nobody watches now: the daemon starts an approval itself.
+        #expect(!room.withLock { $0.end(record.id, .approved(ApprovalTicket(record: record))) })
+        let observer = room.withLock { $0.observe(record.id) { _ in } }
+        room.withLock { $0.settle(record.id) }
+        await withCheckedContinuation { continuation in
+            if !room.withLock({ $0.awaitSettled(record.id, observer, continuation) }) { continuation.resume() }
+        }
+        #expect(room.withLock { $0.observers.isEmpty })
+    }
+
     // MARK: - Answers
 
     /// Two approvers at once used to be recorded both as APPROVALS=1 (the second retried after its write lost,

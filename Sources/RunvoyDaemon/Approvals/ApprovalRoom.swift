@@ -44,6 +44,7 @@ struct ApprovalRoom: ~Copyable {
         guard var watcher = watchers[id]?[token] else { return .ended(RunvoyError(.cancelled, "not waiting")) }
         if let turn = watcher.turn {
             watchers[id]?[token] = nil
+            if watchers[id]?.isEmpty == true { watchers[id] = nil }
             return turn
         }
         watcher.continuation = continuation
@@ -58,9 +59,6 @@ struct ApprovalRoom: ~Copyable {
         watcher.continuation?.resume(returning: .ended(RunvoyError(.cancelled, "the client went away")))
         return true
     }
-
-    /// Whether anyone watches `id`.
-    func isWatched(_ id: String) -> Bool { !(watchers[id]?.isEmpty ?? true) }
 
     /// The senders of `id`'s watchers and observers, to tell them of a change.
     func senders(_ id: String) -> [@Sendable (ApprovalRecord) async -> Void] {
