@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* The thread's identity before an operation, to restore after it. */
@@ -71,8 +73,33 @@ static void leave(struct saved_identity *saved) {
     errno = error;
 }
 
-static int read_file(const char *path, unsigned char *buffer, size_t capacity, size_t *length, struct stat *info) {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+/* The directory `place->directory` beneath `place->base`, opened with `flags` (O_PATH or O_RDONLY) by openat2
+   with no symbolic link followed anywhere: not in `base` (RESOLVE_NO_SYMLINKS), not on the way from it, and never
+   out of it (RESOLVE_BENEATH). The daemon checked the path as text and by lstat before; a directory swapped for a
+   link since then is refused here (ELOOP) instead of followed, whoever swapped it. */
+static int open_directory(const struct runvoy_edit_place *place, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_DIRECTORY | O_CLOEXEC);
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    int base = (int)syscall(SYS_openat2, AT_FDCWD, place->base, &how, sizeof how);
+    if (base < 0 || place->directory[0] == '\0') return base;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+    int dir = (int)syscall(SYS_openat2, base, place->directory, &how, sizeof how);
+    int error = errno;
+    close(base);
+    errno = error;
+    return dir;
+}
+
+static int read_file(const struct runvoy_edit_place *place, unsigned char *buffer, size_t capacity, size_t *length,
+                     struct stat *info) {
+    int dir = open_directory(place, O_PATH);
+    if (dir < 0) return -1;
+    int fd = openat(dir, place->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int opened = errno;
+    close(dir);
+    errno = opened;
     if (fd < 0) return -1;
     int rc = 0;
     if (fstat(fd, info) != 0) {
@@ -110,11 +137,11 @@ static int read_file(const char *path, unsigned char *buffer, size_t capacity, s
     return rc;
 }
 
-int runvoy_edit_read(const struct runvoy_edit_identity *identity, const char *path, unsigned char *buffer,
-                     size_t capacity, size_t *length, struct stat *info) {
+int runvoy_edit_read(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                     unsigned char *buffer, size_t capacity, size_t *length, struct stat *info) {
     struct saved_identity saved;
     *length = 0;
-    int rc = enter(identity, &saved) == 0 ? read_file(path, buffer, capacity, length, info) : -1;
+    int rc = enter(identity, &saved) == 0 ? read_file(place, buffer, capacity, length, info) : -1;
     leave(&saved);
     return rc;
 }
@@ -130,49 +157,161 @@ static int write_all(int fd, const unsigned char *content, size_t length) {
     return 0;
 }
 
-static int prepare(const char *directory, const char *name, const unsigned char *content, size_t length, mode_t mode,
-                   uid_t owner_uid, gid_t owner_gid, char *temp_name, size_t temp_capacity) {
+/* Attributes the kernel itself removes (file capabilities) or recomputes (IMA/EVM) when a file's content is
+   written: copying them to new content would be wrong. */
+static int derived_attribute(const char *name) {
+    return strcmp(name, "security.capability") == 0 || strcmp(name, "security.ima") == 0 ||
+           strcmp(name, "security.evm") == 0;
+}
+
+/* The names of `fd`'s extended attributes (NUL-separated, `*size` bytes); NULL with *size 0 when it has none or
+   the file system keeps none; NULL with *size -1 on failure. */
+static char *attribute_names(int fd, ssize_t *size) {
+    for (int attempt = 0; attempt < 8; attempt++) {
+        ssize_t need = flistxattr(fd, NULL, 0);
+        if (need < 0 && errno == ENOTSUP) need = 0;
+        if (need <= 0) {
+            *size = need;
+            return NULL;
+        }
+        char *names = malloc((size_t)need);
+        if (names == NULL) break;
+        *size = flistxattr(fd, names, (size_t)need);
+        if (*size >= 0) return names;
+        free(names);
+        if (errno != ERANGE) break;
+    }
+    *size = -1;
+    return NULL;
+}
+
+/* Copies one attribute; 0, -1 (reading failed) or RUNVOY_EDIT_ATTRIBUTE (setting failed). */
+static int copy_attribute(int from, int to, const char *name, const char *refuse) {
+    for (int attempt = 0; attempt < 8; attempt++) {
+        ssize_t need = fgetxattr(from, name, NULL, 0);
+        if (need < 0) return errno == ENODATA ? 0 : -1;
+        /* A read of size 0 is only another size query (it writes nothing and returns the size now): never make
+           one, and never use more bytes than the buffer holds, or a value that grew between the two calls would
+           be filled from the daemon's heap (found by review). */
+        size_t capacity = need > 0 ? (size_t)need : 1;
+        char *value = malloc(capacity);
+        if (value == NULL) return -1;
+        ssize_t got = fgetxattr(from, name, value, capacity);
+        if (got > (ssize_t)capacity) {
+            free(value);
+            continue;
+        }
+        if (got < 0) {
+            int error = errno;
+            free(value);
+            if (error == ERANGE) continue;
+            errno = error;
+            return error == ENODATA ? 0 : -1;
+        }
+        int rc = 0;
+        if (refuse != NULL && strcmp(name, refuse) == 0) {
+            errno = EPERM;
+            rc = RUNVOY_EDIT_ATTRIBUTE;
+        } else if (fsetxattr(to, name, value, (size_t)got, 0) != 0) {
+            rc = RUNVOY_EDIT_ATTRIBUTE;
+        }
+        int error = errno;
+        free(value);
+        errno = error;
+        return rc;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+/* Opens `name` in `dir` again and copies its extended attributes to `to`, if it is still the file read. */
+static int copy_attributes(int dir, const char *name, int to, struct runvoy_edit_new_file *file) {
+    int from = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (from < 0) return errno == ENOENT || errno == ELOOP ? RUNVOY_EDIT_CONFLICT : -1;
+    struct stat info;
+    int rc = 0;
+    if (fstat(from, &info) != 0) {
+        rc = -1;
+    } else if (info.st_dev != file->original->st_dev || info.st_ino != file->original->st_ino) {
+        rc = RUNVOY_EDIT_CONFLICT;
+    } else {
+        ssize_t size = 0;
+        char *names = attribute_names(from, &size);
+        if (size < 0) rc = -1;
+        for (ssize_t at = 0; rc == 0 && at < size; at += (ssize_t)strlen(names + at) + 1) {
+            const char *attribute = names + at;
+            if (derived_attribute(attribute)) continue;
+            rc = copy_attribute(from, to, attribute, file->refuse_attribute);
+            if (rc == RUNVOY_EDIT_ATTRIBUTE && file->failed_capacity > 0) {
+                snprintf(file->failed_attribute, file->failed_capacity, "%s", attribute);
+            }
+        }
+        free(names);
+        /* A new file in a directory with a default ACL inherits one the old file may not have had. */
+        if (rc == 0 && fgetxattr(from, "system.posix_acl_access", NULL, 0) < 0 && errno == ENODATA &&
+            fremovexattr(to, "system.posix_acl_access") != 0 && errno != ENODATA && errno != ENOTSUP) {
+            rc = RUNVOY_EDIT_ATTRIBUTE;
+            if (file->failed_capacity > 0) {
+                snprintf(file->failed_attribute, file->failed_capacity, "%s", "system.posix_acl_access");
+            }
+        }
+    }
+    int error = errno;
+    close(from);
+    errno = error;
+    return rc;
+}
+
+static int temp_name(const char *name, char *temp, size_t capacity) {
     unsigned long long nonce = 0;
     if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) return -1;
-    int wrote = strlen(name) <= 200 ? snprintf(temp_name, temp_capacity, ".%s.runvoy-edit-%016llx", name, nonce)
-                                    : snprintf(temp_name, temp_capacity, ".runvoy-edit-%016llx", nonce);
-    if (wrote < 0 || (size_t)wrote >= temp_capacity) {
+    int wrote = strlen(name) <= 200 ? snprintf(temp, capacity, ".%s.runvoy-edit-%016llx", name, nonce)
+                                    : snprintf(temp, capacity, ".runvoy-edit-%016llx", nonce);
+    if (wrote < 0 || (size_t)wrote >= capacity) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    int dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return 0;
+}
+
+static int prepare(const struct runvoy_edit_place *place, struct runvoy_edit_new_file *file) {
+    const char *name = place->name;
+    if (temp_name(name, file->temp_name, file->temp_capacity) != 0) return -1;
+    int dir = open_directory(place, O_PATH);
     if (dir < 0) return -1;
-    int fd = openat(dir, temp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dir, file->temp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         int error = errno;
         close(dir);
         errno = error;
         return -1;
     }
-    int rc = write_all(fd, content, length);
+    int rc = write_all(fd, file->content, file->length);
     struct stat made;
     if (rc == 0 && fstat(fd, &made) != 0) rc = -1;
-    if (rc == 0 && (made.st_uid != owner_uid || made.st_gid != owner_gid)) {
-        if (fchown(fd, made.st_uid != owner_uid ? owner_uid : (uid_t)-1, owner_gid) != 0) rc = RUNVOY_EDIT_OWNER;
+    if (rc == 0 && (made.st_uid != file->owner_uid || made.st_gid != file->owner_gid)) {
+        if (fchown(fd, made.st_uid != file->owner_uid ? file->owner_uid : (uid_t)-1, file->owner_gid) != 0) {
+            rc = RUNVOY_EDIT_OWNER;
+        }
     }
+    /* While the new file is still 0600 (user.* needs write access); an ACL sets the group bits to its mask,
+       which for the old file were its group bits, so the mode below agrees with it. */
+    if (rc == 0) rc = copy_attributes(dir, name, fd, file);
     /* After the owner: a change of owner clears set-id bits. */
-    if (rc == 0 && fchmod(fd, mode & 07777) != 0) rc = -1;
+    if (rc == 0 && fchmod(fd, file->mode & 07777) != 0) rc = -1;
     if (rc == 0 && fsync(fd) != 0) rc = -1;
     int error = errno;
     close(fd);
-    if (rc != 0) unlinkat(dir, temp_name, 0);
+    if (rc != 0) unlinkat(dir, file->temp_name, 0);
     close(dir);
     errno = error;
     return rc;
 }
 
-int runvoy_edit_prepare(const struct runvoy_edit_identity *identity, const char *directory, const char *name,
-                        const unsigned char *content, size_t length, mode_t mode, uid_t owner_uid, gid_t owner_gid,
-                        char *temp_name, size_t temp_capacity) {
+int runvoy_edit_prepare(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                        struct runvoy_edit_new_file *file) {
     struct saved_identity saved;
-    int rc = enter(identity, &saved) == 0
-                 ? prepare(directory, name, content, length, mode, owner_uid, owner_gid, temp_name, temp_capacity)
-                 : -1;
+    int rc = enter(identity, &saved) == 0 ? prepare(place, file) : -1;
     leave(&saved);
     return rc;
 }
@@ -183,10 +322,11 @@ static int same_file(const struct stat *a, const struct stat *b) {
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-static int commit(const char *directory, const char *temp_name, const char *name, const struct stat *expected) {
-    int dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static int commit(const struct runvoy_edit_place *place, const char *temp_name, const struct stat *expected) {
+    const char *name = place->name;
+    int dir = open_directory(place, O_RDONLY);
     int synced = dir >= 0;
-    if (dir < 0) dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 && errno != ELOOP && errno != EXDEV) dir = open_directory(place, O_PATH);
     if (dir < 0) return -1;
     struct stat now;
     int rc = 0;
@@ -207,19 +347,20 @@ static int commit(const char *directory, const char *temp_name, const char *name
     return rc;
 }
 
-int runvoy_edit_commit(const struct runvoy_edit_identity *identity, const char *directory, const char *temp_name,
-                       const char *name, const struct stat *expected) {
+int runvoy_edit_commit(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                       const char *temp_name, const struct stat *expected) {
     struct saved_identity saved;
-    int rc = enter(identity, &saved) == 0 ? commit(directory, temp_name, name, expected) : -1;
+    int rc = enter(identity, &saved) == 0 ? commit(place, temp_name, expected) : -1;
     leave(&saved);
     return rc;
 }
 
-int runvoy_edit_discard(const struct runvoy_edit_identity *identity, const char *directory, const char *temp_name) {
+int runvoy_edit_discard(const struct runvoy_edit_identity *identity, const struct runvoy_edit_place *place,
+                        const char *temp_name) {
     struct saved_identity saved;
     int rc = -1;
     if (enter(identity, &saved) == 0) {
-        int dir = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int dir = open_directory(place, O_PATH);
         if (dir >= 0) {
             rc = unlinkat(dir, temp_name, 0);
             close(dir);

@@ -341,64 +341,102 @@ unsigned int runvoy_audit_session(pid_t pid) {
 
 struct proc_entry {
     pid_t pid, ppid, pgrp, session;
+    unsigned long long start_time;
     char member;
 };
 
-long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity) {
+static int entry_by_ppid(const void *a, const void *b) {
+    pid_t x = ((const struct proc_entry *)a)->ppid, y = ((const struct proc_entry *)b)->ppid;
+    return (x > y) - (x < y);
+}
+
+/* Reads /proc/PID/stat: parent, process group, session and start time (clock ticks since boot). 0, or -1 when the
+   process is gone, a zombie, or the file cannot be parsed. */
+static int read_proc_stat(const char *pid, struct proc_entry *e) {
+    char path[64], buffer[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buffer[n] = 0;
+    char *end = strrchr(buffer, ')');
+    char state;
+    e->pid = (pid_t)atoi(buffer);
+    if (end == NULL ||
+        sscanf(end + 1, " %c %d %d %d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
+               &e->ppid, &e->pgrp, &e->session, &e->start_time) != 5)
+        return -1;
+    return state == 'Z' || state == 'X' ? -1 : 0;
+}
+
+/* Every live process but this one, with the execution's marked; `*count` of them in a malloc'd array sorted by
+   parent, or NULL with errno. Members: the leader's process group or session, re-parented processes of its audit
+   session, and everything descended from those, found breadth-first through the parent-sorted array: O(n log n)
+   in the number of processes (a fork bomb's scan must not be quadratic). */
+static struct proc_entry *scope_scan(pid_t leader, unsigned int audit_session, size_t *count) {
     DIR *proc = opendir("/proc");
-    if (proc == NULL) return -1;
-    size_t count = 0, room = 256;
+    if (proc == NULL) return NULL;
+    size_t n = 0, room = 256;
     struct proc_entry *entries = malloc(room * sizeof *entries);
     if (entries == NULL) {
         closedir(proc);
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     pid_t self = getpid();
     struct dirent *entry;
     while ((entry = readdir(proc)) != NULL) {
         if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
-        char path[64], buffer[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t n = read(fd, buffer, sizeof buffer - 1);
-        close(fd);
-        if (n <= 0) continue;
-        buffer[n] = 0;
-        char *end = strrchr(buffer, ')');
         struct proc_entry e = {0};
-        char state;
-        e.pid = (pid_t)atoi(buffer);
-        if (end == NULL || sscanf(end + 1, " %c %d %d %d", &state, &e.ppid, &e.pgrp, &e.session) != 4) continue;
-        if (state == 'Z' || state == 'X' || e.pid == self) continue;
+        if (read_proc_stat(entry->d_name, &e) != 0 || e.pid == self) continue;
         /* A process whose parent died was re-parented to this subreaper: only those need their tag read (the
            rest of the execution descends from the leader or from one of them). */
         e.member = e.pid == leader || e.pgrp == leader || e.session == leader ||
                    (audit_session != 0xffffffffu && e.ppid == self && runvoy_audit_session(e.pid) == audit_session);
-        if (count == room) {
+        if (n == room) {
             struct proc_entry *grown = realloc(entries, 2 * room * sizeof *entries);
             if (grown == NULL) break;
             entries = grown;
             room *= 2;
         }
-        entries[count++] = e;
+        entries[n++] = e;
     }
     closedir(proc);
-    /* Descendants: whoever's parent is a member is one, until nothing changes. */
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < count; i++) {
+    qsort(entries, n, sizeof *entries, entry_by_ppid);
+    /* Breadth-first from the members: each one's children are a run of the sorted array. */
+    pid_t *queue = malloc((n + 1) * sizeof *queue);
+    if (queue == NULL) {
+        free(entries);
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].member) queue[tail++] = entries[i].pid;
+    while (head < tail) {
+        pid_t parent = queue[head++];
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (entries[mid].ppid < parent) lo = mid + 1; else hi = mid;
+        }
+        for (size_t i = lo; i < n && entries[i].ppid == parent; i++) {
             if (entries[i].member) continue;
-            for (size_t j = 0; j < count; j++) {
-                if (entries[j].member && entries[j].pid == entries[i].ppid) {
-                    entries[i].member = 1;
-                    changed = 1;
-                    break;
-                }
-            }
+            entries[i].member = 1;
+            queue[tail++] = entries[i].pid;
         }
     }
+    free(queue);
+    *count = n;
+    return entries;
+}
+
+long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity) {
+    size_t count = 0;
+    struct proc_entry *entries = scope_scan(leader, audit_session, &count);
+    if (entries == NULL) return -1;
     long found = 0;
     for (size_t i = 0; i < count; i++) {
         if (!entries[i].member || entries[i].pid == leader) continue;
@@ -407,6 +445,31 @@ long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, 
     }
     free(entries);
     return found;
+}
+
+long runvoy_scope_signal(pid_t leader, unsigned int audit_session, int sig, pid_t *out, size_t capacity) {
+    size_t count = 0;
+    struct proc_entry *entries = scope_scan(leader, audit_session, &count);
+    if (entries == NULL) return -1;
+    long signalled = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!entries[i].member || entries[i].pid == leader) continue;
+        /* The pid may have been freed and reused since the scan: the pidfd pins a process, and the same start
+           time proves it is the one that was found, so an unrelated process can never get the signal. */
+        int pidfd = (int)syscall(SYS_pidfd_open, entries[i].pid, 0);
+        if (pidfd < 0) continue;
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", (int)entries[i].pid);
+        struct proc_entry now = {0};
+        if (read_proc_stat(pid, &now) == 0 && now.start_time == entries[i].start_time &&
+            syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0) {
+            if ((size_t)signalled < capacity) out[signalled] = entries[i].pid;
+            signalled++;
+        }
+        close(pidfd);
+    }
+    free(entries);
+    return signalled;
 }
 
 int runvoy_pidfd_open(pid_t pid) {

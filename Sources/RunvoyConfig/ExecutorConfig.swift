@@ -25,12 +25,18 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var commands: CommandRule
     /// Whether commands may, or must, run on a pseudo-terminal (`exec -t`).
     public var tty: TerminalPolicy = .allow
+    /// Whether the input given to its commands (`stdin`: typed into a terminal or piped) is stored with their
+    /// output, redacted like it.
+    public var recordInput = false
     /// What happens to the execution's other processes when its main process exits.
     public var leftovers: LeftoverPolicy = .kill
     /// Limits written to each execution's cgroup (cgroup containment only).
     public var limits = ExecutionLimits()
     /// Resource limits set in the command's process before it execs.
     public var rlimits = ChildResourceLimits()
+    /// systemd execution properties (`sandbox:`): each execution runs as a transient unit with them. nil: the
+    /// executor is not sandboxed.
+    public var sandbox: SandboxConfig?
     /// Where `runvoyctl edit` may edit files as `run_as`: each entry is a directory (or a file) matched as
     /// `path_under` matches; empty, nothing may be edited.
     public var editable: [String] = []

@@ -175,6 +175,10 @@ public final class ExecutionStore: Sendable {
                     ALTER TABLE executions ADD COLUMN terminal_cols INTEGER;
                     """)
         }
+        migrator.registerMigration("v6-stdin-bytes") { db in
+            // Input bytes of an execution whose executor records input (`record_input`); null where it does not.
+            try db.execute(sql: "ALTER TABLE executions ADD COLUMN stdin_bytes INTEGER")
+        }
         registerApprovals(&migrator)
         return migrator
     }
@@ -198,8 +202,8 @@ public final class ExecutionStore: Sendable {
                 INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                     env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
                     stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
-                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols, stdin_bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(
             arguments: [
@@ -210,7 +214,7 @@ public final class ExecutionStore: Sendable {
                 info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
                 info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
                 info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
-                info.terminal.map { Int64($0.cols) },
+                info.terminal.map { Int64($0.cols) }, info.stdinBytes,
             ])
     }
 
@@ -280,7 +284,7 @@ public final class ExecutionStore: Sendable {
                     started_at = COALESCE(?, started_at), finished_at = ?, duration_usec = ?, stdout_bytes = ?,
                     stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?, reason = ?, usage_source = ?,
                     cpu_user_usec = ?, cpu_system_usec = ?, memory_peak_bytes = ?, tasks_peak = ?, io_read_bytes = ?,
-                    io_write_bytes = ?
+                    io_write_bytes = ?, stdin_bytes = CASE WHEN stdin_bytes IS NULL THEN NULL ELSE ? END
                 WHERE id = ?
                 """
         ).execute(
@@ -290,7 +294,8 @@ public final class ExecutionStore: Sendable {
                 outcome.totals.stdoutBytes, outcome.totals.stderrBytes, outcome.totals.storedBytes,
                 outcome.totals.droppedBytes, outcome.reason ?? outcome.totals.failure, outcome.usage?.source,
                 outcome.usage?.cpuUserUsec, outcome.usage?.cpuSystemUsec, outcome.usage?.memoryPeakBytes,
-                outcome.usage?.tasksPeak, outcome.usage?.ioReadBytes, outcome.usage?.ioWriteBytes, id,
+                outcome.usage?.tasksPeak, outcome.usage?.ioReadBytes, outcome.usage?.ioWriteBytes,
+                outcome.totals.stdinBytes, id,
             ])
     }
 
@@ -309,6 +314,7 @@ public final class ExecutionStore: Sendable {
         info.stderrBytes = outcome.totals.stderrBytes
         info.storedBytes = outcome.totals.storedBytes
         info.droppedBytes = outcome.totals.droppedBytes
+        info.stdinBytes = info.stdinBytes.map { _ in outcome.totals.stdinBytes }
         info.reason = outcome.reason ?? outcome.totals.failure
         info.usage = outcome.usage
         return info
@@ -415,11 +421,13 @@ public final class ExecutionStore: Sendable {
             try db.execute(
                 sql: """
                     UPDATE executions SET status = 'lost', finished_at = ?, reason = ?, stdout_bytes = ?,
-                        stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?
+                        stderr_bytes = ?, stored_bytes = ?, dropped_bytes = ?,
+                        stdin_bytes = CASE WHEN stdin_bytes IS NULL THEN NULL ELSE ? END
                     WHERE id = ? AND status IN ('running', 'queued')
                     """,
                 arguments: [
-                    atMs, reason, totals.stdoutBytes, totals.stderrBytes, totals.storedBytes, totals.droppedBytes, id,
+                    atMs, reason, totals.stdoutBytes, totals.stderrBytes, totals.storedBytes, totals.droppedBytes,
+                    totals.stdinBytes, id,
                 ])
         }
     }
@@ -632,7 +640,8 @@ public final class ExecutionStore: Sendable {
             startedAtMs: row["started_at"], finishedAtMs: row["finished_at"], durationUsec: row["duration_usec"],
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
-            reason: row["reason"], usage: usage(row), edit: edit(row), terminal: terminal(row))
+            reason: row["reason"], usage: usage(row), edit: edit(row), terminal: terminal(row),
+            stdinBytes: row["stdin_bytes"])
     }
 
     /// The `usage_source` and figure columns of a row, nil when no source was recorded.

@@ -35,9 +35,9 @@ struct OutputLogCursor: ~Copyable {
             limit.map { $0.segment == position.segment ? min($0.fileOffset, segmentSize) : segmentSize } ?? segmentSize
         if position.fileOffset + Int64(OutputLogFormat.recordHeaderSize) > end { return try moveOn() }
         let header = try read(at: position.fileOffset, count: OutputLogFormat.recordHeaderSize)
-        let kind = header[0]
+        let kind = OutputLogFormat.stream(header[0])
         let length = Int(OutputLogFormat.readBigEndian(UInt32.self, header[1..<5]))
-        guard kind == 1 || kind == 2, length <= OutputLogFormat.maximumRecordLength else {
+        guard let kind, length <= OutputLogFormat.maximumRecordLength else {
             throw StoreError(.corrupt, "stored output in \(directory) has a bad record at \(position.fileOffset)")
         }
         // A record cut short by a crash: nothing complete follows it in this segment.
@@ -47,7 +47,7 @@ struct OutputLogCursor: ~Copyable {
         let (streamOffset, overflow) = position.streamOffset.addingReportingOverflow(Int64(body.count))
         if overflow { throw badStart() }
         let tUsec = OutputLogFormat.readBigEndian(Int64.self, header[5..<13])
-        entries.append(.chunk(kind == 1 ? .stdout : .stderr, body, tUsec: tUsec))
+        entries.append(.chunk(kind, body, tUsec: tUsec))
         payload += body.count
         position.fileOffset += Int64(OutputLogFormat.recordHeaderSize + body.count)
         position.streamOffset = streamOffset

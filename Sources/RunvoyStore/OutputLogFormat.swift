@@ -7,7 +7,7 @@ import RunvoyKit
 /// big-endian count of output bytes that came before the segment), then records:
 ///
 /// ```
-/// kind u8 (1 stdout, 2 stderr) | length u32 BE | t_usec u64 BE | length bytes
+/// kind u8 (1 stdout, 2 stderr, 3 recorded input) | length u32 BE | t_usec u64 BE | length bytes
 /// ```
 ///
 /// A record is written with one `writev`, and a reader stops at the first incomplete record, so a crash in the
@@ -36,7 +36,25 @@ public enum OutputLogFormat {
     }
 
     static func recordHeader(_ stream: OutputStreamKind, length: Int, tUsec: Int64) -> [UInt8] {
-        [stream == .stdout ? 1 : 2] + bigEndian(UInt32(length)) + bigEndian(UInt64(max(0, tUsec)))
+        [kind(stream)] + bigEndian(UInt32(length)) + bigEndian(UInt64(max(0, tUsec)))
+    }
+
+    /// A record's kind byte for `stream`, and back (nil: not a kind a writer writes).
+    static func kind(_ stream: OutputStreamKind) -> UInt8 {
+        switch stream {
+        case .stdout: 1
+        case .stderr: 2
+        case .stdin: 3
+        }
+    }
+
+    static func stream(_ kind: UInt8) -> OutputStreamKind? {
+        switch kind {
+        case 1: .stdout
+        case 2: .stderr
+        case 3: .stdin
+        default: nil
+        }
     }
 
     static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {

@@ -37,9 +37,11 @@ public struct OutputLogReader: Sendable {
         }
     }
 
-    /// Output bytes per stream and stored bytes, counted from the files (after a crash).
-    public func totals() throws(StoreError) -> (stdout: Int64, stderr: Int64, stored: Int64, dropped: Int64) {
-        var result: (stdout: Int64, stderr: Int64, stored: Int64, dropped: Int64) = (0, 0, 0, 0)
+    /// Bytes per stream (recorded input as `stdin`) and stored bytes, counted from the files (after a crash).
+    public func totals() throws(StoreError) -> (
+        stdout: Int64, stderr: Int64, stdin: Int64, stored: Int64, dropped: Int64
+    ) {
+        var result: (stdout: Int64, stderr: Int64, stdin: Int64, stored: Int64, dropped: Int64) = (0, 0, 0, 0, 0)
         for entry in try readAll() {
             switch entry {
             case .chunk(.stdout, let bytes, _):
@@ -47,6 +49,9 @@ public struct OutputLogReader: Sendable {
                 result.stored += Int64(bytes.count)
             case .chunk(.stderr, let bytes, _):
                 result.stderr += Int64(bytes.count)
+                result.stored += Int64(bytes.count)
+            case .chunk(.stdin, let bytes, _):
+                result.stdin += Int64(bytes.count)
                 result.stored += Int64(bytes.count)
             case .dropped(let count): result.dropped += count
             }

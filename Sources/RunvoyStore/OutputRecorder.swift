@@ -12,6 +12,8 @@ public final class OutputRecorder: Sendable {
     public struct Totals: Sendable, Equatable {
         public var stdoutBytes: Int64
         public var stderrBytes: Int64
+        /// Recorded input (executors with `record_input`): stored in the same files, within the same cap.
+        public var stdinBytes: Int64
         public var storedBytes: Int64
         public var droppedBytes: Int64
         /// Why storing stopped early (the disk filled up, say); live output went on regardless.
@@ -19,10 +21,11 @@ public final class OutputRecorder: Sendable {
 
         public init(
             stdoutBytes: Int64 = 0, stderrBytes: Int64 = 0, storedBytes: Int64 = 0, droppedBytes: Int64 = 0,
-            failure: String? = nil
+            failure: String? = nil, stdinBytes: Int64 = 0
         ) {
             self.stdoutBytes = stdoutBytes
             self.stderrBytes = stderrBytes
+            self.stdinBytes = stdinBytes
             self.storedBytes = storedBytes
             self.droppedBytes = droppedBytes
             self.failure = failure
@@ -36,6 +39,7 @@ public final class OutputRecorder: Sendable {
         var failure: String?
         var stdoutBytes: Int64 = 0
         var stderrBytes: Int64 = 0
+        var stdinBytes: Int64 = 0
         var committed = OutputPosition.start
         var finished = false
         /// Follower id → the segment it is reading, which must not be deleted under it.
@@ -64,16 +68,16 @@ public final class OutputRecorder: Sendable {
         self.started = .now
     }
 
-    /// Records one chunk. A write failure stops storing (see `Totals.failure`) but never throws: the command and
+    /// Records one chunk (output, or recorded input: the same files, the same cap). A write failure stops storing (see `Totals.failure`) but never throws: the command and
     /// its live stream go on.
     public func append(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer) {
         let elapsed = ContinuousClock.now - started
         let tUsec = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            if stream == .stdout {
-                state.stdoutBytes += Int64(bytes.count)
-            } else {
-                state.stderrBytes += Int64(bytes.count)
+            switch stream {
+            case .stdout: state.stdoutBytes += Int64(bytes.count)
+            case .stderr: state.stderrBytes += Int64(bytes.count)
+            case .stdin: state.stdinBytes += Int64(bytes.count)
             }
             guard state.failure == nil, !state.finished else { return [] }
             do {
@@ -120,7 +124,8 @@ public final class OutputRecorder: Sendable {
             let stored = state.writer?.storedBytes ?? 0
             return Totals(
                 stdoutBytes: state.stdoutBytes, stderrBytes: state.stderrBytes, storedBytes: stored,
-                droppedBytes: state.stdoutBytes + state.stderrBytes - stored, failure: state.failure)
+                droppedBytes: state.stdoutBytes + state.stderrBytes + state.stdinBytes - stored, failure: state.failure,
+                stdinBytes: state.stdinBytes)
         }
     }
 

@@ -18,7 +18,9 @@ struct LogsCommand: ParsableCommand {
             execution's output is streamed live until it ends (everything stored so far first, then live \
             output, without gaps or repeats). --replay plays it back at its pace (--speed, pauses capped with \
             --max-pause), a terminal session (exec -t) as it looked. --format asciicast writes asciicast v2 for \
-            asciinema's player (the size is this terminal's unless --size says). When an execution printed more than history.max_output_bytes, \
+            asciinema's player (the size is this terminal's unless --size says), with the recorded input as "i" \
+            events where the executor records input (record_input); --input prints that input instead of the \
+            output. When an execution printed more than history.max_output_bytes, \
             its head and tail are kept and a marker on stderr says how many bytes were left out.
             """)
 
@@ -35,6 +37,11 @@ struct LogsCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Play the output back with its original timing.")
     var replay = false
+
+    @Flag(
+        name: .long,
+        help: "Print the recorded input (typed or piped in; executors with record_input) instead of the output.")
+    var input = false
 
     @Option(name: .long, help: ArgumentHelp("Replay speed factor (e.g. 2 for twice as fast).", valueName: "x"))
     var speed: Double = 1
@@ -69,6 +76,9 @@ struct LogsCommand: ParsableCommand {
         if format == "asciicast" && (replay || timestamps || follow) {
             throw ValidationError("--format asciicast writes a file: not with --replay, --timestamps or --follow")
         }
+        if input && (replay || format == "asciicast") {
+            throw ValidationError("--input prints the recorded input: not with --replay or --format asciicast")
+        }
         if let size, Self.parseSize(size) == nil { throw ValidationError("--size takes COLSxROWS, such as 80x24") }
     }
 
@@ -100,13 +110,17 @@ struct LogsCommand: ParsableCommand {
             let replay = replay
             // With --max-pause, the replay's clock skips what is longer than it in every pause.
             var pacing = ReplayPacing(maxPauseUsec: maxPauseUsec)
+            let input = input
             _ = try client.stream(
-                .logs, params: LogsParams(executionId: id, follow: follow), result: LogsResult.self
+                .logs, params: LogsParams(executionId: id, follow: follow, input: input ? true : nil),
+                result: LogsResult.self
             ) { payload in
                 let head = try Frame.decode(FrameHead.self, from: payload)
                 switch head.event {
                 case "output":
                     let chunk = try Frame.decode(LogChunkEvent.self, from: payload)
+                    // With --input, only the input; without, never (a daemon sends it only when asked).
+                    guard chunk.stream.isOutput != input else { return }
                     guard let bytes = Base64.decode(chunk.data) else {
                         throw ClientError(.protocolViolation, "output event with invalid base64")
                     }
@@ -117,7 +131,7 @@ struct LogsCommand: ParsableCommand {
                         if wait > .zero { Self.sleep(wait) }
                     }
                     printer.print(chunk.stream, bytes, tUsec: chunk.tUsec)
-                case "dropped":
+                case "dropped" where !input:
                     let dropped = try Frame.decode(DroppedEvent.self, from: payload)
                     printer.marker("[runvoy: \(dropped.bytes) bytes of output were not stored here]")
                 case "approval":
@@ -151,7 +165,7 @@ struct LogsCommand: ParsableCommand {
             var writer = AsciicastWriter()
             LogPrinter.writeAll(1, Array(AsciicastWriter.header(header).utf8))
             _ = try client.stream(
-                .logs, params: LogsParams(executionId: id, follow: false), result: LogsResult.self
+                .logs, params: LogsParams(executionId: id, follow: false, input: true), result: LogsResult.self
             ) { payload in
                 let head = try Frame.decode(FrameHead.self, from: payload)
                 guard head.event == "output" else { return }
@@ -159,7 +173,10 @@ struct LogsCommand: ParsableCommand {
                 guard let bytes = Base64.decode(chunk.data) else {
                     throw ClientError(.protocolViolation, "output event with invalid base64")
                 }
-                if let line = writer.output(bytes, tUsec: chunk.tUsec) { LogPrinter.writeAll(1, Array(line.utf8)) }
+                let line =
+                    chunk.stream.isOutput
+                    ? writer.output(bytes, tUsec: chunk.tUsec) : writer.input(bytes, tUsec: chunk.tUsec)
+                if let line { LogPrinter.writeAll(1, Array(line.utf8)) }
             }
             if let line = writer.finish() { LogPrinter.writeAll(1, Array(line.utf8)) }
         } catch {
@@ -183,14 +200,15 @@ struct LogPrinter {
     let timestamps: Bool
     /// Microseconds since the epoch when the execution started.
     var startUsec: Int64 = 0
-    private var atLineStart: [OutputStreamKind: Bool] = [.stdout: true, .stderr: true]
+    private var atLineStart: [OutputStreamKind: Bool] = [.stdout: true, .stderr: true, .stdin: true]
 
     init(timestamps: Bool) {
         self.timestamps = timestamps
     }
 
     mutating func print(_ stream: OutputStreamKind, _ bytes: [UInt8], tUsec: Int64) {
-        let fd: Int32 = stream == .stdout ? 1 : 2
+        // Recorded input (`--input`) goes to stdout, as the bytes were given.
+        let fd: Int32 = stream == .stderr ? 2 : 1
         guard timestamps else {
             Self.writeAll(fd, bytes)
             return

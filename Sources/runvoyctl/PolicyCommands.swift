@@ -70,6 +70,9 @@ struct CapabilitiesCommand: ParsableCommand {
                     "executor \(executor.name)\(executor.isDefault ? " (default)" : "") runs as \(executor.runAs)"
                 if let description = executor.description { title += ": \(description)" }
                 printLine(title)
+                if executor.recordInput == true {
+                    printLine("  (what you type or pipe in is recorded, redacted of its secrets, with the output)")
+                }
                 for rule in executor.rules {
                     let verb = rule.effect == "deny" ? "  deny  " : "  allow "
                     let body = rule.pattern.hasPrefix("deny ") ? String(rule.pattern.dropFirst(5)) : rule.pattern

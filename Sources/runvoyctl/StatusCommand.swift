@@ -45,6 +45,10 @@ struct StatusCommand: ParsableCommand {
         }
         if info.outputPruned { output += "; stored output removed by retention" }
         lines.append(("output", output))
+        if let input = info.stdinBytes {
+            lines.append(
+                ("input", "\(HistoryFormat.bytes(input)) recorded (runvoyctl logs --input \(info.executionId))"))
+        }
         if let usage = info.usage { lines.append(("usage", Self.usage(usage))) }
         if let reason = info.reason { lines.append(("reason", reason)) }
         if let window = info.terminal {

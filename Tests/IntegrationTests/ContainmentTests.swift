@@ -84,7 +84,7 @@ final class SubreaperContainmentTests {
                     "  lingering:", "    run_as: {user: root}", "    environment: {PATH: /usr/bin:/bin}",
                     "    leftovers: wait", "    commands: any", "  limited_files:", "    run_as: {user: nobody}",
                     "    environment: {PATH: /usr/bin:/bin}", "    rlimits: {nofile: 99, nproc: 1000}",
-                    "    allow: {users: [\"*\"]}", "    commands: any",
+                    "    limits: {tasks_max: 500}", "    allow: {users: [\"*\"]}", "    commands: any",
                 ].joined(separator: "\n"))
         })
     }
@@ -103,6 +103,22 @@ final class SubreaperContainmentTests {
         #expect(who.stdoutText.contains("\"containment\":\"subreaper\""), "\(who.stdoutText)")
         let health = try daemon.ctl(["health"])
         #expect(health.stdoutText.contains("containment: subreaper"), "\(health.stdoutText)")
+    }
+
+    /// Review of issue 13: an executor's cgroup limits cannot be enforced by the subreaper, and start-up said
+    /// nothing about it. Now the `daemon_started` record (and the log) names the executor.
+    @Test func startUpSaysWhichLimitsAreNotEnforced() throws {
+        let query = [
+            "/usr/bin/journalctl", "--no-pager", "--all", "-o", "json", "_PID=\(daemon.process.pid)",
+            "RUNVOY_EVENT=daemon_started",
+        ]
+        var record = ""
+        _ = Harness.waitUntil(seconds: 10) {
+            record = (try? Harness.run(query).stdoutText) ?? ""
+            return !record.isEmpty
+        }
+        #expect(record.contains("executor 'limited_files': its limits"), "\(record)")
+        #expect(!record.contains("executor 'lingering'"))
     }
 
     @Test func aSetsidEscapeeEndsWhenTheCommandExits() throws {

@@ -171,6 +171,9 @@ struct ConfigSchemaTests {
         "executors.NAME.rlimits": Placement(
             required: [], file: { executor(["rlimits: {\($0.joined(separator: ", "))}"]) },
             path: "executors.x.rlimits"),
+        "executors.NAME.sandbox": Placement(
+            required: [], file: { executor(["sandbox: {\($0.joined(separator: ", "))}"]) },
+            path: "executors.x.sandbox"),
     ]
 
     /// The sections read through `fields`, each with the place the tests put it.

@@ -69,4 +69,24 @@ struct AsciicastTests {
         let time = unlimited.playbackUsec(60_000_000)
         #expect(time == 60_000_000)
     }
+
+    /// Recorded input (issue 16, item 2) is an `"i"` event, with a UTF-8 carry of its own, and times stay in
+    /// order across both kinds.
+    @Test func inputIsAnIEventWithItsOwnCarry() throws {
+        var writer = AsciicastWriter()
+        let euro = Array("€".utf8)
+        #expect(writer.input([euro[0]], tUsec: 100) == nil)
+        let written = writer.output(Array("a".utf8), tUsec: 200)
+        let output = try #require(written)
+        #expect(try Self.json(output) as? [AnyHashable] == [0.0002, "o", "a"])
+        let typed = writer.input(Array(euro[1...]) + Array("x".utf8), tUsec: 150)
+        let input = try #require(typed)
+        #expect(try Self.json(input) as? [AnyHashable] == [0.0002, "i", "€x"])
+        #expect(writer.input([0xE2], tUsec: 300) == nil)
+        #expect(writer.output([0xC3], tUsec: 300) == nil)
+        let finished = writer.finish()
+        let rest = try #require(finished)
+        #expect(rest == "[0.000200, \"i\", \"\u{FFFD}\"]\n[0.000200, \"o\", \"\u{FFFD}\"]\n", "\(rest)")
+        #expect(writer.finish() == nil)
+    }
 }

@@ -276,3 +276,38 @@ final class DoneFlag: Sendable {
     func set() { value.store(true, ordering: .releasing) }
     var isSet: Bool { value.load(ordering: .acquiring) }
 }
+
+/// `stdin_bytes` (issue 16, item 2): null for an execution whose input is not recorded, whatever its end says; the
+/// count for one whose input is.
+struct StdinBytesStoreTests {
+    @Test func stdinBytesAreKeptOnlyWhereInputIsRecorded() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        var recorded = ExecutionStoreTests.info(ExecutionStoreTests.id(1), status: .running, createdAtMs: 1)
+        recorded.stdinBytes = 0
+        try store.insert(recorded)
+        try store.insert(ExecutionStoreTests.info(ExecutionStoreTests.id(2), status: .running, createdAtMs: 2))
+        var lost = ExecutionStoreTests.info(ExecutionStoreTests.id(3), status: .running, createdAtMs: 3)
+        lost.stdinBytes = 0
+        try store.insert(lost)
+        #expect(try store.get(ExecutionStoreTests.id(1))?.stdinBytes == 0)
+        for n in [1, 2] {
+            try store.finish(
+                ExecutionStoreTests.id(n),
+                .init(
+                    status: .succeeded, pid: 7, exitCode: 0, signal: nil, startedAtMs: 1, finishedAtMs: 9,
+                    durationUsec: 8, totals: .init(stdoutBytes: 2, storedBytes: 7, stdinBytes: 5), reason: nil))
+        }
+        #expect(try store.get(ExecutionStoreTests.id(1))?.stdinBytes == 5)
+        #expect(try store.get(ExecutionStoreTests.id(2))?.stdinBytes == nil)
+        try store.markLost(ExecutionStoreTests.id(3), atMs: 4, reason: "gone", totals: .init(stdinBytes: 9))
+        #expect(try store.get(ExecutionStoreTests.id(3))?.stdinBytes == 9)
+        let waiting = ExecutionStore.Outcome(
+            status: .failed, pid: 7, exitCode: 1, signal: nil, startedAtMs: 1, finishedAtMs: 9, durationUsec: 8,
+            totals: .init(stdinBytes: 3), reason: nil)
+        #expect(store.withPending(recorded, [recorded.executionId: waiting]).stdinBytes == 3)
+        let plain = ExecutionStoreTests.info(ExecutionStoreTests.id(4), createdAtMs: 4)
+        #expect(store.withPending(plain, [plain.executionId: waiting]).stdinBytes == nil)
+    }
+}

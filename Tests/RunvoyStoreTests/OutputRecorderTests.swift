@@ -264,3 +264,30 @@ struct OutputRecorderTests {
         #expect(Self.chunks(of: entries) == [Chunk(stream: .stdout, bytes: Array("head\n".utf8))])
     }
 }
+
+/// Recorded input (issue 16, item 2): records of kind 3 in the same files, within the same cap, counted apart.
+struct RecordedInputStoreTests {
+    @Test func inputChunksRoundTripAndCountAgainstTheCap() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let recorder = OutputRecorder(directory: directory.path + "/x", cap: 4096)
+        let typed = [UInt8](repeating: UInt8(ascii: "k"), count: 1000)
+        for _ in 0..<20 { typed.withUnsafeBytes { recorder.append(.stdin, $0) } }
+        Array("bye\n".utf8).withUnsafeBytes { recorder.append(.stdout, $0) }
+        recorder.finish()
+        let totals = recorder.totals
+        #expect(totals.stdinBytes == 20_000 && totals.stdoutBytes == 4)
+        #expect(totals.storedBytes <= 4096 + 1000 && totals.droppedBytes == 20_004 - totals.storedBytes)
+        let entries = try recorder.reader.readAll()
+        #expect(entries.contains { if case .dropped = $0 { true } else { false } })
+        #expect(
+            entries.last
+                == .chunk(
+                    .stdout, Array("bye\n".utf8),
+                    tUsec: { if case .chunk(_, _, let t) = entries.last! { t } else { 0 } }()))
+        let counted = try recorder.reader.totals()
+        #expect(counted.stdin + counted.stdout == counted.stored && counted.stored == totals.storedBytes)
+        #expect(OutputLogFormat.stream(OutputLogFormat.kind(.stdin)) == .stdin)
+        #expect(OutputLogFormat.stream(4) == nil)
+    }
+}

@@ -177,4 +177,48 @@ import Testing
         }
         #expect(offenders.isEmpty, "Task.sleep in per-request code: \(offenders)")
     }
+
+    /// A sandboxed executor's execution, in process against `FakeSystemd`: the command's output comes through the
+    /// pipe the unit was given, redacted; its exit status is the unit's; its environment file and secret folder
+    /// are gone at the end and the unit is released.
+    @Test func aSandboxedExecutionRunsAsAUnit() async throws {
+        let fixture = try ExecLaunchTests.Fixture()
+        var config = fixture.config
+        var boxed = try #require(config.executor(named: "vault"))
+        boxed.name = "boxed"
+        boxed.isDefault = false
+        boxed.sandbox = SandboxConfig(properties: [SandboxProperty(name: "PrivateTmp", value: .boolean(true))])
+        config.executors.append(boxed)
+        let fake = try FakeSystemd(output: "token s3cret\n")
+        defer { fake.stop() }
+        let units = UnitContainment(
+            booted: true, root: true, cgroupMount: "/nonexistent", connect: { SystemdBus.connect(fd: fake.clientFD) })
+        let manager = ExecutionManager(
+            group: MultiThreadedEventLoopGroup.singleton, logger: fixture.logger, store: fixture.store,
+            secrets: fixture.secrets, refusals: RefusalThrottle(logger: fixture.logger), journal: fixture.journal,
+            units: units
+        ) { _ in }
+        let root = Caller.resolve(uid: 0, gid: 0, pid: getpid(), hasPidfd: false)
+        let sink = CollectingSink()
+        var exit: ExitEvent?
+        try await Self.running(manager) {
+            let execution = try await manager.start(
+                ExecParams(argv: ["sh", "-c", "exit 3"], executor: "boxed"), requestID: .number(10), caller: root,
+                config: config, sink: sink
+            ) { _ in }
+            #expect(execution.pid == 4242)
+            #expect(execution.signal(0) == false, "no process of the unit's cgroup is the daemon's to signal here")
+            let path = try #require(fake.unitPaths.first)
+            fake.finish(path, code: 1, status: 3)
+            exit = await execution.waitFinished()
+        }
+        #expect(exit?.exitCode == 3)
+        #expect(String(decoding: await sink.output[.stdout] ?? [], as: UTF8.self) == "token [secret:token]\n")
+        let row = try fixture.row()
+        #expect(row.status == .failed && row.exitCode == 3 && row.usage?.source == "unit")
+        #expect(fixture.secretFolders.isEmpty, "\(fixture.secretFolders)")
+        #expect(fixture.records().map(\.event) == ["decision", "execution_started", "execution_finished"])
+        #expect(SystemdBusTests.eventually { fake.unrefs.count == 1 })
+    }
+
 }

@@ -22,7 +22,7 @@ struct JournalTests {
 
         init() throws {
             path = NSTemporaryDirectory() + "/runvoy-journal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            fd = socket(AF_UNIX, SocketKind.datagram, 0)
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { raw in

@@ -88,7 +88,7 @@ import Testing
             try #require(rc == 0)
             return SocketAddress(raw, host: "")
         }
-        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let server = socket(AF_INET, SocketKind.stream, 0)
         defer { close(server) }
         var any = sockaddr_in()
         any.sin_family = sa_family_t(AF_INET)
@@ -100,7 +100,7 @@ import Testing
         }
         try #require(bound == 0 && listen(server, 4) == 0)
         var target = try address(server, peer: false)
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let client = socket(AF_INET, SocketKind.stream, 0)
         defer { close(client) }
         let connected = target.withSockAddr { connect(client, $0, socklen_t($1)) }
         try #require(connected == 0)

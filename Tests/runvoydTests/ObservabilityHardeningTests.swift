@@ -136,7 +136,7 @@ import Testing
         var settings = SocketSettings()
         settings.mode = 0o600
         // As systemd binds it: by path.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketKind.stream, 0)
         defer { close(fd) }
         var address = try #require(ListeningSocket.Folder.address(path))
         let bound = withUnsafePointer(to: &address) {

@@ -18,7 +18,7 @@ import Testing
     /// Sends `count` datagrams to the test's journal, leaving room for as many more as its queue
     /// holds beyond them (the kernel queues net.unix.max_dgram_qlen + 1 datagrams).
     static func fill(_ path: String, count: Int) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketKind.datagram, 0)
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

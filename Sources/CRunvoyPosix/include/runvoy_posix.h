@@ -102,6 +102,11 @@ int runvoy_reap_orphans(const pid_t *keep, size_t nkeep);
 /// can be more than `capacity`), or -1 with errno when /proc cannot be read.
 long runvoy_scope_members(pid_t leader, unsigned int audit_session, pid_t *out, size_t capacity);
 
+/// Sends `sig` to every process `runvoy_scope_members` would list, each through a pidfd opened and checked against
+/// the start time seen in the scan, so a pid freed and reused since the scan is never signalled. Returns how many
+/// were signalled (the first `capacity` of their pids in `out`), or -1 with errno when /proc cannot be read.
+long runvoy_scope_signal(pid_t leader, unsigned int audit_session, int sig, pid_t *out, size_t capacity);
+
 /// The audit session id of `pid` (/proc/PID/sessionid), or 0xffffffff when it has none or cannot be read.
 unsigned int runvoy_audit_session(pid_t pid);
 

@@ -78,8 +78,10 @@ extension ConfigParser {
                 error(entries[Keys.tty], entries.path(Keys.tty), "must be allow, deny or require")
             }
         }
+        if let value = boolean(Keys.recordInput, in: entries) { executor.recordInput = value }
         parseContainment(entries, into: &executor)
         parseEditable(entries, into: &executor)
+        parseSandbox(entries, into: &executor)
         executor.concurrency = integer(Keys.concurrency, in: entries)
         parseLocks(entries, into: &executor)
         executor.execRate = rate(Keys.execRate, in: entries)

@@ -59,6 +59,9 @@ extension ConfigSchema {
         public static let tty = ConfigKey(
             "tty", .string, default: .value("allow"),
             "`allow`, `deny` or `require`: whether commands run on a pseudo-terminal (`exec -t`)")
+        public static let recordInput = ConfigKey(
+            "record_input", .boolean, default: .value("false"),
+            "store the input commands are given (typed or piped), redacted like output")
         public static let editable = ConfigKey(
             "editable", .strings, default: .value("[]"),
             "absolute paths `runvoyctl edit` may edit as `run_as`, each matched as `path_under`")
@@ -74,6 +77,9 @@ extension ConfigSchema {
         public static let rlimits = ConfigKey(
             "rlimits", .section("executors.NAME.rlimits"), default: .value("{}"),
             "resource limits set in the command's process before it execs")
+        public static let sandbox = ConfigKey(
+            "sandbox", .section("executors.NAME.sandbox"), default: .none,
+            "systemd execution properties: each execution runs as a transient unit with them")
 
         public static let approval = ConfigKey(
             "approval", .section("executors.NAME.approval"), default: .none,
@@ -86,8 +92,8 @@ extension ConfigSchema {
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
-                maxTimeout, concurrency, execRate, locks, allow, tty, editable, commands, leftovers, limits, rlimits,
-                approval, breakGlass,
+                maxTimeout, concurrency, execRate, locks, allow, tty, recordInput, editable, commands, leftovers,
+                limits, rlimits, sandbox, approval, breakGlass,
             ])
     }
 

@@ -14,6 +14,7 @@ public enum ConfigSchema {
         TopKeys.section, SocketKeys.section, LimitsKeys.section, RatesKeys.section, RateKeys.section, AuditKeys.section,
         HistoryKeys.section, SecretsKeys.section, MetricsKeys.section, RoleKeys.section, ExpectKeys.section,
         ExecutorKeys.section, RunAsKeys.section, ExecutorLimitKeys.section, ResourceLimitKeys.section,
+        SandboxKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
         ApprovalsKeys.section, ApprovalKeys.section, ApproverKeys.section, BreakGlassKeys.section,
     ]

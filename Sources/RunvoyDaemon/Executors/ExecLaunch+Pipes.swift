@@ -10,27 +10,37 @@ struct ExecutionPipes: Sendable {
     let stderr: NIOAsyncChannel<ByteBuffer, Never>?
     /// nil when the command reads /dev/null.
     let stdin: (any Channel)?
+    /// The stored copies' own redaction (executors with `record_input` and secrets); nil where the stored output
+    /// is what the channel reads.
+    var storedStdout: StoredOutputRedaction? = nil
+    var storedStderr: StoredOutputRedaction? = nil
 }
 
 extension ExecLaunch {
     /// Hands the daemon's pipe ends to NIO, all three at once. On failure every descriptor is closed (with a
     /// terminal, its control descriptor too).
-    /// With a non-empty `redaction`, each output pipe's first handler takes the secrets out of what it reads.
+    /// With a non-empty `redaction`, each output pipe's first handler takes the secrets out of what it reads;
+    /// with `holdStored` too (the executor records input), the stored copy is redacted without the idle timer.
     func attachPipes(
-        _ spawned: SpawnedProcess, redaction: RedactionSet?
+        _ spawned: SpawnedProcess, redaction: RedactionSet?, holdStored: Bool = false
     ) async throws(LaunchFailure.Stage)
         -> ExecutionPipes
     {
         let group = group
-        async let out = Self.settle { try await Self.reader(spawned.stdoutFD, group: group, redaction: redaction) }
+        let active = redaction.flatMap { $0.isEmpty ? nil : $0 }
+        let storedOut = holdStored ? active.map(StoredOutputRedaction.init) : nil
+        let storedErr = holdStored && spawned.stderrFD != nil ? active.map(StoredOutputRedaction.init) : nil
+        async let out = Self.settle {
+            try await Self.reader(spawned.stdoutFD, group: group, redaction: active, storage: storedOut)
+        }
         async let err = Self.settle { () async throws -> NIOAsyncChannel<ByteBuffer, Never>? in
             guard let fd = spawned.stderrFD else { return nil }
-            return try await Self.reader(fd, group: group, redaction: redaction)
+            return try await Self.reader(fd, group: group, redaction: active, storage: storedErr)
         }
         async let input = Self.settle { try await Self.writer(spawned.stdinFD, group: group) }
         let results = (await out, await err, await input)
         if case .success(let o) = results.0, case .success(let e) = results.1, case .success(let i) = results.2 {
-            return ExecutionPipes(stdout: o, stderr: e, stdin: i)
+            return ExecutionPipes(stdout: o, stderr: e, stdin: i, storedStdout: storedOut, storedStderr: storedErr)
         }
         // A channel that was created owns its descriptor; close it through NIO, the others directly.
         if let control = spawned.terminalFD { close(control) }
@@ -57,7 +67,7 @@ extension ExecLaunch {
     }
 
     private static func reader(
-        _ fd: Int32, group: any EventLoopGroup, redaction: RedactionSet?
+        _ fd: Int32, group: any EventLoopGroup, redaction: RedactionSet?, storage: StoredOutputRedaction?
     ) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
         try await NIOPipeBootstrap(group: group)
             .channelOption(
@@ -66,8 +76,8 @@ extension ExecLaunch {
             )
             .takingOwnershipOfDescriptor(input: fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let redaction, !redaction.isEmpty {
-                        try channel.pipeline.syncOperations.addHandler(RedactingHandler(redaction))
+                    if let redaction {
+                        try channel.pipeline.syncOperations.addHandler(RedactingHandler(redaction, storage: storage))
                     }
                     return try NIOAsyncChannel<ByteBuffer, Never>(
                         wrappingChannelSynchronously: channel,

@@ -22,6 +22,8 @@ struct ExecLaunch: Sendable {
     var journal: Journal = .shared
     /// What confines each execution's processes (chosen at start-up).
     var containment: any Containment = ProcessGroupContainment()
+    /// Transient units for sandboxed executors; nil where the daemon offers none (their executions are refused).
+    var units: UnitContainment?
 
     /// What a launch made, all of which the execution takes over.
     struct Launched: Sendable {
@@ -69,12 +71,12 @@ struct ExecLaunch: Sendable {
             made.injection = injection
             made.fields = plan.startedFields(executionID: made.id)
             try await recordDecision(plan, id: made.id, audit: audit)
-            let scope = try makeScope(plan, id: made.id)
+            let (process, scope) = try await startCommand(plan, injection, id: made.id)
             made.scope = scope
-            let process = try spawn(plan, injection, scope: scope)
             made.process = process
             let startedAtMs = WallClock.milliseconds()
-            let pipes = try await attachPipes(process, redaction: injection.redaction)
+            let pipes = try await attachPipes(
+                process, redaction: injection.redaction, holdStored: plan.executor.recordInput)
             return Launched(
                 id: made.id, createdAtMs: createdAtMs, startedAtMs: startedAtMs, recorder: recorder,
                 injection: injection, process: process, pipes: pipes,
@@ -122,6 +124,16 @@ struct ExecLaunch: Sendable {
         }
     }
 
+    /// Starts the command in its scope: a sandboxed executor's as a transient unit (`ExecLaunch+Unit`), any
+    /// other's spawned in the scope the containment makes for it.
+    private func startCommand(
+        _ plan: ExecPlan, _ injection: SecretInjection, id: String
+    ) async throws(LaunchFailure.Stage) -> (SpawnedProcess, any ExecutionScope) {
+        if plan.executor.sandbox != nil { return try await startUnit(plan, injection, id: id) }
+        let scope = try makeScope(plan, id: id)
+        return (try spawn(plan, injection, scope: scope), scope)
+    }
+
     /// The execution's scope (its cgroup, with the executor's limits), made before the command, which starts in it.
     private func makeScope(_ plan: ExecPlan, id: String) throws(LaunchFailure.Stage) -> any ExecutionScope {
         do throws(SpawnError) {
@@ -156,7 +168,7 @@ struct ExecLaunch: Sendable {
     private func rollBack(_ made: Made, _ stage: LaunchFailure.Stage, audit: AuditLog) {
         if let process = made.process {
             // Its pipes (and a terminal's control descriptor) were closed by `attachPipes`; the process group goes, and the leader is reaped.
-            kill(-process.pid, SIGKILL)
+            _ = made.scope?.signalMain(process.pid, SIGKILL)
             made.scope?.kill()
             var exited: Int32 = 0
             var status: Int32 = 0

@@ -65,6 +65,10 @@ extension ExecPlan {
     /// The terminal the executor gives the command: the one asked for, unless it says `deny`; `require` refuses a
     /// request without one.
     static func terminal(_ asked: TerminalParams?, on executor: ExecutorConfig) throws(RunvoyError) -> TerminalSize? {
+        if executor.sandbox != nil, asked != nil {
+            throw RunvoyError(
+                .permissionDenied, "executor '\(executor.name)' is sandboxed: its commands run without a terminal")
+        }
         switch (executor.tty, asked) {
         case (.deny, .some):
             throw RunvoyError(.permissionDenied, "executor '\(executor.name)' does not give commands a terminal")

@@ -88,7 +88,8 @@ struct ExecPlan: Sendable {
             workingDirectory: workingDirectory, envKeys: envKeys, pid: nil, exitCode: nil, signal: nil,
             createdAtMs: createdAtMs, startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0,
             stderrBytes: 0, storedBytes: 0, droppedBytes: 0, outputPruned: false, configDigest: config.digest,
-            reason: nil, terminal: terminal.map { TerminalWindow(rows: Int($0.rows), cols: Int($0.cols)) })
+            reason: nil, terminal: terminal.map { TerminalWindow(rows: Int($0.rows), cols: Int($0.cols)) },
+            stdinBytes: executor.recordInput ? 0 : nil)
     }
 
     /// `duration` in whole microseconds, saturating at the 64-bit bounds (requests are bounded well below them).

@@ -30,6 +30,7 @@ extension Execution {
     /// Ends what the execution holds and records how it ended: the stored output, the secret files, the history
     /// row and the `execution_finished` audit record.
     func recordFinished(_ event: ExitEvent) {
+        inputRecording?.finish()
         recorder.finish()
         secrets.cleanUp()
         let totals = recorder.totals
@@ -74,6 +75,7 @@ extension Execution {
         record.append(("DURATION_USEC", String(event.durationUsec)))
         record.append(("STDOUT_BYTES", String(totals.stdoutBytes)))
         record.append(("STDERR_BYTES", String(totals.stderrBytes)))
+        if inputRecording != nil { record.append(("STDIN_BYTES", String(totals.stdinBytes))) }
         let (leftoversKilled, usage) = containmentReport
         if leftoversKilled > 0 { record.append(("LEFTOVERS_KILLED", String(leftoversKilled))) }
         if let usage { record += usage.auditFields }

@@ -31,6 +31,8 @@ final class Execution: Sendable {
     let writer = WriterSlot()
     /// Stores the output as it streams, for `logs` and its followers.
     let recorder: OutputRecorder
+    /// Stores the input too, where the executor has `record_input`.
+    let inputRecording: InputRecording?
     /// Wall-clock milliseconds when the execution was accepted and when its process started.
     let createdAtMs: Int64
     let startedAtMs: Int64
@@ -46,6 +48,8 @@ final class Execution: Sendable {
     private let pidfd: Int32
     /// The daemon's ends of the command's output pipes, read by `run` (with a terminal, its master alone).
     private let output: (stdout: NIOAsyncChannel<ByteBuffer, Never>, stderr: NIOAsyncChannel<ByteBuffer, Never>?)
+    /// The stored copies' own redaction, where it is apart from the live stream's (see `StoredOutputRedaction`).
+    private let storedRedaction: (stdout: StoredOutputRedaction?, stderr: StoredOutputRedaction?)
     /// With a terminal: a descriptor of its master for window size changes, closed when the execution ends.
     private let terminalFD: Int32?
     /// Whether the command runs on a pseudo-terminal.
@@ -97,8 +101,12 @@ final class Execution: Sendable {
         clientGrace = plan.config.limits.idleTimeout
         hasStdin = launched.pipes.stdin != nil
         output = (launched.pipes.stdout, launched.pipes.stderr)
+        storedRedaction = (launched.pipes.storedStdout, launched.pipes.storedStderr)
         terminalFD = launched.process.terminalFD
         recorder = launched.recorder
+        inputRecording =
+            plan.executor.recordInput
+            ? InputRecording(recorder: launched.recorder, redaction: launched.injection.redaction) : nil
         createdAtMs = launched.createdAtMs
         startedAtMs = launched.startedAtMs
         secrets = launched.injection
@@ -135,7 +143,7 @@ final class Execution: Sendable {
         // finished under it, so the group id cannot name another process here.
         state.withLock { state in
             guard state.machine.maySignal else { return false }
-            return kill(-pid, signal) == 0
+            return scope.signalMain(pid, signal)
         }
     }
 
@@ -154,7 +162,7 @@ final class Execution: Sendable {
     private func signalEverything(_ signal: Int32) {
         state.withLock { state in
             guard state.machine.maySignal else { return }
-            kill(-pid, signal)
+            _ = scope.signalMain(pid, signal)
             if signal == SIGKILL { scope.kill() } else { scope.signal(signal) }
         }
     }
@@ -240,7 +248,7 @@ final class Execution: Sendable {
         if killOnDisconnect { terminate() }
     }
 
-    /// Queues bytes for the command's standard input. It returns at once while the input channel holds less than
+    /// Queues bytes for the command's standard input (and records them, where the executor records input). It returns at once while the input channel holds less than
     /// its high watermark, so a `signal` request behind some input is still read promptly; past the watermark it
     /// waits for the write (backpressure to the client). Bytes for a command that closed its input are dropped,
     /// as a shell pipeline would.
@@ -250,6 +258,7 @@ final class Execution: Sendable {
         }
         guard !isFinished else { throw RunvoyError(.invalidState, "execution \(id) has ended") }
         guard let channel = state.withLock({ $0.stdin }) else { return }
+        inputRecording?.record(bytes)
         let promise = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(bytes, promise: promise)
         let write = promise.futureResult
@@ -285,14 +294,13 @@ final class Execution: Sendable {
     /// The execution's whole life once launched: records the process in the history, pumps output until the
     /// command and every process holding its pipes are done (`drainGrace` bounds how long output is still read
     /// after the command itself exited), records the end, and tells the client. `ended` runs once the end is
-    /// recorded and before the `exit` event goes out (the manager unregisters the execution there).
+    /// recorded and the execution finished, before the `exit` event goes out (the manager unregisters it there).
     func run(drainGrace: Duration, ended: @Sendable (Execution) -> Void) async {
         recordStarted()
         await pumpUntilDrained(drainGrace: drainGrace)
         await closeStdin()
         let event = state.withLock { $0.machine.outputDrained(at: .now) }
         recordFinished(event)
-        ended(self)
         // Finished before the `exit` event goes out: a client that sends its next request as soon as it reads
         // `exit` finds the connection free, and `stdin` or `signal` for this execution answer that it ended.
         let (sink, waiters) = state.withLock { state -> ((any OutputSink)?, [CheckedContinuation<ExitEvent, Never>]) in
@@ -306,6 +314,9 @@ final class Execution: Sendable {
             }
             return (state.sink, state.waiters)
         }
+        // Unregistered once finished: whoever sees the manager with nothing running (shutdown's wait among them)
+        // finds this execution finished too (ExecutionLifetimeTests' shutdown test lost that race now and then).
+        ended(self)
         // Only now, finished (so `signal` sends nothing more), is the leader reaped and its pid free: while output
         // drained it stayed a zombie, so a signal to its process group could reach no other process. Whatever of
         // the execution started since its leftovers were handled goes first, while that still holds.
@@ -335,7 +346,7 @@ final class Execution: Sendable {
             group.addTask { await self.pump(stdout, .stdout) }
             if let stderr { group.addTask { await self.pump(stderr, .stderr) } }
         }
-        let status = await Reaper.shared.wait(pidfd: pidfd)
+        let status = await scope.waitMain(pidfd: pidfd)
         state.withLock { $0.machine.leaderExited(status) }
         // The timeout still runs while `leftovers: wait` waits for the rest of the execution.
         await endLeftovers()
@@ -371,7 +382,10 @@ final class Execution: Sendable {
         case .wait:
             // Polled: /proc gives no event to wait on. On the event loop's timers, not `Task.sleep` (see
             // ExecutionLifetimeTests: a cancelled one would hold its task until its deadline).
-            while scope.isPopulated {
+            // The check scans /proc under the subreaper (a fraction of a second on a crowded host): on the thread
+            // pool, never on one of the few cooperative threads.
+            let scope = self.scope
+            while (try? await NIOThreadPool.singleton.runIfActive { scope.isPopulated }) ?? false {
                 try? await Self.timerLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
             }
             state.withLock { $0.leftoversEnded = true }
@@ -401,7 +415,18 @@ final class Execution: Sendable {
     private func pump(_ channel: NIOAsyncChannel<ByteBuffer, Never>, _ stream: OutputStreamKind) async {
         await outputMayFlow()
         // Secret values were already taken out by the pipe's RedactingHandler: the client, the stored output and
-        // every follower see only redacted bytes.
+        // every follower see only redacted bytes. Where the stored copy is redacted apart, it is stored from
+        // there, after each live chunk and at the end.
+        let stored = stream == .stdout ? storedRedaction.stdout : storedRedaction.stderr
+        let recorder = recorder
+        func store(_ bytes: [UInt8]) {
+            var start = 0
+            while start < bytes.count {
+                let end = min(start + Self.maximumChunk, bytes.count)
+                bytes[start..<end].withUnsafeBytes { recorder.append(stream, $0) }
+                start = end
+            }
+        }
         func deliver(_ chunk: ByteBuffer) async {
             if let sink = state.withLock({ $0.sink }) {
                 do {
@@ -410,7 +435,11 @@ final class Execution: Sendable {
                     clientGone()
                 }
             }
-            chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+            if let stored {
+                store(stored.take())
+            } else {
+                chunk.withUnsafeReadableBytes { recorder.append(stream, $0) }
+            }
         }
         do {
             try await channel.executeThenClose { inbound in
@@ -428,6 +457,12 @@ final class Execution: Sendable {
             }
         } catch {
             // A read error ends this stream; the exit status still comes from the reaper.
+        }
+        if let stored {
+            // The handler has seen the end of the stream (it comes before the inbound stream's end); a stream
+            // closed at the end of the drain grace is finished here.
+            stored.finish()
+            store(stored.take())
         }
     }
 }

@@ -80,19 +80,21 @@ final class ExecutionManager: Service, Sendable {
     var secrets: SecretStore { launcher.secrets }
     /// What confines executions' processes.
     var containment: any Containment { launcher.containment }
+    /// Transient units for sandboxed executors, where the daemon offers them.
+    var units: UnitContainment? { launcher.units }
 
     init(
         group: any EventLoopGroup, logger: Logger, store: ExecutionStore, secrets: SecretStore,
         refusals: RefusalThrottle, spawner: any ProcessSpawner = PosixSpawner(), journal: Journal = .shared,
         drainGrace: Duration = .seconds(2), containment: any Containment = ProcessGroupContainment(),
-        onChange: @escaping @Sendable (Int) -> Void
+        units: UnitContainment? = nil, onChange: @escaping @Sendable (Int) -> Void
     ) {
         self.refusals = refusals
         self.group = group
         self.logger = logger
         self.launcher = ExecLaunch(
             store: store, secrets: secrets, spawner: spawner, group: group, logger: logger, journal: journal,
-            containment: containment)
+            containment: containment, units: units)
         self.drainGrace = drainGrace
         self.onChange = onChange
         self.approvals = Approvals(store: store, logger: logger, journal: journal, group: group)

@@ -21,6 +21,10 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case identity
         /// Any other step of the child's way to `exec`.
         case exec
+        /// The executor is sandboxed (`sandbox:`) and transient units cannot be started here: refused.
+        case sandboxUnavailable = "sandbox_unavailable"
+        /// The execution's transient unit could not be started.
+        case unit
     }
 
     /// Where it failed: in the daemon around the child, or in the child on its way to `exec` (`RUNVOY_STAGE_*`).
@@ -42,6 +46,10 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case exec
         /// Another step of the child (setsid, dup2), by its `RUNVOY_STAGE_*` number.
         case child(Int32)
+        /// A sandboxed executor, and no service manager to start its unit: why.
+        case sandboxUnavailable(String)
+        /// systemd did not start the execution's unit: what it said.
+        case unit(String)
 
         /// The stage `runvoy_spawn` reports.
         init(spawnStage stage: Int32) {
@@ -73,6 +81,8 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
         case .setgroups, .setgid, .setuid: return .identity
         case .chdir: return .workingDirectory
         case .child: return .exec
+        case .sandboxUnavailable: return .sandboxUnavailable
+        case .unit: return .unit
         case .exec:
             switch errno {
             case ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG: return .notFound
@@ -107,6 +117,9 @@ struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
                 ? "the arguments and environment are too long for the kernel: \(text)"
                 : "cannot execute the command: \(text)"
         case .child(let number): message = "cannot start the command (stage \(number)): \(text)"
+        case .sandboxUnavailable(let why):
+            message = "the executor is sandboxed, and its transient unit cannot be started: \(why)"
+        case .unit(let why): message = "systemd did not start the execution's unit: \(why)"
         }
         return RunvoyError(.spawnFailed, message, reason: code.rawValue)
     }

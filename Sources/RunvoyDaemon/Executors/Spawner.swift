@@ -145,7 +145,7 @@ struct PosixSpawner: ProcessSpawner {
 /// The pipes of one spawn: the child's ends go to the command, the parent's to the daemon. Creating them closes
 /// what was already made when one fails. With a terminal, the child's three ends are its slave and the parent's
 /// are descriptors of its master (its slave is the child's end of all three; `stderr.read` is -1).
-private struct PipeEnds {
+struct PipeEnds {
     var stdout: (read: Int32, write: Int32)
     var stderr: (read: Int32, write: Int32)
     /// A pipe, or /dev/null as `read` with `write` -1.

@@ -20,7 +20,7 @@ enum HistoryRecovery {
                     let counted = try reader.totals()
                     totals = .init(
                         stdoutBytes: counted.stdout, stderrBytes: counted.stderr, storedBytes: counted.stored,
-                        droppedBytes: counted.dropped, failure: nil)
+                        droppedBytes: counted.dropped, failure: nil, stdinBytes: counted.stdin)
                 } catch {
                     logger.warning(
                         "stored output of a lost execution is unreadable",

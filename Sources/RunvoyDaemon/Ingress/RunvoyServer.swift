@@ -48,12 +48,17 @@ struct RunvoyServer: Service {
         let activity: ConnectionTimeoutHandler.Activity
     }
 
-    func run() async throws {
-        let logger = context.logger
-        let config = context.config
-        let pendingFrames = pendingFrames
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
-            PeerCredentials.read(from: channel).flatMapThrowing { caller in
+    /// What runs on each accepted channel before any byte is read: the caller from the kernel's peer credentials
+    /// (`credentials` is `PeerCredentials.read` but in tests), then the pipeline. Fails closed: without
+    /// credentials, or when the pipeline cannot be set up, the channel is closed unserved. (NIO's async server
+    /// neither serves nor closes a channel whose initializer failed: it stayed open, its client waiting for ever
+    /// and its descriptor lost; `ServerCredentialsTests.aConnectionWithoutCredentialsIsClosedUnserved`.)
+    static func initializer(
+        config: ConfigStore, pendingFrames: PendingFrames,
+        credentials: @escaping @Sendable (any Channel) -> EventLoopFuture<Caller> = PeerCredentials.read(from:)
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Accepted> {
+        { channel in
+            let accepted = credentials(channel).flatMapThrowing { caller in
                 let activity = ConnectionTimeoutHandler.Activity()
                 let limits = config.current.limits
                 let budget = FrameDecoder.Budget(
@@ -62,7 +67,15 @@ struct RunvoyServer: Service {
                 let wrapped = try Self.wrap(channel, limits: limits, activity: activity, budget: budget)
                 return Accepted(channel: wrapped, caller: caller, activity: activity)
             }
+            accepted.whenFailure { _ in channel.close(promise: nil) }
+            return accepted
         }
+    }
+
+    func run() async throws {
+        let logger = context.logger
+        let config = context.config
+        let initializer = Self.initializer(config: config, pendingFrames: pendingFrames)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)

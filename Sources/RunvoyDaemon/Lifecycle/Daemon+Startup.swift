@@ -80,7 +80,9 @@ extension Daemon {
         var location = ""
         if let cgroups = containment as? CgroupContainment { location = " in \(cgroups.root)" }
         logger.notice("containment: \(containment.mode.rawValue)\(location)")
-        for note in containment.notes { logger.warning("containment: \(note)") }
+        for note in containment.notes + ContainmentSelection.unenforced(config, mode: containment.mode) {
+            logger.warning("containment: \(note)")
+        }
         if let cgroups = containment as? CgroupContainment {
             for (id, count) in cgroups.recoverLost() {
                 audit.recordBestEffort(
@@ -96,6 +98,32 @@ extension Daemon {
         return containment
     }
 
+    /// Transient units for sandboxed executors: where systemd runs the system, what units of executions a
+    /// previous run left are killed (audited, one record each); with sandboxed executors configured, the bus is
+    /// connected now and start-up says whether they can be honoured (if not, their executions are refused).
+    func prepareUnits(audit: AuditLog, logger: Logger) -> UnitContainment {
+        let units = UnitContainment()
+        for (id, count) in units.recoverLost() {
+            audit.recordBestEffort(
+                AuditEvent(
+                    .executionProcessesEnded, priority: 4,
+                    message: "execution \(id) left \(count) processes in its unit from a previous run; killed",
+                    fields: [
+                        ("EXECUTION_ID", id), ("PROCESSES", String(count)), ("UNIT", UnitRecipe.unitName(id)),
+                    ]))
+        }
+        let sandboxed = config.executors.filter { $0.sandbox != nil }.map(\.name)
+        guard !sandboxed.isEmpty else { return units }
+        if let reason = units.unavailableReason {
+            logger.error(
+                "sandboxed executors cannot be honoured, their executions are refused: \(reason)",
+                metadata: ["executors": "\(sandboxed.joined(separator: ","))"])
+        } else {
+            logger.notice("containment: unit for sandboxed executors (\(sandboxed.joined(separator: ", ")))")
+        }
+        return units
+    }
+
     /// The `daemon_started` record, and the policy record of the configuration it serves.
     func recordStart(_ audit: AuditLog, containment: any Containment) {
         audit.recordBestEffort(
@@ -107,7 +135,10 @@ extension Daemon {
                     ("AUDIT_FAIL_CLOSED", config.audit.failClosed ? "1" : "0"),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
                     ("CONTAINMENT", containment.mode.rawValue),
-                ] + containment.notes.map { ("CONTAINMENT_NOTE", $0) }))
+                ]
+                    + (containment.notes + ContainmentSelection.unenforced(config, mode: containment.mode)).map {
+                        ("CONTAINMENT_NOTE", $0)
+                    }))
         audit.recordBestEffort(ConfigReloader.policyRecord(config, previous: nil))
     }
 }

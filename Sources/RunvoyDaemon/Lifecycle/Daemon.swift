@@ -30,6 +30,7 @@ struct Daemon {
         }
         try prepareSecretsRuntimeDirectory(logger: logger)
         let containment = try selectContainment(audit: audit, logger: logger)
+        let units = prepareUnits(audit: audit, logger: logger)
         let listening = try Self.listeningSocket(config.socket.path)
         if case .inherited(let fd) = listening,
             let warning = ListeningSocket.activationMismatch(fd, settings: config.socket)
@@ -37,8 +38,8 @@ struct Daemon {
             logger.warning("\(warning)")
         }
         let services = makeServices(
-            listening: listening, history: history, secrets: secrets, containment: containment, notifier: notifier,
-            logger: logger)
+            listening: listening, history: history, secrets: secrets, containment: containment, units: units,
+            notifier: notifier, logger: logger)
         recordStart(audit, containment: containment)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -53,7 +54,7 @@ struct Daemon {
     /// them in).
     private func makeServices(
         listening: ListeningSocket, history: ExecutionStore, secrets: SecretStore, containment: any Containment,
-        notifier: SystemdNotifier, logger: Logger
+        units: UnitContainment, notifier: SystemdNotifier, logger: Logger
     ) -> [any Service] {
         let store = ConfigStore(config)
         let group = MultiThreadedEventLoopGroup.singleton
@@ -62,7 +63,7 @@ struct Daemon {
         let executionChanges = Atomic(0)
         let executions = ExecutionManager(
             group: group, logger: logger, store: history, secrets: secrets, refusals: refusals,
-            containment: containment
+            containment: containment, units: units
         ) { _ in
             executionChanges.add(1, ordering: .relaxed)
             if let server = server.value { notifier.status(server.statusLine()) }

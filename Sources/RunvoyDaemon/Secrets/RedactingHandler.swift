@@ -7,24 +7,33 @@ import RunvoyStore
 /// It carries out what its `StreamRedactor` decides: every read passes on all but a fixed-length tail, and the
 /// tail follows once the pipe has been quiet for the redactor's idle delay, or at the end of the stream. The timer
 /// runs on the channel's event loop, so released bytes stay in order with later reads.
+///
+/// With `storage`, the stored copy of the stream is redacted apart, by a redactor without the timer (see
+/// `StoredOutputRedaction`): what this handler passes on then goes to the live stream only.
 final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let redactor: StreamRedactor
     private let idleFlush: TimeAmount
+    private let storage: StoredOutputRedaction?
     private var timer: Scheduled<Void>?
     /// Replacements already added to the metrics.
     private var counted = 0
 
-    init(_ set: RedactionSet, idleFlush: Duration = StreamRedactor.defaultIdleFlush) {
+    init(
+        _ set: RedactionSet, idleFlush: Duration = StreamRedactor.defaultIdleFlush,
+        storage: StoredOutputRedaction? = nil
+    ) {
         self.redactor = StreamRedactor(set, idleFlush: idleFlush)
         self.idleFlush = TimeAmount(idleFlush)
+        self.storage = storage
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let chunk = unwrapInboundIn(data)
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        storage?.feed(chunk)
         let clean = chunk.withUnsafeReadableBytes { redactor.feed($0, now: now) }
         pass(clean, context: context, complete: false)
         timer?.cancel()
@@ -42,6 +51,14 @@ final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// A read error also ends the stream, and comes before `channelInactive`: a terminal's master reads EIO once
+    /// the last process holding its slave is gone, and the async channel reading this one ends its stream at the
+    /// error, so the held tail (a session's last line) goes out first or not at all.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        endOfStream(context: context)
+        context.fireErrorCaught(error)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .some(ChannelEvent.inputClosed) = event as? ChannelEvent {
             endOfStream(context: context)
@@ -57,6 +74,7 @@ final class RedactingHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func endOfStream(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        storage?.finish()
         pass(redactor.finish(), context: context)
         // (The end can be seen twice, input closed then inactive: each replacement is counted once.)
         DaemonMetrics.shared.redacted(redactor.replaced - counted)

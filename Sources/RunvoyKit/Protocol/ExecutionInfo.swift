@@ -38,6 +38,8 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var edit: EditSummary?
     /// For an execution on a pseudo-terminal (`exec` with `tty`): its window size at the start; nil for pipes.
     public var terminal: TerminalWindow?
+    /// Input bytes the command was given, when its executor records input (`record_input`); nil otherwise.
+    public var stdinBytes: Int64?
 
     public init(
         executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
@@ -45,8 +47,9 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
         outputPruned: Bool, configDigest: String, reason: String?, usage: ResourceUsage? = nil,
-        edit: EditSummary? = nil, terminal: TerminalWindow? = nil
+        edit: EditSummary? = nil, terminal: TerminalWindow? = nil, stdinBytes: Int64? = nil
     ) {
+        self.stdinBytes = stdinBytes
         self.usage = usage
         self.executionId = executionId
         self.status = status
@@ -92,6 +95,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         case durationUsec = "duration_usec"
         case stdoutBytes = "stdout_bytes"
         case stderrBytes = "stderr_bytes"
+        case stdinBytes = "stdin_bytes"
         case storedBytes = "stored_bytes"
         case droppedBytes = "dropped_bytes"
         case outputPruned = "output_pruned"
@@ -120,6 +124,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(durationUsec, forKey: .durationUsec)
         try c.encode(stdoutBytes, forKey: .stdoutBytes)
         try c.encode(stderrBytes, forKey: .stderrBytes)
+        try c.encode(stdinBytes, forKey: .stdinBytes)
         try c.encode(storedBytes, forKey: .storedBytes)
         try c.encode(droppedBytes, forKey: .droppedBytes)
         try c.encode(outputPruned, forKey: .outputPruned)

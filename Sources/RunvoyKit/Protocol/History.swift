@@ -55,14 +55,17 @@ public struct LogsParams: Codable, Sendable, Equatable {
     public var executionId: String
     /// Keep streaming live output until the execution ends (otherwise: what is stored now, then the reply).
     public var follow: Bool?
+    /// Also send the recorded input (`output` events with stream `stdin`), where the executor records it.
+    public var input: Bool?
 
-    public init(executionId: String, follow: Bool? = nil) {
+    public init(executionId: String, follow: Bool? = nil, input: Bool? = nil) {
         self.executionId = executionId
         self.follow = follow
+        self.input = input
     }
 
     enum CodingKeys: String, CodingKey {
-        case follow
+        case follow, input
         case executionId = "execution_id"
     }
 }

@@ -95,8 +95,14 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
     public var isDefault: Bool
     public var runAs: String
     public var rules: [RuleInfo]
+    /// Whether the input its commands are given is stored (`record_input`); nil from daemons before it.
+    public var recordInput: Bool?
 
-    public init(name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo]) {
+    public init(
+        name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo],
+        recordInput: Bool? = nil
+    ) {
+        self.recordInput = recordInput
         self.name = name
         self.description = description
         self.isDefault = isDefault
@@ -108,6 +114,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         case name, description, rules
         case isDefault = "default"
         case runAs = "run_as"
+        case recordInput = "record_input"
     }
 
     /// `description` is written as `null` when the executor has none, as docs/PROTOCOL.md shows.
@@ -118,6 +125,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         try c.encode(isDefault, forKey: .isDefault)
         try c.encode(runAs, forKey: .runAs)
         try c.encode(rules, forKey: .rules)
+        try c.encodeIfPresent(recordInput, forKey: .recordInput)
     }
 }
 

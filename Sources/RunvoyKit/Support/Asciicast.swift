@@ -1,5 +1,6 @@
 /// Writes a recording as asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2): a header object on the
-/// first line, then one `[time, "o", data]` array per line, `time` in seconds since the start and `data` text.
+/// first line, then one `[time, "o", data]` array per line (`"i"` for recorded input), `time` in seconds since the
+/// start and `data` text.
 /// Output is bytes and a read can end inside a UTF-8 sequence: an incomplete sequence at the end of a chunk waits
 /// for the next one, and bytes that are not UTF-8 become U+FFFD, so every event is valid JSON text.
 public struct AsciicastWriter: Sendable {
@@ -27,6 +28,7 @@ public struct AsciicastWriter: Sendable {
     }
 
     private var carry: [UInt8] = []
+    private var inputCarry: [UInt8] = []
     private var lastUsec: Int64 = 0
 
     public init() {}
@@ -44,24 +46,38 @@ public struct AsciicastWriter: Sendable {
     /// The event line for `bytes` printed `tUsec` after the start (newline included), or nil when they are only
     /// the start of a UTF-8 sequence. Times never go backwards.
     public mutating func output(_ bytes: [UInt8], tUsec: Int64) -> String? {
+        Self.event("o", bytes, tUsec: tUsec, carry: &carry, lastUsec: &lastUsec)
+    }
+
+    /// The same for input the command was given (an `"i"` event), which has a UTF-8 carry of its own.
+    public mutating func input(_ bytes: [UInt8], tUsec: Int64) -> String? {
+        Self.event("i", bytes, tUsec: tUsec, carry: &inputCarry, lastUsec: &lastUsec)
+    }
+
+    private static func event(
+        _ code: String, _ bytes: [UInt8], tUsec: Int64, carry: inout [UInt8], lastUsec: inout Int64
+    ) -> String? {
         var all = carry + bytes
-        let keep = Self.incompleteSuffix(all)
+        let keep = incompleteSuffix(all)
         carry = Array(all.suffix(keep))
         all.removeLast(keep)
         guard !all.isEmpty else { return nil }
         lastUsec = max(lastUsec, tUsec)
-        return event(String(decoding: all, as: UTF8.self))
+        return line(code, String(decoding: all, as: UTF8.self), lastUsec)
     }
 
-    /// What is left at the end of the recording (an incomplete sequence, as U+FFFD), or nil.
+    /// What is left at the end of the recording (incomplete sequences, as U+FFFD), or nil.
     public mutating func finish() -> String? {
-        guard !carry.isEmpty else { return nil }
-        defer { carry = [] }
-        return event(String(decoding: carry, as: UTF8.self))
+        var lines = ""
+        if !inputCarry.isEmpty { lines += Self.line("i", String(decoding: inputCarry, as: UTF8.self), lastUsec) }
+        if !carry.isEmpty { lines += Self.line("o", String(decoding: carry, as: UTF8.self), lastUsec) }
+        carry = []
+        inputCarry = []
+        return lines.isEmpty ? nil : lines
     }
 
-    private func event(_ text: String) -> String {
-        "[" + Self.seconds(Double(lastUsec) / 1_000_000) + ", \"o\", " + JSONText.quoted(text) + "]\n"
+    private static func line(_ code: String, _ text: String, _ usec: Int64) -> String {
+        "[" + seconds(Double(usec) / 1_000_000) + ", \"" + code + "\", " + JSONText.quoted(text) + "]\n"
     }
 
     /// Seconds with microsecond precision, as JSON.

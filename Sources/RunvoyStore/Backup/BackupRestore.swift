@@ -288,7 +288,7 @@ public enum BackupRestore {
             if reader.exists, let counted = try? reader.totals() {
                 totals = .init(
                     stdoutBytes: counted.stdout, stderrBytes: counted.stderr, storedBytes: counted.stored,
-                    droppedBytes: counted.dropped)
+                    droppedBytes: counted.dropped, stdinBytes: counted.stdin)
             }
             try store.markLost(info.executionId, atMs: manifest.createdAtMs, reason: reason, totals: totals)
         }

@@ -9,6 +9,8 @@ enum ContainmentMode: String, Sendable {
     case cgroup
     /// The daemon is a child subreaper and finds each execution's processes in /proc.
     case subreaper
+    /// Each execution of a sandboxed executor is a transient systemd unit (`UnitContainment`).
+    case unit
     /// Only the process group (tests that start executions in process).
     case none
 }
@@ -43,6 +45,15 @@ protocol ExecutionScope: Sendable {
     func release()
     /// What the execution's processes used, where the scope can tell.
     func usage() -> ResourceUsage?
+    /// Sends `signal` to the main process's process group; whether it reached it. (Default: `kill(-pid)`.)
+    func signalMain(_ pid: pid_t, _ signal: Int32) -> Bool
+    /// Waits until the main process has exited and returns how. (Default: the reaper, through its pidfd.)
+    func waitMain(pidfd: Int32) async -> ExitStatus
+}
+
+extension ExecutionScope {
+    func signalMain(_ pid: pid_t, _ signal: Int32) -> Bool { pid > 0 && Glibc.kill(-pid, signal) == 0 }
+    func waitMain(pidfd: Int32) async -> ExitStatus { await Reaper.shared.wait(pidfd: pidfd) }
 }
 
 /// What the child does for its scope between fork and exec.

@@ -37,6 +37,17 @@ enum ContainmentSelection {
         }
     }
 
+    /// What the configuration asks that `mode` cannot give: an executor's cgroup `limits` need cgroup containment
+    /// (its `rlimits` apply in every mode). Said at start-up, so limits are never silently not enforced. A sandboxed
+    /// executor's limits are its units' properties, which systemd enforces whatever the daemon's own mode.
+    static func unenforced(_ config: DaemonConfig, mode: ContainmentMode) -> [String] {
+        guard mode != .cgroup else { return [] }
+        return config.executors.filter { $0.limits != ExecutionLimits() && $0.sandbox == nil }.map {
+            "executor '\($0.name)': its limits (memory, CPU, tasks, I/O) are not enforced without a delegated cgroup "
+                + "(containment: \(mode.rawValue)); only its rlimits apply"
+        }
+    }
+
     /// The daemon's delegated cgroup v2 directory, or why there is none.
     static func delegatedCgroup(environment: [String: String], forced: Bool) -> Result<String, Unavailable> {
         if let root = environment[rootVariable], root.hasPrefix("/") { return usable(root) }

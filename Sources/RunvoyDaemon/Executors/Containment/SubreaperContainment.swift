@@ -137,19 +137,32 @@ final class SubreaperScope: ExecutionScope {
         }
     }
 
-    func signal(_ signal: Int32) -> Int {
-        members().reduce(0) { count, pid in Glibc.kill(pid, signal) == 0 ? count + 1 : count }
-    }
+    func signal(_ signal: Int32) -> Int { signalled(by: signal).count }
 
     func kill() -> Int {
         // Again while something is found: a process may fork between the scan and its SIGKILL.
         var killed = Set<pid_t>()
+        var beyond = 0
         for _ in 0..<8 {
-            let found = members()
-            if found.isEmpty { break }
-            for pid in found where Glibc.kill(pid, SIGKILL) == 0 { killed.insert(pid) }
+            let (count, pids) = signalled(by: SIGKILL)
+            if count == 0 { break }
+            killed.formUnion(pids)
+            beyond = max(beyond, count - pids.count)
         }
-        return killed.count
+        return killed.count + beyond
+    }
+
+    /// Sends `signal` to the execution's processes but the main one (see `runvoy_scope_signal`: never to a pid
+    /// reused since the scan). Returns how many were signalled and the first 4,096 of their pids.
+    private func signalled(by signal: Int32) -> (count: Int, pids: [pid_t]) {
+        let (leader, session) = state.withLock { ($0.leader, $0.auditSession) }
+        guard let leader else { return (0, []) }
+        var pids = [pid_t](repeating: 0, count: 4096)
+        let count = pids.withUnsafeMutableBufferPointer {
+            runvoy_scope_signal(leader, session, signal, $0.baseAddress, $0.count)
+        }
+        guard count > 0 else { return (0, []) }
+        return (Int(count), Array(pids.prefix(min(Int(count), pids.count))))
     }
 
     var isPopulated: Bool { !members().isEmpty }

@@ -102,7 +102,7 @@ struct AttachHandler: MethodHandler {
                 if session.binary {
                     try await sendBinary(entries, context)
                 } else {
-                    try await LogsHandler.send(entries, context)
+                    try await LogsHandler.send(entries, input: false, context)
                 }
             }
             // `next` also ends when the stream is cancelled (the connection closed): that is a detach.
@@ -133,6 +133,8 @@ struct AttachHandler: MethodHandler {
         for entry in entries {
             switch entry {
             case .chunk(let stream, let bytes, _):
+                // Recorded input is not output: an attach shows what the command printed.
+                guard stream.isOutput else { continue }
                 var buffer = sink.allocator.buffer(capacity: bytes.count)
                 buffer.writeBytes(bytes)
                 try await sink.output(stream, buffer)

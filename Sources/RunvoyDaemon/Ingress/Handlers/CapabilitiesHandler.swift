@@ -17,6 +17,10 @@ struct CapabilitiesHandler: MethodHandler {
             user: caller.displayName, roles: roles.sorted().map(\.rawValue),
             permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors)
         result.containment = context.executions.containment.mode.rawValue
+        let sandboxed = config.executors.filter { Authorizer.mayUse(caller, $0, config) }
+        if let units = context.executions.units?.summary(sandboxed, detail: roles.contains(.admin)) {
+            result.containment! += "; " + units
+        }
         return .result(result)
     }
 
@@ -32,6 +36,7 @@ struct CapabilitiesHandler: MethodHandler {
         return ExecutorCapability(
             name: executor.name, description: executor.description,
             isDefault: executor.name == config.defaultExecutorName,
-            runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules)
+            runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules,
+            recordInput: executor.recordInput)
     }
 }

@@ -22,11 +22,14 @@ struct HealthHandler: MethodHandler {
                 HealthChecks.masterKey(context.executions.secrets, config: config),
                 HealthChecks.watchdog(lastFed: WatchdogService.lastFed.withLock { $0 }),
             ]
-        if !Authorizer.roles(context.caller, config).contains(.admin) {
+        let admin = Authorizer.roles(context.caller, config).contains(.admin)
+        if !admin {
             for index in checks.indices { checks[index].detail = nil }
         }
         let containment = context.executions.containment
-        let notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
+        var notes = containment.notes.isEmpty ? "" : " (\(containment.notes.joined(separator: "; ")))"
+        let usable = config.executors.filter { Authorizer.mayUse(context.caller, $0, config) }
+        if let units = context.executions.units?.summary(usable, detail: admin) { notes += "; " + units }
         return .result(
             HealthResult(
                 checks: checks, version: RunvoyProtocol.softwareVersion, configDigest: config.digest,

@@ -12,7 +12,10 @@ extension RequestContext {
         /// Absolute, its directories resolved as the kernel walks them, its own name kept (never followed).
         var path: String
         var runAs: RunAsIdentity
-        var editor: FileEditor { FileEditor(identity: runAs.identity) }
+        /// The `editable` entry (resolved) that admits it, or its directory when the entry is the file itself: the
+        /// file's directory is opened from there, no link followed on the way.
+        var base: String
+        var editor: FileEditor { FileEditor(identity: runAs.identity, base: base) }
     }
 
     /// The file `path` names on `executorName` (nil: the default executor), or the refusal, audited as
@@ -38,7 +41,7 @@ extension RequestContext {
                 RunvoyError(.permissionDenied, "user \(caller.displayName) may not use executor '\(name)'"),
                 fields: fields)
         }
-        let resolved = try editablePath(path, executor, &fields)
+        let (resolved, base) = try editablePath(path, executor, &fields)
         let runAs: RunAsIdentity
         do {
             runAs = try RunAsIdentity.resolve(executor)
@@ -52,7 +55,7 @@ extension RequestContext {
                     "\(directory) could be changed by an account other than root or executor '\(executor.name)''s user, so runvoyd does not edit through it"
                 ), fields: fields)
         }
-        return EditTarget(executor: executor, path: resolved, runAs: runAs)
+        return EditTarget(executor: executor, path: resolved, runAs: runAs, base: base)
     }
 
     /// The first directory on the way to `path` that an account other than root and `owner` could rename or
@@ -75,10 +78,10 @@ extension RequestContext {
         return nil
     }
 
-    /// `path` resolved (see `EditTarget.path`) when `executor.editable` admits it.
+    /// `path` resolved (see `EditTarget.path`) when `executor.editable` admits it, and the base to open it from.
     private func editablePath(
         _ path: String, _ executor: ExecutorConfig, _ fields: inout [(String, String)]
-    ) throws -> String {
+    ) throws -> (path: String, base: String) {
         let directory = executor.workingDirectory
         let absolute = path.hasPrefix("/") ? path : directory + "/" + path
         let last = absolute.split(separator: "/", omittingEmptySubsequences: false).last ?? ""
@@ -88,11 +91,14 @@ extension RequestContext {
         let resolved = CommandMatcher.identity(absolute)
         fields[1] = ("PATH", String(resolved.prefix(1024)))
         let writer = caller.pathWriter
-        let admitted = executor.editable.contains { base in
-            CommandMatcher.isPath(path, under: base, workingDirectory: directory, writer: writer)
-                && PathResolver.isInside(Array(resolved.utf8), PathResolver.resolve(base).bytes)
-        }
-        guard admitted else {
+        let admitting = executor.editable.lazy.compactMap { base -> [UInt8]? in
+            let inside = PathResolver.resolve(base).bytes
+            let admits =
+                CommandMatcher.isPath(path, under: base, workingDirectory: directory, writer: writer)
+                && PathResolver.isInside(Array(resolved.utf8), inside)
+            return admits ? inside : nil
+        }.first
+        guard let admitting else {
             var reason = "executor '\(executor.name)' does not let you edit \(resolved)"
             reason += executor.editable.isEmpty ? " (it has no editable paths)" : ""
             let reading = PathResolver.resolve(path, from: directory, writer: writer)
@@ -101,7 +107,8 @@ extension RequestContext {
             }
             throw denied(RunvoyError(.permissionDenied, reason), fields: fields)
         }
-        return resolved
+        let base = String(decoding: admitting, as: UTF8.self)
+        return (resolved, base == resolved ? FileEditor.split(resolved).directory : base)
     }
 
     /// The audit fields of an edit.

@@ -68,6 +68,7 @@ extension RequestContext {
         info.stderrBytes = totals.stderrBytes
         info.storedBytes = totals.storedBytes
         info.droppedBytes = totals.droppedBytes
+        info.stdinBytes = info.stdinBytes.map { _ in totals.stdinBytes }
         return info
     }
 

@@ -17,6 +17,10 @@ struct WhoamiHandler: MethodHandler {
             defaultExecutor: usable.contains(config.defaultExecutorName) ? config.defaultExecutorName : nil)
         result.roles = roles.sorted().map(\.rawValue)
         result.containment = context.executions.containment.mode.rawValue
+        let sandboxed = config.executors.filter { usable.contains($0.name) }
+        if let units = context.executions.units?.summary(sandboxed, detail: roles.contains(.admin)) {
+            result.containment! += "; " + units
+        }
         return .result(result)
     }
 }
