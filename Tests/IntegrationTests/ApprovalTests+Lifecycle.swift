@@ -47,7 +47,7 @@ extension ApprovalTests {
     /// The request as `who` sees it in `approvals --json`.
     func info(_ id: String, as who: String = "bob") throws -> [String: Any] {
         let out = try ctl(
-            who, ["approvals", "--json", "--state", "pending,approved,fulfilled,denied,expired,withdrawn"])
+            who, ["approvals", "--json", "--state", "pending,approved,fulfilled,denied,expired,withdrawn,invalidated"])
         let object = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
         let requests = object?["requests"] as? [[String: Any]] ?? []
         return try #require(requests.first { $0["id"] as? String == id }, "\(out.stdoutText) \(out.stderrText)")

@@ -26,22 +26,20 @@ struct ExecHandler: MethodHandler {
         do {
             var params = request
             var approval: ApprovalTicket?
-            if let record = try await Self.gate(request, context: context) {
-                if record.state == .pending && detach {
-                    activity.detach()
-                    return .result(
-                        DetachedResult(
-                            executionId: record.id, pid: nil, state: ExecutionStatus.awaitingApproval.rawValue))
-                }
-                approval =
-                    record.state == .breakGlass
-                    ? ApprovalTicket(record: record)
-                    : try await context.executions.approvals.awaitDecision(
-                        record, requestID: id, client: client, config: context.config)
+            var config = context.config
+            switch try await Self.approval(request, detach: detach, client: client, context: context) {
+            case .none:
+                break
+            case .detached(let id):
+                activity.detach()
+                return .result(
+                    DetachedResult(executionId: id, pid: nil, state: ExecutionStatus.awaitingApproval.rawValue))
+            case .ticket(let ticket, let current):
+                (approval, config) = (ticket, current)
                 params.wait = true
             }
             let execution = try await context.executions.start(
-                params, requestID: id, caller: context.caller, config: context.config, sink: detach ? nil : sink,
+                params, requestID: id, caller: context.caller, config: config, sink: detach ? nil : sink,
                 client: client, approval: approval
             ) { execution in
                 try await sink.send(
@@ -63,6 +61,30 @@ struct ExecHandler: MethodHandler {
             activity.detach()
             throw error
         }
+    }
+
+    /// Where the approval `request` needs stands before it starts.
+    enum Approval {
+        /// It needs none.
+        case none
+        /// It waits for approval detached: the reply says so.
+        case detached(String)
+        /// It may start with this ticket, under this configuration.
+        case ticket(ApprovalTicket, DaemonConfig)
+    }
+
+    /// Makes the request for approval `request` needs and, attached, waits for it. An approved request starts
+    /// under the configuration in force once it is approved, never the one it was asked under: a reload while it
+    /// waited may ask for more approvals, or forbid it (review of approvals, F1); a break-glass run starts at once.
+    static func approval(
+        _ request: ExecParams, detach: Bool, client: ExecutionManager.QueueClient, context: RequestContext
+    ) async throws -> Approval {
+        guard let record = try await gate(request, context: context) else { return .none }
+        if record.state == .breakGlass { return .ticket(ApprovalTicket(record: record), context.config) }
+        if detach { return .detached(record.id) }
+        let ticket = try await context.executions.approvals.awaitDecision(
+            record, requestID: context.id, client: client, config: context.config)
+        return .ticket(ticket, context.server.config.current)
     }
 
     /// The request for approval this exec needs (made here), or nil when it needs none. Only requests on an
