@@ -54,6 +54,11 @@ public struct ExecutorConfig: Sendable, Equatable {
         self.line = line
     }
 
+    /// Whether any of its commands needs approval: the executor's `approval`, or one of its rules'.
+    public var needsApproval: Bool {
+        approval?.requiresApproval == true || commands.rules.contains { $0.approval?.requiresApproval == true }
+    }
+
     /// Every secret this executor injects, by name.
     public var secretNames: Set<String> { Set(secretEnvironment.values).union(secretFiles.values) }
 

@@ -135,3 +135,26 @@ struct ApprovalConfigTests {
                 "executors.x.approval.expires:6: 30d is longer than approvals.max_expires (7d), which bounds it"))
     }
 }
+
+extension ApprovalConfigTests {
+    /// `editable` on an executor some of whose commands need approval: every edit there is refused (review of
+    /// approvals, F6), which check-config says.
+    @Test func editableOnAnExecutorThatNeedsApprovalIsWarnedOf() throws {
+        let config = try ConfigLoader.parse(
+            yaml: """
+                executors:
+                  x:
+                    default: true
+                    run_as: {user: nobody}
+                    editable: [/etc/x]
+                    commands:
+                      - {allow: [true], approval: {count: 1, approvers: {users: [root]}}}
+                """, file: "e.yaml")
+        #expect(config.executors.first?.needsApproval == true)
+        let warnings = config.warnings.map { "\($0.keyPath):\($0.line): \($0.message)" }
+        #expect(
+            warnings.contains(
+                "executors.x.editable:2: commands of this executor need approval, and edits are not sent for approval: runvoyd refuses every edit on it"
+            ), "\(warnings)")
+    }
+}

@@ -89,8 +89,9 @@ extension ConfigParser {
         return ok
     }
 
-    /// Warns of `break_glass` on an executor none of whose commands needs approval, and of approval policies that
-    /// wait longer than `approvals.max_expires` allows.
+    /// Warns of `break_glass` on an executor none of whose commands needs approval, of `editable` on one whose
+    /// commands need approval (edits are refused there), and of approval policies that wait longer than
+    /// `approvals.max_expires` allows.
     func checkApprovals(_ executors: [ExecutorConfig], _ settings: ApprovalSettings) {
         for executor in executors {
             let policies = [executor.approval].compactMap { $0 } + executor.commands.rules.compactMap(\.approval)
@@ -98,6 +99,12 @@ extension ConfigParser {
                 report(
                     .warning, nil, "executors.\(executor.name).break_glass",
                     "no command of this executor needs approval, so there is no glass to break", line: executor.line)
+            }
+            if !executor.editable.isEmpty && executor.needsApproval {
+                report(
+                    .warning, nil, "executors.\(executor.name).editable",
+                    "commands of this executor need approval, and edits are not sent for approval: runvoyd refuses "
+                        + "every edit on it", line: executor.line)
             }
             for policy in policies where policy.requiresApproval && policy.expires > settings.maxExpires {
                 report(
