@@ -27,6 +27,9 @@ public struct ApprovalRecord: Sendable, Equatable {
     /// Why it ended ("denied by bob: not now"), once it has.
     public var decision: String?
     public var configDigest: String
+    /// Whether its audit record (`approval_requested`, `break_glass`) was written: until then nobody may act on
+    /// it, and one the daemon stopped before it was ends unrun at the next start.
+    public var recorded: Bool
     /// Bumped by every write, so that a write based on an older read changes nothing (`update`).
     public var version: Int = 0
     public var answers: [ApprovalAnswer] = []
@@ -34,7 +37,8 @@ public struct ApprovalRecord: Sendable, Equatable {
     public init(
         id: String, kind: String, state: ApprovalState, requesterUid: UInt32, requesterUser: String,
         executor: String?, digest: String, params: String, summary: String, reason: String?, required: Int,
-        approvers: ApproverList, needsClient: Bool, createdAtMs: Int64, expiresAtMs: Int64, configDigest: String
+        approvers: ApproverList, needsClient: Bool, createdAtMs: Int64, expiresAtMs: Int64, configDigest: String,
+        recorded: Bool = true
     ) {
         self.id = id
         self.kind = kind
@@ -52,6 +56,7 @@ public struct ApprovalRecord: Sendable, Equatable {
         self.createdAtMs = createdAtMs
         self.expiresAtMs = expiresAtMs
         self.configDigest = configDigest
+        self.recorded = recorded
     }
 
     /// How many distinct people approved.
@@ -85,7 +90,8 @@ extension ExecutionStore {
                         decided_by_uid INTEGER,
                         decision_comment TEXT,
                         config_digest TEXT NOT NULL,
-                        version INTEGER NOT NULL DEFAULT 0
+                        version INTEGER NOT NULL DEFAULT 0,
+                        recorded INTEGER NOT NULL DEFAULT 0
                     );
                     CREATE INDEX approval_requests_by_state ON approval_requests(state, expires_at);
                     CREATE INDEX approval_requests_by_requester ON approval_requests(requester_uid, created_at);
@@ -126,14 +132,15 @@ extension ExecutionStore {
                 sql: """
                     INSERT INTO approval_requests (id, kind, state, requester_uid, requester_user, executor, digest,
                         params, summary, reason, required, approvers, needs_client, created_at, expires_at,
-                        decided_at, decided_by_uid, decision_comment, config_digest, version)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+                        decided_at, decided_by_uid, decision_comment, config_digest, version, recorded)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
                     """,
                 arguments: [
                     record.id, record.kind, record.state.rawValue, Int64(record.requesterUid), record.requesterUser,
                     record.executor, record.digest, record.params, record.summary, record.reason, record.required,
                     Self.json(record.approvers), record.needsClient, record.createdAtMs, record.expiresAtMs,
                     record.decidedAtMs, record.decidedByUid.map { Int64($0) }, record.decision, record.configDigest,
+                    record.recorded,
                 ])
             if let execution { try Self.insertExecution(db, execution) }
             return true
@@ -226,6 +233,44 @@ extension ExecutionStore {
         }
     }
 
+    /// Marks request `id` recorded (its audit record was written), while it is still pending or a break-glass
+    /// run; false when it ended (or was marked) before.
+    public func markApprovalRecorded(_ id: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE approval_requests SET recorded = 1, version = version + 1
+                    WHERE id = ? AND recorded = 0 AND state IN ('pending', 'break_glass')
+                    """,
+                arguments: [id])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Ends request `id` `withdrawn` with `reason`, and its execution's `awaiting_approval` row `cancelled` with
+    /// it, in one transaction, if its command never started (the row still awaits); false otherwise.
+    public func abandonApproval(_ id: String, reason: String, atMs: Int64) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE approval_requests SET state = 'withdrawn', decided_at = ?, decision_comment = ?,
+                        version = version + 1
+                    WHERE id = ? AND state IN ('pending', 'approved', 'break_glass')
+                        AND EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id
+                            AND e.status = 'awaiting_approval')
+                    """,
+                arguments: [atMs, reason, id])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(
+                sql: """
+                    UPDATE executions SET status = 'cancelled', finished_at = ?, reason = ?
+                    WHERE id = ? AND status = 'awaiting_approval'
+                    """,
+                arguments: [atMs, reason, id])
+            return true
+        }
+    }
+
     /// How many requests are pending: everyone's, and `uid`'s.
     public func pendingApprovals(uid: UInt32) throws(StoreError) -> (all: Int, mine: Int) {
         try read { db in
@@ -251,6 +296,7 @@ extension ExecutionStore {
         record.decidedByUid = (row["decided_by_uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }
         record.decision = row["decision_comment"]
         record.version = row["version"]
+        record.recorded = row["recorded"]
         record.answers = try Row.fetchAll(
             db, sql: "SELECT * FROM approval_answers WHERE request_id = ? ORDER BY answered_at, approver_uid",
             arguments: [record.id]

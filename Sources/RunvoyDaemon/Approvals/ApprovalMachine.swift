@@ -80,18 +80,33 @@ enum ApprovalMachine {
             record.state = .fulfilled
             return (record, .success(.fulfilled))
         case .review(let uid, let user, let eligible, let comment, let now):
-            guard record.state == .breakGlass else { return (record, .failure(notPending(record))) }
-            guard uid != record.requesterUid else {
-                return (record, .failure(RunvoyError(.permissionDenied, "you cannot review your own break-glass run")))
-            }
-            guard eligible else { return (record, .failure(notEligible(record))) }
-            record.answers.append(
-                .init(uid: uid, user: user, answer: .review, digest: record.digest, comment: comment, atMs: now))
-            end(&record, .reviewed, atMs: now, byUid: uid, comment: "reviewed by \(user): \(comment)")
-            return (record, .success(.reviewed))
+            return review(&record, uid: uid, user: user, eligible: eligible, comment, now)
         case .expire:
             preconditionFailure("handled above")
         }
+    }
+
+    /// A break-glass run reviewed: never by whoever broke the glass, only by an eligible approver, with a
+    /// comment saying what was checked.
+    private static func review(
+        _ record: inout ApprovalRecord, uid: UInt32, user: String, eligible: Bool, _ comment: String, _ now: Int64
+    ) -> (record: ApprovalRecord, result: Result<Change, RunvoyError>) {
+        guard record.state == .breakGlass else { return (record, .failure(notPending(record))) }
+        guard record.recorded else { return (record, .failure(notRecorded(record))) }
+        guard uid != record.requesterUid else {
+            return (record, .failure(RunvoyError(.permissionDenied, "you cannot review your own break-glass run")))
+        }
+        guard eligible else { return (record, .failure(notEligible(record))) }
+        guard comment.contains(where: { !$0.isWhitespace }) else {
+            return (
+                record,
+                .failure(RunvoyError(.invalidArgument, "a review of break-glass run \(record.id) needs a comment"))
+            )
+        }
+        record.answers.append(
+            .init(uid: uid, user: user, answer: .review, digest: record.digest, comment: comment, atMs: now))
+        end(&record, .reviewed, atMs: now, byUid: uid, comment: "reviewed by \(user): \(comment)")
+        return (record, .success(.reviewed))
     }
 
     private static func approve(
@@ -118,6 +133,7 @@ enum ApprovalMachine {
     /// approvers, and once each.
     private static func mayAnswer(_ record: ApprovalRecord, uid: UInt32, eligible: Bool) -> RunvoyError? {
         guard record.state == .pending else { return notPending(record) }
+        guard record.recorded else { return notRecorded(record) }
         guard uid != record.requesterUid else {
             return RunvoyError(.permissionDenied, "you cannot approve or deny your own request")
         }
@@ -132,6 +148,11 @@ enum ApprovalMachine {
         RunvoyError(
             .permissionDenied,
             "you are not one of the approvers of request \(record.id) (\(record.approvers.display))")
+    }
+
+    /// Its audit record is not written yet (or never was): nobody may act on it.
+    private static func notRecorded(_ record: ApprovalRecord) -> RunvoyError {
+        RunvoyError(.invalidState, "request \(record.id) is not recorded yet")
     }
 
     private static func notPending(_ record: ApprovalRecord) -> RunvoyError {

@@ -46,7 +46,7 @@ extension Approvals {
                     caller: plan.caller, config: config)
             }
         }
-        let record = Self.record(plan, params, policy, breakGlass: breakGlass)
+        var record = Self.record(plan, params, policy, breakGlass: breakGlass)
         do throws(RunvoyError) {
             try insert(record, plan)
         } catch {
@@ -54,15 +54,37 @@ extension Approvals {
             throw error.code == .busy
                 ? executions.deny(plan.refusal(error), caller: plan.caller, config: config) : error
         }
-        do throws(RunvoyError) {
-            try await audit(config).record(
-                breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
-        } catch {
-            await withdraw(record.id, reason: "its record could not be audited", config: config)
-            throw error
-        }
+        try await recordRequest(&record, plan, breakGlass: breakGlass)
         if !breakGlass { scheduleExpiry(record, config: config) }
         return record
+    }
+
+    /// Writes the audit record of the request just stored (fail-closed), then marks it recorded: only then can it
+    /// be answered, reviewed or started. One the record could not be written for ends at once, and one the daemon
+    /// stopped before marking ends at the next start (`recover`), never run (review of approvals, F2, F3).
+    private func recordRequest(
+        _ record: inout ApprovalRecord, _ plan: ExecPlan, breakGlass: Bool
+    ) async throws(RunvoyError) {
+        do throws(RunvoyError) {
+            try await audit(plan.config).record(
+                breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
+        } catch {
+            abandon(record.id, reason: "its record could not be audited")
+            throw error
+        }
+        let marked: Bool
+        do throws(StoreError) {
+            marked = try store.markApprovalRecorded(record.id)
+        } catch {
+            abandon(record.id, reason: "it could not be marked recorded")
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
+        }
+        guard marked else {
+            throw RunvoyError(.cancelled, "request \(record.id) ended before it was recorded; it did not run")
+        }
+        record.recorded = true
+        record.version += 1
     }
 
     /// The request of `plan` as the database keeps it.
@@ -83,7 +105,7 @@ extension Approvals {
             params: ExecutionStore.json(params), summary: ExecutionStore.json(summary), reason: plan.reason,
             required: policy.count, approvers: Authorizer.approverList(policy.approvers),
             needsClient: plan.terminal != nil || plan.wantsStdin, createdAtMs: now,
-            expiresAtMs: now + ExecPlan.micros(expires) / 1000, configDigest: plan.config.digest)
+            expiresAtMs: now + ExecPlan.micros(expires) / 1000, configDigest: plan.config.digest, recorded: false)
     }
 
     /// Records the request and its `awaiting_approval` history row, within the bounds of `approvals`.

@@ -242,9 +242,43 @@ final class Approvals: Sendable {
         timers.withLock { $0.removeValue(forKey: id) }?.cancel()
     }
 
-    /// Ends `id` if it is pending and due (the timer; also at start-up).
-    func expire(_ id: String, config: DaemonConfig) async {
-        await system(id, config: config, .expire(atMs: WallClock.milliseconds()))
+    /// Ends `id` if it is pending and due (the timer; also at start-up). A timer that fired before the deadline
+    /// (the wall clock was set back) finds it not yet due, and is set again for what is left (review of
+    /// approvals, L2): otherwise it would stay pending until someone acted on it.
+    func expire(_ id: String, config: DaemonConfig, atMs now: Int64 = WallClock.milliseconds()) async {
+        await system(id, config: config, .expire(atMs: now))
+        if let record = try? store.approval(id), record.state == .pending, now < record.expiresAtMs {
+            scheduleExpiry(record, config: config)
+        }
+    }
+
+    /// What becomes of `ticket` when its command could not start: an approved request is withdrawn (it would
+    /// otherwise stay approved, and the next daemon launch it); a break-glass run that never started is no run to
+    /// review. Nothing when the ticket was spent, or was never the request's approval.
+    func unspent(_ ticket: ApprovalTicket, _ error: RunvoyError, config: DaemonConfig) async {
+        let reason = "it could not start: \(error.message)"
+        if ticket.isBreakGlass {
+            abandon(ticket.id, reason: reason)
+        } else if (try? store.approval(ticket.id))?.state == .approved {
+            // Only an approved request: a ticket that was not its approval (refused by `start`) changes nothing.
+            await withdraw(ticket.id, reason: reason, config: config)
+        }
+    }
+
+    /// Ends request `id`, whose command never started, `withdrawn` with its history row `cancelled` (one
+    /// transaction): its audit record could not be written, the daemon stopped before it was, or a break-glass
+    /// run could not start. Nothing when its command started.
+    func abandon(_ id: String, reason: String) {
+        cancelTimer(id)
+        do throws(StoreError) {
+            if try store.abandonApproval(id, reason: reason, atMs: WallClock.milliseconds()) {
+                logger.notice(
+                    "a request for approval ended without running", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            }
+        } catch {
+            logger.error("cannot end a request for approval", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+        room.withLock { $0.settle(id) }
     }
 
     /// Its requester withdrew it, or its client (which it needs) went.

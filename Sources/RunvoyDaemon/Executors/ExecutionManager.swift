@@ -126,6 +126,22 @@ final class ExecutionManager: Service, Sendable {
         client: QueueClient? = nil, approval: ApprovalTicket? = nil,
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
+        do throws(RunvoyError) {
+            return try await startPlanned(
+                params, requestID: requestID, caller: caller, config: config, sink: sink, client: client,
+                approval: approval, onStarted: onStarted)
+        } catch {
+            // An approval it could not spend ends here, never left approved for the next daemon to launch (review
+            // of approvals, L1); nothing when it was spent (its execution then ended as launches do).
+            if let approval { await approvals.unspent(approval, error, config: config) }
+            throw error
+        }
+    }
+
+    private func startPlanned(
+        _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
+        client: QueueClient?, approval: ApprovalTicket?, onStarted: @Sendable (Execution) async throws -> Void
+    ) async throws(RunvoyError) -> Execution {
         let began = ContinuousClock.now
         // Who follows its request (`logs -f`) goes on to its output once it started, or failed to.
         defer { if let approval { approvals.settle(approval.id) } }
