@@ -11,12 +11,14 @@ struct DenyHandler: MethodHandler {
         guard !params.comment.isEmpty else { throw RunvoyError(.invalidArgument, "deny needs a comment") }
         if let invalid = Approvals.textRefusal(params.comment, what: "a comment") { throw invalid }
         let caller = context.caller
-        let record = try await context.executions.approvals.change(
-            params.id, caller: caller, config: context.config, audited: true
-        ) { _, eligible in
-            .deny(
-                uid: caller.uid, user: caller.displayName, eligible: eligible, comment: params.comment,
-                atMs: WallClock.milliseconds())
+        let record = try await context.answering(params.id) { () async throws(RunvoyError) in
+            try await context.executions.approvals.change(
+                params.id, caller: caller, config: context.config, audited: true
+            ) { _, eligible in
+                .deny(
+                    uid: caller.uid, user: caller.displayName, eligible: eligible, comment: params.comment,
+                    atMs: WallClock.milliseconds())
+            }
         }
         return .result(
             ApprovalAnswerResult(
