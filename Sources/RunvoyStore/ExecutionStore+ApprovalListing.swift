@@ -15,22 +15,11 @@ extension ExecutionStore {
     public func approvalHeads(
         states: [ApprovalState], requesterUid: UInt32? = nil, limit: Int
     ) throws(StoreError) -> [ApprovalHead] {
-        var clauses: [String] = []
-        var arguments = StatementArguments()
-        if !states.isEmpty {
-            clauses.append("state IN (" + states.map { _ in "?" }.joined(separator: ",") + ")")
-            _ = arguments.append(contentsOf: StatementArguments(states.map(\.rawValue)))
-        }
-        if let requesterUid {
-            clauses.append("requester_uid = ?")
-            _ = arguments.append(contentsOf: [Int64(requesterUid)])
-        }
-        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let (filter, final) = Self.approvalFilter(states: states, requesterUid: requesterUid)
         let sql = """
             SELECT id, requester_uid, approvers FROM approval_requests \(filter)
             ORDER BY created_at DESC, id DESC LIMIT \(max(1, limit))
             """
-        let final = arguments
         return try read { db in
             try Row.fetchAll(db, sql: sql, arguments: final).map { row in
                 ApprovalHead(

@@ -160,19 +160,8 @@ extension ExecutionStore {
     public func approvals(
         states: [ApprovalState], requesterUid: UInt32? = nil, limit: Int = 500
     ) throws(StoreError) -> [ApprovalRecord] {
-        var clauses: [String] = []
-        var arguments = StatementArguments()
-        if !states.isEmpty {
-            clauses.append("state IN (" + states.map { _ in "?" }.joined(separator: ",") + ")")
-            _ = arguments.append(contentsOf: StatementArguments(states.map(\.rawValue)))
-        }
-        if let requesterUid {
-            clauses.append("requester_uid = ?")
-            _ = arguments.append(contentsOf: [Int64(requesterUid)])
-        }
-        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let (filter, final) = Self.approvalFilter(states: states, requesterUid: requesterUid)
         let sql = "SELECT * FROM approval_requests \(filter) ORDER BY created_at DESC, id DESC LIMIT \(max(1, limit))"
-        let final = arguments
         return try read { db in
             try Row.fetchAll(db, sql: sql, arguments: final).map { try Self.approvalRecord(db, $0) }
         }
@@ -269,6 +258,24 @@ extension ExecutionStore {
                 arguments: [atMs, reason, id])
             return true
         }
+    }
+
+    /// The WHERE clause (empty for no condition) and its arguments for requests in `states` (all when empty),
+    /// only `requesterUid`'s when given.
+    static func approvalFilter(
+        states: [ApprovalState], requesterUid: UInt32?
+    ) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments = StatementArguments()
+        if !states.isEmpty {
+            clauses.append("state IN (" + states.map { _ in "?" }.joined(separator: ",") + ")")
+            _ = arguments.append(contentsOf: StatementArguments(states.map(\.rawValue)))
+        }
+        if let requesterUid {
+            clauses.append("requester_uid = ?")
+            _ = arguments.append(contentsOf: [Int64(requesterUid)])
+        }
+        return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
     /// How many requests are pending: everyone's, and `uid`'s.

@@ -47,4 +47,26 @@ struct ApprovalRetentionTests {
         #expect(try store.approval(ended.id) == nil)
         #expect(try store.approval(pending.id) != nil, "a pending request is never pruned")
     }
+
+    /// A listing reads heads first, then only the rows asked for, without `params`, within a byte bound (the
+    /// first always).
+    @Test func aListingReadsHeadsThenBoundedRowsWithoutParameters() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        var ids: [String] = []
+        for n in 1...3 {
+            var record = ApprovalStoreTests.record(ExecutionStoreTests.id(n), requester: UInt32(1000 + n))
+            record.summary = #"{"argv":[""# + String(repeating: "y", count: 1000) + #""]}"#
+            #expect(try store.insertApproval(record, execution: nil, maxPending: 10, maxPerUser: 10))
+            ids.append(record.id)
+        }
+        #expect(try store.approvalHeads(states: [.pending], requesterUid: 1002, limit: 10).map(\.id) == [ids[1]])
+        let heads = try store.approvalHeads(states: [], limit: 10)
+        #expect(heads.map(\.id) == ids.reversed())
+        #expect(heads.first?.approvers == ApproverList(users: ["bob", "carol"]))
+        let listed = try store.listedApprovals(heads.map(\.id) + ["missing"], maxBytes: 2500)
+        #expect(listed.map(\.id) == Array(ids.reversed().prefix(2)))
+        #expect(listed.allSatisfy { $0.params.isEmpty && $0.reason == "INC-1" })
+    }
 }

@@ -50,11 +50,8 @@ struct ApprovalFixTests {
         let fixture = try Fixture()
         let config = try ApprovalReviewTests.config(fixture)
         let manager = fixture.manager()
-        var params = ExecParams(argv: ["echo", "glass"])
-        params.breakGlass = true
-        params.reason = "fire"
-        let plan = try ExecPlan.make(params, requestID: nil, caller: Fixture.root, config: config)
-        let record = try #require(try await manager.approvals.gate(params, plan, executions: manager))
+        let (asked, record) = try await Self.breakGlass(manager, config)
+        var params = asked
         #expect(record.state == .breakGlass && record.recorded)
         params.waitTimeoutMs = -1
         await #expect(throws: RunvoyError.self) {
@@ -63,6 +60,28 @@ struct ApprovalFixTests {
                 approval: ApprovalTicket(record: record)
             ) { _ in }
         }
+        #expect(try fixture.store.approval(record.id)?.state == .withdrawn)
+        #expect(try fixture.store.get(record.id)?.status == .cancelled)
+    }
+
+    /// Root breaks the glass on `prod`: the request's parameters and its record.
+    static func breakGlass(
+        _ manager: ExecutionManager, _ config: DaemonConfig
+    ) async throws -> (ExecParams, ApprovalRecord) {
+        var params = ExecParams(argv: ["echo", "glass"])
+        params.breakGlass = true
+        params.reason = "fire"
+        let plan = try ExecPlan.make(params, requestID: nil, caller: Fixture.root, config: config)
+        return (params, try #require(try await manager.approvals.gate(params, plan, executions: manager)))
+    }
+
+    /// A break-glass run the previous daemon recorded but never started is no run to review: the next one ends it
+    /// (its row cancelled); one that ran stays listed.
+    @Test func aBreakGlassRunADaemonNeverStartedEndsAtTheNextStart() async throws {
+        let fixture = try Fixture()
+        let config = try ApprovalReviewTests.config(fixture)
+        let (_, record) = try await Self.breakGlass(fixture.manager(), config)
+        await fixture.manager().approvals.recover(config: config)
         #expect(try fixture.store.approval(record.id)?.state == .withdrawn)
         #expect(try fixture.store.get(record.id)?.status == .cancelled)
     }
@@ -86,11 +105,7 @@ struct ApprovalFixTests {
         let fixture = try Fixture()
         let config = try ApprovalReviewTests.config(fixture)
         let manager = fixture.manager()
-        var params = ExecParams(argv: ["echo", "glass"])
-        params.breakGlass = true
-        params.reason = "fire"
-        let plan = try ExecPlan.make(params, requestID: nil, caller: Fixture.root, config: config)
-        let record = try #require(try await manager.approvals.gate(params, plan, executions: manager))
+        let (_, record) = try await Self.breakGlass(manager, config)
         let reviewer = Fixture.user("daemon")
         func review(_ comment: String) async throws(RunvoyError) -> ApprovalRecord {
             try await manager.approvals.change(record.id, caller: reviewer, config: config, audited: true) {
