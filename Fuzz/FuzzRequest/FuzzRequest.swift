@@ -44,6 +44,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .editOpen: check(EditOpenParams.self, payload)
     case .editSave:
         if let content = check(EditSaveParams.self, payload)?.content { _ = Base64.decode(content) }
+    case .approvals: check(ApprovalsParams.self, payload)
+    case .approve: check(ApproveParams.self, payload)
+    case .deny: check(DenyParams.self, payload)
     case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, nil: break
     }
     return 0

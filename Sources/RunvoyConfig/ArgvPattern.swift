@@ -46,6 +46,8 @@ public struct ArgvPattern: Sendable, Equatable {
     public var allowsTrailingArguments: Bool
     public var effect: Effect
     public var line: Int
+    /// An allow rule's own approval policy, instead of its executor's (`count: 0`: none); nil: the executor's.
+    public var approval: ApprovalPolicy?
 
     public init(elements: [ArgumentMatcher], allowsTrailingArguments: Bool, effect: Effect = .allow, line: Int) {
         self.elements = elements

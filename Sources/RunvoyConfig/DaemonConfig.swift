@@ -14,6 +14,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var secrets: SecretsSettings = SecretsSettings()
     /// Where metrics are exposed (nowhere by default).
     public var metrics: MetricsSettings = MetricsSettings()
+    /// Bounds on the requests that wait for approval.
+    public var approvals: ApprovalSettings = ApprovalSettings()
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -46,6 +48,7 @@ public struct DaemonConfig: Sendable, Equatable {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
+            && lhs.approvals == rhs.approvals
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment

@@ -40,6 +40,10 @@ public struct ExecutorConfig: Sendable, Equatable {
     /// Where `runvoyctl edit` may edit files as `run_as`: each entry is a directory (or a file) matched as
     /// `path_under` matches; empty, nothing may be edited.
     public var editable: [String] = []
+    /// The approvals its commands need (a rule's own `approval` wins); nil needs none.
+    public var approval: ApprovalPolicy?
+    /// Who may run a command at once with `--break-glass` instead of waiting for approval; nil: no one.
+    public var breakGlass: AccessList?
     /// Line of the executor's key in the file.
     public var line: Int
 
@@ -48,6 +52,11 @@ public struct ExecutorConfig: Sendable, Equatable {
         self.runAs = runAs
         self.commands = commands
         self.line = line
+    }
+
+    /// Whether any of its commands needs approval: the executor's `approval`, or one of its rules'.
+    public var needsApproval: Bool {
+        approval?.requiresApproval == true || commands.rules.contains { $0.approval?.requiresApproval == true }
     }
 
     /// Every secret this executor injects, by name.

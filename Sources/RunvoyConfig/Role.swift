@@ -42,6 +42,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case health
     /// `runvoyctl edit`: edit files as an executor's user, where its `editable` allows, on executors one may use.
     case edit
+    /// `approve` and `deny`: answer other users' requests whose `approvers` admit the caller (never one's own).
+    case approve
 }
 
 /// The one place that says which role holds which permission (docs/CONFIGURATION.md prints the same table; a
@@ -51,9 +53,11 @@ public enum PermissionTable {
         .admin: Set(Permission.allCases),
         .operator: [
             .exec, .viewOwn, .viewAll, .killOwn, .killAll, .executorsRead, .secretsUse, .secretsManageOwn, .usersRead,
-            .health, .edit,
+            .health, .edit, .approve,
         ],
-        .developer: [.exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health, .edit],
+        .developer: [
+            .exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health, .edit, .approve,
+        ],
         .viewer: [.viewOwn, .viewAll, .executorsRead, .health],
     ]
 

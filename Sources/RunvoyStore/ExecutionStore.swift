@@ -179,6 +179,7 @@ public final class ExecutionStore: Sendable {
             // Input bytes of an execution whose executor records input (`record_input`); null where it does not.
             try db.execute(sql: "ALTER TABLE executions ADD COLUMN stdin_bytes INTEGER")
         }
+        registerApprovals(&migrator)
         return migrator
     }
 
@@ -192,27 +193,29 @@ public final class ExecutionStore: Sendable {
 
     /// Records a new execution.
     public func insert(_ info: ExecutionInfo) throws(StoreError) {
-        try write { db in
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
-                        env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
-                        stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
-                        edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols, stdin_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(
-                arguments: [
-                    info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
-                    Int64(info.callerPid), info.executor, info.runAs, JSONText.array(info.argv),
-                    info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
-                    info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
-                    info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
-                    info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
-                    info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
-                    info.terminal.map { Int64($0.cols) }, info.stdinBytes,
-                ])
-        }
+        try write { db in try Self.insertExecution(db, info) }
+    }
+
+    static func insertExecution(_ db: Database, _ info: ExecutionInfo) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
+                    env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
+                    stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
+                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols, stdin_bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(
+            arguments: [
+                info.executionId, info.status.rawValue, Int64(info.callerUid), info.callerUser,
+                Int64(info.callerPid), info.executor, info.runAs, JSONText.array(info.argv),
+                info.workingDirectory, JSONText.array(info.envKeys), info.pid.map { Int64($0) },
+                info.exitCode.map { Int64($0) }, info.signal.map { Int64($0) }, info.createdAtMs, info.startedAtMs,
+                info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
+                info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
+                info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
+                info.terminal.map { Int64($0.cols) }, info.stdinBytes,
+            ])
     }
 
     /// How an execution ended.
@@ -443,76 +446,101 @@ public final class ExecutionStore: Sendable {
     /// and environment names as stored, and this much for the rest of the row and its index entries.
     public static let recordOverheadBytes: Int64 = 256
 
-    /// SQL for the bytes one record counts (see `recordOverheadBytes`).
-    static let recordBytesSQL =
-        "(length(CAST(argv AS BLOB)) + length(CAST(env_keys AS BLOB)) + \(recordOverheadBytes))"
+    /// SQL for the bytes one record counts (see `recordOverheadBytes`), its request for approval's (its stored
+    /// parameters and what approvers are shown) included.
+    static let recordBytesSQL = """
+        (length(CAST(argv AS BLOB)) + length(CAST(env_keys AS BLOB)) + \(recordOverheadBytes)
+            + COALESCE((SELECT length(CAST(a.params AS BLOB)) + length(CAST(a.summary AS BLOB))
+                + COALESCE(length(CAST(a.reason AS BLOB)), 0) FROM approval_requests a WHERE a.id = executions.id), 0))
+        """
 
     /// Applies retention: deletes finished executions created before `olderThanMs` (record and output); then,
     /// while the history (stored output plus records, see `recordOverheadBytes`) is over `maxTotalBytes`, removes
     /// the stored output of the oldest finished executions, and if that is not enough, deletes the oldest finished
-    /// executions' records too. Running executions are never touched.
+    /// executions' records too. Running executions are never touched. A request for approval goes with its
+    /// execution, and one of no execution (a grant's) once it ended before `olderThanMs`.
     public func prune(olderThanMs: Int64?, maxTotalBytes: Int64?) throws(StoreError) -> PruneReport {
         var report = PruneReport()
-        let final = "status NOT IN ('running', 'queued')"
         try write { db in
             if let olderThanMs {
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, stored_bytes FROM executions WHERE \(final) AND created_at < ?",
+                    db, sql: "SELECT id, stored_bytes FROM executions WHERE \(Self.finalSQL) AND created_at < ?",
                     arguments: [olderThanMs])
                 for row in rows {
                     report.deleted.append(row["id"])
                     report.freedBytes += row["stored_bytes"] as Int64
                 }
                 try db.execute(
-                    sql: "DELETE FROM executions WHERE \(final) AND created_at < ?", arguments: [olderThanMs])
+                    sql: "DELETE FROM executions WHERE \(Self.finalSQL) AND created_at < ?", arguments: [olderThanMs])
             }
-            if let maxTotalBytes {
-                var total =
-                    try Int64.fetchOne(
-                        db,
-                        sql: """
-                            SELECT COALESCE(SUM(stored_bytes), 0) + COALESCE(SUM(\(Self.recordBytesSQL)), 0)
-                            FROM executions
-                            """) ?? 0
-                if total > maxTotalBytes {
-                    let rows = try Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT id, stored_bytes FROM executions WHERE \(final) AND output_pruned = 0
-                            ORDER BY created_at, id
-                            """)
-                    for row in rows where total > maxTotalBytes {
-                        let id: String = row["id"]
-                        let stored: Int64 = row["stored_bytes"]
-                        try db.execute(
-                            sql: "UPDATE executions SET output_pruned = 1, stored_bytes = 0 WHERE id = ?",
-                            arguments: [id])
-                        report.outputPruned.append(id)
-                        report.freedBytes += stored
-                        total -= stored
-                    }
-                }
-                if total > maxTotalBytes {
-                    // The records themselves are over the limit (long argv): the oldest finished ones go.
-                    let rows = try Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT id, \(Self.recordBytesSQL) AS bytes FROM executions WHERE \(final)
-                            ORDER BY created_at, id
-                            """)
-                    for row in rows where total > maxTotalBytes {
-                        let id: String = row["id"]
-                        try db.execute(sql: "DELETE FROM executions WHERE id = ?", arguments: [id])
-                        report.deleted.append(id)
-                        report.outputPruned.removeAll { $0 == id }
-                        total -= row["bytes"] as Int64
-                        report.freedBytes += row["bytes"] as Int64
-                    }
-                }
-            }
+            if let maxTotalBytes { try Self.pruneToSize(db, maxTotalBytes, &report) }
+            try Self.pruneApprovals(db, olderThanMs: olderThanMs)
         }
         for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }
         return report
+    }
+
+    /// Executions retention may remove: those that ended.
+    static let finalSQL = "status NOT IN ('running', 'queued', 'awaiting_approval')"
+
+    /// While the history is over `maxTotalBytes`: the oldest finished executions' stored output goes, then, if
+    /// that is not enough (long argv), their records.
+    private static func pruneToSize(_ db: Database, _ maxTotalBytes: Int64, _ report: inout PruneReport) throws {
+        var total =
+            try Int64.fetchOne(
+                db, sql: "SELECT COALESCE(SUM(stored_bytes), 0) + COALESCE(SUM(\(recordBytesSQL)), 0) FROM executions")
+            ?? 0
+        if total > maxTotalBytes {
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, stored_bytes FROM executions WHERE \(finalSQL) AND output_pruned = 0
+                    ORDER BY created_at, id
+                    """)
+            for row in rows where total > maxTotalBytes {
+                let id: String = row["id"]
+                let stored: Int64 = row["stored_bytes"]
+                try db.execute(
+                    sql: "UPDATE executions SET output_pruned = 1, stored_bytes = 0 WHERE id = ?", arguments: [id])
+                report.outputPruned.append(id)
+                report.freedBytes += stored
+                total -= stored
+            }
+        }
+        guard total > maxTotalBytes else { return }
+        // The records themselves are over the limit (long argv): the oldest finished ones go.
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT id, \(recordBytesSQL) AS bytes FROM executions WHERE \(finalSQL) ORDER BY created_at, id")
+        for row in rows where total > maxTotalBytes {
+            let id: String = row["id"]
+            try db.execute(sql: "DELETE FROM executions WHERE id = ?", arguments: [id])
+            report.deleted.append(id)
+            report.outputPruned.removeAll { $0 == id }
+            total -= row["bytes"] as Int64
+            report.freedBytes += row["bytes"] as Int64
+        }
+    }
+
+    /// Requests for approval whose execution retention removed (with their answers), and ended requests of no
+    /// execution older than `olderThanMs`: what they hold (argv, the caller's environment) is forgotten with the
+    /// rest of the history (review of approvals, F4).
+    private static func pruneApprovals(_ db: Database, olderThanMs: Int64?) throws {
+        let orphaned = """
+            kind IN ('exec', 'break_glass') AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id)
+            """
+        var condition = orphaned
+        if let olderThanMs {
+            condition += """
+                 OR (kind NOT IN ('exec', 'break_glass') AND state NOT IN ('pending', 'approved', 'break_glass')
+                    AND created_at < \(olderThanMs))
+                """
+        }
+        try db.execute(
+            sql: """
+                DELETE FROM approval_answers WHERE request_id IN (SELECT id FROM approval_requests WHERE \(condition))
+                """)
+        try db.execute(sql: "DELETE FROM approval_requests WHERE \(condition)")
     }
 
     /// Removes output folders that no execution in the history owns (left by a crash between a delete and the

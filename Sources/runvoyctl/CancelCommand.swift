@@ -5,10 +5,11 @@ import RunvoyKit
 struct CancelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
-        abstract: "Take an execution that waits in the queue out of it; it never runs.",
+        abstract: "Take an execution that waits in the queue, or for approval, out of it; it never runs.",
         discussion: """
-            Its owner (kill_own) and administrators (kill_all) may cancel it; its waiting client is told. An \
-            execution that already runs is not touched: use kill. Every cancellation is audited.
+            Its owner (kill_own) and administrators (kill_all) may cancel it; its waiting client is told. A request \
+            that waits for approval is withdrawn (approval_decided, withdrawn). An execution that already runs is \
+            not touched: use kill. Every cancellation is audited.
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -62,6 +62,16 @@ struct ExecCommand: ParsableCommand {
         help: ArgumentHelp("Give up waiting in the queue after this long (e.g. 30s, 10m).", valueName: "duration"))
     var waitTimeout: String?
 
+    @Option(name: .long, help: "Why you run it: shown to approvers and audited (required where the executor says).")
+    var reason: String?
+
+    @Flag(
+        name: .long,
+        help:
+            "Run at once a command that needs approval, where the executor's break_glass admits you (needs --reason; audited critical, listed for review)."
+    )
+    var breakGlass = false
+
     @Argument(
         parsing: .captureForPassthrough,
         help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
@@ -87,7 +97,7 @@ struct ExecCommand: ParsableCommand {
         ExecOptions(
             socket: global.socket, executor: executor, env: env, timeout: timeout, detach: detach,
             killOnDisconnect: killOnDisconnect, quiet: quiet, noStdin: noStdin, tty: tty && !noTty, noWait: noWait,
-            waitTimeout: waitTimeout, argv: argv)
+            waitTimeout: waitTimeout, reason: reason, breakGlass: breakGlass, argv: argv)
     }
 
     func run() throws {

@@ -17,6 +17,10 @@ struct ExecOptions: Equatable {
     var noWait = false
     /// `--wait-timeout`: give up waiting in the queue after this long.
     var waitTimeout: String?
+    /// `--reason`: why, shown to approvers and audited.
+    var reason: String?
+    /// `--break-glass`: run at once a command that needs approval (where the executor allows it).
+    var breakGlass = false
     var argv: [String] = []
 
     var socketPath: String {
@@ -37,6 +41,8 @@ struct ExecOptions: Equatable {
             argv: argv, executor: executor, env: environment.isEmpty ? nil : environment, timeoutMs: timeoutMs,
             detach: detach ? true : nil, killOnDisconnect: killOnDisconnect ? true : nil, stdin: !(noStdin || detach),
             binaryOutput: true, wait: !noWait, waitTimeoutMs: waitTimeout.flatMap(Self.milliseconds))
+        params.reason = reason
+        params.breakGlass = breakGlass ? true : nil
         var terminal: LocalTerminal?
         if tty && !detach {
             let size = LocalTerminal.windowSize()
@@ -105,6 +111,7 @@ struct ExecOptions: Equatable {
             case "-t", "--tty": options.tty = true
             case "-T", "--no-tty": noTty = true
             case "--no-wait": options.noWait = true
+            case "--break-glass": options.breakGlass = true
             case "-e":
                 guard index + 1 < arguments.count else { return nil }
                 index += 1
@@ -120,6 +127,8 @@ struct ExecOptions: Equatable {
                 } else if let timeout = value("--timeout", argument) {
                     guard DurationParser.parse(timeout) != nil else { return nil }
                     options.timeout = timeout
+                } else if let reason = value("--reason", argument) {
+                    options.reason = reason
                 } else if let timeout = value("--wait-timeout", argument) {
                     guard DurationParser.parse(timeout) != nil else { return nil }
                     options.waitTimeout = timeout

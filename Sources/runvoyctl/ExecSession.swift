@@ -24,6 +24,8 @@ final class ExecSession {
     private let signalRead: Int32
     /// The line that shows where the execution waits in the queue, if it waits.
     private var queue = QueueDisplay()
+    /// The request that waits for approval, until its command is queued or started: Ctrl-C withdraws it.
+    private var awaitingApproval: String?
 
     /// Stop reading stdin while this much is queued for the socket.
     private static let pendingLimit = 1 << 20
@@ -183,7 +185,9 @@ final class ExecSession {
         while read(signalRead, &byte, 1) == 1 {
             guard Self.forwarded.contains(Int32(byte)) else { continue }
             queue.end()
-            if let queued = queue.executionID {
+            if let id = awaitingApproval {
+                complain(withdraw(id))
+            } else if let queued = queue.executionID {
                 complain("left the queue; execution \(queued) did not run")
             } else {
                 complain("interrupted before runvoyd reported that the command started; left without signalling it")
@@ -191,6 +195,19 @@ final class ExecSession {
             return 128 + Int32(byte)
         }
         return nil
+    }
+
+    /// Withdraws request `id` (`cancel ID` on a connection of its own) before leaving: without that, a request
+    /// that does not need this client would stay pending, and run once approved.
+    private func withdraw(_ id: String) -> String {
+        do throws(ClientError) {
+            let client = try RunvoyClient(socketPath: socketPath)
+            _ = try client.call(.cancel, params: CancelParams(executionId: id), result: CancelResult.self)
+            return "withdrew request \(id); it will not run"
+        } catch {
+            return
+                "could not withdraw request \(id) (\(error)); it runs once approved unless you run: runvoyctl cancel \(id)"
+        }
     }
 
     private func forwardSignals() {
@@ -277,7 +294,17 @@ final class ExecSession {
         }
         let isExec = frame["id"]?.int == 1 || frame["id"]?.isNull ?? true
         if isExec, frame["event"]?.string == "queued" {
+            awaitingApproval = nil
             queue.queued(frame, quiet: quiet)
+            return nil
+        }
+        if isExec, frame["event"]?.string == "approval" {
+            if let id = frame["execution_id"]?.string {
+                queue.executionID = id
+                let state = frame["state"]?.string
+                awaitingApproval = state == "pending" || state == "approved" ? id : nil
+            }
+            if !quiet { complain(ApprovalDisplay.waiting(frame)) }
             return nil
         }
         if isExec && frame["event"]?.string != "output" { queue.end() }
@@ -299,6 +326,7 @@ final class ExecSession {
             var text = data
             text.withUTF8 { writeOutput(stream, UnsafeRawBufferPointer($0)) }
         case "started":
+            awaitingApproval = nil
             let id = frame["execution_id"]?.string ?? "?"
             executionID = id
             if !quiet {
@@ -317,6 +345,9 @@ final class ExecSession {
         case nil:
             if isExec, let id = frame["result"]?["execution_id"]?.string {
                 printLine(id)
+                if frame["result"]?["state"]?.string == "awaiting_approval", !quiet {
+                    complain("execution \(id) waits for approval; it runs once approved (runvoyctl logs -f \(id))")
+                }
                 return 0
             }
         default:

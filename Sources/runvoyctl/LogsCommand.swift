@@ -134,6 +134,9 @@ struct LogsCommand: ParsableCommand {
                 case "dropped" where !input:
                     let dropped = try Frame.decode(DroppedEvent.self, from: payload)
                     printer.marker("[runvoy: \(dropped.bytes) bytes of output were not stored here]")
+                case "approval":
+                    // `logs -f` of a request that waits for approval: where it stands, until it starts.
+                    if let frame = JSONValue.parse(payload) { complain(ApprovalDisplay.waiting(frame)) }
                 default:
                     break
                 }

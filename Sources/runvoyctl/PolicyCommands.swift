@@ -40,6 +40,7 @@ struct ExplainCommand: ParsableCommand {
             printLine("\(result.decision): \(result.user) (\(roles)) on executor '\(result.executor)'")
             printLine("reason: \(result.reason)")
             if let rule = result.rule { printLine("rule: \(rule)") }
+            if let approval = result.approval { printLine("approval: \(approval)") }
         }
         if result.decision != "allow" { throw ExitCode(1) }
     }

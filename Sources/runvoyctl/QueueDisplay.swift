@@ -13,7 +13,7 @@ struct QueueDisplay {
     private var shown = false
 
     /// The waiting execution's id, once the daemon has queued it.
-    private(set) var executionID: String?
+    var executionID: String?
 
     /// Whether a line should be redrawn every second (a terminal shows the times running).
     var ticks: Bool { live && event != nil }

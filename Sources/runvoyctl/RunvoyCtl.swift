@@ -34,7 +34,7 @@ struct RunvoyCtl: ParsableCommand {
             KillCommand.self, LocksCommand.self, CancelCommand.self, ExplainCommand.self, CapabilitiesCommand.self,
             UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
-            TraceCommand.self, EditCommand.self,
+            TraceCommand.self, EditCommand.self, ApprovalsCommand.self, ApproveCommand.self, DenyCommand.self,
         ]
     )
 }

@@ -68,6 +68,9 @@ struct ConfigPropertyTests {
         ("history", "min_free_bytes", .size(0...(1 << 50)), { $0.history.minFreeBytes }),
         ("secrets", "min_length", .integer(1...4096), { Int64($0.secrets.minLength) }),
         ("metrics", "textfile_interval", .duration(1000...Int64.max), { ms($0.metrics.textfileInterval) }),
+        ("approvals", "max_pending", .integer(1...100_000), { Int64($0.approvals.maxPending) }),
+        ("approvals", "max_pending_per_user", .integer(1...1000), { Int64($0.approvals.maxPendingPerUser) }),
+        ("approvals", "max_expires", .duration(1000...Int64.max), { ms($0.approvals.maxExpires) }),
         (nil, "shutdown_grace", .duration(0...Int64.max), { ms($0.shutdownGrace) }),
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
         // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.
@@ -104,6 +107,11 @@ struct ConfigPropertyTests {
         (
             "executors.NAME.rlimits", "core", .size(0...Int64.max),
             { $0.executors.first?.rlimits.coreBytes.map { Int64($0) } }
+        ),
+        // Written with `approvers` after it (0 needs none: the executor keeps no policy).
+        (
+            "executors.NAME.approval", "count", .integer(0...16),
+            { $0.executors.first.map { Int64($0.approval?.count ?? 0) } }
         ),
     ]
 
@@ -180,6 +188,7 @@ struct ConfigPropertyTests {
                     section = nested
                     lines.append((nested == "executors.NAME" ? "    " : "      ") + "\(key.key): \(text)")
                     expected.append((index, value, lines.count))
+                    if nested == "executors.NAME.approval" { lines.append("      approvers: {roles: [admin]}") }
                     continue
                 }
                 if key.section != section {

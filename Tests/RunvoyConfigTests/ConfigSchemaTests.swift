@@ -36,7 +36,8 @@ struct ConfigSchemaTests {
     /// The rule and argument mappings are read by hand (a mapping of exactly one key), not through `fields`:
     /// the keys they declare are the ones the parser takes.
     @Test func ruleAndArgumentKeysAreTheOnesTheParserTakes() throws {
-        for key in ConfigSchema.RuleKeys.section.keys {
+        // `approval` stands beside an effect, never alone (ApprovalConfigTests).
+        for key in ConfigSchema.RuleKeys.section.keys where key != ConfigSchema.RuleKeys.approval {
             let config = try parse(Self.rules("[{\(key.name): [ls]}]"))
             #expect(config.defaultExecutor.commands.rules.map(\.effect.rawValue) == [key.name])
         }
@@ -155,6 +156,18 @@ struct ConfigSchemaTests {
             path: "executors.x.environment.V"),
         "executors.NAME.limits": Placement(
             required: [], file: { executor(["limits: {\($0.joined(separator: ", "))}"]) }, path: "executors.x.limits"),
+        "approvals": Placement(
+            required: [], file: { "approvals: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "approvals"),
+        "executors.NAME.approval": Placement(
+            required: ["approvers: {roles: [admin]}"],
+            file: { executor(["approval: {\($0.joined(separator: ", "))}"]) },
+            path: "executors.x.approval"),
+        "executors.NAME.approval.approvers": Placement(
+            required: [], file: { executor(["approval: {approvers: {\($0.joined(separator: ", "))}}"]) },
+            path: "executors.x.approval.approvers"),
+        "executors.NAME.break_glass": Placement(
+            required: [], file: { executor(["break_glass: {\($0.joined(separator: ", "))}"]) },
+            path: "executors.x.break_glass"),
         "executors.NAME.rlimits": Placement(
             required: [], file: { executor(["rlimits: {\($0.joined(separator: ", "))}"]) },
             path: "executors.x.rlimits"),

@@ -28,30 +28,48 @@ extension ConfigParser {
         return ok ? .patterns(patterns) : nil
     }
 
-    /// One rule: a shape, or a mapping of its effect (`RuleKeys`) to a shape. Nil (reported) when any part of it
-    /// is wrong.
+    /// One rule: a shape, or a mapping of its effect (`RuleKeys`) to a shape, with an allow rule's own `approval`
+    /// beside it. Nil (reported) when any part of it is wrong.
     private func parseRule(_ item: Node, _ path: String) -> ArgvPattern? {
         var effect = ArgvPattern.Effect.allow
         var body = item
+        var approval: ApprovalPolicy?
         if let mapping = item.mapping {
-            guard mapping.count == 1, let key = mapping.first?.key.scalar?.string,
-                ConfigSchema.RuleKeys.section.names.contains(key), let kind = ArgvPattern.Effect(rawValue: key),
-                let value = mapping.first?.value
+            let keys = mapping.map { $0.key.scalar?.string ?? "" }
+            let effects = keys.compactMap(ArgvPattern.Effect.init(rawValue:))
+            guard effects.count == 1, keys.allSatisfy(ConfigSchema.RuleKeys.section.names.contains),
+                keys.count == Set(keys).count, let kind = effects.first,
+                let value = mapping.first(where: { $0.key.scalar?.string == kind.rawValue })?.value
             else {
                 error(item, path, Self.patternHelp)
                 return nil
             }
             effect = kind
             body = value
+            let approvalKey = ConfigSchema.RuleKeys.approval.name
+            if let node = mapping.first(where: { $0.key.scalar?.string == approvalKey })?.value {
+                guard kind == .allow else {
+                    error(node, "\(path).\(approvalKey)", "only an allow rule takes an approval")
+                    return nil
+                }
+                guard let policy = parseApproval(node, "\(path).\(approvalKey)") else { return nil }
+                approval = policy
+            }
         }
         let line = item.mark?.line ?? 1
-        if body.scalar?.string == "any" { return .any(effect: effect, line: line) }
+        if body.scalar?.string == "any" {
+            var pattern = ArgvPattern.any(effect: effect, line: line)
+            pattern.approval = approval
+            return pattern
+        }
         guard let elements = body.sequence, elements.count > 0 else {
             error(item, path, Self.patternHelp)
             return nil
         }
         guard let (matchers, trailing) = parseShape(elements, path) else { return nil }
-        return ArgvPattern(elements: matchers, allowsTrailingArguments: trailing, effect: effect, line: line)
+        var pattern = ArgvPattern(elements: matchers, allowsTrailingArguments: trailing, effect: effect, line: line)
+        pattern.approval = approval
+        return pattern
     }
 
     /// A shape's arguments, and whether it ends in `"*"` (allowed only there, and not alone). Every wrong argument

@@ -90,7 +90,8 @@ extension ConfigParser {
         {
             executor.access = AccessList(users: users, groups: groups, roles: roles)
         }
-        return runAs == nil || commands == nil ? nil : executor
+        let approvalsOK = parseApprovalKeys(entries, into: &executor)
+        return runAs == nil || commands == nil || !approvalsOK ? nil : executor
     }
 
     /// `run_as: {user, group}`: the user must be written, and both must exist.

@@ -52,6 +52,8 @@ final class ConfigParser {
         let expectations = parseExpectations(top)
         let executors = parseExecutors(top, root: root)
         let defaultName = defaultExecutorName(executors, top)
+        let approvals = parseApprovalSettings(top)
+        checkApprovals(executors, approvals)
 
         var config = DaemonConfig(
             socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,
@@ -64,6 +66,7 @@ final class ConfigParser {
         config.metrics = metrics
         config.expectations = expectations
         config.containment = parseContainmentSetting(top)
+        config.approvals = approvals
         checkExpectedExecutors(expectations, executors)
         return config
     }

@@ -81,12 +81,19 @@ extension ConfigSchema {
             "sandbox", .section("executors.NAME.sandbox"), default: .none,
             "systemd execution properties: each execution runs as a transient unit with them")
 
+        public static let approval = ConfigKey(
+            "approval", .section("executors.NAME.approval"), default: .none,
+            "the approvals its commands need before they run (a rule's own `approval` wins)")
+        public static let breakGlass = ConfigKey(
+            "break_glass", .section("executors.NAME.break_glass"), default: .none,
+            "who may run at once with `--break-glass` instead of waiting for approval")
+
         public static let section = ConfigSection(
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
                 maxTimeout, concurrency, execRate, locks, allow, tty, recordInput, editable, commands, leftovers,
-                limits, rlimits, sandbox,
+                limits, rlimits, sandbox, approval, breakGlass,
             ])
     }
 
@@ -161,6 +168,54 @@ extension ConfigSchema {
             docsPrefix: "allow.", keys: [users, groups, roles])
     }
 
+    /// `executors.NAME.approval` (and a rule's `approval`): the approvals a command needs before it runs.
+    public enum ApprovalKeys {
+        public static let count = ConfigKey(
+            "count", .integer(0...ApprovalPolicy.maxCount), default: .value("1"),
+            "how many distinct approvers must approve; 0 for none")
+        public static let approvers = ConfigKey(
+            "approvers", .section("executors.NAME.approval.approvers"),
+            default: .described("required when `count` is above 0"), "who may approve: {users, groups, roles}")
+        public static let expires = ConfigKey(
+            "expires", .duration(.atLeast(.seconds(1))), default: .value("1h"),
+            "how long a request waits for its approvals (at most `approvals.max_expires`)")
+        public static let reason = ConfigKey(
+            "reason", .string, default: .value("optional"),
+            "`required` or `optional`: whether a request must give a reason (`exec --reason`)")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.approval", doc: "the approvals a command needs", docsHeading: "#### Approvals",
+            docsPrefix: "approval.", keys: [count, approvers, expires, reason])
+    }
+
+    /// `executors.NAME.approval.approvers`: who may approve (never the requester).
+    public enum ApproverKeys {
+        public static let users = ConfigKey(
+            "users", .strings, default: .value("[]"), "users who may approve; \"*\" for every user")
+        public static let groups = ConfigKey(
+            "groups", .strings, default: .value("[]"), "groups whose members may approve")
+        public static let roles = ConfigKey(
+            "roles", .strings, default: .value("[]"), "roles whose holders may approve")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.approval.approvers", doc: "who may approve", docsHeading: "#### Approvals",
+            docsPrefix: "approval.approvers.", keys: [users, groups, roles])
+    }
+
+    /// `executors.NAME.break_glass`: who may skip the approval in an emergency (audited, listed for review).
+    public enum BreakGlassKeys {
+        public static let users = ConfigKey(
+            "users", .strings, default: .value("[]"), "users who may use --break-glass; \"*\" for every user")
+        public static let groups = ConfigKey(
+            "groups", .strings, default: .value("[]"), "groups whose members may use --break-glass")
+        public static let roles = ConfigKey(
+            "roles", .strings, default: .value("[]"), "roles whose holders may use --break-glass")
+
+        public static let section = ConfigSection(
+            path: "executors.NAME.break_glass", doc: "who may break the glass", docsHeading: "#### Approvals",
+            docsPrefix: "break_glass.", keys: [users, groups, roles])
+    }
+
     /// `{secret: SECRET}`: a reference to a secret in the store, as a value of `environment` or `secret_files`.
     public enum SecretReferenceKeys {
         public static let secret = ConfigKey("secret", .string, default: .required, "the secret's name")
@@ -178,10 +233,13 @@ extension ConfigSchema {
         public static let deny = ConfigKey(
             "deny", .argvShape("executors.NAME.commands[N][N]"), default: .notApplicable,
             "commands of this shape are refused, wherever the rule stands")
+        public static let approval = ConfigKey(
+            "approval", .section("executors.NAME.approval"), default: .described("the executor's"),
+            "beside `allow`: the approvals this rule's commands need instead of the executor's (`{count: 0}`: none)")
 
         public static let section = ConfigSection(
             path: "executors.NAME.commands[N]", doc: "a command rule with its effect",
-            docsHeading: "#### Command rules", keys: [allow, deny])
+            docsHeading: "#### Command rules", keys: [allow, deny, approval])
     }
 
     /// `executors.NAME.commands[N][N]`: an argument of a rule's shape written as a mapping.

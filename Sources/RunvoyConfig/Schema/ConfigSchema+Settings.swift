@@ -28,6 +28,8 @@ extension ConfigSchema {
             "executors", .namedSections("executors.NAME"), default: .required, "the named execution environments")
         public static let expect = ConfigKey(
             "expect", .listOfSections("expect[N]"), default: .value("[]"), "expectations the policy must meet to load")
+        public static let approvals = ConfigKey(
+            "approvals", .section("approvals"), default: .value("{}"), "bounds on requests that wait for approval")
         public static let containment = ConfigKey(
             "containment", .string, default: .value("auto"),
             "`auto`, `cgroup` or `subreaper`: how executions' processes are confined (read at start-up)")
@@ -36,7 +38,7 @@ extension ConfigSchema {
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
                 socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
-                metrics, roles, executors, expect, containment,
+                metrics, roles, executors, expect, containment, approvals,
             ])
     }
 
@@ -214,5 +216,22 @@ extension ConfigSchema {
         public static let section = ConfigSection(
             path: "metrics", doc: "metrics exposition", docsHeading: "### `metrics`",
             keys: [socket, socketMode, socketGroup, textfile, textfileInterval, listen, userLabels])
+    }
+
+    /// `approvals`: bounds on the requests that wait for approval.
+    public enum ApprovalsKeys {
+        public static let maxPending = ConfigKey(
+            "max_pending", .integer(1...100_000), default: .value("1000"),
+            "requests waiting for approval at once, everyone's; beyond it new ones are refused (busy)")
+        public static let maxPendingPerUser = ConfigKey(
+            "max_pending_per_user", .integer(1...1000), default: .value("10"),
+            "requests one user may have waiting for approval at once")
+        public static let maxExpires = ConfigKey(
+            "max_expires", .duration(.atLeast(.seconds(1))), default: .value("7d"),
+            "the longest a request waits for approval, whatever its policy's `expires`")
+
+        public static let section = ConfigSection(
+            path: "approvals", doc: "requests that wait for approval", docsHeading: "### `approvals`",
+            keys: [maxPending, maxPendingPerUser, maxExpires])
     }
 }

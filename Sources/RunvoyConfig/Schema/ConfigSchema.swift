@@ -16,6 +16,7 @@ public enum ConfigSchema {
         ExecutorKeys.section, RunAsKeys.section, ExecutorLimitKeys.section, ResourceLimitKeys.section,
         SandboxKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
+        ApprovalsKeys.section, ApprovalKeys.section, ApproverKeys.section, BreakGlassKeys.section,
     ]
 
     /// The section at `path`, as sections name each other in `ConfigType`.

@@ -29,6 +29,10 @@ struct AuditEvent: Sendable {
         case executionProcessesEnded = "execution_processes_ended"
         case fileOpened = "file_opened"
         case fileEdited = "file_edited"
+        case approvalRequested = "approval_requested"
+        case approvalAnswered = "approval_answered"
+        case approvalDecided = "approval_decided"
+        case breakGlass = "break_glass"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -60,6 +64,10 @@ struct AuditEvent: Sendable {
             case .executionProcessesEnded: "3f0c2a9d5b6e4e1c8a7d2b4f6e9c1a35"
             case .fileOpened: "6e2292a0e51a43c0b18d665818659b30"
             case .fileEdited: "8b7c70da326d498da9aaca97e404e7dd"
+            case .approvalRequested: "885037e8c8384c5784fdad1c03b59bf0"
+            case .approvalAnswered: "dad52764109d4db29aad6b392d23c5ed"
+            case .approvalDecided: "228dc49094a24624951d6a7cc5bf9445"
+            case .breakGlass: "db5006d2383842eda54aa60c49524a39"
             }
         }
     }

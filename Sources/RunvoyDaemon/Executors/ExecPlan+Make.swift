@@ -28,6 +28,7 @@ extension ExecPlan {
             caller: caller, executor: executor, argv: argv, command: judged(command, on: executor), config: config)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw refuse(error) }
+        if let invalid = reasonRefusal(params.reason, decision.approval, executor) { throw refuse(invalid) }
         var environment: [String: String]
         let timeout: Duration?
         let path: String
@@ -55,6 +56,7 @@ extension ExecPlan {
             requestID: requestID, caller: caller, argv: argv, executor: executor, identity: identity.identity,
             runAs: identity.label, command: path, environment: environment,
             envKeys: (params.env ?? [:]).keys.sorted(), timeout: timeout, decision: decision,
+            reason: params.reason.flatMap { $0.isEmpty ? nil : $0 },
             wantsStdin: params.stdin ?? false && !(params.detach ?? false),
             killOnDisconnect: params.killOnDisconnect ?? false, terminal: terminal, config: config,
             auditFields: fields)
@@ -127,6 +129,27 @@ extension ExecPlan {
         for (key, value) in params.env ?? [:] where !isEnvironmentName(key) || value.utf8.contains(0) {
             return RunvoyError(
                 .badRequest, "environment names are letters, digits and '_' (not first), and values have no NUL")
+        }
+        return nil
+    }
+
+    /// The longest reason a request may give, in UTF-8 bytes.
+    static let maxReasonBytes = 1024
+
+    /// What is wrong with a request's reason: too long, control characters, or missing where the approval
+    /// policy requires one.
+    static func reasonRefusal(
+        _ reason: String?, _ approval: ApprovalPolicy?, _ executor: ExecutorConfig
+    ) -> RunvoyError? {
+        guard let reason, !reason.isEmpty else {
+            return approval?.reasonRequired == true
+                ? RunvoyError(.invalidArgument, "executor '\(executor.name)' requires --reason for this command") : nil
+        }
+        guard reason.utf8.count <= maxReasonBytes else {
+            return RunvoyError(.invalidArgument, "a reason is at most \(maxReasonBytes) bytes")
+        }
+        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            return RunvoyError(.invalidArgument, "a reason has no control characters (newlines, escapes)")
         }
         return nil
     }

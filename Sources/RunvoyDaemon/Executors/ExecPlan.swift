@@ -22,6 +22,8 @@ struct ExecPlan: Sendable {
     let envKeys: [String]
     let timeout: Duration?
     let decision: Authorizer.Decision
+    /// Why it runs (`exec --reason`), checked: shown to approvers, bound by the approval's digest, audited.
+    let reason: String?
     /// Whether the command reads a pipe the client feeds (`stdin`, not detached); otherwise /dev/null.
     let wantsStdin: Bool
     let killOnDisconnect: Bool
@@ -31,7 +33,7 @@ struct ExecPlan: Sendable {
     let config: DaemonConfig
     /// What every audit record of this execution begins with: the request, the caller, the executor, argv, the
     /// caller's environment names, the rule that decided and the injected secrets' names.
-    let auditFields: [(String, String)]
+    var auditFields: [(String, String)]
 
     var workingDirectory: String { executor.workingDirectory }
 

@@ -32,11 +32,15 @@ extension ExecutionManager {
         let onHangup: @Sendable (@escaping @Sendable () -> Void) -> @Sendable () -> Void
         /// Whether the client's input has closed.
         let isGone: @Sendable () -> Bool
+        /// Sends an `approval` event (a request that waits for approval); throws when the client is gone.
+        var sendApproval: @Sendable (ApprovalEvent) async throws -> Void = { _ in }
     }
 
-    /// The wait `params` asks for, or nil for none.
-    static func waitRequest(_ params: ExecParams, _ plan: ExecPlan) throws(ExecRefusal) -> WaitRequest? {
-        guard params.wait == true else { return nil }
+    /// The wait `params` asks for, or nil for none. An approved plan always may wait, under its request's id.
+    static func waitRequest(
+        _ params: ExecParams, _ plan: ExecPlan, approval: ApprovalTicket? = nil
+    ) throws(ExecRefusal) -> WaitRequest? {
+        guard params.wait == true || approval != nil else { return nil }
         var timeout: Duration?
         if let ms = params.waitTimeoutMs {
             guard ms > 0, ms <= Authorizer.longestDurationMs else {
@@ -46,6 +50,9 @@ extension ExecutionManager {
                         "wait_timeout_ms must be positive and below 10^13 (about 317 years), not \(ms)"))
             }
             timeout = .milliseconds(ms)
+        }
+        if let approval {
+            return WaitRequest(executionID: approval.id, createdAtMs: approval.record.createdAtMs, timeout: timeout)
         }
         let now = WallClock.milliseconds()
         return WaitRequest(
@@ -143,17 +150,16 @@ extension ExecutionManager {
     /// its id, creation time and plan (decided again at its turn) once it holds its slot. Throws what its client
     /// is told when it leaves instead.
     func waitIfQueued(
-        _ admission: Admission, _ plan: ExecPlan, params: ExecParams, client: QueueClient?
+        _ admission: Admission, _ plan: ExecPlan, params: ExecParams, client: QueueClient?,
+        approval: ApprovalTicket? = nil
     ) async throws(RunvoyError) -> (id: String, createdAtMs: Int64, plan: ExecPlan)? {
         guard let waiting = admission.waiting else { return nil }
         let ticket = admission.ticket
         let audit = plan.auditLog(logger: logger, journal: launcher.journal)
-        do throws(StoreError) {
-            try store.insert(
-                plan.historyRow(id: waiting.executionID, status: .queued, createdAtMs: waiting.createdAtMs))
+        do throws(RunvoyError) {
+            try await recordQueued(plan, waiting, approval: approval)
         } catch {
-            let told = RunvoyError(
-                .storeUnavailable, "cannot record the execution in the history (\(error.message)); nothing was run")
+            let told = error
             leave(ticket, told, cause: "store")
             // Another execution's end may have started it already: then its slot (and locks) are given back here.
             if case .started = await turn(ticket) { release(ticket, plan.config) }
@@ -177,6 +183,11 @@ extension ExecutionManager {
             throw gone
         case .started:
             let plan = try redecided(plan, params, ticket, waiting, waitedUsec: waitedUsec, audit: audit)
+            if let refusal = Self.approvalRefusal(plan, approval) {
+                release(ticket, plan.config)
+                endQueued(waiting.executionID, reason: refusal.message)
+                throw deny(plan.refusal(refusal), caller: plan.caller, config: plan.config)
+            }
             try startQueued(ticket, plan, waiting, waitedUsec: waitedUsec, audit: audit)
             return (waiting.executionID, waiting.createdAtMs, plan)
         case .left(let error, let cause):
@@ -185,6 +196,23 @@ extension ExecutionManager {
                 QueueRecords.cancelled(plan, waiting, cause: cause, reason: error, waitedUsec: waitedUsec),
                 caller: plan.caller, audit: audit)
             throw error
+        }
+    }
+
+    /// The `queued` history row of a waiter: a new one, or an approved request's own row (its ticket spent).
+    private func recordQueued(
+        _ plan: ExecPlan, _ waiting: WaitRequest, approval: ApprovalTicket?
+    ) async throws(RunvoyError) {
+        if let approval {
+            try await approvals.fulfil(approval, plan, to: .queued)
+            return
+        }
+        do throws(StoreError) {
+            try store.insert(
+                plan.historyRow(id: waiting.executionID, status: .queued, createdAtMs: waiting.createdAtMs))
+        } catch {
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the execution in the history (\(error.message)); nothing was run")
         }
     }
 

@@ -71,6 +71,8 @@ final class ExecutionManager: Service, Sendable {
     let refusals: RefusalThrottle
     /// The rate limits' buckets (requests: `Router`; executions: `admit`).
     let rates = RateLimiter()
+    /// Requests that wait for approval before they start.
+    let approvals: Approvals
 
     /// The durable history every execution is recorded in, with its output.
     var store: ExecutionStore { launcher.store }
@@ -95,6 +97,8 @@ final class ExecutionManager: Service, Sendable {
             containment: containment, units: units)
         self.drainGrace = drainGrace
         self.onChange = onChange
+        self.approvals = Approvals(store: store, logger: logger, journal: journal, group: group)
+        approvals.setLauncher { [unowned self] ticket, config in await startApproved(ticket, config: config) }
     }
 
     var runningCount: Int { state.withLock { $0.running.count } }
@@ -114,26 +118,50 @@ final class ExecutionManager: Service, Sendable {
     /// Plans, admits and launches `params` for `caller`. Every refusal is audited and thrown as a wire error.
     /// `onStarted` runs after the command is allowed, audited and spawned, before it runs and before any output.
     /// With `params.wait`, what cannot start now waits in the queue (see `ExecutionManager+Queue`), telling
-    /// `client` where it stands.
+    /// `client` where it stands. A plan that needs approval starts only with the `approval` ticket of that very
+    /// plan (its digest); it then waits in the queue rather than be refused, so that a busy executor does not
+    /// waste an approval.
     func start(
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
-        client: QueueClient? = nil, onStarted: @Sendable (Execution) async throws -> Void
+        client: QueueClient? = nil, approval: ApprovalTicket? = nil,
+        onStarted: @Sendable (Execution) async throws -> Void
+    ) async throws(RunvoyError) -> Execution {
+        do throws(RunvoyError) {
+            return try await startPlanned(
+                params, requestID: requestID, caller: caller, config: config, sink: sink, client: client,
+                approval: approval, onStarted: onStarted)
+        } catch {
+            // An approval it could not spend ends here, never left approved for the next daemon to launch (review
+            // of approvals, L1); nothing when it was spent (its execution then ended as launches do).
+            if let approval { await approvals.unspent(approval, error, config: config) }
+            throw error
+        }
+    }
+
+    private func startPlanned(
+        _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
+        client: QueueClient?, approval: ApprovalTicket?, onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let began = ContinuousClock.now
+        // Who follows its request (`logs -f`) goes on to its output once it started, or failed to.
+        defer { if let approval { approvals.settle(approval.id) } }
         let decided: ExecPlan
         let admission: Admission
         do throws(ExecRefusal) {
             decided = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
-            admission = try admit(decided, waiting: try Self.waitRequest(params, decided))
+            if let refusal = Self.approvalRefusal(decided, approval) { throw decided.refusal(refusal) }
+            admission = try admit(decided, waiting: try Self.waitRequest(params, decided, approval: approval))
         } catch {
             throw deny(error, caller: caller, config: config)
         }
         let ticket = admission.ticket
-        let queued = try await waitIfQueued(admission, decided, params: params, client: client)
-        let plan = queued?.plan ?? decided
+        let queued = try await waitIfQueued(admission, decided, params: params, client: client, approval: approval)
+        var plan = queued?.plan ?? decided
+        plan.auditFields += approval?.auditFields ?? []
+        let existing = try await startApproval(approval, plan, queued: queued, ticket: ticket)
         let launched: ExecLaunch.Launched
         do throws(LaunchFailure) {
-            launched = try await launcher.launch(plan, queued: queued.map { ($0.id, $0.createdAtMs) })
+            launched = try await launcher.launch(plan, queued: existing)
         } catch {
             release(ticket, plan.config)
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }
@@ -155,6 +183,54 @@ final class ExecutionManager: Service, Sendable {
         }
         execution.releaseOutput()
         return execution
+    }
+
+    /// Why `plan` may not start with `approval`: it needs approval and has no ticket for exactly this plan.
+    static func approvalRefusal(_ plan: ExecPlan, _ approval: ApprovalTicket?) -> RunvoyError? {
+        guard let policy = plan.decision.approval else { return nil }
+        if let approval, approval.digest == ApprovalSubject(plan, reason: plan.reason ?? "").digest { return nil }
+        return RunvoyError(
+            .permissionDenied,
+            "executor '\(plan.executor.name)' \(policy.display) for this command"
+                + (approval == nil ? "" : "; what would run now is not what was approved"))
+    }
+
+    /// The row an approved (or break-glass) plan that starts at once launches onto, its ticket spent; else the
+    /// row of a plan that waited in the queue, if any.
+    private func startApproval(
+        _ approval: ApprovalTicket?, _ plan: ExecPlan, queued: (id: String, createdAtMs: Int64, plan: ExecPlan)?,
+        ticket: UInt64
+    ) async throws(RunvoyError) -> (id: String, createdAtMs: Int64)? {
+        if let queued { return (queued.id, queued.createdAtMs) }
+        guard let approval else { return nil }
+        do throws(RunvoyError) {
+            try await approvals.fulfil(approval, plan, to: .running)
+        } catch {
+            release(ticket, plan.config)
+            throw error
+        }
+        return (approval.id, approval.record.createdAtMs)
+    }
+
+    /// Starts an approved request no client waits for, as its requester, under `config` (decided again there).
+    func startApproved(_ ticket: ApprovalTicket, config: DaemonConfig) async {
+        guard var params = ExecutionStore.decode(ExecParams.self, ticket.record.params) else {
+            await approvals.withdraw(ticket.id, reason: "its parameters cannot be read", config: config)
+            return
+        }
+        params.wait = true
+        params.detach = true
+        params.stdin = false
+        let caller = Caller.lookup(uid: ticket.record.requesterUid)
+        do {
+            _ = try await start(
+                params, requestID: nil, caller: caller, config: config, sink: nil, approval: ticket
+            ) { _ in }
+        } catch {
+            logger.warning(
+                "an approved request did not start", metadata: ["execution": "\(ticket.id)", "error": "\(error)"])
+            await approvals.withdraw(ticket.id, reason: error.message, config: config)
+        }
     }
 
     /// Records a refusal (within the caller's bound) and gives the wire error.

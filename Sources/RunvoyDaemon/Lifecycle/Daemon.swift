@@ -70,6 +70,10 @@ struct Daemon {
         }
         // What waits in the queue starts as soon as a reload makes room for it.
         store.observe { executions.limitsChanged($0) }
+        // Requests for approval the previous daemon left: expired, withdrawn, or waiting on (and started once
+        // approved). Not awaited: starting one waits for the execution manager's group, which runs later.
+        let recovering = store.current
+        Task { await executions.approvals.recover(config: recovering) }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
         let context = ServerContext(
             config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger)

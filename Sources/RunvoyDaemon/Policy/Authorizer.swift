@@ -12,9 +12,14 @@ enum Authorizer {
         var error: RunvoyError?
         /// `FILE:LINE` of the command rule that decided; nil when no rule did (no role, no access, no match).
         var rule: String?
+        /// For an allow: the approvals the command needs before it runs (the rule's own, else the executor's);
+        /// nil when it needs none.
+        var approval: ApprovalPolicy?
 
-        static func allow(_ reason: String, rule: String?) -> Decision {
-            Decision(allowed: true, reason: reason, error: nil, rule: rule)
+        static func allow(_ reason: String, rule: String?, approval: ApprovalPolicy? = nil) -> Decision {
+            Decision(
+                allowed: true, reason: reason, error: nil, rule: rule,
+                approval: approval?.requiresApproval == true ? approval : nil)
         }
         static func deny(_ code: RunvoyError.Code, _ reason: String, rule: String? = nil) -> Decision {
             Decision(allowed: false, reason: reason, error: RunvoyError(code, reason), rule: rule)
@@ -114,7 +119,7 @@ enum Authorizer {
         }
         guard let first = argv.first else { return .deny(.badRequest, "argv must name a command") }
         if case .any = executor.commands {
-            return .allow("executor '\(executor.name)' accepts any command", rule: nil)
+            return .allow("executor '\(executor.name)' accepts any command", rule: nil, approval: executor.approval)
         }
         let rules = executor.commands.rules
         let searchPath = executor.environment["PATH"]
@@ -133,7 +138,9 @@ enum Authorizer {
         }
         if let allow = rules.first(where: { $0.effect == .allow && matcher.matches($0, argv: argv) }) {
             let at = location(allow, config)
-            return .allow("allowed by the rule `\(allow.display)` at \(at)", rule: at)
+            return .allow(
+                "allowed by the rule `\(allow.display)` at \(at)", rule: at,
+                approval: allow.approval ?? executor.approval)
         }
         return .deny(
             .commandNotAllowed,

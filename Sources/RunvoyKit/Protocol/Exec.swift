@@ -23,6 +23,11 @@ public struct ExecParams: Codable, Sendable, Equatable {
     public var wait: Bool?
     /// With `wait`: give up after this many milliseconds in the queue (`queue_timeout`); no bound when absent.
     public var waitTimeoutMs: Int64?
+    /// Why the command is run: shown to approvers and audited (at most 1024 bytes, no control characters).
+    public var reason: String?
+    /// Run at once a command that needs approval, where the executor's `break_glass` admits the caller (a
+    /// reason is required; audited at priority 2 and listed for review).
+    public var breakGlass: Bool?
 
     public init(
         argv: [String], executor: String? = nil, env: [String: String]? = nil, timeoutMs: Int64? = nil,
@@ -48,6 +53,8 @@ public struct ExecParams: Codable, Sendable, Equatable {
         case waitTimeoutMs = "wait_timeout_ms"
         case killOnDisconnect = "kill_on_disconnect"
         case binaryOutput = "binary_output"
+        case reason
+        case breakGlass = "break_glass"
     }
 }
 
@@ -165,15 +172,19 @@ public struct ExitEvent: Codable, Sendable, Equatable {
 /// Result of a detached `exec`.
 public struct DetachedResult: Codable, Sendable, Equatable {
     public var executionId: String
-    public var pid: Int32
+    /// The command's pid; absent while it waits for approval.
+    public var pid: Int32?
+    /// `awaiting_approval` when it waits for approval (it runs once approved); absent when it runs.
+    public var state: String?
 
-    public init(executionId: String, pid: Int32) {
+    public init(executionId: String, pid: Int32?, state: String? = nil) {
         self.executionId = executionId
         self.pid = pid
+        self.state = state
     }
 
     enum CodingKeys: String, CodingKey {
-        case pid
+        case pid, state
         case executionId = "execution_id"
     }
 }

@@ -17,9 +17,11 @@ public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
     /// Left the queue before it started (`cancel`, its wait timeout, its client went away, or the daemon
     /// stopped): it never ran.
     case cancelled
+    /// Waits for approval (`approval` on its executor or rule): not started, not in the queue yet.
+    case awaitingApproval = "awaiting_approval"
 
     /// Whether the execution has ended.
-    public var isFinal: Bool { self != .queued && self != .running }
+    public var isFinal: Bool { self != .queued && self != .running && self != .awaitingApproval }
 
     /// Parses a comma-separated list such as `running,failed`. Nil when any name is unknown.
     public static func parseList(_ text: String) -> [ExecutionStatus]? {

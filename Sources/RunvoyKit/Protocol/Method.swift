@@ -55,4 +55,10 @@ public enum Method: String, Sendable, CaseIterable {
     case editOpen = "edit_open"
     /// Write an edited file back as the executor's user, atomically, unless it changed since `edit_open`.
     case editSave = "edit_save"
+    /// Requests for approval the caller may see: its own, those it may answer, or (`view_all`) everyone's.
+    case approvals
+    /// Approve a request for approval, bound to the digest the approver was shown.
+    case approve
+    /// Deny a request for approval, with a comment.
+    case deny
 }

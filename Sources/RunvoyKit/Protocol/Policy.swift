@@ -25,11 +25,14 @@ public struct ExplainResult: Codable, Sendable, Equatable {
     public var reason: String
     /// `FILE:LINE` of the rule that decided, when a rule did.
     public var rule: String?
+    /// For an allow that needs approval: what it needs ("needs 2 approvals (roles admin), expires 15m").
+    public var approval: String?
 
     public init(
         user: String, roles: [String], executor: String, decision: String, code: String?, reason: String,
-        rule: String?
+        rule: String?, approval: String? = nil
     ) {
+        self.approval = approval
         self.user = user
         self.roles = roles
         self.executor = executor
@@ -49,10 +52,11 @@ public struct ExplainResult: Codable, Sendable, Equatable {
         try c.encode(code, forKey: .code)
         try c.encode(reason, forKey: .reason)
         try c.encode(rule, forKey: .rule)
+        try c.encode(approval, forKey: .approval)
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, roles, executor, decision, code, reason, rule
+        case user, roles, executor, decision, code, reason, rule, approval
     }
 }
 

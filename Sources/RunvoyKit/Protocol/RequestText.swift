@@ -18,6 +18,8 @@ public enum RequestText {
         if let tty = params.tty { members.append("\"tty\":" + terminal(tty)) }
         if let wait = params.wait { members.append("\"wait\":\(wait)") }
         if let waitTimeout = params.waitTimeoutMs { members.append("\"wait_timeout_ms\":\(waitTimeout)") }
+        if let reason = params.reason { members.append("\"reason\":" + JSONText.quoted(reason)) }
+        if let breakGlass = params.breakGlass { members.append("\"break_glass\":\(breakGlass)") }
         return frame(id: id, method: .exec, params: "{" + members.joined(separator: ",") + "}")
     }
 

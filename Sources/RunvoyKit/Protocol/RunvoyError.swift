@@ -48,6 +48,10 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let rateLimited = Code(rawValue: "rate_limited")
         /// `edit_save`: the file changed since `edit_open` read it, so nothing was written.
         public static let conflict = Code(rawValue: "conflict")
+        /// The request for approval was denied; its command never runs.
+        public static let approvalDenied = Code(rawValue: "approval_denied")
+        /// The request for approval expired before it had its approvals; its command never runs.
+        public static let approvalExpired = Code(rawValue: "approval_expired")
     }
 
     /// Machine-readable details some codes carry.

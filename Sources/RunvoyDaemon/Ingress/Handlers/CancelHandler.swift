@@ -15,6 +15,11 @@ struct CancelHandler: MethodHandler {
                 RunvoyError(.permissionDenied, "execution \(info.executionId) was started by another user"),
                 fields: fields)
         }
+        if info.status == .awaitingApproval {
+            await context.executions.approvals.withdraw(
+                info.executionId, reason: "withdrawn by \(context.who)", config: context.config)
+            return .result(CancelResult(executionId: info.executionId, cancelled: true))
+        }
         guard context.executions.cancel(info.executionId, by: context.who) else {
             let status = context.executions.isQueued(info.executionId) ? "queued" : info.status.rawValue
             throw RunvoyError(

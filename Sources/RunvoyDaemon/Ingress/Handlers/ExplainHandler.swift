@@ -30,6 +30,7 @@ struct ExplainHandler: MethodHandler {
             ExplainResult(
                 user: subject.displayName, roles: Authorizer.roles(subject, config).sorted().map(\.rawValue),
                 executor: executor.name, decision: decision.allowed ? "allow" : "deny",
-                code: decision.error?.code.rawValue, reason: decision.reason, rule: decision.rule))
+                code: decision.error?.code.rawValue, reason: decision.reason, rule: decision.rule,
+                approval: decision.approval?.display))
     }
 }

@@ -17,12 +17,21 @@ struct LogsHandler: MethodHandler {
         }
         let follow = params.follow ?? false
         let input = params.input ?? false
-        let live = context.executions.running(id: info.executionId)
         let activity = context.activity
         activity.attach()
         return .stream {
             defer { activity.detach() }
             do {
+                var info = info
+                if follow, info.status == .awaitingApproval {
+                    // `approval` events until its command starts (or it ends without running); then as usual.
+                    let sink = context.sink
+                    await context.executions.approvals.follow(
+                        info.executionId, requestID: context.id, hangup: activity.hangup
+                    ) { try? await sink.send($0) }
+                    info = (try? context.executions.store.get(info.executionId)).flatMap { $0 } ?? info
+                }
+                let live = context.executions.running(id: info.executionId)
                 try await Self.stream(info, live: live, follow: follow, input: input, context: context)
             } catch let error as StoreError {
                 context.logger.error(

@@ -41,6 +41,15 @@ extension RequestContext {
                 RunvoyError(.permissionDenied, "user \(caller.displayName) may not use executor '\(name)'"),
                 fields: fields)
         }
+        if executor.needsApproval {
+            // Fail closed: an edit would change what the executor's user reads, or the script an approved request
+            // runs, on one person's word; edits are not sent through approval (review of approvals, F6).
+            throw denied(
+                RunvoyError(
+                    .permissionDenied,
+                    "executor '\(name)' needs approval for its commands, so edits of its files would need approval too; edit is not supported on such an executor"
+                ), fields: fields)
+        }
         let (resolved, base) = try editablePath(path, executor, &fields)
         let runAs: RunAsIdentity
         do {

@@ -44,5 +44,8 @@ struct MethodTable: Sendable {
         TraceHandler(),
         EditOpenHandler(),
         EditSaveHandler(),
+        ApprovalsHandler(),
+        ApproveHandler(),
+        DenyHandler(),
     ])
 }

@@ -1,0 +1,213 @@
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// The approval gate of `exec`: a step after the plan and before `ExecutionManager.start`. A plan that needs no
+/// approval goes on; one that does becomes a request (and an `awaiting_approval` history row) and waits, or, with
+/// `--break-glass`, runs at once on a record listed for review.
+extension Approvals {
+    /// What approvers are shown besides argv: kept with the request, never the environment's values.
+    struct Summary: Codable, Sendable {
+        var runAs: String
+        var command: String
+        var cwd: String
+        var envKeys: [String]
+        var secrets: [String]
+        var terminal: Bool
+        var timeoutMs: Int64?
+        var argv: [String]
+    }
+
+    /// Makes the request `plan` needs, or nil when it needs none. Throws the refusal (audited) of a plan that
+    /// cannot be made, of a break-glass that is not allowed, or beyond the bounds of `approvals`.
+    func gate(
+        _ params: ExecParams, _ plan: ExecPlan, executions: ExecutionManager
+    ) async throws(RunvoyError) -> ApprovalRecord? {
+        let config = plan.config
+        let breakGlass = params.breakGlass ?? false
+        guard let policy = plan.decision.approval else {
+            if breakGlass {
+                throw RunvoyError(
+                    .invalidArgument, "executor '\(plan.executor.name)' needs no approval for this: drop --break-glass")
+            }
+            return nil
+        }
+        if breakGlass {
+            guard plan.reason != nil else {
+                throw RunvoyError(.invalidArgument, "--break-glass needs --reason")
+            }
+            guard Authorizer.mayBreakGlass(plan.caller, plan.executor, config) else {
+                throw executions.deny(
+                    plan.refusal(
+                        RunvoyError(
+                            .permissionDenied,
+                            "user \(plan.caller.displayName) may not break the glass on executor '\(plan.executor.name)'"
+                        )),
+                    caller: plan.caller, config: config)
+            }
+        }
+        var record = Self.record(plan, params, policy, breakGlass: breakGlass)
+        do throws(RunvoyError) {
+            try insert(record, plan)
+        } catch {
+            // Beyond the bounds (`busy`) is a refusal like any other: audited, coalesced per caller.
+            throw error.code == .busy
+                ? executions.deny(plan.refusal(error), caller: plan.caller, config: config) : error
+        }
+        try await recordRequest(&record, plan, breakGlass: breakGlass)
+        if !breakGlass { scheduleExpiry(record, config: config) }
+        return record
+    }
+
+    /// Writes the audit record of the request just stored (fail-closed), then marks it recorded: only then can it
+    /// be answered, reviewed or started. One the record could not be written for ends at once, and one the daemon
+    /// stopped before marking ends at the next start (`recover`), never run (review of approvals, F2, F3).
+    private func recordRequest(
+        _ record: inout ApprovalRecord, _ plan: ExecPlan, breakGlass: Bool
+    ) async throws(RunvoyError) {
+        do throws(RunvoyError) {
+            try await audit(plan.config).record(
+                breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
+        } catch {
+            abandon(record.id, reason: "its record could not be audited")
+            throw error
+        }
+        let marked: Bool
+        do throws(StoreError) {
+            marked = try store.markApprovalRecorded(record.id)
+        } catch {
+            abandon(record.id, reason: "it could not be marked recorded")
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
+        }
+        guard marked else {
+            throw RunvoyError(.cancelled, "request \(record.id) ended before it was recorded; it did not run")
+        }
+        record.recorded = true
+        record.version += 1
+    }
+
+    /// The request of `plan` as the database keeps it.
+    static func record(
+        _ plan: ExecPlan, _ params: ExecParams, _ policy: ApprovalPolicy, breakGlass: Bool
+    ) -> ApprovalRecord {
+        let now = WallClock.milliseconds()
+        let expires = min(policy.expires, plan.config.approvals.maxExpires)
+        let subject = ApprovalSubject(plan, reason: plan.reason ?? "")
+        let summary = Summary(
+            runAs: plan.runAs, command: plan.command, cwd: plan.workingDirectory,
+            envKeys: plan.environment.keys.sorted(), secrets: plan.executor.secretNames.sorted(),
+            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv)
+        return ApprovalRecord(
+            id: ExecutionID.make(milliseconds: UInt64(now)), kind: breakGlass ? "break_glass" : "exec",
+            state: breakGlass ? .breakGlass : .pending, requesterUid: plan.caller.uid,
+            requesterUser: plan.caller.displayName, executor: plan.executor.name, digest: subject.digest,
+            params: ExecutionStore.json(params), summary: ExecutionStore.json(summary), reason: plan.reason,
+            required: policy.count, approvers: Authorizer.approverList(policy.approvers),
+            needsClient: plan.terminal != nil || plan.wantsStdin, createdAtMs: now,
+            expiresAtMs: now + ExecPlan.micros(expires) / 1000, configDigest: plan.config.digest, recorded: false)
+    }
+
+    /// Records the request and its `awaiting_approval` history row, within the bounds of `approvals`.
+    private func insert(_ record: ApprovalRecord, _ plan: ExecPlan) throws(RunvoyError) {
+        let bounds = plan.config.approvals
+        let inserted: Bool
+        do throws(StoreError) {
+            inserted = try store.insertApproval(
+                record,
+                execution: plan.historyRow(id: record.id, status: .awaitingApproval, createdAtMs: record.createdAtMs),
+                maxPending: bounds.maxPending, maxPerUser: bounds.maxPendingPerUser)
+        } catch {
+            throw RunvoyError(
+                .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
+        }
+        guard inserted else {
+            throw RunvoyError(
+                .busy,
+                "too many requests wait for approval (approvals.max_pending \(bounds.maxPending), or \(bounds.maxPendingPerUser) of yours); wait for them to be answered or withdraw one with cancel"
+            )
+        }
+    }
+
+    /// The `approval` event of `record` for request `requestID`.
+    static func event(_ record: ApprovalRecord, requestID: RequestID?) -> ApprovalEvent {
+        ApprovalEvent(
+            id: requestID, executionId: record.id, state: record.state, approvals: record.approvals,
+            required: record.required,
+            approvedBy: record.answers.filter { $0.answer == .approve }.map(\.user), approvers: record.approvers,
+            expiresAtMs: record.expiresAtMs, digest: record.digest)
+    }
+
+    /// Waits, telling `client` of each change, until `record` is approved (the ticket to start it with) or ends
+    /// (thrown). When the client goes first, a request that needs it is withdrawn; another stays pending and the
+    /// daemon starts it when it is approved.
+    func awaitDecision(
+        _ record: ApprovalRecord, requestID: RequestID?, client: ExecutionManager.QueueClient, config: DaemonConfig
+    ) async throws(RunvoyError) -> ApprovalTicket {
+        let send: @Sendable (ApprovalRecord) async -> Void = { record in
+            try? await client.sendApproval(Self.event(record, requestID: requestID))
+        }
+        let token = room.withLock { $0.watch(record.id, send: send) }
+        let current = (try? store.approval(record.id)) ?? record
+        await send(current)
+        if current.state.isFinal && current.state != .fulfilled {
+            // It ended before this client watched (a denial or deadline at once): nobody else would tell it.
+            _ = room.withLock { $0.leave(record.id, token) }
+            throw Self.ending(current)
+        }
+        let unhook = client.onHangup { [self] in
+            guard room.withLock({ $0.leave(record.id, token) }) else { return }
+            if record.needsClient {
+                Task { await withdraw(record.id, reason: "its client went away", config: config) }
+            }
+        }
+        let turn = await withCheckedContinuation { continuation in
+            if let turn = room.withLock({ $0.await(record.id, token, continuation) }) {
+                continuation.resume(returning: turn)
+            }
+        }
+        unhook()
+        switch turn {
+        case .approved(let ticket): return ticket
+        case .ended(let error): throw error
+        }
+    }
+
+    /// Spends `ticket` on `plan`, which is about to be queued or started (`status`): the plan must be the one
+    /// approved, its requester still allowed, and the policy in force ask for no more than it had; otherwise it
+    /// is invalidated and never runs. Its history row leaves `awaiting_approval` in the same transaction.
+    func fulfil(_ ticket: ApprovalTicket, _ plan: ExecPlan, to status: ExecutionStatus) async throws(RunvoyError) {
+        if ticket.isBreakGlass { return try startBreakGlass(ticket, to: status) }
+        let gone = RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
+        let (new, change) = try await serially(ticket.id) {
+            () async throws(RunvoyError) -> (ApprovalRecord, ApprovalMachine.Change) in
+            guard let old = try? store.approval(ticket.id) else { throw gone }
+            let policy = plan.decision.approval
+            let allowed =
+                policy.map { $0.count <= old.required && Authorizer.approverList($0.approvers) == old.approvers }
+                ?? true
+            let event = ApprovalMachine.Event.launch(
+                digest: ApprovalSubject(plan, reason: plan.reason ?? "").digest, allowed: allowed,
+                reason: "the approval policy changed", atMs: WallClock.milliseconds())
+            let (new, result) = ApprovalMachine.apply(event, to: old)
+            let change = try result.get()
+            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { throw gone }
+            return (new, change)
+        }
+        await applied(change, new, config: plan.config)
+        if change == .invalidated { throw Self.ending(new) }
+    }
+
+    /// A break-glass run's history row leaves `awaiting_approval` (its record stays, for review).
+    private func startBreakGlass(_ ticket: ApprovalTicket, to status: ExecutionStatus) throws(RunvoyError) {
+        let started: Bool
+        do throws(StoreError) {
+            started = try store.startAwaiting(ticket.id, as: status)
+        } catch {
+            throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
+        }
+        guard started else {
+            throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
+        }
+    }
+}

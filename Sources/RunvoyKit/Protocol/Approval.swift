@@ -1,0 +1,262 @@
+/// Where a request for approval is in its life.
+public enum ApprovalState: String, Codable, Sendable, CaseIterable {
+    /// Waiting for its approvals.
+    case pending
+    /// Approved: its command is about to be queued or started.
+    case approved
+    /// Its command was queued or started: the approval is spent.
+    case fulfilled
+    /// Someone denied it; it never runs.
+    case denied
+    /// No decision before its deadline; it never runs.
+    case expired
+    /// Its requester took it back (or its client, which it needed, went); it never runs.
+    case withdrawn
+    /// Approved, but what would run (or the policy) changed before it started; it never runs.
+    case invalidated
+    /// A break-glass run, not reviewed yet.
+    case breakGlass = "break_glass"
+    /// A break-glass run someone reviewed.
+    case reviewed
+
+    /// Whether nothing more can happen to it.
+    public var isFinal: Bool {
+        switch self {
+        case .pending, .approved, .breakGlass: false
+        default: true
+        }
+    }
+}
+
+/// Who may approve: users, groups, roles (as an executor's `allow` writes them).
+public struct ApproverList: Codable, Sendable, Equatable, Hashable {
+    public var users: [String]
+    public var groups: [String]
+    public var roles: [String]
+
+    public init(users: [String] = [], groups: [String] = [], roles: [String] = []) {
+        self.users = users
+        self.groups = groups
+        self.roles = roles
+    }
+
+    /// "roles admin; groups sre"; "no one" when empty.
+    public var display: String {
+        var parts: [String] = []
+        if !roles.isEmpty { parts.append("roles " + roles.joined(separator: ", ")) }
+        if !groups.isEmpty { parts.append("groups " + groups.joined(separator: ", ")) }
+        if !users.isEmpty { parts.append("users " + users.joined(separator: ", ")) }
+        return parts.isEmpty ? "no one" : parts.joined(separator: "; ")
+    }
+}
+
+/// One person's answer to a request.
+public struct ApprovalAnswer: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case approve, deny, review
+    }
+
+    public var uid: UInt32
+    public var user: String
+    public var answer: Kind
+    /// The digest the answer was given to.
+    public var digest: String
+    public var comment: String?
+    public var atMs: Int64
+
+    public init(uid: UInt32, user: String, answer: Kind, digest: String, comment: String?, atMs: Int64) {
+        self.uid = uid
+        self.user = user
+        self.answer = answer
+        self.digest = digest
+        self.comment = comment
+        self.atMs = atMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case uid, user, answer, digest, comment
+        case atMs = "at_ms"
+    }
+}
+
+/// A request for approval as `approvals` lists it: what would run, who asked and why, and who answered.
+public struct ApprovalInfo: Codable, Sendable, Equatable {
+    public var id: String
+    /// `exec` or `break_glass`.
+    public var kind: String
+    public var state: ApprovalState
+    public var requesterUid: UInt32
+    public var requester: String
+    public var executor: String
+    public var runAs: String
+    public var command: String
+    public var argv: [String]
+    public var cwd: String
+    /// The names of the variables of the planned environment (never their values).
+    public var envKeys: [String]
+    /// The names of the secrets the command will receive.
+    public var secrets: [String]
+    public var terminal: Bool
+    public var timeoutMs: Int64?
+    public var reason: String?
+    public var createdAtMs: Int64
+    public var expiresAtMs: Int64
+    public var required: Int
+    public var approvers: ApproverList
+    public var answers: [ApprovalAnswer]
+    public var digest: String
+    /// The decision's reason once it has one ("denied by bob: not now").
+    public var decision: String?
+    /// Whether the caller of `approvals` may answer it now.
+    public var mayAnswer: Bool
+
+    public init(
+        id: String, kind: String, state: ApprovalState, requesterUid: UInt32, requester: String, executor: String,
+        runAs: String, command: String, argv: [String], cwd: String, envKeys: [String], secrets: [String],
+        terminal: Bool, timeoutMs: Int64?, reason: String?, createdAtMs: Int64, expiresAtMs: Int64, required: Int,
+        approvers: ApproverList, answers: [ApprovalAnswer], digest: String, decision: String?, mayAnswer: Bool
+    ) {
+        self.id = id
+        self.kind = kind
+        self.state = state
+        self.requesterUid = requesterUid
+        self.requester = requester
+        self.executor = executor
+        self.runAs = runAs
+        self.command = command
+        self.argv = argv
+        self.cwd = cwd
+        self.envKeys = envKeys
+        self.secrets = secrets
+        self.terminal = terminal
+        self.timeoutMs = timeoutMs
+        self.reason = reason
+        self.createdAtMs = createdAtMs
+        self.expiresAtMs = expiresAtMs
+        self.required = required
+        self.approvers = approvers
+        self.answers = answers
+        self.digest = digest
+        self.decision = decision
+        self.mayAnswer = mayAnswer
+    }
+
+    /// How many distinct people approved.
+    public var approvals: Int { answers.filter { $0.answer == .approve }.count }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, state, requester, executor, command, argv, cwd, secrets, terminal, reason, required, approvers
+        case answers, digest, decision
+        case requesterUid = "requester_uid"
+        case runAs = "run_as"
+        case envKeys = "env_keys"
+        case timeoutMs = "timeout_ms"
+        case createdAtMs = "created_at_ms"
+        case expiresAtMs = "expires_at_ms"
+        case mayAnswer = "may_answer"
+    }
+}
+
+/// Parameters of `approvals`.
+public struct ApprovalsParams: Codable, Sendable, Equatable {
+    /// The states to list; `pending` when absent.
+    public var state: [ApprovalState]?
+    /// One request by id.
+    public var id: String?
+    /// At most this many, newest first (1-500, 100 by default).
+    public var limit: Int?
+
+    public init(state: [ApprovalState]? = nil, id: String? = nil, limit: Int? = nil) {
+        self.state = state
+        self.id = id
+        self.limit = limit
+    }
+
+    public static let defaultLimit = 100
+    public static let maximumLimit = 500
+}
+
+/// Result of `approvals`.
+public struct ApprovalsResult: Codable, Sendable, Equatable {
+    public var requests: [ApprovalInfo]
+
+    public init(requests: [ApprovalInfo]) {
+        self.requests = requests
+    }
+}
+
+/// Parameters of `approve`: the digest is the one the approver was shown, so an approval covers only that.
+public struct ApproveParams: Codable, Sendable, Equatable {
+    public var id: String
+    public var digest: String
+    public var comment: String?
+
+    public init(id: String, digest: String, comment: String? = nil) {
+        self.id = id
+        self.digest = digest
+        self.comment = comment
+    }
+}
+
+/// Parameters of `deny`: the comment is required.
+public struct DenyParams: Codable, Sendable, Equatable {
+    public var id: String
+    public var comment: String
+
+    public init(id: String, comment: String) {
+        self.id = id
+        self.comment = comment
+    }
+}
+
+/// Result of `approve` and `deny`.
+public struct ApprovalAnswerResult: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: ApprovalState
+    public var approvals: Int
+    public var required: Int
+
+    public init(id: String, state: ApprovalState, approvals: Int, required: Int) {
+        self.id = id
+        self.state = state
+        self.approvals = approvals
+        self.required = required
+    }
+}
+
+/// The `approval` event of `exec` (and `logs -f`): where a request waiting for approval stands.
+public struct ApprovalEvent: Codable, Sendable, Equatable {
+    public var id: RequestID?
+    public var event: String
+    public var executionId: String
+    public var state: ApprovalState
+    public var approvals: Int
+    public var required: Int
+    public var approvedBy: [String]
+    public var approvers: ApproverList
+    public var expiresAtMs: Int64
+    public var digest: String
+
+    public init(
+        id: RequestID?, executionId: String, state: ApprovalState, approvals: Int, required: Int,
+        approvedBy: [String], approvers: ApproverList, expiresAtMs: Int64, digest: String
+    ) {
+        self.id = id
+        self.event = "approval"
+        self.executionId = executionId
+        self.state = state
+        self.approvals = approvals
+        self.required = required
+        self.approvedBy = approvedBy
+        self.approvers = approvers
+        self.expiresAtMs = expiresAtMs
+        self.digest = digest
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, state, approvals, required, approvers, digest
+        case executionId = "execution_id"
+        case approvedBy = "approved_by"
+        case expiresAtMs = "expires_at_ms"
+    }
+}

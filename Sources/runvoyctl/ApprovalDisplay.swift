@@ -1,0 +1,59 @@
+import RunvoyKit
+
+/// How runvoyctl shows requests for approval: the `approval` events of a waiting `exec`, and the requests
+/// `approvals` lists.
+enum ApprovalDisplay {
+    /// "waiting for approval 1/2 (bob) from roles admin; groups sre, expires in 14m; digest 3f2a9c1d…:
+    /// runvoyctl approve ID".
+    static func waiting(_ frame: JSONValue) -> String {
+        let id = frame["execution_id"]?.string ?? "?"
+        let approvals = frame["approvals"]?.int ?? 0
+        let required = frame["required"]?.int ?? 0
+        var by: [String] = []
+        if case .array(let names)? = frame["approved_by"] { by = names.compactMap(\.string) }
+        let approvers = ApproverList(
+            users: strings(frame["approvers"]?["users"]), groups: strings(frame["approvers"]?["groups"]),
+            roles: strings(frame["approvers"]?["roles"]))
+        let left = max(0, Int64(frame["expires_at_ms"]?.int ?? 0) - WallClock.milliseconds())
+        let digest = String((frame["digest"]?.string ?? "").dropFirst("sha256:".count).prefix(12))
+        return "waiting for approval \(approvals)/\(required)" + (by.isEmpty ? "" : " (\(by.joined(separator: ", ")))")
+            + " from \(approvers.display), expires in \(duration(left)); digest \(digest)…: runvoyctl approve \(id)"
+    }
+
+    private static func strings(_ value: JSONValue?) -> [String] {
+        guard case .array(let items)? = value else { return [] }
+        return items.compactMap(\.string)
+    }
+
+    /// A short duration: `14m`, `3h`, `40s`.
+    static func duration(_ ms: Int64) -> String {
+        let seconds = ms / 1000
+        if seconds >= 3600 { return "\(seconds / 3600)h\(seconds % 3600 / 60 > 0 ? "\(seconds % 3600 / 60)m" : "")" }
+        if seconds >= 60 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+
+    /// The lines `approvals` and `approve` print for one request.
+    static func lines(_ info: ApprovalInfo) -> [String] {
+        let age = duration(max(0, WallClock.milliseconds() - info.createdAtMs))
+        var lines = [
+            "\(info.id)  \(info.kind == "break_glass" ? "BREAK-GLASS" : info.state.rawValue)  \(info.approvals)/\(info.required)  by \(info.requester) (uid \(info.requesterUid)), \(age) ago"
+                + (info.state == .pending
+                    ? ", expires in \(duration(info.expiresAtMs - WallClock.milliseconds()))" : ""),
+            "  executor \(info.executor) as \(info.runAs): \(JSONText.array(info.argv))",
+            "  command \(info.command) in \(info.cwd)" + (info.terminal ? " on a terminal" : ""),
+        ]
+        if !info.envKeys.isEmpty { lines.append("  environment: \(info.envKeys.joined(separator: ", "))") }
+        if !info.secrets.isEmpty { lines.append("  secrets: \(info.secrets.joined(separator: ", "))") }
+        if let reason = info.reason { lines.append("  reason: \(TerminalText.escape(reason))") }
+        lines.append("  approvers: \(info.approvers.display)")
+        for answer in info.answers {
+            lines.append(
+                "  \(answer.answer.rawValue) by \(answer.user)"
+                    + (answer.comment.map { ": \(TerminalText.escape($0))" } ?? ""))
+        }
+        if let decision = info.decision { lines.append("  \(TerminalText.escape(decision))") }
+        lines.append("  digest \(info.digest)" + (info.mayAnswer ? "  (you may answer)" : ""))
+        return lines
+    }
+}
