@@ -135,4 +135,74 @@ final class EditDiffVisibilityTests {
             }
         }
     }
+
+    /// The hashes of `id` as an administrator sees them (root): what no one else may learn.
+    func hashes(of id: String) throws -> [String] {
+        let status = try daemon.ctl(["status", "--json", id])
+        let info = try #require(try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any])
+        let edit = try #require(info["edit"] as? [String: Any])
+        let hashes = [edit["sha256_before"], edit["sha256_after"]].compactMap { $0 as? String }
+        #expect(hashes.count == 2 && hashes.allSatisfy { $0.count == 64 }, "\(edit)")
+        return hashes
+    }
+
+    /// Writes a root-only one-line file and has the developer change it; its path and the edit record's id.
+    func editAPin(_ name: String) throws -> (path: String, id: String) {
+        let path = "\(base)/etc/\(name)"
+        try "4711\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o600)
+        let script = "\(base)/\(name).sh"
+        try "#!/bin/sh\necho 4712 > \"$1\"\n".write(toFile: script, atomically: false, encoding: .utf8)
+        chmod(script, 0o755)
+        return (path, try editAsDeveloper(path, editor: script))
+    }
+
+    /// Review 16b, F1: `export` (every execution the caller may see, "exactly as `list --json` prints them") sends
+    /// the history's records as they are stored, without `shown`: a viewer or operator gets an edit's SHA-256
+    /// hashes, which `status` and `list` withhold from them.
+    @Test func anExportGivesAViewerNoHashesOfAnEdit() throws {
+        let (_, id) = try editAPin("pin-export")
+        let hashes = try hashes(of: id)
+        for user in [viewer, op] {
+            let out = try daemon.ctl(["export", "--format", "jsonl"], asUser: user)
+            #expect(out.status == 0, "\(user): \(out.stderrText)")
+            let lines = out.stdoutText.split(separator: "\n").map(String.init)
+            let line = lines.first { $0.contains(id) }
+            #expect(line != nil, "\(user) does not see the edit record in the export")
+            for hash in hashes {
+                #expect(!out.stdoutText.contains(hash), "\(user) got a hash of a root-only file: \(line ?? "")")
+            }
+        }
+        // The editor and an administrator still get them.
+        for user in [dev, nil] {
+            let out = try daemon.ctl(["export", "--format", "jsonl"], asUser: user)
+            #expect(hashes.allSatisfy { out.stdoutText.contains($0) }, "\(user ?? "root"): \(out.stderrText)")
+        }
+    }
+
+    /// Review 16b, F2: `trace` gives whoever may see an execution its journal records, and the edit's
+    /// `file_edited` record carries RUNVOY_SHA256_BEFORE and RUNVOY_SHA256_AFTER: a viewer or operator gets the
+    /// hashes `status` withholds. (By request id, which runvoyctl numbers from 1, nothing of the edit comes back:
+    /// only exec records carry RUNVOY_REQUEST_ID, and `file_opened`, with RUNVOY_SHA256 and RUNVOY_SIZE, has no
+    /// execution id. That part passes on main and guards against either changing.)
+    @Test func aTraceGivesAViewerNoHashesOfAnEdit() throws {
+        let (_, id) = try editAPin("pin-trace")
+        let hashes = try hashes(of: id)
+        _ = try Harness.journal(["RUNVOY_EXECUTION_ID=\(id)"])
+        for user in [viewer, op] {
+            let byID = try daemon.ctl(["trace", "--json", id], asUser: user)
+            #expect(byID.status == 0, "\(user): \(byID.stderrText)")
+            for hash in hashes {
+                #expect(!byID.stdoutText.contains(hash), "\(user) got a hash by execution id: \(byID.stdoutText)")
+            }
+            for request in 1...4 {
+                let byRequest = try daemon.ctl(["trace", "--json", "--request", String(request)], asUser: user)
+                for hash in hashes {
+                    #expect(
+                        !byRequest.stdoutText.contains(hash),
+                        "\(user) got a hash by request id \(request): \(byRequest.stdoutText)")
+                }
+            }
+        }
+    }
 }
