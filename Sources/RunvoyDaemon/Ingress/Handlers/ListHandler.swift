@@ -15,6 +15,6 @@ struct ListHandler: MethodHandler {
         try context.require(.viewOwn, or: .viewAll)
         let scope = Authorizer.historyScope(context.caller, context.config)
         let found = try context.history { store throws(StoreError) in try store.list(params, ownerUid: scope) }
-        return .result(ListResult(executions: found.map { context.withLiveState(context.shown($0)) }))
+        return .result(ListResult(executions: found.map(context.withLiveState)))
     }
 }

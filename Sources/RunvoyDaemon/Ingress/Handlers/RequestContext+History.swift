@@ -72,10 +72,11 @@ extension RequestContext {
         }
     }
 
-    /// Fills in what only the running execution knows yet: its pid, start time and output so far.
+    /// The record as a reply gives it to the caller (every history reply goes through here): what the caller may
+    /// see of it (`shown`), with what only the running execution knows yet: its pid, start time and output so far.
     func withLiveState(_ info: ExecutionInfo) -> ExecutionInfo {
+        var info = shown(info)
         guard info.status == .running, let live = executions.running(id: info.executionId) else { return info }
-        var info = info
         let totals = live.recorder.totals
         info.pid = live.pid
         info.startedAtMs = live.startedAtMs

@@ -28,7 +28,7 @@ struct TraceHandler: MethodHandler {
         guard (1...TraceParams.maximumLimit).contains(limit) else {
             throw RunvoyError(.invalidArgument, "limit must be between 1 and \(TraceParams.maximumLimit)")
         }
-        let (matches, owner) = try matches(params, context: context)
+        let (matches, owner, hideHashes) = try matches(params, context: context)
         if let busy = Self.slots.take(context.caller.uid) { throw busy }
         defer { Self.slots.give(context.caller.uid) }
         var configured = JournalReader(limit: limit)
@@ -40,12 +40,22 @@ struct TraceHandler: MethodHandler {
         }
         let reader = configured
         do {
-            return .result(try await Self.pool.runIfActive { try reader.records(matching: matches) })
+            var result = try await Self.pool.runIfActive { try reader.records(matching: matches) }
+            if hideHashes { result.records = result.records.map(Self.withoutHashes) }
+            return .result(result)
         } catch {
             context.logger.error("trace: cannot read the journal", metadata: ["error": "\(error)"])
             let reason = (error as? JournalReader.Failure)?.reason.map { "trace refused: \($0)" }
             throw RunvoyError(.internalError, reason ?? "the journal cannot be read")
         }
+    }
+
+    /// `record` without the SHA-256 hashes of an edited file, for a caller who may not read the edit (review of issue
+    /// 16: `file_edited` carries both, and they let anyone test guesses of a file they may not read).
+    static func withoutHashes(_ record: TraceRecord) -> TraceRecord {
+        var record = record
+        record.fields = record.fields.filter { !$0.key.hasPrefix("RUNVOY_SHA256") }
+        return record
     }
 
     /// Whether `record` is a refusal of someone other than the execution's owner (`owner`), whatever its event.
@@ -54,15 +64,16 @@ struct TraceHandler: MethodHandler {
             && record.fields["RUNVOY_CALLER_UID"] != String(owner)
     }
 
-    /// The exact fields the records must hold, once the caller is known to be allowed them, and for one
-    /// execution its owner's uid.
+    /// The exact fields the records must hold, once the caller is known to be allowed them; for one execution its
+    /// owner's uid, and whether it is an edit whose hashes the caller may not see.
     private func matches(
         _ params: TraceParams, context: RequestContext
-    ) throws -> (matches: [(String, String)], owner: UInt32?) {
+    ) throws -> (matches: [(String, String)], owner: UInt32?, hideHashes: Bool) {
         switch (params.executionId, params.requestId) {
         case (let id?, nil):
             let execution = try context.visibleExecution(id)
-            return ([("RUNVOY_EXECUTION_ID", id)], execution.callerUid)
+            let hide = execution.edit != nil && !context.mayReadEdit(execution)
+            return ([("RUNVOY_EXECUTION_ID", id)], execution.callerUid, hide)
         case (nil, let id?):
             guard !id.isEmpty, id.utf8.count <= 256, !id.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
                 throw RunvoyError(.invalidArgument, "request_id must be 1 to 256 bytes with no control characters")
@@ -71,7 +82,7 @@ struct TraceHandler: MethodHandler {
                 throw context.denied(Authorizer.refusal(context.caller, .viewOwn, context.config))
             }
             let own = context.permits(.viewAll) ? [] : [("RUNVOY_CALLER_UID", String(context.caller.uid))]
-            return ([("RUNVOY_REQUEST_ID", id)] + own, nil)
+            return ([("RUNVOY_REQUEST_ID", id)] + own, nil, false)
         default:
             throw RunvoyError(.badRequest, "trace needs exactly one of execution_id and request_id")
         }
