@@ -65,6 +65,7 @@ struct ListCostFigures {
         var more = first.more
         while more, let last = all.last {
             let page = try Self.list(connection, before: last)
+            print("LIST-PAGE before \(last): \(page.bytes) bytes, \(page.ids.count) executions, more \(page.more)")
             all += page.ids
             more = page.more
             pages += 1
@@ -84,7 +85,8 @@ struct ListCostFigures {
     static func fill(stateDirectory: String) throws {
         let store = try ExecutionStore(stateDirectory: stateDirectory)
         let argv = ["true"] + Array(repeating: String(repeating: "a", count: 100 << 10), count: 6)
-        let start: Int64 = 1_750_000_000_000
+        // Recent, so that retention (`history.max_age`) leaves them alone while the figures are taken.
+        let start = Int64(Date().timeIntervalSince1970 * 1000) - Int64(executions) - 60_000
         let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
         let rows = (0..<executions).map { index in
             // Ids in the shape the daemon makes: the time, then (here) a counter.
