@@ -354,16 +354,53 @@ public final class ExecutionStore: Sendable {
 
     /// Executions newest first, filtered by `params`; only those of `ownerUid` when it is given.
     public func list(_ params: ListParams, ownerUid: UInt32?) throws(StoreError) -> [ExecutionInfo] {
+        var found: [ExecutionInfo] = []
+        _ = try list(params, ownerUid: ownerUid, before: nil) { info in
+            found.append(info)
+            return true
+        }
+        return found
+    }
+
+    /// Executions newest first (by creation time, then id), filtered by `params`, only those of `ownerUid` when it
+    /// is given and only those that sort after `before` when it is given, read one at a time and handed to `take`
+    /// until it refuses one (returns false) or `params.limit` were taken. Returns whether another execution matched
+    /// after the last one taken. Only one row is decoded at a time, so the memory used does not grow with the
+    /// history or with what `take` leaves out.
+    public func list(
+        _ params: ListParams, ownerUid: UInt32?, before: (createdAtMs: Int64, id: String)?,
+        take: (ExecutionInfo) -> Bool
+    ) throws(StoreError) -> Bool {
+        let waiting = pending.withLock { $0 }
+        let (sql, arguments) = Self.listQuery(params, ownerUid: ownerUid, before: before, hasPending: !waiting.isEmpty)
+        let statuses = params.status ?? []
+        let limit = min(max(params.limit ?? ListParams.defaultLimit, 1), ListParams.maximumLimit)
+        return try read { db in
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            var taken = 0
+            while let row = try rows.next() {
+                let info = withPending(Self.info(row), waiting)
+                // An execution whose end waits to be written is still `running` in the database.
+                guard statuses.isEmpty || statuses.contains(info.status) else { continue }
+                guard taken < limit, take(info) else { return true }
+                taken += 1
+            }
+            return false
+        }
+    }
+
+    /// The query of `list`, newest first.
+    static func listQuery(
+        _ params: ListParams, ownerUid: UInt32?, before: (createdAtMs: Int64, id: String)?, hasPending: Bool
+    ) -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments = StatementArguments()
         if let ownerUid {
             clauses.append("caller_uid = ?")
             _ = arguments.append(contentsOf: [Int64(ownerUid)])
         }
-        let waiting = pending.withLock { $0 }
         if var statuses = params.status, !statuses.isEmpty {
-            // An execution whose end waits to be written is still `running` in the database.
-            if !waiting.isEmpty && !statuses.contains(.running) { statuses.append(.running) }
+            if hasPending && !statuses.contains(.running) { statuses.append(.running) }
             clauses.append("status IN (" + statuses.map { _ in "?" }.joined(separator: ",") + ")")
             _ = arguments.append(contentsOf: StatementArguments(statuses.map(\.rawValue)))
         }
@@ -379,16 +416,19 @@ public final class ExecutionStore: Sendable {
             clauses.append("created_at >= ?")
             _ = arguments.append(contentsOf: [since])
         }
-        let limit = min(max(params.limit ?? ListParams.defaultLimit, 1), ListParams.maximumLimit)
-        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        let sql = "SELECT * FROM executions \(filter) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
-        let finalArguments = arguments
-        let found = try read { db in
-            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.info)
+        if let before {
+            clauses.append("(created_at, id) < (?, ?)")
+            _ = arguments.append(contentsOf: [before.createdAtMs, before.id])
         }
-        if waiting.isEmpty { return found }
-        let statuses = params.status ?? []
-        return found.map { withPending($0, waiting) }.filter { statuses.isEmpty || statuses.contains($0.status) }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        return ("SELECT * FROM executions \(filter) ORDER BY created_at DESC, id DESC", arguments)
+    }
+
+    /// When the execution `id` was created, nil when the history has no such execution.
+    public func createdAt(_ id: String) throws(StoreError) -> Int64? {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT created_at FROM executions WHERE id = ?", arguments: [id])
+        }
     }
 
     /// Executions the previous daemon left running or queued: the ones a restart must mark `lost`.

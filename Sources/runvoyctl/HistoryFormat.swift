@@ -71,6 +71,12 @@ enum HistoryFormat {
         }.joined(separator: " ")
     }
 
+    /// `command(argv)` of an execution, marked when the daemon sent only the start of its argv (the whole of it is
+    /// in the history and the audit trail).
+    static func command(_ info: ExecutionInfo) -> String {
+        command(info.argv) + (info.argvTruncated ? " … (argv cut)" : "")
+    }
+
     static func bytes(_ count: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var value = Double(count)

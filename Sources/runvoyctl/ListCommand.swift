@@ -9,7 +9,9 @@ struct ListCommand: ParsableCommand {
         abstract: "List executions, newest first.",
         discussion: """
             You see your own executions; operators, viewers and admins see everyone's. The table is fitted to \
-            the terminal width (or $COLUMNS); --json prints {"executions": [...]} with the fields documented in docs/PROTOCOL.md.
+            the terminal width (or $COLUMNS); --json prints {"executions": [...], "more": BOOL} with the fields \
+            documented in docs/PROTOCOL.md. When more executions match than one reply holds (--limit, or the \
+            reply's size), it says so on standard error: --before with the last id shown lists the next ones.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -35,6 +37,12 @@ struct ListCommand: ParsableCommand {
         help: ArgumentHelp("Only executions started within this long (e.g. 1h, 2d).", valueName: "duration"))
     var since: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Only executions listed after this one (the last id of the previous list).", valueName: "id")
+    )
+    var before: String?
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -53,17 +61,17 @@ struct ListCommand: ParsableCommand {
     }
 
     func run() throws {
-        var params = ListParams(limit: limit, user: user, executor: executor)
+        var params = ListParams(limit: limit, user: user, executor: executor, before: before)
         if let status { params.status = ExecutionStatus.parseList(status) }
         if let since, let duration = DurationParser.parse(since) {
             params.sinceMs = WallClock.milliseconds() - duration.components.seconds * 1000
         }
-        try remoteCall(global, .list, params: params, result: ListResult.self, json: json) { result in
+        let result = try remoteCall(global, .list, params: params, result: ListResult.self, json: json) { result in
             let rows = result.executions.map { info in
                 [
                     info.executionId, info.status.rawValue, info.callerUser, info.executor,
                     HistoryFormat.localTime(ms: info.createdAtMs), HistoryFormat.duration(usec: info.durationUsec),
-                    HistoryFormat.exit(info), HistoryFormat.command(info.argv),
+                    HistoryFormat.exit(info), HistoryFormat.command(info),
                 ]
             }
             print(
@@ -72,5 +80,12 @@ struct ListCommand: ParsableCommand {
                     width: HistoryFormat.terminalWidth(), dropOrder: [5, 4, 3, 2]),
                 terminator: "")
         }
+        if !json, let hint = Self.moreHint(result) { complain(hint) }
+    }
+
+    /// What to add to see the executions after this reply, when there are more.
+    static func moreHint(_ result: ListResult) -> String? {
+        guard result.more, let last = result.executions.last else { return nil }
+        return "more executions match: add --before \(last.executionId) to list the next ones"
     }
 }

@@ -24,13 +24,19 @@ struct StatusCommand: ParsableCommand {
         var lines: [(String, String)] = [
             ("execution", info.executionId),
             ("status", info.status.rawValue),
-            ("command", HistoryFormat.command(info.argv)),
+            ("command", HistoryFormat.command(info)),
             ("executor", info.executor),
             ("run as", info.runAs),
             ("directory", info.workingDirectory),
             ("caller", "\(info.callerUser) (uid \(info.callerUid), pid \(info.callerPid))"),
         ]
-        if !info.envKeys.isEmpty { lines.append(("env keys", info.envKeys.joined(separator: ", "))) }
+        if !info.envKeys.isEmpty {
+            lines.append(
+                ("env keys", info.envKeys.joined(separator: ", ") + (info.envKeysTruncated ? ", … (cut)" : "")))
+        }
+        if info.argvTruncated {
+            lines.append(("note", "the reply carries the start of argv; the audit trail has all of it (RUNVOY_ARGV)"))
+        }
         if let pid = info.pid { lines.append(("pid", String(pid))) }
         lines.append(("created", HistoryFormat.localTime(ms: info.createdAtMs)))
         if let started = info.startedAtMs { lines.append(("started", HistoryFormat.localTime(ms: started))) }

@@ -97,25 +97,104 @@ final class FrameSizeTests {
         #expect(archive.largestFrame <= Self.megabyte, "a backup frame of \(archive.largestFrame) bytes")
     }
 
-    /// Replies that carry execution objects carry their whole argv (up to `max_argv_bytes`, 1 MiB by default), and
-    /// `list` up to 1000 of them: two executions with 600 KiB of arguments make a `list` reply of over 1.2 MiB.
-    /// A known defect (docs/TESTING.md): the check is held as a known issue until replies are bounded.
-    @Test func aListOfExecutionsWithLongArgvIsOneFrameOverTheLimit() throws {
+    /// Replies that carried execution objects carried their whole argv (up to `max_argv_bytes`, 1 MiB by default),
+    /// and `list` up to 1000 of them: two executions with 600 KiB of arguments made a `list` reply of 1,230,251
+    /// bytes (issue 18). Each execution in a `list` now carries a bounded argv, and the reply stops before its
+    /// byte budget (`more`).
+    @Test func aListOfExecutionsWithLongArgvStaysWithinTheLimit() throws {
         // Six arguments of 100 KiB (one argument may not pass the kernel's 128 KiB).
         let words = Array(repeating: "\"" + String(repeating: "a", count: 100 << 10) + "\"", count: 6)
+        var ids: [String] = []
         for id in 1...2 {
             let connection = try RawConnection(path: daemon.socketPath)
             try connection.sendFrame(
                 #"{"v":1,"id":\#(id),"method":"exec","params":{"argv":["true",\#(words.joined(separator: ","))]}}"#)
             let run = try Self.read(connection)
             #expect(run.exit?["exit_code"] as? Int == 0, "\(String(describing: run.reply))")
+            ids.append(try #require(run.exit?["execution_id"] as? String))
         }
+        // The whole argv stays in the audit trail (and in the history, which `status` cuts for the reply).
+        let fullArgv = ["true"] + Array(repeating: String(repeating: "a", count: 100 << 10), count: 6)
+        let records = try Harness.journal(["RUNVOY_EXECUTION_ID=\(ids[0])"]) {
+            $0.contains { $0["RUNVOY_EVENT"] == "execution_started" }
+        }
+        let started = try #require(records.first { $0["RUNVOY_EVENT"] == "execution_started" })
+        let audited = try JSONSerialization.jsonObject(with: Data((started["RUNVOY_ARGV"] ?? "").utf8)) as? [String]
+        #expect(audited == fullArgv)
         let connection = try RawConnection(path: daemon.socketPath)
         try connection.sendFrame(#"{"v":1,"id":1,"method":"list","params":{"limit":2}}"#)
         let list = try Self.read(connection)
-        #expect(list.reply?["result"] != nil)
-        withKnownIssue("replies with execution objects are not bounded to 1 MiB") {
-            #expect(list.largestFrame <= Self.megabyte, "a list reply of \(list.largestFrame) bytes")
+        let result = try #require(list.reply?["result"] as? [String: Any], "\(String(describing: list.reply))")
+        #expect(list.largestFrame <= Self.megabyte, "a list reply of \(list.largestFrame) bytes")
+        let executions = try #require(result["executions"] as? [[String: Any]])
+        #expect(executions.count == 2)
+        for execution in executions {
+            #expect(execution["argv_truncated"] as? Bool == true)
+            #expect((execution["argv"] as? [String])?.first == "true")
         }
+    }
+
+    /// One execution whose argv is 1 MiB of control characters (each `\u0001` in JSON: 6 MiB of text, far over
+    /// the frame limit if sent whole): `status` while it runs, `attach`'s and `logs`' final replies, `export`'s
+    /// event, `list` and `kill`'s reply all stay within 1 MiB, and the execution objects say `argv_truncated`.
+    @Test func everyReplyAboutAnExecutionWithAMebibyteOfControlCharactersStaysWithinTheLimit() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "max_frame_bytes: 1048576", with: "max_frame_bytes: 8388608")
+        })
+        defer { daemon.stop() }
+        // `sh -c 'sleep 30' ARG0 ARG...`: eight arguments of 128 KiB - 3 bytes each (the kernel takes at most
+        // 128 KiB with the NUL), in all just under the default `max_argv_bytes` of 1 MiB (1,048,575 bytes).
+        let word = "\"" + String(repeating: "\\u0001", count: (128 << 10) - 3) + "\""
+        let argv = #"["sh","-c","sleep 30","# + Array(repeating: word, count: 8).joined(separator: ",") + "]"
+        let started = try RawConnection(path: daemon.socketPath)
+        try started.sendFrame(#"{"v":1,"id":1,"method":"exec","params":{"argv":\#(argv),"detach":true}}"#)
+        let detached = try Self.read(started)
+        let id = try #require(
+            (detached.reply?["result"] as? [String: Any])?["execution_id"] as? String,
+            "\(String(describing: detached.reply))")
+
+        func request(_ method: String, _ params: String) throws -> Sizes {
+            let connection = try RawConnection(path: daemon.socketPath)
+            try connection.sendFrame(#"{"v":1,"id":1,"method":"\#(method)","params":\#(params)}"#)
+            return try Self.read(connection)
+        }
+        func expectBounded(_ sizes: Sizes, _ what: String, _ execution: (Any?) -> Any?) {
+            #expect(sizes.largestFrame <= Self.megabyte, "\(what): a frame of \(sizes.largestFrame) bytes")
+            let object = execution(sizes.reply?["result"]) as? [String: Any]
+            #expect(object?["argv_truncated"] as? Bool == true, "\(what)")
+            let argv = object?["argv"] as? [String] ?? []
+            #expect(argv.prefix(3) == ["sh", "-c", "sleep 30"], "\(what)")
+            #expect(argv.reduce(0) { $0 + $1.utf8.count + 1 } <= 64 << 10, "\(what)")
+        }
+        expectBounded(try request("status", #"{"execution_id":"\#(id)"}"#), "status") { $0 }
+
+        let attach = try RawConnection(path: daemon.socketPath)
+        try attach.sendFrame(#"{"v":1,"id":1,"method":"attach","params":{"execution_id":"\#(id)"}}"#)
+        let attached = try #require(try attach.readFrame())
+        #expect(attached["event"] as? String == "attached", "\(attached)")
+        let kill = try request("kill", #"{"execution_id":"\#(id)"}"#)
+        #expect(kill.largestFrame <= Self.megabyte)
+        #expect((kill.reply?["result"] as? [String: Any])?["delivered"] as? Bool == true)
+        expectBounded(try Self.read(attach), "attach") { ($0 as? [String: Any])?["execution"] }
+
+        expectBounded(try request("logs", #"{"execution_id":"\#(id)"}"#), "logs") {
+            ($0 as? [String: Any])?["execution"]
+        }
+        expectBounded(try request("list", #"{"limit":1}"#), "list") {
+            (($0 as? [String: Any])?["executions"] as? [[String: Any]])?.first
+        }
+        let export = try RawConnection(path: daemon.socketPath)
+        try export.sendFrame(#"{"v":1,"id":1,"method":"export","params":{}}"#)
+        var exported: [String: Any]?
+        var largest = 0
+        while let frame = try export.readRawFrame() {
+            largest = max(largest, frame.payload.count)
+            let object = try JSONSerialization.jsonObject(with: Data(frame.payload)) as? [String: Any]
+            if object?["event"] as? String == "execution" { exported = object?["execution"] as? [String: Any] }
+            if object?["event"] == nil { break }
+        }
+        #expect(largest <= Self.megabyte, "export: a frame of \(largest) bytes")
+        #expect(exported?["argv_truncated"] as? Bool == true)
     }
 }

@@ -226,6 +226,31 @@ final class HistoryTests {
         #expect(bad.status != 0 && bad.stderrText.contains("--status"))
     }
 
+    /// `list` pages (issue 18): past `limit` (or its byte budget) the reply says `more`, `runvoyctl list` says to
+    /// add `--before` with the last id shown, and `--before` continues from there, nothing repeated or missed.
+    @Test func listSaysWhenThereIsMoreAndBeforeContinuesFromTheLastOneShown() throws {
+        let ids = try (0..<3).map { try run(["true", "page-\($0)"]).id }
+        let table = try daemon.ctl(["list", "--limit", "2"])
+        #expect(table.status == 0, "\(table.stderrText)")
+        #expect(table.stdoutText.split(separator: "\n").count == 3)
+        #expect(table.stderrText.contains("--before \(ids[1])"), "\(table.stderrText)")
+
+        func page(_ arguments: [String]) throws -> (ids: [String], more: Bool?) {
+            let out = try daemon.ctl(["list", "--json"] + arguments)
+            let object = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
+            let executions = object?["executions"] as? [[String: Any]] ?? []
+            return (executions.compactMap { $0["execution_id"] as? String }, object?["more"] as? Bool)
+        }
+        let first = try page(["--limit", "2"])
+        #expect(first.ids == [ids[2], ids[1]] && first.more == true)
+        let rest = try page(["--limit", "2", "--before", ids[1]])
+        #expect(rest.ids == [ids[0]] && rest.more == false)
+        let last = try daemon.ctl(["list", "--limit", "2", "--before", ids[1]])
+        #expect(last.status == 0 && !last.stderrText.contains("--before"), "\(last.stderrText)")
+        let bad = try daemon.ctl(["list", "--before", "nope"])
+        #expect(bad.status != 0 && bad.stderrText.contains("invalid_argument"), "\(bad.stderrText)")
+    }
+
     @Test func killOfAFinishedOrUnknownExecutionIsAClearError() throws {
         let (id, _) = try run(["true"])
         let finished = try daemon.ctl(["kill", id])

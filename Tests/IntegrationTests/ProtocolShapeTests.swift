@@ -151,6 +151,7 @@ final class ProtocolShapeTests {
         let execution = try #require(status["result"] as? [String: Any])
         #expect(Set(execution.keys) == executionMembers)
         let list = try #require(try call(connection, 6, "list", #"{"limit":1}"#).last)
+        try expectShape("list", list, where: isResult)
         let listed = try #require(((list["result"] as? [String: Any])?["executions"] as? [[String: Any]])?.first)
         #expect(Set(listed.keys) == executionMembers)
 

@@ -19,4 +19,16 @@ enum ExecutionID {
     static func isValid(_ text: String) -> Bool {
         text.utf8.count == 26 && text.utf8.allSatisfy { alphabet.contains($0) }
     }
+
+    /// The creation time an id holds (its first 48 bits, milliseconds since the epoch); nil when `text` is not an id.
+    static func milliseconds(_ text: String) -> Int64? {
+        guard isValid(text) else { return nil }
+        var value: UInt64 = 0
+        // The first ten characters are the top 50 of the 130 bits that 26 characters write: two zero bits above
+        // the 128 of the id, then the 48 of the time.
+        for char in text.utf8.prefix(10) {
+            value = value << 5 | UInt64(alphabet.firstIndex(of: char) ?? 0)
+        }
+        return Int64(value & ((1 << 48) - 1))
+    }
 }

@@ -1,4 +1,7 @@
 /// One execution as `list` and `status` report it. Times are milliseconds since the Unix epoch.
+///
+/// In a reply, `argv` and `envKeys` may be cut to a byte budget (docs/PROTOCOL.md, "The execution history"):
+/// `argvTruncated` and `envKeysTruncated` then say so; the history and the audit trail keep them whole.
 public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var executionId: String
     public var status: ExecutionStatus
@@ -10,9 +13,13 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     /// `user:group` the command ran as.
     public var runAs: String
     public var argv: [String]
+    /// Whether this reply carries only the start of `argv` (whole arguments, the last one possibly shortened).
+    public var argvTruncated: Bool
     public var workingDirectory: String
     /// Names of the environment variables the caller passed (never their values).
     public var envKeys: [String]
+    /// Whether this reply carries only the first of `envKeys` (whole names).
+    public var envKeysTruncated: Bool
     public var pid: Int32?
     public var exitCode: Int32?
     public var signal: Int32?
@@ -47,8 +54,11 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         exitCode: Int32?, signal: Int32?, createdAtMs: Int64, startedAtMs: Int64?, finishedAtMs: Int64?,
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
         outputPruned: Bool, configDigest: String, reason: String?, usage: ResourceUsage? = nil,
-        edit: EditSummary? = nil, terminal: TerminalWindow? = nil, stdinBytes: Int64? = nil
+        edit: EditSummary? = nil, terminal: TerminalWindow? = nil, stdinBytes: Int64? = nil,
+        argvTruncated: Bool = false, envKeysTruncated: Bool = false
     ) {
+        self.argvTruncated = argvTruncated
+        self.envKeysTruncated = envKeysTruncated
         self.stdinBytes = stdinBytes
         self.usage = usage
         self.executionId = executionId
@@ -88,6 +98,8 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         case runAs = "run_as"
         case workingDirectory = "working_directory"
         case envKeys = "env_keys"
+        case argvTruncated = "argv_truncated"
+        case envKeysTruncated = "env_keys_truncated"
         case exitCode = "exit_code"
         case createdAtMs = "created_at_ms"
         case startedAtMs = "started_at_ms"
@@ -113,8 +125,10 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(executor, forKey: .executor)
         try c.encode(runAs, forKey: .runAs)
         try c.encode(argv, forKey: .argv)
+        try c.encode(argvTruncated, forKey: .argvTruncated)
         try c.encode(workingDirectory, forKey: .workingDirectory)
         try c.encode(envKeys, forKey: .envKeys)
+        try c.encode(envKeysTruncated, forKey: .envKeysTruncated)
         try c.encode(pid, forKey: .pid)
         try c.encode(exitCode, forKey: .exitCode)
         try c.encode(signal, forKey: .signal)
@@ -133,5 +147,41 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(usage, forKey: .usage)
         try c.encode(edit, forKey: .edit)
         try c.encode(terminal, forKey: .terminal)
+    }
+
+    /// Reads every member; unknown ones are ignored, and `argv_truncated` and `env_keys_truncated` are false when
+    /// absent (a daemon from before they existed sends whole argv and env keys).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        executionId = try c.decode(String.self, forKey: .executionId)
+        status = try c.decode(ExecutionStatus.self, forKey: .status)
+        callerUid = try c.decode(UInt32.self, forKey: .callerUid)
+        callerUser = try c.decode(String.self, forKey: .callerUser)
+        callerPid = try c.decode(Int32.self, forKey: .callerPid)
+        executor = try c.decode(String.self, forKey: .executor)
+        runAs = try c.decode(String.self, forKey: .runAs)
+        argv = try c.decode([String].self, forKey: .argv)
+        argvTruncated = try c.decodeIfPresent(Bool.self, forKey: .argvTruncated) ?? false
+        workingDirectory = try c.decode(String.self, forKey: .workingDirectory)
+        envKeys = try c.decode([String].self, forKey: .envKeys)
+        envKeysTruncated = try c.decodeIfPresent(Bool.self, forKey: .envKeysTruncated) ?? false
+        pid = try c.decodeIfPresent(Int32.self, forKey: .pid)
+        exitCode = try c.decodeIfPresent(Int32.self, forKey: .exitCode)
+        signal = try c.decodeIfPresent(Int32.self, forKey: .signal)
+        createdAtMs = try c.decode(Int64.self, forKey: .createdAtMs)
+        startedAtMs = try c.decodeIfPresent(Int64.self, forKey: .startedAtMs)
+        finishedAtMs = try c.decodeIfPresent(Int64.self, forKey: .finishedAtMs)
+        durationUsec = try c.decodeIfPresent(Int64.self, forKey: .durationUsec)
+        stdoutBytes = try c.decode(Int64.self, forKey: .stdoutBytes)
+        stderrBytes = try c.decode(Int64.self, forKey: .stderrBytes)
+        stdinBytes = try c.decodeIfPresent(Int64.self, forKey: .stdinBytes)
+        storedBytes = try c.decode(Int64.self, forKey: .storedBytes)
+        droppedBytes = try c.decode(Int64.self, forKey: .droppedBytes)
+        outputPruned = try c.decode(Bool.self, forKey: .outputPruned)
+        configDigest = try c.decode(String.self, forKey: .configDigest)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        usage = try c.decodeIfPresent(ResourceUsage.self, forKey: .usage)
+        edit = try c.decodeIfPresent(EditSummary.self, forKey: .edit)
+        terminal = try c.decodeIfPresent(TerminalWindow.self, forKey: .terminal)
     }
 }

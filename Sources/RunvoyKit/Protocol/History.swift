@@ -1,4 +1,4 @@
-/// Parameters of `list`. Every filter is optional; results are newest first.
+/// Parameters of `list`. Every filter is optional; results are newest first (by creation time, then id).
 public struct ListParams: Codable, Sendable, Equatable {
     /// At most this many executions (default 50, at most 1000).
     public var limit: Int?
@@ -10,20 +10,23 @@ public struct ListParams: Codable, Sendable, Equatable {
     public var executor: String?
     /// Only executions created at or after this time (milliseconds since the epoch).
     public var sinceMs: Int64?
+    /// Only executions listed after this one (an execution id: the last of the previous page).
+    public var before: String?
 
     public init(
         limit: Int? = nil, status: [ExecutionStatus]? = nil, user: String? = nil, executor: String? = nil,
-        sinceMs: Int64? = nil
+        sinceMs: Int64? = nil, before: String? = nil
     ) {
         self.limit = limit
         self.status = status
         self.user = user
         self.executor = executor
         self.sinceMs = sinceMs
+        self.before = before
     }
 
     enum CodingKeys: String, CodingKey {
-        case limit, status, user, executor
+        case limit, status, user, executor, before
         case sinceMs = "since_ms"
     }
 
@@ -35,8 +38,25 @@ public struct ListParams: Codable, Sendable, Equatable {
 /// Result of `list`.
 public struct ListResult: Codable, Sendable, Equatable {
     public var executions: [ExecutionInfo]
+    /// Whether more executions match than the reply holds (it stopped at `limit` or at its byte budget): ask
+    /// again with `before` set to the last one's id.
+    public var more: Bool
 
-    public init(executions: [ExecutionInfo]) { self.executions = executions }
+    public init(executions: [ExecutionInfo], more: Bool = false) {
+        self.executions = executions
+        self.more = more
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case executions, more
+    }
+
+    /// `more` is false when absent (a daemon from before paging sends every execution up to `limit`).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        executions = try c.decode([ExecutionInfo].self, forKey: .executions)
+        more = try c.decodeIfPresent(Bool.self, forKey: .more) ?? false
+    }
 }
 
 /// Parameters of `status`, `logs` and `kill`: the execution they are about.

@@ -110,7 +110,7 @@ struct AttachHandler: MethodHandler {
             await live.waitFinished()
             let final = (try? context.executions.store.get(live.id)).flatMap { $0 }
             if let final {
-                try await context.reply(LogsResult(execution: context.withLiveState(final)))
+                try await context.reply(LogsResult(execution: context.withLiveState(final).bounded(.single)))
             } else {
                 try await context.reply(
                     error: RunvoyError(.internalError, "the record of execution \(live.id) cannot be read"))

@@ -40,7 +40,8 @@ struct ExportHandler: MethodHandler {
             let page = try store.exportPage(
                 after: after, sinceMs: sinceMs, untilMs: untilMs, ownerUid: ownerUid, limit: pageSize)
             for info in page {
-                try await context.sink.send(ExportEvent(id: context.id, execution: context.withLiveState(info)))
+                let execution = context.withLiveState(info).bounded(.single)
+                try await context.sink.send(ExportEvent(id: context.id, execution: execution))
             }
             count += page.count
             guard page.count == pageSize, let last = page.last else { return count }

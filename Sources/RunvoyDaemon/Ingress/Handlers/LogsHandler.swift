@@ -94,7 +94,7 @@ struct LogsHandler: MethodHandler {
                 try await context.sink.send(DroppedEvent(id: context.id, bytes: missing))
             }
         }
-        try await context.reply(LogsResult(execution: context.withLiveState(final)))
+        try await context.reply(LogsResult(execution: context.withLiveState(final).bounded(.single)))
     }
 
     /// Sends the stored output up to `limit` (nil: all of it); returns where it ended.
