@@ -11,11 +11,17 @@ public struct ApprovalHead: Sendable, Equatable {
 
 extension ExecutionStore {
     /// The heads of the requests in `states` (all when empty), newest first, at most `limit`; only
-    /// `requesterUid`'s when given. The filter is SQL's: nothing else of a request is read.
+    /// `requesterUid`'s when given; only those after `before` (a creation time and id, as a listing orders them)
+    /// when given. The filter is SQL's: nothing else of a request is read.
     public func approvalHeads(
-        states: [ApprovalState], requesterUid: UInt32? = nil, limit: Int
+        states: [ApprovalState], requesterUid: UInt32? = nil, before: (createdAtMs: Int64, id: String)? = nil,
+        limit: Int
     ) throws(StoreError) -> [ApprovalHead] {
-        let (filter, final) = Self.approvalFilter(states: states, requesterUid: requesterUid)
+        var (filter, final) = Self.approvalFilter(states: states, requesterUid: requesterUid)
+        if let before {
+            filter += (filter.isEmpty ? "WHERE " : " AND ") + "(created_at < ? OR (created_at = ? AND id < ?))"
+            _ = final.append(contentsOf: [before.createdAtMs, before.createdAtMs, before.id])
+        }
         let sql = """
             SELECT id, requester_uid, approvers FROM approval_requests \(filter)
             ORDER BY created_at DESC, id DESC LIMIT \(max(1, limit))
@@ -26,6 +32,13 @@ extension ExecutionStore {
                     id: row["id"], requesterUid: UInt32(truncatingIfNeeded: row["requester_uid"] as Int64),
                     approvers: Self.decode(ApproverList.self, row["approvers"]) ?? ApproverList())
             }
+        }
+    }
+
+    /// When the request `id` was made (milliseconds), if there is one.
+    public func approvalCreatedAt(_ id: String) throws(StoreError) -> Int64? {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT created_at FROM approval_requests WHERE id = ?", arguments: [id])
         }
     }
 

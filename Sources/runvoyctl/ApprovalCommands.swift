@@ -9,7 +9,10 @@ struct ApprovalsCommand: ParsableCommand {
         discussion: """
             Each shows its requester, executor, the exact argv, environment names, secrets' names, reason, age and \
             digest. Pending ones by default; --state lists others, --break-glass the break-glass runs not reviewed \
-            yet. Answer with runvoyctl approve ID or runvoyctl deny ID --comment TEXT.
+            yet. Answer with runvoyctl approve ID or runvoyctl deny ID --comment TEXT. A listing shows at most 4 KiB \
+            of each argv and 1 KiB of environment names (runvoyctl approve ID shows 64 KiB and 16 KiB) and says \
+            when it cut them. When more requests match than one reply holds (--limit, or the reply's size), it says \
+            so on standard error: --before with the last id shown lists the next ones.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -24,8 +27,24 @@ struct ApprovalsCommand: ParsableCommand {
     @Flag(name: .long, help: "Break-glass runs not reviewed yet.")
     var breakGlass = false
 
+    @Option(name: .long, help: "At most this many, newest first (1-500).")
+    var limit = ApprovalsParams.defaultLimit
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only requests listed after this one (the last id of the previous listing).", valueName: "id")
+    )
+    var before: String?
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
+
+    func validate() throws {
+        guard (1...ApprovalsParams.maximumLimit).contains(limit) else {
+            throw ValidationError("--limit must be between 1 and \(ApprovalsParams.maximumLimit)")
+        }
+    }
 
     func run() throws {
         var states: [ApprovalState]?
@@ -38,13 +57,17 @@ struct ApprovalsCommand: ParsableCommand {
                 return parsed
             }
         }
-        try remoteCall(
-            global, .approvals, params: ApprovalsParams(state: states), result: ApprovalsResult.self, json: json
+        let params = ApprovalsParams(state: states, limit: limit, before: before)
+        let result = try remoteCall(
+            global, .approvals, params: params, result: ApprovalsResult.self, json: json
         ) { result in
             if result.requests.isEmpty { printLine("no requests") }
             for info in result.requests {
                 for line in ApprovalDisplay.lines(info) { printLine(line) }
             }
+        }
+        if !json, result.more, let last = result.requests.last {
+            complain("more requests match: add --before \(last.id) to list the next ones")
         }
     }
 }
@@ -56,7 +79,11 @@ struct ApproveCommand: ParsableCommand {
         abstract: "Approve a request for approval (or review a break-glass run), after showing it.",
         discussion: """
             The approval is bound to the digest shown: if the request is not that one any more, it is refused. \
-            You can never approve your own request.
+            You can never approve your own request. A reply carries at most 64 KiB of a request's argv and 16 KiB \
+            of its environment names; a request that could not be shown whole is not approved unless you read it \
+            whole elsewhere (an administrator: RUNVOY_ARGV and RUNVOY_ENV_KEYS of its approval_requested audit \
+            record: journalctl RUNVOY_EVENT=approval_requested RUNVOY_APPROVAL_ID=ID -o verbose) and pass \
+            --unseen-ok.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -67,17 +94,36 @@ struct ApproveCommand: ParsableCommand {
     @Option(name: .long, help: "A comment, recorded and audited (required to review a break-glass run).")
     var comment: String?
 
+    @Flag(
+        name: .customLong("unseen-ok"),
+        help: "Approve a request that could not be shown whole (its argv or environment names cut), read elsewhere.")
+    var unseenOk = false
+
     func run() throws {
         let shown = try remoteCall(
             global, .approvals, params: ApprovalsParams(id: id), result: ApprovalsResult.self, json: false
         ) { _ in }
         guard let info = shown.requests.first else { throw ValidationError("no request \(id)") }
         for line in ApprovalDisplay.lines(info) { printLine(line) }
+        if !info.isWhole && !unseenOk {
+            complain(Self.unseen(info))
+            throw ExitCode(CtlExit.failure)
+        }
         let result = try remoteCall(
             global, .approve, params: ApproveParams(id: id, digest: info.digest, comment: comment),
             result: ApprovalAnswerResult.self, json: false
         ) { _ in }
         printLine("request \(result.id): \(result.state.rawValue), \(result.approvals)/\(result.required) approvals")
+    }
+
+    /// Why a request shown in part is not approved, and where to read it whole.
+    static func unseen(_ info: ApprovalInfo) -> String {
+        let cut = [info.argvTruncated ? "argv" : nil, info.envKeysTruncated ? "environment names" : nil]
+            .compactMap { $0 }.joined(separator: " and ")
+        return "not approved: request \(info.id) is too large to show whole (its \(cut) above are cut), and an "
+            + "approval covers all of it. Read it whole first (an administrator: RUNVOY_ARGV and RUNVOY_ENV_KEYS of "
+            + "its approval_requested audit record, journalctl RUNVOY_APPROVAL_ID=\(info.id) "
+            + "RUNVOY_EVENT=approval_requested -o verbose), then approve with --unseen-ok."
     }
 }
 

@@ -43,7 +43,9 @@ enum ApprovalDisplay {
             "  executor \(info.executor) as \(info.runAs): \(JSONText.array(info.argv))",
             "  command \(info.command) in \(info.cwd)" + (info.terminal ? " on a terminal" : ""),
         ]
+        if info.argvTruncated { lines.append("  (argv cut: only its start is shown)") }
         if !info.envKeys.isEmpty { lines.append("  environment: \(info.envKeys.joined(separator: ", "))") }
+        if info.envKeysTruncated { lines.append("  (environment names cut: only the first are shown)") }
         if !info.secrets.isEmpty { lines.append("  secrets: \(info.secrets.joined(separator: ", "))") }
         if let reason = info.reason { lines.append("  reason: \(TerminalText.escape(reason))") }
         lines.append("  approvers: \(info.approvers.display)")

@@ -79,7 +79,9 @@ public struct ApprovalAnswer: Codable, Sendable, Equatable {
     }
 }
 
-/// A request for approval as `approvals` lists it: what would run, who asked and why, and who answered.
+/// A request for approval as `approvals` lists it: what would run, who asked and why, and who answered. A reply
+/// carries at most a budget of its `argv` and `envKeys` (docs/PROTOCOL.md, "approvals"); `argvTruncated` and
+/// `envKeysTruncated` then say so, and an approver has not seen the whole request.
 public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var id: String
     /// `exec` or `break_glass`.
@@ -91,9 +93,13 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var runAs: String
     public var command: String
     public var argv: [String]
+    /// `argv` is only the start of the request's argv.
+    public var argvTruncated: Bool
     public var cwd: String
     /// The names of the variables of the planned environment (never their values).
     public var envKeys: [String]
+    /// `envKeys` are only the first of the names.
+    public var envKeysTruncated: Bool
     /// The names of the secrets the command will receive.
     public var secrets: [String]
     public var terminal: Bool
@@ -114,7 +120,8 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         id: String, kind: String, state: ApprovalState, requesterUid: UInt32, requester: String, executor: String,
         runAs: String, command: String, argv: [String], cwd: String, envKeys: [String], secrets: [String],
         terminal: Bool, timeoutMs: Int64?, reason: String?, createdAtMs: Int64, expiresAtMs: Int64, required: Int,
-        approvers: ApproverList, answers: [ApprovalAnswer], digest: String, decision: String?, mayAnswer: Bool
+        approvers: ApproverList, answers: [ApprovalAnswer], digest: String, decision: String?, mayAnswer: Bool,
+        argvTruncated: Bool = false, envKeysTruncated: Bool = false
     ) {
         self.id = id
         self.kind = kind
@@ -139,7 +146,12 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         self.digest = digest
         self.decision = decision
         self.mayAnswer = mayAnswer
+        self.argvTruncated = argvTruncated
+        self.envKeysTruncated = envKeysTruncated
     }
+
+    /// Whether the request is shown whole: an approver who approves one that is not has not seen all of it.
+    public var isWhole: Bool { !argvTruncated && !envKeysTruncated }
 
     /// How many distinct people approved.
     public var approvals: Int { answers.filter { $0.answer == .approve }.count }
@@ -154,6 +166,39 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         case createdAtMs = "created_at_ms"
         case expiresAtMs = "expires_at_ms"
         case mayAnswer = "may_answer"
+        case argvTruncated = "argv_truncated"
+        case envKeysTruncated = "env_keys_truncated"
+    }
+
+    /// Reads every member; `argv_truncated` and `env_keys_truncated` are false when absent (daemons before them
+    /// sent the whole request).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        kind = try c.decode(String.self, forKey: .kind)
+        state = try c.decode(ApprovalState.self, forKey: .state)
+        requesterUid = try c.decode(UInt32.self, forKey: .requesterUid)
+        requester = try c.decode(String.self, forKey: .requester)
+        executor = try c.decode(String.self, forKey: .executor)
+        runAs = try c.decode(String.self, forKey: .runAs)
+        command = try c.decode(String.self, forKey: .command)
+        argv = try c.decode([String].self, forKey: .argv)
+        argvTruncated = try c.decodeIfPresent(Bool.self, forKey: .argvTruncated) ?? false
+        cwd = try c.decode(String.self, forKey: .cwd)
+        envKeys = try c.decode([String].self, forKey: .envKeys)
+        envKeysTruncated = try c.decodeIfPresent(Bool.self, forKey: .envKeysTruncated) ?? false
+        secrets = try c.decode([String].self, forKey: .secrets)
+        terminal = try c.decode(Bool.self, forKey: .terminal)
+        timeoutMs = try c.decodeIfPresent(Int64.self, forKey: .timeoutMs)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        createdAtMs = try c.decode(Int64.self, forKey: .createdAtMs)
+        expiresAtMs = try c.decode(Int64.self, forKey: .expiresAtMs)
+        required = try c.decode(Int.self, forKey: .required)
+        approvers = try c.decode(ApproverList.self, forKey: .approvers)
+        answers = try c.decode([ApprovalAnswer].self, forKey: .answers)
+        digest = try c.decode(String.self, forKey: .digest)
+        decision = try c.decodeIfPresent(String.self, forKey: .decision)
+        mayAnswer = try c.decode(Bool.self, forKey: .mayAnswer)
     }
 }
 
@@ -165,11 +210,14 @@ public struct ApprovalsParams: Codable, Sendable, Equatable {
     public var id: String?
     /// At most this many, newest first (1-500, 100 by default).
     public var limit: Int?
+    /// Only requests listed after this one (the last of the previous reply, whose `more` was true).
+    public var before: String?
 
-    public init(state: [ApprovalState]? = nil, id: String? = nil, limit: Int? = nil) {
+    public init(state: [ApprovalState]? = nil, id: String? = nil, limit: Int? = nil, before: String? = nil) {
         self.state = state
         self.id = id
         self.limit = limit
+        self.before = before
     }
 
     public static let defaultLimit = 100
@@ -179,9 +227,23 @@ public struct ApprovalsParams: Codable, Sendable, Equatable {
 /// Result of `approvals`.
 public struct ApprovalsResult: Codable, Sendable, Equatable {
     public var requests: [ApprovalInfo]
+    /// Other requests match after the last one (the reply's size or `limit`): ask again with `before` set to it.
+    public var more: Bool
 
-    public init(requests: [ApprovalInfo]) {
+    public init(requests: [ApprovalInfo], more: Bool = false) {
         self.requests = requests
+        self.more = more
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requests, more
+    }
+
+    /// `more` is false when absent (daemons before it).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        requests = try c.decode([ApprovalInfo].self, forKey: .requests)
+        more = try c.decodeIfPresent(Bool.self, forKey: .more) ?? false
     }
 }
 

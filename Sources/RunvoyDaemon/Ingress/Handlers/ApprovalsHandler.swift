@@ -4,46 +4,66 @@ import RunvoyStore
 
 /// `approvals`: the requests for approval the caller may see (its own, those whose approvers admit it, or with
 /// `view_all` everyone's), pending ones by default, newest first, each with whether the caller may answer it.
+/// Like `list`, a listing carries each request's argv and environment names within `ReplyBounds.listed` and stops
+/// before `ListHandler.replyBytes` of them (`more`, `before`); one request (`id`) within `ReplyBounds.single`.
 struct ApprovalsHandler: MethodHandler {
     static let method = Method.approvals.rawValue
     static let params = ParamsRule<ApprovalsParams>.optional(default: ApprovalsParams())
 
     func handle(_ params: ApprovalsParams, context: RequestContext) async throws -> Outcome<ApprovalsResult> {
         try context.require(.viewOwn, or: .approve)
-        let approvals = context.executions.approvals
-        let limit = min(max(params.limit ?? ApprovalsParams.defaultLimit, 1), ApprovalsParams.maximumLimit)
-        let records: [ApprovalRecord]
+        let (caller, config) = (context.caller, context.config)
         if let id = params.id {
-            records = [try approvals.visible(id, caller: context.caller, config: context.config)]
-        } else {
-            records = try Self.listing(params.state ?? [.pending], limit: limit, context: context)
+            let record = try context.executions.approvals.visible(id, caller: caller, config: config)
+            return .result(
+                ApprovalsResult(requests: [Self.info(record, caller: caller, config: config).bounded(.single)]))
         }
-        return .result(
-            ApprovalsResult(
-                requests: records.prefix(limit).map { Self.info($0, caller: context.caller, config: context.config) }))
+        if let before = params.before, !ExecutionID.isValid(before) {
+            throw RunvoyError(.invalidArgument, "before: '\(before)' is not a request id (26 characters of base32)")
+        }
+        let limit = min(max(params.limit ?? ApprovalsParams.defaultLimit, 1), ApprovalsParams.maximumLimit)
+        let listing = try Self.listing(
+            params.state ?? [.pending], limit: limit, before: params.before, context: context)
+        var page = ReplyPage<ApprovalInfo>(budget: ListHandler.replyBytes)
+        for record in listing.records {
+            guard page.add(Self.info(record, caller: caller, config: config).bounded(.listed)) else {
+                return .result(ApprovalsResult(requests: page.items, more: true))
+            }
+        }
+        return .result(ApprovalsResult(requests: page.items, more: listing.more))
     }
 
-    /// The most of a listing's bytes (what approvers are shown of its requests), however many it may hold.
+    /// The most of a listing's bytes read from the store (what approvers are shown of its requests), however many
+    /// it may hold.
     static let maxListingBytes = 4 << 20
 
-    /// The requests in `states` the caller may see, newest first, at most `limit`, without their stored
-    /// parameters. Who may see no one else's gets its own, filtered in SQL; an approver's visibility is decided
-    /// on the requests' heads (requester and approvers) before anything else is read (review of approvals, F5).
+    /// The requests in `states` the caller may see, newest first, after `before` when given, at most `limit`,
+    /// without their stored parameters, and whether others may follow. Who may see no one else's gets its own,
+    /// filtered in SQL; an approver's visibility is decided on the requests' heads (requester and approvers)
+    /// before anything else is read (review of approvals, F5).
     static func listing(
-        _ states: [ApprovalState], limit: Int, context: RequestContext
-    ) throws(RunvoyError) -> [ApprovalRecord] {
+        _ states: [ApprovalState], limit: Int, before: String?, context: RequestContext
+    ) throws(RunvoyError) -> (records: [ApprovalRecord], more: Bool) {
         let (caller, config) = (context.caller, context.config)
         let store = context.executions.approvals.store
         let viewAll = Authorizer.permits(caller, .viewAll, config)
         let approver = Authorizer.permits(caller, .approve, config)
         do throws(StoreError) {
+            var cursor: (createdAtMs: Int64, id: String)?
+            if let before {
+                cursor = (try store.approvalCreatedAt(before) ?? ExecutionID.milliseconds(before) ?? 0, before)
+            }
+            let headLimit = viewAll || !approver ? limit + 1 : 20 * limit
             let heads = try store.approvalHeads(
-                states: states, requesterUid: viewAll || approver ? nil : caller.uid,
-                limit: viewAll || !approver ? limit : 20 * limit)
+                states: states, requesterUid: viewAll || approver ? nil : caller.uid, before: cursor,
+                limit: headLimit)
             let visible = heads.filter {
                 viewAll || $0.requesterUid == caller.uid || Authorizer.mayApprove(caller, $0.approvers, config)
             }
-            return try store.listedApprovals(visible.prefix(limit).map(\.id), maxBytes: maxListingBytes)
+            let ids = visible.prefix(limit).map(\.id)
+            let records = try store.listedApprovals(ids, maxBytes: maxListingBytes)
+            let more = visible.count > limit || heads.count == headLimit || records.count < ids.count
+            return (records, !records.isEmpty && more)
         } catch {
             throw RunvoyError(.storeUnavailable, "cannot read the requests for approval (\(error.message))")
         }

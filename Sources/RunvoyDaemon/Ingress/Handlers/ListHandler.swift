@@ -39,22 +39,28 @@ struct ListHandler: MethodHandler {
     }
 }
 
-/// A `list` reply being filled: executions while their JSON fits in the budget, and always the first one, so that
-/// paging always moves on.
-struct ListPage {
-    private(set) var executions: [ExecutionInfo] = []
+/// A reply being filled with a listing (`list`'s executions, `approvals`' requests): items while their JSON fits
+/// in the budget, and always the first one, so that paging always moves on.
+struct ReplyPage<Item: Encodable> {
+    private(set) var items: [Item] = []
     private var bytes = 0
     let budget: Int
 
     init(budget: Int) { self.budget = budget }
 
-    /// Adds `info` when it fits; false when the page is full.
-    mutating func add(_ info: ExecutionInfo) -> Bool {
+    /// Adds `item` when it fits; false when the page is full.
+    mutating func add(_ item: Item) -> Bool {
         // Its JSON as the reply will hold it, and a comma.
-        let size = ((try? Frame.payload(info))?.count ?? budget) + 1
-        guard executions.isEmpty || bytes + size <= budget else { return false }
-        executions.append(info)
+        let size = ((try? Frame.payload(item))?.count ?? budget) + 1
+        guard items.isEmpty || bytes + size <= budget else { return false }
+        items.append(item)
         bytes += size
         return true
     }
+}
+
+typealias ListPage = ReplyPage<ExecutionInfo>
+
+extension ReplyPage where Item == ExecutionInfo {
+    var executions: [ExecutionInfo] { items }
 }

@@ -16,9 +16,10 @@ struct ReplyBounds: Equatable {
     /// Bytes of `env_keys`: whole names while they fit (a shortened name would be another name).
     let envKeyBytes: Int
 
-    /// A reply about one execution: `status`, the final replies of `logs` and `attach`, `export`'s events.
+    /// A reply about one execution: `status`, the final replies of `logs` and `attach`, `export`'s events; one
+    /// request of `approvals` with `id`.
     static let single = ReplyBounds(argvBytes: 64 << 10, envKeyBytes: 16 << 10)
-    /// Each execution of a `list` reply.
+    /// Each execution of a `list` reply, each request of an `approvals` listing.
     static let listed = ReplyBounds(argvBytes: 4 << 10, envKeyBytes: 1 << 10)
     /// Bytes of `reason` (the daemon's words, which can quote a command name): longer ones end with "…".
     static let reasonBytes = 4 << 10
@@ -38,6 +39,22 @@ extension ExecutionInfo {
         if let reason, reason.utf8.count > ReplyBounds.reasonBytes {
             info.reason = ReplyText.prefix(reason, bytes: ReplyBounds.reasonBytes) + "…"
         }
+        return info
+    }
+}
+
+extension ApprovalInfo {
+    /// This request as a reply carries it: `argv` and `env_keys` within `bounds`, with `argv_truncated` and
+    /// `env_keys_truncated` set when cut (`runvoyctl approve` then refuses to approve what it could not show).
+    /// `reason` and comments are bounded by `exec` and `approve` (1024 bytes), the rest by the configuration.
+    func bounded(_ bounds: ReplyBounds) -> ApprovalInfo {
+        var info = self
+        let argv = ReplyText.prefix(of: argv, bytes: bounds.argvBytes, shortenLast: true)
+        info.argv = argv.items
+        info.argvTruncated = argvTruncated || argv.cut
+        let keys = ReplyText.prefix(of: envKeys, bytes: bounds.envKeyBytes, shortenLast: false)
+        info.envKeys = keys.items
+        info.envKeysTruncated = envKeysTruncated || keys.cut
         return info
     }
 }
