@@ -197,4 +197,53 @@ final class FrameSizeTests {
         #expect(largest <= Self.megabyte, "export: a frame of \(largest) bytes")
         #expect(exported?["argv_truncated"] as? Bool == true)
     }
+
+    /// A request for approval whose argv is 1 MiB of control characters (6 MiB of JSON whole): `approvals` lists
+    /// it and shows it by id within 1 MiB, saying `argv_truncated`; its `approval_requested` record keeps it whole.
+    @Test func approvalsOfARequestWithAMebibyteOfControlCharactersStayWithinTheLimit() throws {
+        let daemon = try DaemonFixture(config: {
+            DaemonFixture.standardConfig(directory: $0).replacingOccurrences(
+                of: "max_frame_bytes: 1048576", with: "max_frame_bytes: 8388608")
+                    + """
+                      gated:
+                        run_as: {user: nobody}
+                        environment: {PATH: /usr/bin:/bin}
+                        allow: {users: ["*"]}
+                        approval: {count: 1, approvers: {users: [daemon]}, expires: 10m}
+                        commands: any
+
+                    """
+        })
+        defer { daemon.stop() }
+        let word = "\"" + String(repeating: "\\u0001", count: (128 << 10) - 3) + "\""
+        let argv = #"["true","# + Array(repeating: word, count: 8).joined(separator: ",") + "]"
+        let asked = try RawConnection(path: daemon.socketPath)
+        try asked.sendFrame(
+            #"{"v":1,"id":1,"method":"exec","params":{"executor":"gated","argv":\#(argv),"detach":true}}"#)
+        let detached = try Self.read(asked)
+        let reply = detached.reply?["result"] as? [String: Any]
+        #expect(reply?["state"] as? String == "awaiting_approval", "\(String(describing: detached.reply))")
+        let id = try #require(reply?["execution_id"] as? String)
+
+        for (params, budget) in [(#"{}"#, 4 << 10), (#"{"id":"\#(id)"}"#, 64 << 10)] {
+            let connection = try RawConnection(path: daemon.socketPath)
+            try connection.sendFrame(#"{"v":1,"id":1,"method":"approvals","params":\#(params)}"#)
+            let sizes = try Self.read(connection)
+            #expect(sizes.largestFrame <= Self.megabyte, "approvals \(params): a frame of \(sizes.largestFrame) bytes")
+            let result = sizes.reply?["result"] as? [String: Any]
+            let request = (result?["requests"] as? [[String: Any]])?.first
+            #expect(request?["id"] as? String == id, "approvals \(params)")
+            #expect(request?["argv_truncated"] as? Bool == true, "approvals \(params)")
+            #expect(request?["env_keys_truncated"] as? Bool == false, "approvals \(params)")
+            let shown = request?["argv"] as? [String] ?? []
+            #expect(shown.first == "true", "approvals \(params)")
+            #expect(shown.reduce(0) { $0 + $1.utf8.count + 1 } <= budget, "approvals \(params)")
+            #expect(result?["more"] as? Bool == false, "approvals \(params)")
+        }
+        let records = try Harness.journal(["RUNVOY_EVENT=approval_requested", "RUNVOY_APPROVAL_ID=\(id)"])
+        let audited = try JSONSerialization.jsonObject(with: Data((records.first?["RUNVOY_ARGV"] ?? "").utf8))
+        #expect(
+            audited as? [String]
+                == ["true"] + Array(repeating: String(repeating: "\u{1}", count: (128 << 10) - 3), count: 8))
+    }
 }
