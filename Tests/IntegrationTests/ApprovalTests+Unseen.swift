@@ -36,4 +36,19 @@ extension ApprovalTests {
         #expect(approved.status == 0, "\(approved.stderrText)")
         #expect(approved.stdoutText.contains("pending, 1/2 approvals"), "\(approved.stdoutText.suffix(300))")
     }
+
+    /// A listing pages as `list` does: `more` with `--limit`, then `--before` the last id for the next ones.
+    @Test func aListingPagesWithMoreAndBefore() throws {
+        let ids = try (1...3).map { try request(["echo", "page-\($0)"]) }
+        let first = try ctl("bob", ["approvals", "--limit", "2", "--json"])
+        let page = try JSONDecoder().decode(ApprovalsResult.self, from: Data(first.stdoutText.utf8))
+        #expect(page.requests.map(\.id) == [ids[2], ids[1]] && page.more, "\(first.stdoutText)")
+        let hinted = try ctl("bob", ["approvals", "--limit", "2"])
+        #expect(hinted.stderrText.contains("add --before \(ids[1])"), "\(hinted.stderrText)")
+        let next = try ctl("bob", ["approvals", "--limit", "2", "--before", ids[1], "--json"])
+        let rest = try JSONDecoder().decode(ApprovalsResult.self, from: Data(next.stdoutText.utf8))
+        #expect(rest.requests.map(\.id) == [ids[0]] && !rest.more, "\(next.stdoutText)")
+        let wrong = try ctl("bob", ["approvals", "--before", "nope"])
+        #expect(wrong.status != 0 && wrong.stderrText.contains("not a request id"), "\(wrong.stderrText)")
+    }
 }

@@ -69,4 +69,22 @@ struct ApprovalRetentionTests {
         #expect(listed.map(\.id) == Array(ids.reversed().prefix(2)))
         #expect(listed.allSatisfy { $0.params.isEmpty && $0.reason == "INC-1" })
     }
+
+    /// A listing's next page (`before`): the requests after the cursor's creation time and id, ties broken by id.
+    @Test func headsAfterACursorAreTheNextPage() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        let ids = (1...3).map { ExecutionStoreTests.id($0) }
+        for id in ids {
+            #expect(
+                try store.insertApproval(ApprovalStoreTests.record(id), execution: nil, maxPending: 10, maxPerUser: 10))
+        }
+        #expect(try store.approvalCreatedAt(ids[2]) == 10)
+        #expect(try store.approvalCreatedAt("missing") == nil)
+        let next = try store.approvalHeads(states: [.pending], before: (10, ids[2]), limit: 10)
+        #expect(next.map(\.id) == [ids[1], ids[0]])
+        #expect(try store.approvalHeads(states: [], before: (10, ids[0]), limit: 10).isEmpty)
+        #expect(try store.approvalHeads(states: [], before: (11, ids[0]), limit: 10).map(\.id) == ids.reversed())
+    }
 }

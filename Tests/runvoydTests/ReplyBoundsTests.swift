@@ -99,4 +99,52 @@ struct ReplyBoundsTests {
         #expect(tiny.add(info) && !tiny.add(info))
         #expect(tiny.executions.count == 1)
     }
+
+    static func request(argv: [String], envKeys: [String] = []) -> ApprovalInfo {
+        ApprovalInfo(
+            id: "01jdx7y3m1qk2f6e8v9w0zabcd", kind: "exec", state: .pending, requesterUid: 1000, requester: "alice",
+            executor: "prod", runAs: "nobody:nogroup", command: "/usr/bin/echo", argv: argv, cwd: "/",
+            envKeys: envKeys, secrets: [], terminal: false, timeoutMs: nil, reason: "INC-1", createdAtMs: 1,
+            expiresAtMs: 2, required: 1, approvers: ApproverList(users: ["bob"]), answers: [],
+            digest: "sha256:00", decision: nil, mayAnswer: true)
+    }
+
+    /// A request for approval is cut as an execution is, and says so (`runvoyctl approve` then refuses it).
+    @Test func aRequestForApprovalIsCutWithinItsBudgetAndSaysSo() {
+        let whole = Self.request(argv: ["echo", "hi"], envKeys: ["PATH"])
+        #expect(whole.bounded(.listed) == whole && whole.isWhole)
+        let bounds = ReplyBounds(argvBytes: 8, envKeyBytes: 4)
+        let cut = Self.request(argv: ["echo", "abcdef", "x"], envKeys: ["AB", "CD"]).bounded(bounds)
+        #expect(cut.argv == ["echo", "ab"] && cut.argvTruncated)
+        #expect(cut.envKeys == ["AB"] && cut.envKeysTruncated)
+        #expect(!cut.isWhole)
+        let long = Self.request(argv: Array(repeating: String(repeating: "\u{1}", count: 100_000), count: 10))
+        #expect(Self.size(long.bounded(.single).argv) <= ReplyBounds.single.argvBytes)
+        #expect(Self.size(long.bounded(.listed).argv) <= ReplyBounds.listed.argvBytes)
+    }
+
+    /// A listing of requests stops at its budget (the first always) and then says `more`.
+    @Test func aPageOfRequestsStopsAtItsBudgetAndSaysMore() throws {
+        let request = Self.request(argv: ["true"])
+        let size = try Frame.payload(request).count + 1
+        let three = Array(repeating: request, count: 3)
+        let page = ApprovalsHandler.page(three, more: false, budget: size * 2)
+        #expect(page.requests.count == 2 && page.more)
+        #expect(ApprovalsHandler.page(three, more: false, budget: size * 3) == ApprovalsResult(requests: three))
+        #expect(ApprovalsHandler.page(three, more: true, budget: size * 3).more)
+        #expect(ApprovalsHandler.page(three, more: false, budget: 1).requests.count == 1)
+    }
+
+    /// A reply from a daemon before the budgets (no `argv_truncated`, `env_keys_truncated`, `more`) reads as whole.
+    @Test func aReplyWithoutTheNewMembersReadsAsWhole() throws {
+        var object = try #require(
+            try JSONSerialization.jsonObject(with: Data(Frame.payload(Self.request(argv: ["true"])))) as? [String: Any])
+        #expect(object["argv_truncated"] as? Bool == false && object["env_keys_truncated"] as? Bool == false)
+        object["argv_truncated"] = nil
+        object["env_keys_truncated"] = nil
+        let old = try JSONSerialization.data(withJSONObject: ["requests": [object]])
+        let result = try JSONDecoder().decode(ApprovalsResult.self, from: old)
+        #expect(result == ApprovalsResult(requests: [Self.request(argv: ["true"])]))
+        #expect(!result.more && result.requests[0].isWhole)
+    }
 }

@@ -24,13 +24,18 @@ struct ApprovalsHandler: MethodHandler {
         let limit = min(max(params.limit ?? ApprovalsParams.defaultLimit, 1), ApprovalsParams.maximumLimit)
         let listing = try Self.listing(
             params.state ?? [.pending], limit: limit, before: params.before, context: context)
-        var page = ReplyPage<ApprovalInfo>(budget: ListHandler.replyBytes)
-        for record in listing.records {
-            guard page.add(Self.info(record, caller: caller, config: config).bounded(.listed)) else {
-                return .result(ApprovalsResult(requests: page.items, more: true))
-            }
+        let requests = listing.records.map { Self.info($0, caller: caller, config: config).bounded(.listed) }
+        return .result(Self.page(requests, more: listing.more))
+    }
+
+    /// A listing's reply: its requests while their JSON fits in `budget` (the first always), `more` when some were
+    /// left out or others follow.
+    static func page(_ requests: [ApprovalInfo], more: Bool, budget: Int = ListHandler.replyBytes) -> ApprovalsResult {
+        var page = ReplyPage<ApprovalInfo>(budget: budget)
+        for request in requests where !page.add(request) {
+            return ApprovalsResult(requests: page.items, more: true)
         }
-        return .result(ApprovalsResult(requests: page.items, more: listing.more))
+        return ApprovalsResult(requests: page.items, more: more)
     }
 
     /// The most of a listing's bytes read from the store (what approvers are shown of its requests), however many
