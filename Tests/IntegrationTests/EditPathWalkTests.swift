@@ -57,16 +57,19 @@ final class EditPathWalkTests {
         try AuthorizationTests.sh("chown -R \(service):nogroup \(base)/www \(base)/private")
         chmod(outside, 0o600)
         // The service user owns BASE/www (and is run_as, so the owner check passes): it swaps `site` for a link.
+        // It leaves `site` in place a little each round: without that, on a loaded CI host no edit ever got
+        // through (stop 24), and the proof that edits ran during the race failed.
         let racer = try ChildProcess([
             "/usr/sbin/runuser", "-u", service, "--", "/usr/bin/python3", "-c",
             """
-            import os
+            import os, time
             os.chdir("\(base)/www")
             while True:
                 os.rename("site", "hold")
                 os.symlink("\(base)/private", "site")
                 os.unlink("site")
                 os.rename("hold", "site")
+                time.sleep(0.0002)
             """,
         ])
         defer {

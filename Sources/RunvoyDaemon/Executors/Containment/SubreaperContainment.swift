@@ -140,12 +140,16 @@ final class SubreaperScope: ExecutionScope {
     func signal(_ signal: Int32) -> Int { signalled(by: signal).count }
 
     func kill() -> Int {
-        // Again while something is found: a process may fork between the scan and its SIGKILL.
+        // Again while something is found (a process may fork between the scan and its SIGKILL), and until two
+        // scans in a row find nothing: a scan lists /proc before it reads each process, so a process forked after
+        // the listing by one that had died by the time it was read is in neither; the next scan, listed after
+        // that death, has it.
         var killed = Set<pid_t>()
         var beyond = 0
-        for _ in 0..<8 {
+        var empty = 0
+        for _ in 0..<16 where empty < 2 {
             let (count, pids) = signalled(by: SIGKILL)
-            if count == 0 { break }
+            empty = count == 0 ? empty + 1 : 0
             killed.formUnion(pids)
             beyond = max(beyond, count - pids.count)
         }
@@ -165,7 +169,8 @@ final class SubreaperScope: ExecutionScope {
         return (Int(count), Array(pids.prefix(min(Int(count), pids.count))))
     }
 
-    var isPopulated: Bool { !members().isEmpty }
+    /// Asked twice when the first scan finds nothing, for the reason `kill` scans until two find nothing.
+    var isPopulated: Bool { !members().isEmpty || !members().isEmpty }
 
     func release() {
         guard let leader = state.withLock({ $0.leader }) else { return }
