@@ -72,6 +72,13 @@ extension RequestContext {
         }
     }
 
+    /// The record with its hooks' runs (`status`); a history that cannot be read for them leaves them out.
+    func withHookRuns(_ info: ExecutionInfo) -> ExecutionInfo {
+        var info = info
+        info.hooks = try? executions.store.hookRuns(executionID: info.executionId)
+        return info
+    }
+
     /// The record as a reply gives it to the caller (every history reply goes through here): what the caller may
     /// see of it (`shown`), with what only the running execution knows yet: its pid, start time and output so far.
     func withLiveState(_ info: ExecutionInfo) -> ExecutionInfo {
