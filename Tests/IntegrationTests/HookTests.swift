@@ -226,7 +226,8 @@ final class HookTests {
         let deadline = Date().addingTimeInterval(10)
         repeat {
             let live = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { name in
-                guard Int32(name) != nil, let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8)
+                guard Int32(name) != nil,
+                    let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8)
                 else { return false }
                 let lines = status.split(separator: "\n")
                 let owner = lines.first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first
