@@ -167,6 +167,18 @@ import Testing
         #expect(try store.hookRuns(executionID: "01exec").count == 3)
     }
 
+    @Test func aStatusReplyCarriesHookOutputWithinItsBudget() {
+        let run = { (output: String) in
+            HookRunInfo(
+                hook: "h", event: "post_exec", user: "nobody", startedAtMs: 0, durationUsec: 0, exitCode: 0,
+                signal: nil, timedOut: false, outcome: "ok", reason: nil, output: output, outputDropped: 1,
+                approvalId: nil)
+        }
+        let runs = RequestContext.budgeted([run("aaaa"), run("bbbbbb"), run("cc")], budget: 7)
+        #expect(runs.map(\.output) == ["aaaa", "", "cc"])
+        #expect(runs.map(\.outputDropped) == [1, 7, 1])
+    }
+
     /// Waits (bounded) until `pid` is gone or a zombie.
     static func waitGone(_ pid: pid_t) -> Bool {
         for _ in 0..<2000 {
