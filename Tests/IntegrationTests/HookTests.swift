@@ -83,6 +83,12 @@ final class HookTests {
                     commands: any
                     hooks:
                       - {name: slow, event: pre_exec, command: [/bin/sh, -c, 'sleep 1000'], user: \(hooks), timeout: 1s, on_error: allow}
+                  slowpost:
+                    run_as: {user: nobody}
+                    allow: {users: ["*"]}
+                    commands: any
+                    hooks:
+                      - {name: late, event: post_exec, command: [/bin/sh, -c, 'sleep 2; cat > \(spool)/late-$RUNVOY_EXECUTION_ID.json'], user: \(hooks)}
                   gated:
                     run_as: {user: nobody}
                     environment: {PATH: /usr/bin:/bin}
@@ -238,6 +244,17 @@ final class HookTests {
             usleep(20_000)
         } while Date() < deadline
         return false
+    }
+
+    /// Shutdown waits for a `post_exec` hook still running (within its timeout) before runvoyd exits.
+    @Test func shutdownWaitsForPostExecHooks() throws {
+        let out = try ctl("alice", ["exec", "-e", "slowpost", "--", "/bin/true"])
+        #expect(out.status == 0, "\(out.stderrText)")
+        let started = try Harness.journal(["RUNVOY_EVENT=execution_started", "RUNVOY_CALLER_USER=\(user("alice"))"])
+        let id = try #require(started.last?["RUNVOY_EXECUTION_ID"])
+        #expect(daemon.stop() == 0)
+        let text = try? String(contentsOfFile: "\(spool)/late-\(id).json", encoding: .utf8)
+        #expect(text?.contains(#""event":"post_exec""#) == true, "\(text ?? "no file")")
     }
 
     /// Nothing a caller sends reaches a hook's argv or environment: only the fixed environment and the config's argv.

@@ -133,6 +133,15 @@ import Testing
         #expect(Self.waitGone(child))
     }
 
+    /// A child that left the hook's session keeps the pipe, not the run: its output is read for a bounded time
+    /// after the hook exits, and the run ends with the hook's exit.
+    @Test func aChildThatLeftTheSessionDoesNotHoldTheRun() async throws {
+        let ran = await run(Self.hook("setsid sleep 1000 & echo $!; exit 0", timeout: .seconds(600)))
+        let child = try #require(pid_t(text(ran).trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(child, SIGKILL)
+        #expect(ran.status == .exited(0) && !ran.timedOut)
+    }
+
     @Test func outputIsCappedAndTheRestCounted() async {
         let ran = await run(Self.hook("head -c 200000 /dev/zero | tr '\\0' a; head -c 1000 /dev/zero >&2"))
         #expect(ran.status == .exited(0))
