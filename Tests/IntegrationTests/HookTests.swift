@@ -224,6 +224,19 @@ final class HookTests {
         #expect(page["break_glass"] as? Bool == true && page["reason"] as? String == "fire")
         let ran = try Harness.journal(["RUNVOY_EVENT=hook_ran", "RUNVOY_HOOK=page", "RUNVOY_APPROVAL_ID=\(glassID)"])
         #expect(ran.first?["RUNVOY_OUTCOME"] == "ok", "\(ran)")
+        // The run's own pre_exec and post_exec hooks know it broke the glass, and an approved run who approved it.
+        let glassPre = try #require(
+            try JSONSerialization.jsonObject(with: Data(try spooled("pre_exec", glassID).utf8)) as? [String: Any])
+        #expect(glassPre["break_glass"] as? Bool == true)
+        #expect((glassPre["approval"] as? [String: Any])?["state"] as? String == "break_glass")
+        #expect(try ctl("bob", ["approve", id, "--comment", "ok"]).status == 0)
+        let post = try #require(
+            try JSONSerialization.jsonObject(with: Data(try spooled("post_exec", id).utf8)) as? [String: Any])
+        let approved = try #require(post["approval"] as? [String: Any])
+        #expect(approved["state"] as? String == "approved" && approved["id"] as? String == id)
+        let by = (approved["approved_by"] as? [[String: Any]])?.compactMap { $0["user"] as? String }
+        #expect(by == [user("bob")], "\(approved)")
+        #expect(post["break_glass"] as? Bool == false)
     }
 
     /// Whether no live process of `uid` is left (zombies waiting for init do not count), polled for a while:

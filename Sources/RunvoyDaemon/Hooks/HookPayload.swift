@@ -158,6 +158,25 @@ struct HookSubject: Sendable {
         caller = HookPayload.Caller(uid: plan.caller.uid, user: plan.caller.displayName, pid: plan.caller.pid)
         reason = plan.reason
         executor = plan.executor
+        (approval, breakGlass) = Self.approval(of: plan)
+    }
+
+    /// The approval a plan started with, from the fields its ticket added to its launch records (`ApprovalTicket`):
+    /// approved (with its approvers) or broken glass; nil for a plan that needed none.
+    static func approval(of plan: ExecPlan) -> (HookPayload.Approval?, Bool) {
+        let fields = Dictionary(plan.auditFields, uniquingKeysWith: { _, last in last })
+        guard let id = fields["APPROVAL_ID"], let digest = fields["APPROVAL_DIGEST"] else { return (nil, false) }
+        if fields["BREAK_GLASS"] == "1" {
+            return (
+                HookPayload.Approval(id: id, state: "break_glass", required: 0, approvedBy: [], digest: digest), true
+            )
+        }
+        let approvers = (fields["APPROVED_BY"] ?? "").split(separator: ",").compactMap { UInt32($0) }.map { uid in
+            HookPayload.Approver(user: UserDatabase.user(uid: uid)?.name ?? "#\(uid)", uid: uid, comment: nil)
+        }
+        let approval = HookPayload.Approval(
+            id: id, state: "approved", required: approvers.count, approvedBy: approvers, digest: digest)
+        return (approval, false)
     }
 
     func payload(_ event: HookEvent, hook: String, timeMs: Int64) -> HookPayload {
