@@ -16,6 +16,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var metrics: MetricsSettings = MetricsSettings()
     /// Bounds on the requests that wait for approval.
     public var approvals: ApprovalSettings = ApprovalSettings()
+    /// Hooks of every executor, in file order (each executor's own run after these).
+    public var hooks: [HookConfig] = []
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -48,7 +50,7 @@ public struct DaemonConfig: Sendable, Equatable {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
-            && lhs.approvals == rhs.approvals
+            && lhs.approvals == rhs.approvals && lhs.hooks == rhs.hooks
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment

@@ -180,6 +180,7 @@ public final class ExecutionStore: Sendable {
             try db.execute(sql: "ALTER TABLE executions ADD COLUMN stdin_bytes INTEGER")
         }
         registerApprovals(&migrator)
+        registerHooks(&migrator)
         return migrator
     }
 
@@ -515,6 +516,7 @@ public final class ExecutionStore: Sendable {
             }
             if let maxTotalBytes { try Self.pruneToSize(db, maxTotalBytes, &report) }
             try Self.pruneApprovals(db, olderThanMs: olderThanMs)
+            try Self.pruneHookRuns(db)
         }
         for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }
         return report

@@ -54,6 +54,7 @@ final class ConfigParser {
         let defaultName = defaultExecutorName(executors, top)
         let approvals = parseApprovalSettings(top)
         checkApprovals(executors, approvals)
+        let hooks = parseHooks(top[Keys.hooks], "hooks", ConfigSchema.HookKeys.section)
 
         var config = DaemonConfig(
             socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,
@@ -67,6 +68,7 @@ final class ConfigParser {
         config.expectations = expectations
         config.containment = parseContainmentSetting(top)
         config.approvals = approvals
+        config.hooks = hooks
         checkExpectedExecutors(expectations, executors)
         return config
     }

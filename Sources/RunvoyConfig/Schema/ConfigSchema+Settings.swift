@@ -30,6 +30,9 @@ extension ConfigSchema {
             "expect", .listOfSections("expect[N]"), default: .value("[]"), "expectations the policy must meet to load")
         public static let approvals = ConfigKey(
             "approvals", .section("approvals"), default: .value("{}"), "bounds on requests that wait for approval")
+        public static let hooks = ConfigKey(
+            "hooks", .listOfSections("hooks[N]"), default: .value("[]"),
+            "commands run at points of every execution's life")
         public static let containment = ConfigKey(
             "containment", .string, default: .value("auto"),
             "`auto`, `cgroup` or `subreaper`: how executions' processes are confined (read at start-up)")
@@ -38,7 +41,7 @@ extension ConfigSchema {
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
                 socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
-                metrics, roles, executors, expect, containment, approvals,
+                metrics, roles, executors, expect, containment, approvals, hooks,
             ])
     }
 
