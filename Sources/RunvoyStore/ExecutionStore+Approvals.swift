@@ -237,7 +237,8 @@ extension ExecutionStore {
     }
 
     /// Ends request `id` `withdrawn` with `reason`, and its execution's `awaiting_approval` row `cancelled` with
-    /// it, in one transaction, if its command never started (the row still awaits); false otherwise.
+    /// it, in one transaction, if its command never started (the row still awaits), or, for a request for a grant
+    /// (which has no row), if it is still pending or approved; false otherwise.
     public func abandonApproval(_ id: String, reason: String, atMs: Int64) throws(StoreError) -> Bool {
         try write { db in
             try db.execute(
@@ -245,8 +246,8 @@ extension ExecutionStore {
                     UPDATE approval_requests SET state = 'withdrawn', decided_at = ?, decision_comment = ?,
                         version = version + 1
                     WHERE id = ? AND state IN ('pending', 'approved', 'break_glass')
-                        AND EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id
-                            AND e.status = 'awaiting_approval')
+                        AND (kind = 'grant' OR EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id
+                            AND e.status = 'awaiting_approval'))
                     """,
                 arguments: [atMs, reason, id])
             guard db.changesCount == 1 else { return false }

@@ -180,6 +180,7 @@ public final class ExecutionStore: Sendable {
             try db.execute(sql: "ALTER TABLE executions ADD COLUMN stdin_bytes INTEGER")
         }
         registerApprovals(&migrator)
+        registerGrants(&migrator)
         return migrator
     }
 

@@ -67,6 +67,7 @@ final class ConfigParser {
         config.expectations = expectations
         config.containment = parseContainmentSetting(top)
         config.approvals = approvals
+        config.grantSettings = parseGrantSettings(top, executors: executors)
         checkExpectedExecutors(expectations, executors)
         return config
     }

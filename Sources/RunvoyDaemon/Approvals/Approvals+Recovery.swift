@@ -24,7 +24,8 @@ extension Approvals {
                 // Nothing when it ran; one the daemon stopped before starting is no run to review.
                 abandon(record.id, reason: "the daemon stopped before it started")
             } else if record.state == .approved {
-                if let launch = launcherForRecovery() { await launch(ApprovalTicket(record: record), config) }
+                let ticket = ApprovalTicket(record: record)
+                if let launch = launcher(for: ticket) { await launch(ticket, config) }
             } else if now >= record.expiresAtMs {
                 await expire(record.id, config: config)
             } else if record.needsClient {

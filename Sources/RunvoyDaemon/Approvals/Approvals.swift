@@ -19,6 +19,8 @@ final class Approvals: Sendable {
     private let turns = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
     /// Starts an approved request no client waits for (`ExecutionManager.startApproved`).
     private let launcher = Mutex<(@Sendable (ApprovalTicket, DaemonConfig) async -> Void)?>(nil)
+    /// Makes the grant of an approved request for one no client waits for (`Grants.fulfil`).
+    private let grantLauncher = Mutex<(@Sendable (ApprovalTicket, DaemonConfig) async -> Void)?>(nil)
 
     init(store: ExecutionStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -27,12 +29,17 @@ final class Approvals: Sendable {
         self.group = group
     }
 
-    func launcherForRecovery() -> (@Sendable (ApprovalTicket, DaemonConfig) async -> Void)? {
-        launcher.withLock { $0 }
-    }
-
     func setLauncher(_ launch: @escaping @Sendable (ApprovalTicket, DaemonConfig) async -> Void) {
         launcher.withLock { $0 = launch }
+    }
+
+    func setGrantLauncher(_ launch: @escaping @Sendable (ApprovalTicket, DaemonConfig) async -> Void) {
+        grantLauncher.withLock { $0 = launch }
+    }
+
+    /// What starts `ticket` when no client waits for it: its command, or (kind `grant`) its grant.
+    func launcher(for ticket: ApprovalTicket) -> (@Sendable (ApprovalTicket, DaemonConfig) async -> Void)? {
+        ticket.record.kind == "grant" ? grantLauncher.withLock { $0 } : launcher.withLock { $0 }
     }
 
     func audit(_ config: DaemonConfig) -> AuditLog {
@@ -159,7 +166,7 @@ final class Approvals: Sendable {
             audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: "approved"))
             await tell(record)
             let ticket = ApprovalTicket(record: record)
-            if !room.withLock({ $0.end(record.id, .approved(ticket)) }), let launch = launcher.withLock({ $0 }) {
+            if !room.withLock({ $0.end(record.id, .approved(ticket)) }), let launch = launcher(for: ticket) {
                 Task { await launch(ticket, config) }
             }
         case .reviewed, .fulfilled:

@@ -217,8 +217,8 @@ extension ExecutionManager {
     }
 
     /// A waiter's turn came: it is decided again under the configuration in force now, as every execution is
-    /// decided when it starts (a reload while it waited may have taken the caller's access away or changed the
-    /// command's rules). A reload re-plans every waiter's `concurrency` and locks (`limitsChanged`), so it was
+    /// decided when it starts (a reload or a grant's end while it waited may have taken the caller's access away or
+    /// changed the command's rules). A reload re-plans every waiter's `concurrency` and locks (`limitsChanged`), so it was
     /// admitted with those of the configuration in force; should they differ still (a reload between its start
     /// and this), it leaves the queue without running and is told to start it again.
     private func redecided(
@@ -226,7 +226,12 @@ extension ExecutionManager {
         audit: AuditLog
     ) throws(RunvoyError) -> ExecPlan {
         let (config, admitted) = state.withLock { ($0.config, $0.scheduler.running[ticket]) }
-        guard let current = config, current.digest != plan.config.digest else { return plan }
+        // A change of temporary grants counts as a reload; a waiter whose caller held one is decided again in any
+        // case, since a grant may have expired by the clock before its timer took it away.
+        guard let current = config,
+            current.digest != plan.config.digest || current.grantsDigest != plan.config.grantsDigest
+                || plan.config.grants.contains(where: { $0.uid == plan.caller.uid })
+        else { return plan }
         do throws(ExecRefusal) {
             let fresh = try ExecPlan.make(params, requestID: plan.requestID, caller: plan.caller, config: current)
             guard fresh.executor.name == plan.executor.name, fresh.lockClaims == admitted?.locks,

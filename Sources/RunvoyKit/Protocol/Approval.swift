@@ -115,6 +115,8 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var decision: String?
     /// Whether the caller of `approvals` may answer it now.
     public var mayAnswer: Bool
+    /// For a request of kind `grant`: what it asks for (`role` or `executor`, and `for_ms`).
+    public var grant: GrantRequestSummary?
 
     public init(
         id: String, kind: String, state: ApprovalState, requesterUid: UInt32, requester: String, executor: String,
@@ -168,6 +170,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         case mayAnswer = "may_answer"
         case argvTruncated = "argv_truncated"
         case envKeysTruncated = "env_keys_truncated"
+        case grant
     }
 
     /// Reads every member; `argv_truncated` and `env_keys_truncated` are false when absent (daemons before them
@@ -199,6 +202,31 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         digest = try c.decode(String.self, forKey: .digest)
         decision = try c.decodeIfPresent(String.self, forKey: .decision)
         mayAnswer = try c.decode(Bool.self, forKey: .mayAnswer)
+        grant = try c.decodeIfPresent(GrantRequestSummary.self, forKey: .grant)
+    }
+}
+
+/// What a request for a grant asks for, as approvers are shown it.
+public struct GrantRequestSummary: Codable, Sendable, Equatable {
+    public var role: String?
+    public var executor: String?
+    public var forMs: Int64
+
+    public init(role: String?, executor: String?, forMs: Int64) {
+        self.role = role
+        self.executor = executor
+        self.forMs = forMs
+    }
+
+    /// `role operator for 1h`.
+    public var display: String {
+        let what = role.map { "role \($0)" } ?? "executor \(executor ?? "?")"
+        return "\(what) for \(DurationParser.format(.milliseconds(forMs)))"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case role, executor
+        case forMs = "for_ms"
     }
 }
 

@@ -137,6 +137,8 @@ public struct CapabilitiesResult: Codable, Sendable, Equatable {
     public var executors: [ExecutorCapability]
     /// How the daemon confines executions' processes: `cgroup`, `subreaper` (nil from daemons before it).
     public var containment: String?
+    /// The caller's temporary grants in force, with their expiry (nil from daemons before them).
+    public var grants: [GrantInfo]?
 
     public init(user: String, roles: [String], permissions: [String], executors: [ExecutorCapability]) {
         self.user = user
@@ -178,6 +180,8 @@ public struct UserRoles: Codable, Sendable, Equatable {
 public struct UsersResult: Codable, Sendable, Equatable {
     public var bindings: [BindingInfo]
     public var users: [UserRoles]
+    /// The temporary grants in force, with their expiry (nil from daemons before them).
+    public var grants: [GrantInfo]?
 
     public init(bindings: [BindingInfo], users: [UserRoles]) {
         self.bindings = bindings
