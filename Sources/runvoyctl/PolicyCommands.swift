@@ -74,6 +74,7 @@ struct CapabilitiesCommand: ParsableCommand {
                     "executor \(executor.name)\(executor.isDefault ? " (default)" : "") runs as \(executor.runAs)"
                 if let description = executor.description { title += ": \(description)" }
                 printLine(title)
+                if let approval = executor.approval { printLine("  (\(approval) before a command runs)") }
                 if executor.recordInput == true {
                     printLine("  (what you type or pipe in is recorded, redacted of its secrets, with the output)")
                 }
@@ -81,6 +82,7 @@ struct CapabilitiesCommand: ParsableCommand {
                     let verb = rule.effect == "deny" ? "  deny  " : "  allow "
                     let body = rule.pattern.hasPrefix("deny ") ? String(rule.pattern.dropFirst(5)) : rule.pattern
                     printLine(verb + body + (rule.rule.map { "    (\($0))" } ?? ""))
+                    if let approval = rule.approval { printLine("          \(approval)") }
                 }
             }
         }

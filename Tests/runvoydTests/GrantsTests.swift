@@ -224,3 +224,62 @@ import Testing
         #expect(fixture.config.current.grants.isEmpty)
     }
 }
+
+/// `capabilities` says which approvals an executor's commands and its rules need (issue 15, J2), and the
+/// request layer without a grants service refuses the grant methods instead of failing.
+@Suite struct GrantCapabilitiesTests {
+    static let yaml = """
+        state_directory: /nonexistent
+        roles:
+          developer: {users: ["*"]}
+        executors:
+          prod:
+            default: true
+            run_as: {user: nobody}
+            allow: {users: ["*"]}
+            approval: {count: 2, approvers: {roles: [admin]}, expires: 15m}
+            commands:
+              - {allow: [systemctl, status, "*"], approval: {count: 0}}
+              - [systemctl, restart, "*"]
+        """
+
+    @Test func capabilitiesShowTheApprovalsCommandsNeed() async throws {
+        try await InProcessConnection.with(caller: RouterTests.nobody, yaml: Self.yaml) { connection in
+            let reply = await connection.call(#"{"v":1,"id":1,"method":"capabilities"}"#)
+            #expect(reply.contains(#""approval":"needs 2 approvals (roles admin), expires 15m""#), "\(reply)")
+            #expect(reply.contains(#""approval":"needs no approval""#), "\(reply)")
+            #expect(reply.contains(#""grants":[]"#), "\(reply)")
+        }
+    }
+
+    @Test func withoutAGrantsServiceTheGrantMethodsAreRefused() async throws {
+        try await InProcessConnection.with(caller: GrantsTests.root, yaml: Self.yaml) { connection in
+            let grant = await connection.call(
+                #"{"v":1,"id":2,"method":"grant","params":{"user":"bin","role":"viewer","for_ms":60000,"reason":"x"}}"#)
+            #expect(grant.contains("store_unavailable"), "\(grant)")
+            let long = await connection.call(
+                #"{"v":1,"id":3,"method":"grant","params":{"user":"bin","role":"viewer","for_ms":9223372036854775807,"reason":"x"}}"#
+            )
+            #expect(long.contains("invalid_argument") && long.contains("max_duration"), "\(long)")
+            let both = await connection.call(
+                #"{"v":1,"id":4,"method":"grant","params":{"user":"bin","role":"viewer","executor":"prod","for_ms":60000,"reason":"x"}}"#
+            )
+            #expect(both.contains("exactly one"), "\(both)")
+            let nobody = await connection.call(
+                #"{"v":1,"id":5,"method":"grant","params":{"user":"no-such-user-x","role":"viewer","for_ms":60000,"reason":"x"}}"#
+            )
+            #expect(nobody.contains("no user"), "\(nobody)")
+            let unknownRole = await connection.call(
+                #"{"v":1,"id":6,"method":"grant","params":{"user":"bin","role":"root","for_ms":60000,"reason":"x"}}"#)
+            #expect(unknownRole.contains("no role 'root'"), "\(unknownRole)")
+            let negative = await connection.call(
+                #"{"v":1,"id":7,"method":"grant","params":{"user":"bin","role":"viewer","for_ms":-5,"reason":"x"}}"#)
+            #expect(negative.contains("invalid_argument"), "\(negative)")
+            let revoke = await connection.call(#"{"v":1,"id":8,"method":"revoke","params":{"grant_id":"x"}}"#)
+            #expect(revoke.contains("store_unavailable"), "\(revoke)")
+            let notRequestable = await connection.call(
+                #"{"v":1,"id":9,"method":"request_grant","params":{"role":"admin","for_ms":60000,"reason":"x"}}"#)
+            #expect(notRequestable.contains("permission_denied"), "\(notRequestable)")
+        }
+    }
+}

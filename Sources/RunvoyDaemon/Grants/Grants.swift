@@ -110,10 +110,14 @@ final class Grants: Sendable {
             schedule(atMs: now + 1000)
             return
         }
-        let before = config.current
         let after = publish()
         for row in ended {
             guard let grant = Self.grant(row) else { continue }
+            // What it gave is judged as if it were still in force: by the clock it no longer is.
+            var before = after
+            var alive = grant
+            alive.expiresAtMs = .max
+            before.grants.append(alive)
             audit(after).recordBestEffort(GrantRecords.changed(.expired, grant, by: nil, before: before, after: after))
             logger.notice("a temporary grant expired", metadata: ["id": "\(grant.id)", "user": "\(grant.user)"])
         }

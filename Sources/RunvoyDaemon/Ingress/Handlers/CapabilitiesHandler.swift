@@ -32,13 +32,17 @@ struct CapabilitiesHandler: MethodHandler {
             rules = [RuleInfo(effect: "allow", pattern: "any", rule: nil)]
         } else {
             rules = executor.commands.rules.map {
-                RuleInfo(effect: $0.effect.rawValue, pattern: $0.display, rule: Authorizer.location($0, config))
+                RuleInfo(
+                    effect: $0.effect.rawValue, pattern: $0.display, rule: Authorizer.location($0, config),
+                    approval: $0.approval?.display)
             }
         }
-        return ExecutorCapability(
+        var capability = ExecutorCapability(
             name: executor.name, description: executor.description,
             isDefault: executor.name == config.defaultExecutorName,
             runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules,
             recordInput: executor.recordInput)
+        capability.approval = executor.approval?.display
+        return capability
     }
 }
