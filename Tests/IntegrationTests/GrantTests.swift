@@ -234,6 +234,21 @@ final class GrantTests {
         let fourth = try ctl(
             "dave", ["request-grant", "--role", "operator", "--for", "10m", "--reason", "x", "--detach"])
         #expect(fourth.status != 0 && fourth.stderrText.contains("busy"), "\(fourth.stderrText)")
+        // Its requester withdraws one (others may not, nor learn of it), which makes room for another.
+        let listed = try ctl("carol", ["approvals", "--json"])
+        let requests = try JSONSerialization.jsonObject(with: Data(listed.stdout)) as? [String: Any]
+        let id = try #require(
+            ((requests?["requests"] as? [[String: Any]])?.first { $0["kind"] as? String == "grant" })?["id"]
+                as? String)
+        let stranger = try ctl("bob", ["cancel", id])
+        #expect(stranger.status != 0 && stranger.stderrText.contains("no execution"), "\(stranger.stderrText)")
+        let withdrawn = try ctl("dave", ["cancel", id])
+        #expect(withdrawn.status == 0, "\(withdrawn.stderrText)")
+        let late = try ctl("carol", ["approve", id])
+        #expect(late.status != 0, "\(late.stdoutText)")
+        let fifth = try ctl(
+            "dave", ["request-grant", "--role", "operator", "--for", "10m", "--reason", "x", "--detach"])
+        #expect(fifth.status == 0, "\(fifth.stderrText)")
     }
 
     @Test func aGrantSurvivesARestartAndOneDueMeanwhileEndsAtTheNextStart() throws {
