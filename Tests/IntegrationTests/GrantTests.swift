@@ -52,6 +52,7 @@ final class GrantTests {
                     run_as: {user: nobody}
                     environment: {PATH: /usr/bin:/bin}
                     allow: {users: [root]}
+                    concurrency: 1
                     commands: any
 
                 """
@@ -249,6 +250,30 @@ final class GrantTests {
         let fifth = try ctl(
             "dave", ["request-grant", "--role", "operator", "--for", "10m", "--reason", "x", "--detach"])
         #expect(fifth.status == 0, "\(fifth.stderrText)")
+    }
+
+    /// Revoke against use: bob's command waits in the queue under his grant; the grant is revoked; when its turn
+    /// comes it is decided again without the grant and never runs.
+    @Test func aCommandQueuedUnderARevokedGrantNeverRuns() throws {
+        let busy = try daemon.ctl(["exec", "-e", "prod", "--detach", "--", "sleep", "60"])
+        #expect(busy.status == 0, "\(busy.stderrText)")
+        let holder = busy.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = try grant(["--executor", "prod", "--for", "1h"])
+        let output = daemon.directory + "/queued.out"
+        let waiting = try ChildProcess(
+            [
+                "/usr/sbin/runuser", "-u", user("bob"), "--", Harness.runvoyctl, "exec", "--socket",
+                daemon.socketPath, "-e", "prod", "--", "echo", "queued-run",
+            ], stdoutPath: output, stderrPath: output + ".err")
+        _ = try Harness.journal(["RUNVOY_EVENT=execution_queued", "RUNVOY_CALLER_USER=\(user("bob"))"], seconds: 30)
+        #expect(try ctl("alice", ["revoke", id]).status == 0)
+        #expect(try daemon.ctl(["kill", holder]).status == 0)
+        let status = waiting.wait(seconds: 60)
+        let stderr = (try? String(contentsOfFile: output + ".err", encoding: .utf8)) ?? ""
+        let stdout = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status != nil && status != 0, "\(stdout) \(stderr)")
+        #expect(!stdout.contains("queued-run"), "\(stdout)")
+        #expect(stderr.contains("may not use executor 'prod'"), "\(stderr)")
     }
 
     @Test func aGrantSurvivesARestartAndOneDueMeanwhileEndsAtTheNextStart() throws {
