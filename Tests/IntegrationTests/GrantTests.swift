@@ -187,6 +187,42 @@ final class GrantTests {
         #expect(waiting.stdout.contains("role operator for root"), "\(waiting.stdout) \(waiting.stderr)")
     }
 
+    /// Approved after a reload took its executor off the requestable list: no grant is made (the request is
+    /// invalidated), and bob still may not use the executor.
+    @Test func aRequestApprovedAfterItsSubjectStoppedBeingRequestableMakesNoGrant() throws {
+        let asked = try ctl(
+            "bob", ["request-grant", "--json", "--detach", "--executor", "prod", "--for", "10m", "--reason", "INC-5"])
+        let reply = try JSONSerialization.jsonObject(with: Data(asked.stdout)) as? [String: Any]
+        let id = try #require(reply?["id"] as? String, "\(asked.stdoutText) \(asked.stderrText)")
+        let text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "requestable_executors: [prod]", with: "requestable_executors: []")
+        try text.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        let reload = try daemon.ctl(["reload"])
+        #expect(reload.status == 0, "\(reload.stderrText)")
+        #expect(try ctl("carol", ["approve", id]).status == 0)
+        let decided = try Harness.journal(
+            ["RUNVOY_EVENT=approval_decided", "RUNVOY_APPROVAL_ID=\(id)"],
+            until: { $0.contains { $0["RUNVOY_STATE"] == "invalidated" } }, seconds: 30)
+        #expect(decided.contains { $0["RUNVOY_STATE"] == "invalidated" }, "\(decided)")
+        #expect(try ctl("bob", ["exec", "-e", "prod", "--", "true"]).status != 0)
+        #expect(!(try ctl("alice", ["users"]).stdoutText.contains("executor prod")))
+    }
+
+    /// A waiting request that is denied tells its client why, and makes nothing.
+    @Test func aDeniedRequestTellsItsWaitingClient() throws {
+        let waiting = try daemon.startCtl(["request-grant", "--role", "operator", "--for", "5m", "--reason", "INC-6"])
+        #expect(Harness.waitUntil(seconds: 30) { waiting.stderr.contains("waiting for approval") }, "\(waiting.stderr)")
+        let listed = try ctl("carol", ["approvals", "--json"])
+        let requests = try JSONSerialization.jsonObject(with: Data(listed.stdout)) as? [String: Any]
+        let id = try #require(
+            ((requests?["requests"] as? [[String: Any]])?.first { $0["kind"] as? String == "grant" })?["id"]
+                as? String)
+        #expect(try ctl("carol", ["deny", id, "--comment", "not now"]).status == 0)
+        let status = waiting.process.wait(seconds: 30)
+        #expect(status != nil && status != 0, "\(waiting.stdout)")
+        #expect(waiting.stderr.contains("denied"), "\(waiting.stderr)")
+    }
+
     // MARK: - Attackers
 
     @Test func aDeveloperGrantsNothingToThemselvesOrOthers() throws {
