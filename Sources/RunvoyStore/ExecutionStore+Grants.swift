@@ -145,6 +145,11 @@ extension ExecutionStore {
         }
     }
 
+    /// Forgets the grants that ended before `endedBefore` (retention: `history.max_age`).
+    static func pruneGrants(_ db: Database, endedBefore: Int64) throws {
+        try db.execute(sql: "DELETE FROM grants WHERE ended_at IS NOT NULL AND ended_at < ?", arguments: [endedBefore])
+    }
+
     static func grantRow(_ row: Row) -> GrantRow {
         var grant = GrantRow(
             id: row["id"], uid: UInt32(truncatingIfNeeded: row["uid"] as Int64), user: row["user"], role: row["role"],

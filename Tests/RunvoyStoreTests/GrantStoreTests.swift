@@ -81,4 +81,21 @@ struct GrantStoreTests {
         #expect(try store.expireGrants(atMs: 5000).isEmpty)
         #expect(try store.activeGrants().map(\.id) == ["g3"])
     }
+
+    @Test func retentionForgetsGrantsThatEndedBeforeItsAgeAndKeepsTheOthers() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        _ = try store.insertGrant(Self.grant("old", expires: 3000))
+        _ = try store.insertGrant(Self.grant("revoked", expires: 90_000))
+        _ = try store.insertGrant(Self.grant("active", expires: 90_000))
+        _ = try store.expireGrants(atMs: 3000)
+        _ = try store.revokeGrant("revoked", byUid: 0, atMs: 6000)
+        _ = try store.prune(olderThanMs: 5000, maxTotalBytes: nil)
+        #expect(try store.grant("old") == nil)
+        #expect(try store.grant("revoked")?.endCause == "revoked")
+        _ = try store.prune(olderThanMs: 7000, maxTotalBytes: nil)
+        #expect(try store.grant("revoked") == nil)
+        #expect(try store.activeGrants().map(\.id) == ["active"])
+    }
 }
