@@ -207,6 +207,36 @@ import Testing
         #expect(try fixture.store.grant(made.id)?.endCause == "expired")
     }
 
+    /// A request for a grant the last daemon approved but did not fulfil makes its grant when the next one
+    /// recovers the requests (through the grant launcher, not the command launcher), once.
+    @Test func anApprovedRequestLeftByTheLastDaemonMakesItsGrantAtStart() async throws {
+        let fixture = try Fixture()
+        var config = fixture.config.current
+        config.grantSettings.requestableRoles = [.operator]
+        fixture.config.replace(with: config)
+        let grants = fixture.service()
+        let approvals = Approvals(
+            store: fixture.store, logger: Logger(label: "GrantsTests"), journal: fixture.journal,
+            group: MultiThreadedEventLoopGroup.singleton)
+        approvals.setGrantLauncher(grants.launcher(approvals))
+        let asked = Grants.Asked(role: "operator", executor: nil, forMs: 60_000, reason: "INC-2")
+        let now = WallClock.milliseconds()
+        let record = ApprovalRecord(
+            id: "01jgrantrequest0000000000", kind: "grant", state: .approved, requesterUid: Self.bin.uid,
+            requesterUser: "bin", executor: nil, digest: asked.digest(requesterUid: Self.bin.uid),
+            params: ExecutionStore.json(asked), summary: "{}", reason: "INC-2", required: 1,
+            approvers: ApproverList(users: ["daemon"]), needsClient: false, createdAtMs: now,
+            expiresAtMs: now + 60_000, configDigest: "x", recorded: true)
+        #expect(try fixture.store.insertApproval(record, execution: nil, maxPending: 10, maxPerUser: 10))
+        await approvals.recover(config: fixture.config.current)
+        #expect(fixture.config.current.grants.map(\.requestId) == [record.id])
+        #expect(Authorizer.roles(Self.bin, fixture.config.current) == [.operator])
+        #expect(try fixture.store.approval(record.id)?.state == .fulfilled)
+        // Spent: a second start makes nothing.
+        #expect(try await grants.fulfil(ApprovalTicket(record: record), approvals: approvals) == nil)
+        #expect(try fixture.store.activeGrants().count == 1)
+    }
+
     @Test func aGrantTheJournalRefusesIsNotMade() async throws {
         let fixture = try Fixture()
         var config = fixture.config.current
