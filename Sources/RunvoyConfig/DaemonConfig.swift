@@ -21,6 +21,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The temporary grants in force: not read from the file, but added by the daemon from its state database
     /// (`ConfigStore.setGrants`). Each counts only until its expiry.
     public var grants: [TemporaryGrant] = []
+    /// Hooks of every executor, in file order (each executor's own run after these).
+    public var hooks: [HookConfig] = []
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -67,6 +69,7 @@ public struct DaemonConfig: Sendable, Equatable {
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
             && lhs.approvals == rhs.approvals && lhs.grantSettings == rhs.grantSettings && lhs.grants == rhs.grants
+            && lhs.hooks == rhs.hooks
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment

@@ -44,6 +44,8 @@ public struct ExecutorConfig: Sendable, Equatable {
     public var approval: ApprovalPolicy?
     /// Who may run a command at once with `--break-glass` instead of waiting for approval; nil: no one.
     public var breakGlass: AccessList?
+    /// Its own hooks, in file order (run after the global ones of the same event).
+    public var hooks: [HookConfig] = []
     /// Line of the executor's key in the file.
     public var line: Int
 

@@ -181,6 +181,7 @@ public final class ExecutionStore: Sendable {
         }
         registerApprovals(&migrator)
         registerGrants(&migrator)
+        registerHooks(&migrator)
         return migrator
     }
 
@@ -518,6 +519,7 @@ public final class ExecutionStore: Sendable {
             if let maxTotalBytes { try Self.pruneToSize(db, maxTotalBytes, &report) }
             try Self.pruneApprovals(db, olderThanMs: olderThanMs)
             if let olderThanMs { try Self.pruneGrants(db, endedBefore: olderThanMs) }
+            try Self.pruneHookRuns(db)
         }
         for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }
         return report

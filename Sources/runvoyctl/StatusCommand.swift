@@ -67,10 +67,32 @@ struct StatusCommand: ParsableCommand {
             lines.append(("sha256 after", edit.sha256After ?? withheld))
         }
         lines.append(("config", info.configDigest))
+        lines += (info.hooks ?? []).map { ("hook", Self.hook($0)) }
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map {
             $0.0 + ":" + String(repeating: " ", count: width - $0.0.count + 1) + TerminalText.escape($0.1) + "\n"
-        }.joined()
+        }.joined() + (info.hooks ?? []).map(Self.hookOutput).joined()
+    }
+
+    /// `pre_exec window as runvoy-hooks: veto (exit 1, 12ms): outside the change window`.
+    static func hook(_ run: HookRunInfo) -> String {
+        var how: [String] = []
+        if let code = run.exitCode { how.append("exit \(code)") }
+        if let signal = run.signal { how.append("signal \(signal)") }
+        if run.timedOut { how.append("timed out") }
+        how.append(HistoryFormat.duration(usec: run.durationUsec))
+        return "\(run.event) \(run.hook) as \(run.user): \(run.outcome) (\(how.joined(separator: ", ")))"
+            + (run.reason.map { ": \($0)" } ?? "")
+    }
+
+    /// A hook's output under a heading, each line indented, anything a terminal could act on escaped.
+    static func hookOutput(_ run: HookRunInfo) -> String {
+        guard !run.output.isEmpty || run.outputDropped > 0 else { return "" }
+        let dropped = run.outputDropped > 0 ? " (\(HistoryFormat.bytes(run.outputDropped)) more not kept)" : ""
+        let body = run.output.split(separator: "\n", omittingEmptySubsequences: false).map {
+            "  " + TerminalText.escape(String($0)) + "\n"
+        }
+        return "\noutput of \(run.event) hook \(TerminalText.escape(run.hook))\(dropped):\n" + body.joined()
     }
 
     /// `cpu 1.2s user, 30ms system; memory peak 12.0MiB; tasks peak 3; io 4.0KiB read, 0B written (cgroup)`: the

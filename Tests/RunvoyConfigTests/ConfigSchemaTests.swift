@@ -67,7 +67,8 @@ struct ConfigSchemaTests {
                 switch key.type {
                 case .integer(let range): declared[path] = "integer \(range)"
                 case .size(let range, _): declared[path] = "size \(range)"
-                case .duration(let bound, _) where !section.path.hasPrefix("executors"):
+                // A list's keys (hooks[N].timeout) are not written as one mapping: HookConfigTests cover them.
+                case .duration(let bound, _) where !section.path.hasPrefix("executors") && !section.path.contains("["):
                     let ms: ClosedRange<Int64> =
                         switch bound {
                         case .any: 0...Int64.max
@@ -170,6 +171,12 @@ struct ConfigSchemaTests {
         "executors.NAME.break_glass": Placement(
             required: [], file: { executor(["break_glass: {\($0.joined(separator: ", "))}"]) },
             path: "executors.x.break_glass"),
+        "hooks[N]": Placement(
+            required: ["name: h", "event: post_exec", "command: [/bin/true]", "user: nobody"],
+            file: { "hooks: [{\($0.joined(separator: ", "))}]\n" + executor([]) }, path: "hooks[0]"),
+        "executors.NAME.hooks[N]": Placement(
+            required: ["name: h", "event: post_exec", "command: [/bin/true]", "user: nobody"],
+            file: { executor(["hooks: [{\($0.joined(separator: ", "))}]"]) }, path: "executors.x.hooks[0]"),
         "executors.NAME.rlimits": Placement(
             required: [], file: { executor(["rlimits: {\($0.joined(separator: ", "))}"]) },
             path: "executors.x.rlimits"),

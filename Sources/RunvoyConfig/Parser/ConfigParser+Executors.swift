@@ -91,6 +91,8 @@ extension ConfigParser {
             executor.access = AccessList(users: users, groups: groups, roles: roles)
         }
         let approvalsOK = parseApprovalKeys(entries, into: &executor)
+        executor.hooks = parseHooks(
+            entries[Keys.hooks], entries.path(Keys.hooks), ConfigSchema.ExecutorHookKeys.section)
         return runAs == nil || commands == nil || !approvalsOK ? nil : executor
     }
 

@@ -54,6 +54,7 @@ final class ConfigParser {
         let defaultName = defaultExecutorName(executors, top)
         let approvals = parseApprovalSettings(top)
         checkApprovals(executors, approvals)
+        let hooks = parseHooks(top[Keys.hooks], "hooks", ConfigSchema.HookKeys.section)
 
         var config = DaemonConfig(
             socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,
@@ -68,6 +69,7 @@ final class ConfigParser {
         config.containment = parseContainmentSetting(top)
         config.approvals = approvals
         config.grantSettings = parseGrantSettings(top, executors: executors)
+        config.hooks = hooks
         checkExpectedExecutors(expectations, executors)
         return config
     }

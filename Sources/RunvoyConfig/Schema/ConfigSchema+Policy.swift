@@ -87,13 +87,16 @@ extension ConfigSchema {
         public static let breakGlass = ConfigKey(
             "break_glass", .section("executors.NAME.break_glass"), default: .none,
             "who may run at once with `--break-glass` instead of waiting for approval")
+        public static let hooks = ConfigKey(
+            "hooks", .listOfSections("executors.NAME.hooks[N]"), default: .value("[]"),
+            "commands run at points of its executions' lives, after the global ones")
 
         public static let section = ConfigSection(
             path: "executors.NAME", doc: "one executor", docsHeading: "### `executors`",
             keys: [
                 isDefault, description, runAs, environment, secretFiles, allowEnv, workingDirectory, timeout,
                 maxTimeout, concurrency, execRate, locks, allow, tty, recordInput, editable, commands, leftovers,
-                limits, rlimits, sandbox, approval, breakGlass,
+                limits, rlimits, sandbox, approval, breakGlass, hooks,
             ])
     }
 

@@ -32,6 +32,9 @@ extension ConfigSchema {
             "approvals", .section("approvals"), default: .value("{}"), "bounds on requests that wait for approval")
         public static let grants = ConfigKey(
             "grants", .section("grants"), default: .value("{}"), "temporary grants of roles and executors")
+        public static let hooks = ConfigKey(
+            "hooks", .listOfSections("hooks[N]"), default: .value("[]"),
+            "commands run at points of every execution's life")
         public static let containment = ConfigKey(
             "containment", .string, default: .value("auto"),
             "`auto`, `cgroup` or `subreaper`: how executions' processes are confined (read at start-up)")
@@ -40,7 +43,7 @@ extension ConfigSchema {
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
                 socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
-                metrics, roles, executors, expect, containment, approvals, grants,
+                metrics, roles, executors, expect, containment, approvals, grants, hooks,
             ])
     }
 

@@ -18,6 +18,7 @@ public enum ConfigSchema {
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
         ApprovalsKeys.section, ApprovalKeys.section, ApproverKeys.section, BreakGlassKeys.section,
         GrantsKeys.section,
+        HookKeys.section, ExecutorHookKeys.section,
     ]
 
     /// The section at `path`, as sections name each other in `ConfigType`.

@@ -54,8 +54,13 @@ extension Approvals {
             throw error.code == .busy
                 ? executions.deny(plan.refusal(error), caller: plan.caller, config: config) : error
         }
+        if !breakGlass { try await vetoRequest(record, plan, executions: executions) }
         try await recordRequest(&record, plan, breakGlass: breakGlass)
-        if !breakGlass { scheduleExpiry(record, config: config) }
+        if breakGlass {
+            _ = await runGateHooks(.onBreakGlass, record, plan, runner: executions.launcher.hooks)
+        } else {
+            scheduleExpiry(record, config: config)
+        }
         return record
     }
 

@@ -67,6 +67,7 @@ struct ExecLaunch: Sendable {
                 ? try insert(plan, id: made.id, createdAtMs: createdAtMs)
                 : store.makeRecorder(made.id, cap: plan.config.history.maxOutputBytes)
             made.recorder = recorder
+            try await runPreExecHooks(plan, id: made.id)
             let injection = try injectSecrets(plan, id: made.id)
             made.injection = injection
             made.fields = plan.startedFields(executionID: made.id)
@@ -99,6 +100,18 @@ struct ExecLaunch: Sendable {
             throw .history(error)
         }
         return store.makeRecorder(id, cap: plan.config.history.maxOutputBytes)
+    }
+
+    /// The hooks that run as the execution runs: through the same spawner, stored with its history.
+    var hooks: HookRunner { HookRunner(spawner: spawner, store: store, logger: logger, journal: journal) }
+
+    /// `pre_exec` hooks, after the history row is written and before any secret exists: a refusal ends the
+    /// execution before it starts (the slot it holds is held for at most the hooks' timeouts).
+    private func runPreExecHooks(_ plan: ExecPlan, id: String) async throws(LaunchFailure.Stage) {
+        guard !HookRunner.hooks(.preExec, config: plan.config, executor: plan.executor).isEmpty else { return }
+        if let refusal = await hooks.run(.preExec, HookSubject(plan, id: id), config: plan.config) {
+            throw .vetoed(refusal)
+        }
     }
 
     private func injectSecrets(_ plan: ExecPlan, id: String) throws(LaunchFailure.Stage) -> SecretInjection {

@@ -85,6 +85,8 @@ final class Execution: Sendable {
     static let live = Atomic(0)
 
     private let state: Mutex<Locked>
+    /// What its `post_exec` hooks are told, with the configuration they come from; nil when it has none.
+    let postExec: (subject: HookSubject, config: DaemonConfig)?
 
     init(plan: ExecPlan, launched: ExecLaunch.Launched, sink: (any OutputSink)?) {
         id = launched.id
@@ -114,6 +116,9 @@ final class Execution: Sendable {
         records = launched.records
         scope = launched.scope
         leftovers = plan.executor.leftovers
+        postExec =
+            HookRunner.hooks(.postExec, config: plan.config, executor: plan.executor).isEmpty
+            ? nil : (HookSubject(plan, id: launched.id), plan.config)
         let machine = StateMachine(executionID: launched.id, requestID: plan.requestID, started: .now)
         state = Mutex(Locked(machine: machine, sink: sink, stdin: launched.pipes.stdin))
         Self.live.add(1, ordering: .relaxed)

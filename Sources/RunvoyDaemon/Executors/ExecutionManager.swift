@@ -433,6 +433,7 @@ final class ExecutionManager: Service, Sendable {
                 for await execution in queue.stream {
                     group.addTask {
                         await execution.run(drainGrace: self.drainGrace) { self.unregister($0) }
+                        await self.runPostExecHooks(execution)
                     }
                 }
             }

@@ -16,6 +16,8 @@ struct LaunchFailure: Error {
         case spawn(SpawnError)
         /// The command started, but its pipes could not be handed to the event loop; it was killed.
         case pipes(any Error)
+        /// A `pre_exec` hook refused it (`hook_refused`), before its secrets were injected.
+        case vetoed(RunvoyError)
     }
 
     var stage: Stage
@@ -24,7 +26,7 @@ struct LaunchFailure: Error {
     var error: RunvoyError {
         switch stage {
         case .history: RunvoyError(.storeUnavailable, "the execution history cannot be written; nothing was run")
-        case .secrets(let error), .audit(let error): error
+        case .secrets(let error), .audit(let error), .vetoed(let error): error
         case .spawn(let error): error.wireError
         case .pipes(let error):
             RunvoyError(.spawnFailed, "cannot set up the command's pipes: \(error)", reason: "resources")
@@ -34,7 +36,7 @@ struct LaunchFailure: Error {
     /// Whether the failure is recorded as a denied `decision`: it came before the allowing record was written.
     var isDenial: Bool {
         switch stage {
-        case .history, .secrets: true
+        case .history, .secrets, .vetoed: true
         case .audit, .spawn, .pipes: false
         }
     }
@@ -45,7 +47,7 @@ extension LaunchFailure.Stage {
     var historyReason: String {
         switch self {
         case .history(let error): "store_unavailable: \(error.message)"
-        case .secrets(let error), .audit(let error): "\(error.code.rawValue): \(error.message)"
+        case .secrets(let error), .audit(let error), .vetoed(let error): "\(error.code.rawValue): \(error.message)"
         case .spawn(let error): "spawn_failed: \(error.wireError.message)"
         case .pipes(let error): "pipes: \(error)"
         }
@@ -54,7 +56,7 @@ extension LaunchFailure.Stage {
     /// The `execution_finished` record of a command whose `execution_started` record is written; nil before that.
     func finishedRecord(executionID id: String, fields: [(String, String)], pid: Int32?) -> AuditEvent? {
         switch self {
-        case .history, .secrets, .audit:
+        case .history, .secrets, .audit, .vetoed:
             return nil
         case .spawn(let error):
             let message = error.wireError.message

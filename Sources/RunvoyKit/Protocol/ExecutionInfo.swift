@@ -47,6 +47,8 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var terminal: TerminalWindow?
     /// Input bytes the command was given, when its executor records input (`record_input`); nil otherwise.
     public var stdinBytes: Int64?
+    /// Its hooks' runs, in the order they ran: in `status` replies only (absent elsewhere).
+    public var hooks: [HookRunInfo]?
 
     public init(
         executionId: String, status: ExecutionStatus, callerUid: UInt32, callerUser: String, callerPid: Int32,
@@ -90,7 +92,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, executor, argv, pid, signal, reason, usage, edit, terminal
+        case status, executor, argv, pid, signal, reason, usage, edit, terminal, hooks
         case executionId = "execution_id"
         case callerUid = "caller_uid"
         case callerUser = "caller_user"
@@ -147,6 +149,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(usage, forKey: .usage)
         try c.encode(edit, forKey: .edit)
         try c.encode(terminal, forKey: .terminal)
+        try c.encodeIfPresent(hooks, forKey: .hooks)
     }
 
     /// Reads every member; unknown ones are ignored, and `argv_truncated` and `env_keys_truncated` are false when
@@ -183,5 +186,6 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         usage = try c.decodeIfPresent(ResourceUsage.self, forKey: .usage)
         edit = try c.decodeIfPresent(EditSummary.self, forKey: .edit)
         terminal = try c.decodeIfPresent(TerminalWindow.self, forKey: .terminal)
+        hooks = try c.decodeIfPresent([HookRunInfo].self, forKey: .hooks)
     }
 }

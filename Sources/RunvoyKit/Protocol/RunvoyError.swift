@@ -52,6 +52,9 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         public static let approvalDenied = Code(rawValue: "approval_denied")
         /// The request for approval expired before it had its approvals; its command never runs.
         public static let approvalExpired = Code(rawValue: "approval_expired")
+        /// A hook refused the request (a `pre_exec` or `on_approval_request` hook's veto, or its failure under
+        /// `on_error: deny`); the message has the hook and its reason. The command never ran.
+        public static let hookRefused = Code(rawValue: "hook_refused")
     }
 
     /// Machine-readable details some codes carry.

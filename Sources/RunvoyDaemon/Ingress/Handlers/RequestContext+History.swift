@@ -72,6 +72,35 @@ extension RequestContext {
         }
     }
 
+    /// The most hook output one `status` reply carries, all runs together (each run keeps 64 KiB): the reply
+    /// stays within a frame however many hooks an execution ran. Output beyond it is counted as dropped.
+    static let hookOutputBudget = 256 << 10
+
+    /// The record with its hooks' runs (`status`; none, no member), their output within `hookOutputBudget`; a
+    /// history that cannot be read for them leaves them out.
+    func withHookRuns(_ info: ExecutionInfo) -> ExecutionInfo {
+        var info = info
+        guard let runs = try? executions.store.hookRuns(executionID: info.executionId) else { return info }
+        info.hooks = runs.isEmpty ? nil : Self.budgeted(runs, budget: Self.hookOutputBudget)
+        return info
+    }
+
+    /// `runs` with the output of those past `budget` bytes in all left out (and counted as dropped).
+    static func budgeted(_ runs: [HookRunInfo], budget: Int) -> [HookRunInfo] {
+        var runs = runs
+        var left = budget
+        for index in runs.indices {
+            let bytes = runs[index].output.utf8.count
+            if bytes > left {
+                runs[index].outputDropped += Int64(bytes)
+                runs[index].output = ""
+            } else {
+                left -= bytes
+            }
+        }
+        return runs
+    }
+
     /// The record as a reply gives it to the caller (every history reply goes through here): what the caller may
     /// see of it (`shown`), with what only the running execution knows yet: its pid, start time and output so far.
     func withLiveState(_ info: ExecutionInfo) -> ExecutionInfo {

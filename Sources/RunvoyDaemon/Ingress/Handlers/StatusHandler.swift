@@ -1,12 +1,13 @@
 import RunvoyKit
 
-/// `status`: one execution from the history, with what only the running execution knows yet, its argv within
-/// `ReplyBounds.single`.
+/// `status`: one execution from the history, with what only the running execution knows yet and its hooks' runs,
+/// its argv within `ReplyBounds.single`.
 struct StatusHandler: MethodHandler {
     static let method = Method.status.rawValue
     static let params = ParamsRule<ExecutionRef>.required("status needs params with execution_id")
 
     func handle(_ ref: ExecutionRef, context: RequestContext) async throws -> Outcome<ExecutionInfo> {
-        .result(context.withLiveState(try context.visibleExecution(ref.executionId)).bounded(.single))
+        let info = context.withLiveState(try context.visibleExecution(ref.executionId))
+        return .result(context.withHookRuns(info).bounded(.single))
     }
 }
