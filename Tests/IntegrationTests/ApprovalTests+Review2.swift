@@ -1,0 +1,61 @@
+import Foundation
+import Glibc
+import RunvoyKit
+import Testing
+
+/// Second security review of approvals (docs/REVIEW-appr2.md), as real users against the real daemon: proofs of
+/// concept that FAIL on main as reviewed (922d646).
+extension ApprovalTests {
+    /// alice runs `sleep 600` on `slot` (no approval; `concurrency: 1`): its one slot is hers while she likes.
+    func holdSlot() throws -> String {
+        let out = try ctl("alice", ["exec", "-e", "slot", "--detach", "--", "sleep", "600"])
+        #expect(out.status == 0, "\(out.stderrText)")
+        let id = out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try status(id, until: ["running"])
+        return id
+    }
+
+    /// F1 (review 2). An approval is spent when its execution enters the queue (`fulfil` in `recordQueued`); at
+    /// its turn the queue plans it again under the configuration in force (`redecided`) but only compares the
+    /// digest (`approvalRefusal`): the approval policy in force is never compared with the one it was approved
+    /// under. alice holds `slot`'s only slot, bob approves her `echo` (1 of 1), it waits in the queue; the
+    /// administrators now want 2 approvals for it; alice frees the slot when she likes, and it runs with one.
+    /// (F1 of the first review fixed this for a request started at once, not for one that waits in the queue.)
+    @Test func anApprovedRequestWaitingInTheQueueRunsOnlyUnderThePolicyInForceAtItsTurn() throws {
+        let holder = try holdSlot()
+        let asked = try ctl("alice", ["exec", "-e", "slot", "--detach", "--reason", "INC-8", "--", "echo", "queued-policy"])
+        #expect(asked.status == 0, "\(asked.stderrText)")
+        let id = asked.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try ctl("bob", ["approve", id]).status == 0)
+        _ = try status(id, until: ["queued"])
+        // The administrators now want two approvals for slot's commands.
+        try reload(
+            replacing: "approval: {count: 1, approvers: {users: [rva\(suffix)-bob, rva\(suffix)-carol]}, expires: 9m}",
+            with: "approval: {count: 2, approvers: {users: [rva\(suffix)-bob, rva\(suffix)-carol]}, expires: 9m}")
+        #expect(try ctl("alice", ["kill", holder]).status == 0)
+        let final = try status(id, until: ["succeeded", "failed", "cancelled", "killed", "timed_out", "lost"])
+        #expect(!final.contains("\"status\":\"succeeded\""), "it ran with 1 approval under a policy asking for 2")
+        #expect(!(try ctl("alice", ["logs", id]).stdoutText.contains("queued-policy")))
+    }
+
+    /// F1 (review 2), break-glass: a break-glass run that has to wait in the queue is planned again at its turn
+    /// without asking whether `break_glass` still admits its requester. alice breaks the glass on `slot` while
+    /// her own `sleep` holds it; the administrators take break-glass away from her; she frees the slot, and it
+    /// runs.
+    @Test func aBreakGlassRunWaitingInTheQueueRunsOnlyIfBreakGlassStillAdmitsItsRequester() throws {
+        let holder = try holdSlot()
+        let (glass, stderr) = try background(
+            "alice", ["exec", "-e", "slot", "--break-glass", "--reason", "fire", "--", "echo", "queued-glass"])
+        let requested = try Harness.journal(["RUNVOY_EVENT=break_glass", "RUNVOY_CALLER_USER=\(user("alice"))"])
+        let id = try #require(requested.first?["RUNVOY_APPROVAL_ID"])
+        _ = try status(id, until: ["queued"])
+        try reload(
+            replacing: "break_glass: {users: [rva\(suffix)-alice]}", with: "break_glass: {users: [rva\(suffix)-dave]}")
+        #expect(try ctl("alice", ["kill", holder]).status == 0)
+        _ = glass.wait(seconds: 30)
+        let output = (try? String(contentsOfFile: stderr + ".out", encoding: .utf8)) ?? ""
+        #expect(!output.contains("queued-glass"), "a break-glass run ran after break-glass was taken from its requester")
+        let final = try status(id, until: ["succeeded", "failed", "cancelled", "killed", "timed_out", "lost"])
+        #expect(!final.contains("\"status\":\"succeeded\""))
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Glibc
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+import Testing
+
+@testable import RunvoyDaemon
+
+/// Second security review of approvals (docs/REVIEW-appr2.md): proofs of concept, in process with
+/// `ApprovalServiceTests.Fixture`, that FAIL on main as reviewed (922d646).
+struct ApprovalReview2Tests {
+    typealias Fixture = ApprovalServiceTests.Fixture
+    typealias Waiter = ApprovalServiceTests.Waiter
+
+    /// Sends that never return until released: a connection whose client stopped reading (the daemon's
+    /// `ConnectionSink.send` suspends on a full outbound writer until the client reads or the connection ends).
+    final class Blocker: @unchecked Sendable {
+        private let lock = NSLock()
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        private var released = false
+        private var calls = 0
+
+        /// Returns for the first `free` calls, then blocks until `release`.
+        func send(free: Int) async {
+            let blocks = lock.withLock { () -> Bool in
+                calls += 1
+                return calls > free && !released
+            }
+            guard blocks else { return }
+            await withCheckedContinuation { continuation in
+                let now = lock.withLock { () -> Bool in
+                    if released { return true }
+                    waiting.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+
+        var count: Int { lock.withLock { calls } }
+
+        func release() {
+            let all = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+                released = true
+                defer { waiting = [] }
+                return waiting
+            }
+            for continuation in all { continuation.resume() }
+        }
+    }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        func set() { lock.withLock { value = true } }
+    }
+
+    /// F2 (review 2). The digest binds whether the command reads its requester's standard input ("stdin: pipe"),
+    /// but approvers are never shown it: `ApprovalInfo` (and the summary kept for it) has no such field. An
+    /// approver asked to approve `sh` (or `tee /etc/…`, `psql`, `python3`) sees exactly the same request whether it
+    /// reads nothing or whatever program its requester types or pipes in after the approval.
+    @Test func approversAreShownThatACommandReadsItsRequestersInput() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config(count: 1)
+        let manager = fixture.manager()
+        let piped = try await fixture.request(["sh"], manager, config, stdin: true)
+        let closed = try await fixture.request(["sh"], manager, config)
+        #expect(piped.digest != closed.digest, "the digest tells them apart")
+        let approver = Fixture.user("daemon")
+        func shown(_ record: ApprovalRecord) throws -> NSDictionary {
+            let info = ApprovalsHandler.info(record, caller: approver, config: config).bounded(.single)
+            let json = ExecutionStore.json(info)
+            var object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            for key in ["id", "digest", "created_at_ms", "expires_at_ms"] { object[key] = nil }
+            return object as NSDictionary
+        }
+        #expect(
+            try shown(piped) != shown(closed),
+            "an approver is shown the same request whether or not it will read its requester's input")
+    }
+
+    /// F3 (review 2). Every change of a request is told to its watchers and followers (`Approvals.tell`) before
+    /// the change's caller is answered and before an approved request starts (`room.end`), one send after the
+    /// other, each awaited. A follower (`logs -f ID`, its requester or a view_all holder) whose connection stops
+    /// taking writes (it reads nothing while a large `logs` of another execution fills the same connection)
+    /// holds up every approver's `approve` (no reply) and the launch of the approved request for as long as it
+    /// likes: the requester then picks when an approval given now is spent.
+    @Test func aFollowerThatStopsReadingHoldsUpNeitherTheApproverNorTheLaunch() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config(count: 1)
+        let manager = fixture.manager()
+        let record = try await fixture.request(["echo", "held"], manager, config)
+        let blocker = Blocker()
+        defer { blocker.release() }
+        // The follower takes its first event (the request as it stands), then its connection is full.
+        let follower = Task {
+            await manager.approvals.follow(record.id, requestID: nil, hangup: Hangup()) { _ in
+                await blocker.send(free: 1)
+            }
+        }
+        try await Waiter.until { blocker.count >= 1 }
+        let answered = Flag()
+        let approving = Task {
+            defer { answered.set() }
+            _ = try? await fixture.approve(record, by: "daemon", manager, config)
+        }
+        var held: String?
+        do {
+            try await Waiter.until { answered.isSet }
+            try await Waiter.until { fixture.spawner.calls == 1 }
+        } catch {
+            held = "approver answered: \(answered.isSet), launched: \(fixture.spawner.calls)"
+        }
+        #expect(held == nil, "a follower that reads nothing held up the approval: \(held ?? "")")
+        blocker.release()
+        await approving.value
+        follower.cancel()
+        await follower.value
+    }
+}
