@@ -23,7 +23,8 @@ extension ApprovalTests {
     /// (F1 of the first review fixed this for a request started at once, not for one that waits in the queue.)
     @Test func anApprovedRequestWaitingInTheQueueRunsOnlyUnderThePolicyInForceAtItsTurn() throws {
         let holder = try holdSlot()
-        let asked = try ctl("alice", ["exec", "-e", "slot", "--detach", "--reason", "INC-8", "--", "echo", "queued-policy"])
+        let asked = try ctl(
+            "alice", ["exec", "-e", "slot", "--detach", "--reason", "INC-8", "--", "echo", "queued-policy"])
         #expect(asked.status == 0, "\(asked.stderrText)")
         let id = asked.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try ctl("bob", ["approve", id]).status == 0)
@@ -54,7 +55,8 @@ extension ApprovalTests {
         #expect(try ctl("alice", ["kill", holder]).status == 0)
         _ = glass.wait(seconds: 30)
         let output = (try? String(contentsOfFile: stderr + ".out", encoding: .utf8)) ?? ""
-        #expect(!output.contains("queued-glass"), "a break-glass run ran after break-glass was taken from its requester")
+        #expect(
+            !output.contains("queued-glass"), "a break-glass run ran after break-glass was taken from its requester")
         let final = try status(id, until: ["succeeded", "failed", "cancelled", "killed", "timed_out", "lost"])
         #expect(!final.contains("\"status\":\"succeeded\""))
     }
