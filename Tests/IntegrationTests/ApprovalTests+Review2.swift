@@ -37,6 +37,12 @@ extension ApprovalTests {
         let final = try status(id, until: ["succeeded", "failed", "cancelled", "killed", "timed_out", "lost"])
         #expect(!final.contains("\"status\":\"succeeded\""), "it ran with 1 approval under a policy asking for 2")
         #expect(!(try ctl("alice", ["logs", id]).stdoutText.contains("queued-policy")))
+        // It ends invalidated, audited, its row cancelled with what changed.
+        #expect(final.contains("\"status\":\"cancelled\""), "\(final)")
+        #expect(final.contains("asks for 2 approvals now, 1 when it was approved"), "\(final)")
+        let decided = try Harness.journal(
+            ["RUNVOY_EVENT=approval_decided", "RUNVOY_APPROVAL_ID=\(id)", "RUNVOY_STATE=invalidated"])
+        #expect(decided.first?["RUNVOY_REASON"]?.contains("asks for 2 approvals now") == true, "\(decided)")
     }
 
     /// F1 (review 2), break-glass: a break-glass run that has to wait in the queue is planned again at its turn
@@ -59,5 +65,13 @@ extension ApprovalTests {
             !output.contains("queued-glass"), "a break-glass run ran after break-glass was taken from its requester")
         let final = try status(id, until: ["succeeded", "failed", "cancelled", "killed", "timed_out", "lost"])
         #expect(!final.contains("\"status\":\"succeeded\""))
+        // Its record ends invalidated (audited), no run left to review; its client is told why.
+        #expect(final.contains("\"status\":\"cancelled\""), "\(final)")
+        #expect(final.contains("no longer admits user \(user("alice"))"), "\(final)")
+        let decided = try Harness.journal(
+            ["RUNVOY_EVENT=approval_decided", "RUNVOY_APPROVAL_ID=\(id)", "RUNVOY_STATE=invalidated"])
+        #expect(!decided.isEmpty)
+        let told = (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? ""
+        #expect(told.contains("no longer admits"), "\(told)")
     }
 }

@@ -119,4 +119,80 @@ struct ApprovalReview2Tests {
         follower.cancel()
         await follower.value
     }
+
+    // MARK: - Fixes
+
+    /// `prod` as `Fixture.config` writes it, with its approvers and break-glass list given.
+    static func config(
+        _ fixture: Fixture, count: Int = 1, approvers: String = "daemon, bin, sys, sync", breakGlass: String = "root"
+    ) throws -> DaemonConfig {
+        try ConfigLoader.parse(
+            yaml: """
+                state_directory: \(fixture.directory)/state
+                audit: {fail_closed: true, write_timeout: 2s}
+                secrets: {runtime_directory: \(fixture.directory)/run}
+                roles:
+                  developer: {users: ["*"]}
+                executors:
+                  prod:
+                    default: true
+                    run_as: {user: nobody}
+                    environment: {PATH: /usr/bin:/bin}
+                    allow: {users: ["*"]}
+                    approval: {count: \(count), approvers: {users: [\(approvers)]}, expires: 10m}
+                    break_glass: {users: [\(breakGlass)]}
+                    commands: any
+                """, file: "approvals.yaml")
+    }
+
+    /// F1 (review 2), the check an immediate start and a start at the turn of the queue share
+    /// (`Approvals.launchRefusal`): the policy in force may ask for no more approvals and name no other approvers
+    /// than the request was approved with, and break-glass must still admit a break-glass run's requester.
+    @Test func theStartComparesThePolicyInForceWithTheOneApproved() async throws {
+        let fixture = try Fixture()
+        let config = try Self.config(fixture)
+        let manager = fixture.manager()
+        let record = try await fixture.request(["echo", "f1"], manager, config)
+        func refusal(_ record: ApprovalRecord, _ config: DaemonConfig) throws -> String? {
+            let plan = try ExecPlan.make(
+                ExecParams(argv: ["echo", "f1"]), requestID: nil, caller: Fixture.root, config: config)
+            return Approvals.launchRefusal(record, plan)
+        }
+        #expect(try refusal(record, config) == nil)
+        let more = try refusal(record, Self.config(fixture, count: 2))
+        #expect(more?.contains("asks for 2 approvals now, 1 when it was approved") == true, "\(more ?? "nil")")
+        let narrowed = try refusal(record, Self.config(fixture, approvers: "daemon"))
+        #expect(narrowed?.contains("its approvers are users daemon now") == true, "\(narrowed ?? "nil")")
+        var glass = record
+        glass.kind = "break_glass"
+        glass.state = .breakGlass
+        #expect(try refusal(glass, config) == nil)
+        let taken = try refusal(glass, Self.config(fixture, breakGlass: "daemon"))
+        #expect(taken?.contains("no longer admits user root") == true, "\(taken ?? "nil")")
+    }
+
+    /// F1 (review 2): an approved request's approval is spent at its turn in the queue, not when it enters it, so
+    /// one that waited in the queue when the daemon stopped is still approved at the next start, with its row
+    /// ended by `HistoryRecovery`: it is withdrawn, never started.
+    @Test func anApprovedRequestThatWaitedInTheQueueWhenTheDaemonStoppedIsWithdrawn() async throws {
+        let fixture = try Fixture()
+        let config = try Self.config(fixture)
+        let before = fixture.manager()
+        let record = try await fixture.request(["echo", "queued"], before, config)
+        // Its client takes the ticket (the daemon would otherwise start it itself).
+        let waiter = Waiter()
+        let waiting = ApprovalServiceTests.wait(record, before, config, waiter)
+        try await Waiter.until { waiter.isWaiting }
+        _ = try await fixture.approve(record, by: "daemon", before, config)
+        _ = try await waiting.value.get()
+        // What the queue and the previous daemon's end left: its row queued, then cancelled at the start.
+        #expect(try fixture.store.startAwaiting(record.id, as: .queued))
+        try fixture.store.finish(record.id, .notStarted(reason: "the daemon stopped"))
+        let after = fixture.manager()
+        await after.approvals.recover(config: config)
+        let ended = try #require(try fixture.store.approval(record.id))
+        #expect(ended.state == .withdrawn)
+        #expect(ended.decision?.contains("before it started") == true, "\(ended.decision ?? "nil")")
+        #expect(fixture.spawner.calls == 0)
+    }
 }

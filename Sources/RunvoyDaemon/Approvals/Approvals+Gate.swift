@@ -172,42 +172,4 @@ extension Approvals {
         case .ended(let error): throw error
         }
     }
-
-    /// Spends `ticket` on `plan`, which is about to be queued or started (`status`): the plan must be the one
-    /// approved, its requester still allowed, and the policy in force ask for no more than it had; otherwise it
-    /// is invalidated and never runs. Its history row leaves `awaiting_approval` in the same transaction.
-    func fulfil(_ ticket: ApprovalTicket, _ plan: ExecPlan, to status: ExecutionStatus) async throws(RunvoyError) {
-        if ticket.isBreakGlass { return try startBreakGlass(ticket, to: status) }
-        let gone = RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
-        let (new, change) = try await serially(ticket.id) {
-            () async throws(RunvoyError) -> (ApprovalRecord, ApprovalMachine.Change) in
-            guard let old = try? store.approval(ticket.id) else { throw gone }
-            let policy = plan.decision.approval
-            let allowed =
-                policy.map { $0.count <= old.required && Authorizer.approverList($0.approvers) == old.approvers }
-                ?? true
-            let event = ApprovalMachine.Event.launch(
-                digest: ApprovalSubject(plan, reason: plan.reason ?? "").digest, allowed: allowed,
-                reason: "the approval policy changed", atMs: WallClock.milliseconds())
-            let (new, result) = ApprovalMachine.apply(event, to: old)
-            let change = try result.get()
-            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { throw gone }
-            return (new, change)
-        }
-        await applied(change, new, config: plan.config)
-        if change == .invalidated { throw Self.ending(new) }
-    }
-
-    /// A break-glass run's history row leaves `awaiting_approval` (its record stays, for review).
-    private func startBreakGlass(_ ticket: ApprovalTicket, to status: ExecutionStatus) throws(RunvoyError) {
-        let started: Bool
-        do throws(StoreError) {
-            started = try store.startAwaiting(ticket.id, as: status)
-        } catch {
-            throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
-        }
-        guard started else {
-            throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
-        }
-    }
 }
