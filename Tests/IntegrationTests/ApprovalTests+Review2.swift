@@ -74,4 +74,30 @@ extension ApprovalTests {
         let told = (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? ""
         #expect(told.contains("no longer admits"), "\(told)")
     }
+
+    /// F2 (review 2), fixed: an attached `runvoyctl exec` forwards its input; approvers are told the command reads
+    /// it (and its timeout), and so is the audit trail.
+    @Test func approversAreToldThatAnAttachedRequestReadsItsRequestersInput() throws {
+        let (waiting, stderr) = try background(
+            "alice", ["exec", "-e", "slot", "--reason", "INC-9", "--", "echo", "reads-input"])
+        let shown = try waitFor("runvoyctl approve ", in: stderr)
+        let id = try #require(shown.components(separatedBy: "runvoyctl approve ").last?.prefix(26)).description
+        let listed = try ctl("bob", ["approvals"])
+        #expect(listed.stdoutText.contains("reads the requester's input (standard input)"), "\(listed.stdoutText)")
+        #expect(listed.stdoutText.contains("timeout "), "\(listed.stdoutText)")
+        let requested = try Harness.journal(["RUNVOY_EVENT=approval_requested", "RUNVOY_APPROVAL_ID=\(id)"])
+        #expect(requested.first?["RUNVOY_STDIN"] == "pipe", "\(requested)")
+        #expect(try ctl("bob", ["deny", id, "--comment", "reads its input"]).status == 0)
+        _ = waiting.wait(seconds: 30)
+        let detached = try ctl(
+            "alice", ["exec", "-e", "slot", "--detach", "--reason", "INC-9", "--", "echo", "no-input"])
+        let other = detached.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        // A detached request reads nothing (`--detach` forwards no input): nothing said.
+        let listedOther = try ctl("bob", ["approvals"]).stdoutText
+        let block = try #require(listedOther.components(separatedBy: other).dropFirst().first)
+        let shownOther = try #require(block.components(separatedBy: "  digest ").first)
+        #expect(shownOther.contains("no-input"), "\(listedOther)")
+        #expect(!shownOther.contains("reads the requester's input"), "\(listedOther)")
+        #expect(try ctl("alice", ["cancel", other]).status == 0)
+    }
 }

@@ -79,6 +79,8 @@ struct ApprovalReview2Tests {
         #expect(
             try shown(piped) != shown(closed),
             "an approver is shown the same request whether or not it will read its requester's input")
+        #expect(ApprovalsHandler.info(piped, caller: approver, config: config).stdin)
+        #expect(!ApprovalsHandler.info(closed, caller: approver, config: config).stdin)
     }
 
     /// F3 (review 2). Every change of a request is told to its watchers and followers (`Approvals.tell`) before

@@ -16,6 +16,9 @@ extension Approvals {
         var terminal: Bool
         var timeoutMs: Int64?
         var argv: [String]
+        /// Whether the command reads its requester's standard input (a pipe): what it runs may come from there,
+        /// after the approval (review 2 of approvals, F2). Absent from requests stored before it was kept.
+        var stdin: Bool?
     }
 
     /// Makes the request `plan` needs, or nil when it needs none. Throws the refusal (audited) of a plan that
@@ -97,7 +100,7 @@ extension Approvals {
         let summary = Summary(
             runAs: plan.runAs, command: plan.command, cwd: plan.workingDirectory,
             envKeys: plan.environment.keys.sorted(), secrets: plan.executor.secretNames.sorted(),
-            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv)
+            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv, stdin: subject.stdin)
         return ApprovalRecord(
             id: ExecutionID.make(milliseconds: UInt64(now)), kind: breakGlass ? "break_glass" : "exec",
             state: breakGlass ? .breakGlass : .pending, requesterUid: plan.caller.uid,
