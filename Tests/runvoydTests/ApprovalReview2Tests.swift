@@ -197,4 +197,43 @@ struct ApprovalReview2Tests {
         #expect(ended.decision?.contains("before it started") == true, "\(ended.decision ?? "nil")")
         #expect(fixture.spawner.calls == 0)
     }
+
+    /// F3 (review 2), fixed: what a watcher or follower is told waits in a mailbox of one (the latest state), sent
+    /// by a task of its own: posting never waits, however stuck the client, and an older state is dropped.
+    @Test func aMailboxKeepsOnlyTheLatestStateAndNeverHoldsUpWhoPosts() async throws {
+        let fixture = try Fixture()
+        let config = try fixture.config(count: 1)
+        let manager = fixture.manager()
+        var record = try await fixture.request(["echo", "mailbox"], manager, config)
+        let blocker = Blocker()
+        defer { blocker.release() }
+        final class Sent: @unchecked Sendable {
+            private let lock = NSLock()
+            private var versions: [Int] = []
+            func add(_ version: Int) { lock.withLock { versions.append(version) } }
+            var all: [Int] { lock.withLock { versions } }
+        }
+        let sent = Sent()
+        let mailbox = ApprovalMailbox { record in
+            await blocker.send(free: 0)
+            sent.add(record.version)
+        }
+        let first = record.version
+        mailbox.post(record)
+        try await Waiter.until { blocker.count == 1 }
+        // Stuck on the first: these return at once; only the last waits to be sent.
+        for _ in 0..<100 {
+            record.version += 1
+            mailbox.post(record)
+        }
+        var stale = record
+        stale.version = first
+        mailbox.post(stale)
+        blocker.release()
+        await mailbox.finish()
+        #expect(sent.all == [first, first + 100], "\(sent.all)")
+        mailbox.post(record)
+        await mailbox.finish()
+        #expect(sent.all.count == 2, "nothing is taken after finish")
+    }
 }

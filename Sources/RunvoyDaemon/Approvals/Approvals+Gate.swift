@@ -147,18 +147,20 @@ extension Approvals {
     func awaitDecision(
         _ record: ApprovalRecord, requestID: RequestID?, client: ExecutionManager.QueueClient, config: DaemonConfig
     ) async throws(RunvoyError) -> ApprovalTicket {
-        let send: @Sendable (ApprovalRecord) async -> Void = { record in
+        let mailbox = ApprovalMailbox { record in
             try? await client.sendApproval(Self.event(record, requestID: requestID))
         }
-        let token = room.withLock { $0.watch(record.id, send: send) }
+        let token = room.withLock { $0.watch(record.id, mailbox: mailbox) }
         let current = (try? store.approval(record.id)) ?? record
-        await send(current)
+        mailbox.post(current)
         if current.state.isFinal && current.state != .fulfilled {
             // It ended before this client watched (a denial or deadline at once): nobody else would tell it.
             _ = room.withLock { $0.leave(record.id, token) }
+            await mailbox.finish()
             throw Self.ending(current)
         }
         let unhook = client.onHangup { [self] in
+            mailbox.close()
             guard room.withLock({ $0.leave(record.id, token) }) else { return }
             if record.needsClient {
                 Task { await withdraw(record.id, reason: "its client went away", config: config) }
@@ -170,6 +172,8 @@ extension Approvals {
             }
         }
         unhook()
+        // Its last `approval` event before what comes next on its stream; only this client's task waits for it.
+        await mailbox.finish()
         switch turn {
         case .approved(let ticket): return ticket
         case .ended(let error): throw error

@@ -153,11 +153,13 @@ final class Approvals: Sendable {
     func applied(_ change: ApprovalMachine.Change, _ record: ApprovalRecord, config: DaemonConfig) async {
         switch change {
         case .answered:
-            await tell(record)
+            tell(record)
         case .approved:
             cancelTimer(record.id)
             audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: "approved"))
-            await tell(record)
+            // Posted, never awaited (F3 of review 2): before the hand-over only so that the waiting client's
+            // last `approval` event comes before its command's events.
+            tell(record)
             let ticket = ApprovalTicket(record: record)
             if !room.withLock({ $0.end(record.id, .approved(ticket)) }), let launch = launcher.withLock({ $0 }) {
                 Task { await launch(ticket, config) }
@@ -174,7 +176,7 @@ final class Approvals: Sendable {
     func ended(_ record: ApprovalRecord, cause: String, config: DaemonConfig) async {
         cancelTimer(record.id)
         audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: cause))
-        await tell(record)
+        tell(record)
         room.withLock {
             _ = $0.end(record.id, .ended(Self.ending(record)))
             $0.settle(record.id)
@@ -192,20 +194,23 @@ final class Approvals: Sendable {
     func follow(
         _ id: String, requestID: RequestID?, hangup: Hangup, tell: @escaping @Sendable (ApprovalEvent) async -> Void
     ) async {
-        let send: @Sendable (ApprovalRecord) async -> Void = { record in
-            await tell(Self.event(record, requestID: requestID))
-        }
-        let token = room.withLock { $0.observe(id, send: send) }
+        let mailbox = ApprovalMailbox { record in await tell(Self.event(record, requestID: requestID)) }
+        let token = room.withLock { $0.observe(id, mailbox: mailbox) }
         guard let current = try? store.approval(id), current.state == .pending || current.state == .approved else {
             room.withLock { $0.stopObserving(id, token) }
             return
         }
-        await send(current)
-        let undo = hangup.on { [self] in room.withLock { $0.stopObserving(id, token) } }
+        mailbox.post(current)
+        let undo = hangup.on { [self] in
+            mailbox.close()
+            room.withLock { $0.stopObserving(id, token) }
+        }
         await withCheckedContinuation { continuation in
             if !room.withLock({ $0.awaitSettled(id, token, continuation) }) { continuation.resume() }
         }
         undo()
+        // What it was told of the request comes before the command's output (only this follower waits for it).
+        await mailbox.finish()
     }
 
     /// What the requester's client is told when its request ended without running.
@@ -222,9 +227,13 @@ final class Approvals: Sendable {
         }
     }
 
-    /// Sends every watcher of `record` its `approval` event.
-    func tell(_ record: ApprovalRecord) async {
-        for send in room.withLock({ $0.senders(record.id) }) { await send(record) }
+    /// Leaves every watcher and follower of `record` its `approval` event, sent by each one's own mailbox: never
+    /// waits for a client (review 2 of approvals, F3).
+    func tell(_ record: ApprovalRecord) {
+        // A change's record keeps the version it was read at; the database holds it at the next.
+        var written = record
+        written.version += 1
+        for mailbox in room.withLock({ $0.mailboxes(record.id) }) { mailbox.post(written) }
     }
 
     // MARK: - Deadlines
