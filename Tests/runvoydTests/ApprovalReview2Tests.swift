@@ -236,4 +236,47 @@ struct ApprovalReview2Tests {
         await mailbox.finish()
         #expect(sent.all.count == 2, "nothing is taken after finish")
     }
+
+    /// L1 and L2 (review 2), fixed: `cancel` of a break-glass run whose row still awaits its start abandons it
+    /// (it never starts), audited with `approval_decided` (`CAUSE=abandoned`); `cancel` of a request whose command
+    /// started is `invalid_state` saying so, never "cancelled".
+    @Test func cancelWithdrawsOnlyWhatItCanAndSaysWhatStarted() async throws {
+        let fixture = try Fixture()
+        let config = try Self.config(fixture)
+        let manager = fixture.manager()
+        var params = ExecParams(argv: ["echo", "glass"])
+        params.breakGlass = true
+        params.reason = "fire"
+        let plan = try ExecPlan.make(params, requestID: nil, caller: Fixture.root, config: config)
+        let glass = try #require(try await manager.approvals.gate(params, plan, executions: manager))
+        #expect(glass.state == .breakGlass)
+        try await manager.approvals.cancel(glass.id, by: "root", config: config)
+        #expect(try fixture.store.approval(glass.id)?.state == .withdrawn)
+        #expect(try fixture.store.get(glass.id)?.status == .cancelled)
+        await #expect(throws: RunvoyError.self) {
+            try await manager.approvals.fulfil(ApprovalTicket(record: glass), plan, .start)
+        }
+
+        // An approved request whose command started (its row `running`): not withdrawn, and `cancel` says so.
+        let record = try await fixture.request(["echo", "started"], manager, config)
+        let waiter = Waiter()
+        let waiting = ApprovalServiceTests.wait(record, manager, config, waiter)
+        try await Waiter.until { waiter.isWaiting }
+        _ = try await fixture.approve(record, by: "daemon", manager, config)
+        let ticket = try await waiting.value.get()
+        let started = try ExecPlan.make(
+            ExecParams(argv: ["echo", "started"]), requestID: nil, caller: Fixture.root, config: config)
+        try await manager.approvals.fulfil(ticket, started, .start)
+        do throws(RunvoyError) {
+            try await manager.approvals.cancel(record.id, by: "root", config: config)
+            Issue.record("cancel said it withdrew a request whose command started")
+        } catch {
+            #expect(error.code == .invalidState && error.message.contains("has started (running)"), "\(error)")
+        }
+        #expect(try fixture.store.approval(record.id)?.state == .fulfilled)
+        let decided = fixture.records("approval_decided").filter { $0["RUNVOY_APPROVAL_ID"] == glass.id }
+        #expect(decided.map { $0["RUNVOY_CAUSE"] } == ["abandoned"], "\(decided)")
+        #expect(decided.first?["RUNVOY_STATE"] == "withdrawn")
+        #expect(fixture.spawner.calls == 0)
+    }
 }

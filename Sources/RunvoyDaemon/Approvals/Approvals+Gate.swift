@@ -72,14 +72,14 @@ extension Approvals {
             try await audit(plan.config).record(
                 breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
         } catch {
-            abandon(record.id, reason: "its record could not be audited")
+            abandon(record.id, reason: "its record could not be audited", config: plan.config)
             throw error
         }
         let marked: Bool
         do throws(StoreError) {
             marked = try store.markApprovalRecorded(record.id)
         } catch {
-            abandon(record.id, reason: "it could not be marked recorded")
+            abandon(record.id, reason: "it could not be marked recorded", config: plan.config)
             throw RunvoyError(
                 .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
         }

@@ -267,7 +267,7 @@ final class Approvals: Sendable {
     func unspent(_ ticket: ApprovalTicket, _ error: RunvoyError, config: DaemonConfig) async {
         let reason = "it could not start: \(error.message)"
         if ticket.isBreakGlass {
-            abandon(ticket.id, reason: reason)
+            abandon(ticket.id, reason: reason, config: config)
         } else if (try? store.approval(ticket.id))?.state == .approved {
             // Only an approved request: a ticket that was not its approval (refused by `start`) changes nothing.
             await withdraw(ticket.id, reason: reason, config: config)
@@ -275,28 +275,58 @@ final class Approvals: Sendable {
     }
 
     /// Ends request `id`, whose command never started, `withdrawn` with its history row `cancelled` (one
-    /// transaction): its audit record could not be written, the daemon stopped before it was, or a break-glass
-    /// run could not start. Nothing when its command started.
-    func abandon(_ id: String, reason: String) {
+    /// transaction): its audit record could not be written, the daemon stopped before it was, a break-glass run
+    /// could not start or was cancelled before it did. Nothing (false) when its command started. Its
+    /// `approval_decided` record (`CAUSE=abandoned`) is best-effort: a failing journal is often what got it here
+    /// (review 2 of approvals, L2).
+    @discardableResult
+    func abandon(_ id: String, reason: String, config: DaemonConfig) -> Bool {
         cancelTimer(id)
+        var abandoned = false
         do throws(StoreError) {
-            if try store.abandonApproval(id, reason: reason, atMs: WallClock.milliseconds()) {
-                logger.notice(
-                    "a request for approval ended without running", metadata: ["id": "\(id)", "reason": "\(reason)"])
-            }
+            abandoned = try store.abandonApproval(id, reason: reason, atMs: WallClock.milliseconds())
         } catch {
             logger.error("cannot end a request for approval", metadata: ["id": "\(id)", "error": "\(error)"])
         }
+        if abandoned {
+            logger.notice(
+                "a request for approval ended without running", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            if let record = try? store.approval(id) {
+                audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: "abandoned"))
+            }
+        }
         room.withLock { $0.settle(id) }
+        return abandoned
     }
 
-    /// Its requester withdrew it, or its client (which it needs) went.
-    func withdraw(_ id: String, reason: String, config: DaemonConfig) async {
+    /// Its requester withdrew it, or its client (which it needs) went. Whether it was withdrawn (false: it was
+    /// neither pending nor approved).
+    @discardableResult
+    func withdraw(_ id: String, reason: String, config: DaemonConfig) async -> Bool {
         await system(id, config: config, .withdraw(reason: reason, atMs: WallClock.milliseconds()))
     }
 
-    /// Applies an event no caller answers for (deadline, withdrawal); nothing when it no longer applies.
-    private func system(_ id: String, config: DaemonConfig, _ event: ApprovalMachine.Event) async {
+    /// `cancel` of an execution that awaits approval: withdraws its request, or a break-glass run not started
+    /// yet; otherwise (it started, or ended, in between) `invalid_state` saying what it is: never "cancelled" for
+    /// something that goes on (review 2 of approvals, L1).
+    func cancel(_ id: String, by who: String, config: DaemonConfig) async throws(RunvoyError) {
+        let reason = "withdrawn by \(who)"
+        if await withdraw(id, reason: reason, config: config) { return }
+        let record = try? store.approval(id)
+        if record?.state == .breakGlass, abandon(id, reason: reason, config: config) { return }
+        let status = (try? store.get(id))?.status.rawValue ?? "gone"
+        let started = record?.state == .fulfilled || record?.state == .breakGlass
+        throw RunvoyError(
+            .invalidState,
+            started
+                ? "execution \(id) has started (\(status)); it can no longer be withdrawn: use kill"
+                : "request \(id) is \(record?.state.rawValue ?? "gone") already (execution \(status)); nothing to withdraw"
+        )
+    }
+
+    /// Applies an event no caller answers for (deadline, withdrawal); nothing (false) when it no longer applies.
+    @discardableResult
+    private func system(_ id: String, config: DaemonConfig, _ event: ApprovalMachine.Event) async -> Bool {
         let done = try? await serially(id) {
             () async throws(RunvoyError) -> (ApprovalRecord, Result<ApprovalMachine.Change, RunvoyError>)? in
             guard let old = try? store.approval(id) else { return nil }
@@ -304,11 +334,12 @@ final class Approvals: Sendable {
             guard new != old, (try? store.updateApproval(new, from: old)) == true else { return nil }
             return (new, result)
         }
-        guard let (new, result) = done ?? nil else { return }
+        guard let (new, result) = done ?? nil else { return false }
         if case .success(let change) = result {
             await applied(change, new, config: config)
-        } else {
-            await ended(new, cause: new.state.rawValue, config: config)
+            return true
         }
+        await ended(new, cause: new.state.rawValue, config: config)
+        return false
     }
 }
