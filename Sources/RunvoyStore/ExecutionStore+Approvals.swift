@@ -204,9 +204,9 @@ extension ExecutionStore {
     }
 
     /// The execution row of an exec request follows its request: `started` when it was fulfilled, `cancelled`
-    /// with the decision when it ended without running.
+    /// with the decision when it ended without running (a break-glass run's too when it was invalidated).
     private static func moveExecution(_ db: Database, _ record: ApprovalRecord, started: ExecutionStatus?) throws {
-        guard record.kind == "exec" else { return }
+        guard record.kind == "exec" || (record.kind == "break_glass" && record.state == .invalidated) else { return }
         if record.state == .fulfilled, let started {
             try db.execute(
                 sql: "UPDATE executions SET status = ? WHERE id = ? AND status = 'awaiting_approval'",

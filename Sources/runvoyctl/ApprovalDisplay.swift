@@ -51,6 +51,13 @@ enum ApprovalDisplay {
         if !info.envKeys.isEmpty { lines.append("  environment: \(info.envKeys.joined(separator: ", "))") }
         if info.envKeysTruncated { lines.append("  (environment names cut: only the first are shown)") }
         if !info.secrets.isEmpty { lines.append("  secrets: \(info.secrets.joined(separator: ", "))") }
+        if info.stdin || info.terminal {
+            // What it runs may come from there, after the approval: nobody approves that (review 2, F2).
+            lines.append(
+                "  reads the requester's input (\(info.terminal ? "its terminal" : "standard input")): what it does may come from there, unseen by approvers"
+            )
+        }
+        lines.append("  timeout " + (info.timeoutMs.map { DurationParser.format(.milliseconds($0)) } ?? "none"))
         if let reason = info.reason { lines.append("  reason: \(TerminalText.escape(reason))") }
         lines.append("  approvers: \(info.approvers.display)")
         for answer in info.answers {

@@ -103,6 +103,10 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     /// The names of the secrets the command will receive.
     public var secrets: [String]
     public var terminal: Bool
+    /// Whether the command reads its requester's standard input (a pipe): what it does may then come from what
+    /// its requester writes after the approval, which nobody approves. False when absent (daemons before it).
+    public var stdin: Bool
+    /// Its timeout; nil when it has none.
     public var timeoutMs: Int64?
     public var reason: String?
     public var createdAtMs: Int64
@@ -123,7 +127,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         runAs: String, command: String, argv: [String], cwd: String, envKeys: [String], secrets: [String],
         terminal: Bool, timeoutMs: Int64?, reason: String?, createdAtMs: Int64, expiresAtMs: Int64, required: Int,
         approvers: ApproverList, answers: [ApprovalAnswer], digest: String, decision: String?, mayAnswer: Bool,
-        argvTruncated: Bool = false, envKeysTruncated: Bool = false
+        argvTruncated: Bool = false, envKeysTruncated: Bool = false, stdin: Bool = false
     ) {
         self.id = id
         self.kind = kind
@@ -138,6 +142,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         self.envKeys = envKeys
         self.secrets = secrets
         self.terminal = terminal
+        self.stdin = stdin
         self.timeoutMs = timeoutMs
         self.reason = reason
         self.createdAtMs = createdAtMs
@@ -159,7 +164,8 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var approvals: Int { answers.filter { $0.answer == .approve }.count }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, requester, executor, command, argv, cwd, secrets, terminal, reason, required, approvers
+        case id, kind, state, requester, executor, command, argv, cwd, secrets, terminal, stdin, reason, required
+        case approvers
         case answers, digest, decision
         case requesterUid = "requester_uid"
         case runAs = "run_as"
@@ -174,7 +180,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     }
 
     /// Reads every member; `argv_truncated` and `env_keys_truncated` are false when absent (daemons before them
-    /// sent the whole request).
+    /// sent the whole request), `stdin` too (daemons before it did not say).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
@@ -192,6 +198,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         envKeysTruncated = try c.decodeIfPresent(Bool.self, forKey: .envKeysTruncated) ?? false
         secrets = try c.decode([String].self, forKey: .secrets)
         terminal = try c.decode(Bool.self, forKey: .terminal)
+        stdin = try c.decodeIfPresent(Bool.self, forKey: .stdin) ?? false
         timeoutMs = try c.decodeIfPresent(Int64.self, forKey: .timeoutMs)
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         createdAtMs = try c.decode(Int64.self, forKey: .createdAtMs)

@@ -20,8 +20,8 @@ struct CancelHandler: MethodHandler {
                 fields: fields)
         }
         if info.status == .awaitingApproval {
-            await context.executions.approvals.withdraw(
-                info.executionId, reason: "withdrawn by \(context.who)", config: context.config)
+            // Withdrawn, or `invalid_state` naming what it is now (started, ended): review 2 of approvals, L1.
+            try await context.executions.approvals.cancel(info.executionId, by: context.who, config: context.config)
             return .result(CancelResult(executionId: info.executionId, cancelled: true))
         }
         guard context.executions.cancel(info.executionId, by: context.who) else {
