@@ -76,12 +76,12 @@ extension Grants {
         do throws(RunvoyError) {
             try await approvals.audit(config).record(GrantRecords.requested(record, caller: caller))
         } catch {
-            approvals.abandon(record.id, reason: "its record could not be audited")
+            _ = approvals.abandon(record.id, reason: "its record could not be audited", config: config)
             throw error
         }
         let marked = (try? store.markApprovalRecorded(record.id)) ?? false
         guard marked else {
-            approvals.abandon(record.id, reason: "it could not be marked recorded")
+            _ = approvals.abandon(record.id, reason: "it could not be marked recorded", config: config)
             throw RunvoyError(.storeUnavailable, "cannot record the request; nothing was asked")
         }
         record.recorded = true
