@@ -47,6 +47,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .approvals: check(ApprovalsParams.self, payload)
     case .approve: check(ApproveParams.self, payload)
     case .deny: check(DenyParams.self, payload)
+    case .grant: check(GrantParams.self, payload)
+    case .revoke: check(RevokeParams.self, payload)
+    case .requestGrant: check(RequestGrantParams.self, payload)
     case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, nil: break
     }
     return 0

@@ -16,6 +16,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var metrics: MetricsSettings = MetricsSettings()
     /// Bounds on the requests that wait for approval.
     public var approvals: ApprovalSettings = ApprovalSettings()
+    /// What temporary grants may be, and what users may ask for (the file's `grants`).
+    public var grantSettings: GrantSettings = GrantSettings()
+    /// The temporary grants in force: not read from the file, but added by the daemon from its state database
+    /// (`ConfigStore.setGrants`). Each counts only until its expiry.
+    public var grants: [TemporaryGrant] = []
     /// Hooks of every executor, in file order (each executor's own run after these).
     public var hooks: [HookConfig] = []
     /// Unix users and groups bound to roles (root is always an administrator besides).
@@ -37,6 +42,19 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Problems that do not stop the configuration from loading.
     public var warnings: [ConfigDiagnostic]
 
+    /// A stable digest of the temporary grants in force (16 hex digits), so that what was decided under one set of
+    /// grants is decided again under another.
+    public var grantsDigest: String {
+        ConfigParser.digest(
+            grants.map { "\($0.id) \($0.uid) \($0.subject.display) \($0.expiresAtMs)" }.sorted().joined(separator: "\n")
+        )
+    }
+
+    /// The temporary grants of `uid` that count at `now`.
+    public func grants(of uid: UInt32, atMs now: Int64) -> [TemporaryGrant] {
+        grants.filter { $0.uid == uid && $0.isActive(atMs: now) }
+    }
+
     public func executor(named name: String) -> ExecutorConfig? {
         executors.first { $0.name == name }
     }
@@ -50,7 +68,8 @@ public struct DaemonConfig: Sendable, Equatable {
         lhs.socket == rhs.socket && lhs.stateDirectory == rhs.stateDirectory && lhs.limits == rhs.limits
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
-            && lhs.approvals == rhs.approvals && lhs.hooks == rhs.hooks
+            && lhs.approvals == rhs.approvals && lhs.grantSettings == rhs.grantSettings && lhs.grants == rhs.grants
+            && lhs.hooks == rhs.hooks
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment

@@ -44,6 +44,10 @@ public enum Permission: String, Sendable, CaseIterable {
     case edit
     /// `approve` and `deny`: answer other users' requests whose `approvers` admit the caller (never one's own).
     case approve
+    /// `grant` and `revoke`: give a user a role or an executor for a limited time, and end such grants.
+    case grantsManage = "grants_manage"
+    /// `request-grant`: ask for a role or an executor for a limited time (as `grants.requestable_*` allow).
+    case grantsRequest = "grants_request"
 }
 
 /// The one place that says which role holds which permission (docs/CONFIGURATION.md prints the same table; a
@@ -53,12 +57,13 @@ public enum PermissionTable {
         .admin: Set(Permission.allCases),
         .operator: [
             .exec, .viewOwn, .viewAll, .killOwn, .killAll, .executorsRead, .secretsUse, .secretsManageOwn, .usersRead,
-            .health, .edit, .approve,
+            .health, .edit, .approve, .grantsRequest,
         ],
         .developer: [
             .exec, .viewOwn, .killOwn, .executorsRead, .secretsUse, .secretsManageOwn, .health, .edit, .approve,
+            .grantsRequest,
         ],
-        .viewer: [.viewOwn, .viewAll, .executorsRead, .health],
+        .viewer: [.viewOwn, .viewAll, .executorsRead, .health, .grantsRequest],
     ]
 
     public static func permits(_ roles: Set<Role>, _ permission: Permission) -> Bool {

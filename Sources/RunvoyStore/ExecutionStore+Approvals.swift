@@ -204,9 +204,9 @@ extension ExecutionStore {
     }
 
     /// The execution row of an exec request follows its request: `started` when it was fulfilled, `cancelled`
-    /// with the decision when it ended without running.
+    /// with the decision when it ended without running (a break-glass run's too when it was invalidated).
     private static func moveExecution(_ db: Database, _ record: ApprovalRecord, started: ExecutionStatus?) throws {
-        guard record.kind == "exec" else { return }
+        guard record.kind == "exec" || (record.kind == "break_glass" && record.state == .invalidated) else { return }
         if record.state == .fulfilled, let started {
             try db.execute(
                 sql: "UPDATE executions SET status = ? WHERE id = ? AND status = 'awaiting_approval'",
@@ -237,7 +237,8 @@ extension ExecutionStore {
     }
 
     /// Ends request `id` `withdrawn` with `reason`, and its execution's `awaiting_approval` row `cancelled` with
-    /// it, in one transaction, if its command never started (the row still awaits); false otherwise.
+    /// it, in one transaction, if its command never started (the row still awaits), or, for a request for a grant
+    /// (which has no row), if it is still pending or approved; false otherwise.
     public func abandonApproval(_ id: String, reason: String, atMs: Int64) throws(StoreError) -> Bool {
         try write { db in
             try db.execute(
@@ -245,8 +246,8 @@ extension ExecutionStore {
                     UPDATE approval_requests SET state = 'withdrawn', decided_at = ?, decision_comment = ?,
                         version = version + 1
                     WHERE id = ? AND state IN ('pending', 'approved', 'break_glass')
-                        AND EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id
-                            AND e.status = 'awaiting_approval')
+                        AND (kind = 'grant' OR EXISTS (SELECT 1 FROM executions e WHERE e.id = approval_requests.id
+                            AND e.status = 'awaiting_approval'))
                     """,
                 arguments: [atMs, reason, id])
             guard db.changesCount == 1 else { return false }

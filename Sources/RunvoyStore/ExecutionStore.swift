@@ -180,6 +180,7 @@ public final class ExecutionStore: Sendable {
             try db.execute(sql: "ALTER TABLE executions ADD COLUMN stdin_bytes INTEGER")
         }
         registerApprovals(&migrator)
+        registerGrants(&migrator)
         registerHooks(&migrator)
         return migrator
     }
@@ -499,7 +500,8 @@ public final class ExecutionStore: Sendable {
     /// while the history (stored output plus records, see `recordOverheadBytes`) is over `maxTotalBytes`, removes
     /// the stored output of the oldest finished executions, and if that is not enough, deletes the oldest finished
     /// executions' records too. Running executions are never touched. A request for approval goes with its
-    /// execution, and one of no execution (a grant's) once it ended before `olderThanMs`.
+    /// execution, and one of no execution (a grant's) once it ended before `olderThanMs`; so does a temporary grant
+    /// that ended before then.
     public func prune(olderThanMs: Int64?, maxTotalBytes: Int64?) throws(StoreError) -> PruneReport {
         var report = PruneReport()
         try write { db in
@@ -516,6 +518,7 @@ public final class ExecutionStore: Sendable {
             }
             if let maxTotalBytes { try Self.pruneToSize(db, maxTotalBytes, &report) }
             try Self.pruneApprovals(db, olderThanMs: olderThanMs)
+            if let olderThanMs { try Self.pruneGrants(db, endedBefore: olderThanMs) }
             try Self.pruneHookRuns(db)
         }
         for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }

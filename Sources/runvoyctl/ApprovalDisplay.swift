@@ -39,14 +39,25 @@ enum ApprovalDisplay {
         var lines = [
             "\(info.id)  \(info.kind == "break_glass" ? "BREAK-GLASS" : info.state.rawValue)  \(info.approvals)/\(info.required)  by \(info.requester) (uid \(info.requesterUid)), \(age) ago"
                 + (info.state == .pending
-                    ? ", expires in \(duration(info.expiresAtMs - WallClock.milliseconds()))" : ""),
-            "  executor \(info.executor) as \(info.runAs): \(JSONText.array(info.argv))",
-            "  command \(info.command) in \(info.cwd)" + (info.terminal ? " on a terminal" : ""),
+                    ? ", expires in \(duration(info.expiresAtMs - WallClock.milliseconds()))" : "")
         ]
+        if let grant = info.grant {
+            lines.append("  asks for a temporary grant of \(grant.display), from when it is approved")
+        } else {
+            lines.append("  executor \(info.executor) as \(info.runAs): \(JSONText.array(info.argv))")
+            lines.append("  command \(info.command) in \(info.cwd)" + (info.terminal ? " on a terminal" : ""))
+        }
         if info.argvTruncated { lines.append("  (argv cut: only its start is shown)") }
         if !info.envKeys.isEmpty { lines.append("  environment: \(info.envKeys.joined(separator: ", "))") }
         if info.envKeysTruncated { lines.append("  (environment names cut: only the first are shown)") }
         if !info.secrets.isEmpty { lines.append("  secrets: \(info.secrets.joined(separator: ", "))") }
+        if info.stdin || info.terminal {
+            // What it runs may come from there, after the approval: nobody approves that (review 2, F2).
+            lines.append(
+                "  reads the requester's input (\(info.terminal ? "its terminal" : "standard input")): what it does may come from there, unseen by approvers"
+            )
+        }
+        lines.append("  timeout " + (info.timeoutMs.map { DurationParser.format(.milliseconds($0)) } ?? "none"))
         if let reason = info.reason { lines.append("  reason: \(TerminalText.escape(reason))") }
         lines.append("  approvers: \(info.approvers.display)")
         for answer in info.answers {

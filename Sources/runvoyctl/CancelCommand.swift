@@ -8,8 +8,9 @@ struct CancelCommand: ParsableCommand {
         abstract: "Take an execution that waits in the queue, or for approval, out of it; it never runs.",
         discussion: """
             Its owner (kill_own) and administrators (kill_all) may cancel it; its waiting client is told. A request \
-            that waits for approval is withdrawn (approval_decided, withdrawn). An execution that already runs is \
-            not touched: use kill. Every cancellation is audited.
+            that waits for approval is withdrawn (approval_decided, withdrawn), and so is a request for a grant \
+            (request-grant) by its requester. An execution that already runs is not touched: use kill. Every \
+            cancellation is audited.
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -63,6 +63,10 @@ struct CapabilitiesCommand: ParsableCommand {
             printLine("roles: \(result.roles.isEmpty ? "none" : result.roles.joined(separator: ", "))")
             printLine(
                 "permissions: \(result.permissions.isEmpty ? "none" : result.permissions.joined(separator: ", "))")
+            for grant in result.grants ?? [] {
+                printLine(
+                    "temporary: \(grant.subject) until \(GrantOptions.time(grant.expiresAtMs)) (grant \(grant.id))")
+            }
             if result.executors.isEmpty { printLine("executors: none") }
             for executor in result.executors {
                 printLine("")
@@ -70,6 +74,7 @@ struct CapabilitiesCommand: ParsableCommand {
                     "executor \(executor.name)\(executor.isDefault ? " (default)" : "") runs as \(executor.runAs)"
                 if let description = executor.description { title += ": \(description)" }
                 printLine(title)
+                if let approval = executor.approval { printLine("  (\(approval) before a command runs)") }
                 if executor.recordInput == true {
                     printLine("  (what you type or pipe in is recorded, redacted of its secrets, with the output)")
                 }
@@ -77,6 +82,7 @@ struct CapabilitiesCommand: ParsableCommand {
                     let verb = rule.effect == "deny" ? "  deny  " : "  allow "
                     let body = rule.pattern.hasPrefix("deny ") ? String(rule.pattern.dropFirst(5)) : rule.pattern
                     printLine(verb + body + (rule.rule.map { "    (\($0))" } ?? ""))
+                    if let approval = rule.approval { printLine("          \(approval)") }
                 }
             }
         }
@@ -106,6 +112,17 @@ struct UsersCommand: ParsableCommand {
             let rows = result.users.map { [$0.user, String($0.uid), $0.roles.joined(separator: ",")] }
             print(
                 HistoryFormat.table(["USER", "UID", "ROLES"], rows, width: HistoryFormat.terminalWidth()),
+                terminator: "")
+            guard let grants = result.grants, !grants.isEmpty else { return }
+            printLine("")
+            let grantRows = grants.map {
+                [$0.id, $0.user, $0.subject, GrantOptions.time($0.expiresAtMs), $0.grantedBy, $0.reason]
+            }
+            print(
+                HistoryFormat.table(
+                    ["GRANT", "USER", "GIVES", "UNTIL", "BY", "REASON"], grantRows,
+                    width: HistoryFormat.terminalWidth(),
+                    dropOrder: [5, 4]),
                 terminator: "")
         }
     }

@@ -26,7 +26,9 @@ final class ApprovalTests {
     /// may connect but holds no role.
     static let names = ["alice", "bob", "carol", "dave", "eve", "frank"]
 
-    /// `prod` needs 2 of {alice, bob, carol, dave} within 10 minutes, with a reason; `quick` needs 1 within 3 s.
+    /// `prod` needs 2 of {alice, bob, carol, dave} within 10 minutes, with a reason; `quick` needs 1 within 3 s;
+    /// `slot` runs one command at a time, `echo` with 1 of {bob, carol} (alice may break the glass), `sleep` with
+    /// none (review 2).
     static func config(suffix: String, directory: String) -> String {
         DaemonFixture.standardConfig(directory: directory)
             .replacingOccurrences(
@@ -58,6 +60,16 @@ final class ApprovalTests {
                     allow: {users: ["*"]}
                     approval: {count: 1, approvers: {users: [rva\(suffix)-bob]}, expires: 3s}
                     commands: any
+                  slot:
+                    run_as: {user: nobody}
+                    environment: {PATH: /usr/bin:/bin}
+                    allow: {users: ["*"]}
+                    concurrency: 1
+                    approval: {count: 1, approvers: {users: [rva\(suffix)-bob, rva\(suffix)-carol]}, expires: 9m}
+                    break_glass: {users: [rva\(suffix)-alice]}
+                    commands:
+                      - {allow: ["echo", "*"]}
+                      - {allow: [sleep, "*"], approval: {count: 0}}
 
                 """
     }

@@ -71,6 +71,7 @@ struct ConfigPropertyTests {
         ("approvals", "max_pending", .integer(1...100_000), { Int64($0.approvals.maxPending) }),
         ("approvals", "max_pending_per_user", .integer(1...1000), { Int64($0.approvals.maxPendingPerUser) }),
         ("approvals", "max_expires", .duration(1000...Int64.max), { ms($0.approvals.maxExpires) }),
+        ("grants", "max_duration", .duration(60_000...7_776_000_000), { ms($0.grantSettings.maxDuration) }),
         (nil, "shutdown_grace", .duration(0...Int64.max), { ms($0.shutdownGrace) }),
         (nil, "kill_grace", .duration(0...Int64.max), { ms($0.killGrace) }),
         // Written into the file's one executor, `x` (see `executorLines`); last, since it closes the file.

@@ -159,6 +159,8 @@ struct ConfigSchemaTests {
             required: [], file: { executor(["limits: {\($0.joined(separator: ", "))}"]) }, path: "executors.x.limits"),
         "approvals": Placement(
             required: [], file: { "approvals: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "approvals"),
+        "grants": Placement(
+            required: [], file: { "grants: {\($0.joined(separator: ", "))}\n" + executor([]) }, path: "grants"),
         "executors.NAME.approval": Placement(
             required: ["approvers: {roles: [admin]}"],
             file: { executor(["approval: {\($0.joined(separator: ", "))}"]) },

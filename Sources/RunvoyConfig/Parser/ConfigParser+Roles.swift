@@ -70,7 +70,7 @@ extension ConfigParser {
     }
 
     /// The roles a list names, reporting each unknown one at its place.
-    private func roles(_ names: [String], _ node: Node?, _ path: String) -> [Role] {
+    func roles(_ names: [String], _ node: Node?, _ path: String) -> [Role] {
         var roles: [Role] = []
         for (index, name) in names.enumerated() {
             if let role = Role(rawValue: name) {

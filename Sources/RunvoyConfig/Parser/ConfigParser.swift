@@ -68,6 +68,7 @@ final class ConfigParser {
         config.expectations = expectations
         config.containment = parseContainmentSetting(top)
         config.approvals = approvals
+        config.grantSettings = parseGrantSettings(top, executors: executors)
         config.hooks = hooks
         checkExpectedExecutors(expectations, executors)
         return config

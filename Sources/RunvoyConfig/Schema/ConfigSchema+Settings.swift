@@ -30,6 +30,8 @@ extension ConfigSchema {
             "expect", .listOfSections("expect[N]"), default: .value("[]"), "expectations the policy must meet to load")
         public static let approvals = ConfigKey(
             "approvals", .section("approvals"), default: .value("{}"), "bounds on requests that wait for approval")
+        public static let grants = ConfigKey(
+            "grants", .section("grants"), default: .value("{}"), "temporary grants of roles and executors")
         public static let hooks = ConfigKey(
             "hooks", .listOfSections("hooks[N]"), default: .value("[]"),
             "commands run at points of every execution's life")
@@ -41,7 +43,7 @@ extension ConfigSchema {
             path: "", doc: "the whole file", docsHeading: "### Top level",
             keys: [
                 socket, stateDirectory, adminContact, limits, shutdownGrace, killGrace, audit, history, secrets,
-                metrics, roles, executors, expect, containment, approvals, hooks,
+                metrics, roles, executors, expect, containment, approvals, grants, hooks,
             ])
     }
 
@@ -236,5 +238,26 @@ extension ConfigSchema {
         public static let section = ConfigSection(
             path: "approvals", doc: "requests that wait for approval", docsHeading: "### `approvals`",
             keys: [maxPending, maxPendingPerUser, maxExpires])
+    }
+
+    /// `grants`: what temporary grants may be, and what users may ask for.
+    public enum GrantsKeys {
+        public static let maxDuration = ConfigKey(
+            "max_duration", .duration(.between(GrantSettings.minDuration, GrantSettings.maxMaxDuration)),
+            default: .value("24h"), "the longest a temporary grant lasts (1m-90d); a longer `--for` is refused")
+        public static let requestableRoles = ConfigKey(
+            "requestable_roles", .strings, default: .value("[]"),
+            "roles users may ask for with `request-grant` (`admin` only if listed)")
+        public static let requestableExecutors = ConfigKey(
+            "requestable_executors", .strings, default: .value("[]"),
+            "executors users may ask for with `request-grant`; \"*\" for any")
+        public static let approval = ConfigKey(
+            "approval", .section("executors.NAME.approval"),
+            default: .described("one administrator, expires 1h, reason required"),
+            "the approval a request for a grant needs (count at least 1)")
+
+        public static let section = ConfigSection(
+            path: "grants", doc: "temporary grants", docsHeading: "### `grants`",
+            keys: [maxDuration, requestableRoles, requestableExecutors, approval])
     }
 }

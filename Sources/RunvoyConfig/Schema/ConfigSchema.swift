@@ -17,6 +17,7 @@ public enum ConfigSchema {
         SandboxKeys.section,
         AllowKeys.section, LockKeys.section, SecretReferenceKeys.section, RuleKeys.section, MatcherKeys.section,
         ApprovalsKeys.section, ApprovalKeys.section, ApproverKeys.section, BreakGlassKeys.section,
+        GrantsKeys.section,
         HookKeys.section, ExecutorHookKeys.section,
     ]
 

@@ -6,9 +6,11 @@ import RunvoyStore
 /// carries its time), no I/O, no roles (each answer carries whether its author is eligible now). The store keeps
 /// the record; `Approvals` applies events to it and writes what changed.
 ///
-/// States: `pending` → `approved` → `fulfilled` (its command was queued or started); `pending` ends `denied`,
-/// `expired` or `withdrawn`; `approved` ends `invalidated` when what would run now is not what was approved.
-/// Break-glass runs are recorded `break_glass`, and end `reviewed`.
+/// States: `pending` → `approved` → `fulfilled` (its command started, at once or at its turn in the queue: an
+/// approved request that waits in the queue stays `approved`); `pending` ends `denied`, `expired` or `withdrawn`;
+/// `approved` ends `invalidated` when what would run now is not what was approved, or the policy in force asks for
+/// more. Break-glass runs are recorded `break_glass`, and end `reviewed`, or `invalidated` when break-glass no
+/// longer admits their requester as they start.
 enum ApprovalMachine {
     /// What may happen to a request.
     enum Event: Sendable, Equatable {
@@ -19,7 +21,8 @@ enum ApprovalMachine {
         /// The clock passed (the timer, or any event at or after `expiresAtMs`).
         case expire(atMs: Int64)
         /// It is about to run: `digest` is what would run now, `allowed` whether the requester may still run it
-        /// and the policy asks for no more than was fixed at creation.
+        /// and the policy asks for no more than was fixed at creation (a break-glass run: whether break-glass
+        /// still admits its requester).
         case launch(digest: String, allowed: Bool, reason: String?, atMs: Int64)
         case review(uid: UInt32, user: String, eligible: Bool, comment: String, atMs: Int64)
     }
@@ -71,6 +74,13 @@ enum ApprovalMachine {
             end(&record, .withdrawn, atMs: now, byUid: nil, comment: reason)
             return (record, .success(.withdrawn))
         case .launch(let digest, let allowed, let reason, let now):
+            if record.state == .breakGlass, !allowed {
+                // A break-glass run that waited in the queue while break-glass was taken from its requester.
+                end(
+                    &record, .invalidated, atMs: now, byUid: nil,
+                    comment: (reason ?? "the policy changed") + "; it did not run")
+                return (record, .success(.invalidated))
+            }
             guard record.state == .approved else { return (record, .failure(notPending(record))) }
             guard allowed, digest == record.digest else {
                 let why = !allowed ? (reason ?? "the policy changed") : "what would run is not what was approved"

@@ -11,7 +11,11 @@ enum ApprovalRecords {
             ("DIGEST", record.digest), ("REQUIRED", String(record.required)),
             ("APPROVERS", record.approvers.display),
             ("EXPIRES_USEC", String(record.expiresAtMs * 1000)),
+            // What approvers cannot see: input it will read from its requester (review 2 of approvals, F2).
+            ("STDIN", plan.wantsStdin ? "pipe" : "none"),
         ]
+        if let terminal = plan.terminal { fields.append(("TTY", "\(terminal.cols)x\(terminal.rows)")) }
+        if let timeout = plan.timeout { fields.append(("TIMEOUT_USEC", String(ExecPlan.micros(timeout)))) }
         if let reason = record.reason { fields.append(("REQUEST_REASON", reason)) }
         return AuditEvent(
             .approvalRequested,

@@ -14,7 +14,7 @@ struct ApprovalRoom: ~Copyable {
     }
 
     struct Watcher {
-        let send: @Sendable (ApprovalRecord) async -> Void
+        let mailbox: ApprovalMailbox
         var continuation: CheckedContinuation<Turn, Never>?
         /// A turn that came before the watcher awaited it.
         var turn: Turn?
@@ -23,7 +23,7 @@ struct ApprovalRoom: ~Copyable {
     /// Who follows a request without waiting to start it (`logs -f`): it hears of every change, and is let go
     /// once the request's command started or the request ended.
     struct Observer {
-        let send: @Sendable (ApprovalRecord) async -> Void
+        let mailbox: ApprovalMailbox
         var continuation: CheckedContinuation<Void, Never>?
         var settled = false
     }
@@ -32,11 +32,15 @@ struct ApprovalRoom: ~Copyable {
     private(set) var observers: [String: [Int: Observer]] = [:]
     private var nextToken = 0
 
-    /// Adds a watcher of request `id`; returns its token.
-    mutating func watch(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+    /// Adds a watcher of request `id`, told of changes through `mailbox`; returns its token.
+    mutating func watch(_ id: String, mailbox: ApprovalMailbox) -> Int {
         nextToken += 1
-        watchers[id, default: [:]][nextToken] = Watcher(send: send, continuation: nil, turn: nil)
+        watchers[id, default: [:]][nextToken] = Watcher(mailbox: mailbox, continuation: nil, turn: nil)
         return nextToken
+    }
+
+    mutating func watch(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+        watch(id, mailbox: ApprovalMailbox(send))
     }
 
     /// Waits for the turn of watcher `token` of `id` (at once when it came already); nil when it is not watching.
@@ -60,16 +64,20 @@ struct ApprovalRoom: ~Copyable {
         return true
     }
 
-    /// The senders of `id`'s watchers and observers, to tell them of a change.
-    func senders(_ id: String) -> [@Sendable (ApprovalRecord) async -> Void] {
-        (watchers[id]?.values.map(\.send) ?? []) + (observers[id]?.values.map(\.send) ?? [])
+    /// The mailboxes of `id`'s watchers and observers, to tell them of a change.
+    func mailboxes(_ id: String) -> [ApprovalMailbox] {
+        (watchers[id]?.values.map(\.mailbox) ?? []) + (observers[id]?.values.map(\.mailbox) ?? [])
     }
 
-    /// Adds an observer of request `id`; returns its token.
-    mutating func observe(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+    /// Adds an observer of request `id`, told of changes through `mailbox`; returns its token.
+    mutating func observe(_ id: String, mailbox: ApprovalMailbox) -> Int {
         nextToken += 1
-        observers[id, default: [:]][nextToken] = Observer(send: send)
+        observers[id, default: [:]][nextToken] = Observer(mailbox: mailbox)
         return nextToken
+    }
+
+    mutating func observe(_ id: String, send: @escaping @Sendable (ApprovalRecord) async -> Void) -> Int {
+        observe(id, mailbox: ApprovalMailbox(send))
     }
 
     /// Waits until `id` settles; false (go on at once) when it did already or the observer left.

@@ -16,6 +16,9 @@ extension Approvals {
         var terminal: Bool
         var timeoutMs: Int64?
         var argv: [String]
+        /// Whether the command reads its requester's standard input (a pipe): what it runs may come from there,
+        /// after the approval (review 2 of approvals, F2). Absent from requests stored before it was kept.
+        var stdin: Bool?
     }
 
     /// Makes the request `plan` needs, or nil when it needs none. Throws the refusal (audited) of a plan that
@@ -74,14 +77,14 @@ extension Approvals {
             try await audit(plan.config).record(
                 breakGlass ? ApprovalRecords.breakGlass(plan, record) : ApprovalRecords.requested(plan, record))
         } catch {
-            abandon(record.id, reason: "its record could not be audited")
+            abandon(record.id, reason: "its record could not be audited", config: plan.config)
             throw error
         }
         let marked: Bool
         do throws(StoreError) {
             marked = try store.markApprovalRecorded(record.id)
         } catch {
-            abandon(record.id, reason: "it could not be marked recorded")
+            abandon(record.id, reason: "it could not be marked recorded", config: plan.config)
             throw RunvoyError(
                 .storeUnavailable, "cannot record the request for approval (\(error.message)); nothing was run")
         }
@@ -102,7 +105,7 @@ extension Approvals {
         let summary = Summary(
             runAs: plan.runAs, command: plan.command, cwd: plan.workingDirectory,
             envKeys: plan.environment.keys.sorted(), secrets: plan.executor.secretNames.sorted(),
-            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv)
+            terminal: plan.terminal != nil, timeoutMs: subject.timeoutMs, argv: plan.argv, stdin: subject.stdin)
         return ApprovalRecord(
             id: ExecutionID.make(milliseconds: UInt64(now)), kind: breakGlass ? "break_glass" : "exec",
             state: breakGlass ? .breakGlass : .pending, requesterUid: plan.caller.uid,
@@ -149,18 +152,20 @@ extension Approvals {
     func awaitDecision(
         _ record: ApprovalRecord, requestID: RequestID?, client: ExecutionManager.QueueClient, config: DaemonConfig
     ) async throws(RunvoyError) -> ApprovalTicket {
-        let send: @Sendable (ApprovalRecord) async -> Void = { record in
+        let mailbox = ApprovalMailbox { record in
             try? await client.sendApproval(Self.event(record, requestID: requestID))
         }
-        let token = room.withLock { $0.watch(record.id, send: send) }
+        let token = room.withLock { $0.watch(record.id, mailbox: mailbox) }
         let current = (try? store.approval(record.id)) ?? record
-        await send(current)
+        mailbox.post(current)
         if current.state.isFinal && current.state != .fulfilled {
             // It ended before this client watched (a denial or deadline at once): nobody else would tell it.
             _ = room.withLock { $0.leave(record.id, token) }
+            await mailbox.finish()
             throw Self.ending(current)
         }
         let unhook = client.onHangup { [self] in
+            mailbox.close()
             guard room.withLock({ $0.leave(record.id, token) }) else { return }
             if record.needsClient {
                 Task { await withdraw(record.id, reason: "its client went away", config: config) }
@@ -172,47 +177,11 @@ extension Approvals {
             }
         }
         unhook()
+        // Its last `approval` event before what comes next on its stream; only this client's task waits for it.
+        await mailbox.finish()
         switch turn {
         case .approved(let ticket): return ticket
         case .ended(let error): throw error
-        }
-    }
-
-    /// Spends `ticket` on `plan`, which is about to be queued or started (`status`): the plan must be the one
-    /// approved, its requester still allowed, and the policy in force ask for no more than it had; otherwise it
-    /// is invalidated and never runs. Its history row leaves `awaiting_approval` in the same transaction.
-    func fulfil(_ ticket: ApprovalTicket, _ plan: ExecPlan, to status: ExecutionStatus) async throws(RunvoyError) {
-        if ticket.isBreakGlass { return try startBreakGlass(ticket, to: status) }
-        let gone = RunvoyError(.cancelled, "request \(ticket.id) could not be started; it did not run")
-        let (new, change) = try await serially(ticket.id) {
-            () async throws(RunvoyError) -> (ApprovalRecord, ApprovalMachine.Change) in
-            guard let old = try? store.approval(ticket.id) else { throw gone }
-            let policy = plan.decision.approval
-            let allowed =
-                policy.map { $0.count <= old.required && Authorizer.approverList($0.approvers) == old.approvers }
-                ?? true
-            let event = ApprovalMachine.Event.launch(
-                digest: ApprovalSubject(plan, reason: plan.reason ?? "").digest, allowed: allowed,
-                reason: "the approval policy changed", atMs: WallClock.milliseconds())
-            let (new, result) = ApprovalMachine.apply(event, to: old)
-            let change = try result.get()
-            guard try write(new, from: old, started: change == .fulfilled ? status : nil) else { throw gone }
-            return (new, change)
-        }
-        await applied(change, new, config: plan.config)
-        if change == .invalidated { throw Self.ending(new) }
-    }
-
-    /// A break-glass run's history row leaves `awaiting_approval` (its record stays, for review).
-    private func startBreakGlass(_ ticket: ApprovalTicket, to status: ExecutionStatus) throws(RunvoyError) {
-        let started: Bool
-        do throws(StoreError) {
-            started = try store.startAwaiting(ticket.id, as: status)
-        } catch {
-            throw RunvoyError(.storeUnavailable, "cannot record the execution's start (\(error.message))")
-        }
-        guard started else {
-            throw RunvoyError(.cancelled, "execution \(ticket.id) no longer awaits its start; it did not run")
         }
     }
 }

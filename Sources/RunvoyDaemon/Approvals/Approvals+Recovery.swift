@@ -19,12 +19,13 @@ extension Approvals {
         let now = WallClock.milliseconds()
         for record in left {
             if !record.recorded {
-                abandon(record.id, reason: "the daemon stopped before its request was recorded")
+                abandon(record.id, reason: "the daemon stopped before its request was recorded", config: config)
             } else if record.state == .breakGlass {
                 // Nothing when it ran; one the daemon stopped before starting is no run to review.
-                abandon(record.id, reason: "the daemon stopped before it started")
+                abandon(record.id, reason: "the daemon stopped before it started", config: config)
             } else if record.state == .approved {
-                if let launch = launcherForRecovery() { await launch(ApprovalTicket(record: record), config) }
+                let ticket = ApprovalTicket(record: record)
+                if let launch = launcher(for: ticket) { await launch(ticket, config) }
             } else if now >= record.expiresAtMs {
                 await expire(record.id, config: config)
             } else if record.needsClient {

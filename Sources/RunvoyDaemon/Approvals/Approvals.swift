@@ -19,6 +19,8 @@ final class Approvals: Sendable {
     private let turns = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
     /// Starts an approved request no client waits for (`ExecutionManager.startApproved`).
     private let launcher = Mutex<(@Sendable (ApprovalTicket, DaemonConfig) async -> Void)?>(nil)
+    /// Makes the grant of an approved request for one no client waits for (`Grants.fulfil`).
+    private let grantLauncher = Mutex<(@Sendable (ApprovalTicket, DaemonConfig) async -> Void)?>(nil)
 
     init(store: ExecutionStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -27,12 +29,17 @@ final class Approvals: Sendable {
         self.group = group
     }
 
-    func launcherForRecovery() -> (@Sendable (ApprovalTicket, DaemonConfig) async -> Void)? {
-        launcher.withLock { $0 }
-    }
-
     func setLauncher(_ launch: @escaping @Sendable (ApprovalTicket, DaemonConfig) async -> Void) {
         launcher.withLock { $0 = launch }
+    }
+
+    func setGrantLauncher(_ launch: @escaping @Sendable (ApprovalTicket, DaemonConfig) async -> Void) {
+        grantLauncher.withLock { $0 = launch }
+    }
+
+    /// What starts `ticket` when no client waits for it: its command, or (kind `grant`) its grant.
+    func launcher(for ticket: ApprovalTicket) -> (@Sendable (ApprovalTicket, DaemonConfig) async -> Void)? {
+        ticket.record.kind == "grant" ? grantLauncher.withLock { $0 } : launcher.withLock { $0 }
     }
 
     func audit(_ config: DaemonConfig) -> AuditLog {
@@ -153,13 +160,15 @@ final class Approvals: Sendable {
     func applied(_ change: ApprovalMachine.Change, _ record: ApprovalRecord, config: DaemonConfig) async {
         switch change {
         case .answered:
-            await tell(record)
+            tell(record)
         case .approved:
             cancelTimer(record.id)
             audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: "approved"))
-            await tell(record)
+            // Posted, never awaited (F3 of review 2): before the hand-over only so that the waiting client's
+            // last `approval` event comes before its command's events.
+            tell(record)
             let ticket = ApprovalTicket(record: record)
-            if !room.withLock({ $0.end(record.id, .approved(ticket)) }), let launch = launcher.withLock({ $0 }) {
+            if !room.withLock({ $0.end(record.id, .approved(ticket)) }), let launch = launcher(for: ticket) {
                 Task { await launch(ticket, config) }
             }
         case .reviewed, .fulfilled:
@@ -174,7 +183,7 @@ final class Approvals: Sendable {
     func ended(_ record: ApprovalRecord, cause: String, config: DaemonConfig) async {
         cancelTimer(record.id)
         audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: cause))
-        await tell(record)
+        tell(record)
         room.withLock {
             _ = $0.end(record.id, .ended(Self.ending(record)))
             $0.settle(record.id)
@@ -192,20 +201,23 @@ final class Approvals: Sendable {
     func follow(
         _ id: String, requestID: RequestID?, hangup: Hangup, tell: @escaping @Sendable (ApprovalEvent) async -> Void
     ) async {
-        let send: @Sendable (ApprovalRecord) async -> Void = { record in
-            await tell(Self.event(record, requestID: requestID))
-        }
-        let token = room.withLock { $0.observe(id, send: send) }
+        let mailbox = ApprovalMailbox { record in await tell(Self.event(record, requestID: requestID)) }
+        let token = room.withLock { $0.observe(id, mailbox: mailbox) }
         guard let current = try? store.approval(id), current.state == .pending || current.state == .approved else {
             room.withLock { $0.stopObserving(id, token) }
             return
         }
-        await send(current)
-        let undo = hangup.on { [self] in room.withLock { $0.stopObserving(id, token) } }
+        mailbox.post(current)
+        let undo = hangup.on { [self] in
+            mailbox.close()
+            room.withLock { $0.stopObserving(id, token) }
+        }
         await withCheckedContinuation { continuation in
             if !room.withLock({ $0.awaitSettled(id, token, continuation) }) { continuation.resume() }
         }
         undo()
+        // What it was told of the request comes before the command's output (only this follower waits for it).
+        await mailbox.finish()
     }
 
     /// What the requester's client is told when its request ended without running.
@@ -222,9 +234,13 @@ final class Approvals: Sendable {
         }
     }
 
-    /// Sends every watcher of `record` its `approval` event.
-    func tell(_ record: ApprovalRecord) async {
-        for send in room.withLock({ $0.senders(record.id) }) { await send(record) }
+    /// Leaves every watcher and follower of `record` its `approval` event, sent by each one's own mailbox: never
+    /// waits for a client (review 2 of approvals, F3).
+    func tell(_ record: ApprovalRecord) {
+        // A change's record keeps the version it was read at; the database holds it at the next.
+        var written = record
+        written.version += 1
+        for mailbox in room.withLock({ $0.mailboxes(record.id) }) { mailbox.post(written) }
     }
 
     // MARK: - Deadlines
@@ -258,7 +274,7 @@ final class Approvals: Sendable {
     func unspent(_ ticket: ApprovalTicket, _ error: RunvoyError, config: DaemonConfig) async {
         let reason = "it could not start: \(error.message)"
         if ticket.isBreakGlass {
-            abandon(ticket.id, reason: reason)
+            abandon(ticket.id, reason: reason, config: config)
         } else if (try? store.approval(ticket.id))?.state == .approved {
             // Only an approved request: a ticket that was not its approval (refused by `start`) changes nothing.
             await withdraw(ticket.id, reason: reason, config: config)
@@ -266,28 +282,58 @@ final class Approvals: Sendable {
     }
 
     /// Ends request `id`, whose command never started, `withdrawn` with its history row `cancelled` (one
-    /// transaction): its audit record could not be written, the daemon stopped before it was, or a break-glass
-    /// run could not start. Nothing when its command started.
-    func abandon(_ id: String, reason: String) {
+    /// transaction): its audit record could not be written, the daemon stopped before it was, a break-glass run
+    /// could not start or was cancelled before it did. Nothing (false) when its command started. Its
+    /// `approval_decided` record (`CAUSE=abandoned`) is best-effort: a failing journal is often what got it here
+    /// (review 2 of approvals, L2).
+    @discardableResult
+    func abandon(_ id: String, reason: String, config: DaemonConfig) -> Bool {
         cancelTimer(id)
+        var abandoned = false
         do throws(StoreError) {
-            if try store.abandonApproval(id, reason: reason, atMs: WallClock.milliseconds()) {
-                logger.notice(
-                    "a request for approval ended without running", metadata: ["id": "\(id)", "reason": "\(reason)"])
-            }
+            abandoned = try store.abandonApproval(id, reason: reason, atMs: WallClock.milliseconds())
         } catch {
             logger.error("cannot end a request for approval", metadata: ["id": "\(id)", "error": "\(error)"])
         }
+        if abandoned {
+            logger.notice(
+                "a request for approval ended without running", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            if let record = try? store.approval(id) {
+                audit(config).recordBestEffort(ApprovalRecords.decided(record, cause: "abandoned"))
+            }
+        }
         room.withLock { $0.settle(id) }
+        return abandoned
     }
 
-    /// Its requester withdrew it, or its client (which it needs) went.
-    func withdraw(_ id: String, reason: String, config: DaemonConfig) async {
+    /// Its requester withdrew it, or its client (which it needs) went. Whether it was withdrawn (false: it was
+    /// neither pending nor approved).
+    @discardableResult
+    func withdraw(_ id: String, reason: String, config: DaemonConfig) async -> Bool {
         await system(id, config: config, .withdraw(reason: reason, atMs: WallClock.milliseconds()))
     }
 
-    /// Applies an event no caller answers for (deadline, withdrawal); nothing when it no longer applies.
-    private func system(_ id: String, config: DaemonConfig, _ event: ApprovalMachine.Event) async {
+    /// `cancel` of an execution that awaits approval: withdraws its request, or a break-glass run not started
+    /// yet; otherwise (it started, or ended, in between) `invalid_state` saying what it is: never "cancelled" for
+    /// something that goes on (review 2 of approvals, L1).
+    func cancel(_ id: String, by who: String, config: DaemonConfig) async throws(RunvoyError) {
+        let reason = "withdrawn by \(who)"
+        if await withdraw(id, reason: reason, config: config) { return }
+        let record = try? store.approval(id)
+        if record?.state == .breakGlass, abandon(id, reason: reason, config: config) { return }
+        let status = (try? store.get(id))?.status.rawValue ?? "gone"
+        let started = record?.state == .fulfilled || record?.state == .breakGlass
+        throw RunvoyError(
+            .invalidState,
+            started
+                ? "execution \(id) has started (\(status)); it can no longer be withdrawn: use kill"
+                : "request \(id) is \(record?.state.rawValue ?? "gone") already (execution \(status)); nothing to withdraw"
+        )
+    }
+
+    /// Applies an event no caller answers for (deadline, withdrawal); nothing (false) when it no longer applies.
+    @discardableResult
+    private func system(_ id: String, config: DaemonConfig, _ event: ApprovalMachine.Event) async -> Bool {
         let done = try? await serially(id) {
             () async throws(RunvoyError) -> (ApprovalRecord, Result<ApprovalMachine.Change, RunvoyError>)? in
             guard let old = try? store.approval(id) else { return nil }
@@ -295,11 +341,12 @@ final class Approvals: Sendable {
             guard new != old, (try? store.updateApproval(new, from: old)) == true else { return nil }
             return (new, result)
         }
-        guard let (new, result) = done ?? nil else { return }
+        guard let (new, result) = done ?? nil else { return false }
         if case .success(let change) = result {
             await applied(change, new, config: config)
-        } else {
-            await ended(new, cause: new.state.rawValue, config: config)
+            return true
         }
+        await ended(new, cause: new.state.rawValue, config: config)
+        return false
     }
 }

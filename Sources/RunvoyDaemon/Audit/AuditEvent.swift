@@ -33,6 +33,7 @@ struct AuditEvent: Sendable {
         case approvalAnswered = "approval_answered"
         case approvalDecided = "approval_decided"
         case breakGlass = "break_glass"
+        case grantChanged = "grant_changed"
         case hookRan = "hook_ran"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
@@ -69,6 +70,7 @@ struct AuditEvent: Sendable {
             case .approvalAnswered: "dad52764109d4db29aad6b392d23c5ed"
             case .approvalDecided: "228dc49094a24624951d6a7cc5bf9445"
             case .breakGlass: "db5006d2383842eda54aa60c49524a39"
+            case .grantChanged: "854e8e351e8a479a83c315bca97cf176"
             case .hookRan: "9c7ab93ff8e643af8c47c42f3af9e55f"
             }
         }

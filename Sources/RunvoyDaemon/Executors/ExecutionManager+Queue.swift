@@ -183,11 +183,7 @@ extension ExecutionManager {
             throw gone
         case .started:
             let plan = try redecided(plan, params, ticket, waiting, waitedUsec: waitedUsec, audit: audit)
-            if let refusal = Self.approvalRefusal(plan, approval) {
-                release(ticket, plan.config)
-                endQueued(waiting.executionID, reason: refusal.message)
-                throw deny(plan.refusal(refusal), caller: plan.caller, config: plan.config)
-            }
+            try await spend(approval, plan, ticket, waiting, waitedUsec: waitedUsec, audit: audit)
             try startQueued(ticket, plan, waiting, waitedUsec: waitedUsec, audit: audit)
             return (waiting.executionID, waiting.createdAtMs, plan)
         case .left(let error, let cause):
@@ -199,12 +195,13 @@ extension ExecutionManager {
         }
     }
 
-    /// The `queued` history row of a waiter: a new one, or an approved request's own row (its ticket spent).
+    /// The `queued` history row of a waiter: a new one, or an approved request's own row (its approval is spent
+    /// at its turn, `spend`; one the policy in force would not let start now ends here).
     private func recordQueued(
         _ plan: ExecPlan, _ waiting: WaitRequest, approval: ApprovalTicket?
     ) async throws(RunvoyError) {
         if let approval {
-            try await approvals.fulfil(approval, plan, to: .queued)
+            try await approvals.fulfil(approval, plan, .queue)
             return
         }
         do throws(StoreError) {
@@ -217,8 +214,8 @@ extension ExecutionManager {
     }
 
     /// A waiter's turn came: it is decided again under the configuration in force now, as every execution is
-    /// decided when it starts (a reload while it waited may have taken the caller's access away or changed the
-    /// command's rules). A reload re-plans every waiter's `concurrency` and locks (`limitsChanged`), so it was
+    /// decided when it starts (a reload or a grant's end while it waited may have taken the caller's access away or
+    /// changed the command's rules). A reload re-plans every waiter's `concurrency` and locks (`limitsChanged`), so it was
     /// admitted with those of the configuration in force; should they differ still (a reload between its start
     /// and this), it leaves the queue without running and is told to start it again.
     private func redecided(
@@ -226,7 +223,12 @@ extension ExecutionManager {
         audit: AuditLog
     ) throws(RunvoyError) -> ExecPlan {
         let (config, admitted) = state.withLock { ($0.config, $0.scheduler.running[ticket]) }
-        guard let current = config, current.digest != plan.config.digest else { return plan }
+        // A change of temporary grants counts as a reload; a waiter whose caller held one is decided again in any
+        // case, since a grant may have expired by the clock before its timer took it away.
+        guard let current = config,
+            current.digest != plan.config.digest || current.grantsDigest != plan.config.grantsDigest
+                || plan.config.grants.contains(where: { $0.uid == plan.caller.uid })
+        else { return plan }
         do throws(ExecRefusal) {
             let fresh = try ExecPlan.make(params, requestID: plan.requestID, caller: plan.caller, config: current)
             guard fresh.executor.name == plan.executor.name, fresh.lockClaims == admitted?.locks,
@@ -255,6 +257,33 @@ extension ExecutionManager {
                 QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error.error, waitedUsec: waitedUsec),
                 caller: plan.caller, audit: audit)
             throw deny(error, caller: plan.caller, config: current)
+        }
+    }
+
+    /// A waiter's turn came with the plan decided again (`redecided`): one that needs approval starts only with a
+    /// ticket for exactly this plan (its digest) that the policy in force still honours: the same check as a start
+    /// that does not wait (`Approvals.fulfil`), which spends the approval, or ends the request `invalidated` (review 2
+    /// of approvals, F1: a reload while it waited may ask for more approvals, or take break-glass away). Otherwise
+    /// it leaves without running.
+    private func spend(
+        _ approval: ApprovalTicket?, _ plan: ExecPlan, _ ticket: UInt64, _ waiting: WaitRequest, waitedUsec: Int64,
+        audit: AuditLog
+    ) async throws(RunvoyError) {
+        if let refusal = Self.approvalRefusal(plan, approval) {
+            release(ticket, plan.config)
+            endQueued(waiting.executionID, reason: refusal.message)
+            throw deny(plan.refusal(refusal), caller: plan.caller, config: plan.config)
+        }
+        guard let approval else { return }
+        do throws(RunvoyError) {
+            try await approvals.fulfil(approval, plan, .turn)
+        } catch {
+            release(ticket, plan.config)
+            endQueued(waiting.executionID, reason: error.message)
+            refusals.recordCoalesced(
+                QueueRecords.cancelled(plan, waiting, cause: "policy", reason: error, waitedUsec: waitedUsec),
+                caller: plan.caller, audit: audit)
+            throw error
         }
     }
 

@@ -204,7 +204,7 @@ final class ExecutionManager: Service, Sendable {
         if let queued { return (queued.id, queued.createdAtMs) }
         guard let approval else { return nil }
         do throws(RunvoyError) {
-            try await approvals.fulfil(approval, plan, to: .running)
+            try await approvals.fulfil(approval, plan, .start)
         } catch {
             release(ticket, plan.config)
             throw error
@@ -214,6 +214,12 @@ final class ExecutionManager: Service, Sendable {
 
     /// Starts an approved request no client waits for, as its requester, under `config` (decided again there).
     func startApproved(_ ticket: ApprovalTicket, config: DaemonConfig) async {
+        // Approved, it waited in the queue when the previous daemon stopped: its row ended with that daemon.
+        if let row = try? store.get(ticket.id), row.status != .awaitingApproval {
+            await approvals.withdraw(
+                ticket.id, reason: "its execution ended (\(row.status.rawValue)) before it started", config: config)
+            return
+        }
         guard var params = ExecutionStore.decode(ExecParams.self, ticket.record.params) else {
             await approvals.withdraw(ticket.id, reason: "its parameters cannot be read", config: config)
             return

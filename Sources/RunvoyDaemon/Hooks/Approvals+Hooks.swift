@@ -27,7 +27,7 @@ extension Approvals {
             let refusal = await runGateHooks(
                 .onApprovalRequest, record, plan, runner: executions.launcher.hooks)
         else { return }
-        abandon(record.id, reason: "\(refusal.code.rawValue): \(refusal.message)")
+        _ = abandon(record.id, reason: "\(refusal.code.rawValue): \(refusal.message)", config: plan.config)
         throw executions.deny(plan.refusal(refusal), caller: plan.caller, config: plan.config)
     }
 }

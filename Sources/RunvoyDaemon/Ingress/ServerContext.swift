@@ -13,10 +13,12 @@ struct ServerContext: Sendable {
     /// Builds a request's auditor from the audit settings of the configuration it runs under: the one place
     /// the request layer gets one from (the journal's in the daemon; one that keeps records in memory in tests).
     let auditor: @Sendable (AuditSettings) -> any AuditSink
+    /// Temporary grants (`grant`, `revoke`); nil where none are kept (tests of the request layer).
+    let grants: Grants?
 
     init(
         config: ConfigStore, executions: ExecutionManager, reloader: ConfigReloader, refusals: RefusalThrottle,
-        logger: Logger, auditor: (@Sendable (AuditSettings) -> any AuditSink)? = nil
+        logger: Logger, auditor: (@Sendable (AuditSettings) -> any AuditSink)? = nil, grants: Grants? = nil
     ) {
         self.config = config
         self.executions = executions
@@ -24,5 +26,6 @@ struct ServerContext: Sendable {
         self.refusals = refusals
         self.logger = logger
         self.auditor = auditor ?? { AuditLog($0, logger: logger) }
+        self.grants = grants
     }
 }

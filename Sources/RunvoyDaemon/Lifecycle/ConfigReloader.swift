@@ -77,7 +77,8 @@ final class ConfigReloader: Service, Sendable {
                     ("CONFIG_PATH", path), ("CONFIG_DIGEST", config.digest), ("PREVIOUS_DIGEST", old.digest),
                     ("EXECUTORS", config.executors.map(\.name).joined(separator: ",")),
                 ]))
-        audit.recordBestEffort(Self.policyRecord(config, previous: old))
+        // With the temporary grants in force on both sides: a reload gains or loses none of them.
+        audit.recordBestEffort(Self.policyRecord(store.current, previous: old))
         logger.notice("configuration reloaded", metadata: ["digest": "\(config.digest)"])
         return .reloaded(config)
     }

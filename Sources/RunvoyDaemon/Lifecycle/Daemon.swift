@@ -70,13 +70,19 @@ struct Daemon {
         }
         // What waits in the queue starts as soon as a reload makes room for it.
         store.observe { executions.limitsChanged($0) }
+        // Temporary grants: those that expired while runvoyd was stopped end (with records), the rest are in force
+        // before the first request is read or a request for approval recovered.
+        let grants = Grants(store: history, config: store, logger: logger, journal: .shared, group: group)
+        grants.start()
+        executions.approvals.setGrantLauncher(grants.launcher(executions.approvals))
         // Requests for approval the previous daemon left: expired, withdrawn, or waiting on (and started once
         // approved). Not awaited: starting one waits for the execution manager's group, which runs later.
         let recovering = store.current
         Task { await executions.approvals.recover(config: recovering) }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
         let context = ServerContext(
-            config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger)
+            config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger,
+            grants: grants)
         let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
         server.value = runvoyServer
         // STATUS= says when the audit path stalls and when it recovers. (Not stderr: under systemd that is a

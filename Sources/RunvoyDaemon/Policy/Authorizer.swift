@@ -28,10 +28,16 @@ enum Authorizer {
 
     // MARK: - Roles and permissions
 
-    /// The caller's roles: root is always admin; others get the roles whose bindings name them or their groups.
+    /// The caller's roles: root is always admin; others get the roles whose bindings name them or their groups,
+    /// and those temporary grants give their uid until they expire (by the wall clock: a late timer extends none).
     static func roles(_ caller: Caller, _ config: DaemonConfig) -> Set<Role> {
         var roles = Set<Role>()
         if caller.isRoot { roles.insert(.admin) }
+        if !config.grants.isEmpty {
+            for grant in config.grants(of: caller.uid, atMs: WallClock.milliseconds()) {
+                if let role = grant.role { roles.insert(role) }
+            }
+        }
         guard let name = caller.userName else { return roles }
         for binding in config.roles where binding.binds(userName: name, groupNames: caller.groupNames) {
             roles.insert(binding.role)
@@ -87,11 +93,18 @@ enum Authorizer {
     // MARK: - Executors and commands
 
     /// Whether `caller` may run commands on `executor` at all: it needs the exec permission and the executor's
-    /// `allow` must admit it (administrators may use every executor).
+    /// `allow` must admit it (administrators may use every executor), or a temporary grant of the executor.
     static func mayUse(_ caller: Caller, _ executor: ExecutorConfig, _ config: DaemonConfig) -> Bool {
         let roles = roles(caller, config)
         guard PermissionTable.permits(roles, .exec) else { return false }
         if roles.contains(.admin) { return true }
+        if !config.grants.isEmpty,
+            config.grants(of: caller.uid, atMs: WallClock.milliseconds()).contains(where: {
+                $0.executor == executor.name
+            })
+        {
+            return true
+        }
         guard let name = caller.userName else { return false }
         return executor.access.admits(userName: name, groupNames: caller.groupNames, roles: roles)
     }

@@ -103,6 +103,10 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     /// The names of the secrets the command will receive.
     public var secrets: [String]
     public var terminal: Bool
+    /// Whether the command reads its requester's standard input (a pipe): what it does may then come from what
+    /// its requester writes after the approval, which nobody approves. False when absent (daemons before it).
+    public var stdin: Bool
+    /// Its timeout; nil when it has none.
     public var timeoutMs: Int64?
     public var reason: String?
     public var createdAtMs: Int64
@@ -115,13 +119,15 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var decision: String?
     /// Whether the caller of `approvals` may answer it now.
     public var mayAnswer: Bool
+    /// For a request of kind `grant`: what it asks for (`role` or `executor`, and `for_ms`).
+    public var grant: GrantRequestSummary?
 
     public init(
         id: String, kind: String, state: ApprovalState, requesterUid: UInt32, requester: String, executor: String,
         runAs: String, command: String, argv: [String], cwd: String, envKeys: [String], secrets: [String],
         terminal: Bool, timeoutMs: Int64?, reason: String?, createdAtMs: Int64, expiresAtMs: Int64, required: Int,
         approvers: ApproverList, answers: [ApprovalAnswer], digest: String, decision: String?, mayAnswer: Bool,
-        argvTruncated: Bool = false, envKeysTruncated: Bool = false
+        argvTruncated: Bool = false, envKeysTruncated: Bool = false, stdin: Bool = false
     ) {
         self.id = id
         self.kind = kind
@@ -136,6 +142,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         self.envKeys = envKeys
         self.secrets = secrets
         self.terminal = terminal
+        self.stdin = stdin
         self.timeoutMs = timeoutMs
         self.reason = reason
         self.createdAtMs = createdAtMs
@@ -157,7 +164,8 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var approvals: Int { answers.filter { $0.answer == .approve }.count }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, state, requester, executor, command, argv, cwd, secrets, terminal, reason, required, approvers
+        case id, kind, state, requester, executor, command, argv, cwd, secrets, terminal, stdin, reason, required
+        case approvers
         case answers, digest, decision
         case requesterUid = "requester_uid"
         case runAs = "run_as"
@@ -168,10 +176,11 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         case mayAnswer = "may_answer"
         case argvTruncated = "argv_truncated"
         case envKeysTruncated = "env_keys_truncated"
+        case grant
     }
 
     /// Reads every member; `argv_truncated` and `env_keys_truncated` are false when absent (daemons before them
-    /// sent the whole request).
+    /// sent the whole request), `stdin` too (daemons before it did not say).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
@@ -189,6 +198,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         envKeysTruncated = try c.decodeIfPresent(Bool.self, forKey: .envKeysTruncated) ?? false
         secrets = try c.decode([String].self, forKey: .secrets)
         terminal = try c.decode(Bool.self, forKey: .terminal)
+        stdin = try c.decodeIfPresent(Bool.self, forKey: .stdin) ?? false
         timeoutMs = try c.decodeIfPresent(Int64.self, forKey: .timeoutMs)
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         createdAtMs = try c.decode(Int64.self, forKey: .createdAtMs)
@@ -199,6 +209,31 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
         digest = try c.decode(String.self, forKey: .digest)
         decision = try c.decodeIfPresent(String.self, forKey: .decision)
         mayAnswer = try c.decode(Bool.self, forKey: .mayAnswer)
+        grant = try c.decodeIfPresent(GrantRequestSummary.self, forKey: .grant)
+    }
+}
+
+/// What a request for a grant asks for, as approvers are shown it.
+public struct GrantRequestSummary: Codable, Sendable, Equatable {
+    public var role: String?
+    public var executor: String?
+    public var forMs: Int64
+
+    public init(role: String?, executor: String?, forMs: Int64) {
+        self.role = role
+        self.executor = executor
+        self.forMs = forMs
+    }
+
+    /// `role operator for 1h`.
+    public var display: String {
+        let what = role.map { "role \($0)" } ?? "executor \(executor ?? "?")"
+        return "\(what) for \(DurationParser.format(.milliseconds(forMs)))"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case role, executor
+        case forMs = "for_ms"
     }
 }
 

@@ -61,4 +61,10 @@ public enum Method: String, Sendable, CaseIterable {
     case approve
     /// Deny a request for approval, with a comment.
     case deny
+    /// Give a user a role or an executor for a limited time (administrators).
+    case grant
+    /// End a temporary grant before its time.
+    case revoke
+    /// Ask for a role or an executor for a limited time: a request for approval, as `exec` makes one.
+    case requestGrant = "request_grant"
 }

@@ -68,11 +68,15 @@ public struct RuleInfo: Codable, Sendable, Equatable {
     public var pattern: String
     /// `FILE:LINE`, or null for `commands: any`.
     public var rule: String?
+    /// The approval the rule's own `approval` asks for ("needs 1 approval (groups sre), expires 1h", "needs no
+    /// approval"); nil when it has none of its own (its executor's applies) and from daemons before approvals.
+    public var approval: String?
 
-    public init(effect: String, pattern: String, rule: String?) {
+    public init(effect: String, pattern: String, rule: String?, approval: String? = nil) {
         self.effect = effect
         self.pattern = pattern
         self.rule = rule
+        self.approval = approval
     }
 
     /// `rule` is written as `null` when there is none, as docs/PROTOCOL.md shows.
@@ -81,10 +85,11 @@ public struct RuleInfo: Codable, Sendable, Equatable {
         try c.encode(effect, forKey: .effect)
         try c.encode(pattern, forKey: .pattern)
         try c.encode(rule, forKey: .rule)
+        try c.encodeIfPresent(approval, forKey: .approval)
     }
 
     enum CodingKeys: String, CodingKey {
-        case effect, pattern, rule
+        case effect, pattern, rule, approval
     }
 }
 
@@ -97,6 +102,9 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
     public var rules: [RuleInfo]
     /// Whether the input its commands are given is stored (`record_input`); nil from daemons before it.
     public var recordInput: Bool?
+    /// The approval its commands need unless a rule says otherwise ("needs 2 approvals (roles admin), expires
+    /// 15m"); nil when they need none.
+    public var approval: String?
 
     public init(
         name: String, description: String?, isDefault: Bool, runAs: String, rules: [RuleInfo],
@@ -115,6 +123,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         case isDefault = "default"
         case runAs = "run_as"
         case recordInput = "record_input"
+        case approval
     }
 
     /// `description` is written as `null` when the executor has none, as docs/PROTOCOL.md shows.
@@ -126,6 +135,7 @@ public struct ExecutorCapability: Codable, Sendable, Equatable {
         try c.encode(runAs, forKey: .runAs)
         try c.encode(rules, forKey: .rules)
         try c.encodeIfPresent(recordInput, forKey: .recordInput)
+        try c.encodeIfPresent(approval, forKey: .approval)
     }
 }
 
@@ -137,6 +147,8 @@ public struct CapabilitiesResult: Codable, Sendable, Equatable {
     public var executors: [ExecutorCapability]
     /// How the daemon confines executions' processes: `cgroup`, `subreaper` (nil from daemons before it).
     public var containment: String?
+    /// The caller's temporary grants in force, with their expiry (nil from daemons before them).
+    public var grants: [GrantInfo]?
 
     public init(user: String, roles: [String], permissions: [String], executors: [ExecutorCapability]) {
         self.user = user
@@ -178,6 +190,8 @@ public struct UserRoles: Codable, Sendable, Equatable {
 public struct UsersResult: Codable, Sendable, Equatable {
     public var bindings: [BindingInfo]
     public var users: [UserRoles]
+    /// The temporary grants in force, with their expiry (nil from daemons before them).
+    public var grants: [GrantInfo]?
 
     public init(bindings: [BindingInfo], users: [UserRoles]) {
         self.bindings = bindings

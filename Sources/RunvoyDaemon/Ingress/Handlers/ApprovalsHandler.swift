@@ -87,6 +87,10 @@ struct ApprovalsHandler: MethodHandler {
             envKeys: summary?.envKeys ?? [], secrets: summary?.secrets ?? [], terminal: summary?.terminal ?? false,
             timeoutMs: summary?.timeoutMs, reason: record.reason, createdAtMs: record.createdAtMs,
             expiresAtMs: record.expiresAtMs, required: record.required, approvers: record.approvers,
-            answers: record.answers, digest: record.digest, decision: record.decision, mayAnswer: mayAnswer)
+            answers: record.answers, digest: record.digest, decision: record.decision, mayAnswer: mayAnswer,
+            // A request stored before `stdin` was kept: one that needed its client without a terminal read it.
+            stdin: summary?.stdin ?? (record.needsClient && summary?.terminal != true)
+        )
+        .with(grant: record.kind == "grant" ? ExecutionStore.decode(GrantRequestSummary.self, record.summary) : nil)
     }
 }

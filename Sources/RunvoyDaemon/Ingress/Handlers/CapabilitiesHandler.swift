@@ -1,7 +1,8 @@
 import RunvoyConfig
 import RunvoyKit
 
-/// `capabilities`: the caller's roles and permissions, and the executors it may use with their command rules.
+/// `capabilities`: the caller's roles and permissions, the executors it may use with their command rules, and its
+/// temporary grants in force with their expiry.
 struct CapabilitiesHandler: MethodHandler {
     static let method = Method.capabilities.rawValue
     static let params = ParamsRule.ignored(NoParams())
@@ -17,6 +18,7 @@ struct CapabilitiesHandler: MethodHandler {
             user: caller.displayName, roles: roles.sorted().map(\.rawValue),
             permissions: PermissionTable.permissions(roles).map(\.rawValue), executors: executors)
         result.containment = context.executions.containment.mode.rawValue
+        result.grants = config.grants(of: caller.uid, atMs: WallClock.milliseconds()).map(Grants.info)
         let sandboxed = config.executors.filter { Authorizer.mayUse(caller, $0, config) }
         if let units = context.executions.units?.summary(sandboxed, detail: roles.contains(.admin)) {
             result.containment! += "; " + units
@@ -30,13 +32,17 @@ struct CapabilitiesHandler: MethodHandler {
             rules = [RuleInfo(effect: "allow", pattern: "any", rule: nil)]
         } else {
             rules = executor.commands.rules.map {
-                RuleInfo(effect: $0.effect.rawValue, pattern: $0.display, rule: Authorizer.location($0, config))
+                RuleInfo(
+                    effect: $0.effect.rawValue, pattern: $0.display, rule: Authorizer.location($0, config),
+                    approval: $0.approval?.display)
             }
         }
-        return ExecutorCapability(
+        var capability = ExecutorCapability(
             name: executor.name, description: executor.description,
             isDefault: executor.name == config.defaultExecutorName,
             runAs: executor.runAs.user + (executor.runAs.group.map { ":" + $0 } ?? ""), rules: rules,
             recordInput: executor.recordInput)
+        capability.approval = executor.approval?.display
+        return capability
     }
 }

@@ -1,6 +1,7 @@
 import RunvoyKit
 
-/// `users`: the role bindings in force and the roles of each user they name.
+/// `users`: the role bindings in force, the roles of each user they name (temporary grants included), and the
+/// temporary grants in force with their expiry.
 struct UsersHandler: MethodHandler {
     static let method = Method.users.rawValue
     static let params = ParamsRule.ignored(NoParams())
@@ -18,6 +19,10 @@ struct UsersHandler: MethodHandler {
             return UserRoles(
                 user: name, uid: subject.uid, roles: Authorizer.roles(subject, config).sorted().map(\.rawValue))
         }
-        return .result(UsersResult(bindings: bindings, users: users))
+        var result = UsersResult(bindings: bindings, users: users)
+        let now = WallClock.milliseconds()
+        result.grants = config.grants.filter { $0.isActive(atMs: now) }.sorted { $0.expiresAtMs < $1.expiresAtMs }
+            .map(Grants.info)
+        return .result(result)
     }
 }

@@ -47,5 +47,8 @@ struct MethodTable: Sendable {
         ApprovalsHandler(),
         ApproveHandler(),
         DenyHandler(),
+        GrantHandler(),
+        RevokeHandler(),
+        RequestGrantHandler(),
     ])
 }

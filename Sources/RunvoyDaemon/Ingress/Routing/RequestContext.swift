@@ -27,6 +27,14 @@ struct RequestContext: Sendable {
 
     var executions: ExecutionManager { server.executions }
 
+    /// The temporary grants service; `store_unavailable` where none is kept.
+    func grants() throws(RunvoyError) -> Grants {
+        guard let grants = server.grants else {
+            throw RunvoyError(.storeUnavailable, "temporary grants are not kept here")
+        }
+        return grants
+    }
+
     /// "alice (uid 1000)", as audit messages name the caller.
     var who: String { "\(caller.displayName) (uid \(caller.uid))" }
 

@@ -1,0 +1,198 @@
+import Logging
+import NIOCore
+import RunvoyConfig
+import RunvoyKit
+import RunvoyStore
+
+/// Temporary grants: a role or an executor given to one user until a time (`grant`, an approved `request_grant`),
+/// ended early (`revoke`) or at that time. The state database holds them; the active ones are put in force by
+/// `ConfigStore.setGrants`, so the next request of a connected user is judged with them, or without them once they
+/// end (what is running keeps running, as after a reload). One timer, at the earliest expiry, ends grants on time
+/// without a reload; `Authorizer` also compares each grant with the wall clock, so a late timer extends none.
+final class Grants: Sendable {
+    let store: ExecutionStore
+    let config: ConfigStore
+    let logger: Logger
+    let journal: Journal
+    let group: any EventLoopGroup
+    /// The timer at the earliest expiry, and the lock that orders publications (database read, then `setGrants`).
+    private let timer = Mutex<Scheduled<Void>?>(nil)
+
+    init(store: ExecutionStore, config: ConfigStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
+        self.store = store
+        self.config = config
+        self.logger = logger
+        self.journal = journal
+        self.group = group
+    }
+
+    func audit(_ config: DaemonConfig) -> AuditLog {
+        AuditLog(
+            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
+            journal: journal)
+    }
+
+    /// At start: ends (with records) the grants that expired while the daemon was stopped, and puts the others in
+    /// force with their timer.
+    func start() {
+        expireDue()
+    }
+
+    // MARK: - Changes
+
+    /// Gives `subject` to `user` until `expiresAtMs`, audited before it counts (fail-closed: no record, no grant).
+    func create(
+        user: Caller, subject: TemporaryGrant.Subject, forMs: Int64, reason: String, by: Caller,
+        requestId: String? = nil
+    ) async throws(RunvoyError) -> TemporaryGrant {
+        let now = WallClock.milliseconds()
+        let grant = TemporaryGrant(
+            id: ExecutionID.make(milliseconds: UInt64(now)), uid: user.uid, user: user.displayName, subject: subject,
+            reason: reason, grantedByUid: by.uid, grantedByUser: by.displayName, requestId: requestId,
+            createdAtMs: now, expiresAtMs: now + forMs)
+        let before = config.current
+        var after = before
+        after.grants.append(grant)
+        try await audit(before).record(GrantRecords.changed(.created, grant, by: by, before: before, after: after))
+        let inserted: Bool
+        do throws(StoreError) {
+            inserted = try store.insertGrant(Self.row(grant))
+        } catch {
+            logger.error("a grant was audited but could not be stored", metadata: ["id": "\(grant.id)"])
+            throw RunvoyError(.storeUnavailable, "cannot record the grant (\(error.message)); it was not made")
+        }
+        guard inserted else {
+            throw RunvoyError(.conflict, "request \(requestId ?? "") already made its grant")
+        }
+        publish()
+        return grant
+    }
+
+    /// Ends grant `id` now, audited before it ends (fail-closed: no record, it stays).
+    func revoke(_ id: String, comment: String?, by: Caller) async throws(RunvoyError) -> GrantRow {
+        let now = WallClock.milliseconds()
+        let stored: GrantRow?
+        do throws(StoreError) {
+            stored = try store.grant(id)
+        } catch {
+            throw RunvoyError(.storeUnavailable, "cannot read the grants (\(error.message))")
+        }
+        guard let stored, let grant = Self.grant(stored) else {
+            throw RunvoyError(.invalidArgument, "no grant \(id)")
+        }
+        guard stored.endedAtMs == nil, grant.isActive(atMs: now) else {
+            throw RunvoyError(.conflict, "grant \(id) has already ended (\(stored.endCause ?? "expired"))")
+        }
+        let before = config.current
+        var after = before
+        after.grants.removeAll { $0.id == id }
+        try await audit(before).record(
+            GrantRecords.changed(.revoked, grant, by: by, comment: comment, before: before, after: after))
+        let revoked: GrantRow?
+        do throws(StoreError) {
+            revoked = try store.revokeGrant(id, byUid: by.uid, atMs: now)
+        } catch {
+            throw RunvoyError(.storeUnavailable, "cannot record the revocation (\(error.message)); the grant stays")
+        }
+        publish()
+        guard let revoked else { throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked") }
+        return revoked
+    }
+
+    /// Ends every grant due at `now` (each at its own time), with a record each, and puts the rest in force.
+    func expireDue(atMs now: Int64 = WallClock.milliseconds()) {
+        let ended: [GrantRow]
+        do throws(StoreError) {
+            ended = try store.expireGrants(atMs: now)
+        } catch {
+            logger.error("cannot end the grants due", metadata: ["error": "\(error)"])
+            // They still count for nothing past their time (`Authorizer` checks the clock); try again soon.
+            schedule(atMs: now + 1000)
+            return
+        }
+        let after = publish()
+        for row in ended {
+            guard let grant = Self.grant(row) else { continue }
+            // What it gave is judged as if it were still in force: by the clock it no longer is.
+            var before = after
+            var alive = grant
+            alive.expiresAtMs = .max
+            before.grants.append(alive)
+            audit(after).recordBestEffort(GrantRecords.changed(.expired, grant, by: nil, before: before, after: after))
+            logger.notice("a temporary grant expired", metadata: ["id": "\(grant.id)", "user": "\(grant.user)"])
+        }
+    }
+
+    // MARK: - In force
+
+    /// Reads the grants that have not ended, puts them in force and sets the timer at the earliest expiry; returns
+    /// the configuration then in force. One at a time, so an older read is never published last.
+    @discardableResult
+    func publish() -> DaemonConfig {
+        timer.withLock { timer in
+            let rows: [GrantRow]
+            do throws(StoreError) {
+                rows = try store.activeGrants()
+            } catch {
+                logger.error("cannot read the grants; those in force stay", metadata: ["error": "\(error)"])
+                return config.current
+            }
+            let grants = rows.compactMap(Self.grant)
+            config.setGrants(grants)
+            timer?.cancel()
+            timer = grants.map(\.expiresAtMs).min().map(scheduleTask(atMs:))
+            return config.current
+        }
+    }
+
+    private func schedule(atMs time: Int64) {
+        timer.withLock { timer in
+            timer?.cancel()
+            timer = scheduleTask(atMs: time)
+        }
+    }
+
+    /// A timer that ends what is due when it fires; one that fires early (the clock was set back) finds nothing
+    /// due and is set again by the publication that follows.
+    private func scheduleTask(atMs time: Int64) -> Scheduled<Void> {
+        let delay = max(0, time - WallClock.milliseconds())
+        return group.any().scheduleTask(in: .milliseconds(delay)) { [self] in expireDue() }
+    }
+
+    // MARK: - Rows
+
+    static func row(_ grant: TemporaryGrant) -> GrantRow {
+        GrantRow(
+            id: grant.id, uid: grant.uid, user: grant.user, role: grant.role?.rawValue, executor: grant.executor,
+            reason: grant.reason, grantedByUid: grant.grantedByUid, grantedByUser: grant.grantedByUser,
+            requestId: grant.requestId, createdAtMs: grant.createdAtMs, expiresAtMs: grant.expiresAtMs)
+    }
+
+    /// The grant a row holds; nil for a role this daemon does not know.
+    static func grant(_ row: GrantRow) -> TemporaryGrant? {
+        let subject: TemporaryGrant.Subject
+        if let name = row.role {
+            guard let role = Role(rawValue: name) else { return nil }
+            subject = .role(role)
+        } else if let executor = row.executor {
+            subject = .executor(executor)
+        } else {
+            return nil
+        }
+        return TemporaryGrant(
+            id: row.id, uid: row.uid, user: row.user, subject: subject, reason: row.reason,
+            grantedByUid: row.grantedByUid, grantedByUser: row.grantedByUser, requestId: row.requestId,
+            createdAtMs: row.createdAtMs, expiresAtMs: row.expiresAtMs)
+    }
+
+    static func info(_ row: GrantRow) -> GrantInfo {
+        GrantInfo(
+            id: row.id, user: row.user, uid: row.uid, role: row.role, executor: row.executor,
+            expiresAtMs: row.expiresAtMs, createdAtMs: row.createdAtMs, grantedBy: row.grantedByUser,
+            grantedByUid: row.grantedByUid, reason: row.reason, requestId: row.requestId, ended: row.endCause)
+    }
+
+    static func info(_ grant: TemporaryGrant) -> GrantInfo {
+        info(row(grant))
+    }
+}
