@@ -19,17 +19,34 @@ import Testing
     /// zombie child of the daemon that is not an execution's registered leader: it reaps it. Hooks are never
     /// registered (HookProcess calls the spawner directly, not through a containment scope), so a hook that exits
     /// while the reaper scans is reaped before its own thread reads its status. Here the scan is made to land in
-    /// that window every time.
-    final class OrphanReaperInTheWindow: ProcessSpawner, @unchecked Sendable {
+    /// that window every time: once inside the spawn, once just after the spawn is registered. The reaper keeps to
+    /// what `HeldChildren` (the subreaper's bookkeeping) allows, as `SubreaperContainment.reapOrphans` does; since
+    /// the fix (H2) hooks are held there from before their spawn to after their final wait.
+    final class OrphanReaperInTheWindow: ProcessSpawner, ChildHolding, @unchecked Sendable {
+        let held = HeldChildren()
+        var reaped = false
+
+        /// runvoy_reap_orphans(keep: held): waitpid(pid, WNOHANG) of a zombie child not held.
+        func reap(_ pid: pid_t) {
+            var status: Int32 = 0
+            let taken = held.reaping { keep in keep.contains(pid) ? 0 : Int(waitpid(pid, &status, WNOHANG)) }
+            if taken == pid { reaped = true }
+        }
+
         func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
             let process = try PosixSpawner().spawn(request)
             var ready = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
             _ = poll(&ready, 1, 10_000)  // the hook has exited: a zombie child of ours
-            var status: Int32 = 0
-            // runvoy_reap_orphans(keep: leaders): waitpid(pid, WNOHANG) of each zombie child not in `leaders`.
-            _ = waitpid(process.pid, &status, WNOHANG)
+            reap(process.pid)
             return process
         }
+
+        func spawning() { held.spawning() }
+        func spawned(_ child: pid_t?) {
+            held.spawned(child)
+            if let child { reap(child) }
+        }
+        func released(_ child: pid_t) { held.released(child) }
     }
 
     /// H2. Under subreaper containment a `pre_exec` hook's exit status can be taken by the daemon's orphan reaper;
@@ -40,11 +57,33 @@ import Testing
             name: "window", event: .preExec, command: ["/bin/sh", "-c", "echo outside the window; exit 1"],
             user: "nobody")
         hook.onErrorWritten = .allow  // a ticket service that is down should not stop work; a "no" still should
-        let ran = await HookProcess(spawner: OrphanReaperInTheWindow()).run(
+        let reaper = OrphanReaperInTheWindow()
+        let ran = await HookProcess(spawner: reaper, children: reaper).run(
             hook, input: Array("{}\n".utf8), executionID: "01exec")
         let verdict = HookRunner.judge(hook, ran)
+        #expect(!reaper.reaped, "the orphan reaper took the hook's exit status")
         #expect(ran.status == .exited(1), "the hook exited 1; the daemon read \(String(describing: ran.status))")
         #expect(verdict.outcome == .veto && verdict.refuses, "the veto was judged \(verdict)")
+    }
+
+    /// H2. A hook whose exit status cannot be read (`waitid` fails: reaped by someone else) is an error, "exit
+    /// status lost", never a signal; under `on_error: allow` it lets the command run, under `deny` it refuses.
+    @Test func aLostExitStatusIsAnErrorNotASignal() async {
+        final class ReapedBehindItsBack: ProcessSpawner, @unchecked Sendable {
+            func spawn(_ request: SpawnRequest) throws(SpawnError) -> SpawnedProcess {
+                let process = try PosixSpawner().spawn(request)
+                var status: Int32 = 0
+                _ = waitpid(process.pid, &status, 0)
+                return process
+            }
+        }
+        var hook = HookConfig(
+            name: "window", event: .preExec, command: ["/bin/sh", "-c", "exit 1"], user: "nobody")
+        let ran = await HookProcess(spawner: ReapedBehindItsBack()).run(hook, input: [], executionID: nil)
+        #expect(ran.statusLost && ran.status == nil && !ran.timedOut, "\(ran)")
+        #expect(HookRunner.judge(hook, ran) == .init(outcome: .error, reason: "exit status lost", refuses: true))
+        hook.onErrorWritten = .allow
+        #expect(HookRunner.judge(hook, ran).refuses == false)
     }
 
     /// H3. `post_exec` hooks run after `unregister` has given the execution's admission slot back, so nothing
