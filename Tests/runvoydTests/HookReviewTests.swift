@@ -144,6 +144,25 @@ import Testing
         #expect(size <= 1 << 20, "a status reply of \(size) bytes")
     }
 
+    /// H3. Shutdown kills hooks still running after its grace (`RunningHooks.killAll`, from `terminateStragglers`),
+    /// and any started after that at once: a hook that would run for a minute ends killed, an error, not a timeout.
+    @Test func hooksRunningAtShutdownAreKilledAndLaterOnesAtOnce() async throws {
+        var hook = HookConfig(name: "slow", event: .postExec, command: ["/bin/sleep", "60"], user: "nobody")
+        hook.timeout = .seconds(60)
+        let running = RunningHooks()
+        let process = HookProcess(spawner: PosixSpawner(), running: running)
+        let first = Task { await process.run(hook, input: [], executionID: nil) }
+        let deadline = Date().addingTimeInterval(30)
+        while running.isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(running.killAll() == 1)
+        let ran = await first.value
+        #expect(ran.status == .signaled(SIGKILL) && !ran.timedOut, "\(ran)")
+        #expect(HookRunner.judge(hook, ran).outcome == .error)
+        let late = await process.run(hook, input: [], executionID: nil)
+        #expect(late.status == .signaled(SIGKILL) && !late.timedOut, "\(late)")
+        #expect(running.isEmpty)
+    }
+
     static func waitForFile(_ path: String) throws {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
