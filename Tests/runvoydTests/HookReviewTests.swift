@@ -119,7 +119,7 @@ import Testing
                     break  // the slot is still held (by the running hook): what should happen
                 }
                 _ = await execution.waitFinished()
-                try Self.waitForFile("\(spool)/hook-\(execution.id)")
+                try await Self.waitForFile("\(spool)/hook-\(execution.id)")
             }
             together = FileSystem.entries(spool).filter { $0.hasPrefix("hook-") }.count
         }
@@ -163,11 +163,11 @@ import Testing
         #expect(running.isEmpty)
     }
 
-    static func waitForFile(_ path: String) throws {
+    static func waitForFile(_ path: String) async throws {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if access(path, F_OK) == 0 { return }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         throw RunvoyError(.internalError, "no \(path)")
     }
