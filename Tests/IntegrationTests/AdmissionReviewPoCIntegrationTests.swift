@@ -57,7 +57,7 @@ final class AdmissionReviewPoCIntegrationTests {
             f = read(s)
             if f is not None and "error" not in f: held.append(s)
             else: s.close()
-        print("uid", os.getuid(), "served", len(held), flush=True)
+        os.write(1, ("uid %d served %d\n" % (os.getuid(), len(held))).encode())  # one write: 8 holders share the file
         start = time.time()
         while not os.path.exists(stop) and time.time() - start < 60: time.sleep(0.1)
         """#
