@@ -528,28 +528,41 @@ public final class ExecutionStore: Sendable {
     /// Executions retention may remove: those that ended.
     static let finalSQL = "status NOT IN ('running', 'queued', 'awaiting_approval')"
 
-    /// While the history is over `maxTotalBytes`: the oldest finished executions' stored output goes, then, if
-    /// that is not enough (long argv), their records.
+    /// SQL for the bytes of hook output stored with one execution.
+    static let hookBytesSQL = """
+        (SELECT COALESCE(SUM(length(h.output)), 0) FROM hook_runs h WHERE h.execution_id = executions.id)
+        """
+
+    /// While the history is over `maxTotalBytes`: the oldest finished executions' stored output (and their hooks'
+    /// output, counted too: review of hooks, H5) goes, then, if that is not enough (long argv), their records.
     private static func pruneToSize(_ db: Database, _ maxTotalBytes: Int64, _ report: inout PruneReport) throws {
         var total =
             try Int64.fetchOne(
-                db, sql: "SELECT COALESCE(SUM(stored_bytes), 0) + COALESCE(SUM(\(recordBytesSQL)), 0) FROM executions")
-            ?? 0
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(stored_bytes), 0) + COALESCE(SUM(\(recordBytesSQL)), 0)
+                        + COALESCE(SUM(\(hookBytesSQL)), 0) FROM executions
+                    """) ?? 0
         if total > maxTotalBytes {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, stored_bytes FROM executions WHERE \(finalSQL) AND output_pruned = 0
-                    ORDER BY created_at, id
+                    SELECT id, stored_bytes, output_pruned, \(hookBytesSQL) AS hook_bytes FROM executions
+                    WHERE \(finalSQL) AND (output_pruned = 0 OR hook_bytes > 0) ORDER BY created_at, id
                     """)
             for row in rows where total > maxTotalBytes {
                 let id: String = row["id"]
-                let stored: Int64 = row["stored_bytes"]
+                let freed = (row["stored_bytes"] as Int64) + (row["hook_bytes"] as Int64)
                 try db.execute(
                     sql: "UPDATE executions SET output_pruned = 1, stored_bytes = 0 WHERE id = ?", arguments: [id])
-                report.outputPruned.append(id)
-                report.freedBytes += stored
-                total -= stored
+                try db.execute(
+                    sql: """
+                        UPDATE hook_runs SET output_dropped = output_dropped + length(output), output = x''
+                        WHERE execution_id = ?
+                        """, arguments: [id])
+                if (row["output_pruned"] as Bool) == false { report.outputPruned.append(id) }
+                report.freedBytes += freed
+                total -= freed
             }
         }
         guard total > maxTotalBytes else { return }

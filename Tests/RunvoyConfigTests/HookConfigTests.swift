@@ -95,4 +95,20 @@ import Testing
     @Test func aListIsRequired() {
         #expect(errors("\(Self.executor)\nhooks: {name: a}").map(\.keyPath) == ["hooks"])
     }
+
+    /// `editable` on an executor with `pre_exec` hooks, its own or global: every edit there is refused (review of
+    /// hooks, H1), which check-config says; `post_exec` hooks alone do not refuse edits.
+    @Test func editableOnAnExecutorWithPreExecHooksIsWarnedOf() throws {
+        let pre = "{name: w, event: pre_exec, command: [/bin/true], user: nobody}"
+        let post = "{name: p, event: post_exec, command: [/bin/true], user: nobody}"
+        func warned(_ yaml: String) throws -> Bool {
+            try parse(yaml).warnings.contains {
+                $0.keyPath == "executors.x.editable" && $0.message.contains("pre_exec hooks")
+            }
+        }
+        let executor = "executors: {x: {run_as: {user: nobody}, commands: any, editable: [/etc/x]"
+        #expect(try warned("\(executor), hooks: [\(pre)]}}"))
+        #expect(try warned("hooks: [\(pre)]\n\(executor)}}"))
+        #expect(try !warned("hooks: [\(post)]\n\(executor), hooks: [\(post)]}}"))
+    }
 }

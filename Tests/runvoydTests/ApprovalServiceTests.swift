@@ -42,7 +42,7 @@ struct ApprovalServiceTests {
             try ConfigLoader.parse(
                 yaml: """
                     state_directory: \(directory)/state
-                    audit: {fail_closed: true, write_timeout: 2s}
+                    audit: {fail_closed: true, write_timeout: 30s}
                     approvals: \(bounds)
                     secrets: {runtime_directory: \(directory)/run}
                     roles:
@@ -139,7 +139,7 @@ struct ApprovalServiceTests {
 
         /// Waits (polling, bounded) until `condition` holds.
         static func until(_ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(60)
             while !condition() {
                 guard ContinuousClock.now < deadline else { throw CancellationError() }
                 try await Task.sleep(for: .milliseconds(5))

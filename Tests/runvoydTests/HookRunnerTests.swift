@@ -121,7 +121,7 @@ import Testing
         let verdict = HookRunner.judge(hook, ran)
         #expect(verdict.outcome == .error && verdict.refuses && verdict.reason == "timed out after 1s")
         let child = try #require(pid_t(text(ran).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(Self.waitGone(child))
+        #expect(await Self.waitGone(child))
     }
 
     /// A hook that exits at once but leaves a child holding its output pipe: the child is killed with the group
@@ -130,7 +130,7 @@ import Testing
         let ran = await run(Self.hook("sleep 1000 & echo $!; exit 0", timeout: .seconds(600)))
         #expect(ran.status == .exited(0) && !ran.timedOut)
         let child = try #require(pid_t(text(ran).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(Self.waitGone(child))
+        #expect(await Self.waitGone(child))
     }
 
     /// A child that left the hook's session keeps the pipe, not the run: its output is read for a bounded time
@@ -189,11 +189,12 @@ import Testing
     }
 
     /// Waits (bounded) until `pid` is gone or a zombie.
-    static func waitGone(_ pid: pid_t) -> Bool {
+    static func waitGone(_ pid: pid_t) async -> Bool {
+        // Polled with Task.sleep, not usleep: a blocked cooperative thread stalls every other in-process suite.
         for _ in 0..<2000 {
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
             if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { return true }
-            usleep(5000)
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return false
     }

@@ -82,6 +82,26 @@ struct ReplyBoundsTests {
         #expect(listed <= 64 << 10, "\(listed) bytes")
     }
 
+    /// `status` adds hook runs to the worst execution object: their output counts by its encoded size (a control
+    /// byte is six bytes of JSON), so the reply stays under a frame (review of hooks, H4).
+    @Test func aStatusWithHookRunsOfControlCharactersStaysUnderAFrame() throws {
+        let argv = Array(repeating: String(repeating: "\u{1}", count: (128 << 10) - 1), count: 8)
+        let keys = (0..<256).map { "K\($0)" + String(repeating: "_", count: 1000) }
+        var info = Self.info(argv: argv, envKeys: keys, reason: String(repeating: "\u{2}", count: 100_000))
+        let run = HookRunInfo(
+            hook: String(repeating: "h", count: 64), event: "post_exec", user: "runvoy-hooks", startedAtMs: 1,
+            durationUsec: 1, exitCode: 1, signal: nil, timedOut: false, outcome: "veto",
+            reason: String(repeating: "r", count: HookRunner.maxReason),
+            output: String(repeating: "\u{1}", count: 64 << 10),
+            outputDropped: 0, approvalId: nil)
+        info.hooks = RequestContext.budgeted(Array(repeating: run, count: 8), budget: RequestContext.hookOutputBudget)
+        let size = try Frame.payload(info.bounded(.single)).count
+        #expect(size <= 1 << 20, "\(size) bytes")
+        #expect(info.hooks?.filter { !$0.output.isEmpty }.count == 0)
+        let slashes = String(repeating: "/", count: 1000)
+        #expect(RequestContext.jsonSize(slashes + "\u{7}é") == 2000 + 6 + 2)
+    }
+
     @Test func anExecutionIDHoldsItsCreationTime() async {
         await propertyCheck(count: 200, input: Gen<UInt64>.value(in: 0...((1 << 48) - 1))) { milliseconds in
             let id = ExecutionID.make(milliseconds: milliseconds)

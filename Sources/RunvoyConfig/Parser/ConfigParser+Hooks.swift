@@ -24,6 +24,18 @@ extension ConfigParser {
         return hooks
     }
 
+    /// Warns of `editable` on an executor with `pre_exec` hooks (its own or global): edits do not run them, so
+    /// runvoyd refuses every edit there (review of hooks, H1).
+    func checkHookEdits(_ executors: [ExecutorConfig], _ global: [HookConfig]) {
+        for executor in executors where !executor.editable.isEmpty {
+            guard (global + executor.hooks).contains(where: { $0.event == .preExec }) else { continue }
+            report(
+                .warning, nil, "executors.\(executor.name).editable",
+                "this executor has pre_exec hooks, and edits do not run them: runvoyd refuses every edit on it",
+                line: executor.line)
+        }
+    }
+
     private func parseHook(_ node: Node, _ path: String, _ section: ConfigSection) -> HookConfig? {
         guard let entries = fields(node, path, section) else { return nil }
         func key(_ name: String) -> ConfigKey {

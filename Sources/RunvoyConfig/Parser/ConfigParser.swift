@@ -55,6 +55,7 @@ final class ConfigParser {
         let approvals = parseApprovalSettings(top)
         checkApprovals(executors, approvals)
         let hooks = parseHooks(top[Keys.hooks], "hooks", ConfigSchema.HookKeys.section)
+        checkHookEdits(executors, hooks)
 
         var config = DaemonConfig(
             socket: socket, stateDirectory: stateDirectory, limits: limits, shutdownGrace: shutdownGrace,

@@ -24,6 +24,8 @@ struct ExecLaunch: Sendable {
     var containment: any Containment = ProcessGroupContainment()
     /// Transient units for sandboxed executors; nil where the daemon offers none (their executions are refused).
     var units: UnitContainment?
+    /// The hooks running now (shutdown kills those left after its grace).
+    var runningHooks = RunningHooks()
 
     /// What a launch made, all of which the execution takes over.
     struct Launched: Sendable {
@@ -103,7 +105,11 @@ struct ExecLaunch: Sendable {
     }
 
     /// The hooks that run as the execution runs: through the same spawner, stored with its history.
-    var hooks: HookRunner { HookRunner(spawner: spawner, store: store, logger: logger, journal: journal) }
+    var hooks: HookRunner {
+        HookRunner(
+            spawner: spawner, store: store, logger: logger, journal: journal,
+            children: containment as? any ChildHolding, running: runningHooks)
+    }
 
     /// `pre_exec` hooks, after the history row is written and before any secret exists: a refusal ends the
     /// execution before it starts (the slot it holds is held for at most the hooks' timeouts).

@@ -406,16 +406,28 @@ final class ExecutionManager: Service, Sendable {
         }
     }
 
+    /// The execution has ended. Its admission (slot, locks, fair share) is given back now, or, when it has
+    /// `post_exec` hooks, once they have ended (`finished`), so that they are bounded as executions are (review of
+    /// hooks, H3).
     private func unregister(_ execution: Execution) {
         let count = state.withLock { state -> Int in
             state.running.removeValue(forKey: execution.id)
-            if let ticket = state.tickets.removeValue(forKey: execution.id) {
+            if execution.postExec == nil, let ticket = state.tickets.removeValue(forKey: execution.id) {
                 began(state.scheduler.finish(ticket, within: state.limits), &state)
             }
             closeQueueIfDone(&state)
             return state.running.count
         }
         onChange(count)
+    }
+
+    /// The ended execution's `post_exec` hooks have ended: its admission is given back.
+    private func finished(_ execution: Execution) {
+        state.withLock { state in
+            if let ticket = state.tickets.removeValue(forKey: execution.id) {
+                began(state.scheduler.finish(ticket, within: state.limits), &state)
+            }
+        }
     }
 
     /// Once shutting down with nothing running or launching, no execution can come any more: the group may end,
@@ -440,6 +452,7 @@ final class ExecutionManager: Service, Sendable {
                     group.addTask {
                         await execution.run(drainGrace: self.drainGrace) { self.unregister($0) }
                         await self.runPostExecHooks(execution)
+                        self.finished(execution)
                     }
                 }
             }
@@ -470,15 +483,22 @@ final class ExecutionManager: Service, Sendable {
         if count > 0 {
             logger.notice("waiting for running executions", metadata: ["count": "\(count)", "grace": "\(grace)"])
         }
+        let deadline = ContinuousClock.now + grace
         let stragglers = group.any().scheduleTask(in: TimeAmount(grace)) { [self] in terminateStragglers() }
         await idle()
         // Their clients still get their `exit` events, but one that does not read cannot hold the daemon: after
-        // `killGrace` the server closes the connections, which fails what still waits to be written.
-        await ended(within: killGrace)
+        // `killGrace` the server closes the connections, which fails what still waits to be written. `post_exec`
+        // hooks still running have the rest of the grace, then are killed (review of hooks, H3).
+        let hooks = launcher.runningHooks.isEmpty ? Duration.zero : max(.zero, deadline - .now)
+        await ended(within: hooks + killGrace)
         stragglers.cancel()
     }
 
     private func terminateStragglers() {
+        let hooks = launcher.runningHooks.killAll()
+        if hooks > 0 {
+            logger.warning("killing hooks still running after the shutdown grace", metadata: ["count": "\(hooks)"])
+        }
         let left = state.withLock { state -> [Execution] in
             if state.phase == .draining { state.phase = .terminating }
             return Array(state.running.values)

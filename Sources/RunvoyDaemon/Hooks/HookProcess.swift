@@ -29,10 +29,17 @@ struct HookProcess: Sendable {
         var dropped = 0
         var durationUsec: Int64 = 0
         var spawnError: String?
+        /// The process ended but its exit status could not be read (`waitid` failed): an error, never a signal.
+        var statusLost = false
         var pid: pid_t = 0
     }
 
     let spawner: any ProcessSpawner
+    /// Where the hook's process is held from the orphan reaper until its final wait (subreaper containment); nil
+    /// when nothing reaps the daemon's children behind its back.
+    var children: (any ChildHolding)?
+    /// Where running hooks are listed for shutdown to kill; nil lists them nowhere.
+    var running: RunningHooks?
 
     /// The environment a hook gets, and nothing else.
     static func environment(_ hook: HookConfig, executionID: String?) -> [String: String] {
@@ -56,10 +63,13 @@ struct HookProcess: Sendable {
             environment: Self.environment(hook, executionID: executionID), workingDirectory: "/",
             identity: identity, stdinPipe: true)
         let spawner = self.spawner
+        let children = self.children
+        let running = self.running
         let timeout = hook.timeout
         var ran = await withCheckedContinuation { (continuation: CheckedContinuation<Ran, Never>) in
             let thread = Thread {
-                continuation.resume(returning: Self.supervise(request, spawner, input: input, timeout: timeout))
+                continuation.resume(
+                    returning: Self.supervise(request, (spawner, children, running), input: input, timeout: timeout))
             }
             thread.name = "runvoyd-hook"
             thread.start()
@@ -92,37 +102,54 @@ struct HookProcess: Sendable {
         return SpawnRequest.Identity(uid: user.uid, gid: gid, groups: groups)
     }
 
-    /// On the hook's thread: spawns it and sees it through to its end.
+    /// On the hook's thread: spawns it (held in `children` from before the spawn to after its final wait, so the
+    /// orphan reaper never takes its status) and sees it through to its end.
     private static func supervise(
-        _ request: SpawnRequest, _ spawner: any ProcessSpawner, input: [UInt8], timeout: Duration
+        _ request: SpawnRequest, _ with: (any ProcessSpawner, (any ChildHolding)?, RunningHooks?), input: [UInt8],
+        timeout: Duration
     ) -> Ran {
         ignoreBrokenPipes
+        let (spawner, children, running) = with
         let process: SpawnedProcess
+        children?.spawning()
         do throws(SpawnError) {
             process = try spawner.spawn(request)
         } catch {
+            children?.spawned(nil)
             return Ran(spawnError: error.wireError.message)
         }
+        children?.spawned(process.pid)
+        defer { children?.released(process.pid) }
+        running?.add(process.pidfd)
         var pipes = HookPipes(process, input: input)
         defer { pipes.closeAll() }
         var ran = Ran(pid: process.pid)
         let deadline = ContinuousClock.now + timeout
         ran.status = pipes.pump(until: deadline, pidfd: process.pidfd)
-        if ran.status == nil {
+        ran.statusLost = pipes.statusLost
+        if ran.status == nil && !ran.statusLost {
             ran.timedOut = true
             _ = runvoy_pidfd_send_signal(process.pidfd, SIGKILL)
         }
-        // The leader is a zombie (or about to be): its pgid cannot be reused until it is reaped.
-        kill(-process.pid, SIGKILL)
-        var exited: Int32 = 0
-        var status: Int32 = 0
-        _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
-        if ran.status == nil { ran.status = .signaled(SIGKILL) }
-        close(process.pidfd)
+        finish(process, &ran, running)
         pipes.drain(until: min(deadline, .now + drainAfterExit))
         ran.output = pipes.output
         ran.dropped = pipes.dropped
         return ran
+    }
+
+    /// Kills what is left of the hook's process group and reaps its main process. The group is signalled only
+    /// while the main process is known to be unreaped (a zombie the daemon holds, or still running: its pgid
+    /// cannot be reused until it is reaped); when its status was lost it may have been reaped already, so the
+    /// group is not signalled (its id could name another's).
+    private static func finish(_ process: SpawnedProcess, _ ran: inout Ran, _ running: RunningHooks?) {
+        if !ran.statusLost { kill(-process.pid, SIGKILL) }
+        var exited: Int32 = 0
+        var status: Int32 = 0
+        _ = runvoy_pidfd_wait(process.pidfd, &exited, &status)
+        if ran.status == nil && ran.timedOut { ran.status = .signaled(SIGKILL) }
+        running?.remove(process.pidfd)
+        close(process.pidfd)
     }
 
     /// The daemon ignores SIGPIPE (swift-nio sets it); a hook's stdin is written with it ignored in tests too.
@@ -137,6 +164,8 @@ private struct HookPipes {
     var written = 0
     var output: [UInt8] = []
     var dropped = 0
+    /// The process ended but `waitid` could not read its status.
+    var statusLost = false
 
     init(_ process: SpawnedProcess, input: [UInt8]) {
         stdin = process.stdinFD
@@ -164,7 +193,10 @@ private struct HookPipes {
             if fds[0].revents != 0 {
                 var exited: Int32 = 0
                 var status: Int32 = 0
-                guard runvoy_pidfd_wait_keeping(pidfd, &exited, &status) == 0 else { return .signaled(SIGKILL) }
+                guard runvoy_pidfd_wait_keeping(pidfd, &exited, &status) == 0 else {
+                    statusLost = true
+                    return nil
+                }
                 return exited != 0 ? .exited(status) : .signaled(status)
             }
         }

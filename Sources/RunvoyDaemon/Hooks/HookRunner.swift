@@ -13,6 +13,10 @@ struct HookRunner: Sendable {
     let store: ExecutionStore?
     let logger: Logger
     var journal: Journal = .shared
+    /// Where hook processes are held from the orphan reaper (subreaper containment), nil where none reaps.
+    var children: (any ChildHolding)?
+    /// Where running hooks are listed for shutdown to kill.
+    var running: RunningHooks?
 
     enum Outcome: String, Sendable {
         case ok, veto, error
@@ -45,7 +49,8 @@ struct HookRunner: Sendable {
         for hook in hooks {
             let startedAtMs = WallClock.milliseconds()
             let input = subject.payload(event, hook: hook.name, timeMs: startedAtMs).bytes
-            let ran = await HookProcess(spawner: spawner).run(hook, input: input, executionID: subject.execution.id)
+            let ran = await HookProcess(spawner: spawner, children: children, running: running).run(
+                hook, input: input, executionID: subject.execution.id)
             let verdict = Self.judge(hook, ran)
             keep(hook, ran, verdict, subject, startedAtMs: startedAtMs)
             audit.recordBestEffort(Self.record(hook, ran, verdict, subject))
@@ -63,6 +68,7 @@ struct HookRunner: Sendable {
         }
         if let error = ran.spawnError { return failed("cannot start: \(error)") }
         if ran.timedOut { return failed("timed out after \(DurationParser.format(hook.timeout))") }
+        if ran.statusLost { return failed("exit status lost") }
         switch ran.status {
         case .exited(0): return Verdict(outcome: .ok, reason: nil, refuses: false)
         case .exited(let code):

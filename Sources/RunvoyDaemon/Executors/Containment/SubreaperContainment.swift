@@ -11,15 +11,10 @@ import RunvoyKit
 /// uid to the caller's: a tag the kernel keeps across fork, `setsid` and re-parenting that only CAP_AUDIT_CONTROL
 /// changes. Without that tag, a process that left the session and process group after its parent exited is not
 /// found. Re-parented processes that exit are reaped here (`reapOrphans`), never the executions' main processes.
-final class SubreaperContainment: Containment {
-    private struct State: ~Copyable {
-        /// Main processes of executions, not reaped yet: their owners reap them, never `reapOrphans`.
-        var leaders = Set<pid_t>()
-        /// Spawns under way: a child that exits before it is registered must not be reaped by someone else.
-        var spawning = 0
-    }
-
-    private let state = Mutex(State())
+final class SubreaperContainment: Containment, ChildHolding {
+    /// Main processes of executions and hook processes, not reaped yet: their owners reap them, never
+    /// `reapOrphans`.
+    let children = HeldChildren()
     /// Whether children can set their login uid (and so get an audit session of their own).
     let tagging: Bool
     /// This process's audit session, which a child that could not open its own keeps.
@@ -54,30 +49,29 @@ final class SubreaperContainment: Containment {
     func scope(
         executionID: String, executor: ExecutorConfig, caller uid: uid_t
     ) throws(SpawnError) -> any ExecutionScope {
-        state.withLock { $0.spawning += 1 }
+        children.spawning()
         return SubreaperScope(owner: self, loginUID: tagging ? uid : nil)
     }
 
     /// A spawn ended: its process (if any) is a leader until `released`.
     func spawned(_ leader: pid_t?) {
-        state.withLock { state in
-            state.spawning -= 1
-            if let leader { state.leaders.insert(leader) }
-        }
+        children.spawned(leader)
+    }
+
+    func spawning() {
+        children.spawning()
     }
 
     func released(_ leader: pid_t) {
-        state.withLock { _ = $0.leaders.remove(leader) }
+        children.released(leader)
         reapOrphans()
     }
 
-    /// Reaps the zombie children that are no execution's main process. Returns how many.
+    /// Reaps the zombie children that are no execution's main process and no hook's. Returns how many.
     @discardableResult
     func reapOrphans() -> Int {
-        state.withLock { state in
-            guard state.spawning == 0 else { return 0 }
-            let keep = state.leaders.sorted()
-            return Int(keep.withUnsafeBufferPointer { runvoy_reap_orphans($0.baseAddress, $0.count) })
+        children.reaping { keep in
+            Int(keep.withUnsafeBufferPointer { runvoy_reap_orphans($0.baseAddress, $0.count) })
         }
     }
 

@@ -50,6 +50,15 @@ extension RequestContext {
                     "executor '\(name)' needs approval for its commands, so edits of its files would need approval too; edit is not supported on such an executor"
                 ), fields: fields)
         }
+        if !HookRunner.hooks(.preExec, config: config, executor: executor).isEmpty {
+            // Fail closed as for approval: a `pre_exec` hook may refuse every command (a change window), and an
+            // edit writes as the executor's user without asking it (review of hooks, H1).
+            throw denied(
+                RunvoyError(
+                    .permissionDenied,
+                    "executor '\(name)' has pre_exec hooks, which edits would not run; edit is not supported on such an executor"
+                ), fields: fields)
+        }
         let (resolved, base) = try editablePath(path, executor, &fields)
         let runAs: RunAsIdentity
         do {

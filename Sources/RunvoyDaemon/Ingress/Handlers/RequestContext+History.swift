@@ -85,20 +85,34 @@ extension RequestContext {
         return info
     }
 
-    /// `runs` with the output of those past `budget` bytes in all left out (and counted as dropped).
+    /// `runs` with the output of those past `budget` bytes in all left out (and counted as dropped). The budget
+    /// counts the output as JSON encodes it (a control byte is six bytes there: review of hooks, H4); what is
+    /// counted as dropped is its size as stored.
     static func budgeted(_ runs: [HookRunInfo], budget: Int) -> [HookRunInfo] {
         var runs = runs
         var left = budget
         for index in runs.indices {
-            let bytes = runs[index].output.utf8.count
+            let bytes = jsonSize(runs[index].output)
             if bytes > left {
-                runs[index].outputDropped += Int64(bytes)
+                runs[index].outputDropped += Int64(runs[index].output.utf8.count)
                 runs[index].output = ""
             } else {
                 left -= bytes
             }
         }
         return runs
+    }
+
+    /// At least the bytes `text` takes inside a JSON string: a control byte as `\u00XX` (6), `"`, `\` and `/`
+    /// escaped (2), every other byte of its UTF-8 as itself.
+    static func jsonSize(_ text: String) -> Int {
+        text.utf8.reduce(0) { size, byte in
+            switch byte {
+            case 0..<0x20: size + 6
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): size + 2
+            default: size + 1
+            }
+        }
     }
 
     /// The record as a reply gives it to the caller (every history reply goes through here): what the caller may
