@@ -94,7 +94,7 @@ final class Grants: Sendable {
         } catch {
             throw RunvoyError(.storeUnavailable, "cannot record the revocation (\(error.message)); the grant stays")
         }
-        publish()
+        publish(ending: [id])
         guard let revoked else { throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked") }
         return revoked
     }
@@ -126,15 +126,22 @@ final class Grants: Sendable {
     // MARK: - In force
 
     /// Reads the grants that have not ended, puts them in force and sets the timer at the earliest expiry; returns
-    /// the configuration then in force. One at a time, so an older read is never published last.
+    /// the configuration then in force. One at a time, so an older read is never published last. When the read
+    /// fails, what is known to have ended leaves force all the same (`ending`, and those past their time: fail
+    /// closed), the others stay, and the read is tried again soon.
     @discardableResult
-    func publish() -> DaemonConfig {
+    func publish(ending: Set<String> = []) -> DaemonConfig {
         timer.withLock { timer in
             let rows: [GrantRow]
             do throws(StoreError) {
                 rows = try store.activeGrants()
             } catch {
-                logger.error("cannot read the grants; those in force stay", metadata: ["error": "\(error)"])
+                logger.error("cannot read the grants; those not ended stay", metadata: ["error": "\(error)"])
+                let now = WallClock.milliseconds()
+                let kept = config.current.grants.filter { !ending.contains($0.id) && $0.isActive(atMs: now) }
+                config.setGrants(kept)
+                timer?.cancel()
+                timer = scheduleTask(atMs: now + 1000)
                 return config.current
             }
             let grants = rows.compactMap(Self.grant)
