@@ -67,9 +67,12 @@ import Testing
     // MARK: - G2: an approved request for a grant is not checked against the policy in force
 
     static func approvedRequest(
-        _ fixture: Fixture, requester: Caller, role: String, forMs: Int64, required: Int = 1,
-        approvers: ApproverList = ApproverList(users: ["bin"])
+        _ fixture: Fixture, requester: Caller, role: String, forMs: Int64
     ) throws -> (Grants, Approvals, ApprovalRecord) {
+        // Approved under the approval policy in force when it was made.
+        let policy = fixture.config.current.grantSettings.approval
+        let required = policy.count
+        let approvers = Authorizer.approverList(policy.approvers)
         let grants = fixture.service()
         let approvals = Approvals(
             store: fixture.store, logger: Logger(label: "GrantsReviewTests"), journal: fixture.journal,
@@ -104,6 +107,7 @@ import Testing
         _ = try? await grants.fulfil(ApprovalTicket(record: record), approvals: approvals)
         #expect(try fixture.store.activeGrants().isEmpty)
         #expect(try fixture.store.approval(record.id)?.state == .invalidated)
+        #expect(try fixture.store.approval(record.id)?.decision?.contains("asks for 2 approvals now") == true)
     }
 
     /// G2b: a request approved for longer than `grants.max_duration` now allows (a reload lowered it) makes a grant
@@ -120,6 +124,7 @@ import Testing
         _ = try? await grants.fulfil(ApprovalTicket(record: record), approvals: approvals)
         let maximum: Int64 = 3_600_000
         #expect(try fixture.store.activeGrants().allSatisfy { $0.expiresAtMs - $0.createdAtMs <= maximum })
+        #expect(try fixture.store.approval(record.id)?.decision?.contains("grants.max_duration") == true)
     }
 
     /// G2c: a request whose requester no longer holds `grants_request` when it is approved (a reload took their
@@ -131,10 +136,10 @@ import Testing
         fixture.config.replace(with: config)
         #expect(!Authorizer.permits(GrantsTests.bin, .grantsRequest, fixture.config.current))
         let (grants, approvals, record) = try Self.approvedRequest(
-            fixture, requester: GrantsTests.bin, role: "operator", forMs: 60_000,
-            approvers: ApproverList(users: ["daemon"]))
+            fixture, requester: GrantsTests.bin, role: "operator", forMs: 60_000)
         _ = try? await grants.fulfil(ApprovalTicket(record: record), approvals: approvals)
         #expect(try fixture.store.activeGrants().isEmpty)
         #expect(Authorizer.roles(GrantsTests.bin, fixture.config.current).isEmpty)
+        #expect(try fixture.store.approval(record.id)?.decision?.contains("grants_request") == true)
     }
 }

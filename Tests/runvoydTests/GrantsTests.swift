@@ -213,6 +213,8 @@ import Testing
         let fixture = try Fixture()
         var config = fixture.config.current
         config.grantSettings.requestableRoles = [.operator]
+        // The requester must still hold grants_request when the grant is made: a viewer does.
+        config.roles.append(RoleBinding(role: .viewer, users: ["bin"], groups: [], line: 0))
         fixture.config.replace(with: config)
         let grants = fixture.service()
         let approvals = Approvals(
@@ -225,12 +227,12 @@ import Testing
             id: "01jgrantrequest0000000000", kind: "grant", state: .approved, requesterUid: Self.bin.uid,
             requesterUser: "bin", executor: nil, digest: asked.digest(requesterUid: Self.bin.uid),
             params: ExecutionStore.json(asked), summary: "{}", reason: "INC-2", required: 1,
-            approvers: ApproverList(users: ["daemon"]), needsClient: false, createdAtMs: now,
-            expiresAtMs: now + 60_000, configDigest: "x", recorded: true)
+            approvers: Authorizer.approverList(config.grantSettings.approval.approvers), needsClient: false,
+            createdAtMs: now, expiresAtMs: now + 60_000, configDigest: "x", recorded: true)
         #expect(try fixture.store.insertApproval(record, execution: nil, maxPending: 10, maxPerUser: 10))
         await approvals.recover(config: fixture.config.current)
         #expect(fixture.config.current.grants.map(\.requestId) == [record.id])
-        #expect(Authorizer.roles(Self.bin, fixture.config.current) == [.operator])
+        #expect(Authorizer.roles(Self.bin, fixture.config.current) == [.viewer, .operator])
         #expect(try fixture.store.approval(record.id)?.state == .fulfilled)
         // Spent: a second start makes nothing.
         #expect(try await grants.fulfil(ApprovalTicket(record: record), approvals: approvals) == nil)
