@@ -142,4 +142,24 @@ import Testing
         #expect(Authorizer.roles(GrantsTests.bin, fixture.config.current).isEmpty)
         #expect(try fixture.store.approval(record.id)?.decision?.contains("grants_request") == true)
     }
+
+    // MARK: - G4: what a grant gives is reported for its uid, not for a user name
+
+    /// G4: the grant applies to its uid; the name it was given under may be gone (renamed, deleted) or be another
+    /// account's now. `GRANTS_GAINED`/`GRANTS_LOST` must say what that uid gained or lost, not `{}` because the
+    /// name no longer resolves.
+    @Test func whatAGrantGivesIsReportedForItsUidWhateverItsName() throws {
+        let before = try GrantsTests.config()
+        var after = before
+        let uid = GrantsTests.daemonUser.uid
+        let grant = TemporaryGrant(
+            id: "g4", uid: uid, user: "rvg-renamed-away", subject: .executor("prod"), reason: "INC-4",
+            grantedByUid: 0, grantedByUser: "root", createdAtMs: 0, expiresAtMs: WallClock.milliseconds() + 60_000)
+        after.grants = [grant]
+        let record = GrantRecords.changed(.created, grant, by: nil, before: before, after: after)
+        let gained = record.fields.first { $0.0 == "GRANTS_GAINED" }?.1 ?? ""
+        #expect(gained.contains("prod: systemctl restart"), "\(gained)")
+        let lost = GrantRecords.changed(.revoked, grant, by: nil, before: after, after: before)
+        #expect(lost.fields.first { $0.0 == "GRANTS_LOST" }?.1.contains("prod: systemctl restart") == true)
+    }
 }
