@@ -14,7 +14,7 @@ import Testing
 @Suite struct GrantsReviewTests {
     typealias Fixture = GrantsTests.Fixture
 
-    // MARK: - G1: a revocation whose re-read fails leaves the grant in force
+    // MARK: - G2: a revocation whose re-read fails leaves the grant in force
 
     /// Makes every read of the grants that returns a grant not ended whose reason is `BOOM` fail (a database
     /// read error at that moment: I/O error, busy timeout, no file descriptor for a new reader connection),
@@ -37,7 +37,7 @@ import Testing
         }
     }
 
-    /// G1: `revoke` writes the revocation, then `publish()` re-reads the active grants to put them in force; when
+    /// G2: `revoke` writes the revocation, then `publish()` re-reads the active grants to put them in force; when
     /// that read fails, "those in force stay": the revoked grant keeps giving its role until its expiry (up to
     /// `grants.max_duration`, 90 days at most), though the administrator was told it was revoked and the audit
     /// trail says so. The revoked grant should leave the configuration in force whatever the re-read does.
@@ -64,7 +64,7 @@ import Testing
         #expect(Authorizer.roles(GrantsTests.bin, fixture.config.current).isEmpty)
     }
 
-    // MARK: - G2: an approved request for a grant is not checked against the policy in force
+    // MARK: - G3: an approved request for a grant is not checked against the policy in force
 
     static func approvedRequest(
         _ fixture: Fixture, requester: Caller, role: String, forMs: Int64
@@ -90,7 +90,7 @@ import Testing
         return (grants, approvals, record)
     }
 
-    /// G2a: a request approved by one approver, while a reload made `grants.approval` ask for two administrators,
+    /// G3a: a request approved by one approver, while a reload made `grants.approval` ask for two administrators,
     /// still makes its grant. An `exec` request in the same position is `invalidated` (`launchRefusal`, review 2 of
     /// approvals F1); a request for a grant should be too.
     @Test func anApprovedRequestMakesNoGrantWhenTheApprovalPolicyInForceAsksForMore() async throws {
@@ -110,7 +110,7 @@ import Testing
         #expect(try fixture.store.approval(record.id)?.decision?.contains("asks for 2 approvals now") == true)
     }
 
-    /// G2b: a request approved for longer than `grants.max_duration` now allows (a reload lowered it) makes a grant
+    /// G3b: a request approved for longer than `grants.max_duration` now allows (a reload lowered it) makes a grant
     /// of the old length. The grant should be refused (or cut to the maximum in force).
     @Test func anApprovedRequestMakesNoGrantLongerThanTheMaximumInForce() async throws {
         let fixture = try Fixture()
@@ -127,7 +127,7 @@ import Testing
         #expect(try fixture.store.approval(record.id)?.decision?.contains("grants.max_duration") == true)
     }
 
-    /// G2c: a request whose requester no longer holds `grants_request` when it is approved (a reload took their
+    /// G3c: a request whose requester no longer holds `grants_request` when it is approved (a reload took their
     /// role: offboarding) still makes its grant. `bin` holds no role in this configuration.
     @Test func anApprovedRequestMakesNoGrantForARequesterWhoMayNoLongerAsk() async throws {
         let fixture = try Fixture()
