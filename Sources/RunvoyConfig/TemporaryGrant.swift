@@ -74,6 +74,14 @@ public struct GrantSettings: Sendable, Equatable {
     public var requestableExecutors: [String] = []
     /// The approval a request for a grant needs (never none).
     public var approval: ApprovalPolicy = GrantSettings.defaultApproval
+    /// What happens, when a grant ends, to the running executions of its user that it admitted.
+    public var endRunning: EndRunning = .kill
+
+    /// `end_running`: `kill` terminates (with the kill grace) the running executions of the grant's user that
+    /// the configuration in force no longer allows; `keep` lets them run (they take no more input from the user).
+    public enum EndRunning: String, Sendable, Equatable, CaseIterable {
+        case kill, keep
+    }
 
     public static let minDuration: Duration = .seconds(60)
     public static let maxMaxDuration: Duration = .seconds(90 * 86400)

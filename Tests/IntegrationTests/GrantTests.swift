@@ -112,6 +112,104 @@ final class GrantTests {
         return (process, go, { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" })
     }
 
+    /// A client of bob's that runs an interactive command on `prod` (each line read is echoed as `got:LINE`),
+    /// types `one`, and once `go` exists types `two`; it prints `got:two` if the command read it, or the error
+    /// the daemon answered the input with.
+    func interactiveSession() throws -> (ChildProcess, go: String, printed: () -> String) {
+        let script = daemon.directory + "/typing.py"
+        let go = daemon.directory + "/typing-go"
+        let output = daemon.directory + "/typing.out"
+        try #"""
+        import base64, json, os, socket, struct, sys, time
+        def frame(obj):
+            b = json.dumps(obj).encode(); return struct.pack(">I", len(b)) + b
+        def read(s):
+            head = b""
+            while len(head) < 4: head += s.recv(4 - len(head))
+            n = struct.unpack(">I", head)[0] & 0x7fffffff
+            body = b""
+            while len(body) < n: body += s.recv(n - len(body))
+            return json.loads(body)
+        def until(s, line, rid):
+            seen = ""
+            while True:
+                obj = read(s)
+                if obj.get("event") == "output": seen += base64.b64decode(obj["data"]).decode()
+                if line in seen: print(line, flush=True); return
+                if obj.get("id") == rid and "error" in obj: print(json.dumps(obj), flush=True); return
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+        run = {"argv": ["sh", "-c", "while read l; do echo got:$l; done"], "executor": "prod", "stdin": True,
+               "binary_output": False}
+        s.sendall(frame({"v": 1, "id": 1, "method": "exec", "params": run}))
+        s.sendall(frame({"v": 1, "id": 2, "method": "stdin", "params": {"data": "b25lCg=="}}))
+        until(s, "got:one", 2)
+        while not os.path.exists(sys.argv[2]): time.sleep(0.02)
+        s.sendall(frame({"v": 1, "id": 3, "method": "stdin", "params": {"data": "dHdvCg=="}}))
+        until(s, "got:two", 3)
+        """#.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(daemon.directory, 0o755)
+        chmod(script, 0o644)
+        let process = try ChildProcess(
+            ["/usr/sbin/runuser", "-u", user("bob"), "--", "/usr/bin/python3", script, daemon.socketPath, go],
+            stdoutPath: output, stderrPath: output + ".err")
+        return (process, go, { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" })
+    }
+
+    /// Rewrites the daemon's configuration file (`replacing` with `with`, which must be there) and reloads it.
+    func reload(replacing: String, with: String) throws {
+        let text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        let changed = text.replacingOccurrences(of: replacing, with: with)
+        #expect(changed != text, "the configuration has no \(replacing)")
+        try changed.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        let out = try daemon.ctl(["reload"])
+        #expect(out.status == 0, "\(out.stderrText)")
+    }
+
+    /// REVIEW-grants G1: input to a command started under an executor grant stops when the grant is revoked (the
+    /// user may no longer use the executor): the running command, kept (`end_running: keep`), no longer reads
+    /// what the user types.
+    @Test func aRevokedExecutorGrantEndsTheInputOfTheCommandItStarted() throws {
+        try reload(
+            replacing: "  requestable_executors: [prod]\n",
+            with: "  requestable_executors: [prod]\n  end_running: keep\n")
+        let id = try grant(["--executor", "prod", "--for", "10m"])
+        let (session, go, printed) = try interactiveSession()
+        defer { session.signal(SIGKILL) }
+        #expect(Harness.waitUntil { printed().contains("got:one") }, "\(printed())")
+        #expect(try ctl("alice", ["revoke", id]).status == 0)
+        FileManager.default.createFile(atPath: go, contents: nil)
+        #expect(Harness.waitUntil { printed().split(separator: "\n").count >= 2 }, "\(printed())")
+        #expect(!printed().contains("got:two"), "\(printed())")
+        #expect(printed().contains("permission_denied"), "\(printed())")
+    }
+
+    /// REVIEW-grants G1: what an executor grant admitted that still runs when the grant is revoked is terminated
+    /// (`grants.end_running: kill`, the default) and audited; what bob may still run is left alone.
+    @Test func aRevokedExecutorGrantEndsWhatItAdmittedThatStillRuns() throws {
+        let id = try grant(["--executor", "prod", "--for", "10m"])
+        func start(_ executor: String) throws -> String {
+            let out = try ctl("bob", ["exec", "--detach", "-e", executor, "--", "sleep", "600"])
+            #expect(out.status == 0, "\(out.stderrText)")
+            return out.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let onProd = try start("prod")
+        let elsewhere = try start("default")
+        func status(_ execution: String) throws -> String {
+            let out = try ctl("alice", ["status", "--json", execution])
+            let info = try JSONSerialization.jsonObject(with: Data(out.stdout)) as? [String: Any]
+            return info?["status"] as? String ?? "?"
+        }
+        #expect(try status(onProd) == "running")
+        #expect(try ctl("alice", ["revoke", id]).status == 0)
+        let killed = try Harness.journal([
+            "RUNVOY_EVENT=execution_kill", "RUNVOY_EXECUTION_ID=\(onProd)", "RUNVOY_REASON=grant_ended",
+        ])
+        #expect(killed.first?["RUNVOY_GRANT_ID"] == id && killed.first?["RUNVOY_CHANGE"] == "revoked")
+        #expect(Harness.waitUntil { (try? status(onProd)) != "running" })
+        #expect(try status(elsewhere) == "running")
+        #expect(try ctl("alice", ["kill", elsewhere]).status == 0)
+    }
+
     @Test func aGrantThatExpiresWhileTheUserStaysConnectedRefusesTheSameConnection() throws {
         let refused = try ctl("bob", ["exec", "-e", "prod", "--", "echo", "x"])
         #expect(refused.status != 0, "prod admits only root before the grant")

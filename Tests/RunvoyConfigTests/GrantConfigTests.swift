@@ -51,4 +51,14 @@ struct GrantConfigTests {
         let noApprovers = errors("{approval: {count: 1}}")
         #expect(noApprovers.map(\.keyPath) == ["grants.approval.approvers"], "\(noApprovers)")
     }
+
+    /// REVIEW-grants G1: what happens to the running executions a grant admitted when it ends.
+    @Test func endRunningIsKillByDefaultOrKeep() throws {
+        #expect(try config("{}").grantSettings.endRunning == .kill)
+        #expect(try config("{end_running: keep}").grantSettings.endRunning == .keep)
+        #expect(try config("{end_running: kill}").grantSettings.endRunning == .kill)
+        let wrong = errors("{end_running: stop}")
+        #expect(wrong.map(\.keyPath) == ["grants.end_running"], "\(wrong)")
+        #expect(wrong.first?.message.contains("kill or keep") == true)
+    }
 }

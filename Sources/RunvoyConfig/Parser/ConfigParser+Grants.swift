@@ -31,6 +31,13 @@ extension ConfigParser {
                         + "requestable_executors empty to allow none")
             }
         }
+        if let text = string(Keys.endRunning, in: entries) {
+            if let policy = GrantSettings.EndRunning(rawValue: text) {
+                settings.endRunning = policy
+            } else {
+                error(entries[Keys.endRunning], entries.path(Keys.endRunning), "must be kill or keep")
+            }
+        }
         return settings
     }
 }

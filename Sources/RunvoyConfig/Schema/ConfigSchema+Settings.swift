@@ -255,9 +255,12 @@ extension ConfigSchema {
             "approval", .section("executors.NAME.approval"),
             default: .described("one administrator, expires 1h, reason required"),
             "the approval a request for a grant needs (count at least 1)")
+        public static let endRunning = ConfigKey(
+            "end_running", .string, default: .value("kill"),
+            "`kill` or `keep`: what happens to the running executions a grant admitted when it ends")
 
         public static let section = ConfigSection(
             path: "grants", doc: "temporary grants", docsHeading: "### `grants`",
-            keys: [maxDuration, requestableRoles, requestableExecutors, approval])
+            keys: [maxDuration, requestableRoles, requestableExecutors, approval, endRunning])
     }
 }

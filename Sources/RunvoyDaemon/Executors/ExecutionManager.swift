@@ -113,6 +113,9 @@ final class ExecutionManager: Service, Sendable {
 
     /// A running execution by id.
     func running(id: String) -> Execution? { state.withLock { $0.running[id] } }
+
+    /// Every execution running now.
+    var runningExecutions: [Execution] { state.withLock { Array($0.running.values) } }
     var startedCount: Int { state.withLock { $0.started } }
 
     /// Plans, admits and launches `params` for `caller`. Every refusal is audited and thrown as a wire error.

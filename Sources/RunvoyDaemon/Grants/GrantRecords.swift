@@ -13,9 +13,11 @@ enum GrantRecords {
         _ change: Change, _ grant: TemporaryGrant, by: Caller?, comment: String? = nil, before: DaemonConfig,
         after: DaemonConfig
     ) -> AuditEvent {
-        let users = [grant.user]
+        // By uid, as the grant applies: the name it was given under may have gone, or be another account's now.
+        let subject = Caller.lookup(uid: grant.uid)
         let diff = PolicyReport.diff(
-            from: PolicyReport.grants(before, users: users), to: PolicyReport.grants(after, users: users))
+            from: PolicyReport.grants(before, of: subject, as: grant.user),
+            to: PolicyReport.grants(after, of: subject, as: grant.user))
         var fields: [(String, String)] = [
             ("GRANT_ID", grant.id), ("CHANGE", change.rawValue), ("SUBJECT_UID", String(grant.uid)),
             ("SUBJECT_USER", grant.user), ("EXPIRES_USEC", String(grant.expiresAtMs * 1000)),

@@ -96,12 +96,11 @@ extension Grants {
             guard let old = try? store.approval(ticket.id), old.state == .approved,
                 let asked = ExecutionStore.decode(Asked.self, old.params)
             else { return nil }
-            let config = self.config.current
             let subject = asked.subject
-            let allowed = subject.map { config.grantSettings.mayRequest($0) } ?? false
+            let refusal = Self.fulfilRefusal(old, asked, self.config.current)
             let event = ApprovalMachine.Event.launch(
-                digest: asked.digest(requesterUid: old.requesterUid), allowed: allowed,
-                reason: "it may no longer be asked for", atMs: WallClock.milliseconds())
+                digest: asked.digest(requesterUid: old.requesterUid), allowed: refusal == nil, reason: refusal,
+                atMs: WallClock.milliseconds())
             let (new, outcome) = ApprovalMachine.apply(event, to: old)
             let change = try outcome.get()
             var made: TemporaryGrant?
@@ -118,6 +117,39 @@ extension Grants {
         await approvals.applied(change, record, config: config.current)
         if change == .invalidated { throw Approvals.ending(record) }
         return made
+    }
+
+    /// Why the approved request `record` for `asked` may no longer make its grant under `config` (the
+    /// configuration in force), or nil: as `Approvals.launchRefusal` for `exec`, the approval policy in force must
+    /// ask for no more approvals and no other approvers than the request got, and what it asks must still be within
+    /// the grants settings, asked by someone who may still ask, for an executor that still exists.
+    static func fulfilRefusal(_ record: ApprovalRecord, _ asked: Asked, _ config: DaemonConfig) -> String? {
+        let settings = config.grantSettings
+        guard let subject = asked.subject, settings.mayRequest(subject) else {
+            return "it may no longer be asked for (grants.requestable_roles, grants.requestable_executors)"
+        }
+        if case .executor(let name) = subject, config.executor(named: name) == nil {
+            return "executor '\(name)' no longer exists"
+        }
+        let maximum = ExecPlan.micros(settings.maxDuration) / 1000
+        guard asked.forMs <= maximum else {
+            return "it asks for longer than grants.max_duration (\(DurationParser.format(settings.maxDuration))) now"
+        }
+        let requester = Caller.lookup(uid: record.requesterUid)
+        guard Authorizer.permits(requester, .grantsRequest, config) else {
+            return "its requester \(requester.displayName) may no longer ask for grants (grants_request)"
+        }
+        let policy = settings.approval
+        if policy.count > record.required {
+            return
+                "the approval policy changed: it asks for \(policy.count) approvals now, \(record.required) when it was approved"
+        }
+        let approvers = Authorizer.approverList(policy.approvers)
+        guard approvers == record.approvers else {
+            return
+                "the approval policy changed: its approvers are \(approvers.display) now, \(record.approvers.display) when it was approved"
+        }
+        return nil
     }
 
     /// Spends `ticket` (`fulfil`); one that could not make its grant is withdrawn (else it would stay approved

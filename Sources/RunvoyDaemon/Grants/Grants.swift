@@ -7,7 +7,8 @@ import RunvoyStore
 /// Temporary grants: a role or an executor given to one user until a time (`grant`, an approved `request_grant`),
 /// ended early (`revoke`) or at that time. The state database holds them; the active ones are put in force by
 /// `ConfigStore.setGrants`, so the next request of a connected user is judged with them, or without them once they
-/// end (what is running keeps running, as after a reload). One timer, at the earliest expiry, ends grants on time
+/// end; what they admitted that still runs is then ended or kept (`grants.end_running`, `Grants+Running`) and
+/// takes no more input from the user. One timer, at the earliest expiry, ends grants on time
 /// without a reload; `Authorizer` also compares each grant with the wall clock, so a late timer extends none.
 final class Grants: Sendable {
     let store: ExecutionStore
@@ -17,6 +18,8 @@ final class Grants: Sendable {
     let group: any EventLoopGroup
     /// The timer at the earliest expiry, and the lock that orders publications (database read, then `setGrants`).
     private let timer = Mutex<Scheduled<Void>?>(nil)
+    /// The executions running now (`ExecutionManager`'s), for `grants.end_running`; none until the daemon sets it.
+    private let running = Mutex<@Sendable () -> [Execution]>({ [] })
 
     init(store: ExecutionStore, config: ConfigStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -36,6 +39,11 @@ final class Grants: Sendable {
     /// force with their timer.
     func start() {
         expireDue()
+    }
+
+    /// Where the running executions are found when a grant ends (`grants.end_running`).
+    func watch(running list: @escaping @Sendable () -> [Execution]) {
+        running.withLock { $0 = list }
     }
 
     // MARK: - Changes
@@ -94,7 +102,8 @@ final class Grants: Sendable {
         } catch {
             throw RunvoyError(.storeUnavailable, "cannot record the revocation (\(error.message)); the grant stays")
         }
-        publish()
+        let inForce = publish(ending: [id])
+        endRunning(after: [grant], config: inForce, running: running.withLock { $0 }(), change: "revoked")
         guard let revoked else { throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked") }
         return revoked
     }
@@ -121,20 +130,29 @@ final class Grants: Sendable {
             audit(after).recordBestEffort(GrantRecords.changed(.expired, grant, by: nil, before: before, after: after))
             logger.notice("a temporary grant expired", metadata: ["id": "\(grant.id)", "user": "\(grant.user)"])
         }
+        let grants = ended.compactMap(Self.grant)
+        endRunning(after: grants, config: after, running: running.withLock { $0 }(), change: "expired")
     }
 
     // MARK: - In force
 
     /// Reads the grants that have not ended, puts them in force and sets the timer at the earliest expiry; returns
-    /// the configuration then in force. One at a time, so an older read is never published last.
+    /// the configuration then in force. One at a time, so an older read is never published last. When the read
+    /// fails, what is known to have ended leaves force all the same (`ending`, and those past their time: fail
+    /// closed), the others stay, and the read is tried again soon.
     @discardableResult
-    func publish() -> DaemonConfig {
+    func publish(ending: Set<String> = []) -> DaemonConfig {
         timer.withLock { timer in
             let rows: [GrantRow]
             do throws(StoreError) {
                 rows = try store.activeGrants()
             } catch {
-                logger.error("cannot read the grants; those in force stay", metadata: ["error": "\(error)"])
+                logger.error("cannot read the grants; those not ended stay", metadata: ["error": "\(error)"])
+                let now = WallClock.milliseconds()
+                let kept = config.current.grants.filter { !ending.contains($0.id) && $0.isActive(atMs: now) }
+                config.setGrants(kept)
+                timer?.cancel()
+                timer = scheduleTask(atMs: now + 1000)
                 return config.current
             }
             let grants = rows.compactMap(Self.grant)

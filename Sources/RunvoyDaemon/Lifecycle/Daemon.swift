@@ -73,6 +73,7 @@ struct Daemon {
         // Temporary grants: those that expired while runvoyd was stopped end (with records), the rest are in force
         // before the first request is read or a request for approval recovered.
         let grants = Grants(store: history, config: store, logger: logger, journal: .shared, group: group)
+        grants.watch(running: { executions.runningExecutions })
         grants.start()
         executions.approvals.setGrantLauncher(grants.launcher(executions.approvals))
         // Requests for approval the previous daemon left: expired, withdrawn, or waiting on (and started once

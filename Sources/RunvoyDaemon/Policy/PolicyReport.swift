@@ -33,13 +33,18 @@ enum PolicyReport {
         var result: [String: Set<String>] = [:]
         for name in users {
             guard let caller = Caller.lookup(userName: name) else { continue }
-            var grants = Set<String>()
-            for executor in config.executors where Authorizer.mayUse(caller, executor, config) {
-                for rule in executor.commands.rules { grants.insert("\(executor.name): \(rule.display)") }
-            }
-            if !grants.isEmpty { result[name] = grants }
+            result.merge(grants(config, of: caller, as: name)) { $1 }
         }
         return result
+    }
+
+    /// The grants of `caller` (as the daemon knows it: by uid, with its temporary grants), under `name`.
+    static func grants(_ config: DaemonConfig, of caller: Caller, as name: String) -> [String: Set<String>] {
+        var grants = Set<String>()
+        for executor in config.executors where Authorizer.mayUse(caller, executor, config) {
+            for rule in executor.commands.rules { grants.insert("\(executor.name): \(rule.display)") }
+        }
+        return grants.isEmpty ? [:] : [name: grants]
     }
 
     /// Grants gained and lost between two configurations, per user (users with no change are left out).

@@ -70,8 +70,8 @@ struct AttachHandler: MethodHandler {
         }
     }
 
-    /// Takes the execution's writer slot for this connection: only its owner may, only while no other writer
-    /// holds it, and only when the command has an input to write to.
+    /// Takes the execution's writer slot for this connection: only its owner may, only while it may still use the
+    /// executor, only while no other writer holds it, and only when the command has an input to write to.
     private func claimWriter(_ session: Session, _ context: RequestContext) throws {
         let live = session.execution
         guard live.caller.uid == context.caller.uid else {
@@ -82,6 +82,7 @@ struct AttachHandler: MethodHandler {
         guard live.hasStdin else {
             throw RunvoyError(.invalidState, "execution \(live.id) was started without standard input")
         }
+        try context.requireUse(of: live)
         guard let connection = session.connection, live.writer.claim(connection) else {
             throw RunvoyError(
                 .invalidState,

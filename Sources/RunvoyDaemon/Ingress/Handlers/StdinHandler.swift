@@ -2,14 +2,16 @@ import NIOCore
 import RunvoyKit
 
 /// `stdin`: bytes for, or the end of, the standard input of the execution attached to the connection, or bytes
-/// for a running execution this connection holds the writer slot of (`attach` with `write`). There is no reply
-/// unless it fails.
+/// for a running execution this connection holds the writer slot of (`attach` with `write`), while the caller may
+/// still use its executor (a grant that ended ends the input too). There is no reply unless it fails.
 struct StdinHandler: MethodHandler {
     static let method = Method.stdin.rawValue
     static let params = ParamsRule<StdinParams>.required("stdin needs params with data or eof")
 
     func handle(_ request: StdinParams, context: RequestContext) async throws -> Outcome<NoParams> {
         let attached = try target(request, context)
+        // The end of input is always allowed: it gives the command nothing.
+        if request.data != nil { try context.requireUse(of: attached) }
         var failure: RunvoyError?
         if let data = request.data {
             guard let bytes = Base64.decode(data) else {
