@@ -102,12 +102,29 @@ struct KitPropertyTests {
                 let literal = JSONText.quoted(string)
                 #expect((try? JSONDecoder().decode(String.self, from: Data(literal.utf8))) == string)
                 #expect(Array(literal.utf8).withUnsafeBytes { JSONValue.parse($0) } == .string(string))
-                // No raw control character survives (RFC 8259 section 7).
-                #expect(!literal.unicodeScalars.contains { $0.value < 0x20 })
+                // No raw control character survives (RFC 8259 section 7), nor any invisible or text-moving one.
+                #expect(!literal.unicodeScalars.contains { $0.value < 0x20 || JSONText.isHidden($0) })
             }
             let array = JSONText.array(strings)
             #expect((try? JSONDecoder().decode([String].self, from: Data(array.utf8))) == strings)
         }
+    }
+
+    /// What an approver reads (review of approvals, D4): bidi overrides and isolates, zero-width and other
+    /// format characters (a tag character above the BMP too), DEL, C1 controls and separators are shown as escapes,
+    /// so `["rm","-rf","/srv/\u{202E}txt.gpj"]` cannot look like another command; JSON readers get them back.
+    @Test func invisibleAndTextMovingCharactersAreShownAsEscapes() {
+        let argv = [
+            "echo", "a\u{202E}b", "\u{2066}x\u{2069}", "z\u{200B}w", "\u{FEFF}", "\u{7F}\u{85}", "\u{2028}",
+            "\u{E0041}",
+        ]
+        #expect(
+            JSONText.array(argv)
+                == #"["echo","a\u202eb","\u2066x\u2069","z\u200bw","\ufeff","\u007f\u0085","\u2028","\udb40\udc41"]"#)
+        #expect((try? JSONDecoder().decode([String].self, from: Data(JSONText.array(argv).utf8))) == argv)
+        #expect(Array(JSONText.quoted(argv[7]).utf8).withUnsafeBytes { JSONValue.parse($0) } == .string(argv[7]))
+        // Visible text beyond ASCII stays as it is.
+        #expect(JSONText.quoted("café ✓ 日本 😀") == "\"café ✓ 日本 😀\"")
     }
 
     /// `signal` requests built as text decode with JSONDecoder to the parameters they were built from, for any
