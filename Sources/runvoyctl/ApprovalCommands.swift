@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import RunvoyKit
 
 /// `runvoyctl approvals`: requests for approval you may see.
@@ -83,7 +84,9 @@ struct ApproveCommand: ParsableCommand {
             of its environment names; a request that could not be shown whole is not approved unless you read it \
             whole elsewhere (an administrator: RUNVOY_ARGV and RUNVOY_ENV_KEYS of its approval_requested audit \
             record: journalctl RUNVOY_EVENT=approval_requested RUNVOY_APPROVAL_ID=ID -o verbose) and pass \
-            --unseen-ok.
+            --unseen-ok. On a terminal it asks before it approves (--yes does not ask); with --digest it approves \
+            only the request you read in `runvoyctl approvals` (its digest line), whatever it shows now: what a \
+            script should pass.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -99,6 +102,15 @@ struct ApproveCommand: ParsableCommand {
         help: "Approve a request that could not be shown whole (its argv or environment names cut), read elsewhere.")
     var unseenOk = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Approve only the request with this digest (the digest line `approvals` showed you).", valueName: "digest"))
+    var digest: String?
+
+    @Flag(name: [.short, .long], help: "Do not ask before approving on a terminal.")
+    var yes = false
+
     func run() throws {
         let shown = try remoteCall(
             global, .approvals, params: ApprovalsParams(id: id), result: ApprovalsResult.self, json: false
@@ -109,11 +121,25 @@ struct ApproveCommand: ParsableCommand {
             complain(Self.unseen(info))
             throw ExitCode(CtlExit.failure)
         }
+        // Read before approving (review of approvals, D3): a person at a terminal answers; a script names the digest.
+        if digest == nil && !yes && isatty(0) == 1 && isatty(1) == 1 && !Self.confirmed(info) {
+            complain("not approved: request \(id) was not confirmed")
+            throw ExitCode(CtlExit.failure)
+        }
         let result = try remoteCall(
-            global, .approve, params: ApproveParams(id: id, digest: info.digest, comment: comment),
+            global, .approve, params: ApproveParams(id: id, digest: digest ?? info.digest, comment: comment),
             result: ApprovalAnswerResult.self, json: false
         ) { _ in }
         printLine("request \(result.id): \(result.state.rawValue), \(result.approvals)/\(result.required) approvals")
+    }
+
+    /// Asks on the terminal whether to approve what was just shown; only "y" or "yes" is a yes.
+    static func confirmed(_ info: ApprovalInfo) -> Bool {
+        let verb = info.kind == "break_glass" ? "review" : "approve"
+        print("\(verb) this request? [y/N] ", terminator: "")
+        fflush(nil)
+        let answer = String((readLine() ?? "").filter { !$0.isWhitespace }).lowercased()
+        return answer == "y" || answer == "yes"
     }
 
     /// Why a request shown in part is not approved, and where to read it whole.
