@@ -13,7 +13,7 @@ import Testing
 final class GrantsReview2Tests {
     let daemon: DaemonFixture
     let suffix: String
-    func user(_ name: String) -> String { "rvr\(suffix)-\(name)" }
+    func user(_ name: String) -> String { "rg2\(suffix)-\(name)" }
     var users: [String] { Self.names.map(user) }
 
     static let names = ["alice", "bob", "carol"]
@@ -22,7 +22,7 @@ final class GrantsReview2Tests {
         let suffix = String(UInt32.random(in: 0..<0xFFFF), radix: 16)
         self.suffix = suffix
         for name in Self.names {
-            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rvr\(suffix)-\(name)")
+            try AuthorizationTests.sh("useradd -M -N -g nogroup -s /usr/sbin/nologin rg2\(suffix)-\(name)")
         }
         daemon = try DaemonFixture(config: { Self.config(suffix: suffix, directory: $0) })
         chmod(daemon.directory, 0o755)
@@ -41,8 +41,8 @@ final class GrantsReview2Tests {
                     grants:
                       max_duration: 1h
                     roles:
-                      admin: {users: [rvr\(suffix)-alice]}
-                      developer: {users: [rvr\(suffix)-bob, rvr\(suffix)-carol]}
+                      admin: {users: [rg2\(suffix)-alice]}
+                      developer: {users: [rg2\(suffix)-bob, rg2\(suffix)-carol]}
 
                     """)
                 + """
@@ -65,8 +65,8 @@ final class GrantsReview2Tests {
                   guarded:
                     run_as: {user: nobody}
                     environment: {PATH: /usr/bin:/bin}
-                    allow: {users: [rvr\(suffix)-bob]}
-                    approval: {count: 1, approvers: {users: [rvr\(suffix)-carol]}, expires: 10m}
+                    allow: {users: [rg2\(suffix)-bob]}
+                    approval: {count: 1, approvers: {users: [rg2\(suffix)-carol]}, expires: 10m}
                     break_glass: {roles: [operator]}
                     commands: any
 
