@@ -100,6 +100,14 @@ static void child_main(const struct runvoy_spawn_request *r, volatile struct run
         stage = RUNVOY_STAGE_SETUID;
         if (setresuid(r->uid, r->uid, r->uid) < 0) goto fail;
     }
+    if (r->parent_death_signal > 0) {
+        stage = RUNVOY_STAGE_PDEATHSIG;
+        if (prctl(PR_SET_PDEATHSIG, (unsigned long)r->parent_death_signal, 0, 0, 0) < 0) goto fail;
+        if (getppid() != r->parent_pid) {
+            errno = ESRCH;
+            goto fail;
+        }
+    }
     stage = RUNVOY_STAGE_CHDIR;
     if (chdir(r->cwd) < 0) goto fail;
     stage = RUNVOY_STAGE_DUP;

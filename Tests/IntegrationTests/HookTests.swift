@@ -194,6 +194,11 @@ final class HookTests {
             until: { $0.count >= 2 })
         #expect(records.allSatisfy { $0["RUNVOY_TIMED_OUT"] == "1" && $0["RUNVOY_OUTCOME"] == "error" })
         #expect(Set(records.compactMap { $0["RUNVOY_REFUSED"] }) == ["0", "1"])
+        // The fail-open is in the record that must be written, not only in the best-effort hook_ran (review of
+        // hooks, L4); the refused one has no such field.
+        let decisions = try Harness.journal(
+            ["RUNVOY_EVENT=decision", "RUNVOY_EXECUTOR=slow-allow", "RUNVOY_CALLER_USER=\(user("alice"))"])
+        #expect(decisions.map { $0["RUNVOY_HOOKS_FAILED_OPEN"] } == ["slow"], "\(decisions)")
         // The daemon still answers, and nothing of the hooks is left running.
         #expect(try ctl("alice", ["exec", "--", "/bin/true"]).status == 0)
         #expect(Self.noneLeft(uid: try #require(UserDatabase.user(named: user("hooks"))).uid))

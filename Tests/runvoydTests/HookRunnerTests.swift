@@ -124,6 +124,16 @@ import Testing
         #expect(await Self.waitGone(child))
     }
 
+    /// A hook ends with the daemon (review of hooks, L3): the hook's process gets SIGKILL when the thread that
+    /// spawned and supervises it ends, set after the change to the hook's user (which would clear it). Without it,
+    /// a hook running when a daemon without systemd's cgroup (containment subreaper) died ran on with no timeout.
+    @Test func aHooksParentDeathSignalIsSIGKILLUnderItsOwnUser() async {
+        let probe = "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print(s.value)"
+        let ran = await run(Self.hook("id -u; exec python3 -c '\(probe)'"))
+        #expect(ran.status == .exited(0), "\(text(ran))")
+        #expect(text(ran).split(separator: "\n") == ["65534", "\(SIGKILL)"], "\(text(ran))")
+    }
+
     /// A hook that exits at once but leaves a child holding its output pipe: the child is killed with the group
     /// and the run ends with the hook's own exit.
     @Test func aChildLeftHoldingThePipeIsKilledWhenTheHookExits() async throws {

@@ -21,6 +21,7 @@ enum runvoy_spawn_stage {
     RUNVOY_STAGE_TTY = 10,
     RUNVOY_STAGE_CGROUP = 11,
     RUNVOY_STAGE_RLIMIT = 12,
+    RUNVOY_STAGE_PDEATHSIG = 13,
 };
 
 /// The resources `runvoy_rlimit_setting` names (glibc's are macros Swift does not import).
@@ -63,6 +64,11 @@ struct runvoy_spawn_request {
     /// Resource limits set (soft = hard) in the child before it execs.
     const struct runvoy_rlimit_setting *rlimits;
     size_t nrlimits;
+    /// A signal the child gets when the thread that started it ends (PR_SET_PDEATHSIG, set after the identity
+    /// changes, which clear it), or 0 for none. `parent_pid` is the daemon's pid: a child whose parent went before
+    /// the signal was set fails at once (nothing would ever send it).
+    int parent_death_signal;
+    pid_t parent_pid;
 };
 
 /// The outcome of a spawn: the pid, or the stage and errno at which the child failed before exec.

@@ -6,7 +6,9 @@ import RunvoyStore
 /// (a terminal, standard input) are withdrawn, since it went with the daemon; other pending ones wait on,
 /// detached, with their timers; approved ones (the daemon stopped between the last approval and the start) start
 /// now, through the same checks as any approved request. A request whose audit record the previous daemon did
-/// not live to write, and a break-glass run it did not start, end unrun.
+/// not live to write, and a break-glass run it did not start, end unrun. The approved ones start last and side by
+/// side: one that waits in the queue (its requester can fill the executor's slot right after the start) holds up
+/// neither the other requests' timers nor the other starts. Returns when every start has.
 extension Approvals {
     func recover(config: DaemonConfig) async {
         let left: [ApprovalRecord]
@@ -17,6 +19,7 @@ extension Approvals {
             return
         }
         let now = WallClock.milliseconds()
+        var approved: [ApprovalTicket] = []
         for record in left {
             if !record.recorded {
                 abandon(record.id, reason: "the daemon stopped before its request was recorded", config: config)
@@ -24,8 +27,7 @@ extension Approvals {
                 // Nothing when it ran; one the daemon stopped before starting is no run to review.
                 abandon(record.id, reason: "the daemon stopped before it started", config: config)
             } else if record.state == .approved {
-                let ticket = ApprovalTicket(record: record)
-                if let launch = launcher(for: ticket) { await launch(ticket, config) }
+                approved.append(ApprovalTicket(record: record))
             } else if now >= record.expiresAtMs {
                 await expire(record.id, config: config)
             } else if record.needsClient {
@@ -36,5 +38,11 @@ extension Approvals {
             }
         }
         if !left.isEmpty { logger.notice("requests for approval recovered", metadata: ["count": "\(left.count)"]) }
+        await withDiscardingTaskGroup { group in
+            for ticket in approved {
+                guard let launch = launcher(for: ticket) else { continue }
+                group.addTask { await launch(ticket, config) }
+            }
+        }
     }
 }

@@ -82,11 +82,13 @@ final class Approvals: Sendable {
     /// Applies the event `make` builds (given the record as read and whether `caller` may answer it) and writes
     /// what it changed. An answer is audited before it counts, fail-closed: no record, nothing written. Changes of
     /// one request are made one at a time (`serially`), so the record of an answer says what was then stored (two
-    /// approvers at once are counted 1 and 2, never both 1); what follows the change comes after.
+    /// approvers at once are counted 1 and 2, never both 1); what follows the change comes after. Whether the caller
+    /// may answer is judged on its groups now, not when its connection was made (review 2 of approvals, L4).
     func change(
-        _ id: String, caller: Caller, config: DaemonConfig, audited: Bool,
+        _ id: String, caller connected: Caller, config: DaemonConfig, audited: Bool,
         _ make: (ApprovalRecord, Bool) -> ApprovalMachine.Event
     ) async throws(RunvoyError) -> ApprovalRecord {
+        let caller = connected.refreshed
         let (new, result, wrote) = try await serially(id) { () async throws(RunvoyError) in
             let old = try visible(id, caller: caller, config: config)
             let eligible = Authorizer.mayApprove(caller, old.approvers, config)

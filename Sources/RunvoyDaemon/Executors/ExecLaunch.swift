@@ -69,11 +69,11 @@ struct ExecLaunch: Sendable {
                 ? try insert(plan, id: made.id, createdAtMs: createdAtMs)
                 : store.makeRecorder(made.id, cap: plan.config.history.maxOutputBytes)
             made.recorder = recorder
-            try await runPreExecHooks(plan, id: made.id)
+            let hooksFailedOpen = try await runPreExecHooks(plan, id: made.id)
             let injection = try injectSecrets(plan, id: made.id)
             made.injection = injection
             made.fields = plan.startedFields(executionID: made.id)
-            try await recordDecision(plan, id: made.id, audit: audit)
+            try await recordDecision(plan, id: made.id, hooksFailedOpen: hooksFailedOpen, audit: audit)
             let (process, scope) = try await startCommand(plan, injection, id: made.id)
             made.scope = scope
             made.process = process
@@ -113,11 +113,12 @@ struct ExecLaunch: Sendable {
 
     /// `pre_exec` hooks, after the history row is written and before any secret exists: a refusal ends the
     /// execution before it starts (the slot it holds is held for at most the hooks' timeouts).
-    private func runPreExecHooks(_ plan: ExecPlan, id: String) async throws(LaunchFailure.Stage) {
-        guard !HookRunner.hooks(.preExec, config: plan.config, executor: plan.executor).isEmpty else { return }
-        if let refusal = await hooks.run(.preExec, HookSubject(plan, id: id), config: plan.config) {
-            throw .vetoed(refusal)
-        }
+    /// Returns the names of the hooks that failed open (`on_error: allow`), for the decision record.
+    private func runPreExecHooks(_ plan: ExecPlan, id: String) async throws(LaunchFailure.Stage) -> [String] {
+        guard !HookRunner.hooks(.preExec, config: plan.config, executor: plan.executor).isEmpty else { return [] }
+        let (refusal, failedOpen) = await hooks.runAll(.preExec, HookSubject(plan, id: id), config: plan.config)
+        if let refusal { throw .vetoed(refusal) }
+        return failedOpen
     }
 
     private func injectSecrets(_ plan: ExecPlan, id: String) throws(LaunchFailure.Stage) -> SecretInjection {
@@ -134,9 +135,15 @@ struct ExecLaunch: Sendable {
     }
 
     /// Both records are in the journal before the command exists: fail-closed means nothing runs unaudited.
-    private func recordDecision(_ plan: ExecPlan, id: String, audit: AuditLog) async throws(LaunchFailure.Stage) {
+    private func recordDecision(
+        _ plan: ExecPlan, id: String, hooksFailedOpen: [String], audit: AuditLog
+    ) async throws(LaunchFailure.Stage) {
+        var allowed = plan.allowedRecord(executionID: id)
+        if !hooksFailedOpen.isEmpty {
+            allowed.fields.append(("HOOKS_FAILED_OPEN", hooksFailedOpen.joined(separator: ",")))
+        }
         do throws(RunvoyError) {
-            try await audit.record(plan.allowedRecord(executionID: id))
+            try await audit.record(allowed)
             try await audit.record(plan.startedRecord(executionID: id))
         } catch {
             throw .audit(error)

@@ -25,6 +25,9 @@ struct SpawnRequest: Sendable {
     var hooks = SpawnHooks()
     /// Resource limits set in the child before exec.
     var resourceLimits = ChildResourceLimits()
+    /// A signal the child gets if the thread that spawned it ends first (`PR_SET_PDEATHSIG`), or 0: for a hook,
+    /// whose supervising thread lives until the hook is reaped, so the hook ends with a daemon that died.
+    var parentDeathSignal: Int32 = 0
 }
 
 /// A terminal's window, in character cells.
@@ -118,7 +121,8 @@ struct PosixSpawner: ProcessSpawner {
                             tty_fd: ends.terminalSlave, cgroup_procs_fd: request.hooks.cgroupProcsFD,
                             cgroup_dir_fd: request.hooks.cgroupDirectoryFD,
                             loginuid: UnsafePointer(loginUID), rlimits: limitsBuffer.baseAddress,
-                            nrlimits: limitsBuffer.count)
+                            nrlimits: limitsBuffer.count, parent_death_signal: request.parentDeathSignal,
+                            parent_pid: getpid())
                         return runvoy_spawn(&spec)
                     }
                 }

@@ -4,7 +4,8 @@ extension ExecutionManager {
     /// An ended execution's `post_exec` hooks, told its result; in the manager's task group, so shutdown waits
     /// for them (each bounded by its timeout). Their outcome changes nothing: the command has run.
     func runPostExecHooks(_ execution: Execution) async {
-        guard var (subject, config) = execution.postExec else { return }
+        guard let (planned, config) = execution.postExec else { return }
+        var subject = planned
         let event = await execution.waitFinished()
         subject.result = HookPayload.Result(
             status: Self.hookStatus(event).rawValue, exitCode: event.exitCode,

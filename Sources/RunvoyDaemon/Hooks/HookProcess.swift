@@ -58,10 +58,13 @@ struct HookProcess: Sendable {
         } catch {
             return Ran(spawnError: error.message)
         }
-        let request = SpawnRequest(
+        var spawning = SpawnRequest(
             path: hook.command[0], argv: hook.command,
             environment: Self.environment(hook, executionID: executionID), workingDirectory: "/",
             identity: identity, stdinPipe: true)
+        // A hook outlives no daemon: without systemd's cgroup (containment subreaper) nothing else would end it.
+        spawning.parentDeathSignal = SIGKILL
+        let request = spawning
         let spawner = self.spawner
         let children = self.children
         let running = self.running

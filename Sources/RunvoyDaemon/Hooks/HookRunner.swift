@@ -41,11 +41,21 @@ struct HookRunner: Sendable {
 
     /// Runs the hooks of `event` for `subject`; the refusal of the first that refuses, or nil.
     func run(_ event: HookEvent, _ subject: HookSubject, config: DaemonConfig) async -> RunvoyError? {
+        await runAll(event, subject, config: config).refusal
+    }
+
+    /// Runs the hooks of `event` for `subject`: the refusal of the first that refuses (or nil), and the names of
+    /// those that failed (could not start, were killed, timed out) and did not refuse (`on_error: allow`), which
+    /// the record that must be written says (`HOOKS_FAILED_OPEN`): `hook_ran` is best-effort.
+    func runAll(
+        _ event: HookEvent, _ subject: HookSubject, config: DaemonConfig
+    ) async -> (refusal: RunvoyError?, failedOpen: [String]) {
         let hooks = Self.hooks(event, config: config, executor: subject.executor)
-        guard !hooks.isEmpty else { return nil }
+        guard !hooks.isEmpty else { return (nil, []) }
         let audit = AuditLog(
             failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
             journal: journal)
+        var failedOpen: [String] = []
         for hook in hooks {
             let startedAtMs = WallClock.milliseconds()
             let input = subject.payload(event, hook: hook.name, timeMs: startedAtMs).bytes
@@ -54,9 +64,10 @@ struct HookRunner: Sendable {
             let verdict = Self.judge(hook, ran)
             keep(hook, ran, verdict, subject, startedAtMs: startedAtMs)
             audit.recordBestEffort(Self.record(hook, ran, verdict, subject))
-            if verdict.refuses { return Self.refusal(hook, verdict) }
+            if verdict.refuses { return (Self.refusal(hook, verdict), failedOpen) }
+            if verdict.outcome == .error { failedOpen.append(hook.name) }
         }
-        return nil
+        return (nil, failedOpen)
     }
 
     /// What a run means: exit 0 is ok; another exit a veto with the first line of its output as the reason; a

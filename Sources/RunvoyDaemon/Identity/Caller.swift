@@ -36,6 +36,10 @@ struct Caller: Sendable, Equatable {
         resolve(uid: uid, gid: UserDatabase.user(uid: uid)?.gid ?? gid_t.max, pid: 0, hasPidfd: false)
     }
 
+    /// This caller with its names and groups read again from the databases. A connection's caller is resolved
+    /// once, when it connects: someone removed from a group since is still a member on a connection kept open.
+    var refreshed: Caller { Caller.resolve(uid: uid, gid: gid, pid: pid, hasPidfd: hasPidfd) }
+
     /// Resolves names for kernel-reported credentials.
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, hasPidfd: Bool) -> Caller {
         let user = UserDatabase.user(uid: uid)
