@@ -87,9 +87,31 @@ final class Execution: Sendable {
     private let state: Mutex<Locked>
     /// What its `post_exec` hooks are told, with the configuration they come from; nil when it has none.
     let postExec: (subject: HookSubject, config: DaemonConfig)?
+    /// How it was let run: a command that needs approval keeps running after a grant ends only as long as what
+    /// let it run without one still holds (review 2 of grants, R4).
+    let admitted: Admitted
 
-    init(plan: ExecPlan, launched: ExecLaunch.Launched, sink: (any OutputSink)?) {
+    /// What let an execution run.
+    enum Admitted: Sendable, Equatable {
+        /// Its policy alone (or a policy that needs no approval for it).
+        case policy
+        /// An approval of exactly this plan.
+        case approved
+        /// `--break-glass`: at once, with no approval.
+        case breakGlass
+
+        init(_ ticket: ApprovalTicket?) {
+            guard let ticket else {
+                self = .policy
+                return
+            }
+            self = ticket.isBreakGlass ? .breakGlass : .approved
+        }
+    }
+
+    init(plan: ExecPlan, launched: ExecLaunch.Launched, sink: (any OutputSink)?, admitted: Admitted = .policy) {
         id = launched.id
+        self.admitted = admitted
         requestID = plan.requestID
         caller = plan.caller
         executorName = plan.executor.name
@@ -173,15 +195,21 @@ final class Execution: Sendable {
         }
     }
 
-    /// SIGTERM to every process of the execution, then SIGKILL after the kill grace if anything is left.
-    func terminate(timedOut: Bool = false) {
-        guard state.withLock({ $0.machine.terminate(timedOut: timedOut) }) == .signalAndArmKillTimer else { return }
+    /// SIGTERM to every process of the execution, then SIGKILL after the kill grace if anything is left. Returns
+    /// whether this call signalled it (false: it was being terminated already, or had ended), so that a
+    /// termination is audited once however many times it is asked for.
+    @discardableResult
+    func terminate(timedOut: Bool = false) -> Bool {
+        guard state.withLock({ $0.machine.terminate(timedOut: timedOut) }) == .signalAndArmKillTimer else {
+            return false
+        }
         signalEverything(SIGTERM)
         let killer = Self.timerLoop.scheduleTask(in: TimeAmount(killGrace)) { [weak self] in
             guard let self, self.state.withLock({ $0.machine.killsWhenGraceEnds }) else { return }
             self.signalEverything(SIGKILL)
         }
         state.withLock { $0.killTimer = killer }
+        return true
     }
 
     /// Arms the timeout, from the moment the execution is registered: a client that is slow to take its `started`

@@ -170,8 +170,8 @@ final class ExecutionManager: Service, Sendable {
             if error.isDenial { throw deny(plan.refusal(error.error), caller: caller, config: config) }
             throw error.error
         }
-        let execution = Execution(plan: plan, launched: launched, sink: sink)
-        register(execution, ticket: ticket)
+        let execution = Execution(plan: plan, launched: launched, sink: sink, admitted: .init(approval))
+        register(execution, ticket: ticket, plan: plan)
         DaemonMetrics.shared.executionStarted(
             executor: plan.executor.name, user: caller.displayName, latency: .now - began)
         // It runs (its timeout too) whether or not the client takes its `started` event; its output waits for that.
@@ -386,18 +386,33 @@ final class ExecutionManager: Service, Sendable {
 
     // MARK: - Registry
 
-    private func register(_ execution: Execution, ticket: UInt64) {
+    /// `plan` is what it was launched from: when that gave its user a temporary grant, it is decided again under
+    /// the configuration in force once it is running (review 2 of grants, R1: `grants.end_running` lists the
+    /// running executions under the same lock, so a grant that ended while it launched is seen by one or the
+    /// other).
+    private func register(_ execution: Execution, ticket: UInt64, plan: ExecPlan) {
         execution.armTimeout()
-        let (count, late) = state.withLock { state -> (Int, Bool) in
+        let (count, late, current) = state.withLock { state -> (Int, Bool, DaemonConfig?) in
             state.launching -= 1
             state.tickets[execution.id] = ticket
             state.running[execution.id] = execution
             state.started += 1
-            return (state.running.count, state.phase == .terminating)
+            return (state.running.count, state.phase == .terminating, state.config)
         }
         onChange(count)
         // Launched while shutting down, after the grace: it goes the way of the others.
         if late { execution.terminate() }
+        if let current, plan.config.grants.contains(where: { $0.uid == execution.caller.uid }),
+            Grants.endLate(
+                execution, planned: plan.config, current: current,
+                audit: AuditLog(
+                    failClosed: current.audit.failClosed, writeTimeout: current.audit.writeTimeout, logger: logger,
+                    journal: launcher.journal))
+        {
+            logger.notice(
+                "terminated an execution whose grant ended while it was launched",
+                metadata: ["execution": "\(execution.id)"])
+        }
     }
 
     /// An admitted launch failed: its slot and its ticket are free again.

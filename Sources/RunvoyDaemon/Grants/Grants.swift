@@ -20,6 +20,9 @@ final class Grants: Sendable {
     private let timer = Mutex<Scheduled<Void>?>(nil)
     /// The executions running now (`ExecutionManager`'s), for `grants.end_running`; none until the daemon sets it.
     private let running = Mutex<@Sendable () -> [Execution]>({ [] })
+    /// Revocations audited and in force whose database write failed, by grant: who revoked it, and when. Written
+    /// again each second until they are (review 2 of grants, R5); a restart before then forgets them.
+    private let unstored = Mutex<[String: (byUid: UInt32, atMs: Int64)]>([:])
 
     init(store: ExecutionStore, config: ConfigStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -100,23 +103,53 @@ final class Grants: Sendable {
         do throws(StoreError) {
             revoked = try store.revokeGrant(id, byUid: by.uid, atMs: now)
         } catch {
-            throw RunvoyError(.storeUnavailable, "cannot record the revocation (\(error.message)); the grant stays")
+            // Its record says it ended: it does (fail closed), and the write is tried again each second (review
+            // 2 of grants, R5).
+            logger.error("a revocation was audited but could not be stored", metadata: ["id": "\(id)"])
+            unstored.withLock { $0[id] = (by.uid, now) }
+            endRunning(
+                after: [grant], config: publish(ending: [id]), running: running.withLock { $0 }(), change: "revoked")
+            throw RunvoyError(
+                .storeUnavailable,
+                "cannot record the revocation (\(error.message)); the grant no longer counts and its end is written when the database allows"
+            )
+        }
+        guard let revoked else {
+            // It expired between the check and the write: it ends as expired, not revoked.
+            expireDue()
+            throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked")
         }
         let inForce = publish(ending: [id])
         endRunning(after: [grant], config: inForce, running: running.withLock { $0 }(), change: "revoked")
-        guard let revoked else { throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked") }
         return revoked
+    }
+
+    /// Writes the revocations that could not be stored when they were made (`unstored`); those written, or whose
+    /// grant has ended since, are done.
+    private func storeRevocations() {
+        for (id, revocation) in unstored.withLock({ $0 }) {
+            do throws(StoreError) {
+                _ = try store.revokeGrant(id, byUid: revocation.byUid, atMs: revocation.atMs)
+                unstored.withLock { _ = $0.removeValue(forKey: id) }
+                logger.notice("a revocation that could not be stored is now", metadata: ["id": "\(id)"])
+            } catch {
+                logger.error("cannot store a revocation yet", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Ends every grant due at `now` (each at its own time), with a record each, and puts the rest in force.
     func expireDue(atMs now: Int64 = WallClock.milliseconds()) {
+        storeRevocations()
         let ended: [GrantRow]
         do throws(StoreError) {
             ended = try store.expireGrants(atMs: now)
         } catch {
             logger.error("cannot end the grants due", metadata: ["error": "\(error)"])
-            // They still count for nothing past their time (`Authorizer` checks the clock); try again soon.
-            schedule(atMs: now + 1000)
+            // They leave force all the same, and what they admitted ends (review 2 of grants, R2); their records
+            // are written with the expiry, when it can be. Tried again soon.
+            let (after, lapsed) = timer.withLock { withdrawLapsed(&$0, ending: []) }
+            endRunning(after: lapsed, config: after, running: running.withLock { $0 }(), change: "expired")
             return
         }
         let after = publish()
@@ -142,32 +175,43 @@ final class Grants: Sendable {
     /// closed), the others stay, and the read is tried again soon.
     @discardableResult
     func publish(ending: Set<String> = []) -> DaemonConfig {
-        timer.withLock { timer in
+        let (inForce, lapsed) = timer.withLock { timer -> (DaemonConfig, [TemporaryGrant]) in
             let rows: [GrantRow]
             do throws(StoreError) {
                 rows = try store.activeGrants()
             } catch {
                 logger.error("cannot read the grants; those not ended stay", metadata: ["error": "\(error)"])
-                let now = WallClock.milliseconds()
-                let kept = config.current.grants.filter { !ending.contains($0.id) && $0.isActive(atMs: now) }
-                config.setGrants(kept)
-                timer?.cancel()
-                timer = scheduleTask(atMs: now + 1000)
-                return config.current
+                return withdrawLapsed(&timer, ending: ending)
             }
+            // Past their time, or revoked with the revocation not stored yet: not in force, whatever the rows say.
+            let now = WallClock.milliseconds()
+            let revoked = unstored.withLock { Set($0.keys) }
             let grants = rows.compactMap(Self.grant)
-            config.setGrants(grants)
+            config.setGrants(grants.filter { $0.isActive(atMs: now) && !revoked.contains($0.id) })
             timer?.cancel()
-            timer = grants.map(\.expiresAtMs).min().map(scheduleTask(atMs:))
-            return config.current
+            let retry: [Int64] = revoked.isEmpty ? [] : [now + 1000]
+            timer = (grants.map(\.expiresAtMs) + retry).min().map(scheduleTask(atMs:))
+            return (config.current, [])
         }
+        // A grant taken out of force by the clock alone ends what it admitted too (review 2 of grants, R2).
+        endRunning(after: lapsed, config: inForce, running: running.withLock { $0 }(), change: "expired")
+        return inForce
     }
 
-    private func schedule(atMs time: Int64) {
-        timer.withLock { timer in
-            timer?.cancel()
-            timer = scheduleTask(atMs: time)
-        }
+    /// Takes out of force, in memory, the grants in `ending` and those past their time, when the database cannot
+    /// say which have ended; the others stay. Returns the configuration then in force and the grants that left
+    /// it by the clock. The timer fires again in a second. Called with the timer's lock held.
+    private func withdrawLapsed(
+        _ timer: inout Scheduled<Void>?, ending: Set<String>
+    ) -> (DaemonConfig, [TemporaryGrant]) {
+        let now = WallClock.milliseconds()
+        let before = config.current.grants
+        let kept = before.filter { !ending.contains($0.id) && $0.isActive(atMs: now) }
+        config.setGrants(kept)
+        timer?.cancel()
+        timer = scheduleTask(atMs: now + 1000)
+        let lapsed = before.filter { !ending.contains($0.id) && !$0.isActive(atMs: now) }
+        return (config.current, lapsed)
     }
 
     /// A timer that ends what is due when it fires; one that fires early (the clock was set back) finds nothing

@@ -39,7 +39,7 @@ struct AttachHandler: MethodHandler {
             context.auditor.recordBestEffort(
                 session.event(
                     .executionDetached, context, priority: 6,
-                    extra: [("DURATION_USEC", String(duration)), ("REASON", ended ? "ended" : "client_gone")]))
+                    extra: [("DURATION_USEC", String(duration)), ("REASON", ended.rawValue)]))
         }
     }
 
@@ -90,9 +90,19 @@ struct AttachHandler: MethodHandler {
         }
     }
 
-    /// Sends the stored output, then live output until it ends, then the reply. Returns whether it got that far
-    /// (false: the watcher went away first).
-    private static func stream(_ session: Session, _ context: RequestContext) async -> Bool {
+    /// How an attach ended, as its `execution_detached` record says.
+    enum End: String {
+        /// The output ended and the reply was sent.
+        case ended
+        /// The watcher went away first.
+        case clientGone = "client_gone"
+        /// The watcher may no longer see the execution (a grant ended, a reload): told `permission_denied`.
+        case accessEnded = "access_ended"
+    }
+
+    /// Sends the stored output, then live output until it ends, then the reply; each batch only while the caller
+    /// may still see the execution under the configuration in force (review 2 of grants, R3).
+    private static func stream(_ session: Session, _ context: RequestContext) async -> End {
         let live = session.execution
         let follower = live.recorder.follow()
         defer { follower.close() }
@@ -100,6 +110,10 @@ struct AttachHandler: MethodHandler {
             try await context.sink.send(
                 AttachedEvent(id: context.id, executionId: live.id, terminal: live.isTerminal, write: session.write))
             while let entries = try await follower.next() {
+                guard context.stillSees(live) else {
+                    try? await context.reply(error: context.accessEnded(live))
+                    return .accessEnded
+                }
                 if session.binary {
                     try await sendBinary(entries, context)
                 } else {
@@ -107,7 +121,7 @@ struct AttachHandler: MethodHandler {
                 }
             }
             // `next` also ends when the stream is cancelled (the connection closed): that is a detach.
-            if Task.isCancelled { return false }
+            if Task.isCancelled { return .clientGone }
             await live.waitFinished()
             let final = (try? context.executions.store.get(live.id)).flatMap { $0 }
             if let final {
@@ -116,15 +130,15 @@ struct AttachHandler: MethodHandler {
                 try await context.reply(
                     error: RunvoyError(.internalError, "the record of execution \(live.id) cannot be read"))
             }
-            return true
+            return .ended
         } catch let error as StoreError {
             context.logger.error(
                 "cannot read stored output", metadata: ["execution": "\(live.id)", "error": "\(error)"])
             try? await context.reply(
                 error: RunvoyError(.internalError, "the stored output of execution \(live.id) cannot be read"))
-            return false
+            return .clientGone
         } catch {
-            return false
+            return .clientGone
         }
     }
 

@@ -70,6 +70,15 @@ struct LogsHandler: MethodHandler {
             defer { follower.close() }
             if follow {
                 while let entries = try await follower.next() {
+                    // Only while the caller may still see it (review 2 of grants, R3).
+                    guard context.stillSees(live) else {
+                        let refusal = context.denied(
+                            context.accessEnded(live),
+                            fields: [("EXECUTION_ID", live.id), ("OWNER_UID", String(live.caller.uid))])
+                        context.auditor.recordBestEffort(refusal.record)
+                        try await context.reply(error: refusal.error)
+                        return
+                    }
                     try await send(entries, input: input, context)
                 }
                 // The output has ended; the reply reports the execution once its end is recorded.
