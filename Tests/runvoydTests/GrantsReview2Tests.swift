@@ -43,7 +43,11 @@ import Testing
             !inForce || changes.last != "revoked",
             "the audit trail ends with \(changes) while grant \(made.id) is still in force")
         // The revocation's write is retried each second: let it succeed, so that the retries end with the test.
-        try fixture.store.pool.write { try $0.execute(sql: "DROP TRIGGER review_boom") }
+        try Self.dropTrigger(fixture.store)
         grants.expireDue()
+    }
+
+    static func dropTrigger(_ store: ExecutionStore) throws {
+        try store.pool.write { try $0.execute(sql: "DROP TRIGGER review_boom") }
     }
 }
