@@ -205,6 +205,31 @@ final class GrantsReview2Tests {
         #expect(!printed().contains("after-revoke"), "bob still watches execution \(execution): \(printed())")
     }
 
+    /// R3 for `logs --follow`: a follow bob opened under a temporary `operator` ends when the grant is revoked, with
+    /// `permission_denied` saying why, audited as `request_denied`, before alice's later output reaches him.
+    @Test func aFollowOpenedUnderARoleGrantEndsWhenTheGrantEnds() throws {
+        let script =
+            "echo before-revoke; while [ ! -e \(daemon.directory)/after-follow ]; do sleep 0.05; done; "
+            + "echo after-revoke; sleep 600"
+        let started = try ctl("alice", ["exec", "--detach", "--", "/bin/sh", "-c", script])
+        #expect(started.status == 0, "\(started.stderrText)")
+        let execution = started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? ctl("alice", ["kill", execution]) }
+        let id = try grant(["--role", "operator", "--for", "10m"])
+        let (client, printed) = try background("bob", ["logs", "-f", execution], name: "following")
+        defer { if client.isRunning { client.signal(SIGKILL) } }
+        #expect(Harness.waitUntil(seconds: 30) { printed().contains("before-revoke") }, "\(printed())")
+        #expect(try ctl("alice", ["revoke", id]).status == 0)
+        touch("after-follow")
+        #expect(Harness.waitUntil(seconds: 30) { !client.isRunning }, "the follow goes on: \(printed())")
+        #expect(!printed().contains("after-revoke"), "bob still follows execution \(execution): \(printed())")
+        let told = (try? String(contentsOfFile: daemon.directory + "/following.out.err", encoding: .utf8)) ?? ""
+        #expect(told.contains("may no longer see execution \(execution)"), "\(told)")
+        let denied = try Harness.journal(
+            ["RUNVOY_EVENT=request_denied", "RUNVOY_EXECUTION_ID=\(execution)", "RUNVOY_CALLER_USER=\(user("bob"))"])
+        #expect(!denied.isEmpty)
+    }
+
     // MARK: - R4: break-glass under a role grant is not decided again
 
     /// R4: the re-decision (`Grants.stillAllowed`) asks only `Authorizer.decide(...).allowed`, which is true for a
