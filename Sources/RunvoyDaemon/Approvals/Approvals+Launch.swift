@@ -28,6 +28,12 @@ extension Approvals {
             }
             return nil
         }
+        return policyRefusal(record, policy)
+    }
+
+    /// Why `policy` (the one in force) no longer covers the approval `record` got, or nil: it may ask for no more
+    /// approvals and name no other approvers than the request was approved with.
+    static func policyRefusal(_ record: ApprovalRecord, _ policy: ApprovalPolicy) -> String? {
         if policy.count > record.required {
             return
                 "the approval policy changed: it asks for \(policy.count) approvals now, \(record.required) when it was approved"

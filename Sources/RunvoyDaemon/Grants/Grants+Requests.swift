@@ -139,17 +139,7 @@ extension Grants {
         guard Authorizer.permits(requester, .grantsRequest, config) else {
             return "its requester \(requester.displayName) may no longer ask for grants (grants_request)"
         }
-        let policy = settings.approval
-        if policy.count > record.required {
-            return
-                "the approval policy changed: it asks for \(policy.count) approvals now, \(record.required) when it was approved"
-        }
-        let approvers = Authorizer.approverList(policy.approvers)
-        guard approvers == record.approvers else {
-            return
-                "the approval policy changed: its approvers are \(approvers.display) now, \(record.approvers.display) when it was approved"
-        }
-        return nil
+        return Approvals.policyRefusal(record, settings.approval)
     }
 
     /// Spends `ticket` (`fulfil`); one that could not make its grant is withdrawn (else it would stay approved
