@@ -28,6 +28,23 @@ final class HealthTests {
         TestUsers.remove([developer, roleless])
     }
 
+    /// `runvoyctl version` prints the client's version and protocols, then the daemon's as `hello` tells them (to a
+    /// role-less user too: `hello` needs no role); with no daemon it prints its own and fails, saying why.
+    @Test func versionNamesTheClientAndTheDaemon() throws {
+        let out = try daemon.ctl(["version"], asUser: roleless)
+        #expect(out.status == 0, "\(out.stderrText)")
+        let lines = out.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "\(out.stdoutText)")
+        #expect(lines.first == "runvoyctl \(RunvoyProtocol.softwareVersion) (protocol 1)", "\(out.stdoutText)")
+        #expect(
+            lines.last?.hasPrefix("runvoyd \(RunvoyProtocol.softwareVersion) (protocol 1, max frame ") == true,
+            "\(out.stdoutText)")
+        let gone = try Harness.run([Harness.runvoyctl, "version", "--socket", daemon.directory + "/no-such.sock"])
+        #expect(gone.status != 0)
+        #expect(gone.stdoutText.hasPrefix("runvoyctl \(RunvoyProtocol.softwareVersion)"), "\(gone.stdoutText)")
+        #expect(gone.stderrText.contains("no-such.sock"), "\(gone.stderrText)")
+    }
+
     static func decode(_ out: Harness.Output) throws -> HealthResult {
         try JSONDecoder().decode(HealthResult.self, from: out.stdout)
     }
