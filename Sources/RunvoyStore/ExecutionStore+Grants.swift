@@ -124,6 +124,17 @@ extension ExecutionStore {
         }
     }
 
+    /// Takes back the revocation of grant `id` (its record could not be written, so it must not count).
+    public func reopenGrant(_ id: String) throws(StoreError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE grants SET ended_at = NULL, end_cause = NULL, ended_by_uid = NULL
+                    WHERE id = ? AND end_cause = 'revoked'
+                    """, arguments: [id])
+        }
+    }
+
     /// Ends every grant due at `now` (`expired`, at its own expiry time) and returns them; each is ended once.
     public func expireGrants(atMs now: Int64) throws(StoreError) -> [GrantRow] {
         try write { db in

@@ -184,9 +184,7 @@ final class ProtocolShapeTests {
 
 /// Every test that docs/SECURITY.md's threat table names exists, so the table cannot point at nothing.
 struct SecurityDocTests {
-    @Test func everyTestTheThreatTableNamesExists() throws {
-        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
-        let table = try #require(doc.range(of: "## Threats")).upperBound
+    static func testSources() -> String {
         var sources = ""
         for directory in [
             "IntegrationTests", "runvoydTests", "RunvoyStoreTests", "RunvoyKitTests", "RunvoyConfigTests",
@@ -197,6 +195,13 @@ struct SecurityDocTests {
                 sources += (try? String(contentsOfFile: path + "/" + file, encoding: .utf8)) ?? ""
             }
         }
+        return sources
+    }
+
+    @Test func everyTestTheThreatTableNamesExists() throws {
+        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/SECURITY.md", encoding: .utf8)
+        let table = try #require(doc.range(of: "## Threats")).upperBound
+        let sources = Self.testSources()
         var named = 0
         for line in doc[table...].split(separator: "\n") where line.hasPrefix("| ") {
             let last = String(line.split(separator: "|").last ?? "")
@@ -212,5 +217,23 @@ struct SecurityDocTests {
             }
         }
         #expect(named > 20)
+    }
+
+    /// Every `Suite.test` docs/TESTING.md's map from promise to test names is a test that exists (a renamed test
+    /// left the map pointing at nothing twice).
+    @Test func everyTestTheTestingMapNamesExists() throws {
+        let doc = try String(contentsOfFile: Harness.packageRoot + "/docs/TESTING.md", encoding: .utf8)
+        let map = try #require(doc.range(of: "## From promise to test")).upperBound
+        let sources = Self.testSources()
+        var named = 0
+        for match in doc[map...].matches(of: /`([A-Z][A-Za-z0-9]*Tests)\.([a-z][A-Za-z0-9]*)`/) {
+            let (suite, test) = (String(match.output.1), String(match.output.2))
+            #expect(
+                sources.contains("class \(suite)") || sources.contains("struct \(suite)")
+                    || sources.contains("extension \(suite)"), "no suite \(suite)")
+            #expect(sources.contains("func \(test)("), "no test \(suite).\(test)")
+            named += 1
+        }
+        #expect(named > 100)
     }
 }

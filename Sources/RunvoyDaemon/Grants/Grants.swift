@@ -20,9 +20,6 @@ final class Grants: Sendable {
     private let timer = Mutex<Scheduled<Void>?>(nil)
     /// The executions running now (`ExecutionManager`'s), for `grants.end_running`; none until the daemon sets it.
     private let running = Mutex<@Sendable () -> [Execution]>({ [] })
-    /// Revocations audited and in force whose database write failed, by grant: who revoked it, and when. Written
-    /// again each second until they are (review 2 of grants, R5); a restart before then forgets them.
-    private let unstored = Mutex<[String: (byUid: UInt32, atMs: Int64)]>([:])
 
     init(store: ExecutionStore, config: ConfigStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -94,53 +91,52 @@ final class Grants: Sendable {
         guard stored.endedAtMs == nil, grant.isActive(atMs: now) else {
             throw RunvoyError(.conflict, "grant \(id) has already ended (\(stored.endCause ?? "expired"))")
         }
-        let before = config.current
-        var after = before
-        after.grants.removeAll { $0.id == id }
-        try await audit(before).record(
-            GrantRecords.changed(.revoked, grant, by: by, comment: comment, before: before, after: after))
+        // Written first, audited before it counts, put in force last (review 3 of grants, T1): a write that fails
+        // changes nothing and records nothing; a record that cannot be written undoes the write. So the database
+        // and the audit trail never disagree across a restart.
         let revoked: GrantRow?
         do throws(StoreError) {
             revoked = try store.revokeGrant(id, byUid: by.uid, atMs: now)
         } catch {
-            // Its record says it ended: it does (fail closed), and the write is tried again each second (review
-            // 2 of grants, R5).
-            logger.error("a revocation was audited but could not be stored", metadata: ["id": "\(id)"])
-            unstored.withLock { $0[id] = (by.uid, now) }
-            endRunning(
-                after: [grant], config: publish(ending: [id]), running: running.withLock { $0 }(), change: "revoked")
             throw RunvoyError(
-                .storeUnavailable,
-                "cannot record the revocation (\(error.message)); the grant no longer counts and its end is written when the database allows"
-            )
+                .storeUnavailable, "cannot record the revocation (\(error.message)); the grant stays in force")
         }
         guard let revoked else {
             // It expired between the check and the write: it ends as expired, not revoked.
             expireDue()
             throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked")
         }
+        let before = config.current
+        var after = before
+        after.grants.removeAll { $0.id == id }
+        do throws(RunvoyError) {
+            try await audit(before).record(
+                GrantRecords.changed(.revoked, grant, by: by, comment: comment, before: before, after: after))
+        } catch {
+            undoRevocation(grant)
+            throw error
+        }
         let inForce = publish(ending: [id])
         endRunning(after: [grant], config: inForce, running: running.withLock { $0 }(), change: "revoked")
         return revoked
     }
 
-    /// Writes the revocations that could not be stored when they were made (`unstored`); those written, or whose
-    /// grant has ended since, are done.
-    private func storeRevocations() {
-        for (id, revocation) in unstored.withLock({ $0 }) {
-            do throws(StoreError) {
-                _ = try store.revokeGrant(id, byUid: revocation.byUid, atMs: revocation.atMs)
-                unstored.withLock { _ = $0.removeValue(forKey: id) }
-                logger.notice("a revocation that could not be stored is now", metadata: ["id": "\(id)"])
-            } catch {
-                logger.error("cannot store a revocation yet", metadata: ["id": "\(id)", "error": "\(error)"])
-            }
+    /// A revocation whose record could not be written is taken back. When even that fails the database says
+    /// revoked: the grant leaves force (fail closed) and what it admitted ends, unaudited but logged.
+    private func undoRevocation(_ grant: TemporaryGrant) {
+        do throws(StoreError) {
+            try store.reopenGrant(grant.id)
+        } catch {
+            logger.error(
+                "a revocation that could not be audited could not be taken back either; the grant has ended",
+                metadata: ["id": "\(grant.id)", "error": "\(error)"])
+            let inForce = publish(ending: [grant.id])
+            endRunning(after: [grant], config: inForce, running: running.withLock { $0 }(), change: "revoked")
         }
     }
 
     /// Ends every grant due at `now` (each at its own time), with a record each, and puts the rest in force.
     func expireDue(atMs now: Int64 = WallClock.milliseconds()) {
-        storeRevocations()
         let ended: [GrantRow]
         do throws(StoreError) {
             ended = try store.expireGrants(atMs: now)
@@ -183,15 +179,15 @@ final class Grants: Sendable {
                 logger.error("cannot read the grants; those not ended stay", metadata: ["error": "\(error)"])
                 return withdrawLapsed(&timer, ending: ending)
             }
-            // Past their time, or revoked with the revocation not stored yet: not in force, whatever the rows say.
+            // Past their time: not in force, whatever the rows say (their expiry may not be written yet).
             let now = WallClock.milliseconds()
-            let revoked = unstored.withLock { Set($0.keys) }
             let grants = rows.compactMap(Self.grant)
-            config.setGrants(grants.filter { $0.isActive(atMs: now) && !revoked.contains($0.id) })
+            config.setGrants(grants.filter { $0.isActive(atMs: now) && !ending.contains($0.id) })
             timer?.cancel()
-            let retry: [Int64] = revoked.isEmpty ? [] : [now + 1000]
-            timer = (grants.map(\.expiresAtMs) + retry).min().map(scheduleTask(atMs:))
-            return (config.current, [])
+            timer = grants.map(\.expiresAtMs).min().map(scheduleTask(atMs:))
+            // Those past their time end what they admitted here too, whoever publishes first (review 3 of
+            // grants, T2): the fallback of a failed expiry only finds what is still in force.
+            return (config.current, grants.filter { !$0.isActive(atMs: now) && !ending.contains($0.id) })
         }
         // A grant taken out of force by the clock alone ends what it admitted too (review 2 of grants, R2).
         endRunning(after: lapsed, config: inForce, running: running.withLock { $0 }(), change: "expired")
