@@ -1,0 +1,133 @@
+import Foundation
+import Logging
+import NIOPosix
+import RunvoyConfig
+import RunvoyKit
+import Testing
+
+@testable import RunvoyDaemon
+@testable import RunvoyStore
+
+/// Third review of the temporary grants (docs/REVIEW-grants3.md): proofs of ways around the fixes of the second
+/// review (R1-R5). Each test fails on the code under review (main at f85610c) and states what should hold instead.
+@Suite struct GrantsReview3Tests {
+    typealias Fixture = GrantsTests.Fixture
+
+    /// T1 (R5 after a restart): a revocation whose database write fails is audited (`CHANGE=revoked`), taken out
+    /// of force in memory and retried each second. The administrator is told "the grant no longer counts". The
+    /// daemon is then restarted (what an administrator does about a database error) while the revocation is still
+    /// unstored: the next daemon reads the grant's row, which says nothing of the revocation, and puts the grant
+    /// back in force until its own expiry (up to `grants.max_duration`, 90 d at most). Nothing is audited about it:
+    /// the audit trail's last word on the grant is still `CHANGE=revoked`. The fault need not even clear: a grant
+    /// table whose updates keep failing still reads, and `expireDue` at start updates no row when none is due.
+    @Test func aRevocationThatCouldNotBeStoredDoesNotComeBackAfterARestart() async throws {
+        let fixture = try Fixture()
+        let grants = fixture.service()
+        grants.start()
+        let made = try await grants.create(
+            user: GrantsTests.bin, subject: .role(.operator), forMs: 3_600_000, reason: "INC-1", by: GrantsTests.root)
+        try GrantsReview2Tests.failUpdates(fixture.store)
+        await #expect(throws: RunvoyError.self) {
+            try await grants.revoke(made.id, comment: "offboarded", by: GrantsTests.root)
+        }
+        // The fix of R5 holds in this daemon: the grant no longer counts.
+        #expect(!Authorizer.roles(GrantsTests.bin, fixture.config.current).contains(.operator))
+        #expect(fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" } == ["created", "revoked"])
+
+        // The daemon restarts (same state database, the fault still there): a new configuration store and service.
+        let restarted = ConfigStore(try GrantsTests.config())
+        let next = Grants(
+            store: fixture.store, config: restarted, logger: Logger(label: "GrantsReview3Tests"),
+            journal: fixture.journal, group: MultiThreadedEventLoopGroup.singleton)
+        next.start()
+        let back = Authorizer.roles(GrantsTests.bin, restarted.current).contains(.operator)
+        // On the code under review: bin is an operator again, and the audit trail still ends with `revoked`.
+        #expect(
+            !back,
+            "grant \(made.id), audited as revoked, is in force again after a restart: \(fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" })"
+        )
+        // Let the first service's retry store the revocation, so that its 1 s retries end with the test.
+        try GrantsReview2Tests.dropTrigger(fixture.store)
+        grants.expireDue()
+        next.expireDue()
+    }
+}
+
+extension ExecutionLifetimeTests {
+    /// T2 (R2, the fallback misses what a successful read already dropped): while the grants' expiry cannot be
+    /// written, `expireDue` ends what the grants past their time admitted, but only those it finds still in force
+    /// in memory (`withdrawLapsed` compares `config.current.grants` with the clock). `publish` with a successful
+    /// read also drops grants past their time (their rows are not ended) and ends nothing (its `lapsed` is empty).
+    /// So when anything publishes between a grant's time and the next `expireDue` (an administrator's `grant`,
+    /// an approved `request_grant`, a `revoke` of another grant: every one inserts or updates nothing of the
+    /// lapsed row), the grant has left force with no kill, and every retry afterwards finds nothing to end: what
+    /// it admitted runs for as long as the write keeps failing (R2 as it was). Here the retries are already
+    /// running (another grant expired first), the grant of `bin` lapses between two of them, and a `publish`
+    /// comes in that window. In a suite that runs one test at a time, since this one makes an execution.
+    @Test func aGrantThatLapsesWhileItsExpiryCannotBeWrittenEndsWhatItAdmittedWhoeverPublishesFirst() async throws {
+        var template = Array("/tmp/runvoyd-grants3-XXXXXX".utf8CString)
+        let directory = String(cString: mkdtemp(&template)!)
+        defer { FileSystem.removeTree(directory) }
+        let user = try #require(UserDatabase.user(uid: geteuid()))
+        let group = UserDatabase.groupName(gid: getegid()) ?? String(getegid())
+        let yaml = ConfigLoader.embeddedDefaultYAML(stateRoot: directory, runAsUser: user.name, runAsGroup: group)
+            .replacingOccurrences(of: "developer: {users: [\"*\"]}", with: "developer: {users: [root]}")
+        var config = try ConfigLoader.parse(yaml: yaml, file: "grants3.yaml")
+        config.audit.writeTimeout = .seconds(30)
+        let store = try ExecutionStore(stateDirectory: config.stateDirectory)
+        let secrets = try SecretStore(store: store, key: try #require(MasterKey.parse(Array(repeating: 7, count: 32))))
+        let logger = Logger(label: "GrantsReview3Tests")
+        let manager = ExecutionManager(
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger, store: store, secrets: secrets,
+            refusals: RefusalThrottle(logger: logger)
+        ) { _ in }
+        let journald = try JournalTests.FakeJournald()
+        let configStore = ConfigStore(config)
+        configStore.observe { manager.limitsChanged($0) }
+        let grants = Grants(
+            store: store, config: configStore, logger: logger, journal: Journal(socketPath: journald.path),
+            group: MultiThreadedEventLoopGroup.singleton)
+        grants.watch(running: { manager.runningExecutions })
+        grants.start()
+        let bin = GrantsTests.bin
+        #expect(Authorizer.roles(bin, configStore.current).isEmpty)
+
+        try await Self.running(manager) {
+            // daemon's grant expires first (its failed expiry starts the 1 s retries); bin's 1.5 s later.
+            let first = try await grants.create(
+                user: GrantsTests.daemonUser, subject: .role(.viewer), forMs: 4000, reason: "INC-0",
+                by: GrantsTests.root)
+            let mine = try await grants.create(
+                user: bin, subject: .role(.developer), forMs: 5500, reason: "INC-1", by: GrantsTests.root)
+            let execution = try await manager.start(
+                ExecParams(argv: ["sleep", "600"], timeoutMs: 600_000), requestID: nil, caller: bin,
+                config: configStore.current, sink: nil
+            ) { _ in }
+            try GrantsReview2Tests.failUpdates(store)
+            // The retries run from the first grant's time on, at about first + k s; bin's lapses half-way between
+            // two of them, and something publishes at once (here `publish` itself; an administrator's `grant`
+            // for someone else does the same, the trigger lets inserts through).
+            while WallClock.milliseconds() < first.expiresAtMs { try await Task.sleep(for: .milliseconds(5)) }
+            while WallClock.milliseconds() < mine.expiresAtMs { try await Task.sleep(for: .milliseconds(2)) }
+            grants.publish()
+            #expect(!Authorizer.roles(bin, configStore.current).contains(.developer))
+            // The next retries (each a second) should end it, as they end a grant they find in force past its time.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !execution.isFinished && manager.running(id: execution.id) != nil
+                && ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let stillRuns = manager.running(id: execution.id) != nil
+            // On the code under review: it still runs (until the expiry can be written).
+            #expect(
+                !stillRuns,
+                "execution \(execution.id), admitted by grant \(mine.id) which is past its time, still runs")
+            // The fault ends: the expiry is written, and the kill comes with it; the execution is given back.
+            try GrantsReview2Tests.dropTrigger(store)
+            grants.expireDue()
+            execution.terminate()
+            _ = await execution.waitFinished()
+        }
+    }
+}
