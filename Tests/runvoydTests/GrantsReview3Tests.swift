@@ -13,13 +13,11 @@ import Testing
 @Suite struct GrantsReview3Tests {
     typealias Fixture = GrantsTests.Fixture
 
-    /// T1 (R5 after a restart): a revocation whose database write fails is audited (`CHANGE=revoked`), taken out
-    /// of force in memory and retried each second. The administrator is told "the grant no longer counts". The
-    /// daemon is then restarted (what an administrator does about a database error) while the revocation is still
-    /// unstored: the next daemon reads the grant's row, which says nothing of the revocation, and puts the grant
-    /// back in force until its own expiry (up to `grants.max_duration`, 90 d at most). Nothing is audited about it:
-    /// the audit trail's last word on the grant is still `CHANGE=revoked`. The fault need not even clear: a grant
-    /// table whose updates keep failing still reads, and `expireDue` at start updates no row when none is due.
+    /// T1 (R5 after a restart): a revocation whose database write failed was audited (`CHANGE=revoked`) and taken
+    /// out of force in memory only; a restart (what an administrator does about a database error) put the grant back
+    /// in force until its expiry, with the audit trail's last word still `revoked`. Fixed: the revocation is written
+    /// first, so a write that fails changes nothing and records nothing (the administrator is told the grant stays),
+    /// and the audit trail and the grant in force agree in this daemon and after a restart.
     @Test func aRevocationThatCouldNotBeStoredDoesNotComeBackAfterARestart() async throws {
         let fixture = try Fixture()
         let grants = fixture.service()
@@ -27,29 +25,51 @@ import Testing
         let made = try await grants.create(
             user: GrantsTests.bin, subject: .role(.operator), forMs: 3_600_000, reason: "INC-1", by: GrantsTests.root)
         try GrantsReview2Tests.failUpdates(fixture.store)
-        await #expect(throws: RunvoyError.self) {
+        let refused = await #expect(throws: RunvoyError.self) {
             try await grants.revoke(made.id, comment: "offboarded", by: GrantsTests.root)
         }
-        // The fix of R5 holds in this daemon: the grant no longer counts.
-        #expect(!Authorizer.roles(GrantsTests.bin, fixture.config.current).contains(.operator))
-        #expect(fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" } == ["created", "revoked"])
+        #expect(refused?.code == .storeUnavailable && refused?.message.contains("stays in force") == true)
+        let changes = fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" }
+        #expect(changes == ["created"], "nothing changed, so nothing is recorded: \(changes)")
+        #expect(Authorizer.roles(GrantsTests.bin, fixture.config.current).contains(.operator))
 
         // The daemon restarts (same state database, the fault still there): a new configuration store and service.
         let restarted = ConfigStore(try GrantsTests.config())
         let next = Grants(
             store: fixture.store, config: restarted, logger: Logger(label: "GrantsReview3Tests"),
-            journal: fixture.journal, group: MultiThreadedEventLoopGroup.singleton)
+            journal: Journal(socketPath: fixture.journald.path), group: MultiThreadedEventLoopGroup.singleton)
         next.start()
         let back = Authorizer.roles(GrantsTests.bin, restarted.current).contains(.operator)
-        // On the code under review: bin is an operator again, and the audit trail still ends with `revoked`.
-        #expect(
-            !back,
-            "grant \(made.id), audited as revoked, is in force again after a restart: \(fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" })"
-        )
-        // Let the first service's retry store the revocation, so that its 1 s retries end with the test.
+        // What the audit trail says is what holds: not revoked, in force.
+        #expect(back && changes.last != "revoked")
+        // Once the database takes writes, the revocation goes through and is recorded.
         try GrantsReview2Tests.dropTrigger(fixture.store)
-        grants.expireDue()
-        next.expireDue()
+        _ = try await next.revoke(made.id, comment: "offboarded", by: GrantsTests.root)
+        #expect(!Authorizer.roles(GrantsTests.bin, restarted.current).contains(.operator))
+        next.journal.drain(timeout: .seconds(10))
+        #expect(fixture.records().map { $0["RUNVOY_CHANGE"] ?? "" } == ["created", "revoked"])
+    }
+
+    /// T1: a revocation whose record cannot be written is taken back: the grant stays in force and its row is not
+    /// ended (before, the record came first; now the write does, so a failed record must undo it).
+    @Test func aRevocationThatCannotBeAuditedIsTakenBack() async throws {
+        let fixture = try Fixture()
+        let grants = fixture.service()
+        let made = try await grants.create(
+            user: GrantsTests.bin, subject: .role(.operator), forMs: 3_600_000, reason: "INC-1", by: GrantsTests.root)
+        var config = fixture.config.current
+        config.audit.writeTimeout = .milliseconds(200)
+        fixture.config.replace(with: config)
+        let silent = Grants(
+            store: fixture.store, config: fixture.config, logger: Logger(label: "GrantsReview3Tests"),
+            journal: Journal(socketPath: "/nonexistent/runvoy-journal.sock"),
+            group: MultiThreadedEventLoopGroup.singleton)
+        await #expect(throws: RunvoyError.self) {
+            try await silent.revoke(made.id, comment: "offboarded", by: GrantsTests.root)
+        }
+        #expect(try fixture.store.grant(made.id)?.endedAtMs == nil)
+        #expect(try fixture.store.activeGrants().map(\.id) == [made.id])
+        #expect(Authorizer.roles(GrantsTests.bin, fixture.config.current).contains(.operator))
     }
 }
 
