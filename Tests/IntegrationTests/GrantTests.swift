@@ -336,6 +336,23 @@ final class GrantTests {
         #expect(!denied.isEmpty)
     }
 
+    /// A temporary administrator makes no grants (review 3 of grants): dave, admin for ten minutes, can neither
+    /// renew his own grant nor pass the role on to bob to outlast it. Refused and audited; a revoke is still his.
+    @Test func aTemporaryAdministratorMakesNoGrants() throws {
+        let id = try grant(["--role", "admin", "--for", "10m"], to: "dave")
+        defer { _ = try? ctl("alice", ["revoke", id]) }
+        for target in ["dave", "bob"] {
+            let out = try ctl(
+                "dave", ["grant", "--user", user(target), "--role", "admin", "--for", "1h", "--reason", "renew"])
+            #expect(out.status != 0, "\(out.stdoutText)")
+            #expect(out.stderrText.contains("only through a temporary grant"), "\(out.stderrText)")
+        }
+        let denied = try Harness.journal(
+            ["RUNVOY_EVENT=request_denied", "RUNVOY_CALLER_USER=\(user("dave"))", "RUNVOY_METHOD=grant"],
+            until: { $0.contains { $0["RUNVOY_REASON"]?.contains("temporary grant") == true } })
+        #expect(denied.contains { $0["RUNVOY_REASON"]?.contains("temporary grant") == true }, "\(denied)")
+    }
+
     @Test func onlyWhatIsRequestableMayBeAskedForAndNoLongerThanAllowed() throws {
         let admin = try ctl("bob", ["request-grant", "--role", "admin", "--for", "10m", "--reason", "x", "--detach"])
         #expect(admin.status != 0 && admin.stderrText.contains("may not be asked for"), "\(admin.stderrText)")

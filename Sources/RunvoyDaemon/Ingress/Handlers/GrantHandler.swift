@@ -2,7 +2,8 @@ import RunvoyConfig
 import RunvoyKit
 
 /// `grant`: gives a user a role or the use of an executor for a limited time (at most `grants.max_duration`),
-/// with a reason. Administrators only (`grants_manage`); audited (`grant_changed`) before it counts.
+/// with a reason. Administrators only (`grants_manage`, held by the configuration: one held only through a temporary
+/// grant makes no grants); audited (`grant_changed`) before it counts.
 struct GrantHandler: MethodHandler {
     static let method = Method.grant.rawValue
     static let params = ParamsRule<GrantParams>.required(
@@ -11,6 +12,16 @@ struct GrantHandler: MethodHandler {
     func handle(_ params: GrantParams, context: RequestContext) async throws -> Outcome<GrantResult> {
         try context.require(.grantsManage)
         let config = context.config
+        // A temporary administrator could renew their own grant, or pass it on to outlast it (review 3 of grants).
+        var standing = config
+        standing.grants = []
+        guard Authorizer.permits(context.caller, .grantsManage, standing) else {
+            throw context.denied(
+                RunvoyError(
+                    .permissionDenied,
+                    "user \(context.caller.displayName) holds grants_manage only through a temporary grant, which makes no grants"
+                ))
+        }
         let subject = try Self.subject(role: params.role, executor: params.executor, config)
         try Self.check(forMs: params.forMs, reason: params.reason, config)
         guard let user = Caller.lookup(userName: params.user) else {
