@@ -121,11 +121,13 @@ final class Grants: Sendable {
         return revoked
     }
 
-    /// A revocation whose record could not be written is taken back. When even that fails the database says
-    /// revoked: the grant leaves force (fail closed) and what it admitted ends, unaudited but logged.
+    /// A revocation whose record could not be written is taken back (and the grant put in force again, should a
+    /// publication have read the row meanwhile). When even that fails the database says revoked: the grant leaves
+    /// force (fail closed) and what it admitted ends, unaudited but logged.
     private func undoRevocation(_ grant: TemporaryGrant) {
         do throws(StoreError) {
             try store.reopenGrant(grant.id)
+            publish()
         } catch {
             logger.error(
                 "a revocation that could not be audited could not be taken back either; the grant has ended",
