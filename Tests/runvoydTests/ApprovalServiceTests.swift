@@ -137,9 +137,9 @@ struct ApprovalServiceTests {
             for callback in lock.withLock({ hangups }) { callback() }
         }
 
-        /// Waits (polling, bounded) until `condition` holds.
-        static func until(_ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(60)
+        /// Waits (polling, bounded by `seconds`) until `condition` holds.
+        static func until(seconds: Int = 60, _ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(seconds)
             while !condition() {
                 guard ContinuousClock.now < deadline else { throw CancellationError() }
                 try await Task.sleep(for: .milliseconds(5))

@@ -73,6 +73,63 @@ import Testing
     }
 }
 
+extension GrantsReview3Tests {
+    /// Review 4 of grants (G4-1): `daemon` is an administrator for an hour by a grant only. Approving `bin`'s
+    /// request for a grant would pass access on beyond its own (two temporary administrators could renew each other
+    /// forever): it is refused, and an approval such a one cast is not counted when the grant is made.
+    @Test func aTemporaryAdministratorApprovesNoRequestForAGrant() async throws {
+        let fixture = try Fixture()
+        var config = fixture.config.current
+        config.grantSettings.requestableRoles = [.operator]
+        config.roles.append(RoleBinding(role: .viewer, users: ["bin"], groups: [], line: 0))
+        fixture.config.replace(with: config)
+        let grants = fixture.service()
+        _ = try await grants.create(
+            user: GrantsTests.daemonUser, subject: .role(.admin), forMs: 3_600_000, reason: "INC-0",
+            by: GrantsTests.root)
+        #expect(Authorizer.roles(GrantsTests.daemonUser, fixture.config.current).contains(.admin))
+        let approvals = Approvals(
+            store: fixture.store, logger: Logger(label: "GrantsReview3Tests"), journal: fixture.journal,
+            group: MultiThreadedEventLoopGroup.singleton)
+        approvals.setGrantLauncher(grants.launcher(approvals))
+        let asked = Grants.Asked(role: "operator", executor: nil, forMs: 3_600_000, reason: "INC-5")
+        let now = WallClock.milliseconds()
+        let bin = GrantsTests.bin
+        var record = ApprovalRecord(
+            id: "01jg41request000000000000", kind: "grant", state: .pending, requesterUid: bin.uid,
+            requesterUser: "bin", executor: nil, digest: asked.digest(requesterUid: bin.uid),
+            params: ExecutionStore.json(asked), summary: "{}", reason: "INC-5", required: 1,
+            approvers: Authorizer.approverList(config.grantSettings.approval.approvers), needsClient: false,
+            createdAtMs: now, expiresAtMs: now + 3_600_000, configDigest: "x", recorded: true)
+        #expect(try fixture.store.insertApproval(record, execution: nil, maxPending: 10, maxPerUser: 10))
+        let daemon = GrantsTests.daemonUser
+        await #expect(throws: RunvoyError.self) {
+            try await approvals.change(
+                record.id, caller: daemon, config: fixture.config.current, audited: true
+            ) { _, eligible in
+                .approve(
+                    uid: daemon.uid, user: "daemon", digest: record.digest, eligible: eligible, comment: nil,
+                    atMs: now)
+            }
+        }
+        #expect(try fixture.store.approval(record.id)?.answers.isEmpty == true)
+        #expect(try fixture.store.activeGrants().count == 1)
+        // One cast before (say, before this rule): not counted when the grant would be made.
+        record.state = .approved
+        record.answers = [
+            ApprovalAnswer(
+                uid: daemon.uid, user: "daemon", answer: .approve, digest: record.digest, comment: nil, atMs: now)
+        ]
+        let refusal = Grants.fulfilRefusal(record, asked, fixture.config.current)
+        #expect(refusal?.contains("daemon may no longer approve") == true, "\(refusal ?? "nil")")
+        // root, an administrator by the configuration, may.
+        record.answers = [
+            ApprovalAnswer(uid: 0, user: "root", answer: .approve, digest: record.digest, comment: nil, atMs: now)
+        ]
+        #expect(Grants.fulfilRefusal(record, asked, fixture.config.current) == nil)
+    }
+}
+
 extension ExecutionLifetimeTests {
     /// T2 (R2, the fallback misses what a successful read already dropped): while the grants' expiry cannot be
     /// written, `expireDue` ends what the grants past their time admitted, but only those it finds still in force

@@ -74,6 +74,16 @@ final class Approvals: Sendable {
         return nil
     }
 
+    /// The configuration an answer to `record` is judged under: for a request for a grant, without the grants in
+    /// force, so no one approves access with access that is itself temporary (a temporary administrator would pass
+    /// it on to outlast their own; review 4 of grants).
+    static func judging(_ record: ApprovalRecord, _ config: DaemonConfig) -> DaemonConfig {
+        guard record.kind == "grant" else { return config }
+        var standing = config
+        standing.grants = []
+        return standing
+    }
+
     static func mayView(_ record: ApprovalRecord, caller: Caller, config: DaemonConfig) -> Bool {
         record.requesterUid == caller.uid || Authorizer.permits(caller, .viewAll, config)
             || Authorizer.mayApprove(caller, record.approvers, config)
@@ -91,7 +101,7 @@ final class Approvals: Sendable {
         let caller = connected.refreshed
         let (new, result, wrote) = try await serially(id) { () async throws(RunvoyError) in
             let old = try visible(id, caller: caller, config: config)
-            let eligible = Authorizer.mayApprove(caller, old.approvers, config)
+            let eligible = Authorizer.mayApprove(caller, old.approvers, Self.judging(old, config))
             let (new, result) = ApprovalMachine.apply(make(old, eligible), to: old)
             if case .failure = result {
                 // Refused; a request found expired on the way is written so.

@@ -139,7 +139,15 @@ extension Grants {
         guard Authorizer.permits(requester, .grantsRequest, config) else {
             return "its requester \(requester.displayName) may no longer ask for grants (grants_request)"
         }
-        return Approvals.policyRefusal(record, settings.approval)
+        if let refusal = Approvals.policyRefusal(record, settings.approval) { return refusal }
+        // Each approval still counts only from someone the policy admits without temporary grants (review 4).
+        let standing = Approvals.judging(record, config)
+        for answer in record.answers where answer.answer == .approve {
+            guard Authorizer.mayApprove(Caller.lookup(uid: answer.uid), record.approvers, standing) else {
+                return "its approver \(answer.user) may no longer approve it"
+            }
+        }
+        return nil
     }
 
     /// Spends `ticket` (`fulfil`); one that could not make its grant is withdrawn (else it would stay approved

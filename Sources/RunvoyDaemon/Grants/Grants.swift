@@ -20,6 +20,8 @@ final class Grants: Sendable {
     private let timer = Mutex<Scheduled<Void>?>(nil)
     /// The executions running now (`ExecutionManager`'s), for `grants.end_running`; none until the daemon sets it.
     private let running = Mutex<@Sendable () -> [Execution]>({ [] })
+    /// Grants whose revocation is being recorded: a second revocation waits for none, it is told `busy`.
+    private let revoking = Mutex<Set<String>>([])
 
     init(store: ExecutionStore, config: ConfigStore, logger: Logger, journal: Journal, group: any EventLoopGroup) {
         self.store = store
@@ -91,9 +93,17 @@ final class Grants: Sendable {
         guard stored.endedAtMs == nil, grant.isActive(atMs: now) else {
             throw RunvoyError(.conflict, "grant \(id) has already ended (\(stored.endCause ?? "expired"))")
         }
+        // One revocation of a grant at a time: another one, while this one's record is being written, would be told
+        // the grant has ended, which an undo below could take back (review 4 of grants).
+        guard revoking.withLock({ $0.insert(id).inserted }) else {
+            throw RunvoyError(.busy, "a revocation of grant \(id) is being recorded; try again")
+        }
+        defer { _ = revoking.withLock { $0.remove(id) } }
+        // What it gave is judged before anything changes, so the record's losses are what it took.
+        let before = config.current
         // Written first, audited before it counts, put in force last (review 3 of grants, T1): a write that fails
         // changes nothing and records nothing; a record that cannot be written undoes the write. So the database
-        // and the audit trail never disagree across a restart.
+        // and the audit trail agree across a restart.
         let revoked: GrantRow?
         do throws(StoreError) {
             revoked = try store.revokeGrant(id, byUid: by.uid, atMs: now)
@@ -106,7 +116,6 @@ final class Grants: Sendable {
             expireDue()
             throw RunvoyError(.conflict, "grant \(id) ended before it could be revoked")
         }
-        let before = config.current
         var after = before
         after.grants.removeAll { $0.id == id }
         do throws(RunvoyError) {
@@ -127,6 +136,9 @@ final class Grants: Sendable {
     private func undoRevocation(_ grant: TemporaryGrant) {
         do throws(StoreError) {
             try store.reopenGrant(grant.id)
+            logger.error(
+                "a revocation whose audit record could not be written was taken back; the grant stays in force",
+                metadata: ["id": "\(grant.id)"])
             publish()
         } catch {
             logger.error(

@@ -15,7 +15,7 @@ struct GrantHandler: MethodHandler {
         // A temporary administrator could renew their own grant, or pass it on to outlast it (review 3 of grants).
         var standing = config
         standing.grants = []
-        guard Authorizer.permits(context.caller, .grantsManage, standing) else {
+        guard Authorizer.permits(context.caller.refreshed, .grantsManage, standing) else {
             throw context.denied(
                 RunvoyError(
                     .permissionDenied,
