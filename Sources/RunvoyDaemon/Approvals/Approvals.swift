@@ -43,9 +43,7 @@ final class Approvals: Sendable {
     }
 
     func audit(_ config: DaemonConfig) -> AuditLog {
-        AuditLog(
-            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
-            journal: journal)
+        AuditLog(config.audit, logger: logger, journal: journal)
     }
 
     /// The request `id`, if `caller` may see it: its requester, who may answer it, or a holder of `view_all`.

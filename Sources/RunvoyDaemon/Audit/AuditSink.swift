@@ -14,7 +14,8 @@ protocol AuditSink: Sendable {
 
 extension AuditLog: AuditSink {
     /// The auditor for actions taken under `settings`: fail-closed, and waiting for the journal, as configured.
-    init(_ settings: AuditSettings, logger: Logger) {
-        self.init(failClosed: settings.failClosed, writeTimeout: settings.writeTimeout, logger: logger)
+    init(_ settings: AuditSettings, logger: Logger, journal: Journal = .shared) {
+        self.init(
+            failClosed: settings.failClosed, writeTimeout: settings.writeTimeout, logger: logger, journal: journal)
     }
 }

@@ -39,9 +39,7 @@ struct ExecPlan: Sendable {
 
     /// The audit log of this request's configuration (fail-closed or not, and its write timeout).
     func auditLog(logger: Logger, journal: Journal = .shared) -> AuditLog {
-        AuditLog(
-            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
-            journal: journal)
+        AuditLog(config.audit, logger: logger, journal: journal)
     }
 
     /// The fields of the `execution_started` record (and, with more, of `execution_finished`).

@@ -244,9 +244,7 @@ final class ExecutionManager: Service, Sendable {
 
     /// Records a refusal (within the caller's bound) and gives the wire error.
     func deny(_ refusal: ExecRefusal, caller: Caller, config: DaemonConfig) -> RunvoyError {
-        let audit = AuditLog(
-            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
-            journal: launcher.journal)
+        let audit = AuditLog(config.audit, logger: logger, journal: launcher.journal)
         if refusal.error.code == .rateLimited {
             refusals.recordRateLimited(
                 RateLimiter.record(refusal.error, caller: caller, method: "exec", executor: refusal.executorName),
@@ -405,9 +403,7 @@ final class ExecutionManager: Service, Sendable {
         if let current, plan.config.grants.contains(where: { $0.uid == execution.caller.uid }),
             Grants.endLate(
                 execution, planned: plan.config, current: current,
-                audit: AuditLog(
-                    failClosed: current.audit.failClosed, writeTimeout: current.audit.writeTimeout, logger: logger,
-                    journal: launcher.journal))
+                audit: AuditLog(current.audit, logger: logger, journal: launcher.journal))
         {
             logger.notice(
                 "terminated an execution whose grant ended while it was launched",

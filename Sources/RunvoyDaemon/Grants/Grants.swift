@@ -32,9 +32,7 @@ final class Grants: Sendable {
     }
 
     func audit(_ config: DaemonConfig) -> AuditLog {
-        AuditLog(
-            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
-            journal: journal)
+        AuditLog(config.audit, logger: logger, journal: journal)
     }
 
     /// At start: ends (with records) the grants that expired while the daemon was stopped, and puts the others in

@@ -52,9 +52,7 @@ struct HookRunner: Sendable {
     ) async -> (refusal: RunvoyError?, failedOpen: [String]) {
         let hooks = Self.hooks(event, config: config, executor: subject.executor)
         guard !hooks.isEmpty else { return (nil, []) }
-        let audit = AuditLog(
-            failClosed: config.audit.failClosed, writeTimeout: config.audit.writeTimeout, logger: logger,
-            journal: journal)
+        let audit = AuditLog(config.audit, logger: logger, journal: journal)
         var failedOpen: [String] = []
         for hook in hooks {
             let startedAtMs = WallClock.milliseconds()
