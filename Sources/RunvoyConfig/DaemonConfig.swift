@@ -23,6 +23,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var grants: [TemporaryGrant] = []
     /// Hooks of every executor, in file order (each executor's own run after these).
     public var hooks: [HookConfig] = []
+    /// The playbooks of the `playbooks/` folder beside the configuration file, sorted by name.
+    public var playbooks: [PlaybookConfig] = []
     /// Unix users and groups bound to roles (root is always an administrator besides).
     public var roles: [RoleBinding] = []
     /// Expectations about the policy that must hold for the configuration to load.
@@ -55,6 +57,10 @@ public struct DaemonConfig: Sendable, Equatable {
         grants.filter { $0.uid == uid && $0.isActive(atMs: now) }
     }
 
+    public func playbook(named name: String) -> PlaybookConfig? {
+        playbooks.first { $0.name == name }
+    }
+
     public func executor(named name: String) -> ExecutorConfig? {
         executors.first { $0.name == name }
     }
@@ -69,7 +75,7 @@ public struct DaemonConfig: Sendable, Equatable {
             && lhs.shutdownGrace == rhs.shutdownGrace && lhs.killGrace == rhs.killGrace && lhs.audit == rhs.audit
             && lhs.history == rhs.history && lhs.secrets == rhs.secrets && lhs.metrics == rhs.metrics
             && lhs.approvals == rhs.approvals && lhs.grantSettings == rhs.grantSettings && lhs.grants == rhs.grants
-            && lhs.hooks == rhs.hooks
+            && lhs.hooks == rhs.hooks && lhs.playbooks == rhs.playbooks
             && lhs.roles == rhs.roles
             && lhs.expectations == rhs.expectations
             && lhs.adminContact == rhs.adminContact && lhs.containment == rhs.containment
