@@ -15,11 +15,14 @@ public struct PlaybookRunRecord: Sendable, Equatable {
     public var state: String
     /// The schedule that fired it, when one did.
     public var schedule: String?
+    /// Its steps' outcomes as a JSON array, once it ended.
+    public var stepsJSON: String?
 
     public init(
         id: String, playbook: String, callerUid: UInt32, callerUser: String, paramsJSON: String, startedAtMs: Int64,
-        endedAtMs: Int64? = nil, state: String = "running", schedule: String? = nil
+        endedAtMs: Int64? = nil, state: String = "running", schedule: String? = nil, stepsJSON: String? = nil
     ) {
+        self.stepsJSON = stepsJSON
         self.id = id
         self.playbook = playbook
         self.callerUid = callerUid
@@ -47,7 +50,8 @@ extension ExecutionStore {
                         started_at INTEGER NOT NULL,
                         ended_at INTEGER,
                         state TEXT NOT NULL,
-                        schedule TEXT
+                        schedule TEXT,
+                        steps TEXT
                     );
                     ALTER TABLE executions ADD COLUMN run_id TEXT;
                     CREATE INDEX executions_by_run ON executions(run_id) WHERE run_id IS NOT NULL;
@@ -71,11 +75,12 @@ extension ExecutionStore {
         }
     }
 
-    /// Records how a run ended.
-    public func finishRun(_ id: String, state: String, atMs: Int64) throws(StoreError) {
+    /// Records how a run ended, with its steps' outcomes (a JSON array).
+    public func finishRun(_ id: String, state: String, atMs: Int64, stepsJSON: String) throws(StoreError) {
         try write { db in
             try db.execute(
-                sql: "UPDATE playbook_runs SET state = ?, ended_at = ? WHERE id = ?", arguments: [state, atMs, id])
+                sql: "UPDATE playbook_runs SET state = ?, ended_at = ?, steps = ? WHERE id = ?",
+                arguments: [state, atMs, stepsJSON, id])
         }
     }
 
@@ -87,7 +92,7 @@ extension ExecutionStore {
                     id: row["id"], playbook: row["playbook"],
                     callerUid: UInt32(truncatingIfNeeded: row["caller_uid"] as Int64), callerUser: row["caller_user"],
                     paramsJSON: row["params"], startedAtMs: row["started_at"], endedAtMs: row["ended_at"],
-                    state: row["state"], schedule: row["schedule"])
+                    state: row["state"], schedule: row["schedule"], stepsJSON: row["steps"])
             }
         }
     }

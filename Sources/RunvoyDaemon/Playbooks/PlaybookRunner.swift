@@ -104,7 +104,8 @@ struct PlaybookRunner: Sendable {
     /// Records the run's end in the history and the audit trail (best-effort: the steps have run).
     func finish(state: String, steps: [PlaybookStepOutcome]) {
         do throws(StoreError) {
-            try context.executions.store.finishRun(run.id, state: state, atMs: WallClock.milliseconds())
+            try context.executions.store.finishRun(
+                run.id, state: state, atMs: WallClock.milliseconds(), stepsJSON: ExecutionStore.json(steps))
         } catch {
             context.logger.error("cannot record the end of a playbook run", metadata: ["run": "\(run.id)"])
         }
