@@ -35,7 +35,8 @@ struct StatusCommand: ParsableCommand {
             "caller       \(run.callerUser ?? "?") (uid \(run.callerUid.map(String.init) ?? "?"))",
         ]
         if let params = run.params, !params.isEmpty {
-            lines.append("params       " + params.keys.sorted().map { "\($0)=\(params[$0] ?? "")" }.joined(separator: " "))
+            lines.append(
+                "params       " + params.keys.sorted().map { "\($0)=\(params[$0] ?? "")" }.joined(separator: " "))
         }
         if let started = run.startedAtMs { lines.append("started      " + HistoryFormat.localTime(ms: started)) }
         if let ended = run.finishedAtMs { lines.append("finished     " + HistoryFormat.localTime(ms: ended)) }

@@ -22,7 +22,9 @@ enum PlaybookAccess {
     static func label(_ name: String) -> String {
         let plain =
             !name.isEmpty && name.utf8.count <= 64
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || "0123456789_-.".unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || "0123456789_-.".unicodeScalars.contains($0))
+            }
         return plain ? "'\(name)'" : JSONText.quoted(String(name.prefix(64)))
     }
 }

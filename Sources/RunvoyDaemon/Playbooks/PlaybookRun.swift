@@ -33,7 +33,8 @@ struct PlaybookRun: Sendable {
 
     /// The validated values as a JSON object, names sorted (for the audit trail and the history).
     var valuesJSON: String {
-        "{" + values.keys.sorted().map { JSONText.quoted($0) + ":" + JSONText.quoted(values[$0] ?? "") }
+        "{"
+            + values.keys.sorted().map { JSONText.quoted($0) + ":" + JSONText.quoted(values[$0] ?? "") }
             .joined(separator: ",") + "}"
     }
 }

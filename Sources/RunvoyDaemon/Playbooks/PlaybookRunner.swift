@@ -15,7 +15,7 @@ struct PlaybookRunner: Sendable {
     /// Writes the `playbook_run_started` record (nothing runs without it), the run's history row, and sends
     /// `run_started`.
     func begin() async throws {
-        let audit = AuditLog(run.config.audit, logger: context.logger, journal: context.executions.launcher.journal)
+        let audit = context.auditor
         try await audit.record(startedRecord)
         let row = PlaybookRunRecord(
             id: run.id, playbook: run.playbook.name, callerUid: run.caller.uid, callerUser: run.caller.displayName,
@@ -109,8 +109,7 @@ struct PlaybookRunner: Sendable {
         } catch {
             context.logger.error("cannot record the end of a playbook run", metadata: ["run": "\(run.id)"])
         }
-        let audit = AuditLog(run.config.audit, logger: context.logger, journal: context.executions.launcher.journal)
-        audit.recordBestEffort(finishedRecord(state: state, steps: steps))
+        context.auditor.recordBestEffort(finishedRecord(state: state, steps: steps))
     }
 
     /// The fields every record of the run has.
