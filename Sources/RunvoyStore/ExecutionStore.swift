@@ -183,6 +183,7 @@ public final class ExecutionStore: Sendable {
         registerGrants(&migrator)
         registerHooks(&migrator)
         registerPlaybookRuns(&migrator)
+        registerPlaybookApprovals(&migrator)
         return migrator
     }
 

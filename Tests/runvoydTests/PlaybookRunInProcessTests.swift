@@ -210,3 +210,82 @@ struct PlaybookRunInProcessTests {
         }
     }
 }
+
+extension PlaybookRunInProcessTests {
+    /// `deploy` with one approval from root.
+    static var approved: PlaybookConfig {
+        var playbook = deploy
+        playbook.approval = ApprovalPolicy(count: 1, approvers: AccessList(users: ["root"]))
+        playbook.access = AccessList(users: ["*"])
+        return playbook
+    }
+
+    /// Sends `playbook_run` and reads frames up to the first `approval` event; returns the request's id.
+    static func awaitApproval(_ connection: InProcessConnection) async throws -> String {
+        try await connection.send(
+            #"{"v":1,"id":7,"method":"playbook_run","params":{"name":"deploy","params":{"msg":"ok"}}}"#)
+        while true {
+            let frame = try await object(try await connection.nextFrame())
+            if frame["error"] != nil { throw HarnessFailure("refused: \(frame)") }
+            if frame["event"] as? String == "approval", let id = frame["execution_id"] as? String { return id }
+        }
+    }
+
+    /// Answers request `id` as root.
+    static func answer(_ id: String, approve: Bool, _ connection: InProcessConnection) async throws {
+        let record = try #require(try connection.executions.store.approval(id))
+        #expect(record.kind == "playbook" && record.params.contains(#""msg":"ok""#))
+        let root = Self.root
+        _ = try await connection.executions.approvals.change(
+            id, caller: root, config: connection.config, audited: true
+        ) { _, eligible in
+            approve
+                ? .approve(
+                    uid: 0, user: "root", digest: record.digest, eligible: eligible, comment: nil,
+                    atMs: WallClock.milliseconds())
+                : .deny(uid: 0, user: "root", eligible: eligible, comment: "not now", atMs: WallClock.milliseconds())
+        }
+    }
+
+    @Test func aPlaybookApprovalIsAskedOnceBeforeTheFirstStep() async throws {
+        try await InProcessConnection.with(caller: RouterTests.nobody, yaml: Self.yaml, playbooks: [Self.approved]) {
+            connection in
+            try await ExecutionLifetimeTests.running(connection.executions) {
+                let id = try await Self.awaitApproval(connection)
+                #expect(try connection.executions.store.count() == 0, "nothing runs before the approval")
+                try await Self.answer(id, approve: true, connection)
+                var last = try await connection.nextFrame()
+                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
+                    last = try await connection.nextFrame()
+                }
+                let result = try #require(try Self.object(last)["result"] as? [String: Any])
+                #expect(result["state"] as? String == "failed", "deploy's third step fails")
+                #expect(try connection.executions.store.approval(id)?.state == .fulfilled)
+                #expect(try connection.executions.store.count() == 5)
+            }
+        }
+    }
+
+    @Test func aDeniedPlaybookRunRunsNothing() async throws {
+        try await InProcessConnection.with(caller: RouterTests.nobody, yaml: Self.yaml, playbooks: [Self.approved]) {
+            connection in
+            try await ExecutionLifetimeTests.running(connection.executions) {
+                let id = try await Self.awaitApproval(connection)
+                try await Self.answer(id, approve: false, connection)
+                var last = try await connection.nextFrame()
+                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
+                    last = try await connection.nextFrame()
+                }
+                #expect(last.contains(#""code":"approval_denied""#), "\(last)")
+                #expect(try connection.executions.store.count() == 0)
+                #expect(!connection.auditor.events.contains { $0.kind == .playbookRunStarted })
+            }
+        }
+    }
+}
+
+/// A refusal where an approval was expected.
+struct HarnessFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -14,9 +14,6 @@ extension PlaybookRun {
         case .success(let bound): arguments = bound
         case .failure(let error): throw context.denied(error.runvoyError, fields: [("PLAYBOOK", playbook.name)])
         }
-        if let unsupported = unsupportedApproval(playbook) {
-            throw context.denied(unsupported, fields: [("PLAYBOOK", playbook.name)])
-        }
         let id = "run-" + ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()))
         var steps: [Step] = []
         for (index, step) in playbook.steps.enumerated() {
@@ -61,18 +58,9 @@ extension PlaybookRun {
         if let policy = plan.decision.approval {
             throw RunvoyError(
                 .permissionDenied,
-                "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)); runs of playbooks whose steps need approval are not supported yet, so nothing ran"
+                "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)) by its executor's rules; steps that need approval of their own are not supported in playbooks yet (give the playbook an approval instead), so nothing ran"
             )
         }
-    }
-
-    /// A playbook `approval`: the run-level approval is not built yet, so such a run is refused (fail-closed).
-    static func unsupportedApproval(_ playbook: PlaybookConfig) -> RunvoyError? {
-        guard let approval = playbook.approval, approval.requiresApproval else { return nil }
-        return RunvoyError(
-            .permissionDenied,
-            "playbook '\(playbook.name)' needs approval (\(approval.display)); runs that need approval are not supported yet, so nothing ran"
-        )
     }
 
     /// The values the run binds: the request's, or, for `schedule`, the schedule's from the configuration, which
