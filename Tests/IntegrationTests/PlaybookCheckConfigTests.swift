@@ -39,4 +39,24 @@ struct PlaybookCheckConfigTests {
         #expect(good.status == 0, "\(good.stdoutText)\(good.stderrText)")
         #expect(good.stdoutText.contains("executors, 1 playbooks, default"), "\(good.stdoutText)")
     }
+
+    /// A reload that meets a bad playbook is rejected naming its file and line; the old configuration stays.
+    @Test(.enabled(if: Harness.hasJournal, "needs a journal (scripts/test)"))
+    func aReloadWithABadPlaybookIsRejected() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.stop() }
+        mkdir(daemon.directory + "/playbooks", 0o755)
+        let playbook = daemon.directory + "/playbooks/broken.yaml"
+        try "steps:\n  - name: one\n    argv: [/bin/true, \"{{nope}}\"]\n"
+            .write(toFile: playbook, atomically: true, encoding: .utf8)
+        daemon.process.signal(SIGHUP)
+        let rejected = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EVENT=config_rejected", "RUNVOY_CONFIG_PATH=\(daemon.configPath)",
+        ])
+        let errors = rejected.last?["RUNVOY_ERRORS"] ?? ""
+        #expect(errors.contains("\(playbook):3:"), "\(errors)")
+        #expect(errors.contains("unknown parameter 'nope'"), "\(errors)")
+        let out = try daemon.ctl(["exec", "-q", "--", "echo", "old config"])
+        #expect(out.stdoutText == "old config\n")
+    }
 }
