@@ -320,6 +320,15 @@ struct PlaybookConfigTests {
         chown(owned.folder + "/theirs.yaml", geteuid() == 0 ? 65534 : 0, gid_t.max)
         #expect(errors(owned).first?.contains("theirs.yaml:1:1: error: the file belongs to uid") == true)
 
+        let linkedFolder = try Scratch()
+        mkdir(linkedFolder.root + "/real", 0o755)
+        try Self.minimal.write(toFile: linkedFolder.root + "/real/x.yaml", atomically: false, encoding: .utf8)
+        symlink(linkedFolder.root + "/real", linkedFolder.folder)
+        #expect(
+            errors(linkedFolder) == [
+                "\(linkedFolder.folder):1:1: error: is a symbolic link; the playbooks folder must be a real directory"
+            ])
+
         let folder = try Scratch()
         try folder.write("fine.yaml", Self.minimal)
         chmod(folder.folder, 0o777)
