@@ -17,7 +17,8 @@ struct TrustedFolder {
             switch errno {
             case ENOENT: break
             // O_DIRECTORY makes a link ENOTDIR, O_NOFOLLOW alone ELOOP: either way it is not followed.
-            case ELOOP, ENOTDIR where isLink(path):
+            case ELOOP,
+                ENOTDIR where isLink(path):
                 report("is a symbolic link; the playbooks folder must be a real directory")
             case ENOTDIR: report("is not a directory")
             default: report("cannot open the folder: \(String(cString: strerror(errno)))")
