@@ -267,6 +267,34 @@ struct PlaybookConfigTests {
             ])
     }
 
+    /// The playbook sections of the schema are the ones the parser reads: each is reached from the file's top, and
+    /// in each a key it does not declare is refused at its own key path, with the declared one a typo was meant as.
+    @Test(.enabled(if: canCheckCalendars, "needs systemd-analyze"))
+    func thePlaybookSchemaIsTheParsersSchema() throws {
+        let paths = Set(ConfigSchema.playbookSections.map(\.path))
+        let reached = Set(
+            ConfigSchema.playbookSections.flatMap(\.keys).compactMap(\.type.sectionPath).filter(paths.contains))
+        #expect(reached.union(["playbook"]) == paths)
+        #expect(ConfigSchema.section(at: "playbook.steps[N]")?.names.contains("trusted") == true)
+        let step = "{name: one, argv: [/bin/true]"
+        let places: [(String, (String) -> String)] = [
+            ("", { "steps: [\(step)}]\n\($0): 1" }),
+            ("parameters.p.", { "parameters: {p: {type: string, \($0): 1}}\nsteps: [\(step)}]" }),
+            ("steps[0].", { "steps: [\(step), \($0): 1}]" }),
+            ("schedule.", { "steps: [\(step)}]\nschedule: {calendar: daily, run_as_caller: nobody, \($0): 1}" }),
+        ]
+        for (section, (prefix, file)) in zip(ConfigSchema.playbookSections, places) {
+            let unknown = try Self.errors(file("bogus_key")).map { String($0.drop { $0 != " " }.dropFirst()) }
+            #expect(unknown == ["\(prefix)bogus_key: unknown key 'bogus_key'"], "\(section.path)")
+            for key in section.keys {
+                let typo = String(key.name.prefix(1)) + "x" + key.name.dropFirst()
+                let found = try Self.errors(file(typo))
+                let expected = "\(prefix)\(typo): unknown key '\(typo)' (did you mean '\(key.name)'?)"
+                #expect(found.contains { $0.hasSuffix(expected) }, "\(found)")
+            }
+        }
+    }
+
     // MARK: - The folder
 
     final class Scratch {
