@@ -104,4 +104,15 @@ extension ExecutionStore {
                 sql: "UPDATE playbook_runs SET state = 'lost', ended_at = ? WHERE state = 'running'", arguments: [atMs])
         }
     }
+
+    /// Runs that ended before `endedBefore` and none of whose steps the history keeps: they go with their steps.
+    static func prunePlaybookRuns(_ db: Database, endedBefore: Int64) throws {
+        try db.execute(
+            sql: """
+                DELETE FROM playbook_runs
+                WHERE ended_at IS NOT NULL AND ended_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.run_id = playbook_runs.id)
+                """,
+            arguments: [endedBefore])
+    }
 }

@@ -524,7 +524,10 @@ public final class ExecutionStore: Sendable {
             }
             if let maxTotalBytes { try Self.pruneToSize(db, maxTotalBytes, &report) }
             try Self.pruneApprovals(db, olderThanMs: olderThanMs)
-            if let olderThanMs { try Self.pruneGrants(db, endedBefore: olderThanMs) }
+            if let olderThanMs {
+                try Self.pruneGrants(db, endedBefore: olderThanMs)
+                try Self.prunePlaybookRuns(db, endedBefore: olderThanMs)
+            }
             try Self.pruneHookRuns(db)
         }
         for id in report.deleted + report.outputPruned { FileSystem.removeTree(outputDirectory(id)) }
