@@ -192,3 +192,36 @@ final class PlaybookTests {
         #expect(scheduled.stderrText.contains("only \(bob), the user of its schedule"), "\(scheduled.stderrText)")
     }
 }
+
+extension PlaybookTests {
+    /// Leaving a run (Ctrl-C) kills its running step and skips the rest; the run ends `cancelled`, recorded.
+    @Test func aClientThatLeavesEndsTheRunAndItsEndIsRecorded() throws {
+        let long = """
+            access: {users: ["*"]}
+            steps:
+              - name: wait
+                argv: [/bin/sleep, "600"]
+              - name: after
+                argv: [/bin/echo, after]
+                when: always
+            """
+        let daemon = try daemon(["long": long])
+        defer { daemon.stop() }
+        let client = try daemon.startCtl(["playbook", "run", "long"])
+        #expect(Harness.waitUntil(seconds: 60) { client.stderr.contains("[1/2] wait: started") }, "\(client.stderr)")
+        let runID = try #require(Self.runID(client.stderr))
+        client.process.signal(SIGINT)
+        #expect(client.process.wait(seconds: 60) == 128 + SIGINT)
+        #expect(
+            Harness.waitUntil(seconds: 120) {
+                (try? daemon.ctl(["status", runID]))?.stdoutText.contains("state        cancelled") == true
+            })
+        let status = try daemon.ctl(["status", runID])
+        #expect(status.stdoutText.contains("after: skipped"), "\(status.stdoutText)")
+        #expect(status.stdoutText.contains("wait: failed"), "the step was killed: \(status.stdoutText)")
+        let finished = try Harness.journal([
+            "_PID=\(daemon.process.pid)", "RUNVOY_EVENT=playbook_run_finished", "RUNVOY_RUN_ID=\(runID)",
+        ])
+        #expect(finished.first?["RUNVOY_STATE"] == "cancelled")
+    }
+}
