@@ -4,7 +4,7 @@ import RunvoyKit
 /// A request for approval as the state database keeps it (`approval_requests` and its `approval_answers`).
 public struct ApprovalRecord: Sendable, Equatable {
     public var id: String
-    /// `exec` or `break_glass` (`grant` is reserved for requests for a temporary grant).
+    /// `exec` or `break_glass` (`grant`: a request for a temporary grant; `playbook`: a playbook's run).
     public var kind: String
     public var state: ApprovalState
     public var requesterUid: UInt32
@@ -105,6 +105,48 @@ extension ExecutionStore {
                         answered_at INTEGER NOT NULL,
                         PRIMARY KEY (request_id, approver_uid)
                     );
+                    CREATE TRIGGER approval_answers_not_self BEFORE INSERT ON approval_answers
+                    WHEN NEW.approver_uid = (SELECT requester_uid FROM approval_requests WHERE id = NEW.request_id)
+                    BEGIN SELECT RAISE(ABORT, 'self-approval'); END;
+                    """)
+        }
+    }
+
+    /// `v9-playbook-approvals`: requests for approval of kind `playbook` (a playbook's run). SQLite cannot change
+    /// a CHECK constraint: the table is rebuilt, as SQLite documents (foreign keys are off during a migration).
+    static func registerPlaybookApprovals(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v9-playbook-approvals") { db in
+            try db.execute(
+                sql: """
+                    DROP TRIGGER approval_answers_not_self;
+                    CREATE TABLE approval_requests_v9 (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('exec', 'break_glass', 'grant', 'playbook')),
+                        state TEXT NOT NULL,
+                        requester_uid INTEGER NOT NULL,
+                        requester_user TEXT NOT NULL,
+                        executor TEXT,
+                        digest TEXT NOT NULL,
+                        params TEXT NOT NULL,
+                        summary TEXT NOT NULL,
+                        reason TEXT,
+                        required INTEGER NOT NULL,
+                        approvers TEXT NOT NULL,
+                        needs_client INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        decided_at INTEGER,
+                        decided_by_uid INTEGER,
+                        decision_comment TEXT,
+                        config_digest TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 0,
+                        recorded INTEGER NOT NULL DEFAULT 0
+                    );
+                    INSERT INTO approval_requests_v9 SELECT * FROM approval_requests;
+                    DROP TABLE approval_requests;
+                    ALTER TABLE approval_requests_v9 RENAME TO approval_requests;
+                    CREATE INDEX approval_requests_by_state ON approval_requests(state, expires_at);
+                    CREATE INDEX approval_requests_by_requester ON approval_requests(requester_uid, created_at);
                     CREATE TRIGGER approval_answers_not_self BEFORE INSERT ON approval_answers
                     WHEN NEW.approver_uid = (SELECT requester_uid FROM approval_requests WHERE id = NEW.request_id)
                     BEGIN SELECT RAISE(ABORT, 'self-approval'); END;

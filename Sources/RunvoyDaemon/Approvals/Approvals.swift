@@ -37,9 +37,15 @@ final class Approvals: Sendable {
         grantLauncher.withLock { $0 = launch }
     }
 
-    /// What starts `ticket` when no client waits for it: its command, or (kind `grant`) its grant.
+    /// What starts `ticket` when no client waits for it: its command, or (kind `grant`) its grant. A playbook run
+    /// (kind `playbook`) runs only on its client's connection: approved without it, it is withdrawn.
     func launcher(for ticket: ApprovalTicket) -> (@Sendable (ApprovalTicket, DaemonConfig) async -> Void)? {
-        ticket.record.kind == "grant" ? grantLauncher.withLock { $0 } : launcher.withLock { $0 }
+        if ticket.record.kind == "playbook" {
+            return { [self] ticket, config in
+                _ = await withdraw(ticket.id, reason: "the client of its playbook run went away", config: config)
+            }
+        }
+        return ticket.record.kind == "grant" ? grantLauncher.withLock { $0 } : launcher.withLock { $0 }
     }
 
     func audit(_ config: DaemonConfig) -> AuditLog {

@@ -67,4 +67,10 @@ public enum Method: String, Sendable, CaseIterable {
     case revoke
     /// Ask for a role or an executor for a limited time: a request for approval, as `exec` makes one.
     case requestGrant = "request_grant"
+    /// The playbooks the caller may run, with their parameters.
+    case playbookList = "playbook_list"
+    /// One playbook: its parameters, steps, locks, approval and schedule.
+    case playbookShow = "playbook_show"
+    /// Run a playbook's steps in order, each an execution streamed as `exec`'s, grouped under a run id.
+    case playbookRun = "playbook_run"
 }

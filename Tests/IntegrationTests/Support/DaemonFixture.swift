@@ -117,8 +117,8 @@ final class DaemonFixture {
     {
         var argv = [Harness.runvoyctl, "--socket", socketPath]
         // `--socket` belongs to the subcommand: runvoyctl SUBCOMMAND --socket PATH ...
-        // (For a command group such as `secrets`, after its subcommand.)
-        let head = arguments.first == "secrets" ? 2 : 1
+        // (For a command group such as `secrets` or `playbook`, after its subcommand.)
+        let head = ["secrets", "playbook"].contains(arguments.first) ? 2 : 1
         argv = [Harness.runvoyctl] + arguments.prefix(head) + ["--socket", socketPath] + arguments.dropFirst(head)
         if let user { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
         return try Harness.run(argv, stdinPath: stdinPath, timeout: timeout)
@@ -150,7 +150,8 @@ final class DaemonFixture {
     func startCtl(_ arguments: [String]) throws -> BackgroundCtl {
         backgroundCount += 1
         let base = "\(directory)/ctl-\(backgroundCount)"
-        let argv = [Harness.runvoyctl, arguments[0], "--socket", socketPath] + arguments.dropFirst()
+        let head = ["secrets", "playbook"].contains(arguments.first) ? 2 : 1
+        let argv = [Harness.runvoyctl] + arguments.prefix(head) + ["--socket", socketPath] + arguments.dropFirst(head)
         let process = try ChildProcess(argv, stdoutPath: base + ".out", stderrPath: base + ".err")
         return BackgroundCtl(process: process, stdoutPath: base + ".out", stderrPath: base + ".err")
     }

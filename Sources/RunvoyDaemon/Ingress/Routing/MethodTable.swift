@@ -50,5 +50,8 @@ struct MethodTable: Sendable {
         GrantHandler(),
         RevokeHandler(),
         RequestGrantHandler(),
+        PlaybookListHandler(),
+        PlaybookShowHandler(),
+        PlaybookRunHandler(),
     ])
 }
