@@ -50,7 +50,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .grant: check(GrantParams.self, payload)
     case .revoke: check(RevokeParams.self, payload)
     case .requestGrant: check(RequestGrantParams.self, payload)
-    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, nil: break
+    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, .schedules, nil: break
     }
     return 0
 }

@@ -67,4 +67,6 @@ public enum Method: String, Sendable, CaseIterable {
     case revoke
     /// Ask for a role or an executor for a limited time: a request for approval, as `exec` makes one.
     case requestGrant = "request_grant"
+    /// The playbooks' schedules (systemd timers) the caller may see, with their next run and last result.
+    case schedules
 }

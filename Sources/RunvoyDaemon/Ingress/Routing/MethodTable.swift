@@ -50,5 +50,6 @@ struct MethodTable: Sendable {
         GrantHandler(),
         RevokeHandler(),
         RequestGrantHandler(),
+        SchedulesHandler(),
     ])
 }
