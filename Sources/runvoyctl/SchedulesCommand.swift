@@ -33,7 +33,7 @@ struct SchedulesCommand: ParsableCommand {
             for row in rows {
                 printLine(
                     zip(row, widths).enumerated().map { index, cell in
-                        index == row.count - 1 ? cell.0 : cell.0.padding(toLength: cell.1, withPad: " ", startingAt: 0)
+                        index == row.count - 1 ? cell.0 : cell.0 + String(repeating: " ", count: cell.1 - cell.0.count)
                     }.joined(separator: "  "))
             }
             for schedule in result.schedules {
