@@ -50,7 +50,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .grant: check(GrantParams.self, payload)
     case .revoke: check(RevokeParams.self, payload)
     case .requestGrant: check(RequestGrantParams.self, payload)
-    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, .schedules, nil: break
+    case .playbookShow: check(PlaybookRef.self, payload)
+    case .playbookRun: check(PlaybookRunParams.self, payload)
+    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, .playbookList, .schedules, nil: break
     }
     return 0
 }

@@ -182,6 +182,7 @@ public final class ExecutionStore: Sendable {
         registerApprovals(&migrator)
         registerGrants(&migrator)
         registerHooks(&migrator)
+        registerPlaybookRuns(&migrator)
         return migrator
     }
 
@@ -204,8 +205,8 @@ public final class ExecutionStore: Sendable {
                 INSERT INTO executions (id, status, caller_uid, caller_user, caller_pid, executor, run_as, argv, cwd,
                     env_keys, pid, exit_code, signal, created_at, started_at, finished_at, duration_usec,
                     stdout_bytes, stderr_bytes, stored_bytes, dropped_bytes, output_pruned, config_digest, reason,
-                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols, stdin_bytes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    edit_path, edit_sha256_before, edit_sha256_after, terminal_rows, terminal_cols, stdin_bytes, run_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(
             arguments: [
@@ -216,7 +217,7 @@ public final class ExecutionStore: Sendable {
                 info.finishedAtMs, info.durationUsec, info.stdoutBytes, info.stderrBytes, info.storedBytes,
                 info.droppedBytes, info.outputPruned, info.configDigest, info.reason, info.edit?.path,
                 info.edit?.sha256Before, info.edit?.sha256After, info.terminal.map { Int64($0.rows) },
-                info.terminal.map { Int64($0.cols) }, info.stdinBytes,
+                info.terminal.map { Int64($0.cols) }, info.stdinBytes, info.runId,
             ])
     }
 
@@ -413,6 +414,10 @@ public final class ExecutionStore: Sendable {
         if let executor = params.executor {
             clauses.append("executor = ?")
             _ = arguments.append(contentsOf: [executor])
+        }
+        if let run = params.runId {
+            clauses.append("run_id = ?")
+            _ = arguments.append(contentsOf: [run])
         }
         if let since = params.sinceMs {
             clauses.append("created_at >= ?")
@@ -724,7 +729,7 @@ public final class ExecutionStore: Sendable {
             stdoutBytes: row["stdout_bytes"], stderrBytes: row["stderr_bytes"], storedBytes: row["stored_bytes"],
             droppedBytes: row["dropped_bytes"], outputPruned: row["output_pruned"], configDigest: row["config_digest"],
             reason: row["reason"], usage: usage(row), edit: edit(row), terminal: terminal(row),
-            stdinBytes: row["stdin_bytes"])
+            stdinBytes: row["stdin_bytes"], runId: row["run_id"])
     }
 
     /// The `usage_source` and figure columns of a row, nil when no source was recorded.

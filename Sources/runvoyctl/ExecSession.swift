@@ -49,8 +49,28 @@ final class ExecSession {
         signalPipeWriteFD = fds[1]
     }
 
+    /// With `playbook run`: the run's progress, shown on stderr; its reply ends the exchange.
+    private var playbook: PlaybookProgress?
+
     /// Runs the exchange and returns runvoyctl's exit status.
     func run(_ params: ExecParams) throws(ClientError) -> Int32 {
+        try run(request: RequestText.exec(id: 1, params), wantsStdin: params.stdin ?? false)
+    }
+
+    /// Runs a `playbook_run` exchange: its steps' output streams as `exec`'s, their progress goes to stderr.
+    func run(playbook params: PlaybookRunParams) throws(ClientError) -> Int32 {
+        playbook = PlaybookProgress(quiet: quiet)
+        let frame: [UInt8]
+        do {
+            frame = try Frame.encode(Request(id: .number(1), method: .playbookRun, params: params))
+        } catch {
+            throw ClientError(.io, "cannot encode the request: \(error)")
+        }
+        return try run(request: frame, wantsStdin: false)
+    }
+
+    /// Runs the exchange that `request` starts and returns runvoyctl's exit status.
+    private func run(request: [UInt8], wantsStdin: Bool) throws(ClientError) -> Int32 {
         defer { terminal?.restore() }
         signal(SIGPIPE, SIG_IGN)
         // Bigger buffers mean fewer wake-ups per byte when output streams fast: our socket's receive buffer,
@@ -58,7 +78,7 @@ final class ExecSession {
         var receiveBuffer: Int32 = 4 << 20
         setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
         _ = runvoy_set_pipe_size(1, 1 << 20)
-        enqueue(RequestText.exec(id: 1, params))
+        enqueue(request)
         _ = fcntl(socket.fd, F_SETFL, fcntl(socket.fd, F_GETFL) | O_NONBLOCK)
         // A parent may have started us with these signals blocked; they must reach the handler to be forwarded.
         var unblock = sigset_t()
@@ -72,7 +92,6 @@ final class ExecSession {
                 _ = write(signalPipeWriteFD, &byte, 1)
             }
         }
-        let wantsStdin = params.stdin ?? false
         var startedStdin = false
 
         while true {
@@ -178,14 +197,18 @@ final class ExecSession {
     /// Ctrl-C (or TERM, HUP, QUIT) before the `started` event: runvoyctl leaves, and with its connection the
     /// execution leaves the queue (or its request is dropped). A signal is forwarded only to a command known to
     /// run: one sent in band before then would wait behind the `exec` and reach the command when it starts, long
-    /// after the user gave up. Returns the exit status then; nil once the command started.
+    /// after the user gave up. Returns the exit status then; nil once the command started. A playbook run is left
+    /// the same way at any time.
     private func leaveQueueOnSignal() -> Int32? {
         guard executionID == nil else { return nil }
         var byte: UInt8 = 0
         while read(signalRead, &byte, 1) == 1 {
             guard Self.forwarded.contains(Int32(byte)) else { continue }
             queue.end()
-            if let id = awaitingApproval {
+            if playbook != nil {
+                // A run's steps are never `started` here: leaving ends the run (its running step is killed).
+                complain("interrupted: runvoyd ends the run, kills its running step and skips the rest")
+            } else if let id = awaitingApproval {
                 complain(withdraw(id))
             } else if let queued = queue.executionID {
                 complain("left the queue; execution \(queued) did not run")
@@ -308,6 +331,7 @@ final class ExecSession {
             return nil
         }
         if isExec && frame["event"]?.string != "output" { queue.end() }
+        if isExec, playbook != nil, let handled = playbook?.handle(frame) { return handled.status }
         if let error = frame["error"], case .object = error {
             var remote = RunvoyError(
                 RunvoyError.Code(rawValue: error["code"]?.string ?? "internal"), error["message"]?.string ?? "")

@@ -43,6 +43,10 @@ struct ListCommand: ParsableCommand {
     )
     var before: String?
 
+    @Option(
+        name: .customLong("run"), help: ArgumentHelp("Only the steps of this playbook run.", valueName: "run-id"))
+    var runId: String?
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -61,7 +65,7 @@ struct ListCommand: ParsableCommand {
     }
 
     func run() throws {
-        var params = ListParams(limit: limit, user: user, executor: executor, before: before)
+        var params = ListParams(limit: limit, user: user, executor: executor, before: before, runId: runId)
         if let status { params.status = ExecutionStatus.parseList(status) }
         if let since, let duration = DurationParser.parse(since) {
             params.sinceMs = WallClock.milliseconds() - duration.components.seconds * 1000

@@ -35,7 +35,8 @@ struct RunvoyCtl: ParsableCommand {
             UsersCommand.self, ReloadCommand.self, SecretsCommand.self,
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
             TraceCommand.self, EditCommand.self, ApprovalsCommand.self, ApproveCommand.self, DenyCommand.self,
-            GrantCommand.self, RevokeCommand.self, RequestGrantCommand.self, SchedulesCommand.self,
+            GrantCommand.self, RevokeCommand.self, RequestGrantCommand.self, PlaybookCommand.self,
+            SchedulesCommand.self,
         ]
     )
 }

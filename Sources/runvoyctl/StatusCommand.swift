@@ -8,16 +8,47 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The execution id (from exec, list or the journal).", valueName: "id"))
+    @Argument(
+        help: ArgumentHelp(
+            "The execution id (from exec, list or the journal), or a playbook run's id (run-...).", valueName: "id"))
     var id: String
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
     func run() throws {
+        if id.hasPrefix("run-") {
+            try remoteCall(
+                global, .status, params: ExecutionRef(executionId: id), result: PlaybookRunResult.self, json: json
+            ) { for line in Self.describe($0) { printLine(line) } }
+            return
+        }
         try remoteCall(global, .status, params: ExecutionRef(executionId: id), result: ExecutionInfo.self, json: json) {
             print(Self.describe($0), terminator: "")
         }
+    }
+
+    /// A playbook run and its steps, for people.
+    static func describe(_ run: PlaybookRunResult) -> [String] {
+        var lines = [
+            "run          \(run.runId)", "playbook     \(run.playbook)", "state        \(run.state)",
+            "caller       \(run.callerUser ?? "?") (uid \(run.callerUid.map(String.init) ?? "?"))",
+        ]
+        if let params = run.params, !params.isEmpty {
+            lines.append(
+                "params       " + params.keys.sorted().map { "\($0)=\(params[$0] ?? "")" }.joined(separator: " "))
+        }
+        if let started = run.startedAtMs { lines.append("started      " + HistoryFormat.localTime(ms: started)) }
+        if let ended = run.finishedAtMs { lines.append("finished     " + HistoryFormat.localTime(ms: ended)) }
+        for step in run.steps {
+            var text = "step \(step.index + 1)       \(step.name.isEmpty ? "" : step.name + ": ")\(step.state)"
+            if let id = step.executionId { text += " \(id)" }
+            if let code = step.exitCode { text += " (exit \(code))" }
+            if let signal = step.signal { text += " (signal \(signal))" }
+            if let error = step.error { text += ": \(error.message)" }
+            lines.append(text)
+        }
+        return lines
     }
 
     static func describe(_ info: ExecutionInfo) -> String {

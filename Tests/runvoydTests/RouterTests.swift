@@ -266,13 +266,16 @@ struct InProcessConnection {
     /// Runs `body` against a connection from `caller` to a daemon on the configuration `yaml` (its state in a
     /// temporary directory), then closes the connection and waits for it to end.
     static func with(
-        caller: Caller, yaml: String = RouterTests.developerYAML, _ body: (InProcessConnection) async throws -> Void
+        caller: Caller, yaml: String = RouterTests.developerYAML, playbooks: [PlaybookConfig] = [],
+        _ body: (InProcessConnection) async throws -> Void
     ) async throws {
         var template = Array("/tmp/runvoyd-router-XXXXXX".utf8CString)
         let directory = String(cString: try #require(mkdtemp(&template)))
         defer { FileSystem.removeTree(directory) }
-        let config = try ConfigLoader.parse(
+        var parsed = try ConfigLoader.parse(
             yaml: yaml.replacingOccurrences(of: "/nonexistent", with: directory), file: "(test)")
+        parsed.playbooks = playbooks
+        let config = parsed
         let logger = Logger(label: "RouterTests")
         let store = try ExecutionStore(stateDirectory: config.stateDirectory)
         let secrets = try SecretStore(store: store, key: try #require(MasterKey.parse(Array(repeating: 7, count: 32))))
@@ -316,6 +319,22 @@ struct InProcessConnection {
     ) async {
         let actual = await call(request)
         #expect(actual == reply, sourceLocation: sourceLocation)
+    }
+
+    /// Sends one request frame without waiting for anything.
+    func send(_ request: String) async throws {
+        var frame = channel.allocator.buffer(capacity: 4 + request.utf8.count)
+        frame.writeInteger(UInt32(request.utf8.count))
+        frame.writeString(request)
+        try await channel.writeInbound(frame)
+    }
+
+    /// The next frame the daemon writes, as text (a binary output frame as `binary:` and its payload's size).
+    func nextFrame() async throws -> String {
+        var reply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+        let length = reply.readInteger(as: UInt32.self) ?? 0
+        if length & 0x8000_0000 != 0 { return "binary:\(reply.readableBytes)" }
+        return reply.readString(length: reply.readableBytes) ?? ""
     }
 
     /// Sends one request frame and returns the next frame the daemon writes, as text (or what went wrong).

@@ -35,6 +35,8 @@ struct AuditEvent: Sendable {
         case breakGlass = "break_glass"
         case grantChanged = "grant_changed"
         case hookRan = "hook_ran"
+        case playbookRunStarted = "playbook_run_started"
+        case playbookRunFinished = "playbook_run_finished"
 
         /// The journal MESSAGE_ID of this kind. Never change one: auditors filter on them.
         var messageID: String {
@@ -72,6 +74,8 @@ struct AuditEvent: Sendable {
             case .breakGlass: "db5006d2383842eda54aa60c49524a39"
             case .grantChanged: "854e8e351e8a479a83c315bca97cf176"
             case .hookRan: "9c7ab93ff8e643af8c47c42f3af9e55f"
+            case .playbookRunStarted: "37ab2571e1914ce79111ffc2a202f5a3"
+            case .playbookRunFinished: "0f12874282e146118c5c7ab4dae73e86"
             }
         }
     }

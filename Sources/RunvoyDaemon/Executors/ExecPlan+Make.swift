@@ -6,26 +6,31 @@ extension ExecPlan {
     /// Checks and decides `params` for `caller` under `config`, creating nothing: the request's size and shape,
     /// the executor, the decision (role, access, command rules), the environment and timeout the executor
     /// accepts, that the command exists and the run-as identity does, and the permission to use its secrets.
-    /// The first check that fails is the refusal, with the audit fields known by then.
+    /// The first check that fails is the refusal, with the audit fields known by then. A playbook's `step` adds
+    /// its run, its locks and its trust (see `PlaybookStepContext`).
     static func make(
-        _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig
+        _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig,
+        step: PlaybookStepContext? = nil
     ) throws(ExecRefusal) -> ExecPlan {
         let argv = params.argv
         let executorName = params.executor ?? config.defaultExecutorName
         var fields = requestFields(params, requestID: requestID, caller: caller, executorName: executorName)
+        fields += step?.auditFields ?? []
         func refuse(_ error: RunvoyError) -> ExecRefusal {
             ExecRefusal(error: error, fields: fields, argv: argv, executorName: executorName)
         }
         if let invalid = validate(params, config.limits) { throw refuse(invalid) }
-        guard let executor = config.executor(named: executorName) else {
+        guard var executor = config.executor(named: executorName) else {
             throw refuse(RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'"))
         }
+        if let step { executor.locks = step.locks(with: executor.locks) }
         let runAs = Result { () throws(RunvoyError) in try RunAsIdentity.resolve(executor) }
         let command = ResolvedCommand(
             argv[0], searchPath: executor.environment["PATH"], workingDirectory: executor.workingDirectory,
             as: try? runAs.get().identity)
         let decision = Authorizer.decide(
-            caller: caller, executor: executor, argv: argv, command: judged(command, on: executor), config: config)
+            caller: caller, executor: executor, argv: argv, command: judged(command, on: executor), config: config,
+            trusted: step?.trustLabel)
         if let rule = decision.rule { fields.append(("RULE", rule)) }
         if let error = decision.error { throw refuse(error) }
         if let invalid = reasonRefusal(params.reason, decision.approval, executor) { throw refuse(invalid) }
@@ -52,7 +57,7 @@ extension ExecPlan {
                 throw refuse(Authorizer.refusal(caller, .secretsUse, config))
             }
         }
-        return ExecPlan(
+        var plan = ExecPlan(
             requestID: requestID, caller: caller, argv: argv, executor: executor, identity: identity.identity,
             runAs: identity.label, command: path, environment: environment,
             envKeys: (params.env ?? [:]).keys.sorted(), timeout: timeout, decision: decision,
@@ -60,6 +65,8 @@ extension ExecPlan {
             wantsStdin: params.stdin ?? false && !(params.detach ?? false),
             killOnDisconnect: params.killOnDisconnect ?? false, terminal: terminal, config: config,
             auditFields: fields)
+        plan.playbookStep = step
+        return plan
     }
 
     /// The terminal the executor gives the command: the one asked for, unless it says `deny`; `require` refuses a

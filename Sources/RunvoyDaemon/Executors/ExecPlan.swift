@@ -34,6 +34,8 @@ struct ExecPlan: Sendable {
     /// What every audit record of this execution begins with: the request, the caller, the executor, argv, the
     /// caller's environment names, the rule that decided and the injected secrets' names.
     var auditFields: [(String, String)]
+    /// The playbook run and step it is, if it is one.
+    var playbookStep: PlaybookStepContext?
 
     var workingDirectory: String { executor.workingDirectory }
 
@@ -87,7 +89,7 @@ struct ExecPlan: Sendable {
             createdAtMs: createdAtMs, startedAtMs: nil, finishedAtMs: nil, durationUsec: nil, stdoutBytes: 0,
             stderrBytes: 0, storedBytes: 0, droppedBytes: 0, outputPruned: false, configDigest: config.digest,
             reason: nil, terminal: terminal.map { TerminalWindow(rows: Int($0.rows), cols: Int($0.cols)) },
-            stdinBytes: executor.recordInput ? 0 : nil)
+            stdinBytes: executor.recordInput ? 0 : nil, runId: playbookStep?.runID)
     }
 
     /// `duration` in whole microseconds, saturating at the 64-bit bounds (requests are bounded well below them).

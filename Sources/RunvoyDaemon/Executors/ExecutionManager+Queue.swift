@@ -230,7 +230,8 @@ extension ExecutionManager {
                 || plan.config.grants.contains(where: { $0.uid == plan.caller.uid })
         else { return plan }
         do throws(ExecRefusal) {
-            let fresh = try ExecPlan.make(params, requestID: plan.requestID, caller: plan.caller, config: current)
+            let fresh = try ExecPlan.make(
+                params, requestID: plan.requestID, caller: plan.caller, config: current, step: plan.playbookStep)
             guard fresh.executor.name == plan.executor.name, fresh.lockClaims == admitted?.locks,
                 fresh.executor.concurrency == admitted?.concurrency
             else {

@@ -126,13 +126,13 @@ final class ExecutionManager: Service, Sendable {
     /// waste an approval.
     func start(
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
-        client: QueueClient? = nil, approval: ApprovalTicket? = nil,
+        client: QueueClient? = nil, approval: ApprovalTicket? = nil, step: PlaybookStepContext? = nil,
         onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         do throws(RunvoyError) {
             return try await startPlanned(
                 params, requestID: requestID, caller: caller, config: config, sink: sink, client: client,
-                approval: approval, onStarted: onStarted)
+                approval: approval, step: step, onStarted: onStarted)
         } catch {
             // An approval it could not spend ends here, never left approved for the next daemon to launch (review
             // of approvals, L1); nothing when it was spent (its execution then ended as launches do).
@@ -143,7 +143,8 @@ final class ExecutionManager: Service, Sendable {
 
     private func startPlanned(
         _ params: ExecParams, requestID: RequestID?, caller: Caller, config: DaemonConfig, sink: (any OutputSink)?,
-        client: QueueClient?, approval: ApprovalTicket?, onStarted: @Sendable (Execution) async throws -> Void
+        client: QueueClient?, approval: ApprovalTicket?, step: PlaybookStepContext?,
+        onStarted: @Sendable (Execution) async throws -> Void
     ) async throws(RunvoyError) -> Execution {
         let began = ContinuousClock.now
         // Who follows its request (`logs -f`) goes on to its output once it started, or failed to.
@@ -151,7 +152,7 @@ final class ExecutionManager: Service, Sendable {
         let decided: ExecPlan
         let admission: Admission
         do throws(ExecRefusal) {
-            decided = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config)
+            decided = try ExecPlan.make(params, requestID: requestID, caller: caller, config: config, step: step)
             if let refusal = Self.approvalRefusal(decided, approval) { throw decided.refusal(refusal) }
             admission = try admit(decided, waiting: try Self.waitRequest(params, decided, approval: approval))
         } catch {

@@ -4,11 +4,12 @@ import RunvoyStore
 
 /// At start, before anything is served: marks the executions a previous daemon left running as `lost`, each
 /// with an audit record, ends the processes of those still running (checked to be the same process, not only
-/// the same pid), and removes output folders no execution owns.
+/// the same pid), and removes output folders no execution owns. Playbook runs it left running end `lost` too.
 enum HistoryRecovery {
     static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
         let left = try store.unfinished()
         let now = WallClock.milliseconds()
+        try store.endUnfinishedRuns(atMs: now)
         let unfinished = left.filter { $0.status != .queued }
         for info in left where info.status == .queued { cancelQueued(info, store: store, audit: audit, logger: logger) }
         for info in unfinished {

@@ -117,9 +117,11 @@ enum Authorizer {
     /// Decides an `exec` request: role, executor access, then the command rules (a matching deny rule wins;
     /// otherwise the first matching allow rule decides; no match is a refusal). `command` is argv[0] as found for
     /// the launch (`ExecPlan`), so the rules judge what will run; without it (`explain`) it is searched for here.
+    /// `trusted` names a playbook step its administrator trusts: the command rules are then not applied (the role
+    /// and the executor's access still are). It comes only from the configuration, never from a request.
     static func decide(
         caller: Caller, executor: ExecutorConfig, argv: [String], command: ResolvedCommand? = nil,
-        config: DaemonConfig
+        config: DaemonConfig, trusted: String? = nil
     ) -> Decision {
         let roles = roles(caller, config)
         guard PermissionTable.permits(roles, .exec) else {
@@ -131,6 +133,11 @@ enum Authorizer {
             return .deny(.permissionDenied, reason)
         }
         guard let first = argv.first else { return .deny(.badRequest, "argv must name a command") }
+        if let trusted {
+            return .allow(
+                "\(trusted) is trusted by the administrator: the command rules of executor '\(executor.name)' are not applied",
+                rule: nil, approval: executor.approval)
+        }
         if case .any = executor.commands {
             return .allow("executor '\(executor.name)' accepts any command", rule: nil, approval: executor.approval)
         }

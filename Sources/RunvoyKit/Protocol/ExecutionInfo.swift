@@ -47,6 +47,8 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
     public var terminal: TerminalWindow?
     /// Input bytes the command was given, when its executor records input (`record_input`); nil otherwise.
     public var stdinBytes: Int64?
+    /// The playbook run it is a step of; absent for an execution of its own.
+    public var runId: String?
     /// Its hooks' runs, in the order they ran: in `status` replies only (absent elsewhere).
     public var hooks: [HookRunInfo]?
 
@@ -57,8 +59,9 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         durationUsec: Int64?, stdoutBytes: Int64, stderrBytes: Int64, storedBytes: Int64, droppedBytes: Int64,
         outputPruned: Bool, configDigest: String, reason: String?, usage: ResourceUsage? = nil,
         edit: EditSummary? = nil, terminal: TerminalWindow? = nil, stdinBytes: Int64? = nil,
-        argvTruncated: Bool = false, envKeysTruncated: Bool = false
+        argvTruncated: Bool = false, envKeysTruncated: Bool = false, runId: String? = nil
     ) {
+        self.runId = runId
         self.argvTruncated = argvTruncated
         self.envKeysTruncated = envKeysTruncated
         self.stdinBytes = stdinBytes
@@ -93,6 +96,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case status, executor, argv, pid, signal, reason, usage, edit, terminal, hooks
+        case runId = "run_id"
         case executionId = "execution_id"
         case callerUid = "caller_uid"
         case callerUser = "caller_user"
@@ -149,6 +153,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         try c.encode(usage, forKey: .usage)
         try c.encode(edit, forKey: .edit)
         try c.encode(terminal, forKey: .terminal)
+        try c.encodeIfPresent(runId, forKey: .runId)
         try c.encodeIfPresent(hooks, forKey: .hooks)
     }
 
@@ -186,6 +191,7 @@ public struct ExecutionInfo: Codable, Sendable, Equatable {
         usage = try c.decodeIfPresent(ResourceUsage.self, forKey: .usage)
         edit = try c.decodeIfPresent(EditSummary.self, forKey: .edit)
         terminal = try c.decodeIfPresent(TerminalWindow.self, forKey: .terminal)
+        runId = try c.decodeIfPresent(String.self, forKey: .runId)
         hooks = try c.decodeIfPresent([HookRunInfo].self, forKey: .hooks)
     }
 }

@@ -12,11 +12,14 @@ public struct ListParams: Codable, Sendable, Equatable {
     public var sinceMs: Int64?
     /// Only executions listed after this one (an execution id: the last of the previous page).
     public var before: String?
+    /// Only the steps of this playbook run.
+    public var runId: String?
 
     public init(
         limit: Int? = nil, status: [ExecutionStatus]? = nil, user: String? = nil, executor: String? = nil,
-        sinceMs: Int64? = nil, before: String? = nil
+        sinceMs: Int64? = nil, before: String? = nil, runId: String? = nil
     ) {
+        self.runId = runId
         self.limit = limit
         self.status = status
         self.user = user
@@ -28,6 +31,7 @@ public struct ListParams: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case limit, status, user, executor, before
         case sinceMs = "since_ms"
+        case runId = "run_id"
     }
 
     /// The default and largest `limit`.

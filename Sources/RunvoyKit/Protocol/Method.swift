@@ -67,6 +67,12 @@ public enum Method: String, Sendable, CaseIterable {
     case revoke
     /// Ask for a role or an executor for a limited time: a request for approval, as `exec` makes one.
     case requestGrant = "request_grant"
+    /// The playbooks the caller may run, with their parameters.
+    case playbookList = "playbook_list"
+    /// One playbook: its parameters, steps, locks, approval and schedule.
+    case playbookShow = "playbook_show"
+    /// Run a playbook's steps in order, each an execution streamed as `exec`'s, grouped under a run id.
+    case playbookRun = "playbook_run"
     /// The playbooks' schedules (systemd timers) the caller may see, with their next run and last result.
     case schedules
 }

@@ -55,6 +55,8 @@ public struct RunvoyError: Error, Hashable, Sendable, Codable, CustomStringConve
         /// A hook refused the request (a `pre_exec` or `on_approval_request` hook's veto, or its failure under
         /// `on_error: deny`); the message has the hook and its reason. The command never ran.
         public static let hookRefused = Code(rawValue: "hook_refused")
+        /// No playbook has the given name.
+        public static let noSuchPlaybook = Code(rawValue: "no_such_playbook")
     }
 
     /// Machine-readable details some codes carry.

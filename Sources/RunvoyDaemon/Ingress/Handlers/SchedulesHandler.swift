@@ -28,17 +28,9 @@ struct SchedulesHandler: MethodHandler {
         return .result(
             SchedulesResult(
                 schedules: all.filter { info in
-                    seesAll || config.playbook(named: info.playbook).map { Self.mayRun(caller, $0, config) } == true
+                    seesAll
+                        || config.playbook(named: info.playbook).map { PlaybookAccess.mayRun(caller, $0, config) }
+                            == true
                 }))
-    }
-
-    /// Whether `caller` may run `playbook`: the exec permission, and its access list admits the caller (or an
-    /// administrator).
-    static func mayRun(_ caller: Caller, _ playbook: PlaybookConfig, _ config: DaemonConfig) -> Bool {
-        let roles = Authorizer.roles(caller, config)
-        guard PermissionTable.permits(roles, .exec) else { return false }
-        if roles.contains(.admin) { return true }
-        guard let name = caller.userName else { return false }
-        return playbook.access.admits(userName: name, groupNames: caller.groupNames, roles: roles)
     }
 }

@@ -50,6 +50,9 @@ struct MethodTable: Sendable {
         GrantHandler(),
         RevokeHandler(),
         RequestGrantHandler(),
+        PlaybookListHandler(),
+        PlaybookShowHandler(),
+        PlaybookRunHandler(),
         SchedulesHandler(),
     ])
 }

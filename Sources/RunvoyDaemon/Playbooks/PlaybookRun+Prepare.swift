@@ -1,0 +1,100 @@
+import Glibc
+import RunvoyConfig
+import RunvoyKit
+
+extension PlaybookRun {
+    /// Checks `request` for the caller of `context` and plans every step; throws the refusal (audited) before
+    /// anything runs: access, parameters (every problem listed), the schedule's caller, then each step's plan
+    /// exactly as `exec` would judge it (its refusal is audited as an `exec` refusal).
+    static func prepare(_ request: PlaybookRunParams, context: RequestContext) throws -> PlaybookRun {
+        let playbook = try context.runnablePlaybook(request.name)
+        let given = try scheduledValues(request, playbook, context: context)
+        let arguments: PlaybookArguments
+        switch PlaybookArguments.bind(given, to: playbook) {
+        case .success(let bound): arguments = bound
+        case .failure(let error): throw context.denied(error.runvoyError, fields: [("PLAYBOOK", playbook.name)])
+        }
+        if let unsupported = unsupportedApproval(playbook) {
+            throw context.denied(unsupported, fields: [("PLAYBOOK", playbook.name)])
+        }
+        let id = "run-" + ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()))
+        var steps: [Step] = []
+        for (index, step) in playbook.steps.enumerated() {
+            let stepContext = PlaybookStepContext(
+                runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: playbook.locks)
+            let params = execParams(step, argv: arguments.argv(of: step), request: request)
+            try check(params, stepContext, index: index, of: playbook, context: context)
+            steps.append(Step(config: step, params: params, context: stepContext))
+        }
+        return PlaybookRun(
+            id: id, playbook: playbook, values: arguments.values, steps: steps, caller: context.caller,
+            config: context.config, requestID: context.id, reason: request.reason,
+            schedule: request.schedule == true ? playbook.name : nil)
+    }
+
+    /// What a step's execution is asked: its argv on its executor, its timeout, no input, killed when the run's
+    /// client goes, waiting in the queue (for its executor's slots and locks) as `exec --wait` does.
+    static func execParams(_ step: PlaybookStep, argv: [String], request: PlaybookRunParams) -> ExecParams {
+        var params = ExecParams(
+            argv: argv, executor: step.executor, timeoutMs: step.timeout.map { ExecPlan.micros($0) / 1000 },
+            killOnDisconnect: true, stdin: false, binaryOutput: request.binaryOutput, wait: true)
+        params.reason = request.reason
+        return params
+    }
+
+    /// Plans one step as `exec` would; a refusal is audited as `exec`'s and refuses the run, naming the step.
+    static func check(
+        _ params: ExecParams, _ step: PlaybookStepContext, index: Int, of playbook: PlaybookConfig,
+        context: RequestContext
+    ) throws(RunvoyError) {
+        let plan: ExecPlan
+        do throws(ExecRefusal) {
+            plan = try ExecPlan.make(
+                params, requestID: context.id, caller: context.caller, config: context.config, step: step)
+        } catch {
+            let denied = context.executions.deny(error, caller: context.caller, config: context.config)
+            throw RunvoyError(
+                denied.code,
+                "step '\(step.step)' (\(index + 1) of \(playbook.steps.count)) of playbook '\(playbook.name)' is refused, so nothing ran: \(denied.message)"
+            )
+        }
+        if let policy = plan.decision.approval {
+            throw RunvoyError(
+                .permissionDenied,
+                "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)); runs of playbooks whose steps need approval are not supported yet, so nothing ran"
+            )
+        }
+    }
+
+    /// A playbook `approval`: the run-level approval is not built yet, so such a run is refused (fail-closed).
+    static func unsupportedApproval(_ playbook: PlaybookConfig) -> RunvoyError? {
+        guard let approval = playbook.approval, approval.requiresApproval else { return nil }
+        return RunvoyError(
+            .permissionDenied,
+            "playbook '\(playbook.name)' needs approval (\(approval.display)); runs that need approval are not supported yet, so nothing ran"
+        )
+    }
+
+    /// The values the run binds: the request's, or, for `schedule`, the schedule's from the configuration, which
+    /// only the schedule's own user may fire (else `permission_denied`, audited).
+    static func scheduledValues(
+        _ request: PlaybookRunParams, _ playbook: PlaybookConfig, context: RequestContext
+    ) throws -> [String: String] {
+        guard request.schedule == true else { return request.params ?? [:] }
+        guard let schedule = playbook.schedule else {
+            throw RunvoyError(.invalidArgument, "playbook '\(playbook.name)' has no schedule")
+        }
+        guard (request.params ?? [:]).isEmpty else {
+            throw RunvoyError(
+                .invalidArgument, "a scheduled run takes its parameters from the configuration: give none")
+        }
+        guard let user = Caller.lookup(userName: schedule.runAsCaller), user.uid == context.caller.uid else {
+            let reason = RunvoyError(
+                .permissionDenied,
+                "only \(schedule.runAsCaller), the user of its schedule, may run playbook '\(playbook.name)' as scheduled"
+            )
+            throw context.denied(reason, fields: [("PLAYBOOK", playbook.name), ("SCHEDULE", playbook.name)])
+        }
+        return schedule.params
+    }
+}
