@@ -181,4 +181,40 @@ import Testing
         #expect(fake.stops.filter { $0 == "runvoy-schedule-nightly.timer" }.count == 2)
         #expect(await manager.list().isEmpty)
     }
+
+    // MARK: - The method
+
+    static func scheduled(_ name: String, access: AccessList) -> PlaybookConfig {
+        var playbook = PlaybookConfig(
+            name: name, steps: [PlaybookStep(name: "one", executor: nil, argv: [.init(literal: "true")], line: 1)],
+            file: "(test)")
+        playbook.access = access
+        playbook.schedule = PlaybookSchedule(calendar: "daily", runAsCaller: "nobody", line: 1)
+        return playbook
+    }
+
+    @Test func schedulesListsThoseOfPlaybooksTheCallerMayRunAndAdministratorsAll() async throws {
+        let playbooks = [
+            Self.scheduled("open", access: AccessList(users: ["nobody"])),
+            Self.scheduled("closed", access: AccessList()),
+        ]
+        let request = #"{"v":1,"id":1,"method":"schedules"}"#
+        try await InProcessConnection.with(caller: RouterTests.nobody, playbooks: playbooks) { connection in
+            let reply = await connection.call(request)
+            #expect(reply.contains(#""playbook":"open""#) && !reply.contains("closed"), "\(reply)")
+            #expect(reply.contains(#""state":"inactive""#) && reply.contains("runvoyd keeps no timers here"))
+            #expect(reply.contains(#""unit":"runvoy-schedule-open.timer""#) && reply.contains(#""next_run_ms":null"#))
+        }
+        let root = Caller.resolve(uid: 0, gid: 0, pid: 4242, hasPidfd: false)
+        try await InProcessConnection.with(caller: root, playbooks: playbooks) { connection in
+            let reply = await connection.call(request)
+            #expect(reply.contains(#""playbook":"open""#) && reply.contains(#""playbook":"closed""#), "\(reply)")
+        }
+        try await InProcessConnection.with(
+            caller: RouterTests.nobody, yaml: RouterTests.noRoleYAML, playbooks: playbooks
+        ) { connection in
+            let reply = await connection.call(request)
+            #expect(reply.contains(#""code":"permission_denied""#), "\(reply)")
+        }
+    }
 }
