@@ -4,7 +4,7 @@ import Yams
 
 /// Loads and validates configuration files.
 public enum ConfigLoader {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`, and the playbooks of the `playbooks` folder beside it.
     public static func load(path: String) throws(ConfigError) -> DaemonConfig {
         let text: String
         do {
@@ -19,6 +19,7 @@ public enum ConfigLoader {
         }
         var config = try parse(yaml: text, file: path)
         config.sourcePath = path
+        try loadPlaybooks(beside: path, into: &config)
         return config
     }
 

@@ -27,7 +27,7 @@ extension RunvoydCommand {
         }
         if !directories.errors.isEmpty { throw ExitCode(1) }
         print(
-            "\(source): OK (\(loaded.executors.count) executors, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
+            "\(source): OK (\(loaded.executors.count) executors, \(loaded.playbooks.count) playbooks, default '\(loaded.defaultExecutorName)', \(loaded.expectations.count) expectations hold, digest \(loaded.digest), policy \(PolicyReport.digest(loaded)))"
         )
     }
 

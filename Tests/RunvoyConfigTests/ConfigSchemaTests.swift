@@ -282,7 +282,7 @@ struct ConfigSchemaTests {
     /// declared default in the "default" column where the table has one) or written `{key: ...}`.
     @Test func everyKeyIsDocumentedUnderItsSectionWithItsDefault() throws {
         let docs = try Self.read("docs/CONFIGURATION.md")
-        for section in ConfigSchema.sections {
+        for section in ConfigSchema.sections + ConfigSchema.playbookSections {
             let part = try #require(Self.part(section.docsHeading, of: docs), "no heading \(section.docsHeading)")
             for key in section.keys {
                 let name = section.docsPrefix + key.name

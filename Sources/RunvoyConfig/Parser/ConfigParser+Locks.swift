@@ -3,15 +3,20 @@ import Yams
 /// `executors.NAME.locks`: the named locks an executor's executions hold, each a name (exclusive) or
 /// `{name: NAME, shared: BOOL}`.
 extension ConfigParser {
-    /// Reads the list into `executor.locks`, sorted by name (the order the daemon takes them in). A name written
-    /// twice with the same mode is a warning; with both modes, an error.
+    /// Reads the list into `executor.locks`.
     func parseLocks(_ entries: ConfigEntries, into executor: inout ExecutorConfig) {
-        let key = ConfigSchema.ExecutorKeys.locks
-        guard let node = entries[key] else { return }
+        if let locks = locks(ConfigSchema.ExecutorKeys.locks, in: entries) { executor.locks = locks }
+    }
+
+    /// The locks `key` lists (an executor's or a playbook's), sorted by name (the order the daemon takes them in).
+    /// A name written twice with the same mode is a warning; with both modes, an error.
+    func locks(_ key: ConfigKey, in entries: ConfigEntries) -> [ExecutorLock]? {
+        guard case .locks = key.type else { preconditionFailure("\(key.name) is not a list of locks") }
+        guard let node = entries[key] else { return nil }
         let path = entries.path(key)
         guard let sequence = node.sequence else {
             error(node, path, "expected a list of lock names, each NAME or {name: NAME, shared: true}")
-            return
+            return nil
         }
         var claims: [ExecutorLock] = []
         for (index, item) in sequence.enumerated() {
@@ -29,7 +34,7 @@ extension ConfigParser {
             }
             claims.append(claim)
         }
-        executor.locks = claims.sorted { $0.name < $1.name }
+        return claims.sorted { $0.name < $1.name }
     }
 
     private func parseLock(_ node: Node, _ path: String) -> ExecutorLock? {

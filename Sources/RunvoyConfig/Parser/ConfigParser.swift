@@ -75,11 +75,11 @@ final class ConfigParser {
         return config
     }
 
-    /// The document's root node, or nil (reported) when the file is empty or not YAML.
-    private func composeDocument() -> Node? {
+    /// The document's root node, or nil (reported, `empty` when the file is empty) when it is empty or not YAML.
+    func composeDocument(empty: String = "the file is empty; at least one executor is required") -> Node? {
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                error(nil, "", "the file is empty; at least one executor is required")
+                error(nil, "", empty)
                 return nil
             }
             return node

@@ -94,6 +94,8 @@ public enum ConfigType: Sendable, Equatable {
     case duration(DurationBound = .any, orWord: String? = nil)
     /// A list of strings.
     case strings
+    /// A mapping from names to strings (a playbook schedule's `params`).
+    case stringMap
     /// A mapping with the keys of the section at this path.
     case section(String)
     /// A mapping from names the file chooses (executors, roles) to mappings with the keys of the section at this path.

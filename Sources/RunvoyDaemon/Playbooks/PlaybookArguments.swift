@@ -15,22 +15,8 @@ struct PlaybookArguments: Sendable, Equatable {
     static func bind(
         _ given: [String: String], to playbook: PlaybookConfig, writer: PathResolver.Writer? = nil
     ) -> Result<PlaybookArguments, PlaybookArgumentError> {
-        var problems: [String] = []
-        for name in given.keys.sorted() where playbook.parameter(named: name) == nil {
-            problems.append("\(PlaybookArgumentError.label(name)): not a parameter of playbook '\(playbook.name)'")
-        }
-        var values: [String: String] = [:]
-        for parameter in playbook.parameters {
-            guard let value = given[parameter.name] ?? parameter.defaultValue else {
-                if parameter.required { problems.append("\(PlaybookArgumentError.label(parameter.name)): required") }
-                continue
-            }
-            if let problem = problem(with: value, for: parameter, writer: writer) {
-                let origin = given[parameter.name] == nil ? " (its default)" : ""
-                problems.append("\(PlaybookArgumentError.label(parameter.name))\(origin): \(problem)")
-                continue
-            }
-            values[parameter.name] = value
+        let (values, problems) = playbook.bind(given) { parameter, value in
+            pathProblem(value, for: parameter, writer: writer)
         }
         guard problems.isEmpty else { return .failure(PlaybookArgumentError(problems: problems)) }
         return .success(PlaybookArguments(values: values))
@@ -42,12 +28,12 @@ struct PlaybookArguments: Sendable, Equatable {
         step.argv.compactMap { $0.render(values) }
     }
 
-    /// The type's rules, then for a path the filesystem's say, as `path_under` decides it (see
-    /// ``CommandMatcher/isPath(_:under:workingDirectory:writer:liberal:)``).
-    private static func problem(
-        with value: String, for parameter: PlaybookParameter, writer: PathResolver.Writer?
+    /// For a path, the filesystem's say, as `path_under` decides it (see
+    /// ``CommandMatcher/isPath(_:under:workingDirectory:writer:liberal:)``): links followed, and no directory on
+    /// the way the caller could change.
+    private static func pathProblem(
+        _ value: String, for parameter: PlaybookParameter, writer: PathResolver.Writer?
     ) -> String? {
-        if let problem = parameter.problem(with: value) { return problem }
         guard case .path(let under) = parameter.type else { return nil }
         let inside = under.contains {
             CommandMatcher.isPath(value, under: $0, workingDirectory: "/", writer: writer)
