@@ -100,14 +100,15 @@ struct ScheduleUnits: Sendable, Equatable {
         return lowerOrDigit(bytes[0]) && bytes.allSatisfy { lowerOrDigit($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
     }
 
-    /// 1-32 of A-Z, a-z, 0-9, '_', '.', '-', not starting with '-' or '.': what `User=` takes without surprise.
+    /// As the configuration spells `run_as_caller`: 1-32 of letters, digits, '_', '.', '-', starting with a letter
+    /// or '_', optionally ending in '$'. Nothing in it can reach a unit name or the argv (`User=` only).
     static func isValidUserName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...32).contains(bytes.count), bytes[0] != 0x2D, bytes[0] != 0x2E else { return false }
-        return bytes.allSatisfy { b in
-            (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
-                || b == 0x2E || b == 0x2D
-        }
+        var bytes = Array(name.utf8)
+        if bytes.last == 0x24 { bytes.removeLast() }
+        guard (1...32).contains(bytes.count) else { return false }
+        func letter(_ b: UInt8) -> Bool { (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F }
+        return letter(bytes[0])
+            && bytes.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D }
     }
 
     /// Not empty, at most 256 bytes, no control characters: PID 1 parses the rest, and refuses what is invalid.
