@@ -436,7 +436,7 @@ static inline void runvoy_bus_free_strv(char **list) {
 
 /// What `schedules` reads of a schedule's timer and service.
 typedef struct runvoy_timer_state {
-    char timer_state[32];
+    char timer_state[32]; /* its SubState: waiting, running, elapsed, dead, failed */
     char service_state[32];
     char service_result[64];
     uint64_t next_elapse_realtime;
@@ -451,7 +451,7 @@ static inline int runvoy_bus_timer_state(sd_bus *bus, const char *timer_path, co
     const char *unit = "org.freedesktop.systemd1.Unit", *timer = "org.freedesktop.systemd1.Timer",
                *service = "org.freedesktop.systemd1.Service";
     memset(s, 0, sizeof(*s));
-    int r = runvoy_bus_get_string(bus, timer_path, unit, "ActiveState", s->timer_state, sizeof(s->timer_state), err);
+    int r = runvoy_bus_get_string(bus, timer_path, unit, "SubState", s->timer_state, sizeof(s->timer_state), err);
     if (r >= 0) r = runvoy_bus_get_trivial(bus, timer_path, timer, "NextElapseUSecRealtime", 't',
                                            &s->next_elapse_realtime, err);
     if (r >= 0) r = runvoy_bus_get_trivial(bus, timer_path, timer, "LastTriggerUSec", 't',

@@ -275,6 +275,7 @@ final class FakeSystemd: @unchecked Sendable {
         }
         switch name {
         case "ActiveState": string(unit.activeState)
+        case "SubState": string("waiting")
         case "Result": string(unit.result)
         case "ControlGroup": string("/runvoy.slice/" + unit.name)
         case "MainPID": basic("u", unit.mainPID)

@@ -42,8 +42,9 @@ extension ScheduleManager {
         }
         var result: ScheduleInfo
         switch timer.timerState {
-        case "active": result = info(entry, state: "active", reason: nil)
+        case "waiting", "running": result = info(entry, state: "active", reason: nil)
         case "elapsed": result = info(entry, state: "inactive", reason: "its calendar has no later time")
+        case "dead": result = info(entry, state: "inactive", reason: "its timer was stopped")
         default: result = info(entry, state: "failed", reason: "its timer is \(timer.timerState)")
         }
         result.nextRunMs = timer.nextElapseUsec.map { Int64(clamping: $0 / 1000) }

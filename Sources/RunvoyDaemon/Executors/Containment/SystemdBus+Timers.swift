@@ -7,7 +7,8 @@ import RunvoyKit
 extension SystemdBus {
     /// What is read of a schedule's timer and its service.
     struct TimerState: Sendable, Equatable {
-        /// The timer's ActiveState: `active` while it waits, `elapsed` once its calendar has no later time.
+        /// The timer's SubState: `waiting` (or `running`) while it counts, `elapsed` once its calendar has no later
+        /// time, `dead` when stopped, `failed`.
         var timerState: String
         /// When it fires next (Unix time, microseconds); nil when it will not.
         var nextElapseUsec: UInt64?
