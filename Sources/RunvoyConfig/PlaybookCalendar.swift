@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Checks a schedule's calendar expression the way systemd will read it: libsystemd has no public calendar
 /// parser, so `systemd-analyze calendar -- EXPR` decides. Fails closed: when the tool is missing, does not answer
@@ -30,7 +31,7 @@ enum PlaybookCalendar {
             return "cannot check the calendar: cannot run \(tool): \(error.localizedDescription)"
         }
         if done.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             done.wait()
             return "cannot check the calendar: \(tool) did not answer within \(Int(timeout)) seconds"
         }

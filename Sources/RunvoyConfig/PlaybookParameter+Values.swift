@@ -31,8 +31,9 @@ extension PlaybookParameterType {
     public func problem(with value: String) -> String? {
         switch self {
         case .string(let pattern): Self.stringProblem(value, pattern)
+        // Byte for byte: Swift's `==` takes canonically equivalent text as equal, and the step gets these bytes.
         case .enumeration(let members):
-            members.contains(value) ? nil : "must be one of \(JSONText.array(members))"
+            members.contains { $0.utf8.elementsEqual(value.utf8) } ? nil : "must be one of \(JSONText.array(members))"
         case .integer(let min, let max): Self.integerProblem(value, min, max)
         case .boolean: value == "true" || value == "false" ? nil : "must be true or false"
         case .path(let under): Self.pathProblem(value, under)

@@ -18,8 +18,9 @@ enum PlaybookPath {
         return out
     }
 
-    /// Whether `path` is `base` or below it, component by component.
+    /// Whether `path` is `base` or below it, component by component, byte for byte (as the kernel compares names;
+    /// Swift's `==` would take canonically equivalent names as one).
     static func isWithin(_ path: [Substring], _ base: [Substring]) -> Bool {
-        path.count >= base.count && zip(path, base).allSatisfy { $0 == $1 }
+        path.count >= base.count && zip(path, base).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
     }
 }

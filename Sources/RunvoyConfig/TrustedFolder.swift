@@ -10,35 +10,56 @@ struct TrustedFolder {
     let names: [String]
 
     /// The folder at `path`; nil without a report when it does not exist, nil with one when it may not be used.
+    /// It is opened without following a link and judged, and listed, by that descriptor.
     static func open(_ path: String, report: (String) -> Void) -> TrustedFolder? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno != ENOENT { report("cannot read the folder: \(String(cString: strerror(errno)))") }
-            return nil
-        }
-        guard info.st_mode & S_IFMT != S_IFLNK else {
-            report("is a symbolic link; the playbooks folder must be a real directory")
-            return nil
-        }
-        guard info.st_mode & S_IFMT == S_IFDIR else {
-            report("is not a directory")
-            return nil
-        }
-        if let problem = ownership(info, kind: "folder", path: path) {
-            report(problem)
-            return nil
-        }
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
-            report("cannot open the folder: \(String(cString: strerror(errno)))")
+            switch errno {
+            case ENOENT: break
+            // O_DIRECTORY makes a link ENOTDIR, O_NOFOLLOW alone ELOOP: either way it is not followed.
+            case ELOOP,
+                ENOTDIR where isLink(path):
+                report("is a symbolic link; the playbooks folder must be a real directory")
+            case ENOTDIR: report("is not a directory")
+            default: report("cannot open the folder: \(String(cString: strerror(errno)))")
+            }
             return nil
         }
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else {
-            report("cannot list the folder")
+        var info = stat()
+        let problem =
+            fstat(fd, &info) != 0
+            ? "cannot read the folder's status: \(String(cString: strerror(errno)))"
+            : ownership(info, kind: "folder", path: path)
+        guard problem == nil, let names = list(fd) else {
+            report(problem ?? "cannot list the folder: \(String(cString: strerror(errno)))")
             close(fd)
             return nil
         }
         return TrustedFolder(fd: fd, names: names.sorted())
+    }
+
+    private static func isLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+    }
+
+    /// The names in the directory `fd` (without `.` and `..`), read through a duplicate of it.
+    private static func list(_ fd: Int32) -> [String]? {
+        let copy = dup(fd)
+        guard copy >= 0 else { return nil }
+        guard let stream = fdopendir(copy) else {
+            close(copy)
+            return nil
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// The text of the regular file `name`, at most `limit` bytes of UTF-8; nil (reported) otherwise.

@@ -60,7 +60,11 @@ struct PlaybookConfigTests {
         schedule: {calendar: "Mon..Fri 03:00", run_as_caller: nobody, params: {target: web, count: 3}}
         """
 
-    @Test func aValidPlaybookIsReadIntoTheModel() throws {
+    /// Whether the calendar can be checked here (the check fails closed without `systemd-analyze`).
+    static let canCheckCalendars = PlaybookCalendar.tools.contains { access($0, X_OK) == 0 }
+
+    @Test(.enabled(if: canCheckCalendars, "needs systemd-analyze"))
+    func aValidPlaybookIsReadIntoTheModel() throws {
         let (read, diagnostics) = try Self.parse(Self.valid)
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         var expected = PlaybookConfig(
@@ -209,7 +213,8 @@ struct PlaybookConfigTests {
         #expect(try Self.errors("") == ["1 : the file is empty; a playbook needs at least one step"])
     }
 
-    @Test func schedulesAreChecked() throws {
+    @Test(.enabled(if: canCheckCalendars, "needs systemd-analyze"))
+    func schedulesAreChecked() throws {
         func schedule(_ text: String) throws -> [String] {
             try Self.errors(
                 """
@@ -240,6 +245,13 @@ struct PlaybookConfigTests {
             ])
     }
 
+    /// Without systemd-analyze no calendar passes unchecked.
+    @Test(.enabled(if: !canCheckCalendars, "systemd-analyze is installed"))
+    func withoutSystemdAnalyzeACalendarIsAnError() throws {
+        let yaml = "steps: [{name: one, argv: [/bin/true]}]\nschedule: {calendar: daily, run_as_caller: nobody}"
+        #expect(try Self.errors(yaml).first?.hasPrefix("2 schedule.calendar: cannot check the calendar") == true)
+    }
+
     @Test func topLevelKeysAreCheckedAsInTheMainFile() throws {
         let yaml = """
             steps: [{name: one, argv: [/bin/true]}]
@@ -253,6 +265,34 @@ struct PlaybookConfigTests {
                 "3 access.roles[0]: unknown role 'wizard'; roles are admin, operator, developer, viewer",
                 "4 approval.approvers: required when count is above 0: {users, groups, roles}",
             ])
+    }
+
+    /// The playbook sections of the schema are the ones the parser reads: each is reached from the file's top, and
+    /// in each a key it does not declare is refused at its own key path, with the declared one a typo was meant as.
+    @Test(.enabled(if: canCheckCalendars, "needs systemd-analyze"))
+    func thePlaybookSchemaIsTheParsersSchema() throws {
+        let paths = Set(ConfigSchema.playbookSections.map(\.path))
+        let reached = Set(
+            ConfigSchema.playbookSections.flatMap(\.keys).compactMap(\.type.sectionPath).filter(paths.contains))
+        #expect(reached.union(["playbook"]) == paths)
+        #expect(ConfigSchema.section(at: "playbook.steps[N]")?.names.contains("trusted") == true)
+        let step = "{name: one, argv: [/bin/true]"
+        let places: [(String, (String) -> String)] = [
+            ("", { "steps: [\(step)}]\n\($0): 1" }),
+            ("parameters.p.", { "parameters: {p: {type: string, \($0): 1}}\nsteps: [\(step)}]" }),
+            ("steps[0].", { "steps: [\(step), \($0): 1}]" }),
+            ("schedule.", { "steps: [\(step)}]\nschedule: {calendar: daily, run_as_caller: nobody, \($0): 1}" }),
+        ]
+        for (section, (prefix, file)) in zip(ConfigSchema.playbookSections, places) {
+            let unknown = try Self.errors(file("bogus_key")).map { String($0.drop { $0 != " " }.dropFirst()) }
+            #expect(unknown == ["\(prefix)bogus_key: unknown key 'bogus_key'"], "\(section.path)")
+            for key in section.keys {
+                let typo = String(key.name.prefix(1)) + "x" + key.name.dropFirst()
+                let found = try Self.errors(file(typo))
+                let expected = "\(prefix)\(typo): unknown key '\(typo)' (did you mean '\(key.name)'?)"
+                #expect(found.contains { $0.hasSuffix(expected) }, "\(found)")
+            }
+        }
     }
 
     // MARK: - The folder
@@ -319,6 +359,15 @@ struct PlaybookConfigTests {
         try owned.write("theirs.yaml", Self.minimal)
         chown(owned.folder + "/theirs.yaml", geteuid() == 0 ? 65534 : 0, gid_t.max)
         #expect(errors(owned).first?.contains("theirs.yaml:1:1: error: the file belongs to uid") == true)
+
+        let linkedFolder = try Scratch()
+        mkdir(linkedFolder.root + "/real", 0o755)
+        try Self.minimal.write(toFile: linkedFolder.root + "/real/x.yaml", atomically: false, encoding: .utf8)
+        symlink(linkedFolder.root + "/real", linkedFolder.folder)
+        #expect(
+            errors(linkedFolder) == [
+                "\(linkedFolder.folder):1:1: error: is a symbolic link; the playbooks folder must be a real directory"
+            ])
 
         let folder = try Scratch()
         try folder.write("fine.yaml", Self.minimal)

@@ -233,6 +233,16 @@ struct PlaybookArgumentsTests {
         }
     }
 
+    /// An enum member is matched byte for byte: canonically equivalent text (which Swift's `==` takes as equal)
+    /// is another value, and the step would get its bytes.
+    @Test func enumMembersAreMatchedByteForByte() throws {
+        var playbook = Self.playbook(under: "/srv")
+        playbook.parameters[1] = Self.parameter("env", .enumeration(["caf\u{E9}", "a;b"]))
+        #expect(PlaybookArguments.bind(["target": "w", "env": "caf\u{E9}"], to: playbook).failure == nil)
+        #expect(PlaybookArguments.bind(["target": "w", "env": "cafe\u{301}"], to: playbook).failure != nil)
+        #expect(PlaybookArguments.bind(["target": "w", "env": "a\u{37E}b"], to: playbook).failure != nil)
+    }
+
     @Test func everyProblemIsListed() throws {
         let scratch = try Scratch()
         let playbook = Self.playbook(under: scratch.root + "/in")

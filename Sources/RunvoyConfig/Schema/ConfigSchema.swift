@@ -21,9 +21,9 @@ public enum ConfigSchema {
         HookKeys.section, ExecutorHookKeys.section,
     ]
 
-    /// The section at `path`, as sections name each other in `ConfigType`.
+    /// The section at `path`, as sections name each other in `ConfigType` (a playbook file's sections included).
     public static func section(at path: String) -> ConfigSection? {
-        sections.first { $0.path == path }
+        sections.first { $0.path == path } ?? playbookSections.first { $0.path == path }
     }
 }
 
