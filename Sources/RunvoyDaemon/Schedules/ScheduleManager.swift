@@ -78,6 +78,8 @@ actor ScheduleManager: Service {
         let bus: SystemdBus
         switch await connect() {
         case .failure(let failure):
+            // Said once per change, not at every change of grants.
+            if case .unavailable(failure.message, desired) = state { return }
             if !desired.isEmpty { logger.warning("schedules are inactive: \(failure.message)") }
             state = .unavailable(reason: failure.message, entries: desired)
             return
@@ -95,7 +97,9 @@ actor ScheduleManager: Service {
         }
         for (name, entry) in desired {
             guard let units = entry.units else {
-                logger.error("schedule of playbook \(name) not made: \(entry.failure ?? "")")
+                if previous[name] != entry {
+                    logger.error("schedule of playbook \(name) not made: \(entry.failure ?? "")")
+                }
                 continue
             }
             if let old = previous[name], old.units == units, old.failure == nil {
