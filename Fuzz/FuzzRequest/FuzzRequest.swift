@@ -52,7 +52,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .requestGrant: check(RequestGrantParams.self, payload)
     case .playbookShow: check(PlaybookRef.self, payload)
     case .playbookRun: check(PlaybookRunParams.self, payload)
-    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, .playbookList, nil: break
+    case .whoami, .capabilities, .users, .reload, .secretsList, .locks, .health, .playbookList, .schedules, nil: break
     }
     return 0
 }

@@ -327,4 +327,142 @@ static inline int runvoy_bus_kill_unit(sd_bus *bus, const char *name, int32_t si
     return r;
 }
 
+// --- Schedules: timers ---------------------------------------------------------------------------------------
+
+/// TimersCalendar (`a(ss)`): one `OnCalendar=` expression, as systemd-run's --on-calendar appends it (PID 1 parses
+/// it and refuses the call when it is not valid).
+static inline int runvoy_bus_prop_on_calendar(sd_bus_message *m, const char *calendar) {
+    return sd_bus_message_append(m, "(sv)", "TimersCalendar", "a(ss)", 1, "OnCalendar", calendar);
+}
+
+/// Closes the unit's properties and opens one auxiliary unit `name` and its properties (`a(sa(sv))`, as
+/// systemd-run passes a timer's service): append them with the runvoy_bus_prop_* calls, then
+/// runvoy_bus_start_finish_aux.
+static inline int runvoy_bus_start_aux(sd_bus_message *m, const char *name) {
+    int r = sd_bus_message_close_container(m);
+    if (r >= 0) r = sd_bus_message_open_container(m, 'a', "(sa(sv))");
+    if (r >= 0) r = sd_bus_message_open_container(m, 'r', "sa(sv)");
+    if (r >= 0) r = sd_bus_message_append(m, "s", name);
+    if (r >= 0) r = sd_bus_message_open_container(m, 'a', "(sv)");
+    return r;
+}
+
+/// Sends a StartTransientUnit call whose containers are all closed; returns the job's object path (to free).
+static inline int runvoy_bus_start_call(sd_bus *bus, sd_bus_message *m, char **job, char *err) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message *reply = NULL;
+    int r = sd_bus_call(bus, m, 0, &error, &reply);
+    if (r < 0) {
+        runvoy_bus_take_error(&error, r, err);
+        return r;
+    }
+    const char *path = NULL;
+    r = sd_bus_message_read(reply, "o", &path);
+    if (r >= 0) {
+        *job = strdup(path);
+        if (*job == NULL) r = -ENOMEM;
+    }
+    sd_bus_message_unref(reply);
+    return r;
+}
+
+/// Closes the auxiliary unit's properties, it and the list of auxiliary units, and calls.
+static inline int runvoy_bus_start_finish_aux(sd_bus *bus, sd_bus_message *m, char **job, char *err) {
+    int r = 0;
+    for (int i = 0; i < 3 && r >= 0; i++) r = sd_bus_message_close_container(m);
+    if (r < 0) {
+        runvoy_bus_take_errno(r, err);
+        return r;
+    }
+    return runvoy_bus_start_call(bus, m, job, err);
+}
+
+/// Manager.ResetFailedUnit(name): a failed unit is forgotten (and unloaded, when nothing else holds it).
+static inline int runvoy_bus_reset_failed_unit(sd_bus *bus, const char *name, char *err) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r = sd_bus_call_method(bus, RUNVOY_SYSTEMD_DEST, RUNVOY_SYSTEMD_PATH, RUNVOY_SYSTEMD_MANAGER,
+                               "ResetFailedUnit", &error, NULL, "s", name);
+    if (r < 0) runvoy_bus_take_error(&error, r, err);
+    return r;
+}
+
+/// Manager.ListUnitsByPatterns([], [pattern]): the names of the loaded units matching the glob `pattern`, as a
+/// NULL-terminated list (to free with runvoy_bus_free_strv).
+static inline int runvoy_bus_list_units(sd_bus *bus, const char *pattern, char ***names, char *err) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message *call = NULL, *reply = NULL;
+    int r = sd_bus_message_new_method_call(bus, &call, RUNVOY_SYSTEMD_DEST, RUNVOY_SYSTEMD_PATH,
+                                           RUNVOY_SYSTEMD_MANAGER, "ListUnitsByPatterns");
+    if (r >= 0) r = sd_bus_message_append(call, "as", 0);
+    if (r >= 0) r = sd_bus_message_append(call, "as", 1, pattern);
+    if (r >= 0) r = sd_bus_call(bus, call, 0, &error, &reply);
+    sd_bus_message_unref(call);
+    if (r < 0) {
+        runvoy_bus_take_error(&error, r, err);
+        return r;
+    }
+    size_t count = 0, capacity = 8;
+    char **list = calloc(capacity + 1, sizeof(char *));
+    r = list == NULL ? -ENOMEM : sd_bus_message_enter_container(reply, 'a', "(ssssssouso)");
+    const char *id = NULL;
+    while (r >= 0 &&
+           (r = sd_bus_message_read(reply, "(ssssssouso)", &id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                    NULL)) > 0) {
+        if (count == capacity) {
+            char **bigger = realloc(list, (capacity * 2 + 1) * sizeof(char *));
+            if (bigger == NULL) { r = -ENOMEM; break; }
+            list = bigger;
+            capacity *= 2;
+        }
+        list[count] = strdup(id);
+        if (list[count] == NULL) { r = -ENOMEM; break; }
+        list[++count] = NULL;
+    }
+    sd_bus_message_unref(reply);
+    if (r < 0) {
+        for (size_t i = 0; list != NULL && i < count; i++) free(list[i]);
+        free(list);
+        runvoy_bus_take_errno(r, err);
+        return r;
+    }
+    *names = list;
+    return 0;
+}
+
+static inline void runvoy_bus_free_strv(char **list) {
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) free(list[i]);
+    free(list);
+}
+
+/// What `schedules` reads of a schedule's timer and service.
+typedef struct runvoy_timer_state {
+    char timer_state[32]; /* its SubState: waiting, running, elapsed, dead, failed */
+    char service_state[32];
+    char service_result[64];
+    uint64_t next_elapse_realtime;
+    uint64_t last_trigger_realtime;
+    int32_t exec_main_status;
+} runvoy_timer_state;
+
+/// Reads the timer at `timer_path` and the service at `service_path`. A service never started has result
+/// "success" and status 0 (what systemd says of it).
+static inline int runvoy_bus_timer_state(sd_bus *bus, const char *timer_path, const char *service_path,
+                                         runvoy_timer_state *s, char *err) {
+    const char *unit = "org.freedesktop.systemd1.Unit", *timer = "org.freedesktop.systemd1.Timer",
+               *service = "org.freedesktop.systemd1.Service";
+    memset(s, 0, sizeof(*s));
+    int r = runvoy_bus_get_string(bus, timer_path, unit, "SubState", s->timer_state, sizeof(s->timer_state), err);
+    if (r >= 0) r = runvoy_bus_get_trivial(bus, timer_path, timer, "NextElapseUSecRealtime", 't',
+                                           &s->next_elapse_realtime, err);
+    if (r >= 0) r = runvoy_bus_get_trivial(bus, timer_path, timer, "LastTriggerUSec", 't',
+                                           &s->last_trigger_realtime, err);
+    if (r >= 0) r = runvoy_bus_get_string(bus, service_path, unit, "ActiveState", s->service_state,
+                                          sizeof(s->service_state), err);
+    if (r >= 0) r = runvoy_bus_get_string(bus, service_path, service, "Result", s->service_result,
+                                          sizeof(s->service_result), err);
+    if (r >= 0) r = runvoy_bus_get_trivial(bus, service_path, service, "ExecMainStatus", 'i', &s->exec_main_status,
+                                           err);
+    return r < 0 ? r : 0;
+}
+
 #endif

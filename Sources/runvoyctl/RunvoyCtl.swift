@@ -36,6 +36,7 @@ struct RunvoyCtl: ParsableCommand {
             WhoamiCommand.self, VersionCommand.self, BackupCommand.self, ExportCommand.self, HealthCommand.self,
             TraceCommand.self, EditCommand.self, ApprovalsCommand.self, ApproveCommand.self, DenyCommand.self,
             GrantCommand.self, RevokeCommand.self, RequestGrantCommand.self, PlaybookCommand.self,
+            SchedulesCommand.self,
         ]
     )
 }

@@ -30,6 +30,9 @@ final class FakeSystemd: @unchecked Sendable {
         var stopped = false
     }
 
+    /// A timer's next elapse (Unix time, microseconds).
+    static let nextElapseUsec: UInt64 = 1_900_000_000_000_000
+
     /// The job result StartTransientUnit's JobRemoved reports.
     let jobResult: String
     /// What the "command" writes to its standard output.
@@ -130,6 +133,10 @@ final class FakeSystemd: @unchecked Sendable {
             sd_bus_message_rewind(message, 1)
             sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &name)
             state.withLock { $0.unrefs.append(String(cString: name!)) }
+        case "ListUnitsByPatterns":
+            // What the fake has started that is still there (schedules' leftovers).
+            sd_bus_message_open_container(reply, CChar(UInt8(ascii: "a")), "(ssssssouso)")
+            sd_bus_message_close_container(reply)
         case "StopUnit", "KillUnit":
             var name: UnsafePointer<CChar>?
             sd_bus_message_rewind(message, 1)
@@ -174,12 +181,28 @@ final class FakeSystemd: @unchecked Sendable {
         let path = String(cString: pathPointer!)
         free(pathPointer)
         playCommand(message)
+        let auxiliary = auxiliaryUnit(message)
         return state.withLock { state in
             state.starts.append(dump)
             state.units[path] = Unit(name: unitName)
+            if let auxiliary, let auxiliaryPath = SystemdBus.unitPath(auxiliary) {
+                state.units[auxiliaryPath] = Unit(name: auxiliary, activeState: "inactive")
+            }
             state.jobs += 1
             return "/org/freedesktop/systemd1/job/\(state.jobs)"
         }
+    }
+
+    /// The auxiliary unit's name (a schedule's service), if the call has one.
+    private func auxiliaryUnit(_ message: OpaquePointer) -> String? {
+        sd_bus_message_rewind(message, 1)
+        sd_bus_message_skip(message, "ssa(sv)")
+        guard sd_bus_message_enter_container(message, CChar(UInt8(ascii: "a")), "(sa(sv))") > 0,
+            sd_bus_message_enter_container(message, CChar(UInt8(ascii: "r")), "sa(sv)") > 0
+        else { return nil }
+        var name: UnsafePointer<CChar>?
+        sd_bus_message_read_basic(message, CChar(UInt8(ascii: "s")), &name)
+        return name.map { String(cString: $0) }
     }
 
     /// Finds StandardOutputFileDescriptor in the properties and writes `output` to it.
@@ -252,6 +275,7 @@ final class FakeSystemd: @unchecked Sendable {
         }
         switch name {
         case "ActiveState": string(unit.activeState)
+        case "SubState": string("waiting")
         case "Result": string(unit.result)
         case "ControlGroup": string("/runvoy.slice/" + unit.name)
         case "MainPID": basic("u", unit.mainPID)
@@ -260,6 +284,8 @@ final class FakeSystemd: @unchecked Sendable {
         case "CPUUsageNSec": basic("t", UInt64(1_000_000))
         case "IOReadBytes": basic("t", UInt64(4096))
         case "IOWriteBytes": basic("t", UInt64.max)
+        case "NextElapseUSecRealtime": basic("t", Self.nextElapseUsec)
+        case "LastTriggerUSec": basic("t", UInt64(0))
         case "Job":
             sd_bus_message_open_container(reply, CChar(UInt8(ascii: "v")), "(uo)")
             sd_bus_message_open_container(reply, CChar(UInt8(ascii: "r")), "uo")

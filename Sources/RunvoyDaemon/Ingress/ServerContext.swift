@@ -15,10 +15,13 @@ struct ServerContext: Sendable {
     let auditor: @Sendable (AuditSettings) -> any AuditSink
     /// Temporary grants (`grant`, `revoke`); nil where none are kept (tests of the request layer).
     let grants: Grants?
+    /// The playbooks' schedules (`schedules`); nil where no timers are kept (tests of the request layer).
+    let schedules: ScheduleManager?
 
     init(
         config: ConfigStore, executions: ExecutionManager, reloader: ConfigReloader, refusals: RefusalThrottle,
-        logger: Logger, auditor: (@Sendable (AuditSettings) -> any AuditSink)? = nil, grants: Grants? = nil
+        logger: Logger, auditor: (@Sendable (AuditSettings) -> any AuditSink)? = nil, grants: Grants? = nil,
+        schedules: ScheduleManager? = nil
     ) {
         self.config = config
         self.executions = executions
@@ -27,5 +30,6 @@ struct ServerContext: Sendable {
         self.logger = logger
         self.auditor = auditor ?? { AuditLog($0, logger: logger) }
         self.grants = grants
+        self.schedules = schedules
     }
 }

@@ -81,9 +81,10 @@ struct Daemon {
         let recovering = store.current
         Task { await executions.approvals.recover(config: recovering) }
         let reloader = ConfigReloader(path: configPath, store: store, notifier: notifier, logger: logger)
+        let schedules = ScheduleManager(store: store, units: units, logger: logger)
         let context = ServerContext(
             config: store, executions: executions, reloader: reloader, refusals: refusals, logger: logger,
-            grants: grants)
+            grants: grants, schedules: schedules)
         let runvoyServer = RunvoyServer(listening: listening, context: context, group: group, notifier: notifier)
         server.value = runvoyServer
         // STATUS= says when the audit path stalls and when it recovers. (Not stderr: under systemd that is a
@@ -108,7 +109,7 @@ struct Daemon {
         // Before the server, so it is shut down after it: the server stops accepting, then `shutdown` lets the
         // executions end and this service's group empties.
         services.append(executions)
-        services.append(runvoyServer)
+        services += [runvoyServer, schedules] as [any Service]
         return services
     }
 

@@ -73,4 +73,6 @@ public enum Method: String, Sendable, CaseIterable {
     case playbookShow = "playbook_show"
     /// Run a playbook's steps in order, each an execution streamed as `exec`'s, grouped under a run id.
     case playbookRun = "playbook_run"
+    /// The playbooks' schedules (systemd timers) the caller may see, with their next run and last result.
+    case schedules
 }

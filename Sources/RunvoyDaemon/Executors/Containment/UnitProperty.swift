@@ -20,6 +20,8 @@ enum UnitProperty: Sendable, Equatable {
     case execStart(path: String, argv: [String])
     /// EnvironmentFiles, `a(sb)`.
     case environmentFile(String)
+    /// A timer's TimersCalendar, `a(ss)`: one `OnCalendar` expression.
+    case onCalendar(String)
 
     var name: String {
         switch self {
@@ -28,6 +30,7 @@ enum UnitProperty: Sendable, Equatable {
             name
         case .execStart: "ExecStart"
         case .environmentFile: "EnvironmentFiles"
+        case .onCalendar: "TimersCalendar"
         }
     }
 
@@ -44,6 +47,7 @@ enum UnitProperty: Sendable, Equatable {
         case .fileDescriptor: "h"
         case .execStart: "a(sasb)"
         case .environmentFile: "a(sb)"
+        case .onCalendar: "a(ss)"
         }
     }
 
@@ -57,6 +61,7 @@ enum UnitProperty: Sendable, Equatable {
         case .int32(let name, let value): return runvoy_bus_prop_i(message, name, value)
         case .fileDescriptor(let name, let fd): return runvoy_bus_prop_h(message, name, fd)
         case .environmentFile(let path): return runvoy_bus_prop_environment_file(message, path)
+        case .onCalendar(let calendar): return runvoy_bus_prop_on_calendar(message, calendar)
         case .strings(let name, let values):
             return Self.withStrv(values) { runvoy_bus_prop_as(message, name, $0) }
         case .filter(let name, let allow, let values):

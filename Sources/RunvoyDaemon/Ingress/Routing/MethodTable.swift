@@ -53,5 +53,6 @@ struct MethodTable: Sendable {
         PlaybookListHandler(),
         PlaybookShowHandler(),
         PlaybookRunHandler(),
+        SchedulesHandler(),
     ])
 }
