@@ -271,6 +271,26 @@ struct PlaybookReviewUnitTests {
             #expect(reply.utf8.count <= limit, "PROTOCOL.md: frames the daemon sends are at most 1 MiB")
         }
     }
+
+    // MARK: - M3: playbook runs escape retention
+
+    /// `history.max_age` deletes finished executions and their argv (which hold the run's values); the run's own
+    /// row, with the same values, must go with them, else `playbook_runs` grows without bound.
+    @Test func retentionRemovesFinishedRunsWithTheirExecutions() throws {
+        var template = Array("/tmp/pbreview-store-XXXXXX".utf8CString)
+        let directory = String(cString: try #require(mkdtemp(&template)))
+        defer { FileSystem.removeTree(directory) }
+        let store = try ExecutionStore(stateDirectory: directory)
+        let id = "run-" + ExecutionID.make(milliseconds: 1_700_000_000_000)
+        try store.insertRun(
+            PlaybookRunRecord(
+                id: id, playbook: "deploy", callerUid: 65534, callerUser: "nobody",
+                paramsJSON: #"{"msg":"\#(String(repeating: "x", count: 4096))"}"#, startedAtMs: 1_700_000_000_000,
+                schedule: nil))
+        try store.finishRun(id, state: "succeeded", atMs: 1_700_000_001_000, stepsJSON: "[]")
+        _ = try store.prune(olderThanMs: WallClock.milliseconds(), maxTotalBytes: nil)
+        #expect(try store.run(id) == nil, "a run that ended years before max_age is kept, with its values, forever")
+    }
 }
 
 /// `InProcessConnection` with the configuration store it was served under, so that a test can reload.
