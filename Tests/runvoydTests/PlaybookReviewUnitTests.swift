@@ -219,6 +219,32 @@ struct PlaybookReviewUnitTests {
         }
     }
 
+    /// L2: the caller's only role is a grant, revoked while its run waits for approval; the approval (bound to the
+    /// file's digest only) is then spent and the steps run under the snapshot that still holds the grant.
+    @Test func aRunApprovedAfterTheCallersGrantWasRevokedDoesNotRun() async throws {
+        let now = WallClock.milliseconds()
+        let grant = TemporaryGrant(
+            id: "g2", uid: 65534, user: "nobody", subject: .role(.developer), reason: "review", grantedByUid: 0,
+            grantedByUser: "root", createdAtMs: now, expiresAtMs: now + 3_600_000)
+        let noRole = RouterTests.noRoleYAML + String(Self.yaml.dropFirst(RouterTests.developerYAML.count))
+        try await ReviewConnection.with(
+            caller: Self.nobody, yaml: noRole, playbooks: [PlaybookRunInProcessTests.approved], grants: [grant]
+        ) { connection in
+            try await ExecutionLifetimeTests.running(connection.inner.executions) {
+                let id = try await PlaybookRunInProcessTests.awaitApproval(connection.inner)
+                connection.store.setGrants([])
+                try await PlaybookRunInProcessTests.answer(id, approve: true, connection.inner)
+                var last = try await connection.inner.nextFrame()
+                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
+                    last = try await connection.inner.nextFrame()
+                }
+                #expect(
+                    try connection.inner.executions.store.count() == 0,
+                    "nobody holds no role any more when its approved run starts: no step may run")
+            }
+        }
+    }
+
     // MARK: - H2: a path parameter is not judged against the caller
 
     @Test func aPathThroughADirectoryTheCallerCanChangeIsRefused() async throws {
