@@ -13,7 +13,8 @@ import NIOCore
 /// the next user by uid that has a waiter, cyclically, so no user starves another; each chance starts the user's
 /// oldest waiter that may start. Whenever something ends or leaves the queue, whatever now may start is started.
 /// Writers first: a shared claim on a lock waits behind an older exclusive claim on it whose waiter waits for
-/// nothing but that lock's holders (not behind one that could not start anyway).
+/// nothing but that lock's holders (not behind one that could not start anyway). A claim of locks only
+/// (`Request.locksOnly`) waits and holds as an execution does, but takes no share of running executions.
 struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A lock an execution takes for its life.
     struct LockClaim: Hashable, Sendable {
@@ -30,6 +31,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         /// The executor's `concurrency`; nil for no limit of its own.
         var concurrency: Int?
         var locks: [LockClaim]
+        /// A claim of locks only (a playbook run holding its playbook's locks across its steps): it takes no
+        /// share of running executions, so that its own steps are not kept waiting by it.
+        var locksOnly = false
     }
 
     /// Who holds a lock.
@@ -147,7 +151,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         of request: Request, ignoringHoldersOf ignored: String?, within limits: FairShares.Limits,
         ready: inout [WriterKey: Bool]
     ) -> Blocker? {
-        if let denial = shares.denial(request.uid, as: request.holder, within: limits) { return .share(denial) }
+        if !request.locksOnly, let denial = shares.denial(request.uid, as: request.holder, within: limits) {
+            return .share(denial)
+        }
         if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
             return .concurrency(concurrency)
         }
@@ -202,7 +208,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A running execution ended: what it held is free, and whatever fits now starts.
     mutating func finish(_ id: ID, within limits: FairShares.Limits) -> [ID] {
         guard let request = running.removeValue(forKey: id) else { return [] }
-        shares.give(request.uid)
+        if !request.locksOnly { shares.give(request.uid) }
         runningOnExecutor[request.executor, default: 1] -= 1
         if runningOnExecutor[request.executor] == 0 { runningOnExecutor[request.executor] = nil }
         for claim in request.locks {
@@ -219,7 +225,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// Whether the running `id` would exceed its user's share as `holder` (others of its user running, and it
     /// not): for judging it again when its user's roles changed as it started. Nil when it fits or does not run.
     func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits) -> Denial? {
-        guard let request = running[id] else { return nil }
+        guard let request = running[id], !request.locksOnly else { return nil }
         var others = shares
         others.give(request.uid)
         return others.denial(request.uid, as: holder, within: limits)
@@ -363,7 +369,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private mutating func start(_ waiter: Waiter) {
         let request = waiter.request
         forget(waiter)
-        _ = shares.take(request.uid, as: request.holder, within: .unlimited)
+        if !request.locksOnly { _ = shares.take(request.uid, as: request.holder, within: .unlimited) }
         running[request.id] = request
         runningOnExecutor[request.executor, default: 0] += 1
         for claim in request.locks {

@@ -34,7 +34,8 @@ extension ExecutionManager {
     /// holders; nil when every lock it needs is free for it.
     static func lockBusy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
-        running: [String: Execution], tickets: [String: UInt64], mayView: (uid_t) -> Bool
+        running: [String: Execution], tickets: [String: UInt64], runHolds: [UInt64: RunHold] = [:],
+        mayView: (uid_t) -> Bool
     ) -> RunvoyError? {
         for claim in request.locks {
             let holders: [UInt64]
@@ -48,6 +49,7 @@ extension ExecutionManager {
             let now = WallClock.milliseconds()
             let named = holders.map { ticket -> String in
                 guard let execution = executions[ticket] else {
+                    if let hold = runHolds[ticket] { return hold.describe(visible: mayView(hold.caller.uid), now: now) }
                     let uid = scheduler.running[ticket]?.uid
                     guard let uid, mayView(uid) else { return "an execution being started" }
                     return "an execution being started by \(Caller.lookup(uid: uid).displayName)"
@@ -73,7 +75,7 @@ extension ExecutionManager {
     /// see them: another user's execution without its id and user unless it may see that user's executions, and
     /// executors it may not use not at all.
     func lockTable(_ config: DaemonConfig, for viewer: Caller) -> [LockInfo] {
-        let (scheduler, executions) = admissionSnapshot()
+        let (scheduler, executions, runHolds) = admissionSnapshot()
         let usable = Set(config.executors.filter { Authorizer.mayUse(viewer, $0, config) }.map(\.name))
         let visible = Visibility(
             mayView: { Authorizer.mayView(viewer, ownerUid: $0, config) }, mayUse: { usable.contains($0) })
@@ -106,11 +108,11 @@ extension ExecutionManager {
                 scheduler.running[ticket].map {
                     Self.holder(
                         $0, lock, execution: executions[ticket], user: executions[ticket] == nil ? name : nil,
-                        visible)
+                        visible, run: runHolds[ticket])
                 }
             }
             let waiters = allWaiters.filter { $0.locks.contains { $0.name == lock } }.map {
-                Self.holder($0, lock, execution: nil, user: name, visible)
+                Self.holder($0, lock, execution: nil, user: name, visible, run: runHolds[$0.id])
             }
             return LockInfo(
                 name: lock, mode: mode, executors: (byLock[lock] ?? []).sorted(), holders: holders, waiters: waiters)
@@ -127,19 +129,20 @@ extension ExecutionManager {
 
     private static func holder(
         _ request: AdmissionScheduler<UInt64>.Request, _ lock: String, execution: Execution?,
-        user: ((uid_t) -> String)?, _ visible: Visibility
+        user: ((uid_t) -> String)?, _ visible: Visibility, run: RunHold? = nil
     ) -> LockHolder {
         let shared = request.locks.first { $0.name == lock }?.shared ?? false
         let executor = visible.mayUse(request.executor) ? request.executor : nil
         guard visible.mayView(request.uid) else {
             return LockHolder(
                 executionId: nil, user: "another user", uid: nil, executor: executor, shared: shared,
-                sinceMs: execution?.startedAtMs)
+                sinceMs: execution?.startedAtMs ?? run?.sinceMs)
         }
+        // A playbook run that holds its playbook's locks is named by its run id.
         return LockHolder(
-            executionId: execution?.id,
+            executionId: execution?.id ?? run?.runID,
             user: execution?.caller.displayName ?? user?(request.uid) ?? Caller.lookup(uid: request.uid).displayName,
-            uid: request.uid, executor: executor, shared: shared, sinceMs: execution?.startedAtMs)
+            uid: request.uid, executor: executor, shared: shared, sinceMs: execution?.startedAtMs ?? run?.sinceMs)
     }
 }
 

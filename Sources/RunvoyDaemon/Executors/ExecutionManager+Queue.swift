@@ -67,7 +67,7 @@ extension ExecutionManager {
             WaitingRoom.Waiter(
                 ticket: request.id, executionID: waiting.executionID, executor: request.executor, uid: request.uid,
                 holder: request.holder, concurrency: request.concurrency, queuedAtMs: waiting.createdAtMs,
-                locks: request.locks, caller: plan.caller, config: plan.config))
+                locks: request.locks, caller: plan.caller, config: plan.config, step: plan.playbookStep))
     }
 
     /// The scheduler started `started` (waiters): each takes a launch slot and its request launches it. While
@@ -129,7 +129,12 @@ extension ExecutionManager {
                 guard let executor = executors[request.executor] else { continue }
                 var replanned = request
                 replanned.concurrency = executor.concurrency
-                replanned.locks = executor.lockClaims
+                // A playbook step's are its executor's but those its run holds (a run's own claim, whose key is
+                // no executor's, is not replanned).
+                let step = state.room.waiters[request.id]?.step
+                replanned.locks = (step?.locks(with: executor.locks) ?? executor.locks).map {
+                    AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared)
+                }
                 if let caller = state.room.waiters[request.id]?.caller {
                     replanned.holder = FairShares.Holder(roles: Authorizer.roles(caller, config))
                 }
@@ -345,7 +350,7 @@ extension ExecutionManager {
     }
 
     /// Returns once `ticket`'s wait has ended.
-    private func turn(_ ticket: UInt64) async -> WaitingRoom.Turn {
+    func turn(_ ticket: UInt64) async -> WaitingRoom.Turn {
         await withCheckedContinuation { continuation in
             if let turn = state.withLock({ $0.room.await(ticket, continuation) }) {
                 continuation.resume(returning: turn)
@@ -355,7 +360,7 @@ extension ExecutionManager {
 
     /// While `ticket` waits: its client hears of the changes of its place (`QueueTicker`), and it leaves the
     /// queue when its client goes or its wait timeout passes. Returns what stops all that.
-    private func watch(
+    func watch(
         _ ticket: UInt64, _ waiting: WaitRequest, _ requestID: RequestID?, client: QueueClient?, first: QueuedEvent?
     ) -> @Sendable () -> Void {
         let unhook = client?.onHangup { [self] in leave(ticket, Self.clientGone, cause: "client_gone") }

@@ -36,6 +36,8 @@ final class ExecutionManager: Service, Sendable {
         var tickets: [String: UInt64] = [:]
         /// The executions that wait in the scheduler's queue, as their requests see them.
         var room = WaitingRoom()
+        /// The playbook runs that hold (or wait for) their playbooks' locks, by ticket (`ExecutionManager+RunLocks`).
+        var runHolds: [UInt64: RunHold] = [:]
         /// The limits of the configuration in force (`limitsChanged`; without it, of the latest request), for
         /// what starts when something ends or leaves.
         var limits = FairShares.Limits.unlimited
@@ -103,11 +105,14 @@ final class ExecutionManager: Service, Sendable {
 
     var runningCount: Int { state.withLock { $0.running.count } }
 
-    /// A consistent view of admission for reports (`locks`): the scheduler, and the running executions by the
-    /// ticket they hold (an admitted plan still being launched has none yet).
-    func admissionSnapshot() -> (scheduler: AdmissionScheduler<UInt64>, executions: [UInt64: Execution]) {
+    /// A consistent view of admission for reports (`locks`): the scheduler, the running executions by the
+    /// ticket they hold (an admitted plan still being launched has none yet), and the playbook runs that hold or
+    /// wait for their playbooks' locks.
+    func admissionSnapshot() -> (
+        scheduler: AdmissionScheduler<UInt64>, executions: [UInt64: Execution], runHolds: [UInt64: RunHold]
+    ) {
         state.withLock { state in
-            (state.scheduler, Self.byTicket(running: state.running, tickets: state.tickets))
+            (state.scheduler, Self.byTicket(running: state.running, tickets: state.tickets), state.runHolds)
         }
     }
 
@@ -292,7 +297,7 @@ final class ExecutionManager: Service, Sendable {
                 }
                 let error = Self.busy(
                     request, state.scheduler, limits, running: state.running, tickets: state.tickets,
-                    mayView: { Authorizer.mayView(plan.caller, ownerUid: $0, plan.config) })
+                    runHolds: state.runHolds, mayView: { Authorizer.mayView(plan.caller, ownerUid: $0, plan.config) })
                 began(state.scheduler.cancel(request.id, within: limits) ?? [], &state)
                 return .failure(error)
             }
@@ -334,7 +339,7 @@ final class ExecutionManager: Service, Sendable {
     static func busy(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
         _ limits: FairShares.Limits, running: [String: Execution], tickets: [String: UInt64],
-        mayView: (uid_t) -> Bool
+        runHolds: [UInt64: RunHold] = [:], mayView: (uid_t) -> Bool
     ) -> RunvoyError {
         switch scheduler.blocker(of: request, within: limits) {
         case .share(let denial):
@@ -348,7 +353,8 @@ final class ExecutionManager: Service, Sendable {
                 "executor '\(request.executor)' is running its limit of \(concurrency) (concurrency): "
                     + (holders.isEmpty ? "executions being started" : holders.sorted().joined(separator: ", ")))
         case .lock:
-            return lockBusy(request, scheduler, running: running, tickets: tickets, mayView: mayView)
+            return lockBusy(
+                request, scheduler, running: running, tickets: tickets, runHolds: runHolds, mayView: mayView)
                 ?? RunvoyError(.busy, "a lock executor '\(request.executor)' needs is held")
         case .earlier:
             return RunvoyError(
@@ -492,6 +498,7 @@ final class ExecutionManager: Service, Sendable {
         let count = state.withLock { state -> Int in
             if state.phase == .serving { state.phase = .draining }
             emptyQueue(&state)
+            releaseAllRunLocks(&state)
             closeQueueIfDone(&state)
             return state.running.count
         }

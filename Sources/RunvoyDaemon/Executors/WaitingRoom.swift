@@ -31,6 +31,8 @@ struct WaitingRoom: Sendable {
         /// Who waits, and the configuration it was queued under: what its `queued` events may show it.
         var caller: Caller? = nil
         var config: DaemonConfig? = nil
+        /// The playbook step it is, if any: a reload replans its locks without those its run holds.
+        var step: PlaybookStepContext? = nil
         var continuation: CheckedContinuation<Turn, Never>?
         var turn: Turn?
     }

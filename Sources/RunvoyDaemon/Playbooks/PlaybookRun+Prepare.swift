@@ -16,17 +16,29 @@ extension PlaybookRun {
         }
         let id = "run-" + ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()))
         var steps: [Step] = []
+        var executors: [ExecutorConfig] = []
         for (index, step) in playbook.steps.enumerated() {
             let stepContext = PlaybookStepContext(
                 runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: playbook.locks)
             let params = execParams(step, argv: arguments.argv(of: step), request: request)
-            try check(params, stepContext, index: index, of: playbook, context: context)
+            let plan = try check(params, stepContext, index: index, of: playbook, context: context)
+            executors += context.config.executors.filter { $0.name == plan.executor.name }
             steps.append(Step(config: step, params: params, context: stepContext))
         }
         return PlaybookRun(
-            id: id, playbook: playbook, values: arguments.values, steps: steps, caller: context.caller,
+            id: id, playbook: playbook, values: arguments.values, steps: steps,
+            locks: runLocks(playbook.locks, steps: executors), caller: context.caller,
             config: context.config, requestID: context.id, reason: request.reason,
             schedule: request.schedule == true ? playbook.name : nil)
+    }
+
+    /// The locks a run holds from before its first step to after its last: the playbook's, each exclusive when the
+    /// playbook or any of its steps' executors names it exclusively (shared only when all that name it share it),
+    /// so that holding it for the whole run excludes no less than each step holding its executor's would.
+    static func runLocks(_ locks: [ExecutorLock], steps executors: [ExecutorConfig]) -> [ExecutorLock] {
+        let exclusive = Set(executors.flatMap { $0.locks.filter { !$0.shared }.map(\.name) })
+        return locks.map { ExecutorLock(name: $0.name, shared: $0.shared && !exclusive.contains($0.name)) }
+            .sorted { $0.name < $1.name }
     }
 
     /// What a step's execution is asked: its argv on its executor, its timeout, no input, killed when the run's
@@ -39,11 +51,11 @@ extension PlaybookRun {
         return params
     }
 
-    /// Plans one step as `exec` would; a refusal is audited as `exec`'s and refuses the run, naming the step.
+    /// Plans one step as `exec` would (returns its plan); a refusal is audited as `exec`'s and refuses the run, naming the step.
     static func check(
         _ params: ExecParams, _ step: PlaybookStepContext, index: Int, of playbook: PlaybookConfig,
         context: RequestContext
-    ) throws(RunvoyError) {
+    ) throws(RunvoyError) -> ExecPlan {
         let plan: ExecPlan
         do throws(ExecRefusal) {
             plan = try ExecPlan.make(
@@ -61,6 +73,7 @@ extension PlaybookRun {
                 "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)) by its executor's rules; steps that need approval of their own are not supported in playbooks yet (give the playbook an approval instead), so nothing ran"
             )
         }
+        return plan
     }
 
     /// The values the run binds: the request's, or, for `schedule`, the schedule's from the configuration, which

@@ -11,6 +11,9 @@ struct PlaybookRun: Sendable {
     /// The validated values (given, or defaults).
     let values: [String: String]
     let steps: [Step]
+    /// The locks the run holds from before its first step to after its last (`runLocks`); its steps take only
+    /// their executors' others.
+    let locks: [ExecutorLock]
     let caller: Caller
     /// The configuration the run was checked under.
     let config: DaemonConfig

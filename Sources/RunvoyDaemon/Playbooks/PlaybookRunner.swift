@@ -35,6 +35,13 @@ struct PlaybookRunner: Sendable {
         var outcomes: [PlaybookStepOutcome] = []
         var failed = false
         var cancelled = false
+        // The playbook's locks, held from before the first step to after the last (none ran when they were not had).
+        let locks: UInt64?
+        switch await holdLocks() {
+        case .success(let ticket): locks = ticket
+        case .failure(let error): return notStarted(error)
+        }
+        defer { context.executions.releaseRunLocks(locks) }
         for (index, step) in run.steps.enumerated() {
             cancelled = cancelled || context.activity.hangup.isClosed
             guard !cancelled, Self.runs(step.config.when, afterFailure: failed) else {

@@ -1,8 +1,9 @@
 import RunvoyConfig
 
-/// What a playbook's step adds to its execution's plan: the run it belongs to, the playbook's locks (held by each
-/// step's execution besides its executor's own) and the administrator's trust. It is built by the run engine
-/// from the configuration only: no request can carry it.
+/// What a playbook's step adds to its execution's plan: the run it belongs to, the locks its run holds (the
+/// playbook's, taken once by the run before its first step and held until after its last: the step does not take
+/// them again) and the administrator's trust. It is built by the run engine from the configuration only: no
+/// request can carry it.
 struct PlaybookStepContext: Sendable, Equatable {
     let runID: String
     let playbook: String
@@ -21,16 +22,10 @@ struct PlaybookStepContext: Sendable, Equatable {
         return fields
     }
 
-    /// `executor`'s locks and the playbook's, sorted by name; a lock both name is shared only when both share it.
+    /// `executor`'s locks but those its run holds: a lock both name is the run's (held exclusively when any of them
+    /// names it so, `PlaybookRun.runLocks`), so the step never waits for its own run.
     func locks(with executor: [ExecutorLock]) -> [ExecutorLock] {
-        var byName: [String: ExecutorLock] = [:]
-        for lock in executor + locks {
-            if let held = byName[lock.name] {
-                byName[lock.name] = ExecutorLock(name: lock.name, shared: held.shared && lock.shared)
-            } else {
-                byName[lock.name] = lock
-            }
-        }
-        return byName.values.sorted { $0.name < $1.name }
+        let held = Set(locks.map(\.name))
+        return executor.filter { !held.contains($0.name) }
     }
 }

@@ -1,0 +1,118 @@
+import Glibc
+import RunvoyConfig
+import RunvoyKit
+
+/// A playbook run's locks: the run takes its playbook's locks (`PlaybookRun.locks`) once, before its first step,
+/// and holds them until after its last, so that no other run of it, nor any execution on an executor that names
+/// one of them, comes between its steps; its steps take only their executors' other locks. The run's claim goes
+/// through the scheduler as an execution's does (it waits in the queue behind the holders, writers first, its
+/// client told where it stands by `queued` events, and leaves it when its client goes or the daemon stops), under
+/// a key of its playbook that is no executor's name, as a claim of locks only: it takes no share of running
+/// executions and no executor's slot, so that a user's own steps never wait for it.
+extension ExecutionManager {
+    /// A run that holds, or waits for, its playbook's locks.
+    struct RunHold: Sendable {
+        let runID: String
+        let playbook: String
+        let caller: Caller
+        /// Wall-clock milliseconds since it holds them; nil while it waits.
+        var sinceMs: Int64?
+
+        /// How a holder of a lock is named to whom it is `visible` (as executions are: `lockBusy`).
+        func describe(visible: Bool, now: Int64) -> String {
+            guard visible else { return "another user's playbook run" }
+            let held = Duration.milliseconds(max(0, now - (sinceMs ?? now)))
+            return "playbook run \(runID) of '\(playbook)' by \(caller.displayName) for "
+                + DurationParser.format(Duration.seconds(held.components.seconds))
+        }
+    }
+
+    /// The scheduler's key of a run's claim: `playbook:` and the playbook's name (no executor's name has a colon).
+    static func runLockKey(_ playbook: String) -> String { "playbook:" + playbook }
+
+    /// Takes `run`'s locks, waiting in the queue for them while telling `client` where it stands; returns the
+    /// ticket that holds them (nil when the playbook names none), to give to `releaseRunLocks` once the run ends.
+    /// Throws what ended the wait (its client gone, the daemon stopping): then no step may run.
+    func holdRunLocks(_ run: PlaybookRun, client: QueueClient?) async throws(RunvoyError) -> UInt64? {
+        guard !run.locks.isEmpty else { return nil }
+        let now = WallClock.milliseconds()
+        let claims = run.locks.map { AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared) }
+        let limits = FairShares.Limits.executions(run.config.limits)
+        let admitted = state.withLock { state -> Result<(ticket: UInt64, waits: Bool), RunvoyError> in
+            guard case .serving = state.phase else { return .failure(Self.runNotStarted(run, Self.stopping)) }
+            if !state.limitsObserved { state.limits = limits }
+            state.nextTicket += 1
+            let request = AdmissionScheduler<UInt64>.Request(
+                id: state.nextTicket, uid: run.caller.uid,
+                holder: FairShares.Holder(roles: Authorizer.roles(run.caller, run.config)),
+                executor: Self.runLockKey(run.playbook.name), concurrency: nil, locks: claims, locksOnly: true)
+            let started = state.scheduler.arrive(request, within: limits)
+            began(started.filter { $0 != request.id }, &state)
+            let holds = started.contains(request.id)
+            state.runHolds[request.id] = RunHold(
+                runID: run.id, playbook: run.playbook.name, caller: run.caller, sinceMs: holds ? now : nil)
+            if !holds {
+                state.room.add(
+                    WaitingRoom.Waiter(
+                        ticket: request.id, executionID: run.id, executor: request.executor, uid: request.uid,
+                        holder: request.holder, concurrency: nil, queuedAtMs: now, locks: claims,
+                        caller: run.caller, config: run.config))
+            }
+            return .success((request.id, !holds))
+        }
+        let (ticket, waits) = try admitted.get()
+        if waits { try await awaitRunLocks(ticket, run, since: now, client: client) }
+        return ticket
+    }
+
+    /// Waits until the scheduler gives the waiting `ticket` its locks, or it leaves the queue.
+    private func awaitRunLocks(
+        _ ticket: UInt64, _ run: PlaybookRun, since: Int64, client: QueueClient?
+    ) async throws(RunvoyError) {
+        let waiting = WaitRequest(executionID: run.id, createdAtMs: since, timeout: nil)
+        let first = state.withLock { queueEvent(ticket, run.requestID, &$0) }
+        let stop = watch(ticket, waiting, run.requestID, client: client, first: first)
+        let turn = await turn(ticket)
+        stop()
+        switch turn {
+        case .started:
+            state.withLock { state in
+                // `began` counted it as a launch: it launches nothing.
+                state.launching -= 1
+                state.runHolds[ticket]?.sinceMs = WallClock.milliseconds()
+                closeQueueIfDone(&state)
+            }
+            if client?.isGone() == true {
+                releaseRunLocks(ticket)
+                throw Self.runNotStarted(run, Self.clientGone)
+            }
+        case .left(let error, _):
+            _ = state.withLock { $0.runHolds.removeValue(forKey: ticket) }
+            throw Self.runNotStarted(run, error)
+        }
+    }
+
+    /// Gives back the locks a run holds (nothing for nil, or once given back).
+    func releaseRunLocks(_ ticket: UInt64?) {
+        guard let ticket else { return }
+        state.withLock { state in
+            guard state.runHolds.removeValue(forKey: ticket) != nil else { return }
+            began(state.scheduler.finish(ticket, within: state.limits), &state)
+            closeQueueIfDone(&state)
+        }
+    }
+
+    /// At shutdown, once the queue is empty (no run waits for its locks): every run gives back its locks.
+    func releaseAllRunLocks(_ state: inout State) {
+        for ticket in state.runHolds.keys.sorted() {
+            began(state.scheduler.finish(ticket, within: state.limits), &state)
+        }
+        state.runHolds = [:]
+    }
+
+    private static func runNotStarted(_ run: PlaybookRun, _ error: RunvoyError) -> RunvoyError {
+        RunvoyError(
+            error.code,
+            "playbook run \(run.id) of '\(run.playbook.name)' waited for its locks and no step ran: \(error.message)")
+    }
+}
