@@ -4,14 +4,22 @@ import RunvoyKit
 /// configuration (a schedule's `params`).
 extension PlaybookConfig {
     /// Every parameter's value (given, or its default) that passes its type's rules and `check`, and every
-    /// problem, each `param 'NAME': …`: unknown names (sorted), then the parameters in file order (a required one
-    /// without a value, or a value the rules refuse). A parameter without a value is absent from `values`.
+    /// problem, each `param 'NAME': …`: unknown names (sorted; the first ``maxUnknownListed`` named, the others
+    /// counted, so a request of many names cannot make a refusal larger than a frame), then the parameters in file
+    /// order (a required one without a value, or a value the rules refuse). A parameter without a value is absent
+    /// from `values`.
     public func bind(
         _ given: [String: String], check: (PlaybookParameter, String) -> String? = { _, _ in nil }
     ) -> (values: [String: String], problems: [String]) {
         var problems: [String] = []
-        for name in given.keys.sorted() where parameter(named: name) == nil {
+        let unknown = given.keys.filter { parameter(named: $0) == nil }.sorted()
+        for name in unknown.prefix(Self.maxUnknownListed) {
             problems.append("\(Self.label(name)): not a parameter of playbook '\(self.name)'")
+        }
+        if unknown.count > Self.maxUnknownListed {
+            problems.append(
+                "and \(unknown.count - Self.maxUnknownListed) more names that are not parameters of playbook '\(self.name)'"
+            )
         }
         var values: [String: String] = [:]
         for parameter in parameters {
@@ -28,6 +36,9 @@ extension PlaybookConfig {
         }
         return (values, problems)
     }
+
+    /// How many unknown names a refusal names.
+    public static let maxUnknownListed = 8
 
     /// `param 'NAME'`; a name that is not spelt like a parameter's (a caller may send anything) is shown as JSON
     /// text, cut to 64 characters, so it cannot carry controls or quotes into an error message.

@@ -11,7 +11,7 @@ public struct PlaybookRunRecord: Sendable, Equatable {
     public var paramsJSON: String
     public var startedAtMs: Int64
     public var endedAtMs: Int64?
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed`, `cancelled`, or `lost` (a daemon stopped during it).
     public var state: String
     /// The schedule that fired it, when one did.
     public var schedule: String?
@@ -87,21 +87,29 @@ extension ExecutionStore {
     /// The run `id`, nil when the history has none.
     public func run(_ id: String) throws(StoreError) -> PlaybookRunRecord? {
         try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM playbook_runs WHERE id = ?", arguments: [id]).map { row in
-                PlaybookRunRecord(
-                    id: row["id"], playbook: row["playbook"],
-                    callerUid: UInt32(truncatingIfNeeded: row["caller_uid"] as Int64), callerUser: row["caller_user"],
-                    paramsJSON: row["params"], startedAtMs: row["started_at"], endedAtMs: row["ended_at"],
-                    state: row["state"], schedule: row["schedule"], stepsJSON: row["steps"])
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM playbook_runs WHERE id = ?", arguments: [id]).map(Self.runRecord)
         }
     }
 
-    /// Runs a daemon that stopped left `running`: they end `lost` at `atMs`.
-    public func endUnfinishedRuns(atMs: Int64) throws(StoreError) {
+    static func runRecord(_ row: Row) -> PlaybookRunRecord {
+        PlaybookRunRecord(
+            id: row["id"], playbook: row["playbook"],
+            callerUid: UInt32(truncatingIfNeeded: row["caller_uid"] as Int64), callerUser: row["caller_user"],
+            paramsJSON: row["params"], startedAtMs: row["started_at"], endedAtMs: row["ended_at"],
+            state: row["state"], schedule: row["schedule"], stepsJSON: row["steps"])
+    }
+
+    /// Runs a daemon that stopped left `running`: they end `lost` at `atMs`. Returns them as they were (for their
+    /// audit records).
+    @discardableResult
+    public func endUnfinishedRuns(atMs: Int64) throws(StoreError) -> [PlaybookRunRecord] {
         try write { db in
+            let left = try Row.fetchAll(
+                db, sql: "SELECT * FROM playbook_runs WHERE state = 'running' ORDER BY id"
+            ).map(Self.runRecord)
             try db.execute(
                 sql: "UPDATE playbook_runs SET state = 'lost', ended_at = ? WHERE state = 'running'", arguments: [atMs])
+            return left
         }
     }
 

@@ -3,16 +3,18 @@ import Foundation
 import Glibc
 import RunvoyKit
 
-/// `runvoyctl playbook list|show|run`: the administrators' playbooks.
+/// `runvoyctl playbook list|show|run|explain`: the administrators' playbooks.
 struct PlaybookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "playbook",
-        abstract: "List, show and run the playbooks the administrators defined.",
+        abstract: "List, show, run and explain the playbooks the administrators defined.",
         discussion: """
             A playbook is a list of steps, each a command on an executor with typed parameters filling whole \
             arguments; runvoyd checks every step against its executor's rules before the first runs.
             """,
-        subcommands: [PlaybookListCommand.self, PlaybookShowCommand.self, PlaybookRunCommand.self])
+        subcommands: [
+            PlaybookListCommand.self, PlaybookShowCommand.self, PlaybookRunCommand.self, PlaybookExplainCommand.self,
+        ])
 
     /// The playbooks the caller may run, for shell completions; none when runvoyd does not answer.
     static func names() -> [String] {
@@ -165,11 +167,8 @@ struct PlaybookRunCommand: ParsableCommand {
     }
 
     func run() throws {
-        var values = try fileValues()
-        for item in param {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
+        var values = try Self.fileValues(paramsFile)
+        values.merge(Self.values(param)) { _, given in given }
         let params = PlaybookRunParams(
             name: name, params: values, reason: reason, binaryOutput: true, schedule: schedule ? true : nil)
         do {
@@ -181,8 +180,18 @@ struct PlaybookRunCommand: ParsableCommand {
         }
     }
 
+    /// The values of `--param NAME=VALUE` options.
+    static func values(_ items: [String]) -> [String: String] {
+        var values: [String: String] = [:]
+        for item in items {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return values
+    }
+
     /// The values of `--params-file`: a JSON object whose values are strings.
-    func fileValues() throws -> [String: String] {
+    static func fileValues(_ paramsFile: String?) throws -> [String: String] {
         guard let paramsFile else { return [:] }
         guard let data = FileManager.default.contents(atPath: paramsFile) else {
             complain("cannot read \(paramsFile)")

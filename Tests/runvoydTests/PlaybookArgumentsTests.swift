@@ -170,7 +170,7 @@ struct PlaybookArgumentsTests {
                 }
             }
             let context = "seed \(Self.seed) iteration \(iteration): \(JSONText.quoted(String(describing: given)))"
-            switch PlaybookArguments.bind(given, to: playbook) {
+            switch PlaybookArguments.bind(given, to: playbook, writer: nil) {
             case .success(let arguments):
                 outcomes.accepted += 1
                 #expect(expectedBad.isEmpty, "accepted: \(context)")
@@ -199,8 +199,8 @@ struct PlaybookArgumentsTests {
     func injectionNeverChangesTheArgvShape(value: String) throws {
         let scratch = try Scratch()
         let playbook = Self.playbook(under: scratch.root + "/in")
-        let plain = try PlaybookArguments.bind(["target": "web", "note": "plain"], to: playbook).get()
-        let hostile = try PlaybookArguments.bind(["target": "web", "note": value], to: playbook).get()
+        let plain = try PlaybookArguments.bind(["target": "web", "note": "plain"], to: playbook, writer: nil).get()
+        let hostile = try PlaybookArguments.bind(["target": "web", "note": value], to: playbook, writer: nil).get()
         let step = playbook.steps[0]
         let before = plain.argv(of: step)
         let after = hostile.argv(of: step)
@@ -223,7 +223,7 @@ struct PlaybookArgumentsTests {
         for name in ["target", "note", "env", "count", "force", "dir"] {
             var given = ["target": "web"]
             given[name] = name == "dir" ? scratch.root + "/in/" + value : value
-            let result = PlaybookArguments.bind(given, to: playbook)
+            let result = PlaybookArguments.bind(given, to: playbook, writer: nil)
             guard case .failure(let error) = result else {
                 Issue.record("\(name) accepted \(JSONText.quoted(value))")
                 continue
@@ -238,9 +238,10 @@ struct PlaybookArgumentsTests {
     @Test func enumMembersAreMatchedByteForByte() throws {
         var playbook = Self.playbook(under: "/srv")
         playbook.parameters[1] = Self.parameter("env", .enumeration(["caf\u{E9}", "a;b"]))
-        #expect(PlaybookArguments.bind(["target": "w", "env": "caf\u{E9}"], to: playbook).failure == nil)
-        #expect(PlaybookArguments.bind(["target": "w", "env": "cafe\u{301}"], to: playbook).failure != nil)
-        #expect(PlaybookArguments.bind(["target": "w", "env": "a\u{37E}b"], to: playbook).failure != nil)
+        #expect(PlaybookArguments.bind(["target": "w", "env": "caf\u{E9}"], to: playbook, writer: nil).failure == nil)
+        #expect(
+            PlaybookArguments.bind(["target": "w", "env": "cafe\u{301}"], to: playbook, writer: nil).failure != nil)
+        #expect(PlaybookArguments.bind(["target": "w", "env": "a\u{37E}b"], to: playbook, writer: nil).failure != nil)
     }
 
     @Test func everyProblemIsListed() throws {
@@ -250,7 +251,7 @@ struct PlaybookArgumentsTests {
             "env": "staging", "count": "+3", "force": "yes", "dir": scratch.root + "/in/escape/x",
             "bogus": "1", "evil\nname": "x",
         ]
-        let error = try #require(PlaybookArguments.bind(given, to: playbook).failure)
+        let error = try #require(PlaybookArguments.bind(given, to: playbook, writer: nil).failure)
         #expect(
             error.problems.map { $0.prefix { $0 != ":" } } == [
                 "param 'bogus'", "param \"evil\\nname\"", "param 'target'", "param 'env'", "param 'count'",
@@ -268,7 +269,8 @@ struct PlaybookArgumentsTests {
         let scratch = try Scratch()
         var playbook = Self.playbook(under: scratch.root + "/in")
         let arguments = try PlaybookArguments.bind(
-            ["target": "web", "count": "0", "force": "false", "dir": scratch.root + "/in/sub/new"], to: playbook
+            ["target": "web", "count": "0", "force": "false", "dir": scratch.root + "/in/sub/new"], to: playbook,
+            writer: nil
         ).get()
         #expect(
             arguments.argv(of: playbook.steps[0]) == [
@@ -276,10 +278,10 @@ struct PlaybookArgumentsTests {
             ])
         playbook.parameters[2] = Self.parameter("count", .integer(min: nil, max: nil))
         for value in ["9223372036854775807", "-9223372036854775808"] {
-            #expect(PlaybookArguments.bind(["target": "w", "count": value], to: playbook).failure == nil)
+            #expect(PlaybookArguments.bind(["target": "w", "count": value], to: playbook, writer: nil).failure == nil)
         }
         for value in ["9223372036854775808", "-9223372036854775809", "-0", "00"] {
-            #expect(PlaybookArguments.bind(["target": "w", "count": value], to: playbook).failure != nil)
+            #expect(PlaybookArguments.bind(["target": "w", "count": value], to: playbook, writer: nil).failure != nil)
         }
     }
 }

@@ -20,7 +20,7 @@ struct PlaybookReviewUnitTests {
     static let yaml = PlaybookRunInProcessTests.yaml
 
     /// `strict` after a reload that no longer lets it run `echo`.
-    static let tightenedYAML = yaml.replacingOccurrences(of: "          - [echo, \"*\"]\n", with: "")
+    static let tightenedYAML = yaml.replacingOccurrences(of: "- [echo, \"*\"]\n", with: "")
 
     static var nobody: Caller { RouterTests.nobody }
     /// Another developer (every user is one in the development configuration).
@@ -100,6 +100,7 @@ struct PlaybookReviewUnitTests {
         try await ReviewConnection.with(caller: Self.nobody, yaml: Self.yaml, playbooks: [Self.waitThenEcho(file)]) {
             connection in
             try await ExecutionLifetimeTests.running(connection.inner.executions) {
+                #expect(Self.tightenedYAML != Self.yaml, "the reload must take `echo` from `strict`")
                 _ = try await Self.runChangingMidway(connection, gate: file) {
                     var reloaded = try ConfigLoader.parse(
                         yaml: Self.tightenedYAML.replacingOccurrences(of: "/nonexistent", with: connection.directory),
@@ -132,6 +133,55 @@ struct PlaybookReviewUnitTests {
                 #expect(
                     try !Self.ranSecond(connection),
                     "a step that starts after the caller's only role (a grant) was revoked must not run")
+            }
+        }
+    }
+
+    /// H1 in the queue: a step waits for its executor's only slot when a reload removes its playbook; when the
+    /// slot frees, the queue decides it again under the configuration in force, where the playbook is gone.
+    @Test func aQueuedStepWhosePlaybookAReloadRemovedDoesNotRun() async throws {
+        let (directory, file) = try Self.gate()
+        defer { FileSystem.removeTree(directory) }
+        var playbook = PlaybookConfig(
+            name: "queued",
+            steps: [PlaybookStep(name: "only", executor: "gated", argv: Self.literal("echo", "second"), line: 1)],
+            file: "(test)")
+        playbook.access = AccessList(users: ["*"])
+        try await ReviewConnection.with(caller: Self.nobody, yaml: Self.lockYAML, playbooks: [playbook]) {
+            connection in
+            let executions = connection.inner.executions
+            try await ExecutionLifetimeTests.running(executions) {
+                let blocker = try await executions.start(
+                    ExecParams(
+                        argv: ["sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.05; done", file], executor: "gated",
+                        timeoutMs: 600_000),
+                    requestID: nil, caller: Self.other, config: connection.store.current, sink: nil
+                ) { _ in }
+                try await connection.inner.send(#"{"v":1,"id":7,"method":"playbook_run","params":{"name":"queued"}}"#)
+                var frames: [String] = []
+                var reloaded = false
+                while true {
+                    let frame = try await connection.inner.nextFrame()
+                    frames.append(frame)
+                    if frame.contains(#""result":"#) || frame.contains(#""error":"#) { break }
+                    if !reloaded, frame.contains(#""event":"queued""#) {
+                        reloaded = true
+                        var config = connection.store.current
+                        config.playbooks = []
+                        config.digest = "00000000deadbeef"
+                        connection.store.replace(with: config)
+                        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+                    }
+                }
+                _ = await blocker.waitFinished()
+                #expect(reloaded, "the step never waited in the queue: \(frames)")
+                let rows = try connection.inner.executions.store.list(ListParams(limit: 100), ownerUid: nil)
+                    .filter { $0.argv == ["echo", "second"] }
+                // It waited in the queue (a `queued` row), and never got a process.
+                #expect(
+                    rows.count == 1 && rows.allSatisfy { $0.pid == nil && $0.status == .cancelled },
+                    "a queued step whose playbook a reload removed must not run: \(rows.map { ($0.status, $0.pid) })")
+                #expect(frames.last?.contains(#""state":"succeeded""#) == false, "\(frames.last ?? "")")
             }
         }
     }
@@ -241,6 +291,50 @@ struct PlaybookReviewUnitTests {
                 #expect(
                     try connection.inner.executions.store.count() == 0,
                     "nobody holds no role any more when its approved run starts: no step may run")
+            }
+        }
+    }
+
+    /// H2, later steps: a path value is judged again right before each step, so a path that leaves `under` during
+    /// the run (here root swaps a directory on the way for a link to /etc while the first step runs) stops the run.
+    @Test func aPathThatLeavesItsUnderDuringTheRunStopsTheLaterSteps() async throws {
+        let (gateDirectory, file) = try Self.gate()
+        defer { FileSystem.removeTree(gateDirectory) }
+        var template = Array("/tmp/pbreview-under-XXXXXX".utf8CString)
+        let under = String(cString: try #require(mkdtemp(&template)))
+        defer { FileSystem.removeTree(under) }
+        chmod(under, 0o755)
+        #expect(mkdir(under + "/sub", 0o755) == 0)
+        #expect(FileManager.default.createFile(atPath: under + "/sub/passwd", contents: Data()))
+        var target = PlaybookParameter(name: "target", type: .path(under: [under]), line: 1)
+        target.required = true
+        var playbook = Self.waitThenEcho(file)
+        playbook.steps[1].argv = [ArgvTemplate(literal: "echo"), ArgvTemplate(parameter: "target")]
+        playbook.parameters = [target]
+        try await ReviewConnection.with(caller: Self.nobody, yaml: Self.yaml, playbooks: [playbook]) { connection in
+            try await ExecutionLifetimeTests.running(connection.inner.executions) {
+                try await connection.inner.send(
+                    #"{"v":1,"id":7,"method":"playbook_run","params":{"name":"twostep","params":{"target":"\#(under)/sub/passwd"}}}"#
+                )
+                var frames: [String] = []
+                var swapped = false
+                while true {
+                    let frame = try await connection.inner.nextFrame()
+                    frames.append(frame)
+                    // A step's event may carry an `error` of its own: only a reply ends the run.
+                    if !frame.contains(#""event":"#), frame.contains(#""result":"#) || frame.contains(#""error":"#) {
+                        break
+                    }
+                    if !swapped, frame.contains(#""event":"step""#), frame.contains(#""state":"started""#) {
+                        swapped = true
+                        #expect(rename(under + "/sub", under + "/old") == 0)
+                        #expect(symlink("/etc", under + "/sub") == 0)
+                        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+                    }
+                }
+                let rows = try connection.inner.executions.store.list(ListParams(limit: 100), ownerUid: nil)
+                #expect(swapped && rows.count == 1, "only the first step ran: \(rows.map(\.argv))")
+                #expect(frames.last?.contains(#""state":"cancelled""#) == true, "\(frames.suffix(3))")
             }
         }
     }

@@ -64,7 +64,9 @@ import Testing
             ])
         #expect(PlaybookRun.runLocks([ExecutorLock(name: "x", shared: false)], steps: [readers]).first?.shared == false)
         // A step takes none of what its run holds.
-        let context = PlaybookStepContext(runID: "run-x", playbook: "p", step: "s", trusted: false, locks: playbook)
+        let context = PlaybookStepContext(
+            runID: "run-x", playbook: "p", step: "s", trusted: false, locks: playbook,
+            definition: PlaybookConfig(name: "p", steps: [], file: "(test)"))
         #expect(
             context.locks(with: [
                 ExecutorLock(name: "deploy", shared: false), ExecutorLock(name: "other", shared: true),

@@ -237,6 +237,9 @@ extension ExecutionManager {
         do throws(ExecRefusal) {
             let fresh = try ExecPlan.make(
                 params, requestID: plan.requestID, caller: plan.caller, config: current, step: plan.playbookStep)
+            if let why = plan.playbookStep?.staleness(caller: plan.caller, in: current) {
+                throw fresh.refusal(RunvoyError(.cancelled, why))
+            }
             guard fresh.executor.name == plan.executor.name, fresh.lockClaims == admitted?.locks,
                 fresh.executor.concurrency == admitted?.concurrency
             else {

@@ -9,7 +9,7 @@ enum HistoryRecovery {
     static func run(store: ExecutionStore, audit: AuditLog, logger: Logger) throws(StoreError) {
         let left = try store.unfinished()
         let now = WallClock.milliseconds()
-        try store.endUnfinishedRuns(atMs: now)
+        for run in try store.endUnfinishedRuns(atMs: now) { audit.recordBestEffort(lostRecord(run)) }
         let unfinished = left.filter { $0.status != .queued }
         for info in left where info.status == .queued { cancelQueued(info, store: store, audit: audit, logger: logger) }
         for info in unfinished {
@@ -90,5 +90,17 @@ enum HistoryRecovery {
                     ("EXECUTOR", info.executor), ("ARGV", JSONText.array(info.argv)), ("CAUSE", "restart"),
                     ("REASON", "cancelled: \(reason)"),
                 ]))
+    }
+
+    /// The end record of a playbook run a previous daemon left running.
+    static func lostRecord(_ run: PlaybookRunRecord) -> AuditEvent {
+        let reason = "runvoyd stopped while the run was running"
+        return AuditEvent(
+            .playbookRunFinished, priority: 4,
+            message: "playbook run \(run.id) of '\(run.playbook)' ended lost: \(reason)",
+            fields: [
+                ("RUN_ID", run.id), ("PLAYBOOK", run.playbook), ("STATE", "lost"), ("REASON", reason),
+                ("CALLER_UID", String(run.callerUid)), ("CALLER_USER", run.callerUser),
+            ])
     }
 }

@@ -13,7 +13,7 @@ struct PlaybookArguments: Sendable, Equatable {
     /// value must also be under one of its `under` the way a command rule's `path_under` decides, with `writer`
     /// (the caller, nil for root) as who must not be able to redirect it.
     static func bind(
-        _ given: [String: String], to playbook: PlaybookConfig, writer: PathResolver.Writer? = nil
+        _ given: [String: String], to playbook: PlaybookConfig, writer: PathResolver.Writer?
     ) -> Result<PlaybookArguments, PlaybookArgumentError> {
         let (values, problems) = playbook.bind(given) { parameter, value in
             pathProblem(value, for: parameter, writer: writer)

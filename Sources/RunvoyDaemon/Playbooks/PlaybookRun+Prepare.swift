@@ -10,7 +10,7 @@ extension PlaybookRun {
         let playbook = try context.runnablePlaybook(request.name)
         let given = try scheduledValues(request, playbook, context: context)
         let arguments: PlaybookArguments
-        switch PlaybookArguments.bind(given, to: playbook) {
+        switch PlaybookArguments.bind(given, to: playbook, writer: context.caller.pathWriter) {
         case .success(let bound): arguments = bound
         case .failure(let error): throw context.denied(error.runvoyError, fields: [("PLAYBOOK", playbook.name)])
         }
@@ -19,9 +19,11 @@ extension PlaybookRun {
         var executors: [ExecutorConfig] = []
         for (index, step) in playbook.steps.enumerated() {
             let stepContext = PlaybookStepContext(
-                runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: playbook.locks)
+                runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: playbook.locks,
+                definition: playbook)
             let params = execParams(step, argv: arguments.argv(of: step), request: request)
-            let plan = try check(params, stepContext, index: index, of: playbook, context: context)
+            let plan = try check(
+                params, stepContext, index: index, of: playbook, config: context.config, context: context)
             executors += context.config.executors.filter { $0.name == plan.executor.name }
             steps.append(Step(config: step, params: params, context: stepContext))
         }
@@ -51,26 +53,27 @@ extension PlaybookRun {
         return params
     }
 
-    /// Plans one step as `exec` would (returns its plan); a refusal is audited as `exec`'s and refuses the run, naming the step.
+    /// Plans one step under `config` as `exec` would, and returns its plan; a refusal is audited as `exec`'s and
+    /// refuses the run, naming the step.
+    @discardableResult
     static func check(
         _ params: ExecParams, _ step: PlaybookStepContext, index: Int, of playbook: PlaybookConfig,
-        context: RequestContext
+        config: DaemonConfig, context: RequestContext, outcome: String = "so nothing ran"
     ) throws(RunvoyError) -> ExecPlan {
         let plan: ExecPlan
         do throws(ExecRefusal) {
-            plan = try ExecPlan.make(
-                params, requestID: context.id, caller: context.caller, config: context.config, step: step)
+            plan = try ExecPlan.make(params, requestID: context.id, caller: context.caller, config: config, step: step)
         } catch {
-            let denied = context.executions.deny(error, caller: context.caller, config: context.config)
+            let denied = context.executions.deny(error, caller: context.caller, config: config)
             throw RunvoyError(
                 denied.code,
-                "step '\(step.step)' (\(index + 1) of \(playbook.steps.count)) of playbook '\(playbook.name)' is refused, so nothing ran: \(denied.message)"
+                "step '\(step.step)' (\(index + 1) of \(playbook.steps.count)) of playbook '\(playbook.name)' is refused, \(outcome): \(denied.message)"
             )
         }
         if let policy = plan.decision.approval {
             throw RunvoyError(
                 .permissionDenied,
-                "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)) by its executor's rules; steps that need approval of their own are not supported in playbooks yet (give the playbook an approval instead), so nothing ran"
+                "step '\(step.step)' of playbook '\(playbook.name)' needs approval (\(policy.display)) by its executor's rules; steps that need approval of their own are not supported in playbooks yet (give the playbook an approval instead), \(outcome)"
             )
         }
         return plan

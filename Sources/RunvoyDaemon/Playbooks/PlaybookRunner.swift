@@ -7,7 +7,8 @@ import RunvoyStore
 /// `exit` stream as an attached `exec`'s, with a `step` event for each step, and records the end.
 ///
 /// The client going away (its connection closing, or half-closing) ends the run: the running step is killed, as
-/// an `exec` with `kill_on_disconnect` is, the later steps are skipped, and the run ends `cancelled`.
+/// an `exec` with `kill_on_disconnect` is, the later steps are skipped, and the run ends `cancelled`. So does a
+/// step the configuration in force no longer lets run as it was planned (see `PlaybookRun.replanned`).
 struct PlaybookRunner: Sendable {
     let run: PlaybookRun
     let context: RequestContext
@@ -50,7 +51,15 @@ struct PlaybookRunner: Sendable {
                 try? await context.sink.send(StepEvent(id: context.id, runId: run.id, step: skipped))
                 continue
             }
-            let outcome = await runStep(step, index: index)
+            let outcome: PlaybookStepOutcome
+            do throws(RunvoyError) {
+                let (current, config) = try run.replanned(index, context: context)
+                outcome = await runStep(current, index: index, config: config)
+            } catch {
+                // The configuration in force no longer lets this step run as planned: the run ends here.
+                outcome = PlaybookStepOutcome(index: index, name: step.config.name, state: "failed", error: error)
+                cancelled = true
+            }
             outcomes.append(outcome)
             try? await context.sink.send(StepEvent(id: context.id, runId: run.id, step: outcome))
             if outcome.state == "failed" && !step.config.continueOnError { failed = true }
@@ -73,8 +82,9 @@ struct PlaybookRunner: Sendable {
         }
     }
 
-    /// Starts one step's execution on the connection and waits for its end.
-    func runStep(_ step: PlaybookRun.Step, index: Int) async -> PlaybookStepOutcome {
+    /// Starts one step's execution on the connection under `config` (the configuration in force) and waits for
+    /// its end.
+    func runStep(_ step: PlaybookRun.Step, index: Int, config: DaemonConfig) async -> PlaybookStepOutcome {
         let name = step.config.name
         let sink = context.sink.binaryOutput(step.params.binaryOutput ?? false)
         let events = context.sink
@@ -85,7 +95,7 @@ struct PlaybookRunner: Sendable {
             isGone: { activity.hangup.isClosed }, sendApproval: { try await events.send($0) })
         do {
             let execution = try await context.executions.start(
-                step.params, requestID: id, caller: run.caller, config: run.config, sink: sink, client: client,
+                step.params, requestID: id, caller: run.caller, config: config, sink: sink, client: client,
                 step: step.context
             ) { execution in
                 try await events.send(

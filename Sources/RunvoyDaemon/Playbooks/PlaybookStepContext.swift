@@ -11,6 +11,8 @@ struct PlaybookStepContext: Sendable, Equatable {
     /// The step is `trusted:` in the playbook's file.
     let trusted: Bool
     let locks: [ExecutorLock]
+    /// The playbook as the run was checked against it: a step is decided again only under the same definition.
+    let definition: PlaybookConfig
 
     /// How a trusted step is named in the decision's reason.
     var trustLabel: String? { trusted ? "step '\(step)' of playbook '\(playbook)'" : nil }

@@ -1,15 +1,41 @@
-/// Parameters of `explain`: would this command be allowed?
+/// Parameters of `explain`: would this command be allowed? Or, with `playbook` and `step`, the command that step
+/// would run with `params`, and whether it would be allowed (a `trusted` step says so).
 public struct ExplainParams: Codable, Sendable, Equatable {
+    /// The command; empty (or absent on the wire) when a playbook's step is asked about.
     public var argv: [String]
     /// The executor; the default executor when absent.
     public var executor: String?
     /// Ask about another user (administrators only); the caller when absent.
     public var user: String?
+    /// A playbook whose step `step` is asked about, with the parameter values `params`.
+    public var playbook: String?
+    public var step: String?
+    public var params: [String: String]?
 
-    public init(argv: [String], executor: String? = nil, user: String? = nil) {
+    public init(
+        argv: [String], executor: String? = nil, user: String? = nil, playbook: String? = nil, step: String? = nil,
+        params: [String: String]? = nil
+    ) {
         self.argv = argv
         self.executor = executor
         self.user = user
+        self.playbook = playbook
+        self.step = step
+        self.params = params
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        argv = try c.decodeIfPresent([String].self, forKey: .argv) ?? []
+        executor = try c.decodeIfPresent(String.self, forKey: .executor)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        playbook = try c.decodeIfPresent(String.self, forKey: .playbook)
+        step = try c.decodeIfPresent(String.self, forKey: .step)
+        params = try c.decodeIfPresent([String: String].self, forKey: .params)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case argv, executor, user, playbook, step, params
     }
 }
 
@@ -27,6 +53,10 @@ public struct ExplainResult: Codable, Sendable, Equatable {
     public var rule: String?
     /// For an allow that needs approval: what it needs ("needs 2 approvals (roles admin), expires 15m").
     public var approval: String?
+    /// For a playbook's step: the command it would run with the values given (absent otherwise).
+    public var argv: [String]?
+    /// For a playbook's step: whether the administrator trusts it (its executor's command rules not applied).
+    public var trusted: Bool?
 
     public init(
         user: String, roles: [String], executor: String, decision: String, code: String?, reason: String,
@@ -53,10 +83,12 @@ public struct ExplainResult: Codable, Sendable, Equatable {
         try c.encode(reason, forKey: .reason)
         try c.encode(rule, forKey: .rule)
         try c.encode(approval, forKey: .approval)
+        try c.encodeIfPresent(argv, forKey: .argv)
+        try c.encodeIfPresent(trusted, forKey: .trusted)
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, roles, executor, decision, code, reason, rule, approval
+        case user, roles, executor, decision, code, reason, rule, approval, argv, trusted
     }
 }
 

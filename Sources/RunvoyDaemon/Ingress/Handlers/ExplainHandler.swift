@@ -1,7 +1,10 @@
+import RunvoyConfig
 import RunvoyKit
 
 /// `explain`: whether `exec` would allow a command, for the caller or (with `explain_others`) another user, and
-/// the rule that decides; nothing runs.
+/// the rule that decides; nothing runs. With `playbook` and `step`: the command that step would run with
+/// `params`, decided as the run would decide it (a `trusted` step is allowed past its executor's command rules,
+/// and the reason says so).
 struct ExplainHandler: MethodHandler {
     static let method = Method.explain.rawValue
     static let params = ParamsRule<ExplainParams>.required("explain needs params with argv")
@@ -10,27 +13,80 @@ struct ExplainHandler: MethodHandler {
         let config = context.config
         if let tooLarge = RequestLimits.refusal(argv: params.argv, config.limits) { throw tooLarge }
         try context.require(.executorsRead)
+        let subject = try Self.subject(params, context: context)
+        if let playbook = params.playbook { return .result(try Self.explainStep(playbook, params, subject, config)) }
         guard !params.argv.isEmpty, !params.argv[0].isEmpty else {
             throw RunvoyError(.badRequest, "argv must name a command")
-        }
-        var subject = context.caller
-        if let user = params.user, user != context.caller.userName {
-            try context.require(.explainOthers)
-            guard let other = Caller.lookup(userName: user) else {
-                throw RunvoyError(.invalidArgument, "there is no user '\(user)'")
-            }
-            subject = other
         }
         let name = params.executor ?? config.defaultExecutorName
         guard let executor = config.executor(named: name) else {
             throw RunvoyError(.noSuchExecutor, "no executor named '\(name)'")
         }
         let decision = Authorizer.decide(caller: subject, executor: executor, argv: params.argv, config: config)
-        return .result(
-            ExplainResult(
-                user: subject.displayName, roles: Authorizer.roles(subject, config).sorted().map(\.rawValue),
-                executor: executor.name, decision: decision.allowed ? "allow" : "deny",
-                code: decision.error?.code.rawValue, reason: decision.reason, rule: decision.rule,
-                approval: decision.approval?.display))
+        return .result(Self.result(subject, executor, decision, config))
+    }
+
+    /// Who is asked about: the caller, or with `user` another user (needs `explain_others`).
+    static func subject(_ params: ExplainParams, context: RequestContext) throws -> Caller {
+        guard let user = params.user, user != context.caller.userName else { return context.caller }
+        try context.require(.explainOthers)
+        guard let other = Caller.lookup(userName: user) else {
+            throw RunvoyError(.invalidArgument, "there is no user '\(user)'")
+        }
+        return other
+    }
+
+    /// A playbook's step: `subject` must be allowed to run the playbook (else a `deny` saying so), the values must
+    /// bind (else `invalid_argument` listing every problem); then the rendered command is decided on the step's
+    /// executor as the run decides it.
+    static func explainStep(
+        _ name: String, _ params: ExplainParams, _ subject: Caller, _ config: DaemonConfig
+    ) throws -> ExplainResult {
+        guard params.argv.isEmpty, params.executor == nil else {
+            throw RunvoyError(
+                .invalidArgument, "explain a playbook's step without argv or executor: the step names them")
+        }
+        let label = PlaybookAccess.label(name)
+        guard let playbook = config.playbook(named: name) else {
+            throw RunvoyError(.noSuchPlaybook, "no playbook named \(label)")
+        }
+        guard let step = playbook.steps.first(where: { $0.name == params.step }) else {
+            let names = playbook.steps.map(\.name).joined(separator: ", ")
+            throw RunvoyError(
+                .invalidArgument,
+                "playbook \(label) has no step \(PlaybookAccess.label(params.step ?? "")): its steps are \(names)")
+        }
+        let executorName = step.executor ?? config.defaultExecutorName
+        guard let executor = config.executor(named: executorName) else {
+            throw RunvoyError(.noSuchExecutor, "no executor named '\(executorName)'")
+        }
+        let arguments: PlaybookArguments
+        switch PlaybookArguments.bind(params.params ?? [:], to: playbook, writer: subject.pathWriter) {
+        case .success(let bound): arguments = bound
+        case .failure(let error): throw error.runvoyError
+        }
+        let argv = arguments.argv(of: step)
+        var decision: Authorizer.Decision
+        if PlaybookAccess.mayRun(subject, playbook, config) {
+            let trusted = step.trusted ? "step '\(step.name)' of playbook '\(playbook.name)'" : nil
+            decision = Authorizer.decide(
+                caller: subject, executor: executor, argv: argv, config: config, trusted: trusted)
+        } else {
+            decision = .deny(.permissionDenied, "user \(subject.displayName) may not run playbook \(label)")
+        }
+        var result = result(subject, executor, decision, config)
+        result.argv = argv
+        result.trusted = step.trusted
+        return result
+    }
+
+    static func result(
+        _ subject: Caller, _ executor: ExecutorConfig, _ decision: Authorizer.Decision, _ config: DaemonConfig
+    ) -> ExplainResult {
+        ExplainResult(
+            user: subject.displayName, roles: Authorizer.roles(subject, config).sorted().map(\.rawValue),
+            executor: executor.name, decision: decision.allowed ? "allow" : "deny",
+            code: decision.error?.code.rawValue, reason: decision.reason, rule: decision.rule,
+            approval: decision.approval?.display)
     }
 }

@@ -44,5 +44,7 @@ struct PlaybookRunHandler: MethodHandler {
             record, requestID: context.id, client: client, config: run.config)
         try await PlaybookApproval.spend(
             ticket, run, approvals: approvals, current: context.server.config.current)
+        // The approval binds the file's digest, not the grants: every step is judged again as things are now.
+        try run.replannedAll(context: context)
     }
 }

@@ -1,0 +1,67 @@
+import ArgumentParser
+import RunvoyKit
+
+/// `runvoyctl playbook explain NAME STEP --param k=v ...`: the command a step would run, and whether its
+/// executor's rules allow it (or the administrator trusts the step).
+struct PlaybookExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Say what command a playbook's step would run with these values, and whether it would be allowed.",
+        discussion: """
+            Nothing runs. The values are checked as a run checks them (every problem listed); the step's command \
+            is then decided on its executor as the run decides it. A step the administrator marked trusted is \
+            allowed past its executor's command rules, and the reason says so. Exits 0 when it would be \
+            allowed, 1 when denied. Only administrators may ask about another user (--user).
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(
+        help: ArgumentHelp("The playbook.", valueName: "name"),
+        completion: .custom { _, _, _ in PlaybookCommand.names() })
+    var name: String
+
+    @Argument(help: ArgumentHelp("The step, by name.", valueName: "step"))
+    var step: String
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("A parameter's value (repeatable).", valueName: "name=value"),
+        completion: .custom { words, _, _ in PlaybookCommand.parameters(words) })
+    var param: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("A JSON object of parameter values: {\"name\": \"value\"}.", valueName: "file"),
+        completion: .file())
+    var paramsFile: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Ask about this user instead of yourself.", valueName: "user"))
+    var user: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        for item in param where !item.contains("=") || item.hasPrefix("=") {
+            throw ValidationError("--param takes NAME=VALUE, not '\(item)'")
+        }
+    }
+
+    func run() throws {
+        var values = try PlaybookRunCommand.fileValues(paramsFile)
+        values.merge(PlaybookRunCommand.values(param)) { _, given in given }
+        let params = ExplainParams(argv: [], user: user, playbook: name, step: step, params: values)
+        let result = try remoteCall(global, .explain, params: params, result: ExplainResult.self, json: json) {
+            result in
+            let roles = result.roles.isEmpty ? "no role" : "roles: " + result.roles.joined(separator: ", ")
+            printLine("\(result.decision): \(result.user) (\(roles)) on executor '\(result.executor)'")
+            if let argv = result.argv { printLine("command: \(JSONText.array(argv))") }
+            if result.trusted == true { printLine("trusted: the executor's command rules are not applied") }
+            printLine("reason: \(result.reason)")
+            if let rule = result.rule { printLine("rule: \(rule)") }
+            if let approval = result.approval { printLine("approval: \(approval)") }
+        }
+        if result.decision != "allow" { throw ExitCode(1) }
+    }
+}
