@@ -136,17 +136,7 @@ struct PlaybookRunCommand: ParsableCommand {
         completion: .custom { _, _, _ in PlaybookCommand.names() })
     var name: String
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp("A parameter's value (repeatable).", valueName: "name=value"),
-        completion: .custom { words, _, _ in PlaybookCommand.parameters(words) })
-    var param: [String] = []
-
-    @Option(
-        name: .long,
-        help: ArgumentHelp("A JSON object of parameter values: {\"name\": \"value\"}.", valueName: "file"),
-        completion: .file())
-    var paramsFile: String?
+    @OptionGroup var values: PlaybookValueOptions
 
     @Option(name: .long, help: "Why you run it: given to each step as exec's --reason, and audited.")
     var reason: String?
@@ -158,19 +148,15 @@ struct PlaybookRunCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        for item in param where !item.contains("=") || item.hasPrefix("=") {
-            throw ValidationError("--param takes NAME=VALUE, not '\(item)'")
-        }
-        if schedule && (!param.isEmpty || paramsFile != nil) {
+        if schedule && !values.isEmpty {
             throw ValidationError("--schedule takes its parameters from the configuration: give no --param")
         }
     }
 
     func run() throws {
-        var values = try Self.fileValues(paramsFile)
-        values.merge(Self.values(param)) { _, given in given }
         let params = PlaybookRunParams(
-            name: name, params: values, reason: reason, binaryOutput: true, schedule: schedule ? true : nil)
+            name: name, params: try values.values(), reason: reason, binaryOutput: true, schedule: schedule ? true : nil
+        )
         do {
             let session = try ExecSession(socketPath: global.socketPath, quiet: quiet)
             throw ExitCode(try session.run(playbook: params))
@@ -178,29 +164,5 @@ struct PlaybookRunCommand: ParsableCommand {
             complain(error.description)
             throw ExitCode(CtlExit.code(for: error))
         }
-    }
-
-    /// The values of `--param NAME=VALUE` options.
-    static func values(_ items: [String]) -> [String: String] {
-        var values: [String: String] = [:]
-        for item in items {
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            values[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        return values
-    }
-
-    /// The values of `--params-file`: a JSON object whose values are strings.
-    static func fileValues(_ paramsFile: String?) throws -> [String: String] {
-        guard let paramsFile else { return [:] }
-        guard let data = FileManager.default.contents(atPath: paramsFile) else {
-            complain("cannot read \(paramsFile)")
-            throw ExitCode(CtlExit.failure)
-        }
-        guard let values = try? JSONDecoder().decode([String: String].self, from: data) else {
-            complain("\(paramsFile) is not a JSON object of strings: {\"name\": \"value\", ...}")
-            throw ExitCode(CtlExit.failure)
-        }
-        return values
     }
 }

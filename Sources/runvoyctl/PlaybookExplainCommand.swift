@@ -24,17 +24,7 @@ struct PlaybookExplainCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The step, by name.", valueName: "step"))
     var step: String
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp("A parameter's value (repeatable).", valueName: "name=value"),
-        completion: .custom { words, _, _ in PlaybookCommand.parameters(words) })
-    var param: [String] = []
-
-    @Option(
-        name: .long,
-        help: ArgumentHelp("A JSON object of parameter values: {\"name\": \"value\"}.", valueName: "file"),
-        completion: .file())
-    var paramsFile: String?
+    @OptionGroup var values: PlaybookValueOptions
 
     @Option(name: [.short, .long], help: ArgumentHelp("Ask about this user instead of yourself.", valueName: "user"))
     var user: String?
@@ -42,16 +32,8 @@ struct PlaybookExplainCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    func validate() throws {
-        for item in param where !item.contains("=") || item.hasPrefix("=") {
-            throw ValidationError("--param takes NAME=VALUE, not '\(item)'")
-        }
-    }
-
     func run() throws {
-        var values = try PlaybookRunCommand.fileValues(paramsFile)
-        values.merge(PlaybookRunCommand.values(param)) { _, given in given }
-        let params = ExplainParams(argv: [], user: user, playbook: name, step: step, params: values)
+        let params = ExplainParams(argv: [], user: user, playbook: name, step: step, params: try values.values())
         let result = try remoteCall(global, .explain, params: params, result: ExplainResult.self, json: json) {
             result in
             let roles = result.roles.isEmpty ? "no role" : "roles: " + result.roles.joined(separator: ", ")

@@ -168,6 +168,13 @@ final class PlaybookTests {
         ])
         #expect(records.first?["RUNVOY_TRUSTED"] == "1")
         #expect(records.first?["RUNVOY_REASON"]?.contains("trusted by the administrator") == true)
+        // `playbook explain` says so before anything runs; the same command on `limited` without trust is refused.
+        let explained = try daemon.ctl(["playbook", "explain", "trusted", "host"], asUser: alice)
+        #expect(explained.status == 0, "\(explained.stderrText)")
+        #expect(explained.stdoutText.contains("trusted: the executor's command rules are not applied"))
+        #expect(explained.stdoutText.contains(#"command: ["/bin/cat","/etc/hostname"]"#), "\(explained.stdoutText)")
+        let plain = try daemon.ctl(["explain", "-e", "limited", "--", "/bin/cat", "/etc/hostname"], asUser: alice)
+        #expect(plain.status == 1, "\(plain.stdoutText)")
     }
 
     @Test func twoRunsWithAnExclusiveLockNeverOverlapAndAScheduleIsItsUsersOnly() throws {
