@@ -193,6 +193,54 @@ struct PlaybookReview2Tests {
         }
     }
 
+    // MARK: - R2-L2: a waiter blocked by a run's hold is not told who holds its lock
+
+    /// R2-L2: PROTOCOL.md (`locks`, and the queue) says a waiter's `queued` events say `waiting_for: "lock"` and
+    /// name the holders ("another user" without id to who may not see them); `busy` and `locks` name a run's hold.
+    /// Another user's `exec --wait` on `locker` while a run of `locked` holds `deploy` is told it waits for a lock
+    /// that no one holds: its `holders` is empty (only executions are looked up, not run holds).
+    @Test func aWaiterBlockedByARunsHoldIsToldThatSomeoneHoldsItsLock() async throws {
+        let (directory, file) = try PlaybookReviewUnitTests.gate()
+        defer { FileSystem.removeTree(directory) }
+        var playbook = PlaybookConfig(
+            name: "locked",
+            steps: [PlaybookStep(name: "first", executor: nil, argv: PlaybookRunLockTests.waitFor(file), line: 1)],
+            file: "(test)")
+        playbook.locks = [ExecutorLock(name: "deploy", shared: false)]
+        playbook.access = AccessList(users: ["*"])
+        try await ReviewConnection.with(
+            caller: Self.nobody, yaml: PlaybookReviewUnitTests.lockYAML, playbooks: [playbook]
+        ) { connection in
+            let executions = connection.inner.executions
+            try await ExecutionLifetimeTests.running(executions) {
+                _ = try await PlaybookRunLockTests.run(connection, until: PlaybookRunLockTests.started("first"))
+                let events = Mutex<[QueuedEvent]>([])
+                let client = ExecutionManager.QueueClient(
+                    send: { event in events.withLock { $0.append(event) } }, onHangup: { _ in {} },
+                    isGone: { false })
+                let config = connection.store.current
+                let waiter = Task {
+                    var params = ExecParams(argv: ["true"], executor: "locker", wait: true)
+                    params.waitTimeoutMs = 600_000
+                    let execution = try await executions.start(
+                        params, requestID: nil, caller: Self.other, config: config, sink: nil, client: client
+                    ) { _ in }
+                    _ = await execution.waitFinished()
+                }
+                let deadline = ContinuousClock.now + .seconds(300)
+                while events.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let first = try #require(events.withLock { $0.first })
+                #expect(first.waitingFor == "lock")
+                #expect(!first.holders.isEmpty, "the waiter is told no one holds the lock it waits for: \(first)")
+                #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+                _ = try await PlaybookRunLockTests.frames(connection)
+                try await waiter.value
+            }
+        }
+    }
+
     // MARK: - R2-M3: a reload that makes a step's executor name the run's lock exclusively
 
     /// `reader` shares `deploy`; `target` shares it too until the reload below makes it exclusive.
