@@ -86,17 +86,30 @@ import Testing
         }
     }
 
-    @Test func whoMayNotRunThePlaybookIsToldDenyAndARoleLessUserNothing() async throws {
+    /// Who may not run the playbook is refused as `playbook_show` refuses (nothing of it is told); an
+    /// administrator asking about such a user is told `deny`; a role-less user is refused.
+    @Test func whoMayNotRunThePlaybookIsRefusedAndAnAdministratorIsToldDeny() async throws {
         var other = Self.mixed
         other.access = AccessList(users: ["root"])
         try await InProcessConnection.with(
             caller: Self.nobody, yaml: PlaybookRunInProcessTests.yaml, playbooks: [other]
         ) { connection in
+            let reply = try await Self.explain(
+                connection, #"{"playbook":"mixed","step":"trusted-who","params":{"msg":"a"}}"#)
+            let error = try #require(reply["error"] as? [String: Any], "\(reply)")
+            #expect(error["code"] as? String == "permission_denied")
+            #expect(!(error["message"] as? String ?? "").contains("id"), "\(error)")
+        }
+        try await InProcessConnection.with(
+            caller: PlaybookRunInProcessTests.root, yaml: PlaybookRunInProcessTests.yaml, playbooks: [other]
+        ) { connection in
             let result = try #require(
-                try await Self.explain(connection, #"{"playbook":"mixed","step":"trusted-who","params":{"msg":"a"}}"#)[
-                    "result"] as? [String: Any])
+                try await Self.explain(
+                    connection, #"{"playbook":"mixed","step":"trusted-who","user":"nobody","params":{"msg":"a"}}"#)[
+                        "result"] as? [String: Any])
             #expect(result["decision"] as? String == "deny")
             #expect(result["code"] as? String == "permission_denied")
+            #expect(result["user"] as? String == "nobody")
         }
         let noRole =
             RouterTests.noRoleYAML + String(PlaybookRunInProcessTests.yaml.dropFirst(RouterTests.developerYAML.count))

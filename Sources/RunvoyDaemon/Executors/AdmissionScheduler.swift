@@ -34,6 +34,13 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         /// A claim of locks only (a playbook run holding its playbook's locks across its steps): it takes no
         /// share of running executions, so that its own steps are not kept waiting by it.
         var locksOnly = false
+        /// The user's line it waits in, first come first served with the others in it; nil for its executor's.
+        /// A playbook run's step waits in a line of its run, so that it never waits behind its user's older
+        /// waiters on that executor (which may be waiting for the very locks its run holds).
+        var line: String? = nil
+
+        /// The key of its user's line.
+        var lineKey: String { line ?? executor }
     }
 
     /// Who holds a lock.
@@ -119,7 +126,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             let index = users.firstIndex { $0 > request.uid } ?? users.endIndex
             users.insert(request.uid, at: index)
         }
-        lines[request.uid, default: [:]][request.executor, default: []].append(request.id)
+        lines[request.uid, default: [:]][request.lineKey, default: []].append(request.id)
         arrivals += 1
         let waiter = Waiter(request: request, arrival: arrivals)
         waiting[request.id] = waiter
@@ -165,7 +172,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
             }
         }
         let mine = waiting[request.id]?.arrival ?? .max
-        if let head = lines[request.uid]?[request.executor]?.first, head != request.id, isWaiting(head) {
+        if let head = lines[request.uid]?[request.lineKey]?.first, head != request.id, isWaiting(head) {
             return .earlier(head)
         }
         for claim in request.locks {
@@ -250,6 +257,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     @discardableResult
     mutating func replan(_ request: Request) -> Bool {
         guard let waiter = waiting[request.id], waiter.request.executor == request.executor,
+            waiter.request.lineKey == request.lineKey,
             request.uid == waiter.request.uid
         else { return false }
         unclaim(waiter)
@@ -286,7 +294,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         waiting[request.id] = nil
         byArrival[waiter.arrival] = nil
         unclaim(waiter)
-        let (uid, executor) = (request.uid, request.executor)
+        let (uid, executor) = (request.uid, request.lineKey)
         // Taken out of the table while changed, so that it is not copied.
         var line = lines[uid]?.removeValue(forKey: executor) ?? []
         var gone = departed[uid]?[executor] ?? 0

@@ -129,12 +129,13 @@ extension ExecutionManager {
                 guard let executor = executors[request.executor] else { continue }
                 var replanned = request
                 replanned.concurrency = executor.concurrency
-                // A playbook step's are its executor's but those its run holds (a run's own claim, whose key is
-                // no executor's, is not replanned).
+                // A step of a run that holds locks claims none: its run holds them all. One whose executor now
+                // names locks its run does not hold must not wait for them while its run holds others (runs could
+                // wait for each other for ever): it claims none and is refused at its turn (`redecided`). A run's
+                // own claim, whose key is no executor's, is not replanned.
                 let step = state.room.waiters[request.id]?.step
-                replanned.locks = (step?.locks(with: executor.locks) ?? executor.locks).map {
-                    AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared)
-                }
+                let locks = step.map { $0.locks.isEmpty ? executor.locks : [] } ?? executor.locks
+                replanned.locks = locks.map { AdmissionScheduler<UInt64>.LockClaim(name: $0.name, shared: $0.shared) }
                 if let caller = state.room.waiters[request.id]?.caller {
                     replanned.holder = FairShares.Holder(roles: Authorizer.roles(caller, config))
                 }
@@ -401,35 +402,57 @@ extension ExecutionManager {
             guard let caller = waiter.caller, let config else { return false }
             return Authorizer.mayView(caller, ownerUid: uid, config)
         }
-        let shown = holders.sorted { ($0.startedAtMs, $0.id) < ($1.startedAtMs, $1.id) }.prefix(3).map {
+        let shown = holders.sorted { ($0.sinceMs, $0.id) < ($1.sinceMs, $1.id) }.prefix(3).map {
             let visible = mayView($0.caller.uid)
             return QueueHolder(
                 executionId: visible ? $0.id : nil, user: visible ? $0.caller.displayName : nil,
-                runningMs: max(0, now - $0.startedAtMs))
+                runningMs: max(0, now - $0.sinceMs))
         }
         return QueuedEvent(
             id: requestID, executionId: waiter.executionID, executor: waiter.executor, position: position,
             waitingFor: waitingFor, limit: limit, holders: Array(shown), waitedMs: max(0, now - waiter.queuedAtMs))
     }
 
+    /// Who holds what a waiter waits for: a running execution (its id), or a playbook run holding its locks
+    /// (its run id).
+    struct QueueHolding {
+        let id: String
+        let caller: Caller
+        let sinceMs: Int64
+
+        init(_ execution: Execution) {
+            (id, caller, sinceMs) = (execution.id, execution.caller, execution.startedAtMs)
+        }
+
+        init(_ run: RunHold, since: Int64) {
+            (id, caller, sinceMs) = (run.runID, run.caller, since)
+        }
+    }
+
     /// What `request` (a waiter) waits for, as its `queued` events say it: the `waiting_for`, the limit that is
-    /// full, and the running executions that hold it.
+    /// full, and who holds it (running executions, and for a lock the playbook runs that hold it too).
     private static func waitingFor(
         _ request: AdmissionScheduler<UInt64>.Request, _ scheduler: AdmissionScheduler<UInt64>,
         _ limits: FairShares.Limits, _ state: borrowing State
-    ) -> (String, Int?, [Execution]) {
-        let running = Array(state.running.values)
+    ) -> (String, Int?, [QueueHolding]) {
+        let running = state.running.values.map(QueueHolding.init)
         switch scheduler.blocker(of: request, within: limits) {
         case .share(.full(let total)), .share(.reserved(let total, _)):
             return ("executions", total, running)
         case .share(.userShare(let share)):
             return ("user_share", share, running.filter { $0.caller.uid == request.uid })
         case .concurrency(let concurrency):
-            return ("concurrency", concurrency, running.filter { $0.executorName == request.executor })
+            let here = state.running.values.filter { $0.executorName == request.executor }
+            return ("concurrency", concurrency, here.map(QueueHolding.init))
         case .lock, .lockWaiter:
             let held = heldLocks(request.locks, scheduler) ?? []
             let executions = byTicket(running: state.running, tickets: state.tickets)
-            return ("lock", nil, held.compactMap { executions[$0] })
+            let holders = held.compactMap { ticket -> QueueHolding? in
+                if let execution = executions[ticket] { return QueueHolding(execution) }
+                guard let run = state.runHolds[ticket], let since = run.sinceMs else { return nil }
+                return QueueHolding(run, since: since)
+            }
+            return ("lock", nil, holders)
         case .earlier, nil:
             return ("turn", nil, [])
         }

@@ -27,6 +27,15 @@ extension ExecutionManager {
         }
     }
 
+    /// A run that holds locks waits in the queue as an execution does, so it takes one of its user's `exec_rate`
+    /// tokens first (its steps take their own): runs cannot fill the queue faster than executions could.
+    func meterRunLocks(_ run: PlaybookRun) throws(RunvoyError) {
+        guard !run.locks.isEmpty else { return }
+        if case .failure(let limited) = rates.takeExecution(caller: run.caller, executor: nil, config: run.config) {
+            throw limited
+        }
+    }
+
     /// The scheduler's key of a run's claim: `playbook:` and the playbook's name (no executor's name has a colon).
     static func runLockKey(_ playbook: String) -> String { "playbook:" + playbook }
 

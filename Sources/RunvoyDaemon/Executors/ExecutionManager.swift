@@ -287,7 +287,8 @@ final class ExecutionManager: Service, Sendable {
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: plan.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
-                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims)
+                executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims,
+                line: plan.playbookStep.map { "run:" + $0.runID })
             let started = state.scheduler.arrive(request, within: limits)
             began(started.filter { $0 != request.id }, &state)
             guard started.contains(request.id) else {

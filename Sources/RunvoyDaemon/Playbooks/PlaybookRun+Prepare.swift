@@ -15,32 +15,43 @@ extension PlaybookRun {
         case .failure(let error): throw context.denied(error.runvoyError, fields: [("PLAYBOOK", playbook.name)])
         }
         let id = "run-" + ExecutionID.make(milliseconds: UInt64(WallClock.milliseconds()))
-        var steps: [Step] = []
+        var planned: [(step: PlaybookStep, params: ExecParams)] = []
         var executors: [ExecutorConfig] = []
         for (index, step) in playbook.steps.enumerated() {
             let stepContext = PlaybookStepContext(
-                runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: playbook.locks,
+                runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: [],
                 definition: playbook)
             let params = execParams(step, argv: arguments.argv(of: step), request: request)
             let plan = try check(
                 params, stepContext, index: index, of: playbook, config: context.config, context: context)
             executors += context.config.executors.filter { $0.name == plan.executor.name }
-            steps.append(Step(config: step, params: params, context: stepContext))
+            planned.append((step, params))
+        }
+        let locks = runLocks(playbook.locks, steps: executors)
+        let steps = planned.map { step, params in
+            Step(
+                config: step, params: params,
+                context: PlaybookStepContext(
+                    runID: id, playbook: playbook.name, step: step.name, trusted: step.trusted, locks: locks,
+                    definition: playbook))
         }
         return PlaybookRun(
-            id: id, playbook: playbook, values: arguments.values, steps: steps,
-            locks: runLocks(playbook.locks, steps: executors), caller: context.caller,
+            id: id, playbook: playbook, values: arguments.values, steps: steps, locks: locks, caller: context.caller,
             config: context.config, requestID: context.id, reason: request.reason,
             schedule: request.schedule == true ? playbook.name : nil)
     }
 
-    /// The locks a run holds from before its first step to after its last: the playbook's, each exclusive when the
-    /// playbook or any of its steps' executors names it exclusively (shared only when all that name it share it),
-    /// so that holding it for the whole run excludes no less than each step holding its executor's would.
+    /// The locks a run holds from before its first step to after its last: none when the playbook names none
+    /// (each step then takes its executor's locks for itself); else the playbook's and every lock its steps'
+    /// executors name, all taken at once, so that a run never holds some locks while it waits for others (two
+    /// runs could wait for each other for ever), each exclusive when anyone names it so.
     static func runLocks(_ locks: [ExecutorLock], steps executors: [ExecutorConfig]) -> [ExecutorLock] {
-        let exclusive = Set(executors.flatMap { $0.locks.filter { !$0.shared }.map(\.name) })
-        return locks.map { ExecutorLock(name: $0.name, shared: $0.shared && !exclusive.contains($0.name)) }
-            .sorted { $0.name < $1.name }
+        guard !locks.isEmpty else { return [] }
+        var shared: [String: Bool] = [:]
+        for lock in locks + executors.flatMap(\.locks) {
+            shared[lock.name] = (shared[lock.name] ?? true) && lock.shared
+        }
+        return shared.map { ExecutorLock(name: $0.key, shared: $0.value) }.sorted { $0.name < $1.name }
     }
 
     /// What a step's execution is asked: its argv on its executor, its timeout, no input, killed when the run's

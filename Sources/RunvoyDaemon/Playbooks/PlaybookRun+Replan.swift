@@ -20,9 +20,20 @@ extension PlaybookRun {
             )
             throw Self.audited(context.denied(reason, fields: fields), context)
         }
-        try Self.check(
+        let plan = try Self.check(
             step.params, step.context, index: index, of: playbook, config: current, context: context,
             outcome: "so it did not run")
+        // A run that holds locks holds every lock its steps need: a step must not wait for others while its run
+        // holds these (two runs could wait for each other for ever).
+        if !locks.isEmpty, !plan.lockClaims.isEmpty {
+            let names = plan.lockClaims.map { $0.shared ? $0.name + " (shared)" : $0.name }.joined(separator: ", ")
+            let reason = RunvoyError(
+                .cancelled,
+                "executor '\(plan.executor.name)' of step '\(step.config.name)' now names locks its run does not hold "
+                    + "as it needs them (\(names)): a reload changed them during the run, so it did not run; start the run again"
+            )
+            throw Self.audited(context.denied(reason, fields: fields), context)
+        }
         return (step, current)
     }
 

@@ -1,8 +1,8 @@
 import RunvoyConfig
 
-/// What a playbook's step adds to its execution's plan: the run it belongs to, the locks its run holds (the
-/// playbook's, taken once by the run before its first step and held until after its last: the step does not take
-/// them again) and the administrator's trust. It is built by the run engine from the configuration only: no
+/// What a playbook's step adds to its execution's plan: the run it belongs to, the locks its run holds (taken
+/// once by the run before its first step and held until after its last: the step does not take them again) and
+/// the administrator's trust. It is built by the run engine from the configuration only: no
 /// request can carry it.
 struct PlaybookStepContext: Sendable, Equatable {
     let runID: String
@@ -24,10 +24,16 @@ struct PlaybookStepContext: Sendable, Equatable {
         return fields
     }
 
-    /// `executor`'s locks but those its run holds: a lock both name is the run's (held exclusively when any of them
-    /// names it so, `PlaybookRun.runLocks`), so the step never waits for its own run.
+    /// `executor`'s locks that its run's hold does not cover: a lock the run holds covers the step's claim on it,
+    /// unless the step needs it alone and the run holds it shared. Empty as the run was planned (a run that holds
+    /// locks holds every lock its steps' executors name, `PlaybookRun.runLocks`), so a step never waits for its
+    /// own run; not empty only when a reload changed an executor's locks during the run (the step is then refused).
     func locks(with executor: [ExecutorLock]) -> [ExecutorLock] {
-        let held = Set(locks.map(\.name))
-        return executor.filter { !held.contains($0.name) }
+        guard !locks.isEmpty else { return executor }
+        let held = Dictionary(locks.map { ($0.name, $0.shared) }) { first, second in first && second }
+        return executor.filter { lock in
+            guard let shared = held[lock.name] else { return true }
+            return shared && !lock.shared
+        }
     }
 }

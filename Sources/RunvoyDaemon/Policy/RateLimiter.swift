@@ -38,10 +38,10 @@ final class RateLimiter: Sendable {
         return Self.limited("requests", caller, rate, setting, wait)
     }
 
-    /// Takes from `caller`'s execution bucket and its bucket on `executor`, both or neither: the keys taken (to
-    /// give back with `refund`), or the refusal.
+    /// Takes from `caller`'s execution bucket and its bucket on `executor` (none without one: a playbook run's
+    /// hold of its locks), both or neither: the keys taken (to give back with `refund`), or the refusal.
     func takeExecution(
-        caller: Caller, executor: ExecutorConfig, config: DaemonConfig
+        caller: Caller, executor: ExecutorConfig?, config: DaemonConfig
     ) -> Result<
         [RateBuckets.Key], RunvoyError
     > {
@@ -54,7 +54,7 @@ final class RateLimiter: Sendable {
             claims.append(
                 (RateBuckets.Claim(key: .executions(caller.accountKey), count: count, period: period), rate, setting))
         }
-        if let rate = executor.execRate, case .perPeriod(let count, let period) = rate {
+        if let executor, let rate = executor.execRate, case .perPeriod(let count, let period) = rate {
             claims.append(
                 (
                     RateBuckets.Claim(key: .executor(caller.accountKey, executor.name), count: count, period: period),
@@ -72,7 +72,7 @@ final class RateLimiter: Sendable {
                     buckets.tokens(a.0.key, count: a.0.count, period: a.0.period, now: now)
                         > buckets.tokens(b.0.key, count: b.0.count, period: b.0.period, now: now)
                 } ?? claims[0]
-            let what = setting.hasPrefix("executors.") ? "executions on '\(executor.name)'" : "executions"
+            let what = setting.hasPrefix("executors.") ? "executions on '\(executor?.name ?? "")'" : "executions"
             return .failure(Self.limited(what, caller, rate, setting, wait))
         }
     }

@@ -14,7 +14,9 @@ struct ExplainHandler: MethodHandler {
         if let tooLarge = RequestLimits.refusal(argv: params.argv, config.limits) { throw tooLarge }
         try context.require(.executorsRead)
         let subject = try Self.subject(params, context: context)
-        if let playbook = params.playbook { return .result(try Self.explainStep(playbook, params, subject, config)) }
+        if let playbook = params.playbook {
+            return .result(try Self.explainStep(playbook, params, subject, context: context))
+        }
         guard !params.argv.isEmpty, !params.argv[0].isEmpty else {
             throw RunvoyError(.badRequest, "argv must name a command")
         }
@@ -36,25 +38,35 @@ struct ExplainHandler: MethodHandler {
         return other
     }
 
-    /// A playbook's step: `subject` must be allowed to run the playbook (else a `deny` saying so), the values must
-    /// bind (else `invalid_argument` listing every problem); then the rendered command is decided on the step's
-    /// executor as the run decides it.
+    /// A playbook's step. Asking about oneself, it is told only of a playbook one may run (else refused as
+    /// `playbook_show` refuses: `permission_denied` without the exec permission, `no_such_playbook`,
+    /// `permission_denied` outside its access list; audited), so nothing of a playbook leaks to who may not run
+    /// it. An administrator asking about another user is told `deny` when that user may not run it. The values
+    /// must bind (else `invalid_argument` listing every problem); then the rendered command is decided on the
+    /// step's executor as the run decides it (a step whose rules need approval of their own is refused by a run).
     static func explainStep(
-        _ name: String, _ params: ExplainParams, _ subject: Caller, _ config: DaemonConfig
+        _ name: String, _ params: ExplainParams, _ subject: Caller, context: RequestContext
     ) throws -> ExplainResult {
         guard params.argv.isEmpty, params.executor == nil else {
             throw RunvoyError(
                 .invalidArgument, "explain a playbook's step without argv or executor: the step names them")
         }
-        let label = PlaybookAccess.label(name)
-        guard let playbook = config.playbook(named: name) else {
-            throw RunvoyError(.noSuchPlaybook, "no playbook named \(label)")
+        let config = context.config
+        let playbook: PlaybookConfig
+        if subject.uid == context.caller.uid {
+            playbook = try context.runnablePlaybook(name)
+        } else {
+            guard let named = config.playbook(named: name) else {
+                throw RunvoyError(.noSuchPlaybook, "no playbook named \(PlaybookAccess.label(name))")
+            }
+            playbook = named
         }
         guard let step = playbook.steps.first(where: { $0.name == params.step }) else {
             let names = playbook.steps.map(\.name).joined(separator: ", ")
             throw RunvoyError(
                 .invalidArgument,
-                "playbook \(label) has no step \(PlaybookAccess.label(params.step ?? "")): its steps are \(names)")
+                "playbook '\(playbook.name)' has no step \(PlaybookAccess.label(params.step ?? "")): its steps are \(names)"
+            )
         }
         let executorName = step.executor ?? config.defaultExecutorName
         guard let executor = config.executor(named: executorName) else {
@@ -65,19 +77,30 @@ struct ExplainHandler: MethodHandler {
         case .success(let bound): arguments = bound
         case .failure(let error): throw error.runvoyError
         }
-        let argv = arguments.argv(of: step)
-        var decision: Authorizer.Decision
-        if PlaybookAccess.mayRun(subject, playbook, config) {
-            let trusted = step.trusted ? "step '\(step.name)' of playbook '\(playbook.name)'" : nil
-            decision = Authorizer.decide(
-                caller: subject, executor: executor, argv: argv, config: config, trusted: trusted)
-        } else {
-            decision = .deny(.permissionDenied, "user \(subject.displayName) may not run playbook \(label)")
-        }
-        var result = result(subject, executor, decision, config)
-        result.argv = argv
+        var result = result(subject, executor, decision(subject, playbook, step, executor, arguments, config), config)
+        result.argv = arguments.argv(of: step)
         result.trusted = step.trusted
         return result
+    }
+
+    /// What a run would decide of `step` for `subject`.
+    static func decision(
+        _ subject: Caller, _ playbook: PlaybookConfig, _ step: PlaybookStep, _ executor: ExecutorConfig,
+        _ arguments: PlaybookArguments, _ config: DaemonConfig
+    ) -> Authorizer.Decision {
+        guard PlaybookAccess.mayRun(subject, playbook, config) else {
+            return .deny(.permissionDenied, "user \(subject.displayName) may not run playbook '\(playbook.name)'")
+        }
+        let trusted = step.trusted ? "step '\(step.name)' of playbook '\(playbook.name)'" : nil
+        let decision = Authorizer.decide(
+            caller: subject, executor: executor, argv: arguments.argv(of: step), config: config, trusted: trusted)
+        if decision.allowed, let policy = decision.approval {
+            return .deny(
+                .permissionDenied,
+                "step '\(step.name)' needs approval (\(policy.display)) by its executor's rules; steps that need approval of their own are not supported in playbooks yet, so a run is refused"
+            )
+        }
+        return decision
     }
 
     static func result(

@@ -13,6 +13,11 @@ struct PlaybookRunHandler: MethodHandler {
         activity.attach()
         do {
             try await Self.approve(run, context: context)
+            do throws(RunvoyError) {
+                try context.executions.meterRunLocks(run)
+            } catch {
+                throw context.denied(error, fields: [("PLAYBOOK", run.playbook.name)])
+            }
             try await runner.begin()
         } catch {
             activity.detach()
