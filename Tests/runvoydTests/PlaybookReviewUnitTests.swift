@@ -53,17 +53,14 @@ struct PlaybookReviewUnitTests {
         _ connection: ReviewConnection, gate file: String, change: () throws -> Void
     ) async throws -> [String] {
         try await connection.inner.send(#"{"v":1,"id":7,"method":"playbook_run","params":{"name":"twostep"}}"#)
-        var frames: [String] = []
         var changed = false
-        while true {
-            let frame = try await connection.inner.nextFrame()
-            frames.append(frame)
-            if frame.contains(#""result":"#) || frame.contains(#""error":"#) { return frames }
+        return try await connection.inner.framesUntilReply { frame in
             if !changed, frame.contains(#""event":"step""#), frame.contains(#""state":"started""#) {
                 changed = true
                 try change()
                 #expect(FileManager.default.createFile(atPath: file, contents: Data()))
             }
+            return false
         }
     }
 
@@ -89,7 +86,9 @@ struct PlaybookReviewUnitTests {
                 #expect(
                     try !Self.ranSecond(connection),
                     "a step that starts after the playbook was removed by a reload must not run")
-                #expect(frames.last?.contains(#""state":"succeeded""#) == false)
+                let result = try #require(
+                    try PlaybookRunInProcessTests.object(frames.last)["result"] as? [String: Any], "\(frames)")
+                #expect(result["state"] as? String == "cancelled", "the run is not a success: \(result)")
             }
         }
     }
@@ -158,12 +157,8 @@ struct PlaybookReviewUnitTests {
                     requestID: nil, caller: Self.other, config: connection.store.current, sink: nil
                 ) { _ in }
                 try await connection.inner.send(#"{"v":1,"id":7,"method":"playbook_run","params":{"name":"queued"}}"#)
-                var frames: [String] = []
                 var reloaded = false
-                while true {
-                    let frame = try await connection.inner.nextFrame()
-                    frames.append(frame)
-                    if frame.contains(#""result":"#) || frame.contains(#""error":"#) { break }
+                let frames = try await connection.inner.framesUntilReply { frame in
                     if !reloaded, frame.contains(#""event":"queued""#) {
                         reloaded = true
                         var config = connection.store.current
@@ -172,6 +167,7 @@ struct PlaybookReviewUnitTests {
                         connection.store.replace(with: config)
                         #expect(FileManager.default.createFile(atPath: file, contents: Data()))
                     }
+                    return false
                 }
                 _ = await blocker.waitFinished()
                 #expect(reloaded, "the step never waited in the queue: \(frames)")
@@ -236,19 +232,11 @@ struct PlaybookReviewUnitTests {
                     requestID: nil, caller: Self.nobody, config: config, sink: nil
                 ) { _ in }
                 try await connection.inner.send(#"{"v":1,"id":7,"method":"playbook_run","params":{"name":"locked"}}"#)
-                var replied = false
-                while true {
-                    let frame = try await connection.inner.nextFrame()
-                    if frame.contains(#""result":"#) || frame.contains(#""error":"#) {
-                        replied = true
-                        break
-                    }
-                    if frame.contains(#""event":"step""#), frame.contains(#""name":"first""#),
-                        frame.contains(#""state":"succeeded""#)
-                    {
-                        break
-                    }
+                let read = try await connection.inner.framesUntilReply { frame in
+                    frame.contains(#""event":"step""#) && frame.contains(#""name":"first""#)
+                        && frame.contains(#""state":"succeeded""#)
                 }
+                let replied = read.last.map(InProcessConnection.isReply) ?? false
                 // The run is between its first step and its last: `deploy` must still be its own, whoever asks.
                 let refusal = await #expect(throws: RunvoyError.self, "an execution took the run's lock between steps")
                 {
@@ -261,10 +249,7 @@ struct PlaybookReviewUnitTests {
                 #expect(refusal?.code == .busy, "\(String(describing: refusal))")
                 #expect(FileManager.default.createFile(atPath: file, contents: Data()))
                 _ = await blocker.waitFinished()
-                while !replied {
-                    let frame = try await connection.inner.nextFrame()
-                    replied = frame.contains(#""result":"#) || frame.contains(#""error":"#)
-                }
+                if !replied { try await connection.inner.reply() }
             }
         }
     }
@@ -284,10 +269,7 @@ struct PlaybookReviewUnitTests {
                 let id = try await PlaybookRunInProcessTests.awaitApproval(connection.inner)
                 connection.store.setGrants([])
                 try await PlaybookRunInProcessTests.answer(id, approve: true, connection.inner)
-                var last = try await connection.inner.nextFrame()
-                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
-                    last = try await connection.inner.nextFrame()
-                }
+                try await connection.inner.reply()
                 #expect(
                     try connection.inner.executions.store.count() == 0,
                     "nobody holds no role any more when its approved run starts: no step may run")
@@ -316,21 +298,15 @@ struct PlaybookReviewUnitTests {
                 try await connection.inner.send(
                     #"{"v":1,"id":7,"method":"playbook_run","params":{"name":"twostep","params":{"target":"\#(under)/sub/passwd"}}}"#
                 )
-                var frames: [String] = []
                 var swapped = false
-                while true {
-                    let frame = try await connection.inner.nextFrame()
-                    frames.append(frame)
-                    // A step's event may carry an `error` of its own: only a reply ends the run.
-                    if !frame.contains(#""event":"#), frame.contains(#""result":"#) || frame.contains(#""error":"#) {
-                        break
-                    }
+                let frames = try await connection.inner.framesUntilReply { frame in
                     if !swapped, frame.contains(#""event":"step""#), frame.contains(#""state":"started""#) {
                         swapped = true
                         #expect(rename(under + "/sub", under + "/old") == 0)
                         #expect(symlink("/etc", under + "/sub") == 0)
                         #expect(FileManager.default.createFile(atPath: file, contents: Data()))
                     }
+                    return false
                 }
                 let rows = try connection.inner.executions.store.list(ListParams(limit: 100), ownerUid: nil)
                 #expect(swapped && rows.count == 1, "only the first step ran: \(rows.map(\.argv))")

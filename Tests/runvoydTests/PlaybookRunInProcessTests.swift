@@ -69,12 +69,7 @@ struct PlaybookRunInProcessTests {
     /// Sends `playbook_run` with `params` (JSON text) and returns every frame up to and with its reply.
     static func run(_ connection: InProcessConnection, _ params: String) async throws -> [String] {
         try await connection.send(#"{"v":1,"id":7,"method":"playbook_run","params":"# + params + "}")
-        var frames: [String] = []
-        while true {
-            let frame = try await connection.nextFrame()
-            frames.append(frame)
-            if frame.contains(#""result":"#) || frame.contains(#""error":"#) { return frames }
-        }
+        return try await connection.framesUntilReply()
     }
 
     static func object(_ frame: String?) throws -> [String: Any] {
@@ -225,7 +220,7 @@ extension PlaybookRunInProcessTests {
         try await connection.send(
             #"{"v":1,"id":7,"method":"playbook_run","params":{"name":"deploy","params":{"msg":"ok"}}}"#)
         while true {
-            let frame = try await object(try await connection.nextFrame())
+            let frame = try object(try await connection.nextFrame())
             if frame["error"] != nil { throw HarnessFailure("refused: \(frame)") }
             if frame["event"] as? String == "approval", let id = frame["execution_id"] as? String { return id }
         }
@@ -254,10 +249,7 @@ extension PlaybookRunInProcessTests {
                 let id = try await Self.awaitApproval(connection)
                 #expect(try connection.executions.store.count() == 0, "nothing runs before the approval")
                 try await Self.answer(id, approve: true, connection)
-                var last = try await connection.nextFrame()
-                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
-                    last = try await connection.nextFrame()
-                }
+                let last = try await connection.reply()
                 let result = try #require(try Self.object(last)["result"] as? [String: Any])
                 #expect(result["state"] as? String == "failed", "deploy's third step fails")
                 #expect(try connection.executions.store.approval(id)?.state == .fulfilled)
@@ -272,10 +264,7 @@ extension PlaybookRunInProcessTests {
             try await ExecutionLifetimeTests.running(connection.executions) {
                 let id = try await Self.awaitApproval(connection)
                 try await Self.answer(id, approve: false, connection)
-                var last = try await connection.nextFrame()
-                while !last.contains(#""result":"#) && !last.contains(#""error":"#) {
-                    last = try await connection.nextFrame()
-                }
+                let last = try await connection.reply()
                 #expect(last.contains(#""code":"approval_denied""#), "\(last)")
                 #expect(try connection.executions.store.count() == 0)
                 #expect(!connection.auditor.events.contains { $0.kind == .playbookRunStarted })

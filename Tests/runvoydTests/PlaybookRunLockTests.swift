@@ -107,15 +107,13 @@ struct PlaybookRunLockTests {
         return try await frames(connection, until: until)
     }
 
+    /// Reads frames until the reply or until `until` says stop; returns that frame.
     static func frames(
         _ connection: ReviewConnection, until: (String) -> Bool = { _ in false }
     ) async throws
         -> String
     {
-        while true {
-            let frame = try await connection.inner.nextFrame()
-            if frame.contains(#""result":"#) || frame.contains(#""error":"#) || until(frame) { return frame }
-        }
+        try await connection.inner.framesUntilReply(stoppingAt: until).last ?? ""
     }
 
     /// `ReviewConnection.with` for a body that half-closes the connection (the server then closes it).
