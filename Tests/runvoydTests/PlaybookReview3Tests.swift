@@ -108,9 +108,10 @@ struct PlaybookReview3Tests {
                 }
                 try await Self.eventually { access(directory + "/hook", F_OK) == 0 }
                 #expect(access(directory + "/hook", F_OK) == 0, "the step's post_exec hook started")
-                // Past the run's end (its reply) when it does not wait for the hook; the wait is bounded only so
-                // that a run that does wait does not keep the test for minutes (the check below holds either way).
-                let deadline = ContinuousClock.now + .seconds(30)
+                // Past the run's end (its reply) when it does not wait for the hook (milliseconds after the hook
+                // starts); the wait is bounded only so that a run that does wait does not keep the test long (the
+                // check below holds either way).
+                let deadline = ContinuousClock.now + .seconds(5)
                 while replied.withLock({ $0 == nil }), ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }

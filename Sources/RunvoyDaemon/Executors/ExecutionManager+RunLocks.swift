@@ -2,13 +2,16 @@ import Glibc
 import RunvoyConfig
 import RunvoyKit
 
-/// A playbook run's locks: the run takes its playbook's locks (`PlaybookRun.locks`) once, before its first step,
-/// and holds them until after its last, so that no other run of it, nor any execution on an executor that names
-/// one of them, comes between its steps; its steps take only their executors' other locks. The run's claim goes
+/// A playbook run's locks: the run takes its locks (`PlaybookRun.locks`: the playbook's and, with them, its steps'
+/// executors') once, before its first step, and holds them until its last step's `post_exec` hooks have ended, so
+/// that no other run of it, nor any execution on an executor that names one of them, comes between its steps; its
+/// steps take none. The run's claim goes
 /// through the scheduler as an execution's does (it waits in the queue behind the holders, writers first, its
 /// client told where it stands by `queued` events, and leaves it when its client goes or the daemon stops), under
 /// a key of its playbook that is no executor's name, as a claim of locks only: it takes no share of running
-/// executions and no executor's slot, so that a user's own steps never wait for it.
+/// executions and no executor's slot, so that a user's own steps never wait for it, but it is granted only while
+/// its user could start one more execution besides its other runs' holds (`AdmissionScheduler`), so no user holds
+/// locks beyond its share. A run keeps its hold until its last step's `post_exec` hooks have ended.
 extension ExecutionManager {
     /// A run that holds, or waits for, its playbook's locks.
     struct RunHold: Sendable {
@@ -27,10 +30,10 @@ extension ExecutionManager {
         }
     }
 
-    /// A run that holds locks waits in the queue as an execution does, so it takes one of its user's `exec_rate`
-    /// tokens first (its steps take their own): runs cannot fill the queue faster than executions could.
-    func meterRunLocks(_ run: PlaybookRun) throws(RunvoyError) {
-        guard !run.locks.isEmpty else { return }
+    /// Every run takes one of its user's `exec_rate` tokens before anything of it is recorded (its steps take
+    /// their own): runs cannot write start records and history rows, nor fill the queue with holds, faster than
+    /// executions could (review 3, R3-L1).
+    func meterRun(_ run: PlaybookRun) throws(RunvoyError) {
         if case .failure(let limited) = rates.takeExecution(caller: run.caller, executor: nil, config: run.config) {
             throw limited
         }

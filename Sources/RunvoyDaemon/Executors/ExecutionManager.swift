@@ -54,6 +54,8 @@ final class ExecutionManager: Service, Sendable {
         /// Who waits, for a bounded time, for `run` to return (every execution's `exit` event out).
         var endWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextEndWaiter = 0
+        /// Who waits for an execution's admission to be given back (`admissionReturned`), by execution id.
+        var admissionWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
 
         /// Shutting down, with nothing running or being launched: no execution can come any more.
         var isIdle: Bool { phase != .serving && running.isEmpty && launching == 0 }
@@ -432,23 +434,44 @@ final class ExecutionManager: Service, Sendable {
     /// `post_exec` hooks, once they have ended (`finished`), so that they are bounded as executions are (review of
     /// hooks, H3).
     private func unregister(_ execution: Execution) {
-        let count = state.withLock { state -> Int in
+        let (count, waiters) = state.withLock { state -> (Int, [CheckedContinuation<Void, Never>]) in
             state.running.removeValue(forKey: execution.id)
-            if execution.postExec == nil, let ticket = state.tickets.removeValue(forKey: execution.id) {
-                began(state.scheduler.finish(ticket, within: state.limits), &state)
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            if execution.postExec == nil {
+                waiters = giveBackAdmission(of: execution.id, &state)
             }
             closeQueueIfDone(&state)
-            return state.running.count
+            return (state.running.count, waiters)
         }
+        for waiter in waiters { waiter.resume() }
         onChange(count)
     }
 
     /// The ended execution's `post_exec` hooks have ended: its admission is given back.
     private func finished(_ execution: Execution) {
-        state.withLock { state in
-            if let ticket = state.tickets.removeValue(forKey: execution.id) {
-                began(state.scheduler.finish(ticket, within: state.limits), &state)
+        let waiters = state.withLock { giveBackAdmission(of: execution.id, &$0) }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Gives back the admission of `id`; returns who waited for that, to resume once the lock is let go.
+    private func giveBackAdmission(of id: String, _ state: inout State) -> [CheckedContinuation<Void, Never>] {
+        if let ticket = state.tickets.removeValue(forKey: id) {
+            began(state.scheduler.finish(ticket, within: state.limits), &state)
+        }
+        return state.admissionWaiters.removeValue(forKey: id) ?? []
+    }
+
+    /// Suspends until `execution`'s admission (its slot, locks and share) has been given back: once it has ended
+    /// and its `post_exec` hooks have (a playbook run keeps its locks until then, review 3, R3-M1). At once when it
+    /// holds none any more, or the manager has stopped running executions.
+    func admissionReturned(_ execution: Execution) async {
+        await withCheckedContinuation { continuation in
+            let waits = state.withLock { state -> Bool in
+                guard state.tickets[execution.id] != nil, state.phase != .ended else { return false }
+                state.admissionWaiters[execution.id, default: []].append(continuation)
+                return true
             }
+            if !waits { continuation.resume() }
         }
     }
 
@@ -486,8 +509,9 @@ final class ExecutionManager: Service, Sendable {
             defer {
                 state.idleWaiters = []
                 state.endWaiters = [:]
+                state.admissionWaiters = [:]
             }
-            return state.idleWaiters + state.endWaiters.values
+            return state.idleWaiters + state.endWaiters.values + state.admissionWaiters.values.joined()
         }
         for waiter in waiters { waiter.resume() }
         try? await gracefulShutdown()

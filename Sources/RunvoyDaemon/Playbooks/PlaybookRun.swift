@@ -11,8 +11,8 @@ struct PlaybookRun: Sendable {
     /// The validated values (given, or defaults).
     let values: [String: String]
     let steps: [Step]
-    /// The locks the run holds from before its first step to after its last (`runLocks`); its steps take only
-    /// their executors' others.
+    /// The locks the run holds from before its first step until its last step's `post_exec` hooks have ended
+    /// (`runLocks`: when the playbook names any, every lock of every step's executor too); its steps take none.
     let locks: [ExecutorLock]
     let caller: Caller
     /// The configuration the run was checked under.

@@ -36,7 +36,7 @@ struct PlaybookRunner: Sendable {
         var outcomes: [PlaybookStepOutcome] = []
         var failed = false
         var cancelled = false
-        // The playbook's locks, held from before the first step to after the last (none ran when they were not had).
+        // The run's locks, held from before the first step to after the last's hooks (none ran without them).
         let locks: UInt64?
         switch await holdLocks() {
         case .success(let ticket): locks = ticket
@@ -108,6 +108,8 @@ struct PlaybookRunner: Sendable {
             }
             let undo = activity.hangup.on { execution.clientGone() }
             let exit = await execution.waitFinished()
+            // The step ends with its `post_exec` hooks: until then the run keeps its locks (review 3, R3-M1).
+            await context.executions.admissionReturned(execution)
             undo()
             let succeeded = exit.exitCode == 0 && !exit.timedOut
             return PlaybookStepOutcome(

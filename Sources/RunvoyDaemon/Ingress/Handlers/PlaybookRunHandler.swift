@@ -14,7 +14,7 @@ struct PlaybookRunHandler: MethodHandler {
         do {
             try await Self.approve(run, context: context)
             do throws(RunvoyError) {
-                try context.executions.meterRunLocks(run)
+                try context.executions.meterRun(run)
             } catch {
                 throw context.denied(error, fields: [("PLAYBOOK", run.playbook.name)])
             }
