@@ -32,7 +32,12 @@ final class ChildProcess {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         var env: [String] = []
-        if let environment {
+        if var environment {
+            // Under scripts/coverage every process writes its profile where LLVM_PROFILE_FILE says: a child given
+            // an environment of its own would otherwise write default.profraw in the working directory, unread.
+            if environment["LLVM_PROFILE_FILE"] == nil, let profile = getenv("LLVM_PROFILE_FILE") {
+                environment["LLVM_PROFILE_FILE"] = String(cString: profile)
+            }
             env = environment.map { "\($0.key)=\($0.value)" }
         } else {
             var pointer = environ
