@@ -49,8 +49,9 @@ final class DelegatedCgroupTests {
 
     static func containment(_ daemon: DaemonFixture) throws -> String {
         let health = try daemon.ctl(["health"])
-        let line = health.stdoutText.split(separator: "\n").first { $0.contains("containment:") }
-        return line.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? ""
+        // "  containment: cgroup (a note)"
+        let line = health.stdoutText.split(separator: "\n").first { $0.hasPrefix("  containment: ") }
+        return line.map { String($0.dropFirst("  containment: ".count).prefix { $0 != " " }) } ?? ""
     }
 
     /// Marks the cgroup at `path` delegated, as systemd does for `Delegate=yes` (setxattr(2): the Glibc module

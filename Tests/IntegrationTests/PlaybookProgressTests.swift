@@ -71,7 +71,7 @@ final class PlaybookProgressTests {
         let run = try daemon.ctl(["playbook", "run", "--quiet", "signalled"])
         #expect(run.status == 128 + SIGTERM, "stderr: \(run.stderrText)")
         let lines = run.stderrText.split(separator: "\n").map(String.init)
-        #expect(lines == ["[1/2] stop: failed (signal 15)"], "\(lines)")
+        #expect(lines == ["runvoyctl: [1/2] stop: failed (signal 15)"], "\(lines)")
     }
 
     @Test func aStepThatCannotStartSaysWhyAndTheRunEndsWith125() throws {
@@ -97,10 +97,15 @@ final class PlaybookProgressTests {
         #expect(run.status == 125, "stderr: \(run.stderrText)")
         #expect(!run.stdoutText.contains("ran"), "\(run.stdoutText)")
         #expect(run.stderrText.contains("[1/3] remove: succeeded"), "\(run.stderrText)")
-        // Not an exit status or a signal: the step's error, in words.
-        let failed = run.stderrText.split(separator: "\n").first { $0.hasPrefix("[2/3] gone: failed: ") }
-        #expect(failed != nil, "\(run.stderrText)")
-        #expect(failed?.contains(program) == true || failed?.contains("vanishing") == true, "\(run.stderrText)")
+        // Not an exit status or a signal: the step's error, in words. The run ends there (cancelled), so even a
+        // step that would run after a failure does not.
+        #expect(
+            run.stderrText.contains(
+                "[2/3] gone: failed: step 'gone' (2 of 3) of playbook 'vanishing' is refused, so it did not run: "
+                    + "command not found on executor 'default': \(program)\n"), "\(run.stderrText)")
+        #expect(run.stderrText.contains("[3/3] cleanup: skipped"), "\(run.stderrText)")
+        let runID = try #require(PlaybookTests.runID(run.stderrText), "\(run.stderrText)")
+        #expect(run.stderrText.contains("run \(runID) cancelled"), "\(run.stderrText)")
     }
 
     @Test func aStepThatWaitsInTheQueueShowsItAndRunsOnceTheExecutorIsFree() throws {
