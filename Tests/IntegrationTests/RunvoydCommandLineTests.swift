@@ -77,4 +77,36 @@ struct RunvoydCommandLineTests {
         #expect(out.stdoutText == "nobody\n")
         #expect(access(directory + "/dev-root/state", F_OK) == 0, "the state lives under the state root")
     }
+
+    @Test func devAsAnOrdinaryUserRunsCommandsAsThatUser() throws {
+        let directory = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The state root's parent must be writable by its owner only (runvoyd refuses one others could replace).
+        let nobody = try #require(getpwnam("nobody")?.pointee)
+        #expect(chown(directory, nobody.pw_uid, nobody.pw_gid) == 0 && chmod(directory, 0o755) == 0)
+        let asNobody = ["/usr/bin/setpriv", "--reuid", "nobody", "--regid", "\(nobody.pw_gid)", "--clear-groups"]
+        let process = try ChildProcess(
+            asNobody + [Harness.runvoyd, "--dev", "--state-root", directory + "/root"],
+            environment: ProcessInfo.processInfo.environment.merging(["RUNVOYD_LOG_STDERR": "1"]) { $1 },
+            stdoutPath: directory + "/out", stderrPath: directory + "/err")
+        defer {
+            process.signal(SIGTERM)
+            if process.wait(seconds: 60) == nil {
+                process.signal(SIGKILL)
+                process.wait()
+            }
+        }
+        let socket = directory + "/root/runvoyd.sock"
+        let stderr = { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
+        try #require(
+            Harness.waitUntil(seconds: 60) {
+                guard process.isRunning, let client = try? RunvoyClient(socketPath: socket) else { return false }
+                return (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
+            },
+            "runvoyd --dev as nobody did not serve on \(socket): \(stderr())")
+        // Not root: the development executor runs commands as the daemon's own user.
+        let out = try Harness.run(asNobody + [Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "id", "-un"])
+        #expect(out.status == 0, "\(out.stderrText)")
+        #expect(out.stdoutText == "nobody\n")
+    }
 }
