@@ -45,10 +45,10 @@ import Testing
         var scheduler = Scheduler()
         let holdA = Scheduler.Request(
             id: 1, uid: 1000, holder: .member, executor: ExecutionManager.runLockKey("a"), concurrency: nil,
-            locks: Self.claims(locksA), locksOnly: true)
+            locks: Self.claims(locksA))
         let holdB = Scheduler.Request(
             id: 2, uid: 1001, holder: .member, executor: ExecutionManager.runLockKey("b"), concurrency: nil,
-            locks: Self.claims(locksB), locksOnly: true)
+            locks: Self.claims(locksB))
         #expect(scheduler.arrive(holdA, within: Self.limits) == [1])
         #expect(scheduler.arrive(holdB, within: Self.limits) == [], "run b waits for run a's locks")
         // Each run's first step: its executor's locks but those its run holds: none.

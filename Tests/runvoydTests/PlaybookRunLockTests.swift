@@ -15,38 +15,49 @@ import Testing
     static let limits = FairShares.Limits(total: 8, reserved: 0, perUser: 1, perUserWithoutRole: 1)
 
     static func request(
-        _ id: Int, executor: String, locks: [String], locksOnly: Bool = false
+        _ id: Int, executor: String, locks: [String], hold: Bool = false, inRunHold: Bool = false
     ) -> Scheduler.Request {
         Scheduler.Request(
-            id: id, uid: 1000, holder: .member, executor: executor, concurrency: locksOnly ? nil : 1,
-            locks: locks.map { Scheduler.LockClaim(name: $0, shared: false) }, locksOnly: locksOnly)
+            id: id, uid: 1000, holder: .member, executor: executor, concurrency: hold ? nil : 1,
+            locks: locks.map { Scheduler.LockClaim(name: $0, shared: false) }, inRunHold: inRunHold,
+            line: inRunHold ? "run:1" : nil)
     }
 
-    @Test func aClaimOfLocksOnlyTakesNoShareAndStillExcludes() {
+    /// A run's hold takes its user's share and its steps use it (reviews 3 and 4: R3-M2, R4-M1): a user at its
+    /// share holds no more locks, and nothing of its user's takes the share its steps need between them.
+    @Test func aRunsHoldTakesTheShareItsStepsUseAndStillExcludes() {
         var scheduler = Scheduler()
-        // The user's share is one execution: the run's hold does not take it, its step does.
+        // The user's share is one execution: the run's hold takes it, its steps take none.
         #expect(
             scheduler.arrive(
-                Self.request(1, executor: "playbook:p", locks: ["deploy"], locksOnly: true),
-                within: Self.limits) == [1])
-        #expect(scheduler.shares.held(by: 1000) == 0)
-        #expect(scheduler.arrive(Self.request(2, executor: "gated", locks: []), within: Self.limits) == [2])
+                Self.request(1, executor: "playbook:p", locks: ["deploy"], hold: true), within: Self.limits)
+                == [1])
         #expect(scheduler.shares.held(by: 1000) == 1)
-        // Another run of the playbook, and an execution that names the lock, wait for the hold.
+        #expect(
+            scheduler.arrive(Self.request(2, executor: "gated", locks: [], inRunHold: true), within: Self.limits)
+                == [2])
+        #expect(scheduler.shares.held(by: 1000) == 1)
+        // Another execution of the user and another run of it wait for the share, whatever the locks.
+        #expect(scheduler.arrive(Self.request(5, executor: "other", locks: []), within: Self.limits) == [])
         #expect(
             scheduler.arrive(
-                Self.request(3, executor: "playbook:p", locks: ["deploy"], locksOnly: true),
-                within: Self.limits) == [])
+                Self.request(3, executor: "playbook:p", locks: ["deploy"], hold: true), within: Self.limits)
+                == [])
+        #expect(scheduler.blocker(of: Self.request(5, executor: "other", locks: []), within: Self.limits) != nil)
+        // Between its steps the share stays the run's: its next step starts, the waiting execution does not.
         #expect(scheduler.finish(2, within: Self.limits) == [])
-        #expect(scheduler.shares.held(by: 1000) == 0)
         #expect(
-            scheduler.blocker(of: Self.request(4, executor: "locker", locks: ["deploy"]), within: Self.limits)
-                == .lock("deploy"))
-        #expect(scheduler.finish(1, within: Self.limits) == [3], "the next run has the lock once the first ends")
-        #expect(scheduler.shares.held(by: 1000) == 0)
-        #expect(scheduler.shareDenial(ofRunning: 3, as: .member, within: Self.limits) == nil)
+            scheduler.arrive(Self.request(6, executor: "gated", locks: [], inRunHold: true), within: Self.limits)
+                == [6])
+        #expect(scheduler.finish(6, within: Self.limits) == [])
+        #expect(scheduler.locks["deploy"] == .exclusive(1))
+        #expect(scheduler.shareDenial(ofRunning: 1, as: .member, within: Self.limits) == nil)
+        // The run ends: the share goes to the older waiter, then the next run has it and the lock.
+        #expect(scheduler.finish(1, within: Self.limits) == [5])
+        #expect(scheduler.finish(5, within: Self.limits) == [3])
+        #expect(scheduler.shares.held(by: 1000) == 1 && scheduler.locks["deploy"] == .exclusive(3))
         #expect(scheduler.finish(3, within: Self.limits) == [])
-        #expect(scheduler.locks.isEmpty)
+        #expect(scheduler.locks.isEmpty && scheduler.shares.held(by: 1000) == 0)
     }
 
     @Test func aRunHoldsALockExclusivelyWhenThePlaybookOrAnyStepsExecutorNamesItSo() {

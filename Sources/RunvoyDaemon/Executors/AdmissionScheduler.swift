@@ -14,9 +14,9 @@ import NIOCore
 /// oldest waiter that may start. Whenever something ends or leaves the queue, whatever now may start is started.
 /// Writers first: a shared claim on a lock waits behind an older exclusive claim on it whose waiter waits for
 /// nothing but that lock's holders (not behind one that could not start anyway). A claim of locks only
-/// (`Request.locksOnly`) waits and holds as an execution does, but takes no share of running executions: it is
-/// granted only when its user could take one more share besides its running claims of locks only, so that a user
-/// at its share holds no more locks, and holds at most its share of them at once.
+/// (a playbook run's hold, under a key that is no executor's name and with no `concurrency`) waits and holds as an
+/// execution does, its share included; the executions of its run (`Request.inRunHold`) use that share: they take
+/// none and wait for none.
 struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A lock an execution takes for its life.
     struct LockClaim: Hashable, Sendable {
@@ -33,9 +33,9 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         /// The executor's `concurrency`; nil for no limit of its own.
         var concurrency: Int?
         var locks: [LockClaim]
-        /// A claim of locks only (a playbook run holding its steps' locks across its steps): it takes no share of
-        /// running executions, so that its own steps are not kept waiting by it, but waits for one (see above).
-        var locksOnly = false
+        /// A step of a run that holds locks: it uses its run's share (one step at a time), so it takes none and is
+        /// not kept waiting for one, by anything of its user's that started in between either.
+        var inRunHold = false
         /// The user's line it waits in, first come first served with the others in it; nil for its executor's.
         /// A playbook run's step waits in a line of its run, so that it never waits behind its user's older
         /// waiters on that executor (which may be waiting for the very locks its run holds).
@@ -83,8 +83,6 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
 
     private(set) var shares = FairShares()
     private(set) var running: [ID: Request] = [:]
-    /// Each user's running claims of locks only.
-    private(set) var holds: [uid_t: Int] = [:]
     private(set) var runningOnExecutor: [String: Int] = [:]
     private(set) var locks: [String: LockHolders] = [:]
     /// Each user's waiters on each executor, oldest first, and the ones that left the queue behind their line's
@@ -162,9 +160,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
         of request: Request, ignoringHoldersOf ignored: String?, within limits: FairShares.Limits,
         ready: inout [WriterKey: Bool]
     ) -> Blocker? {
-        // A claim of locks only takes no share, but needs one free besides its user's other such claims.
-        let alsoHeld = request.locksOnly ? holds[request.uid, default: 0] : 0
-        if let denial = shares.denial(request.uid, as: request.holder, within: limits, alsoHeld: alsoHeld) {
+        if !request.inRunHold, let denial = shares.denial(request.uid, as: request.holder, within: limits) {
             return .share(denial)
         }
         if let concurrency = request.concurrency, runningOnExecutor[request.executor, default: 0] >= concurrency {
@@ -221,11 +217,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// A running execution ended: what it held is free, and whatever fits now starts.
     mutating func finish(_ id: ID, within limits: FairShares.Limits) -> [ID] {
         guard let request = running.removeValue(forKey: id) else { return [] }
-        if request.locksOnly {
-            holds[request.uid] = holds[request.uid, default: 1] > 1 ? holds[request.uid, default: 1] - 1 : nil
-        } else {
-            shares.give(request.uid)
-        }
+        if !request.inRunHold { shares.give(request.uid) }
         runningOnExecutor[request.executor, default: 1] -= 1
         if runningOnExecutor[request.executor] == 0 { runningOnExecutor[request.executor] = nil }
         for claim in request.locks {
@@ -242,7 +234,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     /// Whether the running `id` would exceed its user's share as `holder` (others of its user running, and it
     /// not): for judging it again when its user's roles changed as it started. Nil when it fits or does not run.
     func shareDenial(ofRunning id: ID, as holder: FairShares.Holder, within limits: FairShares.Limits) -> Denial? {
-        guard let request = running[id], !request.locksOnly else { return nil }
+        guard let request = running[id], !request.inRunHold else { return nil }
         var others = shares
         others.give(request.uid)
         return others.denial(request.uid, as: holder, within: limits)
@@ -387,11 +379,7 @@ struct AdmissionScheduler<ID: Hashable & Sendable>: Sendable {
     private mutating func start(_ waiter: Waiter) {
         let request = waiter.request
         forget(waiter)
-        if request.locksOnly {
-            holds[request.uid, default: 0] += 1
-        } else {
-            _ = shares.take(request.uid, as: request.holder, within: .unlimited)
-        }
+        if !request.inRunHold { _ = shares.take(request.uid, as: request.holder, within: .unlimited) }
         running[request.id] = request
         runningOnExecutor[request.executor, default: 0] += 1
         for claim in request.locks {

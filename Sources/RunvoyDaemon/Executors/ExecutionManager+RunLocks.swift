@@ -8,10 +8,10 @@ import RunvoyKit
 /// steps take none. The run's claim goes
 /// through the scheduler as an execution's does (it waits in the queue behind the holders, writers first, its
 /// client told where it stands by `queued` events, and leaves it when its client goes or the daemon stops), under
-/// a key of its playbook that is no executor's name, as a claim of locks only: it takes no share of running
-/// executions and no executor's slot, so that a user's own steps never wait for it, but it is granted only while
-/// its user could start one more execution besides its other runs' holds (`AdmissionScheduler`), so no user holds
-/// locks beyond its share. A run keeps its hold until its last step's `post_exec` hooks have ended.
+/// a key of its playbook that is no executor's name, as a claim of locks only: it takes no executor's slot but one
+/// share of its user's running executions, which its steps then use (`AdmissionScheduler.Request.inRunHold`: they
+/// take and wait for none), so that no user holds locks beyond its share and nothing of its user's can take the share its steps
+/// need (reviews 3 and 4, R3-M2, R4-M1). A run keeps its hold until its last step's `post_exec` hooks have ended.
 extension ExecutionManager {
     /// A run that holds, or waits for, its playbook's locks.
     struct RunHold: Sendable {
@@ -30,14 +30,20 @@ extension ExecutionManager {
         }
     }
 
-    /// Every run takes one of its user's `exec_rate` tokens before anything of it is recorded (its steps take
-    /// their own): runs cannot write start records and history rows, nor fill the queue with holds, faster than
-    /// executions could (review 3, R3-L1).
-    func meterRun(_ run: PlaybookRun) throws(RunvoyError) {
-        if case .failure(let limited) = rates.takeExecution(caller: run.caller, executor: nil, config: run.config) {
-            throw limited
+    /// Every run takes one of its user's `exec_rate` tokens before anything of it is recorded and before it waits
+    /// for its locks (reviews 2 and 3: R2-M5, R3-L1): runs cannot write records and rows, nor fill the queue, faster
+    /// than executions could. Returns the keys taken: the run gives them back just before its first step is
+    /// admitted (`refundRun`), which takes its own, so a run of n steps costs n, as `exec_rate` counts executions
+    /// started (review 4, R4-L1); a run that starts no step keeps it spent.
+    func meterRun(_ run: PlaybookRun) throws(RunvoyError) -> [RateBuckets.Key] {
+        switch rates.takeExecution(caller: run.caller, executor: nil, config: run.config) {
+        case .success(let keys): return keys
+        case .failure(let limited): throw limited
         }
     }
+
+    /// Gives back the token `meterRun` took, for the run's first step to take.
+    func refundRun(_ keys: [RateBuckets.Key]) { rates.refund(keys) }
 
     /// The scheduler's key of a run's claim: `playbook:` and the playbook's name (no executor's name has a colon).
     static func runLockKey(_ playbook: String) -> String { "playbook:" + playbook }
@@ -57,7 +63,7 @@ extension ExecutionManager {
             let request = AdmissionScheduler<UInt64>.Request(
                 id: state.nextTicket, uid: run.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(run.caller, run.config)),
-                executor: Self.runLockKey(run.playbook.name), concurrency: nil, locks: claims, locksOnly: true)
+                executor: Self.runLockKey(run.playbook.name), concurrency: nil, locks: claims)
             let started = state.scheduler.arrive(request, within: limits)
             began(started.filter { $0 != request.id }, &state)
             let holds = started.contains(request.id)

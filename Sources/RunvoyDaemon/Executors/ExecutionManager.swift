@@ -290,6 +290,7 @@ final class ExecutionManager: Service, Sendable {
                 id: state.nextTicket, uid: plan.caller.uid,
                 holder: FairShares.Holder(roles: Authorizer.roles(plan.caller, plan.config)),
                 executor: plan.executor.name, concurrency: plan.executor.concurrency, locks: plan.lockClaims,
+                inRunHold: !(plan.playbookStep?.locks.isEmpty ?? true),
                 line: plan.playbookStep.map { "run:" + $0.runID })
             let started = state.scheduler.arrive(request, within: limits)
             began(started.filter { $0 != request.id }, &state)

@@ -12,6 +12,8 @@ import RunvoyStore
 struct PlaybookRunner: Sendable {
     let run: PlaybookRun
     let context: RequestContext
+    /// The `exec_rate` token the run took (`ExecutionManager.meterRun`), given back for its first step to take.
+    var prepaid: [RateBuckets.Key] = []
 
     /// Writes the `playbook_run_started` record (nothing runs without it), the run's history row, and sends
     /// `run_started`.
@@ -36,6 +38,7 @@ struct PlaybookRunner: Sendable {
         var outcomes: [PlaybookStepOutcome] = []
         var failed = false
         var cancelled = false
+        var refunded = false
         // The run's locks, held from before the first step to after the last's hooks (none ran without them).
         let locks: UInt64?
         switch await holdLocks() {
@@ -50,6 +53,10 @@ struct PlaybookRunner: Sendable {
                 outcomes.append(skipped)
                 try? await context.sink.send(StepEvent(id: context.id, runId: run.id, step: skipped))
                 continue
+            }
+            if !refunded {
+                context.executions.refundRun(prepaid)
+                refunded = true
             }
             let outcome: PlaybookStepOutcome
             do throws(RunvoyError) {

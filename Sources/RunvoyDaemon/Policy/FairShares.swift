@@ -73,9 +73,8 @@ struct FairShares: Sendable, Equatable {
         return nil
     }
 
-    /// Whether `uid` may take one more now, counting `alsoHeld` more of its own against its share (not the
-    /// ceiling).
-    func denial(_ uid: uid_t, as holder: Holder, within limits: Limits, alsoHeld: Int = 0) -> Denial? {
+    /// Whether `uid` may take one more now.
+    func denial(_ uid: uid_t, as holder: Holder, within limits: Limits) -> Denial? {
         if total >= limits.total { return .full(limit: limits.total) }
         switch holder {
         case .admin:
@@ -85,7 +84,7 @@ struct FairShares: Sendable, Equatable {
                 return .reserved(limit: limits.total, reserved: limits.reserved)
             }
             let share = holder == .noRole ? min(limits.perUser, limits.perUserWithoutRole) : limits.perUser
-            return held(by: uid) + alsoHeld >= share ? .userShare(limit: share) : nil
+            return held(by: uid) >= share ? .userShare(limit: share) : nil
         }
     }
 

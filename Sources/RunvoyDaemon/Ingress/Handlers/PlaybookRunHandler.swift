@@ -8,16 +8,18 @@ struct PlaybookRunHandler: MethodHandler {
 
     func handle(_ request: PlaybookRunParams, context: RequestContext) async throws -> Outcome<PlaybookRunResult> {
         let run = try PlaybookRun.prepare(request, context: context)
-        let runner = PlaybookRunner(run: run, context: context)
         let activity = context.activity
         activity.attach()
+        let runner: PlaybookRunner
         do {
             try await Self.approve(run, context: context)
+            let prepaid: [RateBuckets.Key]
             do throws(RunvoyError) {
-                try context.executions.meterRun(run)
+                prepaid = try context.executions.meterRun(run)
             } catch {
                 throw context.denied(error, fields: [("PLAYBOOK", run.playbook.name)])
             }
+            runner = PlaybookRunner(run: run, context: context, prepaid: prepaid)
             try await runner.begin()
         } catch {
             activity.detach()
