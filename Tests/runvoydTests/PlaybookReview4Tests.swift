@@ -119,4 +119,41 @@ struct PlaybookReview4Tests {
             }
         }
     }
+
+    /// Review of 700fc38 (F1): the token a run takes before it is recorded went back before its first step was
+    /// admitted; when an executor's own `exec_rate` refused that step (taking nothing), the run had cost nothing,
+    /// and a user could write start and end records and a history row per request (R3-L1 again). Here the user's
+    /// `exec_rate` is 3/10m and the step's executor's 1/10m: the first run runs; the later ones are refused by the
+    /// executor's rate, but each keeps its run's token, so the fourth is refused `rate_limited` before it is
+    /// recorded.
+    @Test func aRunWhoseFirstStepAnExecutorsRateRefusesKeepsItsToken() async throws {
+        var playbook = PlaybookConfig(
+            name: "plain", steps: [PlaybookStep(name: "only", executor: nil, argv: Self.literal("true"), line: 1)],
+            file: "(test)")
+        playbook.access = AccessList(users: ["*"])
+        try await ReviewConnection.with(
+            caller: Self.nobody, yaml: PlaybookReviewUnitTests.lockYAML, playbooks: [playbook]
+        ) { connection in
+            var config = connection.store.current
+            config.limits.execRate = .perPeriod(count: 3, period: .seconds(600))
+            for index in config.executors.indices {
+                config.executors[index].execRate = .perPeriod(count: 1, period: .seconds(600))
+            }
+            connection.store.replace(with: config)
+            try await ExecutionLifetimeTests.running(connection.inner.executions) {
+                var replies: [String] = []
+                for id in 7..<11 {
+                    try await connection.inner.send(
+                        #"{"v":1,"id":\#(id),"method":"playbook_run","params":{"name":"plain"}}"#)
+                    replies.append(try await PlaybookReview3Tests.reply(connection))
+                }
+                #expect(replies.first?.contains(#""state":"succeeded""#) == true, "\(replies)")
+                #expect(
+                    replies.last?.hasPrefix(#"{"error":{"code":"rate_limited""#) == true,
+                    "runs whose step an executor's rate refused cost no token: \(replies)")
+                let started = connection.inner.auditor.events.filter { $0.kind == .playbookRunStarted }.count
+                #expect(started == 3, "\(started) start records")
+            }
+        }
+    }
 }

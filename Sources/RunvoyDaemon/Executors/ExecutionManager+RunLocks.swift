@@ -34,7 +34,7 @@ extension ExecutionManager {
     /// for its locks (reviews 2 and 3: R2-M5, R3-L1): runs cannot write records and rows, nor fill the queue, faster
     /// than executions could. Returns the keys taken: the run gives them back just before its first step is
     /// admitted (`refundRun`), which takes its own, so a run of n steps costs n, as `exec_rate` counts executions
-    /// started (review 4, R4-L1); a run that starts no step keeps it spent.
+    /// started (review 4, R4-L1); a run that starts no step keeps it spent (`respendRun`).
     func meterRun(_ run: PlaybookRun) throws(RunvoyError) -> [RateBuckets.Key] {
         switch rates.takeExecution(caller: run.caller, executor: nil, config: run.config) {
         case .success(let keys): return keys
@@ -44,6 +44,13 @@ extension ExecutionManager {
 
     /// Gives back the token `meterRun` took, for the run's first step to take.
     func refundRun(_ keys: [RateBuckets.Key]) { rates.refund(keys) }
+
+    /// Takes the run's token again when its first step to run did not start (refused before it took one), so
+    /// that a run costs at least one (review of 700fc38: else records and rows cost nothing while an executor's
+    /// rate refuses the step). When the user has none left, its next run is refused by `meterRun`.
+    func respendRun(_ run: PlaybookRun) {
+        _ = rates.takeExecution(caller: run.caller, executor: nil, config: run.config)
+    }
 
     /// The scheduler's key of a run's claim: `playbook:` and the playbook's name (no executor's name has a colon).
     static func runLockKey(_ playbook: String) -> String { "playbook:" + playbook }

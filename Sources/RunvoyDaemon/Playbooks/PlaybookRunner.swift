@@ -54,7 +54,8 @@ struct PlaybookRunner: Sendable {
                 try? await context.sink.send(StepEvent(id: context.id, runId: run.id, step: skipped))
                 continue
             }
-            if !refunded {
+            let first = !refunded
+            if first {
                 context.executions.refundRun(prepaid)
                 refunded = true
             }
@@ -66,6 +67,10 @@ struct PlaybookRunner: Sendable {
                 // The configuration in force no longer lets this step run as planned: the run ends here.
                 outcome = PlaybookStepOutcome(index: index, name: step.config.name, state: "failed", error: error)
                 cancelled = true
+            }
+            if first, outcome.executionId == nil {
+                // The first step that ran did not start (it took no token): the run keeps its own spent.
+                context.executions.respendRun(run)
             }
             outcomes.append(outcome)
             try? await context.sink.send(StepEvent(id: context.id, runId: run.id, step: outcome))
