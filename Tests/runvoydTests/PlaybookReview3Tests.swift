@@ -25,6 +25,15 @@ struct PlaybookReview3Tests {
     }
 
     /// Polls until `condition` holds, for minutes at most (a shared, noisy machine).
+    /// `plain`: one step, `true`, that anyone may run; no locks.
+    static var plain: PlaybookConfig {
+        var playbook = PlaybookConfig(
+            name: "plain", steps: [PlaybookStep(name: "only", executor: nil, argv: Self.literal("true"), line: 1)],
+            file: "(test)")
+        playbook.access = AccessList(users: ["*"])
+        return playbook
+    }
+
     static func eventually(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(300)
         while !condition(), ContinuousClock.now < deadline {
@@ -184,10 +193,7 @@ struct PlaybookReview3Tests {
     /// runs of `plain` go on until one does not succeed; that one must be refused `rate_limited` before anything of
     /// it is recorded (every start record is of a run that succeeded).
     @Test func aRunWithoutLocksIsMeteredBeforeItsStartIsRecorded() async throws {
-        var playbook = PlaybookConfig(
-            name: "plain", steps: [PlaybookStep(name: "only", executor: nil, argv: Self.literal("true"), line: 1)],
-            file: "(test)")
-        playbook.access = AccessList(users: ["*"])
+        let playbook = Self.plain
         try await ReviewConnection.with(
             caller: Self.nobody, yaml: PlaybookReviewUnitTests.lockYAML, playbooks: [playbook]
         ) { connection in

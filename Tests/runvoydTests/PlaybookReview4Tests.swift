@@ -100,10 +100,7 @@ struct PlaybookReview4Tests {
     /// `failed`, its start and end records and row written). Here `exec_rate: 1/10m` and a fresh bucket: the first
     /// run of the one-step `plain` must run its step.
     @Test func aOneStepRunNeedsNoMoreThanOneExecutionToken() async throws {
-        var playbook = PlaybookConfig(
-            name: "plain", steps: [PlaybookStep(name: "only", executor: nil, argv: Self.literal("true"), line: 1)],
-            file: "(test)")
-        playbook.access = AccessList(users: ["*"])
+        let playbook = PlaybookReview3Tests.plain
         try await ReviewConnection.with(
             caller: Self.nobody, yaml: PlaybookReviewUnitTests.lockYAML, playbooks: [playbook]
         ) { connection in
@@ -127,10 +124,7 @@ struct PlaybookReview4Tests {
     /// executor's rate, but each keeps its run's token, so the fourth is refused `rate_limited` before it is
     /// recorded.
     @Test func aRunWhoseFirstStepAnExecutorsRateRefusesKeepsItsToken() async throws {
-        var playbook = PlaybookConfig(
-            name: "plain", steps: [PlaybookStep(name: "only", executor: nil, argv: Self.literal("true"), line: 1)],
-            file: "(test)")
-        playbook.access = AccessList(users: ["*"])
+        let playbook = PlaybookReview3Tests.plain
         try await ReviewConnection.with(
             caller: Self.nobody, yaml: PlaybookReviewUnitTests.lockYAML, playbooks: [playbook]
         ) { connection in
