@@ -109,6 +109,14 @@ struct ConfigShapeTests {
         #expect(Self.errors(Self.executor(body)) == expected)
     }
 
+    /// An empty key is unknown like any other, and nothing is suggested for it.
+    @Test func anEmptyKeyIsUnknownWithoutASuggestion() {
+        #expect(Self.errors(Self.web + "\"\": 1") == ["test.yaml:5 : unknown key ''"])
+        #expect(ConfigParser.editDistance("", "mode") == 4)
+        #expect(ConfigParser.editDistance("mode", "") == 4)
+        #expect(ConfigParser.editDistance("mdoe", "mode") == 2)
+    }
+
     /// A mode may be written `0o660` as well as `0660`.
     @Test func aModeMayCarryTheOctalPrefix() throws {
         let config = try ConfigLoader.parse(yaml: Self.web + "socket: {mode: \"0o640\"}", file: "test.yaml")
