@@ -90,4 +90,48 @@ import Testing
             #expect(await next.waitFinished().exitCode == 0)
         }
     }
+
+    /// A playbook run whose history row the database refuses runs no step; its start record is followed by a
+    /// `failed` end, so the audit trail does not show a run left open.
+    @Test func aPlaybookRunTheHistoryRefusesRunsNoStep() async throws {
+        try await ReviewConnection.with(
+            caller: PlaybookReview3Tests.nobody, yaml: PlaybookReviewUnitTests.lockYAML,
+            playbooks: [PlaybookReview3Tests.plain]
+        ) { connection in
+            try Self.refuse(connection.inner.executions.store, "INSERT", on: "playbook_runs")
+            try await ExecutionLifetimeTests.running(connection.inner.executions) {
+                try await connection.inner.send(#"{"v":1,"id":7,"method":"playbook_run","params":{"name":"plain"}}"#)
+                let reply = try await connection.inner.reply()
+                #expect(
+                    reply.hasPrefix(
+                        #"{"error":{"code":"store_unavailable","message":"the run cannot be recorded in the history, so nothing ran: "#
+                    ), "\(reply)")
+            }
+            let kinds = connection.inner.auditor.events.map(\.kind)
+            #expect(!kinds.contains(.executionStarted), "\(kinds)")
+            #expect(kinds.filter { $0 == .playbookRunStarted || $0 == .playbookRunFinished }.count == 2, "\(kinds)")
+            let finished = connection.inner.auditor.events.first { $0.kind == .playbookRunFinished }
+            #expect(finished?.fields.contains { $0.0 == "STATE" && $0.1 == "failed" } == true)
+        }
+    }
+
+    /// An answer the database cannot keep changes nothing: the request still waits, and nothing ran.
+    @Test func anAnswerTheDatabaseRefusesChangesNothing() async throws {
+        let fixture = try ApprovalServiceTests.Fixture()
+        let config = try fixture.config()
+        let manager = fixture.manager()
+        let record = try await fixture.request(["echo", "deploy"], manager, config)
+        try Self.refuse(fixture.store, "UPDATE", on: "approval_requests")
+        var refusal: RunvoyError?
+        do throws(RunvoyError) {
+            _ = try await fixture.approve(record, by: "daemon", manager, config)
+        } catch {
+            refusal = error
+        }
+        #expect(refusal?.code == .storeUnavailable)
+        #expect(refusal?.message.hasPrefix("cannot record the answer (") == true, "\(String(describing: refusal))")
+        #expect(refusal?.message.hasSuffix("); nothing changed") == true, "\(String(describing: refusal))")
+        #expect(try fixture.store.approval(record.id)?.state == .pending)
+        #expect(fixture.spawner.calls == 0)
+    }
 }
