@@ -87,4 +87,36 @@ struct EditHistoryTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: base + "/big.conf")).count == lines.utf8.count)
         }
     }
+
+    /// An edit whose history row the database refuses: the file was written (the edit is done), and the caller is
+    /// told so with its new SHA-256, as `store_unavailable`.
+    @Test func anEditWhoseRecordCannotBeStoredSaysTheFileWasWritten() async throws {
+        var template = Array("/tmp/runvoy-edit-history-XXXXXX".utf8CString)
+        let base = String(cString: try #require(mkdtemp(&template)))
+        defer { FileSystem.removeTree(base) }
+        #expect(chmod(base, 0o755) == 0)
+        try Data("a\n".utf8).write(to: URL(fileURLWithPath: base + "/f.conf"))
+        #expect(chown(base, 65534, 65534) == 0 && chown(base + "/f.conf", 65534, 65534) == 0)
+        try await InProcessConnection.with(caller: Self.root, yaml: Self.yaml(base)) { connection in
+            try connection.executions.secrets.set(
+                "token", value: Array(Self.secret.utf8), description: nil, uid: 0, user: "root", atMs: 1)
+            try StoreFaultTests.refuse(connection.executions.store, "INSERT", on: "executions")
+            let opened = await connection.call(
+                #"{"v":1,"id":1,"method":"edit_open","params":{"path":"\#(base)/f.conf"}}"#)
+            let result = try #require(
+                (try JSONSerialization.jsonObject(with: Data(opened.utf8)) as? [String: Any])?["result"]
+                    as? [String: Any], "\(opened)")
+            let token = try #require(result["token"] as? String)
+            let sha = try #require(result["sha256"] as? String)
+            let saved = await connection.call(
+                #"{"v":1,"id":2,"method":"edit_save","params":{"token":"\#(token)","content":"\#(Base64.encode(Array("b\n".utf8)))","base_sha256":"\#(sha)"}}"#
+            )
+            let after = FileEditor.sha256(Array("b\n".utf8))
+            #expect(
+                saved.contains(
+                    #""code":"store_unavailable","message":"\#(base)/f.conf was written (sha256 \#(after)), but its history record could not be stored""#
+                ), "\(saved)")
+            #expect(try String(contentsOfFile: base + "/f.conf", encoding: .utf8) == "b\n")
+        }
+    }
 }
