@@ -45,6 +45,15 @@ struct BackupRestoreRefusalTests {
             return message
         }
 
+        /// Restores the original archive with `edit` applied; returns the refusal.
+        func refusal(
+            sourceLocation: SourceLocation = #_sourceLocation, editing edit: (inout TestArchive) throws -> Void
+        ) throws -> String {
+            var archive = original
+            try edit(&archive)
+            return try refusal(archive, sourceLocation: sourceLocation)
+        }
+
         /// The archive with `member` put in at `index`.
         func inserting(_ member: TestArchive.Member, at index: Int) -> TestArchive {
             var archive = original
@@ -179,26 +188,17 @@ struct BackupRestoreRefusalTests {
         let setup = try Setup()
         defer { setup.remove() }
         let noManifest = "the archive has no manifest: it is not a runvoy backup, or it was cut short"
-        var archive = setup.original
-        archive[BackupLayout.manifest] = nil
-        #expect(try setup.refusal(archive) == noManifest)
-        archive = setup.original
-        archive[BackupLayout.manifestDigest] = nil
-        #expect(try setup.refusal(archive) == noManifest)
+        #expect(try setup.refusal { $0[BackupLayout.manifest] = nil } == noManifest)
+        #expect(try setup.refusal { $0[BackupLayout.manifestDigest] = nil } == noManifest)
         // An empty archive: just the end marker.
         #expect(try setup.refusal(TestArchive(members: [])) == noManifest)
 
         let unreadable = "the manifest cannot be read: it is not a runvoy backup of a known format"
         for text in ["not json", "{}", "[]", #"{"format":"runvoy-backup","format_version":1}"#] {
-            archive = setup.original
-            archive.setManifestBytes(Array(text.utf8))
-            #expect(try setup.refusal(archive) == unreadable, "\(text)")
+            #expect(try setup.refusal { $0.setManifestBytes(Array(text.utf8)) } == unreadable, "\(text)")
         }
-        var manifest = try setup.original.manifest
-        manifest.format = "tarball"
-        archive = setup.original
-        try archive.setManifest(manifest)
-        #expect(try setup.refusal(archive) == "the archive is not a runvoy backup (format 'tarball')")
+        let foreign = try setup.refusal { archive in try archive.editManifest { $0.format = "tarball" } }
+        #expect(foreign == "the archive is not a runvoy backup (format 'tarball')")
     }
 
     @Test func theManifestAndTheMembersMustAgreeFileForFile() throws {
@@ -206,59 +206,46 @@ struct BackupRestoreRefusalTests {
         defer { setup.remove() }
         let head = "output/\(Self.id)/head"
         // A member taken out, the manifest untouched.
-        var archive = setup.original
-        archive[head] = nil
-        #expect(try setup.refusal(archive) == "\(head) is in the manifest but not in the archive")
+        #expect(try setup.refusal { $0[head] = nil } == "\(head) is in the manifest but not in the archive")
         // A member the manifest does not list (a careful forger reseals the manifest).
-        archive = setup.original
-        var manifest = try archive.manifest
-        manifest.files.removeAll { $0.path == head }
-        try archive.setManifest(manifest)
-        #expect(try setup.refusal(archive) == "\(head) is in the archive but not in the manifest")
+        let unlisted = try setup.refusal { archive in
+            try archive.editManifest { manifest in manifest.files.removeAll { $0.path == head } }
+        }
+        #expect(unlisted == "\(head) is in the archive but not in the manifest")
         // No history at all.
-        archive = setup.original
-        manifest = try archive.manifest
-        manifest.files.removeAll { $0.path == BackupLayout.database }
-        archive[BackupLayout.database] = nil
-        try archive.setManifest(manifest)
-        #expect(try setup.refusal(archive) == "the archive holds no history.sqlite")
-        // The manifest says the key is included, the archive has none.
-        archive = setup.original
-        manifest = try archive.manifest
-        manifest.includesKey = true
-        try archive.setManifest(manifest)
+        let noHistory = try setup.refusal { archive in
+            archive[BackupLayout.database] = nil
+            try archive.editManifest { manifest in manifest.files.removeAll { $0.path == BackupLayout.database } }
+        }
+        #expect(noHistory == "the archive holds no history.sqlite")
+        // The manifest says the key is included and the archive has none, or the other way round.
         let disagree = "the manifest and the archive disagree about whether the master key is included"
-        #expect(try setup.refusal(archive) == disagree)
-        // ... or a key, listed, with the manifest saying there is none.
-        archive = setup.original
-        try archive.replaceListed(BackupLayout.key, with: [UInt8](repeating: 7, count: 32))
-        #expect(try setup.refusal(archive) == disagree)
+        #expect(try setup.refusal { archive in try archive.editManifest { $0.includesKey = true } } == disagree)
+        let key = [UInt8](repeating: 7, count: 32)
+        #expect(try setup.refusal { try $0.replaceListed(BackupLayout.key, with: key) } == disagree)
         // A key that is not 256 bits.
-        manifest = try archive.manifest
-        manifest.includesKey = true
-        try archive.setManifest(manifest)
-        try archive.replaceListed(BackupLayout.key, with: [UInt8](repeating: 7, count: 16))
-        #expect(try setup.refusal(archive) == "secrets.key in the archive is not a 256-bit key")
+        let short = try setup.refusal { archive in
+            try archive.editManifest { $0.includesKey = true }
+            try archive.replaceListed(BackupLayout.key, with: [UInt8](repeating: 7, count: 16))
+        }
+        #expect(short == "secrets.key in the archive is not a 256-bit key")
     }
 
     @Test func aHistoryThatIsNotTheOneTheManifestNamesOrIsDamagedIsRefused() throws {
         let setup = try Setup()
         defer { setup.remove() }
         // The manifest names an older schema than the history has.
-        var archive = setup.original
-        var manifest = try archive.manifest
-        let applied = manifest.schema
-        manifest.schema.removeLast()
-        try archive.setManifest(manifest)
+        let applied = try setup.original.manifest.schema
+        let older = Array(applied.dropLast())
         #expect(
-            try setup.refusal(archive)
+            try setup.refusal { archive in try archive.editManifest { $0.schema = older } }
                 == "the history's schema (\(applied.joined(separator: ", "))) is not the one the manifest names "
-                + "(\(manifest.schema.joined(separator: ", ")))")
+                + "(\(older.joined(separator: ", ")))")
 
         // Not an SQLite file.
-        archive = setup.original
-        try archive.replaceListed(BackupLayout.database, with: Array(repeating: 0x42, count: 8192))
-        let notADatabase = try setup.refusal(archive)
+        let notADatabase = try setup.refusal {
+            try $0.replaceListed(BackupLayout.database, with: Array(repeating: 0x42, count: 8192))
+        }
         #expect(notADatabase.hasPrefix("the history in the archive cannot be read: "), "\(notADatabase)")
         #expect(notADatabase.contains("not a database"), "\(notADatabase)")
 
@@ -266,10 +253,8 @@ struct BackupRestoreRefusalTests {
         let database = setup.fixture.directory.path + "/damaged.sqlite"
         try Data(try #require(setup.original[BackupLayout.database])).write(to: URL(fileURLWithPath: database))
         try Self.breakIndex(database)
-        archive = setup.original
-        try archive.replaceListed(
-            BackupLayout.database, with: Array(try Data(contentsOf: URL(fileURLWithPath: database))))
-        let damaged = try setup.refusal(archive)
+        let broken = Array(try Data(contentsOf: URL(fileURLWithPath: database)))
+        let damaged = try setup.refusal { try $0.replaceListed(BackupLayout.database, with: broken) }
         #expect(damaged.hasPrefix("the history in the archive fails SQLite's integrity check: ["), "\(damaged)")
     }
 

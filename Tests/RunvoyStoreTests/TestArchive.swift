@@ -54,6 +54,13 @@ struct TestArchive {
         setManifestBytes(Array(try JSONEncoder().encode(manifest)))
     }
 
+    /// Changes the manifest and writes a digest that matches it.
+    mutating func editManifest(_ edit: (inout BackupManifest) -> Void) throws {
+        var manifest = try self.manifest
+        edit(&manifest)
+        try setManifest(manifest)
+    }
+
     /// Writes `bytes` as the manifest with a digest that matches it.
     mutating func setManifestBytes(_ bytes: [UInt8]) {
         self[BackupLayout.manifest] = bytes
