@@ -52,22 +52,10 @@ struct RunvoydCommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // A state root relative to the working directory becomes an absolute one beside it.
         let script = "cd \"$1\" && exec \"$2\" --dev --state-root dev-root"
-        let process = try ChildProcess(
-            ["/bin/sh", "-c", script, "sh", directory, Harness.runvoyd],
-            environment: ProcessInfo.processInfo.environment.merging(["RUNVOYD_LOG_STDERR": "1"]) { $1 },
-            stdoutPath: directory + "/out", stderrPath: directory + "/err")
-        defer {
-            process.signal(SIGTERM)
-            if process.wait(seconds: 60) == nil {
-                process.signal(SIGKILL)
-                process.wait()
-            }
-        }
+        let process = try Self.start(["/bin/sh", "-c", script, "sh", directory, Harness.runvoyd], in: directory)
+        defer { Self.stop(process) }
         let socket = directory + "/dev-root/runvoyd.sock"
-        let serving = await Harness.waitUntilDetached(seconds: 60) {
-            guard process.isRunning, let client = try? RunvoyClient(socketPath: socket) else { return false }
-            return (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
-        }
+        let serving = await Self.serves(process, at: socket)
         let stderr = { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
         try #require(serving, "runvoyd --dev did not serve on \(socket): \(stderr())")
         #expect(stderr().contains("runvoyd: development mode; socket \(socket)"), "\(stderr())")
@@ -88,29 +76,40 @@ struct RunvoydCommandLineTests {
         let nobody = try #require(getpwnam("nobody")?.pointee)
         #expect(chown(directory, nobody.pw_uid, nobody.pw_gid) == 0 && chmod(directory, 0o755) == 0)
         let asNobody = ["/usr/bin/setpriv", "--reuid", "nobody", "--regid", "\(nobody.pw_gid)", "--clear-groups"]
-        let process = try ChildProcess(
-            asNobody + [Harness.runvoyd, "--dev", "--state-root", directory + "/root"],
-            environment: ProcessInfo.processInfo.environment.merging(["RUNVOYD_LOG_STDERR": "1"]) { $1 },
-            stdoutPath: directory + "/out", stderrPath: directory + "/err")
-        defer {
-            process.signal(SIGTERM)
-            if process.wait(seconds: 60) == nil {
-                process.signal(SIGKILL)
-                process.wait()
-            }
-        }
+        let process = try Self.start(
+            asNobody + [Harness.runvoyd, "--dev", "--state-root", directory + "/root"], in: directory)
+        defer { Self.stop(process) }
         let socket = directory + "/root/runvoyd.sock"
         let stderr = { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
         try #require(
-            await Harness.waitUntilDetached(seconds: 60) {
-                guard process.isRunning, let client = try? RunvoyClient(socketPath: socket) else { return false }
-                return (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
-            },
-            "runvoyd --dev as nobody did not serve on \(socket): \(stderr())")
+            await Self.serves(process, at: socket), "runvoyd --dev as nobody did not serve on \(socket): \(stderr())")
         // Not root: the development executor runs commands as the daemon's own user.
         let out = try await Harness.runDetached(
             asNobody + [Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "id", "-un"])
         #expect(out.status == 0, "\(out.stderrText)")
         #expect(out.stdoutText == "nobody\n")
+    }
+
+    /// `argv` (a runvoyd) logging to stderr, its output in `directory`/out and `directory`/err.
+    static func start(_ argv: [String], in directory: String) throws -> ChildProcess {
+        try ChildProcess(
+            argv, environment: ProcessInfo.processInfo.environment.merging(["RUNVOYD_LOG_STDERR": "1"]) { $1 },
+            stdoutPath: directory + "/out", stderrPath: directory + "/err")
+    }
+
+    static func stop(_ process: ChildProcess) {
+        process.signal(SIGTERM)
+        if process.wait(seconds: 60) == nil {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+    }
+
+    /// Whether the daemon `process` answers `hello` at `socket` within a minute.
+    static func serves(_ process: ChildProcess, at socket: String) async -> Bool {
+        await Harness.waitUntilDetached(seconds: 60) {
+            guard process.isRunning, let client = try? RunvoyClient(socketPath: socket) else { return false }
+            return (try? client.call(.hello, params: NoParams(), result: HelloResult.self)) != nil
+        }
     }
 }
