@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import RunvoyConfig
 import RunvoyKit
 import RunvoyStore
@@ -34,6 +35,17 @@ extension RunvoydCommand {
     /// Executors that inject secrets and share their run-as user with executors that do not inject the same
     /// ones: commands on those can read the secrets (the process environment and files of the same uid), and
     /// their output is not redacted.
+    /// What a daemon running as root without CAP_SETUID or CAP_SETGID (a unit whose `CapabilityBoundingSet=`
+    /// leaves them out) cannot do: take a run-as user's identity.
+    static func missingCapabilities() -> [String] {
+        guard geteuid() == 0 else { return [] }
+        let missing = [(6, "CAP_SETGID"), (7, "CAP_SETUID")].filter { !SubreaperContainment.hasCapability($0.0) }
+        guard !missing.isEmpty else { return [] }
+        return [
+            "runvoyd runs as root without \(missing.map(\.1).joined(separator: " and ")): it cannot take a run_as user's identity, so commands of executors that run as another user are refused; keep them in the unit's CapabilityBoundingSet="
+        ]
+    }
+
     static func sharedRunAs(_ config: DaemonConfig) -> [String] {
         var warnings: [String] = []
         for executor in config.executors where !executor.secretNames.isEmpty {

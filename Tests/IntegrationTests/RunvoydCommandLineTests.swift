@@ -112,6 +112,8 @@ struct RunvoydCommandLineTests {
         ])
         #expect(out.status != 0, "\(out.stdoutText)")
         #expect(!out.stderrText.contains("closed the connection"), "\(out.stderrText)")
+        // The start said why.
+        #expect(stderr().contains("runvoyd runs as root without CAP_SETGID: it cannot take a run_as user's identity"))
         #expect(process.isRunning, "runvoyd ended: \(stderr().prefix(3000))")
         #expect(await Self.serves(process, at: socket))
     }

@@ -25,7 +25,9 @@ struct Daemon {
         // The daemon's own records (start, recovery, stop) are best-effort: nothing waits on them.
         let audit = AuditLog(config.audit, logger: logger)
         let (history, secrets) = try openStores(audit: audit, logger: logger)
-        for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config) {
+        for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config)
+            + RunvoydCommand.missingCapabilities()
+        {
             logger.warning("\(warning)")
         }
         try prepareSecretsRuntimeDirectory(logger: logger)
