@@ -137,7 +137,9 @@ import Testing
                 try await Task.sleep(for: .milliseconds(10))
             }
             await manager.shutdown(grace: .zero, killGrace: .zero)
-            #expect(execution.isFinished)
+            // (Read first: a failed expectation would reflect the execution, whose state cannot be copied, and crash.)
+            let finished = execution.isFinished
+            #expect(finished)
             #expect(manager.runningCount == 0)
             do {
                 _ = try await manager.start(

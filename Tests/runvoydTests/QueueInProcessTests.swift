@@ -64,8 +64,11 @@ import Testing
             #expect(
                 places.allSatisfy { $0?.waitingFor == "concurrency" && $0?.holders.first?.executionId == holder.id })
             let secondID = try #require(places[1]?.executionId)
-            #expect(manager.isQueued(secondID))
-            #expect(manager.cancel(secondID, by: "the test"))
+            // (Read first: a failed expectation would reflect the manager, whose state cannot be copied.)
+            let queued = manager.isQueued(secondID)
+            #expect(queued)
+            let withdrew = manager.cancel(secondID, by: "the test")
+            #expect(withdrew)
             #expect(!manager.cancel(secondID, by: "the test"))
             #expect(await cancelled.value == .cancelled)
             hangup.fire()

@@ -136,7 +136,9 @@ import Testing
             #expect(try fixture.row().status == .timedOut)
             #expect(await Self.eventually { sink.abandoned }, "the client was never given up on")
             let execution = try await start.value
-            #expect(execution.isFinished)
+            // (Read first: a failed expectation would reflect the execution, whose state cannot be copied, and crash.)
+            let finished = execution.isFinished
+            #expect(finished)
             #expect(fixture.secretFolders.isEmpty)
         }
     }
