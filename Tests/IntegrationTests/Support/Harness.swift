@@ -44,7 +44,7 @@ enum Harness {
     }
 
     /// The result of a finished process.
-    struct Output {
+    struct Output: Sendable {
         var status: Int32
         var stdout: Data
         var stderr: Data
