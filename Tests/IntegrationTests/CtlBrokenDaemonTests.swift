@@ -52,8 +52,10 @@ struct CtlBrokenDaemonTests {
 
     @Test func execEndsOnATimeOutWithoutAnIdAndOnWhatItCannotRead() async throws {
         let daemon = try ScriptedDaemon()
+        // (The socket from $RUNVOY_SOCKET.)
         let timedOut = try await daemon.play(
-            ["exec", "-n", "-q", "--", "true"], script: Self.reply([#"{"id":1,"event":"exit","timed_out":true}"#]))
+            ["exec", "-n", "-q", "--", "true"], environment: ["RUNVOY_SOCKET": daemon.path], socketOption: false,
+            script: Self.reply([#"{"id":1,"event":"exit","timed_out":true}"#]))
         #expect(timedOut.output.stderrText == "runvoyctl: execution ? timed out and was stopped\n")
         #expect(timedOut.output.status == 124)
 

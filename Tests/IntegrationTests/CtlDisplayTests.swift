@@ -11,12 +11,12 @@ struct CtlDisplayTests {
     /// Runs `arguments` against one `answers` exchange; returns what it printed.
     static func run(
         _ arguments: [String], _ answers: [Answer], environment: [String: String] = [:], stdinPath: String? = nil,
-        socketOption: Bool = true
+        connectionEach: Bool = false
     ) async throws -> Harness.Output {
         let daemon = try ScriptedDaemon()
         let outcome = try await daemon.play(
-            arguments, environment: environment, stdinPath: stdinPath, socketOption: socketOption,
-            script: ScriptedDaemon.serve(answers))
+            arguments, environment: environment, stdinPath: stdinPath,
+            script: ScriptedDaemon.serve(answers, connectionEach: connectionEach))
         #expect(outcome.scriptError == nil, "\(arguments)")
         return outcome.output
     }
@@ -203,6 +203,50 @@ struct CtlDisplayTests {
             [Answer(method: "backup", result: try ScriptedDaemon.json(result), events: [bad])])
         #expect(refused.stderrText == "runvoyctl: a backup event without valid data\n")
         #expect(refused.status == 125)
+    }
+
+    /// `edit` of a relative path asks for it from the current directory, names its copy after the file (what a
+    /// file name may not hold replaced) in /tmp when $TMPDIR is empty, and sends nothing back when it is unchanged.
+    /// An "editor" that changes nothing and succeeds only on a copy in /tmp named after the file.
+    static let expectCopy = #"f() { case "$1" in /tmp/runvoy-edit-*-a-b_c_d.txt) test -f "$1";; *) false;; esac; }; f"#
+
+    @Test func editOfARelativePathLeftUnchanged() async throws {
+        let opened = EditOpenResult(
+            path: "/srv/a-b_c d.txt", executor: "default", content: Base64.encode(Array("hi\n".utf8)), sha256: "aa",
+            size: 3, mode: 0o644, token: "t-1")
+        let saved = EditSaveResult(
+            executionId: "01editunchanged00000000000", path: "/srv/a-b_c d.txt", sha256Before: "aa", sha256After: "aa",
+            changed: false)
+        let cwd = FileManager.default.currentDirectoryPath
+        let out = try await Self.run(
+            ["edit", "notes/a-b_c d.txt"],
+            [
+                Answer(method: "edit_open", result: try ScriptedDaemon.json(opened)) {
+                    $0["path"] as? String == (cwd == "/" ? "" : cwd) + "/notes/a-b_c d.txt"
+                },
+                Answer(method: "edit_save", result: try ScriptedDaemon.json(saved)) {
+                    $0["token"] as? String == "t-1" && $0["content"] == nil
+                },
+            ], environment: ["TMPDIR": "", "VISUAL": Self.expectCopy], connectionEach: true)
+        #expect(out.stdoutText == "/srv/a-b_c d.txt unchanged; nothing written; record 01editunchanged00000000000\n")
+        #expect(out.status == 0, "\(out.stderrText)")
+    }
+
+    @Test func editRefusesContentThatIsNotBase64AndATemporaryDirectoryThatIsNotThere() async throws {
+        var opened = EditOpenResult(
+            path: "/srv/x", executor: "default", content: "@@@", sha256: "aa", size: 3, mode: 0o644, token: "t-1")
+        let bad = try await Self.run(
+            ["edit", "/srv/x"], [Answer(method: "edit_open", result: try ScriptedDaemon.json(opened))])
+        #expect(bad.stderrText == "runvoyctl: the daemon sent content that is not base64\n")
+        #expect(bad.status == 125)
+        opened.content = Base64.encode(Array("x".utf8))
+        let nowhere = try await Self.run(
+            ["edit", "/srv/x"], [Answer(method: "edit_open", result: try ScriptedDaemon.json(opened))],
+            environment: ["TMPDIR": "/nonexistent"])
+        #expect(
+            nowhere.stderrText
+                == "runvoyctl: cannot create a temporary file in /nonexistent: No such file or directory\n")
+        #expect(nowhere.status == 125)
     }
 
     /// An execution the daemon has no start time for: its creation time stands in.

@@ -113,11 +113,13 @@ final class ScriptedDaemon: @unchecked Sendable {
         var check: @Sendable ([String: Any]) -> Bool = { _ in true }
     }
 
-    /// A script that answers `answers` in turn on one connection, then waits for the client to close it.
-    static func serve(_ answers: [Answer]) -> Script {
+    /// A script that answers `answers` in turn on one connection (or each on a connection of its own), then
+    /// waits for the client to close it.
+    static func serve(_ answers: [Answer], connectionEach: Bool = false) -> Script {
         { daemon, _ in
-            let peer = try daemon.accept()
-            for answer in answers {
+            var peer = try daemon.accept()
+            for (index, answer) in answers.enumerated() {
+                if connectionEach && index > 0 { peer = try daemon.accept() }
                 guard let request = try peer.readFrame(), request["method"] as? String == answer.method,
                     let id = request["id"] as? Int
                 else { throw HarnessError("no \(answer.method) request") }
