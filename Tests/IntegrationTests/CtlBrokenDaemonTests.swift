@@ -95,9 +95,11 @@ struct CtlBrokenDaemonTests {
     /// no side connection can be made it goes in band, on the exec's connection.
     @Test func execForwardsSignalsOnASideConnectionOrElseInBand() async throws {
         let daemon = try ScriptedDaemon()
-        let run = try await daemon.play(["exec", "--", "sleep", "60"]) { daemon, client in
+        let run = try await daemon.play(["exec", "--kill-on-disconnect", "--", "sleep", "60"]) { daemon, client in
             let peer = try daemon.accept()
-            _ = try peer.readFrame()
+            guard let exec = try peer.readFrame(),
+                (exec["params"] as? [String: Any])?["kill_on_disconnect"] as? Bool == true
+            else { throw HarnessError("no kill_on_disconnect in the exec request") }
             try peer.sendFrame(#"{"id":1,"event":"started","execution_id":"\#(Self.id)"}"#)
             // Its input (/dev/null) ends once it knows the command started.
             guard let eof = try peer.readFrame(), eof["method"] as? String == "stdin" else {

@@ -2,6 +2,8 @@ import Foundation
 import RunvoyKit
 import Testing
 
+@testable import runvoyctl
+
 /// What runvoyctl prints of answers a test daemon rarely gives: nothing to list, no name for a uid, fields left
 /// out, a role bound to nobody. A `ScriptedDaemon` gives each answer (encoded from the protocol's own types); the
 /// client is the real runvoyctl.
@@ -66,17 +68,14 @@ struct CtlDisplayTests {
                 RuleInfo(effect: "allow", pattern: "kubectl *", rule: "runvoyd.yaml:9", approval: "1 approval"),
             ])
         executor.approval = "2 approvals from admins"
+        var capabilities = CapabilitiesResult(user: "bob", roles: ["ops"], permissions: [], executors: [executor])
+        capabilities.grants = [Self.grant]
         let full = try await Self.run(
-            ["capabilities"],
-            [
-                Answer(
-                    method: "capabilities",
-                    result: try ScriptedDaemon.json(
-                        CapabilitiesResult(user: "bob", roles: ["ops"], permissions: [], executors: [executor])))
-            ])
+            ["capabilities"], [Answer(method: "capabilities", result: try ScriptedDaemon.json(capabilities))])
+        let temporary = "temporary: role operator until \(GrantOptions.time(Self.grant.expiresAtMs)) (grant g-1)\n"
         #expect(
             full.stdoutText
-                == "user: bob\nroles: ops\npermissions: none\n\nexecutor prod runs as deploy: production\n"
+                == "user: bob\nroles: ops\npermissions: none\n\(temporary)\nexecutor prod runs as deploy: production\n"
                 + "  (2 approvals from admins before a command runs)\n  deny  rm *\n"
                 + "  allow kubectl *    (runvoyd.yaml:9)\n          1 approval\n")
 
@@ -169,10 +168,12 @@ struct CtlDisplayTests {
         try? FileManager.default.removeItem(atPath: (input as NSString).deletingLastPathComponent)
     }
 
+    static let grant = GrantInfo(
+        id: "g-1", user: "bob", uid: 1001, role: "operator", executor: nil, expiresAtMs: 1_800_000_000_000,
+        createdAtMs: 1_700_000_000_000, grantedBy: "root", grantedByUid: 0, reason: "INC-1")
+
     @Test func aGrantIsDescribedAndItsDurationSent() async throws {
-        let grant = GrantInfo(
-            id: "g-1", user: "bob", uid: 1001, role: "operator", executor: nil, expiresAtMs: 1_800_000_000_000,
-            createdAtMs: 1_700_000_000_000, grantedBy: "root", grantedByUid: 0, reason: "INC-1")
+        let grant = Self.grant
         let out = try await Self.run(
             ["grant", "--user", "bob", "--role", "operator", "--for", "1h", "--reason", "INC-1"],
             [
@@ -182,6 +183,14 @@ struct CtlDisplayTests {
             ])
         #expect(out.stdoutText.hasPrefix("grant g-1: role operator for bob until "), "\(out.stdoutText)")
         #expect(out.stdoutText.hasSuffix(" (granted by root: INC-1)\n"), "\(out.stdoutText)")
+    }
+
+    @Test func approvingARequestThatIsNotThere() async throws {
+        let out = try await Self.run(
+            ["approve", "01gone00000000000000000000"],
+            [Answer(method: "approvals", result: try ScriptedDaemon.json(ApprovalsResult(requests: [])))])
+        #expect(out.stderrText.hasPrefix("Error: no request 01gone00000000000000000000\n"), "\(out.stderrText)")
+        #expect(out.status == 64)
     }
 
     @Test func aBackupToStandardOutputAndOneWithBadData() async throws {

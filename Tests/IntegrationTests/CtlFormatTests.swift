@@ -55,6 +55,19 @@ struct CtlFormatTests {
         #expect(lines.contains("  timeout 10m"))
     }
 
+    @Test func aRequestWithOnlyItsEnvironmentNamesCutIsNotApprovedUnseen() {
+        let info = ApprovalInfo(
+            id: "01unseenenv000000000000000", kind: "approval", state: .pending, requesterUid: 1000,
+            requester: "alice", executor: "prod", runAs: "root", command: "env", argv: ["env"], cwd: "/",
+            envKeys: ["A"], secrets: [], terminal: false, timeoutMs: nil, reason: nil, createdAtMs: 0,
+            expiresAtMs: 0, required: 1, approvers: ApproverList(), answers: [], digest: "sha256:00", decision: nil,
+            mayAnswer: true, envKeysTruncated: true)
+        #expect(
+            ApproveCommand.unseen(info).hasPrefix(
+                "not approved: request 01unseenenv000000000000000 is too large to show whole (its environment names "
+                    + "above are cut)"))
+    }
+
     @Test func approvalWaitsInHoursAndApproversThatAreNotAList() {
         #expect(ApprovalDisplay.duration(3_600_000) == "1h")
         #expect(ApprovalDisplay.duration(5_460_000) == "1h31m")
