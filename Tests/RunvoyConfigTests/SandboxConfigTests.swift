@@ -75,6 +75,12 @@ import Testing
         }
     }
 
+    /// `true` and `false` of a word property are systemd's `yes` and `no`.
+    @Test func aWordPropertysBooleansAreSystemdsYesAndNo() throws {
+        #expect(try sandbox("      ProtectSystem: false")?["ProtectSystem"] == .word("no"))
+        #expect(try sandbox("      ProtectHome: true")?["ProtectHome"] == .word("yes"))
+    }
+
     @Test func theCapabilityTableIsTheKernels() {
         #expect(SandboxCatalog.capabilities.count == 41)
         #expect(SandboxCatalog.capabilities["CAP_SYS_ADMIN"] == 21)
@@ -92,6 +98,12 @@ import Testing
             ("InaccessiblePaths: [\"/a//b\"]", "executors.web.sandbox.InaccessiblePaths[0]", 6, "normalized"),
             ("InaccessiblePaths: /root", "executors.web.sandbox.InaccessiblePaths", 6, "expected a list"),
             ("CapabilityBoundingSet: [CAP_FLY]", "executors.web.sandbox.CapabilityBoundingSet[0]", 6, "CAP_FLY"),
+            ("CapabilityBoundingSet: CAP_CHOWN", "executors.web.sandbox.CapabilityBoundingSet", 6, "expected a list"),
+            ("SystemCallFilter: read", "executors.web.sandbox.SystemCallFilter", 6, "expected a list of strings"),
+            (
+                "SystemCallArchitectures: [native, \"x86 64\"]", "executors.web.sandbox.SystemCallArchitectures[1]", 6,
+                "'x86 64' is not an architecture such as native or x86-64"
+            ),
             ("SystemCallFilter: []", "executors.web.sandbox.SystemCallFilter", 6, "at least one"),
             ("SystemCallFilter: [\"@nothing\"]", "executors.web.sandbox.SystemCallFilter[0]", 6, "@groups"),
             ("SystemCallFilter: [\"open; rm\"]", "executors.web.sandbox.SystemCallFilter[0]", 6, "system call"),

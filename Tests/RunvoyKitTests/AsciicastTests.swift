@@ -47,6 +47,17 @@ struct AsciicastTests {
         #expect(end == nil)
     }
 
+    /// What is held back for the next chunk: only the start of a sequence that more bytes can complete.
+    @Test(
+        arguments: [
+            ([], 0), ([0x61], 0), ([0xC3], 1), ([0x61, 0xE2, 0x82], 2), ([0xF0, 0x9F, 0x98], 3),
+            ([0xE2, 0x82, 0xAC], 0),
+            ([0x80, 0x80, 0x80], 0), ([0xF8], 0),
+        ] as [([UInt8], Int)])
+    func anIncompleteSequenceAtTheEndIsHeldBack(bytes: [UInt8], held: Int) {
+        #expect(AsciicastWriter.incompleteSuffix(bytes) == held)
+    }
+
     @Test func bytesThatAreNotUTF8BecomeReplacementCharactersAndTimesNeverGoBack() throws {
         var writer = AsciicastWriter()
         _ = writer.output([0x41], tUsec: 5_000_000)

@@ -6,43 +6,18 @@ import Testing
 /// before the client has written its request: the client must still show what the daemon said, not the
 /// "Broken pipe" its write then fails with.
 struct ClientRefusalTests {
-    /// A listening socket that plays a daemon which refuses every connection as soon as it accepts it.
+    /// A daemon that refuses every connection as soon as it accepts it.
     final class RefusingDaemon {
-        let path: String
-        let listener: Int32
+        let daemon: ScriptedDaemon
+        var path: String { daemon.path }
         static let refusal = RunvoyError(.busy, "runvoyd is at its limit of 32 connections; try again later")
 
-        init() throws {
-            var template = Array("/tmp/runvoy-refusing-XXXXXX".utf8CString)
-            let directory = String(cString: try #require(mkdtemp(&template)))
-            path = directory + "/sock"
-            listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: path.utf8)
-                raw[path.utf8.count] = 0
-            }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            #expect(bound == 0 && listen(listener, 4) == 0)
-        }
-
-        deinit {
-            close(listener)
-            unlink(path)
-            rmdir(String(path.dropLast(5)))
-        }
+        init() throws { daemon = try ScriptedDaemon() }
 
         /// Accepts the connection a client has made, tells it `busy` and closes it, as runvoyd does at its limit.
         func refuseNext() throws {
-            let fd = accept(listener, nil, nil)
-            #expect(fd >= 0)
-            let frame = try Frame.encode(Reply<NoParams>(id: nil, error: Self.refusal))
-            _ = frame.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let fd = try daemon.accept()
+            ScriptedDaemon.write(fd, try Frame.encode(Reply<NoParams>(id: nil, error: Self.refusal)))
             close(fd)
         }
     }

@@ -79,6 +79,18 @@ struct HotPathJSONTests {
         }
     }
 
+    /// Each accessor answers for its own kind of value only.
+    @Test func theAccessorsAnswerOnlyForTheirOwnKind() throws {
+        let text = #"{"a": "x", "b": true, "n": null, "i": 3, "f": 1.5, "l": [1]}"#
+        let value = try #require(Array(text.utf8).withUnsafeBytes { JSONValue.parse($0) })
+        #expect(value["a"]?.string == "x" && value["a"]?.bool == nil && value["a"]?.int == nil)
+        #expect(value["b"]?.bool == true && value["b"]?.string == nil)
+        #expect(value["n"]?.isNull == true && value["i"]?.isNull == false)
+        #expect(value["i"]?.int == 3 && value["f"]?.int == nil)
+        #expect(value["l"] == .array([.number(1)]) && value["l"]?["a"] == nil)
+        #expect(value["missing"] == nil)
+    }
+
     @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1} x", "\"\\q\"", "tru", "{\"a\" 1}", "\"\u{1}\""])
     func rejectsMalformedJSON(text: String) {
         #expect(Array(text.utf8).withUnsafeBytes { JSONValue.parse($0) } == nil)

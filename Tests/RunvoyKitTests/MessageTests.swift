@@ -19,6 +19,40 @@ struct MessageTests {
         #expect(params?["kill_on_disconnect"] as? Bool == true)
     }
 
+    /// Who may approve, and what a grant asks for, as an approver is shown them.
+    @Test func approversAndGrantRequestsReadAsAPersonSaysThem() {
+        #expect(ApproverList().display == "no one")
+        #expect(ApproverList(groups: ["sre", "dba"]).display == "groups sre, dba")
+        #expect(
+            ApproverList(users: ["bob"], groups: ["sre"], roles: ["admin"]).display
+                == "roles admin; groups sre; users bob")
+        #expect(
+            GrantRequestSummary(role: "operator", executor: nil, forMs: 3_600_000).display == "role operator for 1h")
+        #expect(
+            GrantRequestSummary(role: nil, executor: "deploy", forMs: 90_000).display == "executor deploy for 1m30s")
+        #expect(GrantRequestSummary(role: nil, executor: nil, forMs: 1000).display == "executor ? for 1s")
+    }
+
+    /// A daemon from before `stdin` (and the truncation flags) did not send them: they read as false.
+    @Test func anApprovalRequestFromAnOlderDaemonReadsWithoutStdin() throws {
+        let info = ApprovalInfo(
+            id: "a1", kind: "exec", state: .pending, requesterUid: 1000, requester: "alice", executor: "deploy",
+            runAs: "root", command: "terraform", argv: ["terraform", "apply"], cwd: "/srv", envKeys: ["PATH"],
+            secrets: [], terminal: false, timeoutMs: nil, reason: nil, createdAtMs: 1, expiresAtMs: 2, required: 1,
+            approvers: ApproverList(roles: ["admin"]), answers: [], digest: "d", decision: nil, mayAnswer: true,
+            argvTruncated: true, envKeysTruncated: true, stdin: true)
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(info)) as? [String: Any])
+        #expect(object["stdin"] as? Bool == true)
+        for key in ["stdin", "argv_truncated", "env_keys_truncated"] { object.removeValue(forKey: key) }
+        let old = try JSONDecoder().decode(ApprovalInfo.self, from: JSONSerialization.data(withJSONObject: object))
+        var expected = info
+        expected.stdin = false
+        expected.argvTruncated = false
+        expected.envKeysTruncated = false
+        #expect(old == expected)
+        #expect(old.isWhole)
+    }
+
     @Test func requestIDsKeepTheirJSONType() throws {
         struct Holder: Codable { var id: RequestID }
         let number = try JSONDecoder().decode(Holder.self, from: Data(#"{"id":42}"#.utf8))

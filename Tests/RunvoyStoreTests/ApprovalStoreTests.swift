@@ -76,3 +76,45 @@ struct ApprovalStoreTests {
         #expect(try store.approval(id)?.answers.count == 1)
     }
 }
+
+extension ApprovalStoreTests {
+    @Test func aFulfilmentWhoseExecutionNoLongerAwaitsIsNotWrittenAndEndsKeepTheirDecider() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        func awaiting(_ n: Int) throws -> ApprovalRecord {
+            let id = ExecutionStoreTests.id(n)
+            let row = ExecutionStoreTests.info(id, status: .awaitingApproval, createdAtMs: 10)
+            #expect(try store.insertApproval(Self.record(id), execution: row, maxPending: 10, maxPerUser: 10))
+            return Self.record(id)
+        }
+        // The execution row left `awaiting_approval` meanwhile: the request is not marked fulfilled either.
+        let old = try awaiting(1)
+        try store.pool.write { db in
+            try db.execute(sql: "UPDATE executions SET status = 'cancelled' WHERE id = ?", arguments: [old.id])
+        }
+        var fulfilled = old
+        (fulfilled.state, fulfilled.decidedAtMs, fulfilled.decidedByUid) = (.fulfilled, 12, 1001)
+        let error = #expect(throws: StoreError.self) {
+            try store.updateApproval(fulfilled, from: old, started: .running)
+        }
+        #expect(
+            error?.code == .database && error?.message.contains("execution \(old.id) does not await approval") == true)
+        #expect(try store.approval(old.id)?.state == .pending)
+
+        // An end without a decision time ends the execution row at the request's creation.
+        let expiring = try awaiting(2)
+        var expired = expiring
+        expired.state = .expired
+        #expect(try store.updateApproval(expired, from: expiring))
+        let row = try #require(try store.get(expiring.id))
+        #expect(row.status == .cancelled && row.finishedAtMs == expiring.createdAtMs)
+
+        // A request recorded already decided keeps who decided it.
+        var denied = Self.record(ExecutionStoreTests.id(3), state: .denied)
+        (denied.decidedAtMs, denied.decidedByUid, denied.decision) = (20, 1002, "not today")
+        #expect(try store.insertApproval(denied, execution: nil, maxPending: 10, maxPerUser: 10))
+        let read = try #require(try store.approval(denied.id))
+        #expect(read.decidedByUid == 1002 && read.decidedAtMs == 20 && read.decision == "not today")
+    }
+}

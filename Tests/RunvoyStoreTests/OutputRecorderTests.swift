@@ -291,3 +291,25 @@ struct RecordedInputStoreTests {
         #expect(OutputLogFormat.stream(4) == nil)
     }
 }
+
+extension OutputRecorderTests {
+    @Test func aFollowerOfOutputCutShortUnderItIsToldAndAClosedOneReadsNothing() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try ExecutionStore(stateDirectory: directory.path)
+        let id = ExecutionStoreTests.id(1)
+        let recorder = store.makeRecorder(id, cap: 1 << 20)
+        for n in 0..<2 { Array("line \(n)\n".utf8).withUnsafeBytes { recorder.append(.stdout, $0) } }
+        let follower = recorder.follow()
+        // The records the recorder counts as committed are gone from the file (cut by someone, or a bad disk).
+        truncate(store.outputDirectory(id) + "/head", Int(OutputLogFormat.segmentHeaderSize))
+        let error = await #expect(throws: StoreError.self) { _ = try await follower.next() }
+        #expect(error?.code == .corrupt)
+        #expect(
+            error?.message
+                == "stored output in \(store.outputDirectory(id)) cannot be read past \(OutputPosition.start)")
+        follower.close()
+        #expect(try await follower.next() == nil)
+        recorder.finish()
+    }
+}

@@ -233,3 +233,22 @@ struct RedactionTests {
         #expect(out == [UInt8]((0..<16384).flatMap { _ in Array("[secret:k]\n".utf8) }))
     }
 }
+
+extension RedactionTests {
+    @Test func noSecretsHoldNothingBackAndPassEverythingThrough() {
+        let none = RedactionSet(secrets: [])
+        #expect(none.holdLength == 0)
+        let text = Array("nothing to hide here\n".utf8)
+        #expect(Self.streamed(none, text, cuts: [3, 9]) == text)
+        // An empty value is no secret either.
+        #expect(RedactionSet(secrets: [("empty", [])]).holdLength == 0)
+    }
+
+    @Test func aOneByteValueHasBase64FormsOnlyWhereABase64CharacterHoldsNothingButItsBits() {
+        // Behind one byte of filler no base64 character is made of the value's bits alone: that alignment
+        // gives no form; the other two give one in each alphabet, beside the value and its two URL encodings.
+        let forms = RedactionSet.forms(of: Array("x".utf8))
+        #expect(forms.first == Array("x".utf8))
+        #expect(forms.count == 1 + 2 * 2 + 2)
+    }
+}

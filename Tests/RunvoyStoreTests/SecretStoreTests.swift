@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 import Testing
 
 @testable import RunvoyStore
@@ -72,5 +73,23 @@ struct SecretStoreTests {
         #expect(error?.code == .corrupt)
         #expect(try secrets.remove("b"))
         #expect(try !secrets.remove("b"))
+    }
+}
+
+extension SecretStoreTests {
+    /// `--check-config` reads who owns which secret without the key: nothing where there is no store or it is
+    /// not one, no owners in an SQLite file without secrets.
+    @Test func ownersAreNilWithoutAStoreAndEmptyInADatabaseWithoutSecrets() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        #expect(SecretStore.owners(databasePath: directory.path + "/none.sqlite") == nil)
+        let garbage = directory.path + "/garbage.sqlite"
+        try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: garbage))
+        #expect(SecretStore.owners(databasePath: garbage) == nil)
+        let other = directory.path + "/other.sqlite"
+        let queue = try DatabaseQueue(path: other)
+        try queue.write { db in try db.execute(sql: "CREATE TABLE notes (text TEXT)") }
+        try queue.close()
+        #expect(SecretStore.owners(databasePath: other) == [:])
     }
 }

@@ -279,4 +279,28 @@ struct ApprovalReview2Tests {
         #expect(decided.first?["RUNVOY_STATE"] == "withdrawn")
         #expect(fixture.spawner.calls == 0)
     }
+
+    /// `cancel` of a request already denied says so and what its execution is; nothing changes.
+    @Test func cancelOfADeniedRequestSaysItIsDeniedAlready() async throws {
+        let fixture = try Fixture()
+        let config = try Self.config(fixture)
+        let manager = fixture.manager()
+        let record = try await fixture.request(["echo", "denied"], manager, config)
+        let denier = Fixture.user("daemon")
+        _ = try await manager.approvals.change(record.id, caller: denier, config: config, audited: true) {
+            _, eligible in
+            .deny(uid: denier.uid, user: "daemon", eligible: eligible, comment: "no", atMs: WallClock.milliseconds())
+        }
+        let status = try #require(try fixture.store.get(record.id)?.status.rawValue)
+        do throws(RunvoyError) {
+            try await manager.approvals.cancel(record.id, by: "root", config: config)
+            Issue.record("cancel said it withdrew a denied request")
+        } catch {
+            #expect(error.code == .invalidState)
+            #expect(
+                error.message == "request \(record.id) is denied already (execution \(status)); nothing to withdraw")
+        }
+        #expect(try fixture.store.approval(record.id)?.state == .denied)
+        #expect(fixture.spawner.calls == 0)
+    }
 }

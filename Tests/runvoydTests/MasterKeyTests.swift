@@ -96,3 +96,23 @@ struct MasterKeyTests {
         #expect(MasterKey.current(at: directory + "/none") == nil)
     }
 }
+
+extension MasterKeyTests {
+    /// A key file that cannot be made, or that is a folder, stops the start with the path and the reason; no key
+    /// is made up in its place.
+    @Test func aKeyFileThatCannotBeMadeOrReadIsNamed() throws {
+        let directory = Self.temporaryDirectory()
+        defer { _ = system("rm -rf \(directory)") }
+        var config = try Self.config(directory)
+        config.secrets.keyFile = directory + "/missing/secrets.key"
+        let unmade = #expect(throws: MasterKey.LoadError.self) { try MasterKey.load(config) }
+        #expect(
+            unmade?.description
+                == "cannot create the secrets master key \(directory)/missing/secrets.key: \(String(cString: strerror(ENOENT)))"
+        )
+        #expect(mkdir(directory + "/folder.key", 0o700) == 0)
+        config.secrets.keyFile = directory + "/folder.key"
+        let unread = #expect(throws: MasterKey.LoadError.self) { try MasterKey.load(config) }
+        #expect(unread?.description == "cannot read the secrets master key \(directory)/folder.key")
+    }
+}

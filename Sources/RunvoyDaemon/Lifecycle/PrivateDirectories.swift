@@ -90,7 +90,8 @@ enum PrivateDirectories {
         for prefix in prefixes {
             var info = stat()
             guard lstat(prefix, &info) == 0 else {
-                if errno == ENOENT { break }
+                // ENOTDIR: a folder above is not one, which the checks below name.
+                if errno == ENOENT || errno == ENOTDIR { break }
                 throw Refusal(
                     description: "cannot examine \(prefix), above \(what) \(path): \(SystemError.text())")
             }
@@ -107,6 +108,7 @@ enum PrivateDirectories {
                 )
             }
             guard kind == S_IFDIR else {
+                if isTarget { throw Refusal(description: "\(what) \(path) is not a directory") }
                 throw Refusal(description: "\(prefix), on the way to \(what) \(path), is not a directory")
             }
             if isTarget {

@@ -22,8 +22,9 @@ public enum BackupLayout {
     public static func isDataMember(_ path: String) -> Bool {
         if path == database || path == key { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        // Segment names as the writer spells them: `tail.01` or `tail.+1` would name a segment no reader opens.
         return parts.count == 3 && parts[0] == "output" && isExecutionID(parts[1])
-            && OutputLogFormat.segmentIndex(String(parts[2])) != nil
+            && OutputLogFormat.segmentIndex(String(parts[2])).map(OutputLogFormat.segmentName) == String(parts[2])
     }
 
     /// 26 characters of lower-case Crockford base32 (the daemon's execution ids).

@@ -129,7 +129,7 @@ public enum BackupRestore {
             } catch {
                 throw BackupError(
                     "the archive is damaged or not a runvoy backup: a member header at byte \(input.offset - 512) "
-                        + (error == .badChecksum ? "fails its checksum" : "is not a plain file (\(error))"))
+                        + error.explanation)
             }
             let prefix = BackupLayout.root + "/"
             guard member.name.hasPrefix(prefix) else {

@@ -20,6 +20,18 @@ public enum TarFormat {
         case badChecksum
         case notAFile(typeflag: UInt8)
         case badField(String)
+
+        /// What is wrong with the header, to end a sentence that names it.
+        public var explanation: String {
+            switch self {
+            case .badChecksum: "fails its checksum"
+            case .notAFile(let typeflag):
+                "is not a plain file (tar type "
+                    + ((0x21...0x7e).contains(typeflag)
+                        ? "'\(Character(Unicode.Scalar(typeflag)))'" : "0x" + Hex.string([typeflag])) + ")"
+            case .badField(let field): "has an unreadable \(field) field"
+            }
+        }
     }
 
     /// The header block of a regular file `name` (mode 0600, owner 0) of `size` bytes, modified at `mtime`.

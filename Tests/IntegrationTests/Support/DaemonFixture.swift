@@ -79,6 +79,12 @@ final class DaemonFixture {
         logPath = directory + "/runvoyd.log"
         let text = (config ?? { DaemonFixture.standardConfig(directory: $0) })(directory)
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+        var wrapper = wrapper
+        // systemd-socket-activate gives its child only LISTEN_* and the -E variables: under scripts/coverage the
+        // daemon's profile would otherwise go to default.profraw in the working directory, unread.
+        if wrapper.first?.hasSuffix("systemd-socket-activate") == true, let profile = getenv("LLVM_PROFILE_FILE") {
+            wrapper.insert(contentsOf: ["-E", "LLVM_PROFILE_FILE=" + String(cString: profile)], at: 1)
+        }
         let argv = wrapper + [Harness.runvoyd, "--config", configPath] + extraArguments
         var env = ProcessInfo.processInfo.environment
         if !logToJournal { env["RUNVOYD_LOG_STDERR"] = "1" }

@@ -109,13 +109,18 @@ extension RequestContext {
         let resolved = CommandMatcher.identity(absolute)
         fields[1] = ("PATH", String(resolved.prefix(1024)))
         let writer = caller.pathWriter
-        let admitting = executor.editable.lazy.compactMap { base -> [UInt8]? in
+        // Each entry is judged once: the file system may change between two readings of one (a lazy
+        // `compactMap(...).first` judged twice and force-unwrapped the second answer, which crashed runvoyd).
+        var admitting: [UInt8]?
+        for base in executor.editable {
             let inside = PathResolver.resolve(base).bytes
-            let admits =
-                CommandMatcher.isPath(path, under: base, workingDirectory: directory, writer: writer)
-                && PathResolver.isInside(Array(resolved.utf8), inside)
-            return admits ? inside : nil
-        }.first
+            if CommandMatcher.isPath(path, under: base, workingDirectory: directory, writer: writer),
+                PathResolver.isInside(Array(resolved.utf8), inside)
+            {
+                admitting = inside
+                break
+            }
+        }
         guard let admitting else {
             var reason = "executor '\(executor.name)' does not let you edit \(resolved)"
             reason += executor.editable.isEmpty ? " (it has no editable paths)" : ""
