@@ -8,26 +8,12 @@ import RunvoyKit
 final class ScriptedDaemon: @unchecked Sendable {
     let directory: String
     let path: String
-    private var listener: Int32
+    private var listener: Int32 = -1
 
     init() throws {
         directory = try Harness.makeTemporaryDirectory()
         path = directory + "/sock"
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0, listen(listener, 8) == 0 else {
-            throw HarnessError("cannot listen on \(path): \(String(cString: strerror(errno)))")
-        }
+        listener = try Harness.listeningSocket(at: path)
     }
 
     deinit {
@@ -145,6 +131,30 @@ final class ScriptedDaemon: @unchecked Sendable {
             ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains(text)
         }
         guard shown else { throw HarnessError("runvoyctl did not show '\(text)'") }
+    }
+}
+
+extension Harness {
+    /// A Unix socket listening at `path`, for a test that plays the daemon's side.
+    static func listeningSocket(at path: String) throws -> Int32 {
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard listener >= 0, bound == 0, listen(listener, 8) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if listener >= 0 { close(listener) }
+            throw HarnessError("cannot listen on \(path): \(reason)")
+        }
+        return listener
     }
 }
 
