@@ -43,8 +43,15 @@ static int enter(const struct runvoy_edit_identity *identity, struct saved_ident
     saved->ngroups = count;
     saved->fsuid = (uid_t)syscall(SYS_setfsuid, (uid_t)-1);
     saved->fsgid = (gid_t)syscall(SYS_setfsgid, (gid_t)-1);
+    if (syscall(SYS_setgroups, identity->ngroups, identity->groups) != 0) {
+        /* Nothing was changed yet: without CAP_SETGID the restore's setgroups would fail too, and abort. */
+        int error = errno;
+        free(saved->groups);
+        saved->groups = NULL;
+        errno = error;
+        return -1;
+    }
     saved->switched = 1;
-    if (syscall(SYS_setgroups, identity->ngroups, identity->groups) != 0) return -1;
     (void)syscall(SYS_setfsgid, identity->gid);
     (void)syscall(SYS_setfsuid, identity->uid);
     if ((gid_t)syscall(SYS_setfsgid, (gid_t)-1) != identity->gid ||

@@ -591,8 +591,12 @@ int runvoy_stat_as(const char *const *paths, size_t count_paths, struct stat *in
     int rc = -1;
     int error = EPERM;
     if (syscall(SYS_setgroups, ngroups, groups) != 0) {
+        /* Nothing was changed yet (without CAP_SETGID this fails, and so would the restore's setgroups, which
+           aborts): refuse, leaving the thread as it was. */
         error = errno;
-        goto restore;
+        free(saved);
+        errno = error;
+        return -1;
     }
     (void)syscall(SYS_setfsgid, gid);
     (void)syscall(SYS_setfsuid, uid);

@@ -90,6 +90,32 @@ struct RunvoydCommandLineTests {
         #expect(out.stdoutText == "nobody\n")
     }
 
+    /// A daemon that runs as root without CAP_SETGID (a unit whose `CapabilityBoundingSet=` leaves it out) cannot
+    /// take a run-as user's groups: each request that needs them is refused, and the daemon serves on. (Before, the
+    /// thread's identity switch failed at `setgroups` and its restore failed the same way, which aborts: any user's
+    /// `exec` ended the daemon. Review of be65455, finding B.)
+    @Test func withoutCapSetgidRequestsAreRefusedAndTheDaemonServesOn() async throws {
+        let directory = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = try Self.start(
+            [
+                "/usr/bin/setpriv", "--bounding-set", "-setgid", Harness.runvoyd, "--dev", "--state-root",
+                directory + "/root",
+            ],
+            in: directory)
+        defer { Self.stop(process) }
+        let socket = directory + "/root/runvoyd.sock"
+        let stderr = { (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "" }
+        try #require(await Self.serves(process, at: socket), "runvoyd did not serve: \(stderr())")
+        let out = try await Harness.runDetached([
+            Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "id", "-un",
+        ])
+        #expect(out.status != 0, "\(out.stdoutText)")
+        #expect(!out.stderrText.contains("closed the connection"), "\(out.stderrText)")
+        #expect(process.isRunning, "runvoyd ended: \(stderr().prefix(3000))")
+        #expect(await Self.serves(process, at: socket))
+    }
+
     /// `argv` (a runvoyd) logging to stderr, its output in `directory`/out and `directory`/err.
     static func start(_ argv: [String], in directory: String) throws -> ChildProcess {
         try ChildProcess(

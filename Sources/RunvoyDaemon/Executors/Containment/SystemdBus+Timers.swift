@@ -70,7 +70,7 @@ extension SystemdBus {
                 _ = runvoy_bus_reset_failed_unit(bus, name, nil)
             }
             return .success(failures)
-        }.get(or: { failure in Dictionary(uniqueKeysWithValues: names.map { ($0, failure) }) })
+        }.get(or: { failure in Dictionary(names.map { ($0, failure) }, uniquingKeysWith: { first, _ in first }) })
     }
 
     /// The names of the loaded units that match the glob `pattern`.

@@ -130,6 +130,16 @@ extension RequestContext {
             }
             throw denied(RunvoyError(.permissionDenied, reason), fields: fields)
         }
+        // Only the folders of the real path are checked (`redirectableDirectory`): a link on the way, kept in a
+        // folder another account owns, would follow that account (review of be65455, finding A).
+        let written = PathResolver.lexical(absolute).path
+        guard written == resolved else {
+            throw denied(
+                RunvoyError(
+                    .permissionDenied,
+                    "\(written) passes through a symbolic link; runvoyd edits a file only by its real path"),
+                fields: fields)
+        }
         let base = String(decoding: admitting, as: UTF8.self)
         return (resolved, base == resolved ? FileEditor.split(resolved).directory : base)
     }
