@@ -23,11 +23,7 @@ struct ExecOptions: Equatable {
     var breakGlass = false
     var argv: [String] = []
 
-    var socketPath: String {
-        if let socket { return socket }
-        if let env = getenv("RUNVOY_SOCKET"), env[0] != 0 { return String(cString: env) }
-        return RunvoyProtocol.defaultSocketPath
-    }
+    var socketPath: String { socket ?? GlobalOptions.socketPath(in: []) }
 
     /// Runs the exchange and returns runvoyctl's exit status.
     func run() -> Int32 {

@@ -16,9 +16,10 @@ struct PlaybookCommand: ParsableCommand {
             PlaybookListCommand.self, PlaybookShowCommand.self, PlaybookRunCommand.self, PlaybookExplainCommand.self,
         ])
 
-    /// The playbooks the caller may run, for shell completions; none when runvoyd does not answer.
-    static func names() -> [String] {
-        guard let client = try? RunvoyClient(socketPath: GlobalOptions().socketPath),
+    /// The playbooks the caller may run, for shell completions (`words`: the command line so far); none when
+    /// runvoyd does not answer.
+    static func names(_ words: [String]) -> [String] {
+        guard let client = try? RunvoyClient(socketPath: GlobalOptions.socketPath(in: words)),
             let list = try? client.call(.playbookList, params: NoParams(), result: PlaybookListResult.self)
         else { return [] }
         return list.playbooks.map(\.name)
@@ -26,7 +27,7 @@ struct PlaybookCommand: ParsableCommand {
 
     /// `NAME=` for each parameter of the playbook named among `words`, for shell completions.
     static func parameters(_ words: [String]) -> [String] {
-        guard let client = try? RunvoyClient(socketPath: GlobalOptions().socketPath),
+        guard let client = try? RunvoyClient(socketPath: GlobalOptions.socketPath(in: words)),
             let list = try? client.call(.playbookList, params: NoParams(), result: PlaybookListResult.self),
             let playbook = list.playbooks.first(where: { words.contains($0.name) })
         else { return [] }
@@ -66,7 +67,7 @@ struct PlaybookShowCommand: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp("The playbook.", valueName: "name"),
-        completion: .custom { _, _, _ in PlaybookCommand.names() })
+        completion: .custom { words, _, _ in PlaybookCommand.names(words) })
     var name: String
 
     @Flag(name: .long, help: "Print JSON.")
@@ -133,7 +134,7 @@ struct PlaybookRunCommand: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp("The playbook.", valueName: "name"),
-        completion: .custom { _, _, _ in PlaybookCommand.names() })
+        completion: .custom { words, _, _ in PlaybookCommand.names(words) })
     var name: String
 
     @OptionGroup var values: PlaybookValueOptions

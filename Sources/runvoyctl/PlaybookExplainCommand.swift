@@ -18,7 +18,7 @@ struct PlaybookExplainCommand: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp("The playbook.", valueName: "name"),
-        completion: .custom { _, _, _ in PlaybookCommand.names() })
+        completion: .custom { words, _, _ in PlaybookCommand.names(words) })
     var name: String
 
     @Argument(help: ArgumentHelp("The step, by name.", valueName: "step"))

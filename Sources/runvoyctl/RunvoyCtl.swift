@@ -49,8 +49,15 @@ struct GlobalOptions: ParsableArguments {
             "The daemon's socket (default: $RUNVOY_SOCKET or \(RunvoyProtocol.defaultSocketPath)).", valueName: "path"))
     var socket: String?
 
-    var socketPath: String {
-        if let socket { return socket }
+    var socketPath: String { socket ?? Self.socketPath(in: []) }
+
+    /// `--socket PATH` (or `--socket=PATH`) among `words`, else $RUNVOY_SOCKET, else the default. Shell completions
+    /// have only the words typed so far: a `GlobalOptions()` of theirs has no value to read.
+    static func socketPath(in words: [String]) -> String {
+        for (index, word) in words.enumerated() {
+            if word.hasPrefix("--socket=") { return String(word.dropFirst("--socket=".count)) }
+            if word == "--socket", index + 1 < words.count { return words[index + 1] }
+        }
         if let env = getenv("RUNVOY_SOCKET"), env[0] != 0 { return String(cString: env) }
         return RunvoyProtocol.defaultSocketPath
     }

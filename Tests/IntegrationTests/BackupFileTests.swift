@@ -19,19 +19,7 @@ import Testing
         init() throws {
             directory = try Harness.makeTemporaryDirectory()
             socketPath = directory + "/standin.sock"
-            listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: socketPath.utf8)
-                raw[socketPath.utf8.count] = 0
-            }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard bound == 0, listen(listener, 4) == 0 else { throw HarnessError("bind: \(errno)") }
+            listener = try Harness.listeningSocket(at: socketPath)
         }
 
         deinit {

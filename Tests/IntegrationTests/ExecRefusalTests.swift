@@ -18,20 +18,8 @@ import Testing
             unlink(path)
             rmdir(directory)
         }
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = try Harness.listeningSocket(at: path)
         defer { close(listener) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        #expect(bound == 0 && listen(listener, 4) == 0)
         let session = try ExecSession(socketPath: path, quiet: true)
         // The daemon accepts, refuses and closes before runvoyctl has written anything.
         let fd = accept(listener, nil, nil)

@@ -28,6 +28,13 @@ final class RawConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// The daemon's side of a connection a `ScriptedDaemon` accepted.
+    init(accepted fd: Int32) {
+        self.fd = fd
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     private var isClosed = false
 
     deinit { closeNow() }
