@@ -118,6 +118,36 @@ struct RunvoydCommandLineTests {
         #expect(await Self.serves(process, at: socket))
     }
 
+    /// A command typed as a path through a link the caller made runs with its real path as `argv[0]`: a program
+    /// that trusts where `argv[0]` says it lives (CPython finds a virtual environment, and runs its `.pth` files,
+    /// from `argv[0]`) must not be pointed at the caller's files. (Before, the typed path went to the program
+    /// unchanged: a developer allowed `python3` on a root executor ran code of their own as root. Review of
+    /// 60dc9de, finding 1.)
+    @Test func aCommandTypedThroughALinkRunsWithItsRealPathAsArgv0() async throws {
+        let directory = try Harness.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(chmod(directory, 0o755) == 0)
+        #expect(mkdir(directory + "/v", 0o755) == 0 && symlink("/usr/bin", directory + "/v/bin") == 0)
+        let process = try Self.start([Harness.runvoyd, "--dev", "--state-root", directory + "/root"], in: directory)
+        defer { Self.stop(process) }
+        let socket = directory + "/root/runvoyd.sock"
+        try #require(await Self.serves(process, at: socket))
+        let out = try await Harness.runDetached([
+            Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", directory + "/v/bin/cat", "/proc/self/cmdline",
+        ])
+        #expect(out.status == 0, "\(out.stderrText)")
+        let argv = out.stdout.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        #expect(argv.first == "/usr/bin/cat", "\(argv)")
+        #expect(argv.dropFirst().first == "/proc/self/cmdline", "\(argv)")
+        // A command typed by name keeps its name.
+        let named = try await Harness.runDetached([
+            Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "cat", "/proc/self/cmdline",
+        ])
+        #expect(named.stdout.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } == "cat")
+    }
+
     /// `argv` (a runvoyd) logging to stderr, its output in `directory`/out and `directory`/err.
     static func start(_ argv: [String], in directory: String) throws -> ChildProcess {
         try ChildProcess(

@@ -14,7 +14,8 @@ extension ExecLaunch {
         var environment = plan.environment
         for (key, value) in injection.environment { environment[key] = value }
         let request = SpawnRequest(
-            path: plan.command, argv: plan.argv, environment: environment, workingDirectory: plan.workingDirectory,
+            path: plan.command, argv: plan.launchArgv, environment: environment,
+            workingDirectory: plan.workingDirectory,
             identity: plan.identity, stdinPipe: plan.wantsStdin, terminal: plan.terminal,
             resourceLimits: plan.executor.rlimits)
         do throws(SpawnError) {

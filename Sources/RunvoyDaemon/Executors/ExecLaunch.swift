@@ -177,7 +177,7 @@ struct ExecLaunch: Sendable {
         do throws(SpawnError) {
             let process = try spawner.spawn(
                 SpawnRequest(
-                    path: plan.command, argv: plan.argv, environment: environment,
+                    path: plan.command, argv: plan.launchArgv, environment: environment,
                     workingDirectory: plan.workingDirectory, identity: plan.identity, stdinPipe: plan.wantsStdin,
                     terminal: plan.terminal, hooks: scope.spawnHooks, resourceLimits: plan.executor.rlimits))
             scope.spawned(leader: process.pid)

@@ -16,6 +16,15 @@ struct ExecPlan: Sendable {
     let runAs: String
     /// The program that runs: `argv[0]` found once, as the run-as user, directories resolved, file name kept.
     let command: String
+
+    /// The argv the program is started with: a command typed as a path has its real path (`command`) as
+    /// `argv[0]`, since programs find their own files from `argv[0]` (CPython a virtual environment, and the code
+    /// in its `.pth` files) and the typed path may pass through folders the caller can change. A command typed by
+    /// name keeps its name. `argv` stays as typed for the audit trail and the history.
+    var launchArgv: [String] {
+        guard let first = argv.first, first.contains("/") else { return argv }
+        return [command] + argv.dropFirst()
+    }
     /// The executor's environment with the variables the caller added (secrets are added at launch).
     let environment: [String: String]
     /// The names of the variables the caller added, sorted.
