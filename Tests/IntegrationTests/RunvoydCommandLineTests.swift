@@ -118,12 +118,12 @@ struct RunvoydCommandLineTests {
         #expect(await Self.serves(process, at: socket))
     }
 
-    /// A command typed as a path through a link the caller made runs with its real path as `argv[0]`: a program
+    /// A command (typed as a path through a link the caller made, or by name) runs with its real path as `argv[0]`: a program
     /// that trusts where `argv[0]` says it lives (CPython finds a virtual environment, and runs its `.pth` files,
     /// from `argv[0]`) must not be pointed at the caller's files. (Before, the typed path went to the program
     /// unchanged: a developer allowed `python3` on a root executor ran code of their own as root. Review of
     /// 60dc9de, finding 1.)
-    @Test func aCommandTypedThroughALinkRunsWithItsRealPathAsArgv0() async throws {
+    @Test func aCommandRunsWithItsRealPathAsArgv0() async throws {
         let directory = try Harness.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(chmod(directory, 0o755) == 0)
@@ -141,11 +141,12 @@ struct RunvoydCommandLineTests {
         }
         #expect(argv.first == "/usr/bin/cat", "\(argv)")
         #expect(argv.dropFirst().first == "/proc/self/cmdline", "\(argv)")
-        // A command typed by name keeps its name.
+        // A command typed by name starts with its path too: the program would otherwise look itself up in a `PATH`
+        // the caller may set (`allow_env`). (Review of fb808e6, finding 1.)
         let named = try await Harness.runDetached([
             Harness.runvoyctl, "exec", "--socket", socket, "-q", "--", "cat", "/proc/self/cmdline",
         ])
-        #expect(named.stdout.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } == "cat")
+        #expect(named.stdout.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } == "/usr/bin/cat")
     }
 
     /// `argv` (a runvoyd) logging to stderr, its output in `directory`/out and `directory`/err.

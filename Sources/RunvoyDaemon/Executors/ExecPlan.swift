@@ -17,13 +17,13 @@ struct ExecPlan: Sendable {
     /// The program that runs: `argv[0]` found once, as the run-as user, directories resolved, file name kept.
     let command: String
 
-    /// The argv the program is started with: a command typed as a path has its real path (`command`) as
-    /// `argv[0]`, since programs find their own files from `argv[0]` (CPython a virtual environment, and the code
-    /// in its `.pth` files) and the typed path may pass through folders the caller can change. A command typed by
-    /// name keeps its name. `argv` stays as typed for the audit trail and the history.
+    /// The argv the program is started with: its real path (`command`) as `argv[0]`, since programs find their own
+    /// files from `argv[0]` (CPython a virtual environment, and the code in its `.pth` files): a path typed through
+    /// folders the caller can change, or a name the program would look up in a `PATH` the caller set (`allow_env`)
+    /// or in relative `PATH` entries, must not point it at the caller's files. The file name is kept, so programs
+    /// that act on their name still do. `argv` stays as typed for the audit trail and the history.
     var launchArgv: [String] {
-        guard let first = argv.first, first.contains("/") else { return argv }
-        return [command] + argv.dropFirst()
+        argv.isEmpty ? argv : [command] + argv.dropFirst()
     }
     /// The executor's environment with the variables the caller added (secrets are added at launch).
     let environment: [String: String]
