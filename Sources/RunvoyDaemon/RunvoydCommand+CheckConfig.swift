@@ -15,7 +15,9 @@ extension RunvoydCommand {
                 "\(source): warning: roles: no roles are bound, so only root can use runvoyd; bind users or groups, e.g. roles: {developer: {groups: [runvoy]}}"
             )
         }
-        for warning in missingSecrets(loaded) + sharedRunAs(loaded) { print("\(source): warning: \(warning)") }
+        for warning in missingSecrets(loaded) + sharedRunAs(loaded) + changeableWorkingDirectories(loaded) {
+            print("\(source): warning: \(warning)")
+        }
         let failures = PolicyReport.failedExpectations(loaded)
         for failure in failures { print(failure.description) }
         let directories = PrivateDirectories.report(
@@ -44,6 +46,25 @@ extension RunvoydCommand {
         return [
             "runvoyd runs as root without \(missing.map(\.1).joined(separator: " and ")): it cannot take a run_as user's identity, so commands of executors that run as another user are refused; keep them in the unit's CapabilityBoundingSet="
         ]
+    }
+
+    /// Executors whose working directory, or a folder above it, an account other than root and the run-as user
+    /// could change: programs read files from their working directory (`python3 -c` and `-m` put it first on
+    /// `sys.path`), so that account could run code as the run-as user. A working directory that does not exist
+    /// is left to the executions' own refusal.
+    static func changeableWorkingDirectories(_ config: DaemonConfig) -> [String] {
+        config.executors.compactMap { executor in
+            let directory = executor.workingDirectory
+            var info = stat()
+            guard lstat(directory, &info) == 0 else { return nil }
+            let owner = (try? RunAsIdentity.resolve(executor))?.identity?.uid ?? geteuid()
+            let ownOK = (info.st_uid == 0 || info.st_uid == owner) && info.st_mode & 0o022 == 0
+            guard let folder = ownOK ? RequestContext.redirectableDirectory(of: directory, owner: owner) : directory
+            else { return nil }
+            let user = executor.runAs.user
+            return
+                "executors.\(executor.name).working_directory: \(folder) may be changed by an account other than root or '\(user)'; programs read files from their working directory (python3 -c and -m put it first on sys.path), so that account could run code as '\(user)'. Use a folder only root or '\(user)' can write"
+        }
     }
 
     static func sharedRunAs(_ config: DaemonConfig) -> [String] {

@@ -26,7 +26,7 @@ struct Daemon {
         let audit = AuditLog(config.audit, logger: logger)
         let (history, secrets) = try openStores(audit: audit, logger: logger)
         for warning in RunvoydCommand.missingSecrets(config) + RunvoydCommand.sharedRunAs(config)
-            + RunvoydCommand.missingCapabilities()
+            + RunvoydCommand.missingCapabilities() + RunvoydCommand.changeableWorkingDirectories(config)
         {
             logger.warning("\(warning)")
         }
