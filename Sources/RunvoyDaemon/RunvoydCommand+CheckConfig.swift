@@ -50,21 +50,31 @@ extension RunvoydCommand {
 
     /// Executors whose working directory, or a folder above it, an account other than root and the run-as user
     /// could change: programs read files from their working directory (`python3 -c` and `-m` put it first on
-    /// `sys.path`), so that account could run code as the run-as user. A working directory that does not exist
-    /// is left to the executions' own refusal.
+    /// `sys.path`), so that account could run code as the run-as user. The real path is walked from `/`, and a
+    /// folder everyone may write counts even when sticky (`/tmp`): anyone may make a missing folder there first.
     static func changeableWorkingDirectories(_ config: DaemonConfig) -> [String] {
         config.executors.compactMap { executor in
-            let directory = executor.workingDirectory
-            var info = stat()
-            guard lstat(directory, &info) == 0 else { return nil }
-            let owner = (try? RunAsIdentity.resolve(executor))?.identity?.uid ?? geteuid()
-            let ownOK = (info.st_uid == 0 || info.st_uid == owner) && info.st_mode & 0o022 == 0
-            guard let folder = ownOK ? RequestContext.redirectableDirectory(of: directory, owner: owner) : directory
-            else { return nil }
             let user = executor.runAs.user
+            let owner = UserDatabase.user(named: user)?.uid ?? geteuid()
+            guard let folder = changeableFolder(on: PathResolver.resolve(executor.workingDirectory).path, owner: owner)
+            else { return nil }
             return
                 "executors.\(executor.name).working_directory: \(folder) may be changed by an account other than root or '\(user)'; programs read files from their working directory (python3 -c and -m put it first on sys.path), so that account could run code as '\(user)'. Use a folder only root or '\(user)' can write"
         }
+    }
+
+    /// The first folder from `/` to `path` (the path itself included) that is not a directory of root's or
+    /// `owner`'s writable by no one else; nil when there is none. A missing folder ends the walk.
+    static func changeableFolder(on path: String, owner: uid_t) -> String? {
+        var prefix = ""
+        for component in [Substring("")] + path.split(separator: "/") {
+            prefix += component.isEmpty ? "/" : (prefix == "/" ? "" : "/") + component
+            var info = stat()
+            guard stat(prefix, &info) == 0 else { return nil }
+            let owned = info.st_uid == 0 || info.st_uid == owner
+            guard info.st_mode & S_IFMT == S_IFDIR, owned, info.st_mode & 0o022 == 0 else { return prefix }
+        }
+        return nil
     }
 
     static func sharedRunAs(_ config: DaemonConfig) -> [String] {

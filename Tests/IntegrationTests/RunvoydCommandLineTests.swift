@@ -118,11 +118,11 @@ struct RunvoydCommandLineTests {
         #expect(await Self.serves(process, at: socket))
     }
 
-    /// A command (typed as a path through a link the caller made, or by name) runs with its real path as `argv[0]`: a program
-    /// that trusts where `argv[0]` says it lives (CPython finds a virtual environment, and runs its `.pth` files,
-    /// from `argv[0]`) must not be pointed at the caller's files. (Before, the typed path went to the program
-    /// unchanged: a developer allowed `python3` on a root executor ran code of their own as root. Review of
-    /// 60dc9de, finding 1.)
+    /// A command (typed as a path through a link the caller made, or by name) runs with its real path as
+    /// `argv[0]`: a program that trusts where `argv[0]` says it lives (CPython finds a virtual environment, and runs
+    /// its `.pth` files, from `argv[0]`) must not be pointed at the caller's files. (Before, the typed path went to
+    /// the program unchanged: a developer allowed `python3` on a root executor ran code of their own as root.
+    /// Review of 60dc9de, finding 1.)
     @Test func aCommandRunsWithItsRealPathAsArgv0() async throws {
         let directory = try Harness.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

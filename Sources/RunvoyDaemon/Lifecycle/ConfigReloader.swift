@@ -70,6 +70,7 @@ final class ConfigReloader: Service, Sendable {
         }
         store.replace(with: config)
         for warning in config.warnings { logger.warning("\(warning.description)") }
+        for warning in RunvoydCommand.changeableWorkingDirectories(config) { logger.warning("\(warning)") }
         audit.recordBestEffort(
             AuditEvent(
                 .configReloaded, message: "configuration reloaded from \(path) (digest \(config.digest))",
