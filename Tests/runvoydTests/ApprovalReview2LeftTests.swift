@@ -47,10 +47,10 @@ struct ApprovalReview2LeftTests {
         let recovery = Task { await manager.approvals.recover(config: config) }
         // Bounded generously: the whole parallel CI run once kept this process from the withdrawal for over 60 s
         // (the record was written just after); on the code before the fix it never comes.
-        try await ApprovalServiceTests.Waiter.until(seconds: 300) {
+        try await ApprovalServiceTests.Waiter.until(seconds: 900) {
             (try? fixture.store.approval(orphan.id))??.state == .withdrawn
         }
-        try await ApprovalServiceTests.Waiter.until(seconds: 300) { started.count == 1 }
+        try await ApprovalServiceTests.Waiter.until(seconds: 900) { started.count == 1 }
         #expect(try fixture.store.approval(approved.id)?.state == .approved)
         blocker.release()
         await recovery.value

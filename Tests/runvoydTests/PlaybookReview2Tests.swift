@@ -108,7 +108,7 @@ struct PlaybookReview2Tests {
                     _ = await execution.waitFinished()
                 }
                 defer { mine.cancel() }
-                let deadline = ContinuousClock.now + .seconds(300)
+                let deadline = ContinuousClock.now + .seconds(900)
                 while executions.queuedCount < 1, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -230,7 +230,7 @@ struct PlaybookReview2Tests {
                     ) { _ in }
                     _ = await execution.waitFinished()
                 }
-                let deadline = ContinuousClock.now + .seconds(300)
+                let deadline = ContinuousClock.now + .seconds(900)
                 while events.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }

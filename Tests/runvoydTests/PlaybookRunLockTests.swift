@@ -174,7 +174,7 @@ struct PlaybookRunLockTests {
                     locks: [ExecutorLock(name: "deploy", shared: false)], caller: Self.other,
                     config: connection.store.current, requestID: .number(9), reason: nil, schedule: nil)
                 let waiting = Task { try await executions.holdRunLocks(second, client: nil) }
-                let deadline = ContinuousClock.now + .seconds(300)
+                let deadline = ContinuousClock.now + .seconds(900)
                 while !executions.isQueued(second.id), ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -291,7 +291,7 @@ struct PlaybookRunLockTests {
                 try await channel.testingEventLoop.executeInContext {
                     channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
                 }
-                let deadline = ContinuousClock.now + .seconds(300)
+                let deadline = ContinuousClock.now + .seconds(900)
                 while executions.queuedCount > 0, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }

@@ -337,7 +337,7 @@ extension PromiseGapTests {
         }
         var received: [String] = []
         var report: String?
-        let deadline = ContinuousClock.now + .seconds(300)
+        let deadline = ContinuousClock.now + .seconds(900)
         while ContinuousClock.now < deadline {
             for message in journald.receiveAll() {
                 if message.contains("RUNVOY_EVENT=records_lost\n") {
